@@ -1,0 +1,606 @@
+//! The configuration file: one TOML document, read by serde with unknown fields refused, then
+//! validated once into an immutable [`Config`].
+//!
+//! Every problem is reported as a [`ConfigProblem`] that names the field by its path
+//! (`limits.max_header_bytes`) and says what would fix it, so that `nymgate check` can list them
+//! all at once instead of stopping at the first.
+//!
+//! Secrets (the IP-hash secret) are never inline: the config names a file or an environment
+//! variable, and only the path or the variable's name ever appears in a message.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+
+/// Identity headers that are removed from every client request, whatever the config says.
+/// A client must never be able to assert an identity to the platform (shared/SECURITY.md,
+/// "Client-supplied identity"). `x-nymgate-assertion` is nymgate's own assertion header.
+pub const ALWAYS_REMOVED_IDENTITY_HEADERS: &[&str] = &[
+    "x-nymgate-assertion",
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-preferred-username",
+    "x-forwarded-groups",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-remote-user",
+    "remote-user",
+    "x-user",
+    "x-email",
+    "cf-access-jwt-assertion",
+    "cf-access-authenticated-user-email",
+];
+
+/// The whole configuration, as read from the TOML file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listeners and the TLS certificate.
+    pub server: ServerConfig,
+    /// The platform behind nymgate. Absent: the built-in echo platform answers.
+    #[serde(default)]
+    pub upstream: Option<UpstreamConfig>,
+    /// How the client IP is found and reduced.
+    #[serde(default)]
+    pub client_ip: ClientIpConfig,
+    /// Headers and query parameters removed or pseudonymized on the way to the platform.
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Sizes, timeouts and caps.
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    /// The operational log.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The public HTTPS listener.
+    pub listen: SocketAddr,
+    /// The admin listener (`/healthz`, `/readyz`, `/metrics`). Keep it off the public network.
+    pub admin_listen: SocketAddr,
+    /// Optional plain-HTTP listener that only redirects to HTTPS and answers `/healthz`.
+    #[serde(default)]
+    pub redirect_listen: Option<SocketAddr>,
+    /// The HTTPS port put in redirects; defaults to the port of `listen`.
+    #[serde(default)]
+    pub redirect_https_port: Option<u16>,
+    /// PEM certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
+    /// How often the certificate files are checked for changes (SIGHUP reloads at once).
+    #[serde(default = "defaults::cert_reload_interval", with = "humantime_serde")]
+    pub cert_reload_interval: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `http://host:port` or `https://host:port`; a path, query or user info is refused.
+    pub url: String,
+    /// PEM CA bundle that signs the upstream's certificate; default: the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default = "defaults::connect_timeout", with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Time from sending a request to receiving the response head.
+    #[serde(default = "defaults::response_timeout", with = "humantime_serde")]
+    pub response_timeout: Duration,
+    #[serde(default = "defaults::pool_idle_timeout", with = "humantime_serde")]
+    pub pool_idle_timeout: Duration,
+    #[serde(default = "defaults::pool_max_idle_per_host")]
+    pub pool_max_idle_per_host: usize,
+}
+
+/// What the platform receives in place of the client IP (shared/PRODUCT.md, "IP addresses").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum IpMode {
+    /// Keep the network prefix, zero the host bits.
+    #[default]
+    Truncate,
+    /// A keyed hash whose key changes every UTC day.
+    Hash,
+    /// Nothing at all.
+    Drop,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientIpConfig {
+    /// Proxies in front of nymgate whose `X-Forwarded-For` entries are believed (CIDR list).
+    #[serde(default)]
+    pub trusted_proxies: Vec<IpNet>,
+    #[serde(default)]
+    pub mode: IpMode,
+    #[serde(default = "defaults::ipv4_prefix")]
+    pub ipv4_prefix: u8,
+    #[serde(default = "defaults::ipv6_prefix")]
+    pub ipv6_prefix: u8,
+    /// Where the secret behind the daily hash key comes from. Without it, each process draws a
+    /// random key per day: strongest, but replicas then disagree on the hash.
+    #[serde(default)]
+    pub hash_secret: Option<SecretSource>,
+}
+
+impl Default for ClientIpConfig {
+    fn default() -> Self {
+        Self {
+            trusted_proxies: Vec::new(),
+            mode: IpMode::default(),
+            ipv4_prefix: defaults::ipv4_prefix(),
+            ipv6_prefix: defaults::ipv6_prefix(),
+            hash_secret: None,
+        }
+    }
+}
+
+/// A secret named by where it lives, never by its value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    /// A file readable by nymgate only (mode 0600 or stricter).
+    File(PathBuf),
+    /// An environment variable's name.
+    Env(String),
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Extra identity headers to remove, on top of [`ALWAYS_REMOVED_IDENTITY_HEADERS`].
+    #[serde(default)]
+    pub identity_headers: Vec<String>,
+    /// Remove `Authorization` from client requests as an identity header.
+    #[serde(default)]
+    pub strip_authorization: bool,
+    /// Request headers removed before forwarding.
+    #[serde(default)]
+    pub drop_headers: Vec<String>,
+    /// Request headers whose value is replaced by a keyed hash (same daily key as IPs).
+    #[serde(default)]
+    pub pseudonymize_headers: Vec<String>,
+    /// Query parameters removed before forwarding.
+    #[serde(default)]
+    pub drop_query_params: Vec<String>,
+    /// Query parameters whose value is replaced by a keyed hash.
+    #[serde(default)]
+    pub pseudonymize_query_params: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Largest request head (start line and headers); more gets 431. At least 8192.
+    #[serde(default = "defaults::max_header_bytes")]
+    pub max_header_bytes: usize,
+    /// Most request header lines; more gets 431.
+    #[serde(default = "defaults::max_headers")]
+    pub max_headers: usize,
+    /// Largest request body on nymgate's own endpoints; more gets 413.
+    #[serde(default = "defaults::max_body_bytes")]
+    pub max_body_bytes: usize,
+    /// Time a client has to send a whole request head (slowloris).
+    #[serde(default = "defaults::header_read_timeout", with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest gap between two reads of a request body (like nginx's `client_body_timeout`).
+    #[serde(default = "defaults::body_read_timeout", with = "humantime_serde")]
+    pub body_read_timeout: Duration,
+    /// A connection with no bytes either way for this long is closed.
+    #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(default = "defaults::tls_handshake_timeout", with = "humantime_serde")]
+    pub tls_handshake_timeout: Duration,
+    /// Open client connections at most; past it, new connections get one 503 and are closed.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: usize,
+    /// HTTP/2 streams per connection.
+    #[serde(default = "defaults::max_concurrent_streams")]
+    pub max_concurrent_streams: u32,
+    /// How long SIGTERM waits for in-flight requests before closing what is left.
+    #[serde(default = "defaults::shutdown_grace", with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self {
+            max_header_bytes: defaults::max_header_bytes(),
+            max_headers: defaults::max_headers(),
+            max_body_bytes: defaults::max_body_bytes(),
+            header_read_timeout: defaults::header_read_timeout(),
+            body_read_timeout: defaults::body_read_timeout(),
+            idle_timeout: defaults::idle_timeout(),
+            tls_handshake_timeout: defaults::tls_handshake_timeout(),
+            max_connections: defaults::max_connections(),
+            max_concurrent_streams: defaults::max_concurrent_streams(),
+            shutdown_grace: defaults::shutdown_grace(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    #[default]
+    Json,
+    Pretty,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter directive (`info`, `nymgate=debug`); `RUST_LOG` overrides it.
+    #[serde(default = "defaults::log_level")]
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::default(), level: defaults::log_level() }
+    }
+}
+
+/// The defaults, named so that the docs and the code agree.
+pub mod defaults {
+    use std::time::Duration;
+
+    pub fn cert_reload_interval() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(3)
+    }
+    pub fn response_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn pool_idle_timeout() -> Duration {
+        Duration::from_secs(90)
+    }
+    pub fn pool_max_idle_per_host() -> usize {
+        256
+    }
+    pub fn ipv4_prefix() -> u8 {
+        24
+    }
+    pub fn ipv6_prefix() -> u8 {
+        48
+    }
+    pub fn max_header_bytes() -> usize {
+        16 * 1024
+    }
+    pub fn max_headers() -> usize {
+        100
+    }
+    pub fn max_body_bytes() -> usize {
+        1024 * 1024
+    }
+    pub fn header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn body_read_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(75)
+    }
+    pub fn tls_handshake_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn max_connections() -> usize {
+        20_000
+    }
+    pub fn max_concurrent_streams() -> u32 {
+        128
+    }
+    pub fn shutdown_grace() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn log_level() -> String {
+        "info".to_owned()
+    }
+}
+
+/// One thing wrong with a config, by field path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// The field's dotted path, for example `upstream.url`.
+    pub field: String,
+    /// What is wrong and what would fix it.
+    pub message: String,
+}
+
+impl fmt::Display for ConfigProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Why a config could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config file {path} has {} problem(s):\n{}", problems.len(), list(problems))]
+    Invalid { path: PathBuf, problems: Vec<ConfigProblem> },
+}
+
+fn list(problems: &[ConfigProblem]) -> String {
+    problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n")
+}
+
+impl Config {
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut config =
+            Self::parse(&text).map_err(|message| ConfigError::Syntax { path: path.to_owned(), message })?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        let problems = config.validate();
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid { path: path.to_owned(), problems })
+        }
+    }
+
+    /// Parses TOML text. The error names the field serde stopped at (toml gives its path).
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Relative file paths in the config are relative to the config file's folder.
+    fn resolve_paths(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.server.cert_file);
+        fix(&mut self.server.key_file);
+        if let Some(ca) = self.upstream.as_mut().and_then(|u| u.ca_file.as_mut()) {
+            fix(ca);
+        }
+        if let Some(SecretSource::File(p)) = self.client_ip.hash_secret.as_mut() {
+            fix(p);
+        }
+    }
+
+    /// Semantic checks that serde can't do. Returns every problem found.
+    pub fn validate(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut problem =
+            |field: &str, message: String| problems.push(ConfigProblem { field: field.to_owned(), message });
+
+        if self.server.listen == self.server.admin_listen && self.server.listen.port() != 0 {
+            problem(
+                "server.admin_listen",
+                "must differ from server.listen: the admin endpoints may not share the public \
+                 listener"
+                    .into(),
+            );
+        }
+        for (field, path) in
+            [("server.cert_file", &self.server.cert_file), ("server.key_file", &self.server.key_file)]
+        {
+            if let Err(e) = std::fs::metadata(path) {
+                problem(
+                    field,
+                    format!(
+                        "cannot read {}: {e}; run `nymgate certs dev` for a development certificate",
+                        path.display()
+                    ),
+                );
+            }
+        }
+        if let Err(message) = check_private_file(&self.server.key_file) {
+            problem("server.key_file", message);
+        }
+        if self.server.cert_reload_interval < std::time::Duration::from_secs(1) {
+            problem("server.cert_reload_interval", "must be at least 1s".into());
+        }
+
+        if let Some(upstream) = &self.upstream {
+            if let Err(message) = UpstreamTarget::parse(&upstream.url) {
+                problem("upstream.url", message);
+            }
+            if let Some(ca) = &upstream.ca_file {
+                if let Err(e) = std::fs::metadata(ca) {
+                    problem("upstream.ca_file", format!("cannot read {}: {e}", ca.display()));
+                }
+            }
+            if upstream.connect_timeout.is_zero() {
+                problem("upstream.connect_timeout", "must be more than 0s".into());
+            }
+            if upstream.response_timeout.is_zero() {
+                problem("upstream.response_timeout", "must be more than 0s".into());
+            }
+        }
+
+        let ip = &self.client_ip;
+        if ip.ipv4_prefix > 32 {
+            problem("client_ip.ipv4_prefix", "must be 0 to 32 (24 is the default)".into());
+        }
+        if ip.ipv6_prefix > 128 {
+            problem("client_ip.ipv6_prefix", "must be 0 to 128 (48 is the default)".into());
+        }
+        match &ip.hash_secret {
+            Some(SecretSource::File(path)) => {
+                if let Err(message) = check_private_file(path) {
+                    problem("client_ip.hash_secret.file", message);
+                }
+            }
+            Some(SecretSource::Env(name)) if std::env::var_os(name).is_none() => {
+                problem("client_ip.hash_secret.env", format!("environment variable {name} is not set"));
+            }
+            Some(SecretSource::Env(_)) | None => {}
+        }
+
+        let privacy = &self.privacy;
+        for (field, names) in [
+            ("privacy.identity_headers", &privacy.identity_headers),
+            ("privacy.drop_headers", &privacy.drop_headers),
+            ("privacy.pseudonymize_headers", &privacy.pseudonymize_headers),
+        ] {
+            for name in names {
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    problem(field, format!("{name:?} is not a valid header name"));
+                }
+            }
+        }
+        for (field, names) in [
+            ("privacy.drop_query_params", &privacy.drop_query_params),
+            ("privacy.pseudonymize_query_params", &privacy.pseudonymize_query_params),
+        ] {
+            if names.iter().any(|n| n.is_empty()) {
+                problem(field, "parameter names may not be empty".into());
+            }
+        }
+
+        let limits = &self.limits;
+        if limits.max_header_bytes < 8192 {
+            // hyper's read buffer can't go below 8 KiB.
+            problem("limits.max_header_bytes", "must be at least 8192".into());
+        }
+        if limits.max_headers == 0 {
+            problem("limits.max_headers", "must be at least 1".into());
+        }
+        if limits.max_connections == 0 {
+            problem("limits.max_connections", "must be at least 1".into());
+        }
+        if limits.max_concurrent_streams == 0 {
+            problem("limits.max_concurrent_streams", "must be at least 1".into());
+        }
+        for (field, value) in [
+            ("limits.header_read_timeout", limits.header_read_timeout),
+            ("limits.body_read_timeout", limits.body_read_timeout),
+            ("limits.idle_timeout", limits.idle_timeout),
+            ("limits.tls_handshake_timeout", limits.tls_handshake_timeout),
+        ] {
+            if value.is_zero() {
+                problem(field, "must be more than 0s".into());
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
+            problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
+        }
+        problems
+    }
+}
+
+/// A file that holds a secret must not be readable by group or others (like ssh's key check).
+pub fn check_private_file(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "{} has mode {mode:03o}: a secret must not be readable by group or others; run `chmod 600 {}`",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+/// A parsed `upstream.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpstreamTarget {
+    /// `http` or `https`.
+    pub scheme: http::uri::Scheme,
+    /// `host:port` as written.
+    pub authority: http::uri::Authority,
+}
+
+impl UpstreamTarget {
+    pub fn parse(url: &str) -> Result<UpstreamTarget, String> {
+        let uri: http::Uri =
+            url.parse().map_err(|e| format!("{url:?} is not a URL ({e}); write http://host:port"))?;
+        let scheme = uri.scheme().cloned().ok_or("needs a scheme: http:// or https://")?;
+        if scheme != http::uri::Scheme::HTTP && scheme != http::uri::Scheme::HTTPS {
+            return Err(format!("scheme {scheme} is not supported: use http or https"));
+        }
+        let authority = uri.authority().cloned().ok_or("needs a host: http://host:port")?;
+        if authority.as_str().contains('@') {
+            return Err("must not contain user info; credentials belong in a secret file".into());
+        }
+        if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+            return Err("must not have a path or query: nymgate forwards the client's path".into());
+        }
+        Ok(UpstreamTarget { scheme, authority })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+        [server]
+        listen = "127.0.0.1:8443"
+        admin_listen = "127.0.0.1:9090"
+        cert_file = "cert.pem"
+        key_file = "key.pem"
+    "#;
+
+    #[test]
+    fn minimal_config_gets_safe_defaults() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert!(c.upstream.is_none());
+        assert_eq!(c.client_ip.mode, IpMode::Truncate);
+        assert_eq!((c.client_ip.ipv4_prefix, c.client_ip.ipv6_prefix), (24, 48));
+        assert_eq!(c.limits.max_header_bytes, 16 * 1024);
+    }
+
+    #[test]
+    fn unknown_field_is_an_error_that_names_it() {
+        let text = format!("{MINIMAL}\n[limits]\nmax_header_byts = 9000\n");
+        let err = Config::parse(&text).unwrap_err();
+        assert!(err.contains("max_header_byts"), "{err}");
+    }
+
+    #[test]
+    fn semantic_problems_name_their_field() {
+        let text = format!(
+            "{MINIMAL}\n[upstream]\nurl = \"ftp://x/y\"\n[client_ip]\nipv4_prefix = 40\n[limits]\nmax_header_bytes = 10\n"
+        );
+        let c = Config::parse(&text).unwrap();
+        let fields: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
+        for f in ["upstream.url", "client_ip.ipv4_prefix", "limits.max_header_bytes", "server.cert_file"] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn upstream_url_forms() {
+        assert!(UpstreamTarget::parse("http://127.0.0.1:3000").is_ok());
+        assert!(UpstreamTarget::parse("https://platform.internal").is_ok());
+        assert!(UpstreamTarget::parse("http://127.0.0.1:3000/app").is_err());
+        assert!(UpstreamTarget::parse("http://user:pw@host").is_err());
+        assert!(UpstreamTarget::parse("127.0.0.1:3000").is_err());
+    }
+
+    #[test]
+    fn group_readable_secret_file_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, b"x").unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert!(check_private_file(&path).unwrap_err().contains("chmod 600"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(check_private_file(&path).is_ok());
+    }
+}

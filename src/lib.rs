@@ -1,0 +1,43 @@
+//! nymgate: a pseudonymizing SSO gateway. It is a TLS reverse proxy in front of a learning
+//! platform; it will complete every school login, swap personal identifiers for an HMAC-derived
+//! account number, and forward only what the tenant's policy allows. This crate holds the
+//! library; `src/main.rs` is a thin CLI over it.
+//!
+//! # Map
+//! - [`config`]: the TOML file, refused on unknown fields, validated into one immutable struct.
+//! - [`server`]: listeners, connection cap, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, idle
+//!   timeout, drain on SIGTERM; the admin and redirect listeners.
+//! - [`tls`]: rustls (aws-lc-rs) with a certificate that reloads without a restart.
+//! - [`proxy`]: the request pipeline, top to bottom: framing and Host checks, client IP,
+//!   sanitize, forward, sanitize the response, count and log.
+//! - [`sanitize`]: hop-by-hop and identity headers, nymgate's forwarding headers, query policy.
+//! - [`client_ip`]: `X-Forwarded-For` over trusted proxies, and reduction (truncate, hash, drop).
+//! - [`body`]: streamed client bodies with a read-gap timeout.
+//! - [`upstream`]: the pooled client to the platform. [`echo`]: the built-in echo platform.
+//! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.
+//! - [`certs`]: development certificates. [`secret`]: secrets that never print.
+//!
+//! # Threat model (the proxy layer)
+//! Every client byte is hostile. A client may try to smuggle a second request past the proxy
+//! (conflicting framing), confuse routing with its Host, pose as a trusted proxy in
+//! `X-Forwarded-For`, assert an identity through a header the platform trusts, exhaust
+//! connections or memory, or stall reads. nymgate answers each with a generic 4xx/5xx and a
+//! reference id, logs the detail without personal values, and never forwards what it refused.
+//! The platform is trusted to be the platform, not to be well-behaved: its errors and timeouts
+//! become 502/504.
+
+#![forbid(unsafe_code)]
+
+pub mod body;
+pub mod certs;
+pub mod client_ip;
+pub mod config;
+pub mod echo;
+pub mod metrics;
+pub mod proxy;
+pub mod sanitize;
+pub mod secret;
+pub mod server;
+pub mod telemetry;
+pub mod tls;
+pub mod upstream;

@@ -1,0 +1,176 @@
+//! Prometheus metrics, served on the admin listener's `/metrics`.
+//!
+//! Labels are a closed set of values that nymgate chooses (route class, status code, reason):
+//! never a path, a host, an IP or anything else a client controls, so that no personal value can
+//! become a label and no client can make the label set grow without bound.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+/// Which part of nymgate answered a request.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum RouteClass {
+    /// Forwarded to the platform.
+    Proxy,
+    /// Answered by the built-in echo platform.
+    Echo,
+    /// Refused by nymgate before routing (bad request, limits, overload).
+    Rejected,
+    /// The plain-HTTP redirect listener.
+    Redirect,
+}
+
+impl RouteClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteClass::Proxy => "proxy",
+            RouteClass::Echo => "echo",
+            RouteClass::Rejected => "rejected",
+            RouteClass::Redirect => "redirect",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Every metric nymgate keeps.
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    upstream_seconds: Histogram,
+    open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    tls_handshake_failures: Counter<u64, AtomicU64>,
+    shed_connections: Counter<u64, AtomicU64>,
+    rejected_requests: Family<ReasonLabels, Counter>,
+    cert_reloads: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("nymgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register("requests", "Requests answered, by route class and status", requests.clone());
+        // 0.5 ms to about 33 s.
+        let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 17));
+        registry.register(
+            "upstream_duration_seconds",
+            "Time from forwarding a request to the platform's response head",
+            upstream_seconds.clone(),
+        );
+        let open_connections = Gauge::default();
+        registry.register("open_connections", "Client connections open now", open_connections.clone());
+        let tls_handshake_failures = Counter::default();
+        registry.register(
+            "tls_handshake_failures",
+            "TLS handshakes that failed or timed out",
+            tls_handshake_failures.clone(),
+        );
+        let shed_connections = Counter::default();
+        registry.register(
+            "shed_connections",
+            "Connections refused with 503 because limits.max_connections was reached",
+            shed_connections.clone(),
+        );
+        let rejected_requests = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "rejected_requests",
+            "Requests refused by nymgate's own checks, by reason",
+            rejected_requests.clone(),
+        );
+        let cert_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
+        Self {
+            registry,
+            requests,
+            upstream_seconds,
+            open_connections,
+            tls_handshake_failures,
+            shed_connections,
+            rejected_requests,
+            cert_reloads,
+        }
+    }
+
+    pub fn request(&self, route: RouteClass, status: http::StatusCode) {
+        self.requests.get_or_create(&RequestLabels { route: route.as_str(), status: status.as_u16() }).inc();
+    }
+
+    pub fn upstream_latency(&self, elapsed: std::time::Duration) {
+        self.upstream_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    pub fn connection_opened(&self) {
+        self.open_connections.inc();
+    }
+
+    pub fn connection_closed(&self) {
+        self.open_connections.dec();
+    }
+
+    pub fn tls_handshake_failed(&self) {
+        self.tls_handshake_failures.inc();
+    }
+
+    pub fn connection_shed(&self) {
+        self.shed_connections.inc();
+    }
+
+    pub fn rejected(&self, reason: &'static str) {
+        self.rejected_requests.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn cert_reload(&self, outcome: &'static str) {
+        self.cert_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counters_with_closed_labels() {
+        let m = Metrics::new();
+        m.request(RouteClass::Proxy, http::StatusCode::OK);
+        m.rejected("bad_host");
+        m.connection_opened();
+        let text = m.render();
+        assert!(text.contains("nymgate_requests_total{route=\"proxy\",status=\"200\"} 1"), "{text}");
+        assert!(text.contains("nymgate_rejected_requests_total{reason=\"bad_host\"} 1"), "{text}");
+        assert!(text.contains("nymgate_open_connections 1"), "{text}");
+    }
+}

@@ -1,0 +1,355 @@
+//! The request pipeline of the public listener, readable top to bottom in [`handle`]:
+//!
+//! 1. check framing and Host (request smuggling, host confusion) → 400;
+//! 2. find the client IP over the trusted proxies, and reduce it at once;
+//! 3. sanitize: strip what the client may not send, write nymgate's forwarding headers;
+//! 4. forward to the platform (or answer from the built-in echo platform);
+//! 5. sanitize the response; count and log the request without any personal value.
+//!
+//! Later stages (login routes, assertion header) slot in between 3 and 4.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use ipnet::IpNet;
+
+use crate::body::{self, Body, BodyFault, GuardedBody};
+use crate::client_ip::{resolve_client_ip, IpReducer, ReducedIp};
+use crate::config::{Config, LimitsConfig};
+use crate::echo;
+use crate::metrics::{Metrics, RouteClass};
+use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
+use crate::upstream::Upstream;
+
+/// Everything the pipeline needs, built once from the config and shared by all connections.
+pub struct Gateway {
+    pub metrics: Arc<Metrics>,
+    pub reducer: IpReducer,
+    pub policy: SanitizePolicy,
+    /// `None`: the built-in echo platform answers.
+    pub upstream: Option<Upstream>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: LimitsConfig,
+}
+
+impl Gateway {
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        reducer: IpReducer,
+        upstream: Option<Upstream>,
+    ) -> Self {
+        Self {
+            metrics,
+            reducer,
+            policy: SanitizePolicy::new(&config.privacy),
+            upstream,
+            trusted_proxies: config.client_ip.trusted_proxies.clone(),
+            limits: config.limits.clone(),
+        }
+    }
+}
+
+/// What the connection knows about its client.
+#[derive(Clone, Copy)]
+pub struct ConnInfo {
+    /// The socket peer. Used only to find and reduce the client IP; never logged.
+    pub peer: SocketAddr,
+}
+
+/// Why nymgate answered instead of the platform. The client gets a generic body with a
+/// reference; the log gets the detail.
+#[derive(Debug, thiserror::Error)]
+pub enum ProxyError {
+    #[error("bad request: {0}")]
+    BadRequest(#[from] RequestFault),
+    #[error("client body: {0}")]
+    ClientBody(BodyFault),
+    #[error("request body larger than limits.max_body_bytes")]
+    PayloadTooLarge,
+    #[error("platform unreachable: {0}")]
+    UpstreamUnavailable(String),
+    #[error("platform did not answer within upstream.response_timeout")]
+    UpstreamTimeout,
+}
+
+impl ProxyError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(BodyFault::Malformed) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(BodyFault::Timeout) => StatusCode::REQUEST_TIMEOUT,
+            ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+        }
+    }
+
+    /// The metric label.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            ProxyError::BadRequest(fault) => fault.reason(),
+            ProxyError::ClientBody(BodyFault::Malformed) => "malformed_body",
+            ProxyError::ClientBody(BodyFault::Timeout) => "body_timeout",
+            ProxyError::PayloadTooLarge => "body_too_large",
+            ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
+            ProxyError::UpstreamTimeout => "upstream_timeout",
+        }
+    }
+
+    /// Client faults close the connection: after a framing error nothing later on it can be
+    /// trusted to be a request boundary.
+    fn closes_connection(&self) -> bool {
+        matches!(self, ProxyError::BadRequest(_) | ProxyError::ClientBody(_) | ProxyError::PayloadTooLarge)
+    }
+}
+
+/// A generic error page: the status, and a reference the user can quote. No detail.
+pub fn error_response(status: StatusCode, request_id: &str, close: bool) -> Response<Body> {
+    let text = format!(
+        "{} {}\nreference: {request_id}\n",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Error")
+    );
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if close {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// The public listener's handler. Never fails: every error becomes a response.
+pub async fn handle(
+    gateway: Arc<Gateway>,
+    conn: ConnInfo,
+    request: Request<Incoming>,
+) -> Result<Response<Body>, std::convert::Infallible> {
+    let started = Instant::now();
+    let request_id = crate::secret::random_hex::<12>();
+    let method = request.method().clone();
+    let version = request.version();
+    let path_class = first_segment(request.uri().path()).to_owned();
+
+    // The client IP is reduced before anything else sees it; the raw address stops here.
+    let client = gateway.reducer.reduce(resolve_client_ip(
+        conn.peer.ip(),
+        request.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes()),
+        &gateway.trusted_proxies,
+    ));
+
+    let (route, result) = route(&gateway, request, &client, &request_id).await;
+    let (route, mut response) = match result {
+        Ok(response) => (route, response),
+        Err(error) => {
+            gateway.metrics.rejected(error.reason());
+            let status = error.status();
+            if status.is_server_error() {
+                tracing::warn!(request_id, reason = error.reason(), detail = %error, "request failed");
+            } else {
+                tracing::info!(request_id, reason = error.reason(), detail = %error, "request refused");
+            }
+            let close = error.closes_connection() && version != Version::HTTP_2;
+            let route = if status.is_client_error() { RouteClass::Rejected } else { route };
+            (route, error_response(status, &request_id, close))
+        }
+    };
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    gateway.metrics.request(route, response.status());
+    // The path's first segment only: later segments and the query can carry personal values.
+    tracing::info!(
+        request_id,
+        route = route.as_str(),
+        method = %method,
+        path = path_class,
+        version = ?version,
+        status = response.status().as_u16(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        client = %client,
+        "request"
+    );
+    Ok(response)
+}
+
+async fn route(
+    gateway: &Gateway,
+    request: Request<Incoming>,
+    client: &ReducedIp,
+    request_id: &str,
+) -> (RouteClass, Result<Response<Body>, ProxyError>) {
+    let class = if gateway.upstream.is_some() { RouteClass::Proxy } else { RouteClass::Echo };
+    let (mut parts, incoming) = request.into_parts();
+
+    // 1. Framing and Host.
+    let host = match sanitize::check_framing(&parts).and_then(|()| sanitize::validated_host(&parts)) {
+        Ok(host) => host,
+        Err(fault) => return (class, Err(fault.into())),
+    };
+
+    // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
+    let upgrade = upgrade_request(&parts);
+    let client_upgrade =
+        upgrade.as_ref().and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    // Extensions are per-hop state of hyper's; none of them belongs to the upstream request.
+    parts.extensions = http::Extensions::new();
+
+    // 3. Sanitize.
+    let facts = ForwardingFacts { client, host: &host, request_id, upgrade: upgrade.clone() };
+    sanitize::sanitize_request(&mut parts, &gateway.policy, &gateway.reducer, facts);
+
+    // 4. Forward.
+    let mut body = Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout));
+    if let Err(fault) = body.as_mut().prime().await {
+        return (class, Err(ProxyError::ClientBody(fault)));
+    }
+    let result = match &gateway.upstream {
+        None => echo::answer(parts, body, gateway.limits.max_body_bytes).await,
+        Some(upstream) => forward(gateway, upstream, parts, body, client_upgrade).await,
+    };
+    (class, result)
+}
+
+/// The `Upgrade` value of an HTTP/1.1 request that asks for one in `Connection` too.
+fn upgrade_request(parts: &http::request::Parts) -> Option<HeaderValue> {
+    if parts.version != Version::HTTP_11 {
+        return None;
+    }
+    let asks = parts
+        .headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    asks.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten()
+}
+
+async fn forward(
+    gateway: &Gateway,
+    upstream: &Upstream,
+    mut parts: http::request::Parts,
+    body: std::pin::Pin<Box<GuardedBody<Incoming>>>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Result<Response<Body>, ProxyError> {
+    use http_body_util::BodyExt;
+
+    let fault = body.fault_cell();
+    let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    parts.uri = http::Uri::builder()
+        .scheme(upstream.target.scheme.clone())
+        .authority(upstream.target.authority.clone())
+        .path_and_query(path_and_query)
+        .build()
+        .map_err(|_| ProxyError::BadRequest(RequestFault::BadHost))?;
+    // The platform always gets HTTP/1.1 (see upstream.rs).
+    parts.version = Version::HTTP_11;
+    let request = Request::from_parts(parts, body.boxed_unsync());
+
+    let sent = Instant::now();
+    let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.request(request)).await;
+    gateway.metrics.upstream_latency(sent.elapsed());
+    let mut response = match outcome {
+        Err(_) => return Err(ProxyError::UpstreamTimeout),
+        Ok(Err(error)) => {
+            // A request body that broke is the client's fault, whatever the client library says.
+            if let Some(fault) = fault.get() {
+                return Err(ProxyError::ClientBody(*fault));
+            }
+            return Err(ProxyError::UpstreamUnavailable(error_chain(&error)));
+        }
+        Ok(Ok(response)) => response,
+    };
+
+    let upgraded = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        splice_upgrade(&mut response, client_upgrade)
+    } else {
+        None
+    };
+    let (mut parts, incoming) = response.into_parts();
+    sanitize::sanitize_response(&mut parts.headers, upgraded);
+    parts.extensions = http::Extensions::new();
+    Ok(Response::from_parts(parts, incoming.map_err(Into::into).boxed_unsync()))
+}
+
+/// Joins the client's and the platform's upgraded connections and copies bytes both ways until
+/// either side closes. Returns the `Upgrade` value to answer the client with.
+fn splice_upgrade(
+    response: &mut Response<Incoming>,
+    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Option<HeaderValue> {
+    let client_upgrade = client_upgrade?;
+    let protocol = response.headers().get(header::UPGRADE).cloned()?;
+    let upstream_upgrade = hyper::upgrade::on(response);
+    tokio::spawn(async move {
+        let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
+            Ok(pair) => pair,
+            Err(error) => {
+                tracing::debug!(%error, "upgrade did not complete");
+                return;
+            }
+        };
+        let mut client = hyper_util::rt::TokioIo::new(client);
+        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+            tracing::debug!(%error, "upgraded connection ended");
+        }
+    });
+    Some(protocol)
+}
+
+/// An error and its causes, for the log (hyper's top-level messages say little).
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The first path segment, for logs: `/api/users/alice@x` → `/api`. Longer or odd segments
+/// become `/…`, since a path can carry personal values.
+fn first_segment(path: &str) -> &str {
+    let end = path[1.min(path.len())..].find('/').map(|i| i + 1).unwrap_or(path.len());
+    let segment = &path[..end];
+    if segment.len() <= 24
+        && segment.bytes().skip(1).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && !segment.contains('@')
+    {
+        segment
+    } else {
+        "/…"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_path_keeps_only_a_harmless_first_segment() {
+        assert_eq!(first_segment("/api/users/alice@school.se"), "/api");
+        assert_eq!(first_segment("/"), "/");
+        assert_eq!(first_segment(""), "");
+        assert_eq!(first_segment("/alice@school.se"), "/…");
+        assert_eq!(first_segment("/a%40b/x"), "/…");
+    }
+
+    #[test]
+    fn error_pages_are_generic() {
+        let r = error_response(StatusCode::BAD_GATEWAY, "abc123", false);
+        assert_eq!(r.status(), 502);
+        assert!(!r.headers().contains_key(header::CONNECTION));
+    }
+}

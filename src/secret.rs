@@ -1,0 +1,94 @@
+//! Secret bytes that never print, and where they are read from.
+
+use std::fmt;
+
+use crate::config::{check_private_file, SecretSource};
+
+/// Secret bytes. `Debug` prints only that it is redacted; the bytes are zeroed on drop as far as
+/// safe Rust allows (an overwrite before the buffer is freed).
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Secret(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// Compares in constant time with respect to the contents (lengths may differ observably).
+    pub fn ct_eq(&self, other: &[u8]) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.len() == other.len() && bool::from(self.0.as_slice().ct_eq(other))
+    }
+
+    /// Reads a secret from its configured source. Trailing newlines of a file are dropped.
+    /// Errors name the source, never the value.
+    pub fn load(source: &SecretSource) -> Result<Secret, String> {
+        let mut bytes = match source {
+            SecretSource::File(path) => {
+                check_private_file(path)?;
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+            SecretSource::Env(name) => std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?
+                .into_bytes(),
+        };
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        if bytes.len() < 16 {
+            return Err(
+                "secret is shorter than 16 bytes: make one with `head -c 32 /dev/urandom | base64`".into()
+            );
+        }
+        Ok(Secret(bytes))
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|b| *b = 0);
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Random bytes from the operating system. A failing OS RNG is not survivable for a security
+/// gateway, so it aborts the start rather than continue with weak keys.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut out = [0u8; N];
+    getrandom::fill(&mut out).expect("the operating system's random number generator failed");
+    out
+}
+
+/// A random identifier as lowercase hex, for request ids.
+pub fn random_hex<const N: usize>() -> String {
+    random_bytes::<N>().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_the_value() {
+        let s = Secret::new(b"hunter2-hunter2-hunter2".to_vec());
+        assert_eq!(format!("{s:?}"), "Secret(<redacted>)");
+        assert!(s.ct_eq(b"hunter2-hunter2-hunter2"));
+        assert!(!s.ct_eq(b"hunter2-hunter2-hunter3"));
+        assert!(!s.ct_eq(b"hunter2"));
+    }
+
+    #[test]
+    fn short_secret_refused_without_echoing_it() {
+        std::env::set_var("NYMGATE_TEST_SHORT_SECRET", "tiny");
+        let err = Secret::load(&SecretSource::Env("NYMGATE_TEST_SHORT_SECRET".into())).unwrap_err();
+        assert!(!err.contains("tiny"), "{err}");
+    }
+}

@@ -1,0 +1,692 @@
+//! Listeners and connections: accept, cap, TLS, HTTP/1.1 or HTTP/2 by ALPN, idle and drain.
+//!
+//! Shape (after mini-redis): [`RunningServer::start`] binds every listener (port 0 works, so tests
+//! never race for ports), spawns one accept loop per listener, and returns the bound addresses.
+//! A `watch` channel carries the [`Phase`]: on `Draining` the accept loops stop and every
+//! connection is asked to finish its in-flight requests; on `Closing` what is left is dropped.
+//! The connection cap is a semaphore, so draining is "wait until every permit is back".
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use pin_project_lite::pin_project;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
+
+use crate::body::{self, Body};
+use crate::client_ip::IpReducer;
+use crate::config::{Config, LimitsConfig};
+use crate::metrics::{Metrics, RouteClass};
+use crate::proxy::{self, ConnInfo, Gateway};
+use crate::secret::Secret;
+use crate::tls::{self, ReloadOutcome, ReloadingCertResolver, TlsError};
+use crate::upstream::Upstream;
+
+/// How many over-cap connections may be in the middle of getting their 503 at once. Past this,
+/// new connections are closed without an answer: shedding must stay cheaper than serving.
+const SHED_BUDGET: usize = 256;
+/// How often the platform's reachability is probed for `/readyz`.
+const UPSTREAM_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// After an accept error (usually out of file descriptors), wait before the next accept.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Serving,
+    /// No new connections; in-flight requests finish; `/readyz` says not ready.
+    Draining,
+    /// The grace period is over: remaining connections are dropped.
+    Closing,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({field}): {source}")]
+    Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("client_ip.hash_secret: {0}")]
+    Secret(String),
+}
+
+/// A started nymgate: its bound addresses and the handles to reload and stop it.
+pub struct RunningServer {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub redirect_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    certs: Arc<ReloadingCertResolver>,
+    phase: watch::Sender<Phase>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    shutdown_grace: Duration,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Binds the listeners and starts serving. The config must have passed validation.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        tls::install_crypto_provider();
+        let metrics = Arc::new(Metrics::new());
+        let certs = Arc::new(ReloadingCertResolver::new(&config.server.cert_file, &config.server.key_file)?);
+        let acceptor = TlsAcceptor::from(tls::server_config(certs.clone()));
+        let secret = match &config.client_ip.hash_secret {
+            Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
+            None => None,
+        };
+        let reducer = IpReducer::new(&config.client_ip, secret);
+        let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
+        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer, upstream));
+
+        let bind = |field: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
+        };
+        let public = bind("server.listen", config.server.listen).await?;
+        let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+        let redirect = match config.server.redirect_listen {
+            Some(addr) => Some(bind("server.redirect_listen", addr).await?),
+            None => None,
+        };
+        let public_addr = public.local_addr().expect("bound socket has an address");
+        let admin_addr = admin.local_addr().expect("bound socket has an address");
+        let redirect_addr = redirect.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
+
+        let (phase, _) = watch::channel(Phase::Serving);
+        let limits = config.limits.clone();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let mut tasks = Vec::new();
+        let public_loop = PublicListener {
+            listener: public,
+            acceptor,
+            gateway: gateway.clone(),
+            limits: limits.clone(),
+            connections: connections.clone(),
+            shed: Arc::new(Semaphore::new(SHED_BUDGET)),
+            phase: phase.subscribe(),
+        };
+        tasks.push(tokio::spawn(public_loop.run()));
+        tasks.push(tokio::spawn(serve_admin(admin, gateway.clone(), phase.subscribe())));
+        if let Some(listener) = redirect {
+            let https_port = config.server.redirect_https_port.unwrap_or(public_addr.port());
+            tasks.push(tokio::spawn(serve_redirect(
+                listener,
+                https_port,
+                metrics.clone(),
+                phase.subscribe(),
+            )));
+        }
+        tasks.push(tokio::spawn(watch_certificates(
+            certs.clone(),
+            config.server.cert_reload_interval,
+            metrics.clone(),
+            phase.subscribe(),
+        )));
+        if gateway.upstream.is_some() {
+            tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
+        }
+        tracing::info!(
+            public = %public_addr,
+            admin = %admin_addr,
+            redirect = ?redirect_addr,
+            upstream = config.upstream.as_ref().map(|u| u.url.as_str()).unwrap_or("built-in echo platform"),
+            "nymgate serving"
+        );
+        Ok(RunningServer {
+            public_addr,
+            admin_addr,
+            redirect_addr,
+            metrics,
+            certs,
+            phase,
+            connections,
+            max_connections: limits.max_connections,
+            shutdown_grace: limits.shutdown_grace,
+            tasks,
+        })
+    }
+
+    /// Reloads the certificate now (SIGHUP). On error the old one stays in service.
+    pub fn reload_certs(&self) -> Result<ReloadOutcome, TlsError> {
+        let outcome = self.certs.reload(true);
+        self.metrics.cert_reload(if outcome.is_ok() { "reloaded" } else { "failed" });
+        outcome
+    }
+
+    /// Graceful shutdown (SIGTERM): stop accepting, let in-flight requests finish for up to
+    /// `limits.shutdown_grace`, then close what is left. Returns whether everything drained.
+    pub async fn shutdown(self) -> bool {
+        let _ = self.phase.send(Phase::Draining);
+        tracing::info!(grace = ?self.shutdown_grace, "draining connections");
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        let drained =
+            tokio::time::timeout(self.shutdown_grace, self.connections.acquire_many(all)).await.is_ok();
+        let _ = self.phase.send(Phase::Closing);
+        for task in self.tasks {
+            task.abort();
+        }
+        tracing::info!(drained, "nymgate stopped");
+        drained
+    }
+}
+
+/// The public HTTPS listener's accept loop.
+struct PublicListener {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    limits: LimitsConfig,
+    connections: Arc<Semaphore>,
+    shed: Arc<Semaphore>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl PublicListener {
+    async fn run(mut self) {
+        loop {
+            let (tcp, peer) = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                        continue;
+                    }
+                },
+                _ = leaves_serving(&mut self.phase) => return,
+            };
+            let _ = tcp.set_nodelay(true);
+            match self.connections.clone().try_acquire_owned() {
+                Ok(permit) => {
+                    let conn = Connection {
+                        acceptor: self.acceptor.clone(),
+                        gateway: self.gateway.clone(),
+                        limits: self.limits.clone(),
+                        phase: self.phase.clone(),
+                    };
+                    tokio::spawn(async move {
+                        conn.serve(tcp, peer, false).await;
+                        drop(permit);
+                    });
+                }
+                Err(_) => {
+                    self.gateway.metrics.connection_shed();
+                    // Over the cap: a short answer if we can afford it, else just close.
+                    if let Ok(permit) = self.shed.clone().try_acquire_owned() {
+                        let conn = Connection {
+                            acceptor: self.acceptor.clone(),
+                            gateway: self.gateway.clone(),
+                            limits: self.limits.clone(),
+                            phase: self.phase.clone(),
+                        };
+                        tokio::spawn(async move {
+                            conn.serve(tcp, peer, true).await;
+                            drop(permit);
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One client connection.
+struct Connection {
+    acceptor: TlsAcceptor,
+    gateway: Arc<Gateway>,
+    limits: LimitsConfig,
+    phase: watch::Receiver<Phase>,
+}
+
+impl Connection {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, shed: bool) {
+        let metrics = self.gateway.metrics.clone();
+        metrics.connection_opened();
+        let _open = scopeguard(move || metrics.connection_closed());
+
+        let tls =
+            match tokio::time::timeout(self.limits.tls_handshake_timeout, self.acceptor.accept(tcp)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    self.gateway.metrics.tls_handshake_failed();
+                    tracing::debug!(%error, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    self.gateway.metrics.tls_handshake_failed();
+                    tracing::debug!("TLS handshake timed out");
+                    return;
+                }
+            };
+        let is_h2 = tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
+        let activity = Activity::new();
+        let io = TokioIo::new(Tracked { inner: tls, activity: activity.clone() });
+
+        if shed {
+            let service = service_fn(|_req: Request<Incoming>| async {
+                let mut response = proxy::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                Ok::<_, std::convert::Infallible>(response)
+            });
+            let limit = self.limits.header_read_timeout;
+            if is_h2 {
+                let conn = http2::Builder::new(TokioExecutor::new())
+                    .timer(TokioTimer::new())
+                    .serve_connection(io, service);
+                let _ = tokio::time::timeout(limit, conn).await;
+            } else {
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .keep_alive(false)
+                    .header_read_timeout(limit)
+                    .serve_connection(io, service);
+                let _ = tokio::time::timeout(limit, conn).await;
+            }
+            return;
+        }
+
+        let gateway = self.gateway.clone();
+        let info = ConnInfo { peer };
+        let service = service_fn(move |req| proxy::handle(gateway.clone(), info, req));
+        let limits = &self.limits;
+        if is_h2 {
+            let conn = http2::Builder::new(TokioExecutor::new())
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(limits.max_concurrent_streams)
+                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+                .serve_connection(io, service);
+            drive(conn, activity, limits.idle_timeout, self.phase).await;
+        } else {
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_read_timeout)
+                .max_headers(limits.max_headers)
+                .max_buf_size(limits.max_header_bytes.max(8192))
+                .serve_connection(io, service)
+                .with_upgrades();
+            drive(conn, activity, limits.idle_timeout, self.phase).await;
+        }
+    }
+}
+
+/// A connection that can be asked to finish gracefully.
+trait Drainable: std::future::Future<Output = Result<(), hyper::Error>> {
+    fn drain(self: Pin<&mut Self>);
+}
+
+impl<I, S> Drainable for http1::UpgradeableConnection<I, S>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+impl<I, S, E> Drainable for http2::Connection<I, S, E>
+where
+    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    I: hyper::rt::Read + hyper::rt::Write + Unpin,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, Body>,
+{
+    fn drain(self: Pin<&mut Self>) {
+        self.graceful_shutdown();
+    }
+}
+
+/// Runs a connection to its end, closing it when idle and draining it on shutdown.
+async fn drive<C: Drainable>(
+    conn: C,
+    activity: Activity,
+    idle_timeout: Duration,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let mut conn = std::pin::pin!(conn);
+    let mut draining = false;
+    let mut tick =
+        tokio::time::interval((idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    // Client-side protocol errors and resets: routine, not worth more than debug.
+                    tracing::debug!(%error, "connection ended with an error");
+                }
+                return;
+            }
+            _ = tick.tick(), if !draining => {
+                if activity.idle_for() >= idle_timeout {
+                    conn.as_mut().drain();
+                    draining = true;
+                }
+            }
+            changed = phase.changed() => {
+                let now = if changed.is_ok() { *phase.borrow_and_update() } else { Phase::Closing };
+                match now {
+                    Phase::Serving => {}
+                    Phase::Draining => if !draining {
+                        conn.as_mut().drain();
+                        draining = true;
+                    },
+                    Phase::Closing => return,
+                }
+            }
+        }
+    }
+}
+
+/// Resolves when the server stops serving (or is gone).
+async fn leaves_serving(phase: &mut watch::Receiver<Phase>) {
+    let _ = phase.wait_for(|p| *p != Phase::Serving).await;
+}
+
+/// Resolves when the server reaches `target` (or is gone).
+async fn reaches(phase: &mut watch::Receiver<Phase>, target: Phase) {
+    let _ = phase.wait_for(|p| *p == target).await;
+}
+
+/// When a connection last moved a byte, for the idle timeout.
+#[derive(Clone)]
+struct Activity {
+    base: Instant,
+    last_ms: Arc<AtomicU64>,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self { base: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
+    }
+    fn touch(&self) {
+        self.last_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn idle_for(&self) -> Duration {
+        let now = self.base.elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
+    }
+}
+
+pin_project! {
+    /// A stream that records when it last read or wrote a byte.
+    struct Tracked<S> {
+        #[pin]
+        inner: S,
+        activity: Activity,
+    }
+}
+
+impl<S: AsyncRead> AsyncRead for Tracked<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.project();
+        let before = buf.filled().len();
+        let result = this.inner.poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            this.activity.touch();
+        }
+        result
+    }
+}
+
+impl<S: AsyncWrite> AsyncWrite for Tracked<S> {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.inner.poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.project();
+        let result = this.inner.poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            this.activity.touch();
+        }
+        result
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        self.project().inner.poll_shutdown(cx)
+    }
+}
+
+/// Runs `f` when dropped.
+fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
+    struct Guard<F: FnOnce()>(Option<F>);
+    impl<F: FnOnce()> Drop for Guard<F> {
+        fn drop(&mut self) {
+            if let Some(f) = self.0.take() {
+                f();
+            }
+        }
+    }
+    Guard(Some(f))
+}
+
+/// Serves plain HTTP/1.1 on a listener with `handler`, until the phase leaves `Serving`.
+async fn serve_plain<F, Fut>(listener: TcpListener, mut phase: watch::Receiver<Phase>, handler: F)
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Response<Body>> + Send + 'static,
+{
+    loop {
+        let tcp = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => tcp,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+            _ = reaches(&mut phase, Phase::Closing) => return,
+        };
+        let handler = handler.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let response = handler(req);
+                async move { Ok::<_, std::convert::Infallible>(response.await) }
+            });
+            let conn = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(tcp), service);
+            let _ = tokio::time::timeout(Duration::from_secs(60), conn).await;
+        });
+    }
+}
+
+fn text_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<Body> {
+    let mut response = Response::new(body::full(text));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The admin listener: `/healthz` (the process runs), `/readyz` (it should get traffic: config
+/// loaded, not draining, the platform reachable), `/metrics` (Prometheus text format 0.0.4).
+async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, phase: watch::Receiver<Phase>) {
+    let readiness = phase.clone();
+    serve_plain(listener, phase, move |req: Request<Incoming>| {
+        let gateway = gateway.clone();
+        let readiness = readiness.clone();
+        async move {
+            match req.uri().path() {
+                "/healthz" => text_response(StatusCode::OK, "ok\n"),
+                "/readyz" => {
+                    let serving = *readiness.borrow() == Phase::Serving;
+                    let upstream = gateway.upstream.as_ref().is_none_or(|u| u.is_reachable());
+                    let report = format!(
+                        "config: loaded\nlisteners: {}\nupstream: {}\n",
+                        if serving { "serving" } else { "draining" },
+                        if upstream { "reachable" } else { "unreachable" }
+                    );
+                    let status =
+                        if serving && upstream { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    text_response(status, report)
+                }
+                "/metrics" => {
+                    let mut response = text_response(StatusCode::OK, gateway.metrics.render());
+                    response.headers_mut().insert(
+                        header::CONTENT_TYPE,
+                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    response
+                }
+                _ => text_response(StatusCode::NOT_FOUND, "not found\n"),
+            }
+        }
+    })
+    .await
+}
+
+/// The plain-HTTP listener: a redirect to HTTPS for everything but `/healthz`
+/// (shared/PRODUCT.md: "Plain HTTP serves only redirects and health checks").
+async fn serve_redirect(
+    listener: TcpListener,
+    https_port: u16,
+    metrics: Arc<Metrics>,
+    phase: watch::Receiver<Phase>,
+) {
+    serve_plain(listener, phase, move |req: Request<Incoming>| {
+        let metrics = metrics.clone();
+        async move {
+            let response = redirect_response(&req, https_port);
+            metrics.request(RouteClass::Redirect, response.status());
+            response
+        }
+    })
+    .await
+}
+
+fn redirect_response(req: &Request<Incoming>, https_port: u16) -> Response<Body> {
+    if req.uri().path() == "/healthz" {
+        return text_response(StatusCode::OK, "ok\n");
+    }
+    let (parts, ()) = {
+        let mut builder = Request::builder().method(req.method()).uri(req.uri()).version(req.version());
+        for (name, value) in req.headers() {
+            builder = builder.header(name, value);
+        }
+        builder.body(()).expect("copied from a valid request").into_parts()
+    };
+    let Ok(host) = crate::sanitize::validated_host(&parts) else {
+        return text_response(StatusCode::BAD_REQUEST, "400 Bad Request\n");
+    };
+    let hostname = match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') =>
+        {
+            name
+        }
+        _ => host.as_str(),
+    };
+    let port = if https_port == 443 { String::new() } else { format!(":{https_port}") };
+    let path = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+    let location = format!("https://{hostname}{port}{path}");
+    let mut response = text_response(StatusCode::PERMANENT_REDIRECT, "");
+    match HeaderValue::from_str(&location) {
+        Ok(value) => {
+            response.headers_mut().insert(header::LOCATION, value);
+            response
+        }
+        Err(_) => text_response(StatusCode::BAD_REQUEST, "400 Bad Request\n"),
+    }
+}
+
+/// Checks the certificate files every `interval` and swaps in a changed pair.
+async fn watch_certificates(
+    certs: Arc<ReloadingCertResolver>,
+    interval: Duration,
+    metrics: Arc<Metrics>,
+    mut phase: watch::Receiver<Phase>,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = leaves_serving(&mut phase) => return,
+        }
+        match certs.reload(false) {
+            Ok(ReloadOutcome::Unchanged) => {}
+            Ok(ReloadOutcome::Reloaded) => {
+                metrics.cert_reload("reloaded");
+                tracing::info!("certificate files changed: reloaded");
+            }
+            Err(error) => {
+                metrics.cert_reload("failed");
+                tracing::warn!(%error, "certificate files changed but could not be loaded; keeping the old certificate");
+            }
+        }
+    }
+}
+
+async fn probe_upstream(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>) {
+    let Some(upstream) = gateway.upstream.as_ref() else { return };
+    let mut was = None;
+    loop {
+        let now = upstream.probe().await;
+        if was != Some(now) {
+            if now {
+                tracing::info!("platform reachable");
+            } else {
+                tracing::warn!("platform unreachable");
+            }
+            was = Some(now);
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(UPSTREAM_PROBE_INTERVAL) => {}
+            _ = leaves_serving(&mut phase) => return,
+        }
+    }
+}
+
+/// Runs until SIGTERM or Ctrl-C, reloading certificates on SIGHUP. For `nymgate serve`.
+pub async fn run_until_signalled(server: RunningServer) -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler can be installed");
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => match server.reload_certs() {
+                Ok(_) => tracing::info!("SIGHUP: certificate reloaded"),
+                Err(error) => tracing::warn!(%error, "SIGHUP: certificate not reloaded; keeping the old one"),
+            },
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    server.shutdown().await
+}
