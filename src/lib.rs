@@ -13,6 +13,7 @@
 //! - [`sanitize`]: hop-by-hop and identity headers, nymgate's forwarding headers, query policy.
 //! - [`client_ip`]: `X-Forwarded-For` over trusted proxies, and reduction (truncate, hash, drop).
 //! - [`body`]: streamed client bodies with a read-gap timeout.
+//! - [`framing`]: watches HTTP/1.1 framing for the Content-Length + Transfer-Encoding case.
 //! - [`upstream`]: the pooled client to the platform. [`echo`]: the built-in echo platform.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.
 //! - [`certs`]: development certificates. [`secret`]: secrets that never print.
@@ -33,6 +34,7 @@ pub mod certs;
 pub mod client_ip;
 pub mod config;
 pub mod echo;
+pub mod framing;
 pub mod metrics;
 pub mod proxy;
 pub mod sanitize;

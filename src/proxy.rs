@@ -21,6 +21,7 @@ use crate::body::{self, Body, BodyFault, GuardedBody};
 use crate::client_ip::{resolve_client_ip, IpReducer, ReducedIp};
 use crate::config::{Config, LimitsConfig};
 use crate::echo;
+use crate::framing::{FramingWatch, HeadVerdict};
 use crate::metrics::{Metrics, RouteClass};
 use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
 use crate::upstream::Upstream;
@@ -55,10 +56,12 @@ impl Gateway {
 }
 
 /// What the connection knows about its client.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct ConnInfo {
     /// The socket peer. Used only to find and reduce the client IP; never logged.
     pub peer: SocketAddr,
+    /// HTTP/1.1 connections: what the framing watcher saw in each request head.
+    pub framing: Option<Arc<FramingWatch>>,
 }
 
 /// Why nymgate answered instead of the platform. The client gets a generic body with a
@@ -133,6 +136,8 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
+    // Asked once per request, in order, whatever happens next (framing.rs).
+    let head = conn.framing.as_ref().map_or(HeadVerdict::Clean, |f| f.next_verdict());
     let request_id = crate::secret::random_hex::<12>();
     let method = request.method().clone();
     let version = request.version();
@@ -145,7 +150,7 @@ pub async fn handle(
         &gateway.trusted_proxies,
     ));
 
-    let (route, result) = route(&gateway, request, &client, &request_id).await;
+    let (route, result) = route(&gateway, request, head, &client, &request_id).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -183,6 +188,7 @@ pub async fn handle(
 async fn route(
     gateway: &Gateway,
     request: Request<Incoming>,
+    head: HeadVerdict,
     client: &ReducedIp,
     request_id: &str,
 ) -> (RouteClass, Result<Response<Body>, ProxyError>) {
@@ -190,6 +196,9 @@ async fn route(
     let (mut parts, incoming) = request.into_parts();
 
     // 1. Framing and Host.
+    if head == HeadVerdict::LengthAndChunked {
+        return (class, Err(RequestFault::LengthAndChunked.into()));
+    }
     let host = match sanitize::check_framing(&parts).and_then(|()| sanitize::validated_host(&parts)) {
         Ok(host) => host,
         Err(fault) => return (class, Err(fault.into())),

@@ -28,6 +28,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::body::{self, Body};
 use crate::client_ip::IpReducer;
 use crate::config::{Config, LimitsConfig};
+use crate::framing::FramingWatch;
 use crate::metrics::{Metrics, RouteClass};
 use crate::proxy::{self, ConnInfo, Gateway};
 use crate::secret::Secret;
@@ -272,7 +273,8 @@ impl Connection {
             };
         let is_h2 = tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
         let activity = Activity::new();
-        let io = TokioIo::new(Tracked { inner: tls, activity: activity.clone() });
+        let framing = (!is_h2).then(|| Arc::new(FramingWatch::new()));
+        let io = TokioIo::new(Tracked { inner: tls, activity: activity.clone(), framing: framing.clone() });
 
         if shed {
             let service = service_fn(|_req: Request<Incoming>| async {
@@ -298,8 +300,8 @@ impl Connection {
         }
 
         let gateway = self.gateway.clone();
-        let info = ConnInfo { peer };
-        let service = service_fn(move |req| proxy::handle(gateway.clone(), info, req));
+        let info = ConnInfo { peer, framing };
+        let service = service_fn(move |req| proxy::handle(gateway.clone(), info.clone(), req));
         let limits = &self.limits;
         if is_h2 {
             let conn = http2::Builder::new(TokioExecutor::new())
@@ -427,6 +429,8 @@ pin_project! {
         #[pin]
         inner: S,
         activity: Activity,
+        // HTTP/1.1 only: sees every byte read, to flag smuggling-shaped heads (framing.rs).
+        framing: Option<Arc<FramingWatch>>,
     }
 }
 
@@ -441,6 +445,9 @@ impl<S: AsyncRead> AsyncRead for Tracked<S> {
         let result = this.inner.poll_read(cx, buf);
         if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             this.activity.touch();
+            if let Some(framing) = this.framing {
+                framing.feed(&buf.filled()[before..]);
+            }
         }
         result
     }
