@@ -1,0 +1,167 @@
+//! The `nymgate` binary: `certs dev`, `check`, and `serve` as ops run it, with its logs scanned
+//! for values that must never appear there.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+
+fn nymgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_nymgate"))
+}
+
+fn dev_certs(dir: &Path) {
+    let out = nymgate().args(["certs", "dev", "--out"]).arg(dir.join("certs")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+const VALID: &str = "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\n";
+
+#[test]
+fn certs_dev_writes_a_private_key() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    for file in ["dev-ca.pem", "localhost.pem", "localhost-key.pem"] {
+        assert!(dir.path().join("certs").join(file).exists(), "{file}");
+    }
+    let mode = std::fs::metadata(dir.path().join("certs/localhost-key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+}
+
+#[test]
+fn check_accepts_a_valid_config() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    std::fs::write(dir.path().join("nymgate.toml"), VALID).unwrap();
+    let out = nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
+}
+
+#[test]
+fn check_names_every_bad_field_and_what_fixes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    std::fs::set_permissions(
+        dir.path().join("certs/localhost-key.pem"),
+        std::fs::Permissions::from_mode(0o644),
+    )
+    .unwrap();
+    let text = format!(
+        "{VALID}\n[upstream]\nurl = \"ftp://platform/\"\n\n[client_ip]\nipv4_prefix = 33\ntrusted_proxies = [\"10.0.0.0/8\"]\n"
+    );
+    std::fs::write(dir.path().join("nymgate.toml"), text).unwrap();
+    let out = nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("3 problem(s)"), "{stdout}");
+    assert!(stdout.contains("server.key_file") && stdout.contains("chmod 600"), "{stdout}");
+    assert!(stdout.contains("upstream.url") && stdout.contains("http or https"), "{stdout}");
+    assert!(stdout.contains("client_ip.ipv4_prefix"), "{stdout}");
+}
+
+#[test]
+fn check_refuses_unknown_fields_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    std::fs::write(dir.path().join("nymgate.toml"), format!("{VALID}\n[limits]\nmax_conections = 5\n"))
+        .unwrap();
+    let out = nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("max_conections"), "{stdout}");
+}
+
+/// Starts `nymgate serve` with trace logging, behind a pretend load balancer on 127.0.0.0/8,
+/// sends requests full of values that must not be logged, stops it with SIGTERM and scans what
+/// it wrote.
+#[tokio::test]
+async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let public_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = format!(
+        "[server]\nlisten = \"127.0.0.1:{public_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\n[client_ip]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[log]\nlevel = \"trace\"\n"
+    );
+    std::fs::write(dir.path().join("nymgate.toml"), config).unwrap();
+    // Logs go to a file: trace output outgrows a pipe's buffer and would block the server.
+    let log_path = dir.path().join("nymgate.log");
+    let child = nymgate()
+        .arg("serve")
+        .arg("--config")
+        .arg(dir.path().join("nymgate.toml"))
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{public_port}").parse().unwrap();
+    let ca = dir.path().join("certs/dev-ca.pem");
+    let mut ready = false;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(ready, "nymgate serve did not start");
+
+    let mut h1 = H1::connect(addr, &ca).await;
+    let request = get(
+        "/users/alice.student@school.example/profile?email=alice.student%40school.example&token=s3cr3t-query",
+    )
+    .header("x-forwarded-for", "198.51.100.23")
+    .header("cookie", "session=c00kie-value")
+    .header("authorization", "Bearer auth-value-123")
+    .header("x-forwarded-email", "alice.student@school.example")
+    .body(empty())
+    .unwrap();
+    let seen = echo(h1.send(request).await).await;
+    assert_eq!(header(&seen, "x-forwarded-for"), Some("198.51.100.0"));
+    let mut h2 = H2::connect(addr, &ca).await;
+    let request =
+        http::Request::get("https://learn.example/h2/alice.student@school.example?token=s3cr3t-query")
+            .header("x-forwarded-for", "198.51.100.23")
+            .header("cookie", "session=c00kie-value")
+            .header("authorization", "Bearer auth-value-123")
+            .body(empty())
+            .unwrap();
+    let seen = echo(h2.send(request).await).await;
+    assert_eq!(header(&seen, "x-forwarded-for"), Some("198.51.100.0"));
+    drop(h2);
+    let mut raw = tls_connect(addr, &ca, &[b"http/1.1"]).await.unwrap();
+    let _ = raw_exchange(
+        &mut raw,
+        b"GET /?q=bad-host-query HTTP/1.1\r\nHost: evil/198.51.100.23\r\nX-Forwarded-For: 198.51.100.23\r\n\r\n",
+        Duration::from_secs(2),
+    )
+    .await;
+    drop(h1);
+
+    let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
+    assert!(status.success());
+    let mut child = child;
+    let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(exit.success(), "exit {exit:?}");
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("\"message\":\"request\""), "no request log lines at all:\n{logs}");
+    assert!(logs.contains("198.51.100.0"), "the reduced IP should be logged:\n{logs}");
+    assert!(logs.contains("nymgate stopped"), "{logs}");
+    for secret in [
+        "198.51.100.23",
+        "alice.student",
+        "school.example",
+        "s3cr3t-query",
+        "bad-host-query",
+        "c00kie-value",
+        "auth-value-123",
+    ] {
+        assert!(!logs.contains(secret), "{secret} appears in the log:\n{logs}");
+    }
+}
