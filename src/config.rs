@@ -603,4 +603,20 @@ mod tests {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
         assert!(check_private_file(&path).is_ok());
     }
+
+    #[test]
+    fn the_reference_config_in_deploy_parses_with_its_stated_defaults() {
+        let text = include_str!("../deploy/nymgate.example.toml");
+        let c = Config::parse(text).unwrap();
+        let d = LimitsConfig::default();
+        assert_eq!(c.limits.max_header_bytes, d.max_header_bytes);
+        assert_eq!(c.limits.max_connections, d.max_connections);
+        assert_eq!(c.limits.idle_timeout, d.idle_timeout);
+        assert_eq!(c.limits.body_read_timeout, d.body_read_timeout);
+        assert_eq!(c.limits.shutdown_grace, d.shutdown_grace);
+        assert_eq!(c.server.cert_reload_interval, defaults::cert_reload_interval());
+        let u = c.upstream.unwrap();
+        assert_eq!((u.connect_timeout, u.response_timeout), (defaults::connect_timeout(), defaults::response_timeout()));
+        assert_eq!(u.pool_max_idle_per_host, defaults::pool_max_idle_per_host());
+    }
 }

@@ -411,3 +411,31 @@ async fn plain_http_only_redirects_to_https() {
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
     assert_eq!(plain_get(plain, "/healthz").await.0, 200);
 }
+
+/// curl, an independent HTTP/2 and TLS implementation (nghttp2 and OpenSSL), as the client.
+#[tokio::test]
+async fn curl_speaks_http2_and_http1_through_nymgate() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    for (flag, version) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let url = format!("https://localhost:{}/echo?v={version}", gw.addr().port());
+        let ca = gw.ca.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-sS", "--fail", flag, "--cacert"])
+                .arg(&ca)
+                .args(["-H", "X-Forwarded-For: 6.6.6.6", "-w", "\n%{http_version}", &url])
+                .output()
+                .expect("curl is installed by tests/run.sh")
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let (json, used) = stdout.rsplit_once('\n').unwrap();
+        assert_eq!(used, version);
+        let seen: nymgate::echo::Echo = serde_json::from_str(json).unwrap();
+        assert_eq!(header(&seen, "x-forwarded-for"), Some("127.0.0.0"));
+        assert_eq!(seen.query.as_deref(), Some(format!("v={version}").as_str()));
+    }
+}

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The whole test suite, with every peer it needs installed first. README.md "Quick start" names
+# this script; .ci/run calls it. On a fresh machine, run as root so that Debian packages install.
+#
+# Peers are pinned in the repository (Debian package names here; npm and PyPI manifests beside
+# the tests that use them). In CI (CI=true) a missing peer is a failure, never a skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Debian packages the test suite talks to. `curl` is a second, independent HTTP/2 and TLS client.
+DEB_PACKAGES=(curl)
+
+missing=()
+for pkg in "${DEB_PACKAGES[@]}"; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    echo "==> installing Debian packages: ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  else
+    echo "missing Debian packages: ${missing[*]} (run as root, or: sudo apt-get install ${missing[*]})" >&2
+    exit 1
+  fi
+fi
+
+echo "==> formatting and lints"
+cargo fmt --all -- --check
+cargo clippy --locked --all-targets -- -D warnings
+
+echo "==> ring must not be in the dependency tree (shared/DEPENDENCIES.md)"
+if cargo tree --locked -e normal -i ring 2>/dev/null | grep -q ring; then
+  echo "ring is in the dependency tree:" >&2
+  cargo tree --locked -e normal -i ring >&2
+  exit 1
+fi
+
+echo "==> tests"
+cargo test --locked --all-targets
