@@ -616,7 +616,10 @@ mod tests {
         assert_eq!(c.limits.shutdown_grace, d.shutdown_grace);
         assert_eq!(c.server.cert_reload_interval, defaults::cert_reload_interval());
         let u = c.upstream.unwrap();
-        assert_eq!((u.connect_timeout, u.response_timeout), (defaults::connect_timeout(), defaults::response_timeout()));
+        assert_eq!(
+            (u.connect_timeout, u.response_timeout),
+            (defaults::connect_timeout(), defaults::response_timeout())
+        );
         assert_eq!(u.pool_max_idle_per_host, defaults::pool_max_idle_per_host());
     }
 }
