@@ -1,0 +1,184 @@
+#!/usr/bin/env bash
+# Passthrough benchmark (BENCHMARKS.md): the same upstream and the same load generator, in one
+# run on this machine:
+#   direct   h2load -> upstream nginx (plain HTTP; h2c for HTTP/2)
+#   nginx    h2load -> nginx 1.22 (TLS) -> upstream
+#   nymgate  h2load -> nymgate (TLS)    -> upstream
+# For HTTP/1.1 keep-alive and HTTP/2: peak requests/s (closed loop), then p50/p99 of all three at
+# half of nymgate's peak (open loop, --rps). Last, nymgate's resident memory with N idle
+# keep-alive TLS connections. Everything is on 127.0.0.1; every run is bounded in time.
+#
+# Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+IDLE=${IDLE:-10000}
+OUT=bench/out/proxy-$(date -u +%Y%m%dT%H%M%SZ)
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd)
+
+need=()
+command -v nginx >/dev/null || need+=(nginx)
+command -v h2load >/dev/null || need+=(nghttp2-client)
+if ((${#need[@]})); then
+  if [[ $(id -u) == 0 ]]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "install: ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+cargo build --release --locked -q
+ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
+target/release/nymgate certs dev --out "$OUT/certs" >/dev/null
+
+UP=18080 UP_H2C=18081 NGINX=18443 NYM=19443 NYM_ADMIN=19090 NYM_IDLE=19444 NYM_IDLE_ADMIN=19091
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+mkdir -p "$OUT/nginx-up/logs" "$OUT/nginx-proxy/logs"
+cat >"$OUT/nginx-up/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+error_log $OUT/nginx-up/logs/error.log warn;
+pid $OUT/nginx-up/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } }
+  server { listen 127.0.0.1:$UP_H2C http2; location / { return 200 "ok\n"; } }
+}
+EOF
+cat >"$OUT/nginx-proxy/nginx.conf" <<EOF
+worker_processes auto;
+daemon off;
+error_log $OUT/nginx-proxy/logs/error.log warn;
+pid $OUT/nginx-proxy/nginx.pid;
+events { worker_connections 16384; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream platform { server 127.0.0.1:$UP; keepalive 256; }
+  server {
+    listen 127.0.0.1:$NGINX ssl http2;
+    ssl_certificate $OUT/certs/localhost.pem;
+    ssl_certificate_key $OUT/certs/localhost-key.pem;
+    ssl_protocols TLSv1.2 TLSv1.3;
+    location / {
+      proxy_pass http://platform;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host \$host;
+      proxy_set_header X-Forwarded-For \$remote_addr;
+      proxy_set_header X-Forwarded-Proto https;
+    }
+  }
+}
+EOF
+nymgate_config() { # listen admin
+  cat <<EOF
+[server]
+listen = "127.0.0.1:$1"
+admin_listen = "127.0.0.1:$2"
+cert_file = "$OUT/certs/localhost.pem"
+key_file = "$OUT/certs/localhost-key.pem"
+[upstream]
+url = "http://127.0.0.1:$UP"
+[limits]
+idle_timeout = "120s"
+[log]
+level = "warn"
+EOF
+}
+nymgate_config $NYM $NYM_ADMIN >"$OUT/nymgate.toml"
+nymgate_config $NYM_IDLE $NYM_IDLE_ADMIN >"$OUT/nymgate-idle.toml"
+
+nginx -p "$OUT/nginx-up" -c "$OUT/nginx-up/nginx.conf" & pids+=($!)
+nginx -p "$OUT/nginx-proxy" -c "$OUT/nginx-proxy/nginx.conf" & pids+=($!)
+target/release/nymgate serve --config "$OUT/nymgate.toml" 2>"$OUT/nymgate.log" & pids+=($!)
+for port in $UP $UP_H2C $NGINX $NYM; do
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
+done
+
+declare -A URL_H1=([direct]="http://127.0.0.1:$UP/" [nginx]="https://127.0.0.1:$NGINX/" [nymgate]="https://127.0.0.1:$NYM/")
+declare -A URL_H2=([direct]="http://127.0.0.1:$UP_H2C/" [nginx]="https://127.0.0.1:$NGINX/" [nymgate]="https://127.0.0.1:$NYM/")
+H2_CONNS=$((CONNS / 4)) H2_STREAMS=8
+
+peak() { # name proto url
+  local args=(-c "$CONNS" -m 1 --h1)
+  [[ $2 == h2 ]] && args=(-c "$H2_CONNS" -m "$H2_STREAMS")
+  h2load "${args[@]}" -D "$DURATION" --warm-up-time=2 "$3" >"$OUT/peak-$1-$2.txt" 2>&1
+  python3 bench/h2load_stats.py throughput "$OUT/peak-$1-$2.txt"
+}
+at_rate() { # name proto url total_rps
+  local clients=$CONNS args=(--h1 -m 1)
+  [[ $2 == h2 ]] && clients=$H2_CONNS args=(-m "$H2_STREAMS")
+  local per_client=$(($4 / clients))
+  h2load "${args[@]}" -c "$clients" --rps "$per_client" -D "$DURATION" --warm-up-time=2 \
+    --log-file="$OUT/lat-$1-$2.log" "$3" >"$OUT/lat-$1-$2.txt" 2>&1
+  python3 bench/h2load_stats.py latency "$OUT/lat-$1-$2.log"
+}
+
+{
+  echo "# Passthrough benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(uname -sr)."
+  echo "Load generator: $(h2load --version | head -1), on the same machine. nginx $(nginx -v 2>&1 | cut -d/ -f2);"
+  echo "nymgate $(git rev-parse --short HEAD). DURATION=${DURATION}s, HTTP/1.1: $CONNS connections;"
+  echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams. Access logs off in nginx; nymgate log level warn."
+  echo
+} >"$OUT/results.md"
+
+for proto in h1 h2; do
+  declare -A PEAK=()
+  for name in direct nginx nymgate; do
+    url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
+    PEAK[$name]=$(peak "$name" "$proto" "$url")
+    echo "peak $proto $name: ${PEAK[$name]} req/s" >&2
+  done
+  half=$((PEAK[nymgate] / 2))
+  {
+    echo "## $( [[ $proto == h1 ]] && echo 'HTTP/1.1 keep-alive' || echo 'HTTP/2')"
+    echo
+    echo "| path | peak req/s | p50 ms at $half req/s | p99 ms at $half req/s |"
+    echo "| --- | ---: | ---: | ---: |"
+  } >>"$OUT/results.md"
+  for name in direct nginx nymgate; do
+    url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
+    read -r p50 p99 count bad < <(at_rate "$name" "$proto" "$url" "$half")
+    echo "latency $proto $name at $half req/s: p50 $p50 ms p99 $p99 ms ($count requests, $bad not 2xx)" >&2
+    echo "| $name | ${PEAK[$name]} | $p50 | $p99 |" >>"$OUT/results.md"
+  done
+  ratio=$(python3 -c "print(f'{${PEAK[nymgate]}/${PEAK[nginx]}:.2f}')")
+  echo -e "\nnymgate/nginx throughput ratio: **$ratio**\n" >>"$OUT/results.md"
+done
+
+# Resident memory with IDLE idle keep-alive TLS connections, on a fresh nymgate.
+target/release/nymgate serve --config "$OUT/nymgate-idle.toml" 2>"$OUT/nymgate-idle.log" & idle_pid=$!
+pids+=($idle_pid)
+for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$NYM_IDLE) 2>/dev/null && break; sleep 0.1; done
+rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
+base=$(rss $idle_pid)
+rm -f "$OUT/idle.ready"
+python3 bench/idle_conns.py 127.0.0.1 $NYM_IDLE "$IDLE" 30 "$OUT/idle.ready" 2>"$OUT/idle.txt" & holder=$!
+pids+=($holder)
+for _ in $(seq 600); do [[ -s $OUT/idle.ready ]] && break; sleep 0.5; done
+sleep 2
+held=$(cat "$OUT/idle.ready" 2>/dev/null || echo 0)
+with=$(rss $idle_pid)
+open=$(curl -s "http://127.0.0.1:$NYM_IDLE_ADMIN/metrics" | awk '/^nymgate_open_connections /{print $2}')
+kill $holder 2>/dev/null || true
+{
+  echo "## Memory"
+  echo
+  echo "nymgate resident set: $((base / 1024)) MiB idle; $((with / 1024)) MiB with $held idle keep-alive TLS"
+  echo "connections open (nymgate_open_connections = $open), $(( (with - base) * 1024 / (held > 0 ? held : 1) )) bytes per connection."
+} >>"$OUT/results.md"
+
+cat "$OUT/results.md"
+echo "(raw output in $OUT)" >&2
