@@ -8,13 +8,17 @@
 # half of nymgate's peak (open loop, --rps). Last, nymgate's resident memory with N idle
 # keep-alive TLS connections. Everything is on 127.0.0.1; every run is bounded in time.
 #
-# Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000).
+# Peaks are measured REPEAT times, the three paths interleaved, and the median reported: on two
+# shared cores one run can be off by 20%.
+#
+# Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000), REPEAT (3).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
+REPEAT=${REPEAT:-3}
 OUT=bench/out/proxy-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -41,8 +45,9 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 mkdir -p "$OUT/nginx-up/logs" "$OUT/nginx-proxy/logs"
+# The upstream gets one worker: the two cores are shared by it, the proxy under test and h2load.
 cat >"$OUT/nginx-up/nginx.conf" <<EOF
-worker_processes auto;
+worker_processes 1;
 daemon off;
 error_log $OUT/nginx-up/logs/error.log warn;
 pid $OUT/nginx-up/nginx.pid;
@@ -131,28 +136,35 @@ at_rate() { # name proto url total_rps
   echo "Load generator: $(h2load --version | head -1), on the same machine. nginx $(nginx -v 2>&1 | cut -d/ -f2);"
   echo "nymgate $(git rev-parse --short HEAD). DURATION=${DURATION}s, HTTP/1.1: $CONNS connections;"
   echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams. Access logs off in nginx; nymgate log level warn."
+  echo "Upstream: nginx, one worker, \`return 200\`. Proxy under test: nginx with worker_processes auto (2),"
+  echo "nymgate with tokio's default (2 worker threads). Peaks: median of $REPEAT interleaved runs."
   echo
 } >"$OUT/results.md"
 
+median() { python3 -c "import statistics,sys; print(int(statistics.median(int(x) for x in sys.argv[1:])))" "$@"; }
 for proto in h1 h2; do
-  declare -A PEAK=()
-  for name in direct nginx nymgate; do
-    url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
-    PEAK[$name]=$(peak "$name" "$proto" "$url")
-    echo "peak $proto $name: ${PEAK[$name]} req/s" >&2
+  declare -A PEAK=() RUNS=()
+  for rep in $(seq "$REPEAT"); do
+    for name in direct nginx nymgate; do
+      url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
+      r=$(peak "$name-$rep" "$proto" "$url")
+      RUNS[$name]="${RUNS[$name]:-} $r"
+      echo "peak $proto $name run $rep: $r req/s" >&2
+    done
   done
+  for name in direct nginx nymgate; do PEAK[$name]=$(median ${RUNS[$name]}); done
   half=$((PEAK[nymgate] / 2))
   {
     echo "## $( [[ $proto == h1 ]] && echo 'HTTP/1.1 keep-alive' || echo 'HTTP/2')"
     echo
-    echo "| path | peak req/s | p50 ms at $half req/s | p99 ms at $half req/s |"
-    echo "| --- | ---: | ---: | ---: |"
+    echo "| path | peak req/s (median) | runs | p50 ms at $half req/s | p99 ms at $half req/s |"
+    echo "| --- | ---: | --- | ---: | ---: |"
   } >>"$OUT/results.md"
   for name in direct nginx nymgate; do
     url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
     read -r p50 p99 count bad < <(at_rate "$name" "$proto" "$url" "$half")
     echo "latency $proto $name at $half req/s: p50 $p50 ms p99 $p99 ms ($count requests, $bad not 2xx)" >&2
-    echo "| $name | ${PEAK[$name]} | $p50 | $p99 |" >>"$OUT/results.md"
+    echo "| $name | ${PEAK[$name]} |${RUNS[$name]} | $p50 | $p99 |" >>"$OUT/results.md"
   done
   ratio=$(python3 -c "print(f'{${PEAK[nymgate]}/${PEAK[nginx]}:.2f}')")
   echo -e "\nnymgate/nginx throughput ratio: **$ratio**\n" >>"$OUT/results.md"

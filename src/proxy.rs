@@ -138,7 +138,7 @@ pub async fn handle(
     let started = Instant::now();
     // Asked once per request, in order, whatever happens next (framing.rs).
     let head = conn.framing.as_ref().map_or(HeadVerdict::Clean, |f| f.next_verdict());
-    let request_id = crate::secret::random_hex::<12>();
+    let request_id = next_request_id();
     let method = request.method().clone();
     let version = request.version();
     let path_class = first_segment(request.uri().path()).to_owned();
@@ -313,6 +313,17 @@ fn splice_upgrade(
         }
     });
     Some(protocol)
+}
+
+/// A request id: a random per-process prefix and a counter. Unique across replicas and restarts
+/// without a system call per request; it is a reference for support, not a secret.
+fn next_request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<u64> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let prefix = *PREFIX.get_or_init(|| u64::from_be_bytes(crate::secret::random_bytes::<8>()));
+    format!("{prefix:016x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
 }
 
 /// An error and its causes, for the log (hyper's top-level messages say little).
