@@ -85,7 +85,7 @@ http {
   }
 }
 EOF
-nymgate_config() { # listen admin
+nymgate_config() { # listen admin [extra limits lines]
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
@@ -96,12 +96,15 @@ key_file = "$OUT/certs/localhost-key.pem"
 url = "http://127.0.0.1:$UP"
 [limits]
 idle_timeout = "120s"
+${3:-}
 [log]
 level = "warn"
 EOF
 }
 nymgate_config $NYM $NYM_ADMIN >"$OUT/nymgate.toml"
-nymgate_config $NYM_IDLE $NYM_IDLE_ADMIN >"$OUT/nymgate-idle.toml"
+# HTTP/1.1 keep-alive connections wait for their next request under header_read_timeout
+# (hyper starts that timer while idle), so the idle test raises it above the holding time.
+nymgate_config $NYM_IDLE $NYM_IDLE_ADMIN 'header_read_timeout = "120s"' >"$OUT/nymgate-idle.toml"
 
 nginx -p "$OUT/nginx-up" -c "$OUT/nginx-up/nginx.conf" & pids+=($!)
 nginx -p "$OUT/nginx-proxy" -c "$OUT/nginx-proxy/nginx.conf" & pids+=($!)

@@ -187,13 +187,16 @@ pub struct LimitsConfig {
     /// Largest request body on nymgate's own endpoints; more gets 413.
     #[serde(default = "defaults::max_body_bytes")]
     pub max_body_bytes: usize,
-    /// Time a client has to send a whole request head (slowloris).
+    /// Time a client has to send a whole request head (slowloris). hyper starts this timer as
+    /// soon as an HTTP/1.1 connection waits for its next request, so it is also how long an
+    /// idle HTTP/1.1 keep-alive connection is kept.
     #[serde(default = "defaults::header_read_timeout", with = "humantime_serde")]
     pub header_read_timeout: Duration,
     /// Longest gap between two reads of a request body (like nginx's `client_body_timeout`).
     #[serde(default = "defaults::body_read_timeout", with = "humantime_serde")]
     pub body_read_timeout: Duration,
-    /// A connection with no bytes either way for this long is closed.
+    /// A connection with no bytes either way for this long is closed (HTTP/2, and HTTP/1.1
+    /// connections whose request or response is stalled).
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
     #[serde(default = "defaults::tls_handshake_timeout", with = "humantime_serde")]
