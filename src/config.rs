@@ -56,6 +56,100 @@ pub struct Config {
     /// The operational log.
     #[serde(default)]
     pub log: LogConfig,
+    /// Where the pseudonym keys live. Required once any tenant is configured.
+    #[serde(default)]
+    pub pseudonyms: Option<PseudonymConfig>,
+    /// The schools (or municipalities) whose IdPs log in through nymgate.
+    #[serde(default)]
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PseudonymConfig {
+    /// The keyring file (mode 0600), written by `nymgate keys`.
+    pub keyring_file: PathBuf,
+}
+
+/// Which kind of IdP a tenant has: decides the stable subject (shared/PRODUCT.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum IdpKind {
+    /// Microsoft Entra ID: `tid` and `oid`.
+    Entra,
+    /// Google Workspace: `sub`.
+    Google,
+    /// Any other OIDC provider: `iss` and `sub`.
+    Oidc,
+    /// SAML 2.0: pairwise-id, subject-id, persistent NameID, then `subject.attribute`.
+    Saml,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantConfig {
+    /// The tenant id the platform sees in `tenant`: 1 to 64 of a-z, 0-9, '-' and '_'.
+    pub id: String,
+    /// Display name (the school chooser).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The pseudonym scope; default: the tenant id. Tenants that share a scope (a municipality's
+    /// schools) give a person the same account number in each.
+    #[serde(default)]
+    pub scope: Option<String>,
+    pub idp: IdpKind,
+    /// The issuer: the OIDC issuer URL, the SAML IdP entity id, or for Entra ID the directory
+    /// (tenant) id. It is also the default issuer of `nymgate pseudonym` lookups.
+    pub issuer: String,
+    #[serde(default)]
+    pub subject: SubjectConfig,
+    #[serde(default)]
+    pub policy: PolicyConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectConfig {
+    /// SAML: the attribute after pairwise-id, subject-id and a persistent NameID, for example
+    /// `urn:oid:1.3.6.1.4.1.5923.1.1.1.6` (eduPersonPrincipalName).
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// Allow the email as the last resort. Off by default; the token then says `nym_src = "email"`.
+    #[serde(default)]
+    pub allow_email: bool,
+}
+
+/// Ready-made claim mappings (docs/POLICY.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PolicyPreset {
+    Entra,
+    Google,
+    Skolfederation,
+    Feide,
+}
+
+/// Which claims become `role`, `school` and `municipality`. Fields left out come from the preset.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default)]
+    pub preset: Option<PolicyPreset>,
+    /// Claim or attribute names (urn:oid or friendly) whose values give the role.
+    #[serde(default)]
+    pub role_from: Option<Vec<String>>,
+    /// IdP value (case-insensitive; `x@scope` maps as `x`) → student, teacher, staff or other.
+    #[serde(default)]
+    pub role_map: Option<std::collections::BTreeMap<String, crate::pseudonym::policy::Role>>,
+    #[serde(default)]
+    pub school_from: Option<Vec<String>>,
+    /// IdP value → the school code the platform gets. Unmapped values are dropped.
+    #[serde(default)]
+    pub school_map: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub municipality_from: Option<Vec<String>>,
+    #[serde(default)]
+    pub municipality_map: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -379,6 +473,9 @@ impl Config {
         if let Some(SecretSource::File(p)) = self.client_ip.hash_secret.as_mut() {
             fix(p);
         }
+        if let Some(pseudonyms) = self.pseudonyms.as_mut() {
+            fix(&mut pseudonyms.keyring_file);
+        }
     }
 
     /// Semantic checks that serde can't do. Returns every problem found.
@@ -496,10 +593,62 @@ impl Config {
                 problem(field, "must be more than 0s".into());
             }
         }
+        self.validate_tenants(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }
         problems
+    }
+}
+
+impl Config {
+    fn validate_tenants(&self, problem: &mut impl FnMut(&str, String)) {
+        use crate::pseudonym::keyring::is_valid_scope_name;
+        match &self.pseudonyms {
+            None if !self.tenants.is_empty() => problem(
+                "pseudonyms.keyring_file",
+                "is required once tenants are configured; create one with `nymgate keys new --keyring FILE --scope TENANT`".into(),
+            ),
+            Some(p) if p.keyring_file.exists() => {
+                if let Err(message) = check_private_file(&p.keyring_file) {
+                    problem("pseudonyms.keyring_file", message);
+                }
+            }
+            Some(p) => problem(
+                "pseudonyms.keyring_file",
+                format!("{} does not exist; create it with `nymgate keys new --keyring {} --scope TENANT`", p.keyring_file.display(), p.keyring_file.display()),
+            ),
+            None => {}
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            if !is_valid_scope_name(&tenant.id) {
+                problem(
+                    &format!("tenants[{i}].id"),
+                    format!("{:?} is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'", tenant.id),
+                );
+            }
+            if !seen.insert(tenant.id.as_str()) {
+                problem(&format!("tenants[{i}].id"), format!("{:?} is used by two tenants", tenant.id));
+            }
+            if let Some(scope) = &tenant.scope {
+                if !is_valid_scope_name(scope) {
+                    problem(
+                        &format!("tenants[{i}].scope"),
+                        format!("{scope:?} is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'"),
+                    );
+                }
+            }
+            if tenant.issuer.trim().is_empty() {
+                problem(&format!("tenants[{i}].issuer"), "must not be empty".into());
+            }
+            if tenant.subject.attribute.is_some() && tenant.idp != IdpKind::Saml {
+                problem(
+                    &format!("tenants[{i}].subject.attribute"),
+                    "applies to SAML tenants only (idp = \"saml\")".into(),
+                );
+            }
+        }
     }
 }
 

@@ -15,6 +15,8 @@
 //! - [`body`]: streamed client bodies with a read-gap timeout.
 //! - [`framing`]: watches HTTP/1.1 framing for the Content-Length + Transfer-Encoding case.
 //! - [`upstream`]: the pooled client to the platform. [`echo`]: the built-in echo platform.
+//! - [`pseudonym`]: account numbers (HMAC under a scope key), the keyring, the stable-subject
+//!   ladder, the claim policy and the guard. Only a `VerifiedIdentity` goes in.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.
 //! - [`certs`]: development certificates. [`secret`]: secrets that never print.
 //!
@@ -37,6 +39,7 @@ pub mod echo;
 pub mod framing;
 pub mod metrics;
 pub mod proxy;
+pub mod pseudonym;
 pub mod sanitize;
 pub mod secret;
 pub mod server;

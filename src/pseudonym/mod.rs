@@ -1,0 +1,330 @@
+//! Pseudonyms: the account number the platform knows a person by, and the only claims that may
+//! leave with it.
+//!
+//! # The account number
+//! `HMAC-SHA256(key[scope, version], "nymgate/account-number/v1" ‖ len(issuer) ‖ issuer ‖
+//! len(subject) ‖ subject)`, lengths as 4-byte big-endian, so that no two (issuer, subject) pairs
+//! give the same input (`ab`+`c` and `a`+`bc` differ). The first 80 bits of the MAC are written
+//! in Crockford base32 (digits and capitals without I, L, O, U, so nothing reads as another
+//! character), in four groups of four, after the key version:
+//!
+//! ```text
+//! v1-7QX2-M9RA-4HVE-T0BZ
+//! ```
+//!
+//! Collisions: with n people in one scope the chance that any two share a number is about
+//! n² / 2⁸¹. For 10 million people (every pupil and teacher of a country in one scope) that is
+//! 10¹⁴ / 2.4·10²⁴ ≈ 4·10⁻¹¹. Guessing a given person's number without the key is 1 in 2⁸⁰.
+//!
+//! The number is deterministic (same key, same person, same number, on every replica and after
+//! every restart, with no database), unlinkable across scopes (each scope has its own random
+//! key), not reversible without the key, rotatable (a new version gives new numbers; during the
+//! migration window tokens carry `sub_prev` too) and erasable (delete the scope's keys).
+//!
+//! # The pipeline
+//! [`Pseudonymizer::pseudonymize`] takes only a [`VerifiedIdentity`]: stable subject (ladder per
+//! IdP kind) → account number(s) → claim policy (explicit maps) → guard on every outgoing value.
+
+pub mod guard;
+pub mod identity;
+pub mod keyring;
+pub mod policy;
+
+use std::collections::HashMap;
+use std::fmt;
+
+use hmac::{KeyInit, Mac};
+
+use crate::config::{Config, ConfigProblem, IdpKind};
+use guard::{Guard, GuardTrip};
+use identity::{SubjectError, SubjectRules, SubjectSource, VerifiedIdentity};
+use keyring::{Keyring, ScopeKey};
+use policy::{Policy, Role};
+
+type HmacSha256 = hmac::Hmac<sha2::Sha256>;
+
+/// Domain separation: an account number's MAC can't be confused with any other use of the key.
+const DOMAIN_TAG: &[u8] = b"nymgate/account-number/v1";
+/// Crockford's base32 alphabet.
+const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+/// Bits of the MAC kept: 16 base32 characters.
+pub const ACCOUNT_NUMBER_BITS: usize = 80;
+
+/// A pseudonymous account number, such as `v1-7QX2-M9RA-4HVE-T0BZ`.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountNumber(String);
+
+impl AccountNumber {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for AccountNumber {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountNumber({})", self.0)
+    }
+}
+
+/// Derives the account number of (issuer, subject) under one scope key. See the module doc.
+pub fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> AccountNumber {
+    let mut mac = HmacSha256::new_from_slice(key.secret.expose()).expect("HMAC takes any key length");
+    mac.update(DOMAIN_TAG);
+    for field in [issuer.as_bytes(), subject.as_bytes()] {
+        // u32 lengths: identifiers are far shorter; a longer one is cut by try_from failing closed.
+        let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+        mac.update(&len.to_be_bytes());
+        mac.update(field);
+    }
+    let digest = mac.finalize().into_bytes();
+    // 80 bits = 10 bytes = 16 groups of 5 bits.
+    let bits = digest[..10].iter().fold(0u128, |acc, b| (acc << 8) | u128::from(*b));
+    let mut out = format!("v{}", key.version);
+    for i in 0..16 {
+        if i % 4 == 0 {
+            out.push('-');
+        }
+        let index = (bits >> (75 - 5 * i)) & 0x1f;
+        out.push(CROCKFORD[index as usize] as char);
+    }
+    AccountNumber(out)
+}
+
+/// One tenant's pseudonym settings, compiled.
+#[derive(Debug, Clone)]
+pub struct TenantPseudonyms {
+    pub scope: String,
+    pub idp: IdpKind,
+    /// The default issuer for `nymgate pseudonym` lookups (see `TenantConfig::issuer`).
+    pub issuer: String,
+    pub subject: SubjectRules,
+    pub policy: Policy,
+}
+
+/// What the platform may learn about one login. Nothing else exists to leak.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PseudonymousLogin {
+    /// The tenant id from nymgate's config, never a value from the IdP.
+    pub tenant: String,
+    pub sub: AccountNumber,
+    /// The key version that made `sub`.
+    pub nym_ver: u32,
+    /// During a migration window: the number under the previous key version.
+    pub sub_prev: Option<AccountNumber>,
+    /// `Some("email")` when the tenant opted in to email as the subject (PRODUCT.md).
+    pub nym_src: Option<&'static str>,
+    pub role: Role,
+    pub school: Option<String>,
+    pub municipality: Option<String>,
+    /// Names (never values) of what the IdP sent and the platform does not get, for the
+    /// transparency page.
+    pub removed: Vec<String>,
+}
+
+impl PseudonymousLogin {
+    /// The pseudonymous claims as JSON, for the tokens nymgate mints (shared/PRODUCT.md table).
+    pub fn claims(&self) -> serde_json::Map<String, serde_json::Value> {
+        use serde_json::Value;
+        let mut map = serde_json::Map::new();
+        map.insert("sub".into(), Value::from(self.sub.as_str()));
+        map.insert("tenant".into(), Value::from(self.tenant.as_str()));
+        map.insert("role".into(), Value::from(self.role.as_str()));
+        map.insert("nym_ver".into(), Value::from(self.nym_ver));
+        if let Some(prev) = &self.sub_prev {
+            map.insert("sub_prev".into(), Value::from(prev.as_str()));
+        }
+        if let Some(source) = self.nym_src {
+            map.insert("nym_src".into(), Value::from(source));
+        }
+        if let Some(school) = &self.school {
+            map.insert("school".into(), Value::from(school.as_str()));
+        }
+        if let Some(municipality) = &self.municipality {
+            map.insert("municipality".into(), Value::from(municipality.as_str()));
+        }
+        map
+    }
+}
+
+/// The account numbers of one person for a data-subject request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lookup {
+    pub current: AccountNumber,
+    pub previous: Option<AccountNumber>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PseudonymError {
+    #[error("no tenant {0:?} in the config")]
+    UnknownTenant(String),
+    #[error(transparent)]
+    Subject(#[from] SubjectError),
+    #[error(transparent)]
+    Guard(#[from] GuardTrip),
+    #[error("scope {0:?} has no keys")]
+    NoKeys(String),
+}
+
+impl PseudonymError {
+    /// A reason code for metrics and the audit log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PseudonymError::UnknownTenant(_) => "unknown_tenant",
+            PseudonymError::Subject(_) => "no_stable_subject",
+            PseudonymError::Guard(_) => "guard_tripped",
+            PseudonymError::NoKeys(_) => "no_pseudonym_keys",
+        }
+    }
+}
+
+/// OIDC and JWT protocol claims: not about the person, so not listed as "removed".
+const PROTOCOL_CLAIMS: &[&str] = &[
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "nonce",
+    "at_hash",
+    "c_hash",
+    "auth_time",
+    "azp",
+    "sid",
+    "jti",
+    "acr",
+    "amr",
+    "ver",
+    "uti",
+    "rh",
+    "aio",
+    "idp",
+    "s_hash",
+];
+
+/// The keyring and every tenant's settings.
+#[derive(Debug)]
+pub struct Pseudonymizer {
+    keyring: Keyring,
+    tenants: HashMap<String, TenantPseudonyms>,
+}
+
+impl Pseudonymizer {
+    /// Compiles the tenants and checks that each tenant's scope has keys.
+    pub fn new(config: &Config, keyring: Keyring) -> Result<Self, Vec<ConfigProblem>> {
+        let mut problems = Vec::new();
+        let mut tenants = HashMap::new();
+        for (i, tenant) in config.tenants.iter().enumerate() {
+            let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
+            if keyring.scope(&scope).is_err() {
+                problems.push(ConfigProblem {
+                    field: format!("tenants[{i}].scope"),
+                    message: format!(
+                        "the keyring has no keys for scope {scope:?}; create them with `nymgate keys new --keyring FILE --scope {scope}`"
+                    ),
+                });
+            }
+            tenants.insert(
+                tenant.id.clone(),
+                TenantPseudonyms {
+                    scope,
+                    idp: tenant.idp,
+                    issuer: tenant.issuer.clone(),
+                    subject: SubjectRules {
+                        attribute: tenant.subject.attribute.clone(),
+                        allow_email: tenant.subject.allow_email,
+                    },
+                    policy: Policy::new(&tenant.policy),
+                },
+            );
+        }
+        if problems.is_empty() {
+            Ok(Self { keyring, tenants })
+        } else {
+            Err(problems)
+        }
+    }
+
+    pub fn tenant(&self, id: &str) -> Result<&TenantPseudonyms, PseudonymError> {
+        self.tenants.get(id).ok_or_else(|| PseudonymError::UnknownTenant(id.to_owned()))
+    }
+
+    /// The whole pseudonym step of a login. `now` is unix seconds (injected for rotation tests).
+    pub fn pseudonymize(
+        &self,
+        tenant_id: &str,
+        identity: &VerifiedIdentity,
+        now: u64,
+    ) -> Result<PseudonymousLogin, PseudonymError> {
+        let tenant = self.tenant(tenant_id)?;
+        let subject = identity.stable_subject(tenant.idp, &tenant.subject)?;
+        let keys =
+            self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
+        let current = keys.current();
+        let sub = derive_account_number(current, subject.issuer, subject.subject);
+        let sub_prev =
+            keys.previous(now).map(|key| derive_account_number(key, subject.issuer, subject.subject));
+        let mapped = tenant.policy.apply(identity);
+
+        // The guard checks every value that came from the IdP through the policy, against the
+        // login's identifying values (the stable subject among them) and the detectors.
+        let mut identifying = identity.identifying_values();
+        identifying.push(subject.subject);
+        let guard = Guard::new(identifying);
+        guard.check("role", mapped.role.as_str())?;
+        if let Some(school) = &mapped.school {
+            guard.check("school", school)?;
+        }
+        if let Some(municipality) = &mapped.municipality {
+            guard.check("municipality", municipality)?;
+        }
+        guard.check("tenant", tenant_id)?;
+
+        let mut removed: Vec<String> = identity
+            .attributes()
+            .iter()
+            .map(|a| a.friendly_name.clone().unwrap_or_else(|| a.name.clone()))
+            .filter(|name| !PROTOCOL_CLAIMS.contains(&name.as_str()))
+            .collect();
+        removed.sort();
+        removed.dedup();
+        Ok(PseudonymousLogin {
+            tenant: tenant_id.to_owned(),
+            sub,
+            nym_ver: current.version,
+            sub_prev,
+            nym_src: (subject.source == SubjectSource::Email).then_some("email"),
+            role: mapped.role,
+            school: mapped.school,
+            municipality: mapped.municipality,
+            removed,
+        })
+    }
+
+    /// The account numbers a known person has in a tenant, for a data-subject request
+    /// (`nymgate pseudonym`). `issuer` defaults to the tenant's configured issuer.
+    pub fn lookup(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+        subject: &str,
+        now: u64,
+    ) -> Result<Lookup, PseudonymError> {
+        let tenant = self.tenant(tenant_id)?;
+        let keys =
+            self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
+        let issuer = issuer.unwrap_or(&tenant.issuer);
+        Ok(Lookup {
+            current: derive_account_number(keys.current(), issuer, subject),
+            previous: keys.previous(now).map(|key| derive_account_number(key, issuer, subject)),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,293 @@
+//! Properties of the account number, and the pseudonymizer end to end over verified identities.
+
+use proptest::prelude::*;
+use serde_json::json;
+
+use super::identity::{Attribute, NameId};
+use super::*;
+
+fn keyring_with(scopes: &[&str]) -> Keyring {
+    let mut ring = Keyring::default();
+    for scope in scopes {
+        ring.new_scope(scope, 1_000).unwrap();
+    }
+    ring
+}
+
+fn key<'a>(ring: &'a Keyring, scope: &str) -> &'a ScopeKey {
+    ring.scope(scope).unwrap().current()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Deterministic across processes: a keyring written and read back (as a restart or another
+    /// replica would) gives the same number.
+    #[test]
+    fn same_input_same_number_after_reload(issuer in ".{0,40}", subject in ".{1,40}") {
+        let ring = keyring_with(&["s"]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.toml");
+        ring.save(&path).unwrap();
+        let reloaded = Keyring::load(&path).unwrap();
+        prop_assert_eq!(
+            derive_account_number(key(&ring, "s"), &issuer, &subject),
+            derive_account_number(key(&reloaded, "s"), &issuer, &subject)
+        );
+    }
+
+    /// Different scopes give unrelated numbers (their keys are independent).
+    #[test]
+    fn scopes_are_unlinkable(subject in ".{1,40}") {
+        let ring = keyring_with(&["a", "b"]);
+        let a = derive_account_number(key(&ring, "a"), "iss", &subject);
+        let b = derive_account_number(key(&ring, "b"), "iss", &subject);
+        prop_assert_ne!(&a, &b);
+        // Not just different: no shared 4-character group beyond chance (1 in 32^4 per group).
+        let groups = |n: &AccountNumber| n.as_str().split('-').skip(1).map(str::to_owned).collect::<Vec<_>>();
+        let (ga, gb) = (groups(&a), groups(&b));
+        prop_assert!(ga.iter().zip(&gb).filter(|(x, y)| x == y).count() <= 1);
+    }
+
+    /// Field boundaries can't be shifted: ("ab", "c") and ("a", "bc") differ.
+    #[test]
+    fn field_boundaries_are_fixed(a in "[a-z]{1,10}", b in "[a-z]{1,10}", c in "[a-z]{1,10}") {
+        let ring = keyring_with(&["s"]);
+        let k = key(&ring, "s");
+        prop_assert_ne!(
+            derive_account_number(k, &format!("{a}{b}"), &c),
+            derive_account_number(k, &a, &format!("{b}{c}"))
+        );
+    }
+
+    /// A new key version gives a different number, marked with its version.
+    #[test]
+    fn key_versions_differ(subject in ".{1,40}") {
+        let mut ring = keyring_with(&["s"]);
+        let v1 = derive_account_number(key(&ring, "s"), "iss", &subject);
+        ring.rotate("s", 2_000, 100).unwrap();
+        let v2 = derive_account_number(key(&ring, "s"), "iss", &subject);
+        prop_assert!(v1.as_str().starts_with("v1-") && v2.as_str().starts_with("v2-"));
+        prop_assert_ne!(&v1.as_str()[3..], &v2.as_str()[3..]);
+    }
+
+    /// The number never contains its input (for inputs long enough that chance can't explain it).
+    #[test]
+    fn output_never_contains_input(issuer in "[A-Za-z0-9.:/]{5,40}", subject in "[A-Za-z0-9@.]{5,40}") {
+        let ring = keyring_with(&["s"]);
+        let n = derive_account_number(key(&ring, "s"), &issuer, &subject);
+        let text = n.as_str().to_lowercase();
+        prop_assert!(!text.contains(&subject.to_lowercase()));
+        prop_assert!(!text.contains(&issuer.to_lowercase()));
+    }
+
+    /// The format: `v<version>-` then four groups of four Crockford characters.
+    #[test]
+    fn format_is_readable(subject in ".{1,40}") {
+        let ring = keyring_with(&["s"]);
+        let n = derive_account_number(key(&ring, "s"), "iss", &subject);
+        let groups: Vec<&str> = n.as_str().split('-').collect();
+        prop_assert_eq!(groups[0], "v1");
+        prop_assert_eq!(groups.len(), 5);
+        for g in &groups[1..] {
+            prop_assert_eq!(g.len(), 4);
+            prop_assert!(g.bytes().all(|b| CROCKFORD.contains(&b)));
+        }
+    }
+}
+
+/// A known-answer test: pins the derivation, so that a change to it (which would re-number every
+/// account on every platform) can't pass unnoticed.
+#[test]
+fn derivation_known_answer() {
+    let key = ScopeKey { version: 3, created: 0, secret: crate::secret::Secret::new(vec![0x42; 32]) };
+    let number = derive_account_number(&key, "https://idp.school.example", "248289761001");
+    assert_eq!(number.as_str(), KNOWN_ANSWER);
+}
+/// Computed independently of this crate, with Python's `hmac` and `hashlib` over the byte layout
+/// the module doc gives (domain tag, u32 big-endian lengths), then Crockford base32 of 80 bits.
+const KNOWN_ANSWER: &str = "v3-RP87-T0HQ-5C72-QFBF";
+
+fn config_with(tenants: &str) -> Config {
+    let text = format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ncert_file = \"c\"\nkey_file = \"k\"\n[pseudonyms]\nkeyring_file = \"k\"\n{tenants}"
+    );
+    Config::parse(&text).unwrap()
+}
+
+const TENANTS: &str = r#"
+[[tenants]]
+id = "school-a"
+idp = "saml"
+issuer = "https://idp.school-a.example"
+scope = "municipality-x"
+subject = { attribute = "urn:oid:1.3.6.1.4.1.5923.1.1.1.6" }
+policy = { preset = "skolfederation", school_map = { "21648755" = "school-a" } }
+
+[[tenants]]
+id = "school-b"
+idp = "oidc"
+issuer = "https://idp.school-b.example"
+scope = "municipality-x"
+policy = { role_from = ["role"], role_map = { pupil = "student" }, school_from = ["school"], school_map = { "B1" = "alice@school-b.example", "B2" = "school-b" } }
+
+[[tenants]]
+id = "school-c"
+idp = "google"
+issuer = "https://accounts.google.com"
+subject = { allow_email = true }
+"#;
+
+fn saml_alice() -> VerifiedIdentity {
+    let attr = |name: &str, friendly: &str, values: &[&str]| Attribute {
+        name: name.into(),
+        friendly_name: Some(friendly.into()),
+        values: values.iter().map(|v| (*v).into()).collect(),
+    };
+    VerifiedIdentity::from_saml(
+        "https://idp.school-a.example",
+        Some(NameId {
+            value: "AAdzZWNyZXQx".into(),
+            format: Some(identity::name_id_format::TRANSIENT.into()),
+        }),
+        vec![
+            attr(identity::names::EPPN, "eduPersonPrincipalName", &["alice@school-a.example"]),
+            attr(identity::names::MAIL, "mail", &["alice.andersson@school-a.example"]),
+            attr(identity::names::DISPLAY_NAME, "displayName", &["Alice Andersson"]),
+            attr(
+                identity::names::SCOPED_AFFILIATION,
+                "eduPersonScopedAffiliation",
+                &["student@school-a.example"],
+            ),
+            attr(identity::names::NOREDU_ORG_UNIT_ID, "norEduOrgUnitUniqueIdentifier", &["21648755"]),
+            attr(identity::names::NOREDU_PERSON_NIN, "norEduPersonNIN", &["200512189872"]),
+        ],
+    )
+}
+
+#[test]
+fn saml_login_keeps_only_the_number_and_mapped_claims() {
+    let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
+    let login = p.pseudonymize("school-a", &saml_alice(), 2_000).unwrap();
+    assert_eq!(login.role, Role::Student);
+    assert_eq!(login.school.as_deref(), Some("school-a"));
+    assert_eq!((login.nym_ver, login.sub_prev.as_ref(), login.nym_src), (1, None, None));
+    let claims = serde_json::Value::Object(login.claims()).to_string();
+    for personal in ["alice", "Andersson", "200512189872", "AAdzZWNyZXQx", "21648755"] {
+        assert!(!claims.contains(personal), "{personal} in {claims}");
+    }
+    assert!(
+        login.removed.contains(&"mail".to_owned()) && login.removed.contains(&"norEduPersonNIN".to_owned())
+    );
+    // The same person through the DPO lookup gets the same number.
+    let lookup = p.lookup("school-a", None, "alice@school-a.example", 2_000).unwrap();
+    assert_eq!(lookup.current, login.sub);
+}
+
+#[test]
+fn a_shared_scope_gives_the_same_number_in_each_school() {
+    let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
+    let a = p.lookup("school-a", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
+    let b = p.lookup("school-b", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
+    assert_eq!(a, b);
+    let c = p.lookup("school-c", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
+    assert_ne!(a.current, c.current, "another scope, another number");
+}
+
+#[test]
+fn guard_trips_on_a_smuggled_email_and_names_only_the_claim() {
+    // school-b's (mis)configured map turns B1 into an email address.
+    let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
+    let smuggled = VerifiedIdentity::from_oidc(
+        "https://idp.school-b.example",
+        json!({"sub": "s-1", "role": "pupil", "school": "B1"}).as_object().unwrap(),
+    );
+    let err = p.pseudonymize("school-b", &smuggled, 0).unwrap_err();
+    assert_eq!(err, PseudonymError::Guard(GuardTrip { claim: "school", detector: "email" }));
+    assert!(!err.to_string().contains("alice"));
+    let fine = VerifiedIdentity::from_oidc(
+        "https://idp.school-b.example",
+        json!({"sub": "s-1", "role": "pupil", "school": "B2"}).as_object().unwrap(),
+    );
+    assert_eq!(p.pseudonymize("school-b", &fine, 0).unwrap().school.as_deref(), Some("school-b"));
+}
+
+#[test]
+fn guard_trips_on_a_smuggled_personnummer_and_on_the_subject_itself() {
+    let config = config_with(
+        r#"
+[[tenants]]
+id = "school-d"
+idp = "oidc"
+issuer = "https://idp.d.example"
+policy = { school_from = ["school"], school_map = { "D1" = "811218-9876", "D2" = "pupil-1234" } }
+"#,
+    );
+    let p = Pseudonymizer::new(&config, keyring_with(&["school-d"])).unwrap();
+    let id = |school: &str| {
+        VerifiedIdentity::from_oidc(
+            "https://idp.d.example",
+            json!({"sub": "pupil-1234", "school": school}).as_object().unwrap(),
+        )
+    };
+    assert_eq!(
+        p.pseudonymize("school-d", &id("D1"), 0).unwrap_err(),
+        PseudonymError::Guard(GuardTrip { claim: "school", detector: "se_personnummer" })
+    );
+    assert_eq!(
+        p.pseudonymize("school-d", &id("D2"), 0).unwrap_err(),
+        PseudonymError::Guard(GuardTrip { claim: "school", detector: "identifying_value" })
+    );
+}
+
+#[test]
+fn email_subject_only_with_opt_in_and_recorded() {
+    let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
+    let no_sub = json!({"email": "carol@school-c.example"});
+    let login = p
+        .pseudonymize(
+            "school-c",
+            &VerifiedIdentity::from_oidc("https://accounts.google.com", no_sub.as_object().unwrap()),
+            0,
+        )
+        .unwrap();
+    assert_eq!(login.nym_src, Some("email"));
+    assert_eq!(login.claims()["nym_src"], "email");
+    // school-b has no opt-in: no sub, no login.
+    let err = p
+        .pseudonymize(
+            "school-b",
+            &VerifiedIdentity::from_oidc("https://idp.school-b.example", no_sub.as_object().unwrap()),
+            0,
+        )
+        .unwrap_err();
+    assert_eq!(err.reason(), "no_stable_subject");
+}
+
+#[test]
+fn rotation_window_carries_sub_prev_then_stops() {
+    let mut ring = keyring_with(&["municipality-x", "school-c"]);
+    let before = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&[])).map(|_| ()).unwrap_err();
+    assert!(before.iter().any(|p| p.message.contains("nymgate keys new")));
+    let p1 = Pseudonymizer::new(&config_with(TENANTS), {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k");
+        ring.save(&path).unwrap();
+        Keyring::load(&path).unwrap()
+    })
+    .unwrap();
+    let old = p1.pseudonymize("school-a", &saml_alice(), 1_500).unwrap().sub;
+    ring.rotate("municipality-x", 2_000, 1_000).unwrap();
+    let p2 = Pseudonymizer::new(&config_with(TENANTS), ring).unwrap();
+    let during = p2.pseudonymize("school-a", &saml_alice(), 2_500).unwrap();
+    assert_eq!((during.nym_ver, during.sub_prev.as_ref()), (2, Some(&old)));
+    assert_ne!(during.sub, old);
+    let after = p2.pseudonymize("school-a", &saml_alice(), 3_000).unwrap();
+    assert_eq!((after.sub, after.sub_prev), (during.sub, None));
+}
+
+#[test]
+fn unknown_tenant_is_an_error() {
+    let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
+    assert_eq!(p.pseudonymize("nope", &saml_alice(), 0).unwrap_err().reason(), "unknown_tenant");
+}
