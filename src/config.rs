@@ -62,6 +62,17 @@ pub struct Config {
     /// The schools (or municipalities) whose IdPs log in through nymgate.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// The audit log of login attempts and admin actions.
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// JSON lines appended to this file (mode 0600); without it, to standard error.
+    #[serde(default)]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -475,6 +486,9 @@ impl Config {
         }
         if let Some(pseudonyms) = self.pseudonyms.as_mut() {
             fix(&mut pseudonyms.keyring_file);
+        }
+        if let Some(file) = self.audit.file.as_mut() {
+            fix(file);
         }
     }
 

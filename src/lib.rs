@@ -31,6 +31,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod body;
 pub mod certs;
 pub mod client_ip;

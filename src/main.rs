@@ -52,6 +52,83 @@ enum Command {
         #[command(subcommand)]
         command: CertsCommand,
     },
+    /// Manage the pseudonym keyring: one random 256-bit key per scope and version.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Print the account number a known person has in a tenant, for a data-subject request
+    /// (access, erasure). Writes an audit line without the subject.
+    Pseudonym {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[arg(long)]
+        tenant: String,
+        /// The IdP's stable subject (`sub`, Entra `oid`, SAML NameID or attribute). `-` reads it
+        /// from standard input, keeping it out of the shell history and the process list.
+        #[arg(long)]
+        subject: String,
+        /// The issuer part of the input (OIDC `iss`, SAML entity id, Entra directory id);
+        /// default: the tenant's configured `issuer`.
+        #[arg(long)]
+        issuer: Option<String>,
+    },
+}
+
+#[derive(clap::Args)]
+struct KeyringArgs {
+    /// The keyring file (created with mode 0600 by `keys new`).
+    #[arg(long)]
+    keyring: PathBuf,
+    /// Append the audit line to this file instead of standard error.
+    #[arg(long)]
+    audit: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create the first key of a new scope (a tenant id, or a shared scope such as a municipality).
+    New {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        scope: String,
+    },
+    /// List scopes and key versions (never the keys).
+    List {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+    },
+    /// Add a new key version; for the migration window tokens carry `sub` (new) and `sub_prev`.
+    Rotate {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        scope: String,
+        /// How long tokens also carry the previous number (e.g. 30d); 0s for none.
+        #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
+        window: std::time::Duration,
+    },
+    /// Delete an old key version (its account numbers can no longer be computed).
+    Retire {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        scope: String,
+        #[arg(long)]
+        version: u32,
+    },
+    /// Delete every key of a scope: its account numbers become unlinkable to anyone, for good
+    /// (crypto-shredding). Backups of the keyring must be destroyed too.
+    Erase {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        scope: String,
+        /// The scope name again, to confirm. Without it, nymgate asks on the terminal.
+        #[arg(long)]
+        confirm: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -82,6 +159,10 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo { dir, port, admin_port } => demo(dir, port, admin_port),
+        Command::Keys { command } => keys(command),
+        Command::Pseudonym { config, tenant, subject, issuer } => {
+            pseudonym(&config, &tenant, &subject, issuer.as_deref())
+        }
         Command::Certs { command: CertsCommand::Dev { out, names } } => {
             match certs::generate_dev_certs(&out, &names) {
                 Ok(files) => {
@@ -102,6 +183,200 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+    }
+}
+
+fn keys(command: KeysCommand) -> ExitCode {
+    use nymgate::audit::{AuditEvent, AuditSink};
+    use nymgate::pseudonym::keyring::{unix_now, Keyring};
+
+    let now = unix_now();
+    let (args, result): (&KeyringArgs, Result<AuditEvent<'_>, String>) = match &command {
+        KeysCommand::List { keyring } => {
+            return match Keyring::load(&keyring.keyring) {
+                Ok(ring) => {
+                    println!("{:<24} {:>7}  {:<20}  state", "scope", "version", "created");
+                    for (name, scope) in ring.scopes() {
+                        let current = scope.current().version;
+                        let previous = scope.previous(now).map(|k| k.version);
+                        for key in &scope.keys {
+                            let state = if key.version == current {
+                                "current".to_owned()
+                            } else if Some(key.version) == previous {
+                                format!(
+                                    "previous (sub_prev until {})",
+                                    nymgate::audit::rfc3339(scope.migration_until.unwrap_or(0))
+                                )
+                            } else {
+                                "old (retire it when no longer needed)".to_owned()
+                            };
+                            println!(
+                                "{name:<24} {:>7}  {:<20}  {state}",
+                                key.version,
+                                nymgate::audit::rfc3339(key.created)
+                            );
+                        }
+                    }
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("nymgate: {error}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
+        KeysCommand::New { keyring, scope } => (
+            keyring,
+            Keyring::load_or_empty(&keyring.keyring)
+                .and_then(|mut ring| ring.new_scope(scope, now).and_then(|()| ring.save(&keyring.keyring)))
+                .map(|()| AuditEvent {
+                    scope: Some(scope),
+                    key_version: Some(1),
+                    ..AuditEvent::admin("keys_new", "ok")
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        KeysCommand::Rotate { keyring, scope, window } => (
+            keyring,
+            Keyring::load(&keyring.keyring)
+                .and_then(|mut ring| {
+                    let version = ring.rotate(scope, now, window.as_secs())?;
+                    ring.save(&keyring.keyring).map(|()| version)
+                })
+                .map(|version| AuditEvent {
+                    scope: Some(scope),
+                    key_version: Some(version),
+                    ..AuditEvent::admin("keys_rotate", "ok")
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        KeysCommand::Retire { keyring, scope, version } => (
+            keyring,
+            Keyring::load(&keyring.keyring)
+                .and_then(|mut ring| ring.retire(scope, *version).and_then(|()| ring.save(&keyring.keyring)))
+                .map(|()| AuditEvent {
+                    scope: Some(scope),
+                    key_version: Some(*version),
+                    ..AuditEvent::admin("keys_retire", "ok")
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        KeysCommand::Erase { keyring, scope, confirm } => {
+            let confirmed = match confirm {
+                Some(given) => given == scope,
+                None => ask(&format!(
+                    "This destroys every key of scope {scope:?}: its account numbers become unlinkable for good.\nType the scope name to confirm: "
+                ))
+                .is_some_and(|answer| answer == *scope),
+            };
+            let result = if confirmed {
+                Keyring::load(&keyring.keyring)
+                    .and_then(|mut ring| {
+                        let destroyed = ring.erase(scope)?;
+                        ring.save(&keyring.keyring).map(|()| destroyed)
+                    })
+                    .map(|destroyed| {
+                        println!(
+                            "erased scope {scope}: {destroyed} key(s) destroyed; destroy keyring backups too"
+                        );
+                        AuditEvent { scope: Some(scope), ..AuditEvent::admin("keys_erase", "ok") }
+                    })
+                    .map_err(|e| e.to_string())
+            } else {
+                Err("not confirmed: pass --confirm with the scope name, or type it when asked".to_owned())
+            };
+            (keyring, result)
+        }
+    };
+    let sink = AuditSink::from_path(args.audit.as_deref());
+    match result {
+        Ok(event) => match sink.record(&event) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("nymgate: the change is made but its audit line could not be written: {error}");
+                ExitCode::FAILURE
+            }
+        },
+        Err(message) => {
+            eprintln!("nymgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Asks on the terminal; None when standard input is not a terminal or is closed.
+fn ask(prompt: &str) -> Option<String> {
+    use std::io::{BufRead, IsTerminal, Write};
+    if !std::io::stdin().is_terminal() {
+        return None;
+    }
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line).ok()?;
+    Some(line.trim().to_owned())
+}
+
+fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -> ExitCode {
+    use nymgate::audit::{AuditEvent, AuditSink};
+    use nymgate::pseudonym::keyring::{unix_now, Keyring};
+    use nymgate::pseudonym::Pseudonymizer;
+
+    let fail = |message: String| {
+        eprintln!("nymgate: {message}");
+        ExitCode::FAILURE
+    };
+    let config = match Config::load(config) {
+        Ok(config) => config,
+        Err(error) => return fail(error.to_string()),
+    };
+    let subject = if subject == "-" {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            return fail("cannot read the subject from standard input".into());
+        }
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        subject.to_owned()
+    };
+    let Some(keyring_file) = config.pseudonyms.as_ref().map(|p| p.keyring_file.clone()) else {
+        return fail("the config has no [pseudonyms] keyring_file".into());
+    };
+    let keyring = match Keyring::load(&keyring_file) {
+        Ok(ring) => ring,
+        Err(error) => return fail(error.to_string()),
+    };
+    let pseudonymizer = match Pseudonymizer::new(&config, keyring) {
+        Ok(p) => p,
+        Err(problems) => {
+            return fail(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+        }
+    };
+    let sink = AuditSink::from_path(config.audit.file.as_deref());
+    match pseudonymizer.lookup(tenant, issuer, &subject, unix_now()) {
+        Ok(lookup) => {
+            let event = AuditEvent {
+                tenant: Some(tenant),
+                account_number: Some(lookup.current.as_str()),
+                ..AuditEvent::admin("pseudonym_lookup", "ok")
+            };
+            if let Err(error) = sink.record(&event) {
+                return fail(format!("the audit line could not be written, so no answer is given: {error}"));
+            }
+            println!("{}", lookup.current);
+            if let Some(previous) = lookup.previous {
+                println!("{previous} (previous key, during the migration window)");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            // The error names the tenant at most, never the subject.
+            let _ = sink.record(&AuditEvent {
+                reason: Some(error.reason()),
+                ..AuditEvent::admin("pseudonym_lookup", "failed")
+            });
+            fail(error.to_string())
         }
     }
 }
@@ -140,6 +415,24 @@ fn check(path: &Path) -> ExitCode {
             if let Some(upstream) = &config.upstream {
                 if let Err(error) = tls::upstream_roots(upstream.ca_file.as_deref()) {
                     println!("{}: 1 problem:\n  - upstream.ca_file: {error}", path.display());
+                    return ExitCode::FAILURE;
+                }
+            }
+            if let Some(pseudonyms) = &config.pseudonyms {
+                let problems = match nymgate::pseudonym::keyring::Keyring::load(&pseudonyms.keyring_file) {
+                    Ok(ring) => {
+                        nymgate::pseudonym::Pseudonymizer::new(&config, ring).err().unwrap_or_default()
+                    }
+                    Err(error) => vec![nymgate::config::ConfigProblem {
+                        field: "pseudonyms.keyring_file".into(),
+                        message: error.to_string(),
+                    }],
+                };
+                if !problems.is_empty() {
+                    println!("{}: {} problem(s):", path.display(), problems.len());
+                    for problem in problems {
+                        println!("  - {problem}");
+                    }
                     return ExitCode::FAILURE;
                 }
             }

@@ -49,6 +49,12 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct GuardLabels {
+    claim: &'static str,
+    detector: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -63,6 +69,7 @@ pub struct Metrics {
     shed_connections: Counter<u64, AtomicU64>,
     rejected_requests: Family<ReasonLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
+    guard_trips: Family<GuardLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -105,6 +112,12 @@ impl Metrics {
         );
         let cert_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
+        let guard_trips = Family::<GuardLabels, Counter>::default();
+        registry.register(
+            "guard_trips",
+            "Logins failed closed because an outgoing claim carried a personal value, by claim and detector",
+            guard_trips.clone(),
+        );
         Self {
             registry,
             requests,
@@ -114,6 +127,7 @@ impl Metrics {
             shed_connections,
             rejected_requests,
             cert_reloads,
+            guard_trips,
         }
     }
 
@@ -149,6 +163,11 @@ impl Metrics {
         self.cert_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
+    /// A guard trip: names the claim and the detector (both from closed sets), never the value.
+    pub fn guard_trip(&self, trip: crate::pseudonym::guard::GuardTrip) {
+        self.guard_trips.get_or_create(&GuardLabels { claim: trip.claim, detector: trip.detector }).inc();
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -168,9 +187,11 @@ mod tests {
         m.request(RouteClass::Proxy, http::StatusCode::OK);
         m.rejected("bad_host");
         m.connection_opened();
+        m.guard_trip(crate::pseudonym::guard::GuardTrip { claim: "school", detector: "email" });
         let text = m.render();
         assert!(text.contains("nymgate_requests_total{route=\"proxy\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("nymgate_rejected_requests_total{reason=\"bad_host\"} 1"), "{text}");
         assert!(text.contains("nymgate_open_connections 1"), "{text}");
+        assert!(text.contains("nymgate_guard_trips_total{claim=\"school\",detector=\"email\"} 1"), "{text}");
     }
 }

@@ -27,7 +27,7 @@ fi
 
 echo "==> formatting and lints"
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
+cargo clippy --locked --all-targets --all-features -- -D warnings
 
 echo "==> ring must not be in the dependency tree (shared/DEPENDENCIES.md)"
 if cargo tree --locked -e normal -i ring 2>/dev/null | grep -q ring; then
@@ -37,4 +37,4 @@ if cargo tree --locked -e normal -i ring 2>/dev/null | grep -q ring; then
 fi
 
 echo "==> tests"
-cargo test --locked --all-targets
+cargo test --locked --all-targets --all-features

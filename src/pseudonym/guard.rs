@@ -26,6 +26,10 @@ const MIN_CONTAINED_LEN: usize = 4;
 
 /// Case- and Unicode-normalized text for comparison: NFKC, lowercase, surrounding space gone.
 pub fn normalize(value: &str) -> String {
+    if value.is_ascii() {
+        // NFKC leaves ASCII as it is: skip the decomposition (most values on a login are ASCII).
+        return value.trim().to_ascii_lowercase();
+    }
     value.nfkc().collect::<String>().to_lowercase().trim().to_owned()
 }
 

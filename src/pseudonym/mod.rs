@@ -33,15 +33,13 @@ pub mod policy;
 use std::collections::HashMap;
 use std::fmt;
 
-use hmac::{KeyInit, Mac};
+use hmac::Mac;
 
 use crate::config::{Config, ConfigProblem, IdpKind};
 use guard::{Guard, GuardTrip};
 use identity::{SubjectError, SubjectRules, SubjectSource, VerifiedIdentity};
 use keyring::{Keyring, ScopeKey};
 use policy::{Policy, Role};
-
-type HmacSha256 = hmac::Hmac<sha2::Sha256>;
 
 /// Domain separation: an account number's MAC can't be confused with any other use of the key.
 const DOMAIN_TAG: &[u8] = b"nymgate/account-number/v1";
@@ -74,7 +72,7 @@ impl fmt::Debug for AccountNumber {
 
 /// Derives the account number of (issuer, subject) under one scope key. See the module doc.
 pub fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> AccountNumber {
-    let mut mac = HmacSha256::new_from_slice(key.secret.expose()).expect("HMAC takes any key length");
+    let mut mac = key.mac();
     mac.update(DOMAIN_TAG);
     for field in [issuer.as_bytes(), subject.as_bytes()] {
         // u32 lengths: identifiers are far shorter; a longer one is cut by try_from failing closed.

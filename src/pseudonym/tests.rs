@@ -100,7 +100,7 @@ proptest! {
 /// account on every platform) can't pass unnoticed.
 #[test]
 fn derivation_known_answer() {
-    let key = ScopeKey { version: 3, created: 0, secret: crate::secret::Secret::new(vec![0x42; 32]) };
+    let key = ScopeKey::new(3, 0, crate::secret::Secret::new(vec![0x42; 32]));
     let number = derive_account_number(&key, "https://idp.school.example", "248289761001");
     assert_eq!(number.as_str(), KNOWN_ANSWER);
 }

@@ -1,0 +1,74 @@
+//! nymgate's own work on a login's identity: stable subject, account number (HMAC), claim
+//! policy and guard. Run: `cargo bench --features unverified-identity --bench pseudonym`.
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use nymgate::config::Config;
+use nymgate::pseudonym::identity::VerifiedIdentity;
+use nymgate::pseudonym::keyring::Keyring;
+use nymgate::pseudonym::{derive_account_number, Pseudonymizer};
+
+const CONFIG: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+cert_file = "unused"
+key_file = "unused"
+[pseudonyms]
+keyring_file = "unused"
+[[tenants]]
+id = "school-a"
+idp = "entra"
+issuer = "9188040d-6c67-4c5b-b112-36a304b66dad"
+policy = { preset = "entra", school_from = ["school"], school_map = { "21648755" = "school-a" } }
+"#;
+
+fn typical_entra_login() -> VerifiedIdentity {
+    // The claims an Entra ID token and userinfo carry for a pupil, with app roles and a school.
+    let claims = serde_json::json!({
+        "iss": "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+        "aud": "6cb04018-a3f5-46a7-b995-940c78f5aef3", "exp": 1795994100, "iat": 1795990500,
+        "nbf": 1795990500, "nonce": "n-0S6_WzA2Mj", "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+        "tid": "9188040d-6c67-4c5b-b112-36a304b66dad", "oid": "00000000-0000-0000-66f3-3332eca7ea81",
+        "email": "alice.andersson@school-a.example", "preferred_username": "alice.andersson@school-a.example",
+        "name": "Alice Andersson", "given_name": "Alice", "family_name": "Andersson",
+        "roles": ["Student"], "school": "21648755"
+    });
+    VerifiedIdentity::unverified_for_benchmarks(
+        "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+        claims.as_object().unwrap(),
+    )
+}
+
+fn bench(c: &mut Criterion) {
+    let config = Config::parse(CONFIG).unwrap();
+    let mut keyring = Keyring::default();
+    keyring.new_scope("school-a", 0).unwrap();
+    let key_only = {
+        let mut k = Keyring::default();
+        k.new_scope("s", 0).unwrap();
+        k
+    };
+    let pseudonymizer = Pseudonymizer::new(&config, keyring).unwrap();
+    let identity = typical_entra_login();
+    assert_eq!(
+        pseudonymizer.pseudonymize("school-a", &identity, 0).unwrap().school.as_deref(),
+        Some("school-a")
+    );
+
+    c.bench_function("derive_account_number", |b| {
+        let key = key_only.scope("s").unwrap().current();
+        b.iter(|| {
+            derive_account_number(
+                key,
+                "9188040d-6c67-4c5b-b112-36a304b66dad",
+                "00000000-0000-0000-66f3-3332eca7ea81",
+            )
+        })
+    });
+    c.bench_function("pseudonymize_typical_login", |b| {
+        b.iter(|| pseudonymizer.pseudonymize("school-a", &identity, 0).unwrap())
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

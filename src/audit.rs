@@ -1,0 +1,120 @@
+//! The audit log: one JSON line per login attempt and per admin action, apart from the
+//! operational log. It holds what the privacy policy promises to record (time, tenant, outcome,
+//! reason, account number, reduced IP) and never a personal value: events are built from typed
+//! fields, none of which can hold an email, a name or a subject.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+/// One audit event.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEvent<'a> {
+    /// RFC 3339 UTC.
+    pub time: String,
+    /// `login` or `admin`.
+    pub kind: &'static str,
+    /// What happened, from a fixed list (see docs in README).
+    pub action: &'static str,
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scope: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_version: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+}
+
+impl<'a> AuditEvent<'a> {
+    pub fn admin(action: &'static str, outcome: &'static str) -> Self {
+        Self {
+            time: rfc3339(crate::pseudonym::keyring::unix_now()),
+            kind: "admin",
+            action,
+            outcome,
+            tenant: None,
+            scope: None,
+            key_version: None,
+            account_number: None,
+            reason: None,
+        }
+    }
+}
+
+/// Where audit lines go: a file (appended, mode 0600) or standard error.
+#[derive(Debug, Clone)]
+pub enum AuditSink {
+    File(PathBuf),
+    Stderr,
+}
+
+impl AuditSink {
+    pub fn from_path(path: Option<&Path>) -> Self {
+        path.map_or(AuditSink::Stderr, |p| AuditSink::File(p.to_owned()))
+    }
+
+    /// Writes one line. An audit line that can't be written is an error the caller reports:
+    /// an admin action must not look recorded when it was not.
+    pub fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
+        let mut line = serde_json::to_vec(event).expect("audit events serialize");
+        line.push(b'\n');
+        match self {
+            AuditSink::Stderr => std::io::stderr().write_all(&line),
+            AuditSink::File(path) => {
+                use std::os::unix::fs::OpenOptionsExt;
+                let mut file =
+                    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
+                file.write_all(&line)?;
+                file.sync_data()
+            }
+        }
+    }
+}
+
+/// Unix seconds as RFC 3339 UTC (`2026-11-24T21:15:00Z`), by the civil-from-days algorithm
+/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
+pub fn rfc3339(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_dates() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(rfc3339(1_795_994_100), "2026-11-29T23:15:00Z");
+    }
+
+    #[test]
+    fn file_sink_appends_private_lines() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = AuditSink::File(path.clone());
+        sink.record(&AuditEvent::admin("keys_new", "ok")).unwrap();
+        sink.record(&AuditEvent { scope: Some("s"), ..AuditEvent::admin("keys_rotate", "ok") }).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(text.lines().count(), 2);
+        assert!(text.lines().nth(1).unwrap().contains("\"scope\":\"s\""));
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
