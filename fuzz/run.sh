@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS each (default 60; CI uses a short run, by hand use 600+).
+# cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the machine's stable toolchain accept them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${1:-60}
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+export RUSTC_BOOTSTRAP=1
+for target in $(cargo fuzz list); do
+  # The working corpus grows (it is not committed); it starts from the seeds in fuzz/seeds.
+  mkdir -p "fuzz/corpus/$target"
+  cp -n fuzz/seeds/"$target"/* "fuzz/corpus/$target/" 2>/dev/null || true
+  echo "==> fuzzing $target for ${SECONDS_EACH}s"
+  cargo fuzz run -O "$target" "fuzz/corpus/$target" -- -max_total_time="$SECONDS_EACH" -max_len=8192 2>&1 | grep -E "^(#[0-9]+ *DONE|Done|==|SUMMARY|thread|panicked)" || true
+  # A crash leaves an artifact and a non-zero exit above; fail loudly if one exists.
+  if compgen -G "fuzz/artifacts/$target/crash-*" >/dev/null; then
+    echo "crash found in $target: fuzz/artifacts/$target" >&2
+    exit 1
+  fi
+done
