@@ -180,6 +180,10 @@ pub struct ServerConfig {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
+    /// Threads serving the public listener, each with its own event loop and its own socket on
+    /// the port (SO_REUSEPORT), like nginx's worker processes. Default: one per CPU.
+    #[serde(default)]
+    pub workers: Option<usize>,
     /// How often the certificate files are checked for changes (SIGHUP reloads at once).
     #[serde(default = "defaults::cert_reload_interval", with = "humantime_serde")]
     pub cert_reload_interval: Duration,
@@ -521,6 +525,9 @@ impl Config {
         }
         if let Err(message) = check_private_file(&self.server.key_file) {
             problem("server.key_file", message);
+        }
+        if self.server.workers.is_some_and(|w| w == 0 || w > 256) {
+            problem("server.workers", "must be 1 to 256 (default: one per CPU)".into());
         }
         if self.server.cert_reload_interval < std::time::Duration::from_secs(1) {
             problem("server.cert_reload_interval", "must be at least 1s".into());

@@ -29,7 +29,8 @@ use crate::upstream::Upstream;
 /// Everything the pipeline needs, built once from the config and shared by all connections.
 pub struct Gateway {
     pub metrics: Arc<Metrics>,
-    pub reducer: IpReducer,
+    /// Shared by every worker, so that hash mode gives one token per client across workers.
+    pub reducer: Arc<IpReducer>,
     pub policy: SanitizePolicy,
     /// `None`: the built-in echo platform answers.
     pub upstream: Option<Upstream>,
@@ -41,7 +42,7 @@ impl Gateway {
     pub fn new(
         config: &Config,
         metrics: Arc<Metrics>,
-        reducer: IpReducer,
+        reducer: Arc<IpReducer>,
         upstream: Option<Upstream>,
     ) -> Self {
         Self {

@@ -75,6 +75,8 @@ pub struct RunningServer {
     max_connections: usize,
     shutdown_grace: Duration,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The public-listener workers; they end when the phase reaches `Closing`.
+    threads: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
@@ -88,20 +90,32 @@ impl RunningServer {
             Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
             None => None,
         };
-        let reducer = IpReducer::new(&config.client_ip, secret);
+        let reducer = Arc::new(IpReducer::new(&config.client_ip, secret));
+        // This gateway serves the admin listener and the upstream probe; each worker builds its
+        // own (with its own connection pool to the platform) from the same parts.
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
-        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer, upstream));
+        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream));
 
         let bind = |field: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
         };
-        let public = bind("server.listen", config.server.listen).await?;
+        let workers = config
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let bind_error =
+            |source| StartError::Bind { field: "server.listen", addr: config.server.listen, source };
+        let first = bind_reuseport(config.server.listen).map_err(bind_error)?;
+        let public_addr = first.local_addr().expect("bound socket has an address");
+        let mut public = vec![first];
+        for _ in 1..workers {
+            public.push(bind_reuseport(public_addr).map_err(bind_error)?);
+        }
         let admin = bind("server.admin_listen", config.server.admin_listen).await?;
         let redirect = match config.server.redirect_listen {
             Some(addr) => Some(bind("server.redirect_listen", addr).await?),
             None => None,
         };
-        let public_addr = public.local_addr().expect("bound socket has an address");
         let admin_addr = admin.local_addr().expect("bound socket has an address");
         let redirect_addr = redirect.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
 
@@ -109,16 +123,25 @@ impl RunningServer {
         let limits = config.limits.clone();
         let connections = Arc::new(Semaphore::new(limits.max_connections));
         let mut tasks = Vec::new();
-        let public_loop = PublicListener {
-            listener: public,
-            acceptor,
-            gateway: gateway.clone(),
-            limits: limits.clone(),
-            connections: connections.clone(),
-            shed: Arc::new(Semaphore::new(SHED_BUDGET)),
-            phase: phase.subscribe(),
-        };
-        tasks.push(tokio::spawn(public_loop.run()));
+        let shed = Arc::new(Semaphore::new(SHED_BUDGET));
+        let mut threads = Vec::new();
+        for (index, listener) in public.into_iter().enumerate() {
+            let worker = Worker {
+                config: config.clone(),
+                listener,
+                acceptor: acceptor.clone(),
+                metrics: metrics.clone(),
+                reducer: reducer.clone(),
+                connections: connections.clone(),
+                shed: shed.clone(),
+                phase: phase.subscribe(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("nymgate-worker-{index}"))
+                .spawn(move || worker.run())
+                .map_err(|source| StartError::Bind { field: "server.workers", addr: public_addr, source })?;
+            threads.push(thread);
+        }
         tasks.push(tokio::spawn(serve_admin(admin, gateway.clone(), phase.subscribe())));
         if let Some(listener) = redirect {
             let https_port = config.server.redirect_https_port.unwrap_or(public_addr.port());
@@ -156,6 +179,7 @@ impl RunningServer {
             max_connections: limits.max_connections,
             shutdown_grace: limits.shutdown_grace,
             tasks,
+            threads,
         })
     }
 
@@ -178,8 +202,79 @@ impl RunningServer {
         for task in self.tasks {
             task.abort();
         }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
         tracing::info!(drained, "nymgate stopped");
         drained
+    }
+}
+
+/// A public-listener socket with SO_REUSEPORT, so that each worker has its own and the kernel
+/// spreads new connections across them (no shared accept queue, no cross-thread wakeups).
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(4096)?;
+    Ok(socket.into())
+}
+
+/// One public-listener thread: its own single-threaded tokio runtime, socket, gateway and
+/// connection pool to the platform. Limits (the connection cap, the shed budget) and metrics are
+/// shared by all workers.
+struct Worker {
+    config: Config,
+    listener: std::net::TcpListener,
+    acceptor: TlsAcceptor,
+    metrics: Arc<Metrics>,
+    reducer: Arc<IpReducer>,
+    connections: Arc<Semaphore>,
+    shed: Arc<Semaphore>,
+    phase: watch::Receiver<Phase>,
+}
+
+impl Worker {
+    fn run(self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(error) => {
+                tracing::error!(%error, "worker runtime could not start");
+                return;
+            }
+        };
+        let Worker { config, listener, acceptor, metrics, reducer, connections, shed, mut phase } = self;
+        runtime.block_on(async move {
+            let upstream = match config.upstream.as_ref().map(Upstream::new).transpose() {
+                Ok(upstream) => upstream,
+                Err(error) => {
+                    tracing::error!(%error, "worker could not build its upstream client");
+                    return;
+                }
+            };
+            let listener = match TcpListener::from_std(listener) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::error!(%error, "worker could not register its listener");
+                    return;
+                }
+            };
+            let gateway = Arc::new(Gateway::new(&config, metrics, reducer, upstream));
+            let public_loop = PublicListener {
+                listener,
+                acceptor,
+                gateway,
+                limits: config.limits.clone(),
+                connections,
+                shed,
+                phase: phase.clone(),
+            };
+            tokio::spawn(public_loop.run());
+            // Connection tasks live on this runtime: keep it running until the grace is over.
+            reaches(&mut phase, Phase::Closing).await;
+        });
     }
 }
 
