@@ -112,6 +112,10 @@ target/release/nymgate serve --config "$OUT/nymgate.toml" 2>"$OUT/nymgate.log" &
 for port in $UP $UP_H2C $NGINX $NYM; do
   for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null && break; sleep 0.1; done
 done
+# Every server must be ours: a port answered by a leftover process would measure the wrong thing.
+for p in "${pids[@]}"; do
+  kill -0 "$p" 2>/dev/null || { echo "a server failed to start (port in use?); see $OUT" >&2; exit 1; }
+done
 
 declare -A URL_H1=([direct]="http://127.0.0.1:$UP/" [nginx]="https://127.0.0.1:$NGINX/" [nymgate]="https://127.0.0.1:$NYM/")
 declare -A URL_H2=([direct]="http://127.0.0.1:$UP_H2C/" [nginx]="https://127.0.0.1:$NGINX/" [nymgate]="https://127.0.0.1:$NYM/")
@@ -140,7 +144,7 @@ at_rate() { # name proto url total_rps
   echo "nymgate $(git rev-parse --short HEAD). DURATION=${DURATION}s, HTTP/1.1: $CONNS connections;"
   echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams. Access logs off in nginx; nymgate log level warn."
   echo "Upstream: nginx, one worker, \`return 200\`. Proxy under test: nginx with worker_processes auto (2),"
-  echo "nymgate with tokio's default (2 worker threads). Peaks: median of $REPEAT interleaved runs."
+  echo "nymgate with server.workers at its default (one per CPU: 2). Peaks: median of $REPEAT interleaved runs."
   echo
 } >"$OUT/results.md"
 
