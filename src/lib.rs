@@ -18,6 +18,7 @@
 //! - [`pseudonym`]: account numbers (HMAC under a scope key), the keyring, the stable-subject
 //!   ladder, the claim policy and the guard. Only a `VerifiedIdentity` goes in.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.
+//! - [`seal`]: AEAD-sealed values for cookies (pending logins, sessions), any replica opens them.
 //! - [`certs`]: development certificates. [`secret`]: secrets that never print.
 //!
 //! # Threat model (the proxy layer)
@@ -42,6 +43,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod pseudonym;
 pub mod sanitize;
+pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod telemetry;

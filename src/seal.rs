@@ -48,7 +48,8 @@ struct SealKey {
 impl SealKey {
     fn derive(secret: &Secret) -> Self {
         let mac = |label: &[u8]| {
-            let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose()).expect("any key length");
+            let mut mac =
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.expose()).expect("any key length");
             mac.update(label);
             mac.finalize().into_bytes()
         };
@@ -96,7 +97,11 @@ impl Sealer {
         let mut body = plaintext.to_vec();
         self.current
             .key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(aad(purpose, &out)), &mut body)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(aad(purpose, &out)),
+                &mut body,
+            )
             .expect("AES-GCM sealing of a bounded buffer cannot fail");
         out.extend_from_slice(&body);
         URL_SAFE_NO_PAD.encode(out)
@@ -121,8 +126,10 @@ impl Sealer {
         let nonce = Nonce::try_assume_unique_for_key(&header[13..]).map_err(|_| SealError::Malformed)?;
         let mut body = body.to_vec();
         // Authenticate before trusting the expiry: an expired-looking forgery is still a forgery.
-        let plaintext =
-            key.key.open_in_place(nonce, Aad::from(aad(purpose, header)), &mut body).map_err(|_| SealError::Forged)?;
+        let plaintext = key
+            .key
+            .open_in_place(nonce, Aad::from(aad(purpose, header)), &mut body)
+            .map_err(|_| SealError::Forged)?;
         if now >= expires {
             return Err(SealError::Expired);
         }
