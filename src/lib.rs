@@ -40,6 +40,7 @@ pub mod config;
 pub mod echo;
 pub mod framing;
 pub mod metrics;
+pub mod mint;
 pub mod proxy;
 pub mod pseudonym;
 pub mod sanitize;
