@@ -28,6 +28,17 @@ pub struct AuditEvent<'a> {
     pub account_number: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<&'static str>,
+    /// `oidc` or `saml`, for logins.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protocol: Option<&'static str>,
+    /// The client IP as reduced by `client_ip.mode` (never the raw address).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
+    /// The outgoing claim a guard trip was found in (its name, never its value).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claim: Option<&'static str>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -42,6 +53,21 @@ impl<'a> AuditEvent<'a> {
             key_version: None,
             account_number: None,
             reason: None,
+            protocol: None,
+            client: None,
+            request_id: None,
+            claim: None,
+        }
+    }
+
+    /// A login attempt: `outcome` is `ok` or `failed`, with a reason code when it failed.
+    pub fn login(outcome: &'static str, protocol: &'static str, client: String, request_id: &'a str) -> Self {
+        Self {
+            kind: "login",
+            protocol: Some(protocol),
+            client: Some(client),
+            request_id: Some(request_id),
+            ..Self::admin("login", outcome)
         }
     }
 }

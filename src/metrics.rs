@@ -24,6 +24,8 @@ pub enum RouteClass {
     Rejected,
     /// The plain-HTTP redirect listener.
     Redirect,
+    /// nymgate's own login and provider endpoints (`/nymgate/…`).
+    Login,
 }
 
 impl RouteClass {
@@ -33,6 +35,7 @@ impl RouteClass {
             RouteClass::Echo => "echo",
             RouteClass::Rejected => "rejected",
             RouteClass::Redirect => "redirect",
+            RouteClass::Login => "login",
         }
     }
 }
@@ -59,6 +62,13 @@ struct OutcomeLabels {
     outcome: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LoginLabels {
+    protocol: &'static str,
+    outcome: &'static str,
+    reason: &'static str,
+}
+
 /// Every metric nymgate keeps.
 pub struct Metrics {
     registry: Registry,
@@ -70,6 +80,7 @@ pub struct Metrics {
     rejected_requests: Family<ReasonLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
     guard_trips: Family<GuardLabels, Counter>,
+    logins: Family<LoginLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -118,7 +129,14 @@ impl Metrics {
             "Logins failed closed because an outgoing claim carried a personal value, by claim and detector",
             guard_trips.clone(),
         );
+        let logins = Family::<LoginLabels, Counter>::default();
+        registry.register(
+            "logins",
+            "Login attempts, by protocol, outcome and reason code (docs/LOGIN.md)",
+            logins.clone(),
+        );
         Self {
+            logins,
             registry,
             requests,
             upstream_seconds,
@@ -166,6 +184,11 @@ impl Metrics {
     /// A guard trip: names the claim and the detector (both from closed sets), never the value.
     pub fn guard_trip(&self, trip: crate::pseudonym::guard::GuardTrip) {
         self.guard_trips.get_or_create(&GuardLabels { claim: trip.claim, detector: trip.detector }).inc();
+    }
+
+    /// One finished login attempt; `reason` is `none` for a success.
+    pub fn login(&self, protocol: &'static str, outcome: &'static str, reason: &'static str) {
+        self.logins.get_or_create(&LoginLabels { protocol, outcome, reason }).inc();
     }
 
     /// The Prometheus text exposition.

@@ -159,7 +159,11 @@ impl Minter {
     /// An ID token (or assertion) for one pseudonymous login: the standard claims and the
     /// login's pseudonymous claims, nothing else.
     pub fn mint(&self, login: &PseudonymousLogin, request: &TokenRequest<'_>) -> String {
-        let mut claims = login.claims();
+        self.mint_claims(login.claims(), request)
+    }
+
+    /// As [`Minter::mint`], from claims a session kept (made by `PseudonymousLogin::claims`).
+    pub fn mint_claims(&self, mut claims: Map<String, Value>, request: &TokenRequest<'_>) -> String {
         claims.insert("iss".into(), Value::from(self.issuer.as_str()));
         claims.insert("aud".into(), Value::from(request.audience));
         claims.insert("iat".into(), Value::from(request.now));
@@ -169,6 +173,14 @@ impl Minter {
             claims.insert("nonce".into(), Value::from(nonce));
         }
         self.current.sign(&claims)
+    }
+
+    /// The `alg` of the tokens this minter signs.
+    pub fn algorithm(&self) -> &'static str {
+        match self.current.pair {
+            Pair::Ed25519(_) => "EdDSA",
+            Pair::P256(_) => "ES256",
+        }
     }
 
     /// The JWKS document: the current key first, then those still published.

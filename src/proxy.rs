@@ -1,12 +1,12 @@
 //! The request pipeline of the public listener, readable top to bottom in [`handle`]:
 //!
 //! 1. check framing and Host (request smuggling, host confusion) → 400;
-//! 2. find the client IP over the trusted proxies, and reduce it at once;
-//! 3. sanitize: strip what the client may not send, write nymgate's forwarding headers;
+//! 2. find the client IP over the trusted proxies, and reduce it at once; `/nymgate/…` goes to
+//!    the login face (login/mod.rs) and stops here;
+//! 3. sanitize: strip what the client may not send, write nymgate's forwarding headers, and in
+//!    assertion-header mode add nymgate's signed header;
 //! 4. forward to the platform (or answer from the built-in echo platform);
 //! 5. sanitize the response; count and log the request without any personal value.
-//!
-//! Later stages (login routes, assertion header) slot in between 3 and 4.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +22,7 @@ use crate::client_ip::{resolve_client_ip, IpReducer, ReducedIp};
 use crate::config::{Config, LimitsConfig};
 use crate::echo;
 use crate::framing::{FramingWatch, HeadVerdict};
+use crate::login::{Login, LoginContext};
 use crate::metrics::{Metrics, RouteClass};
 use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
 use crate::upstream::Upstream;
@@ -36,6 +37,8 @@ pub struct Gateway {
     pub upstream: Option<Upstream>,
     pub trusted_proxies: Vec<IpNet>,
     pub limits: LimitsConfig,
+    /// nymgate's login face, when `[login]` is configured.
+    pub login: Option<Arc<Login>>,
 }
 
 impl Gateway {
@@ -44,14 +47,21 @@ impl Gateway {
         metrics: Arc<Metrics>,
         reducer: Arc<IpReducer>,
         upstream: Option<Upstream>,
+        login: Option<Arc<Login>>,
     ) -> Self {
+        let mut policy = SanitizePolicy::new(&config.privacy);
+        if let Some(login) = &config.login {
+            // The assertion header is nymgate's alone, whatever it is called.
+            policy.remove_identity_header(&login.assertion.header);
+        }
         Self {
             metrics,
             reducer,
-            policy: SanitizePolicy::new(&config.privacy),
+            policy,
             upstream,
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
             limits: config.limits.clone(),
+            login,
         }
     }
 }
@@ -205,6 +215,17 @@ async fn route(
         Err(fault) => return (class, Err(fault.into())),
     };
 
+    // 2. nymgate's own endpoints: logins and the provider face.
+    if let Some(login) = gateway.login.as_ref().filter(|_| Login::owns(parts.uri.path())) {
+        let ctx = LoginContext {
+            client,
+            request_id,
+            max_body_bytes: gateway.limits.max_body_bytes,
+            body_read_timeout: gateway.limits.body_read_timeout,
+        };
+        return (RouteClass::Login, Ok(login.handle(parts, incoming, &ctx).await));
+    }
+
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
     let upgrade = upgrade_request(&parts);
     let client_upgrade =
@@ -215,6 +236,12 @@ async fn route(
     // 3. Sanitize.
     let facts = ForwardingFacts { client, host: &host, request_id, upgrade: upgrade.clone() };
     sanitize::sanitize_request(&mut parts, &gateway.policy, &gateway.reducer, facts);
+    // Assertion-header output: nymgate's signed header for a browser with a session.
+    if let Some(login) = &gateway.login {
+        if let Err(response) = login.assert_request(&mut parts) {
+            return (RouteClass::Login, Ok(*response));
+        }
+    }
 
     // 4. Forward.
     let mut body = Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout));
@@ -328,7 +355,7 @@ fn next_request_id() -> String {
 }
 
 /// An error and its causes, for the log (hyper's top-level messages say little).
-fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

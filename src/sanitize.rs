@@ -188,6 +188,15 @@ impl SanitizePolicy {
         }
     }
 
+    /// Adds a header to the identity headers removed from every client request.
+    pub fn remove_identity_header(&mut self, name: &str) {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            if !self.identity_headers.contains(&name) {
+                self.identity_headers.push(name);
+            }
+        }
+    }
+
     fn touches_query(&self) -> bool {
         !(self.drop_query_params.is_empty() && self.pseudonymize_query_params.is_empty())
     }

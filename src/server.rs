@@ -29,6 +29,7 @@ use crate::body::{self, Body};
 use crate::client_ip::IpReducer;
 use crate::config::{Config, LimitsConfig};
 use crate::framing::FramingWatch;
+use crate::login::Login;
 use crate::metrics::{Metrics, RouteClass};
 use crate::proxy::{self, ConnInfo, Gateway};
 use crate::secret::Secret;
@@ -61,6 +62,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("client_ip.hash_secret: {0}")]
     Secret(String),
+    #[error("login: {0}")]
+    Login(String),
 }
 
 /// A started nymgate: its bound addresses and the handles to reload and stop it.
@@ -94,7 +97,9 @@ impl RunningServer {
         // This gateway serves the admin listener and the upstream probe; each worker builds its
         // own (with its own connection pool to the platform) from the same parts.
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
-        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream));
+        // One login face for the whole process: its single-use stores must be shared.
+        let login = Login::new(&config, metrics.clone()).map_err(StartError::Login)?;
+        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream, login.clone()));
 
         let bind = |field: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
@@ -132,6 +137,7 @@ impl RunningServer {
                 acceptor: acceptor.clone(),
                 metrics: metrics.clone(),
                 reducer: reducer.clone(),
+                login: login.clone(),
                 connections: connections.clone(),
                 shed: shed.clone(),
                 phase: phase.subscribe(),
@@ -231,6 +237,7 @@ struct Worker {
     acceptor: TlsAcceptor,
     metrics: Arc<Metrics>,
     reducer: Arc<IpReducer>,
+    login: Option<Arc<Login>>,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
@@ -245,7 +252,7 @@ impl Worker {
                 return;
             }
         };
-        let Worker { config, listener, acceptor, metrics, reducer, connections, shed, mut phase } = self;
+        let Worker { config, listener, acceptor, metrics, reducer, login, connections, shed, mut phase } = self;
         runtime.block_on(async move {
             let upstream = match config.upstream.as_ref().map(Upstream::new).transpose() {
                 Ok(upstream) => upstream,
@@ -261,7 +268,7 @@ impl Worker {
                     return;
                 }
             };
-            let gateway = Arc::new(Gateway::new(&config, metrics, reducer, upstream));
+            let gateway = Arc::new(Gateway::new(&config, metrics, reducer, upstream, login));
             let public_loop = PublicListener {
                 listener,
                 acceptor,

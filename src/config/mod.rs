@@ -16,6 +16,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub mod login;
+pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
+
 /// Identity headers that are removed from every client request, whatever the config says.
 /// A client must never be able to assert an identity to the platform (shared/SECURITY.md,
 /// "Client-supplied identity"). `x-nymgate-assertion` is nymgate's own assertion header.
@@ -62,6 +65,9 @@ pub struct Config {
     /// The schools (or municipalities) whose IdPs log in through nymgate.
     #[serde(default)]
     pub tenants: Vec<TenantConfig>,
+    /// nymgate's login face (docs/LOGIN.md). Without it no login routes exist.
+    #[serde(default)]
+    pub login: Option<LoginConfig>,
     /// The audit log of login attempts and admin actions.
     #[serde(default)]
     pub audit: AuditConfig,
@@ -116,6 +122,12 @@ pub struct TenantConfig {
     pub subject: SubjectConfig,
     #[serde(default)]
     pub policy: PolicyConfig,
+    /// Email domains whose `login_hint` picks this tenant (the hint itself is never kept).
+    #[serde(default)]
+    pub email_domains: Vec<String>,
+    /// The OIDC client settings, for idp = entra, google or oidc.
+    #[serde(default)]
+    pub oidc: Option<OidcTenantConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -494,6 +506,30 @@ impl Config {
         if let Some(file) = self.audit.file.as_mut() {
             fix(file);
         }
+        if let Some(login) = self.login.as_mut() {
+            if let Some(SecretSource::File(p)) = login.seal_secret.as_mut() {
+                fix(p);
+            }
+            if let Some(p) = login.signing.key_file.as_mut() {
+                fix(p);
+            }
+            login.signing.previous_key_files.iter_mut().for_each(fix);
+            for client in &mut login.clients {
+                if let SecretSource::File(p) = &mut client.client_secret {
+                    fix(p);
+                }
+            }
+        }
+        for tenant in &mut self.tenants {
+            if let Some(oidc) = tenant.oidc.as_mut() {
+                if let SecretSource::File(p) = &mut oidc.client_secret {
+                    fix(p);
+                }
+                if let Some(p) = oidc.ca_file.as_mut() {
+                    fix(p);
+                }
+            }
+        }
     }
 
     /// Semantic checks that serde can't do. Returns every problem found.
@@ -557,16 +593,8 @@ impl Config {
         if ip.ipv6_prefix > 128 {
             problem("client_ip.ipv6_prefix", "must be 0 to 128 (48 is the default)".into());
         }
-        match &ip.hash_secret {
-            Some(SecretSource::File(path)) => {
-                if let Err(message) = check_private_file(path) {
-                    problem("client_ip.hash_secret.file", message);
-                }
-            }
-            Some(SecretSource::Env(name)) if std::env::var_os(name).is_none() => {
-                problem("client_ip.hash_secret.env", format!("environment variable {name} is not set"));
-            }
-            Some(SecretSource::Env(_)) | None => {}
+        if let Some(source) = &ip.hash_secret {
+            validate_secret_source(source, "client_ip.hash_secret", &mut problem);
         }
 
         let privacy = &self.privacy;
@@ -615,6 +643,7 @@ impl Config {
             }
         }
         self.validate_tenants(&mut problem);
+        self.validate_login(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }
@@ -663,12 +692,165 @@ impl Config {
             if tenant.issuer.trim().is_empty() {
                 problem(&format!("tenants[{i}].issuer"), "must not be empty".into());
             }
+            let field = |name: &str| format!("tenants[{i}].{name}");
+            match (&tenant.oidc, tenant.idp) {
+                (Some(_), IdpKind::Saml) => {
+                    problem(&field("oidc"), "applies to idp = \"entra\", \"google\" or \"oidc\"".into())
+                }
+                (None, IdpKind::Entra | IdpKind::Google | IdpKind::Oidc) if self.login.is_some() => problem(
+                    &field("oidc"),
+                    "is required for an OIDC tenant: client_id and client_secret at least".into(),
+                ),
+                (Some(oidc), _) => validate_oidc_tenant(oidc, &field, problem),
+                _ => {}
+            }
+            for domain in &tenant.email_domains {
+                if domain.is_empty() || domain.contains('@') || domain.contains(char::is_whitespace) {
+                    problem(&field("email_domains"), format!("{domain:?} is not a domain name"));
+                }
+            }
             if tenant.subject.attribute.is_some() && tenant.idp != IdpKind::Saml {
                 problem(
                     &format!("tenants[{i}].subject.attribute"),
                     "applies to SAML tenants only (idp = \"saml\")".into(),
                 );
             }
+        }
+    }
+}
+
+fn validate_secret_source(source: &SecretSource, field: &str, problem: &mut impl FnMut(&str, String)) {
+    match source {
+        SecretSource::File(path) => {
+            if let Err(message) = check_private_file(path) {
+                problem(&format!("{field}.file"), message);
+            }
+        }
+        SecretSource::Env(name) if std::env::var_os(name).is_none() => {
+            problem(&format!("{field}.env"), format!("environment variable {name} is not set"));
+        }
+        SecretSource::Env(_) => {}
+    }
+}
+
+/// `https://host[:port]`, or plain http on a loopback address (local tests and the demo).
+fn validate_https_url(url: &str, allow_path: bool) -> Result<(), String> {
+    let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
+    let host = uri.host().unwrap_or_default();
+    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    match uri.scheme_str() {
+        Some("https") => {}
+        Some("http") if loopback => {}
+        _ => return Err(format!("{url:?} must be https (plain http only on loopback)")),
+    }
+    if host.is_empty() {
+        return Err(format!("{url:?} has no host"));
+    }
+    if uri.query().is_some() || url.contains('#') {
+        return Err(format!("{url:?} may not have a query or fragment"));
+    }
+    if !allow_path && !matches!(uri.path(), "" | "/") {
+        return Err(format!("{url:?} may not have a path"));
+    }
+    Ok(())
+}
+
+fn validate_oidc_tenant(
+    oidc: &OidcTenantConfig,
+    field: &dyn Fn(&str) -> String,
+    problem: &mut impl FnMut(&str, String),
+) {
+    if let Some(url) = &oidc.discovery_url {
+        if let Err(message) = validate_https_url(url, true) {
+            problem(&field("oidc.discovery_url"), message);
+        }
+    }
+    if oidc.client_id.is_empty() {
+        problem(&field("oidc.client_id"), "must not be empty".into());
+    }
+    validate_secret_source(&oidc.client_secret, &field("oidc.client_secret"), problem);
+    if oidc.algorithms.is_empty() {
+        problem(&field("oidc.algorithms"), "must name at least one algorithm (\"RS256\")".into());
+    }
+    for alg in &oidc.algorithms {
+        if !login::ALLOWED_IDP_ALGORITHMS.contains(&alg.as_str()) {
+            problem(
+                &field("oidc.algorithms"),
+                format!("{alg:?} is not allowed; choose from {}", login::ALLOWED_IDP_ALGORITHMS.join(", ")),
+            );
+        }
+    }
+    if oidc.clock_skew > Duration::from_secs(600) {
+        problem(&field("oidc.clock_skew"), "must be at most 10m".into());
+    }
+    if let Some(ca) = &oidc.ca_file {
+        if let Err(e) = std::fs::metadata(ca) {
+            problem(&field("oidc.ca_file"), format!("cannot read {}: {e}", ca.display()));
+        }
+    }
+}
+
+impl Config {
+    fn validate_login(&self, problem: &mut impl FnMut(&str, String)) {
+        let Some(login) = &self.login else { return };
+        if let Err(message) = validate_https_url(&login.public_url, false) {
+            problem("login.public_url", message);
+        }
+        if let Some(source) = &login.seal_secret {
+            validate_secret_source(source, "login.seal_secret", problem);
+        }
+        for (field, path) in
+            login.signing.key_file.iter().map(|p| ("login.signing.key_file", p)).chain(
+                login.signing.previous_key_files.iter().map(|p| ("login.signing.previous_key_files", p)),
+            )
+        {
+            if let Err(message) = check_private_file(path) {
+                problem(field, message);
+            }
+        }
+        if login.code_lifetime.is_zero() || login.code_lifetime > Duration::from_secs(600) {
+            problem("login.code_lifetime", "must be more than 0s and at most 10m (RFC 6749 §4.1.2)".into());
+        }
+        for (field, value) in [
+            ("login.flow_lifetime", login.flow_lifetime),
+            ("login.session_lifetime", login.session_lifetime),
+            ("login.token_lifetime", login.token_lifetime),
+            ("login.assertion.lifetime", login.assertion.lifetime),
+        ] {
+            if value.is_zero() {
+                problem(field, "must be more than 0s".into());
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, client) in login.clients.iter().enumerate() {
+            if client.client_id.is_empty() || !ids.insert(client.client_id.as_str()) {
+                problem(&format!("login.clients[{i}].client_id"), "must be non-empty and unique".into());
+            }
+            validate_secret_source(
+                &client.client_secret,
+                &format!("login.clients[{i}].client_secret"),
+                problem,
+            );
+            if client.redirect_uris.is_empty() {
+                problem(&format!("login.clients[{i}].redirect_uris"), "must list at least one URI".into());
+            }
+            for uri in &client.redirect_uris {
+                if let Err(message) = validate_https_url(uri, true) {
+                    problem(&format!("login.clients[{i}].redirect_uris"), message);
+                }
+            }
+        }
+        if login.output == LoginOutput::Provider && login.clients.is_empty() {
+            problem("login.clients", "the provider output needs at least one platform client".into());
+        }
+        if http::HeaderName::from_bytes(login.assertion.header.as_bytes()).is_err() {
+            problem(
+                "login.assertion.header",
+                format!("{:?} is not a valid header name", login.assertion.header),
+            );
+        }
+        if self.tenants.is_empty() {
+            problem("tenants", "login needs at least one tenant".into());
         }
     }
 }
@@ -779,7 +961,7 @@ mod tests {
 
     #[test]
     fn the_reference_config_in_deploy_parses_with_its_stated_defaults() {
-        let text = include_str!("../deploy/nymgate.example.toml");
+        let text = include_str!("../../deploy/nymgate.example.toml");
         let c = Config::parse(text).unwrap();
         let d = LimitsConfig::default();
         assert_eq!(c.limits.max_header_bytes, d.max_header_bytes);

@@ -1,0 +1,201 @@
+//! The login sections: `[login]` (nymgate's own face toward the browser and the platform) and
+//! each tenant's `[tenants.oidc]` (nymgate as a relying party of the school's IdP).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::SecretSource;
+use crate::mint::Algorithm;
+
+/// How the platform receives a login (shared/PRODUCT.md, "Who uses it").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginOutput {
+    /// nymgate is the platform's OIDC provider (`/nymgate/.well-known/openid-configuration`).
+    #[default]
+    Provider,
+    /// nymgate keeps a sealed session cookie and adds a signed JWT header to every proxied
+    /// request, for a platform with no login of its own.
+    AssertionHeader,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LoginConfig {
+    /// The origin browsers use, `https://learn.example` (no path). nymgate's issuer is this
+    /// plus `/nymgate`, and its IdP callback is `{public_url}/nymgate/callback`.
+    pub public_url: String,
+    /// The secret that seals login cookies. Replicas must share it. Without it each process
+    /// draws a random one: fine for one instance, and pending logins end at a restart.
+    #[serde(default)]
+    pub seal_secret: Option<SecretSource>,
+    #[serde(default)]
+    pub output: LoginOutput,
+    /// How long a browser has from login start to the IdP's answer.
+    #[serde(default = "defaults::flow_lifetime", with = "humantime_serde")]
+    pub flow_lifetime: Duration,
+    /// How long a nymgate session lasts (assertion-header mode).
+    #[serde(default = "defaults::session_lifetime", with = "humantime_serde")]
+    pub session_lifetime: Duration,
+    #[serde(default)]
+    pub signing: SigningConfig,
+    /// Lifetime of ID tokens and access tokens nymgate issues to the platform.
+    #[serde(default = "defaults::token_lifetime", with = "humantime_serde")]
+    pub token_lifetime: Duration,
+    /// Lifetime of an authorization code (RFC 6749 §4.1.2 recommends at most 10 minutes).
+    #[serde(default = "defaults::code_lifetime", with = "humantime_serde")]
+    pub code_lifetime: Duration,
+    /// The platform's registered clients (provider output).
+    #[serde(default)]
+    pub clients: Vec<PlatformClientConfig>,
+    #[serde(default)]
+    pub assertion: AssertionConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    #[serde(default = "defaults::signing_alg")]
+    pub alg: Algorithm,
+    /// PKCS#8 PEM (`nymgate keys signing --out FILE`), mode 0600. Without it each process
+    /// draws a key: tokens then verify only against that process's JWKS.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Keys still published in the JWKS after a rotation, until their tokens have expired.
+    #[serde(default)]
+    pub previous_key_files: Vec<PathBuf>,
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        Self { alg: defaults::signing_alg(), key_file: None, previous_key_files: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlatformClientConfig {
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    /// Exact matches only (RFC 9700 §4.1.3).
+    pub redirect_uris: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssertionConfig {
+    /// The header the platform reads; any copy from a client is removed.
+    #[serde(default = "defaults::assertion_header")]
+    pub header: String,
+    /// The `aud` of the assertion.
+    #[serde(default = "defaults::assertion_audience")]
+    pub audience: String,
+    #[serde(default = "defaults::assertion_lifetime", with = "humantime_serde")]
+    pub lifetime: Duration,
+    /// Send a browser without a session to the login page instead of passing it on anonymous.
+    #[serde(default)]
+    pub require_login: bool,
+}
+
+impl Default for AssertionConfig {
+    fn default() -> Self {
+        Self {
+            header: defaults::assertion_header(),
+            audience: defaults::assertion_audience(),
+            lifetime: defaults::assertion_lifetime(),
+            require_login: false,
+        }
+    }
+}
+
+/// A tenant's OIDC IdP: nymgate is an ordinary confidential client of it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcTenantConfig {
+    /// The issuer to discover. Default: the tenant's `issuer`; for Entra ID
+    /// `https://login.microsoftonline.com/{issuer}/v2.0`; for Google `https://accounts.google.com`.
+    /// Entra's multi-tenant form (`…/organizations/v2.0`, whose metadata says
+    /// `…/{tenantid}/v2.0`) is accepted: the tenant's directory id is put in.
+    #[serde(default)]
+    pub discovery_url: Option<String>,
+    pub client_id: String,
+    pub client_secret: SecretSource,
+    #[serde(default = "defaults::oidc_scopes")]
+    pub scopes: Vec<String>,
+    /// JWS algorithms the IdP may sign ID tokens with. Asymmetric only.
+    #[serde(default = "defaults::oidc_algorithms")]
+    pub algorithms: Vec<String>,
+    #[serde(default = "defaults::clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
+    /// Also read claims from the userinfo endpoint (its `sub` must match the ID token's).
+    #[serde(default)]
+    pub userinfo: bool,
+    /// Claims that must have exactly this value, for example `{ hd = "school.example" }` for a
+    /// Google Workspace domain.
+    #[serde(default)]
+    pub required_claims: BTreeMap<String, String>,
+    /// The CA bundle for the IdP's TLS; default: the system roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// How often at most an unknown `kid` refetches the IdP's JWKS.
+    #[serde(default = "defaults::jwks_refetch_interval", with = "humantime_serde")]
+    pub jwks_refetch_interval: Duration,
+    /// How long discovery and JWKS are cached before a refresh.
+    #[serde(default = "defaults::metadata_ttl", with = "humantime_serde")]
+    pub metadata_ttl: Duration,
+}
+
+pub mod defaults {
+    use std::time::Duration;
+
+    use crate::mint::Algorithm;
+
+    pub fn flow_lifetime() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn session_lifetime() -> Duration {
+        Duration::from_secs(8 * 3600)
+    }
+    pub fn token_lifetime() -> Duration {
+        Duration::from_secs(300)
+    }
+    pub fn code_lifetime() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn signing_alg() -> Algorithm {
+        Algorithm::EdDSA
+    }
+    pub fn assertion_header() -> String {
+        "x-nymgate-assertion".to_owned()
+    }
+    pub fn assertion_audience() -> String {
+        "platform".to_owned()
+    }
+    pub fn assertion_lifetime() -> Duration {
+        Duration::from_secs(60)
+    }
+    /// Only what the stable subject needs; a policy that reads more asks for more.
+    pub fn oidc_scopes() -> Vec<String> {
+        vec!["openid".to_owned()]
+    }
+    pub fn oidc_algorithms() -> Vec<String> {
+        vec!["RS256".to_owned()]
+    }
+    pub fn clock_skew() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn jwks_refetch_interval() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn metadata_ttl() -> Duration {
+        Duration::from_secs(3600)
+    }
+}
+
+/// The asymmetric JWS algorithms a tenant may allow (RFC 7518 §3.1, RFC 8037). HS* is never
+/// accepted: a symmetric key shared with an IdP is the algorithm-confusion attack's door.
+pub const ALLOWED_IDP_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];

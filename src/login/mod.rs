@@ -1,0 +1,754 @@
+//! Logins: nymgate's own endpoints under `/nymgate/`, read top to bottom in [`Login::handle`].
+//!
+//! ```text
+//! browser ─▶ /nymgate/login[/{tenant}]   or the platform's /nymgate/authorize   (choose the school)
+//!         ─▶ school IdP (state, nonce, PKCE; the flow sealed in a cookie)
+//!         ─▶ /nymgate/callback            verify → pseudonymize → guard → audit
+//!         ─▶ platform: an authorization code for /nymgate/token  (provider output)
+//!            or a session cookie, then a signed header on every request (assertion output)
+//! ```
+//!
+//! Every path lives under one prefix so nymgate never shadows a route of the platform's. The
+//! pending login is only in the browser (sealed, see `seal.rs`), so any replica can finish it;
+//! the only server state is single-use: consumed states and issued codes (`store.rs`).
+
+pub mod idp_http;
+pub mod oidc_rp;
+pub mod pages;
+mod provider;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::audit::{AuditEvent, AuditSink};
+use crate::body::{self, Body};
+use crate::client_ip::ReducedIp;
+use crate::config::{Config, LoginOutput};
+use crate::metrics::Metrics;
+use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
+use crate::pseudonym::identity::VerifiedIdentity;
+use crate::pseudonym::keyring::{unix_now, Keyring};
+use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin};
+use crate::seal::Sealer;
+use crate::secret::Secret;
+use crate::store::SingleUseStore;
+use oidc_rp::{OidcError, OidcIdp, PendingOidc};
+pub use provider::IssuedCode;
+
+/// Every nymgate endpoint starts with this.
+pub const PREFIX: &str = "/nymgate";
+const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
+const SESSION_COOKIE: &str = "__Host-nymgate-session";
+/// Live entries at most in each single-use store; past it logins get 503 (see store.rs).
+const STORE_CAPACITY: usize = 1_000_000;
+
+/// What happens once the school's IdP has answered.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Next {
+    /// Provider output: answer the platform's authorization request with a code.
+    Platform(provider::AuthorizeRequest),
+    /// Assertion output: a session cookie, then back to where the browser was going.
+    Session { return_to: String },
+}
+
+/// The pending login, sealed in the flow cookie.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Flow {
+    tenant: String,
+    state: String,
+    oidc: PendingOidc,
+    next: Next,
+}
+
+/// What a session cookie holds: the pseudonymous claims and nothing else.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Session {
+    claims: Map<String, Value>,
+}
+
+/// Why a browser login failed. The page shows a reference only; the reason code goes to the
+/// audit log and the metrics; the detail (without personal values) to the log.
+#[derive(Debug, thiserror::Error)]
+enum FlowError {
+    #[error("no such tenant")]
+    UnknownTenant,
+    #[error("{0}")]
+    BadRequest(&'static str),
+    #[error(transparent)]
+    Oidc(#[from] OidcError),
+    #[error(transparent)]
+    Pseudonym(#[from] PseudonymError),
+    #[error("single-use store is full")]
+    StoreFull,
+    #[error("the IdP answered with an error")]
+    IdpError,
+}
+
+impl FlowError {
+    fn reason(&self) -> &'static str {
+        match self {
+            FlowError::UnknownTenant => "unknown_tenant",
+            FlowError::BadRequest(reason) => reason,
+            FlowError::Oidc(e) => e.reason(),
+            FlowError::Pseudonym(e) => e.reason(),
+            FlowError::StoreFull => "store_full",
+            FlowError::IdpError => "idp_error",
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            FlowError::UnknownTenant => StatusCode::NOT_FOUND,
+            FlowError::Oidc(OidcError::Metadata(_)) => StatusCode::BAD_GATEWAY,
+            FlowError::Oidc(OidcError::TokenRequest(_) | OidcError::Userinfo(_)) => StatusCode::BAD_GATEWAY,
+            FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
+            FlowError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// One tenant as the login face knows it.
+struct Tenant {
+    id: String,
+    name: String,
+}
+
+/// `[login.assertion]`, compiled.
+struct AssertionSettings {
+    header: http::HeaderName,
+    audience: String,
+    lifetime_secs: u64,
+    require_login: bool,
+}
+
+/// The login face, shared by every worker (its stores must be one per process).
+pub struct Login {
+    /// `{public_url}/nymgate`: the issuer of nymgate's tokens.
+    issuer: String,
+    output: LoginOutput,
+    sealer: Sealer,
+    pseudonymizer: Pseudonymizer,
+    minter: Minter,
+    tenants: Vec<Tenant>,
+    oidc: HashMap<String, OidcIdp>,
+    email_domains: HashMap<String, String>,
+    used_states: SingleUseStore<()>,
+    codes: SingleUseStore<IssuedCode>,
+    clients: HashMap<String, provider::PlatformClient>,
+    flow_lifetime: u64,
+    session_lifetime: u64,
+    token_lifetime: u64,
+    code_lifetime: u64,
+    assertion: AssertionSettings,
+    audit: AuditSink,
+    metrics: Arc<Metrics>,
+}
+
+/// What a login request carries besides the request itself.
+pub struct LoginContext<'a> {
+    pub client: &'a ReducedIp,
+    pub request_id: &'a str,
+    pub max_body_bytes: usize,
+    pub body_read_timeout: std::time::Duration,
+}
+
+fn random_token() -> String {
+    URL_SAFE_NO_PAD.encode(crate::secret::random_bytes::<32>())
+}
+
+/// Loads a PKCS#8 PEM signing key.
+fn load_signing_key(alg: Algorithm, path: &std::path::Path) -> Result<SigningKey, String> {
+    use rustls_pki_types::pem::PemObject;
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_file(path)
+        .map_err(|e| format!("{}: not a PKCS#8 PEM key: {e}", path.display()))?;
+    SigningKey::from_pkcs8(alg, der.secret_pkcs8_der()).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+impl Login {
+    /// Builds the login face from a validated config, or `None` when `[login]` is absent.
+    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Option<Arc<Login>>, String> {
+        let Some(login) = &config.login else { return Ok(None) };
+        let public_url = login.public_url.trim_end_matches('/').to_owned();
+        let issuer = format!("{public_url}{PREFIX}");
+        let callback_url = format!("{issuer}/callback");
+
+        let sealer = match &login.seal_secret {
+            Some(source) => {
+                Sealer::new(&Secret::load(source).map_err(|e| format!("login.seal_secret: {e}"))?, &[])
+            }
+            None => {
+                tracing::warn!("login.seal_secret is not set: a random one is used, so replicas can't share logins and pending logins end at a restart");
+                Sealer::new(&Secret::new(crate::secret::random_bytes::<32>().to_vec()), &[])
+            }
+        };
+        let keyring_file =
+            &config.pseudonyms.as_ref().ok_or("pseudonyms.keyring_file is required")?.keyring_file;
+        let keyring = Keyring::load(keyring_file).map_err(|e| format!("pseudonyms.keyring_file: {e}"))?;
+        let pseudonymizer = Pseudonymizer::new(config, keyring)
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+
+        let signing = &login.signing;
+        let current = match &signing.key_file {
+            Some(path) => load_signing_key(signing.alg, path)?,
+            None => {
+                tracing::warn!("login.signing.key_file is not set: tokens are signed with a key drawn at start, published only by this process");
+                SigningKey::generate(signing.alg).0
+            }
+        };
+        let previous = signing
+            .previous_key_files
+            .iter()
+            .map(|path| load_signing_key(signing.alg, path))
+            .collect::<Result<Vec<_>, _>>()?;
+        let minter = Minter::new(&issuer, current, previous);
+
+        let mut oidc = HashMap::new();
+        let mut email_domains = HashMap::new();
+        let mut tenants = Vec::new();
+        for tenant in &config.tenants {
+            if let Some(settings) = &tenant.oidc {
+                oidc.insert(tenant.id.clone(), OidcIdp::new(tenant, settings, &callback_url)?);
+            }
+            for domain in &tenant.email_domains {
+                email_domains.insert(domain.to_ascii_lowercase(), tenant.id.clone());
+            }
+            tenants.push(Tenant {
+                id: tenant.id.clone(),
+                name: tenant.name.clone().unwrap_or_else(|| tenant.id.clone()),
+            });
+        }
+        tenants.sort_by(|a, b| a.name.cmp(&b.name));
+
+        let mut clients = HashMap::new();
+        for client in &login.clients {
+            let secret = Secret::load(&client.client_secret)
+                .map_err(|e| format!("login.clients {}: client_secret: {e}", client.client_id))?;
+            clients.insert(
+                client.client_id.clone(),
+                provider::PlatformClient {
+                    id: client.client_id.clone(),
+                    secret,
+                    redirect_uris: client.redirect_uris.clone(),
+                },
+            );
+        }
+
+        Ok(Some(Arc::new(Login {
+            issuer,
+            output: login.output,
+            sealer,
+            pseudonymizer,
+            minter,
+            tenants,
+            oidc,
+            email_domains,
+            used_states: SingleUseStore::new(STORE_CAPACITY),
+            codes: SingleUseStore::new(STORE_CAPACITY),
+            clients,
+            flow_lifetime: login.flow_lifetime.as_secs(),
+            session_lifetime: login.session_lifetime.as_secs(),
+            token_lifetime: login.token_lifetime.as_secs(),
+            code_lifetime: login.code_lifetime.as_secs(),
+            assertion: AssertionSettings {
+                header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
+                    .map_err(|_| "login.assertion.header is not a header name")?,
+                audience: login.assertion.audience.clone(),
+                lifetime_secs: login.assertion.lifetime.as_secs(),
+                require_login: login.assertion.require_login,
+            },
+            audit: AuditSink::from_path(config.audit.file.as_deref()),
+            metrics,
+        })))
+    }
+
+    /// Whether a path is one of nymgate's own.
+    pub fn owns(path: &str) -> bool {
+        path == PREFIX || path.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with('/'))
+    }
+
+    /// Every `/nymgate/…` request, top to bottom.
+    pub async fn handle(
+        &self,
+        parts: http::request::Parts,
+        incoming: Incoming,
+        ctx: &LoginContext<'_>,
+    ) -> Response<Body> {
+        let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
+        let query = parts.uri.query().unwrap_or("");
+        let provider = self.output == LoginOutput::Provider;
+        match (&parts.method, path) {
+            (&Method::GET, "/login") => self.choose(query, ctx).await,
+            (&Method::GET, p) if p.starts_with("/login/") => {
+                let params = form(query);
+                let return_to = safe_return_to(params.get("return_to").map(String::as_str));
+                let tenant = &p["/login/".len()..];
+                self.start_or_fail(tenant, None, Next::Session { return_to }, ctx).await
+            }
+            (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
+            (&Method::GET, "/logout") => self.logout(&parts.headers).await,
+            (&Method::GET, "/logged-out") => pages::logged_out(),
+            (&Method::GET, "/jwks") => {
+                json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
+            }
+            (&Method::GET, "/.well-known/openid-configuration") if provider => self.discovery(),
+            (&Method::GET, "/authorize") if provider => self.authorize(query, ctx).await,
+            (&Method::POST, "/token") if provider => match read_form(incoming, ctx).await {
+                Ok(body) => self.token(&parts.headers, &body),
+                Err(status) => provider::oauth_error(status, "invalid_request", "unreadable request body"),
+            },
+            (&Method::GET, "/userinfo") if provider => self.userinfo(&parts.headers),
+            (&Method::POST, "/userinfo") if provider => self.userinfo(&parts.headers),
+            _ => {
+                let mut response = Response::new(body::full("404 Not Found\n"));
+                *response.status_mut() = StatusCode::NOT_FOUND;
+                response
+            }
+        }
+    }
+
+    /// `/nymgate/login`: a `login_hint` whose domain names a tenant goes straight there;
+    /// otherwise the school chooser.
+    async fn choose(&self, query: &str, ctx: &LoginContext<'_>) -> Response<Body> {
+        let params = form(query);
+        let return_to = safe_return_to(params.get("return_to").map(String::as_str));
+        if let Some(tenant) = self.tenant_for_hint(params.get("login_hint")) {
+            let hint = params.get("login_hint").map(String::as_str);
+            return self.start_or_fail(&tenant, hint, Next::Session { return_to }, ctx).await;
+        }
+        let encoded: String =
+            openidconnect::url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
+        let schools: Vec<(String, String)> = self
+            .tenants
+            .iter()
+            .map(|t| (t.name.clone(), format!("{PREFIX}/login/{}?return_to={encoded}", t.id)))
+            .collect();
+        pages::chooser(&schools)
+    }
+
+    /// The tenant whose `email_domains` hold the hint's domain. The hint is used for this and
+    /// passed to the IdP; it is never logged or stored.
+    fn tenant_for_hint(&self, hint: Option<&String>) -> Option<String> {
+        let domain = hint?.rsplit_once('@')?.1.to_ascii_lowercase();
+        self.email_domains.get(&domain).cloned()
+    }
+
+    async fn start_or_fail(
+        &self,
+        tenant: &str,
+        login_hint: Option<&str>,
+        next: Next,
+        ctx: &LoginContext<'_>,
+    ) -> Response<Body> {
+        match self.start(tenant, login_hint, next).await {
+            Ok(response) => response,
+            Err(error) => self.failed(Some(tenant), error, ctx, None),
+        }
+    }
+
+    /// Sends the browser to the tenant's IdP with a fresh state, nonce and PKCE verifier, and
+    /// seals what the callback will need into a cookie named after the state (so logins in two
+    /// tabs don't overwrite each other).
+    async fn start(
+        &self,
+        tenant: &str,
+        login_hint: Option<&str>,
+        next: Next,
+    ) -> Result<Response<Body>, FlowError> {
+        let known = self.tenants.iter().find(|t| t.id == tenant).ok_or(FlowError::UnknownTenant)?;
+        let idp = self.oidc.get(&known.id).ok_or(FlowError::BadRequest("protocol_not_available"))?;
+        let state = random_token();
+        let (url, pending) = idp.start(&state, login_hint).await?;
+        let flow = Flow { tenant: known.id.clone(), state: state.clone(), oidc: pending, next };
+        let expires = unix_now() + self.flow_lifetime;
+        let sealed = self.sealer.seal("flow", &serde_json::to_vec(&flow).expect("JSON"), expires);
+        let mut response = redirect(&url);
+        let cookie = set_cookie(&flow_cookie_name(&state), &sealed, self.flow_lifetime);
+        response.headers_mut().append(header::SET_COOKIE, cookie);
+        Ok(response)
+    }
+
+    /// `/nymgate/callback`: the IdP's answer. Whatever happens, the flow cookie is cleared
+    /// and the attempt audited.
+    async fn callback(&self, query: &str, headers: &HeaderMap, ctx: &LoginContext<'_>) -> Response<Body> {
+        let params = form(query);
+        let state = params.get("state").map(String::as_str).unwrap_or("");
+        let cookie_name = flow_cookie_name(state);
+        let mut tenant = None;
+        let outcome = async {
+            if !is_token(state) {
+                return Err(FlowError::BadRequest("missing_state"));
+            }
+            let sealed =
+                cookie_value(headers, &cookie_name).ok_or(FlowError::BadRequest("no_flow_cookie"))?;
+            let now = unix_now();
+            let flow: Flow = self
+                .sealer
+                .open("flow", sealed, now)
+                .ok()
+                .and_then(|plain| serde_json::from_slice(&plain).ok())
+                .ok_or(FlowError::BadRequest("bad_flow_cookie"))?;
+            tenant = Some(flow.tenant.clone());
+            // The state in the URL must be the one sealed in this browser's cookie (RFC 9700
+            // §4.7: CSRF), and each state is good for one callback.
+            if !Secret::new(flow.state.clone().into_bytes()).ct_eq(state.as_bytes()) {
+                return Err(FlowError::BadRequest("state_mismatch"));
+            }
+            match self.used_states.claim(state, now + self.flow_lifetime, now) {
+                Ok(true) => {}
+                Ok(false) => return Err(FlowError::BadRequest("state_replayed")),
+                Err(_) => return Err(FlowError::StoreFull),
+            }
+            if params.contains_key("error") {
+                return Err(FlowError::IdpError);
+            }
+            let code =
+                params.get("code").filter(|c| !c.is_empty()).ok_or(FlowError::BadRequest("missing_code"))?;
+            let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
+            let claims = idp.finish(&flow.oidc, code, params.get("iss").map(String::as_str)).await?;
+            let identity = VerifiedIdentity::from_oidc(&flow.oidc.issuer, &claims);
+            let login = self.pseudonymizer.pseudonymize(&flow.tenant, &identity, now)?;
+            self.deliver(login, flow.next, now)
+        }
+        .await;
+        let mut response = match outcome {
+            Ok((response, login)) => {
+                self.metrics.login("oidc", "ok", "none");
+                self.record(AuditEvent {
+                    tenant: Some(&login.tenant),
+                    account_number: Some(login.sub.as_str()),
+                    key_version: Some(login.nym_ver),
+                    ..AuditEvent::login("ok", "oidc", ctx.client.to_string(), ctx.request_id)
+                });
+                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, "login");
+                response
+            }
+            Err(error) => self.failed(tenant.as_deref(), error, ctx, Some("oidc")),
+        };
+        if is_token(state) {
+            response.headers_mut().append(header::SET_COOKIE, clear_cookie(&cookie_name));
+        }
+        response
+    }
+
+    /// Hands a finished login to the platform, the way the config says.
+    fn deliver(
+        &self,
+        login: PseudonymousLogin,
+        next: Next,
+        now: u64,
+    ) -> Result<(Response<Body>, PseudonymousLogin), FlowError> {
+        match next {
+            Next::Platform(request) => {
+                let response = self.issue_code(&request, &login, now)?;
+                Ok((response, login))
+            }
+            Next::Session { return_to } => {
+                let session = Session { claims: login.claims() };
+                let sealed = self.sealer.seal(
+                    "session",
+                    &serde_json::to_vec(&session).expect("JSON"),
+                    now + self.session_lifetime,
+                );
+                let mut response = redirect(&return_to);
+                let cookie = set_cookie(SESSION_COOKIE, &sealed, self.session_lifetime);
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+                Ok((response, login))
+            }
+        }
+    }
+
+    /// A failed login: counted, audited, logged by reason, and a generic page.
+    fn failed(
+        &self,
+        tenant: Option<&str>,
+        error: FlowError,
+        ctx: &LoginContext<'_>,
+        protocol: Option<&'static str>,
+    ) -> Response<Body> {
+        let protocol = protocol.unwrap_or("oidc");
+        let reason = error.reason();
+        self.metrics.login(protocol, "failed", reason);
+        let claim = match &error {
+            FlowError::Pseudonym(PseudonymError::Guard(trip)) => {
+                self.metrics.guard_trip(*trip);
+                Some(trip.claim)
+            }
+            _ => None,
+        };
+        self.record(AuditEvent {
+            tenant,
+            reason: Some(reason),
+            claim,
+            ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
+        });
+        let status = error.status();
+        if status.is_server_error() {
+            tracing::warn!(request_id = ctx.request_id, tenant, reason, detail = %error, "login failed");
+        } else {
+            tracing::info!(request_id = ctx.request_id, tenant, reason, detail = %error, "login refused");
+        }
+        pages::login_failed(status, ctx.request_id)
+    }
+
+    fn record(&self, event: AuditEvent<'_>) {
+        if let Err(error) = self.audit.record(&event) {
+            tracing::error!(%error, "audit line could not be written");
+        }
+    }
+
+    /// `/nymgate/logout`: ends nymgate's session, then RP-initiated logout at the IdP where it
+    /// offers one (OIDC RP-Initiated Logout 1.0 §2), else the logged-out page.
+    async fn logout(&self, headers: &HeaderMap) -> Response<Body> {
+        let tenant =
+            self.session(headers).and_then(|claims| claims.get("tenant")?.as_str().map(str::to_owned));
+        let logged_out = format!("{}/logged-out", self.issuer);
+        let mut target = logged_out.clone();
+        if let Some(idp) = tenant.as_deref().and_then(|t| self.oidc.get(t)) {
+            if let Some(end_session) = idp.end_session_endpoint().await {
+                let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("client_id", idp.client_id())
+                    .append_pair("post_logout_redirect_uri", &logged_out)
+                    .finish();
+                let sep = if end_session.contains('?') { '&' } else { '?' };
+                target = format!("{end_session}{sep}{query}");
+            }
+        }
+        let mut response = redirect(&target);
+        response.headers_mut().append(header::SET_COOKIE, clear_cookie(SESSION_COOKIE));
+        response
+    }
+
+    /// The pseudonymous claims of this browser's session, if it has a valid one.
+    fn session(&self, headers: &HeaderMap) -> Option<Map<String, Value>> {
+        let sealed = cookie_value(headers, SESSION_COOKIE)?;
+        let plain = self.sealer.open("session", sealed, unix_now()).ok()?;
+        serde_json::from_slice::<Session>(&plain).ok().map(|s| s.claims)
+    }
+
+    /// Assertion-header output, for a request on its way to the platform: the client's copy of
+    /// the header is already gone (sanitize.rs); this adds nymgate's, signed, when the browser
+    /// has a session, and removes nymgate's own cookies. `Err` is the response to send instead
+    /// (a redirect to the login when `require_login` is set).
+    pub fn assert_request(&self, parts: &mut http::request::Parts) -> Result<(), Box<Response<Body>>> {
+        if self.output != LoginOutput::AssertionHeader {
+            return Ok(());
+        }
+        let session = self.session(&parts.headers);
+        strip_own_cookies(&mut parts.headers);
+        match session {
+            Some(claims) => {
+                let now = unix_now();
+                let token = self.minter.mint_claims(
+                    claims,
+                    &TokenRequest {
+                        audience: &self.assertion.audience,
+                        nonce: None,
+                        now,
+                        lifetime_secs: self.assertion.lifetime_secs,
+                    },
+                );
+                let value = HeaderValue::from_str(&token).expect("a compact JWS is a valid header value");
+                parts.headers.insert(self.assertion.header.clone(), value);
+                Ok(())
+            }
+            None if self.assertion.require_login => {
+                if parts.method == Method::GET || parts.method == Method::HEAD {
+                    let path = parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
+                    let encoded: String =
+                        openidconnect::url::form_urlencoded::byte_serialize(path.as_bytes()).collect();
+                    Err(Box::new(redirect(&format!("{PREFIX}/login?return_to={encoded}"))))
+                } else {
+                    let mut response = Response::new(body::full("401 Unauthorized: sign in first\n"));
+                    *response.status_mut() = StatusCode::UNAUTHORIZED;
+                    Err(Box::new(response))
+                }
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The JWKS, for tests and the demo.
+    pub fn jwks(&self) -> Value {
+        self.minter.jwks()
+    }
+
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+/// A `return_to` that stays on this site: a path starting with one `/` (not `//host`, not
+/// `/\host`), else `/`. An open redirect would let a phishing link borrow nymgate's name.
+fn safe_return_to(value: Option<&str>) -> String {
+    match value {
+        Some(path)
+            if path.starts_with('/')
+                && !path.starts_with("//")
+                && !path.starts_with("/\\")
+                && !path.chars().any(|c| c.is_control()) =>
+        {
+            path.to_owned()
+        }
+        _ => "/".to_owned(),
+    }
+}
+
+/// A random token as nymgate makes them: 43 base64url characters.
+fn is_token(value: &str) -> bool {
+    value.len() == 43 && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+fn flow_cookie_name(state: &str) -> String {
+    let tag: String = state.chars().filter(|c| c.is_ascii_alphanumeric()).take(12).collect();
+    format!("{FLOW_COOKIE_PREFIX}{tag}")
+}
+
+/// Query or form parameters; a repeated parameter is refused by keeping neither (OAuth 2.0
+/// §3.1: parameters must not be included more than once).
+fn form(text: &str) -> HashMap<String, String> {
+    let mut seen = HashMap::new();
+    let mut repeated = Vec::new();
+    for (key, value) in openidconnect::url::form_urlencoded::parse(text.as_bytes()) {
+        if seen.insert(key.to_string(), value.into_owned()).is_some() {
+            repeated.push(key.into_owned());
+        }
+    }
+    for key in repeated {
+        seen.remove(&key);
+    }
+    seen
+}
+
+async fn read_form(
+    incoming: Incoming,
+    ctx: &LoginContext<'_>,
+) -> Result<HashMap<String, String>, StatusCode> {
+    let limit = ctx.max_body_bytes.min(64 * 1024);
+    let collect = http_body_util::Limited::new(incoming, limit).collect();
+    let bytes: Bytes = match tokio::time::timeout(ctx.body_read_timeout, collect).await {
+        Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
+        Ok(Err(_)) => return Err(StatusCode::PAYLOAD_TOO_LARGE),
+        Ok(Ok(collected)) => collected.to_bytes(),
+    };
+    let text = std::str::from_utf8(&bytes).map_err(|_| StatusCode::BAD_REQUEST)?;
+    Ok(form(text))
+}
+
+fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+}
+
+/// Removes nymgate's cookies from a request going to the platform: they are nymgate's
+/// business (sealed, but the platform has no use for them).
+fn strip_own_cookies(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty() && !pair.starts_with("__Host-nymgate-"))
+        .map(str::to_owned)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, value);
+        }
+    }
+}
+
+/// `__Host-` cookies (RFC 6265bis §4.1.3.2): Secure, Path=/, no Domain, so no other host or
+/// path can set or read them. Lax: the IdP's redirect back is a top-level GET.
+fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+    HeaderValue::from_str(&format!(
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+    ))
+    .expect("cookie names and sealed values are header-safe")
+}
+
+fn clear_cookie(name: &str) -> HeaderValue {
+    set_cookie(name, "", 0)
+}
+
+fn redirect(location: &str) -> Response<Body> {
+    let mut response = Response::new(body::empty());
+    *response.status_mut() = StatusCode::SEE_OTHER;
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
+    let mut response = Response::new(body::full(serde_json::to_vec(value).expect("JSON")));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn return_to_stays_on_this_site() {
+        assert_eq!(safe_return_to(Some("/courses/1?x=2")), "/courses/1?x=2");
+        for bad in
+            ["//evil.example/", "/\\evil.example", "https://evil.example/", "javascript:alert(1)", "/a\nb"]
+        {
+            assert_eq!(safe_return_to(Some(bad)), "/", "{bad:?}");
+        }
+        assert_eq!(safe_return_to(None), "/");
+    }
+
+    #[test]
+    fn repeated_parameters_are_dropped() {
+        let params = form("a=1&b=2&a=3");
+        assert_eq!(params.get("a"), None);
+        assert_eq!(params.get("b").map(String::as_str), Some("2"));
+    }
+
+    #[test]
+    fn own_cookies_never_reach_the_platform() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; __Host-nymgate-session=xyz"));
+        headers.append(header::COOKIE, HeaderValue::from_static("__Host-nymgate-flow-abc=1; b=2"));
+        strip_own_cookies(&mut headers);
+        assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
+        let mut only_ours = HeaderMap::new();
+        only_ours.insert(header::COOKIE, HeaderValue::from_static("__Host-nymgate-session=xyz"));
+        strip_own_cookies(&mut only_ours);
+        assert!(only_ours.get(header::COOKIE).is_none());
+    }
+
+    #[test]
+    fn own_paths() {
+        assert!(Login::owns("/nymgate"));
+        assert!(Login::owns("/nymgate/callback"));
+        assert!(!Login::owns("/nymgatex"));
+        assert!(!Login::owns("/api/nymgate/x"));
+    }
+}

@@ -1,0 +1,630 @@
+//! nymgate as an OIDC relying party of one school's IdP: the authorization code flow with
+//! PKCE S256, state and nonce (OIDC Core §3.1, RFC 9700), with openidconnect doing the token
+//! request and the ID-token checks it knows (signature, `iss`, `aud`, `exp`, nonce) and this
+//! module adding what it leaves out (shared/DEPENDENCIES.md): caching of discovery and JWKS, a
+//! rate-limited JWKS refetch on an unknown `kid`, RFC 9207 `iss`, `nbf`, `azp`, `iat`, the
+//! userinfo `sub` match, required claims, and Entra ID's multi-tenant issuer form.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
+    CoreJwsSigningAlgorithm,
+};
+use openidconnect::{
+    AccessToken, AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
+    EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKey, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::idp_http::IdpHttp;
+use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
+use crate::secret::Secret;
+
+type RpClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
+
+/// Why an OIDC login failed. `reason()` is the code for the audit log and metrics; nothing here
+/// carries a claim value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OidcError {
+    #[error("IdP unreachable or its metadata unusable: {0}")]
+    Metadata(String),
+    #[error("the IdP's discovery document names another issuer")]
+    DiscoveryIssuerMismatch,
+    #[error("the authorization response's iss parameter is not this flow's IdP (mix-up)")]
+    IssParameterMismatch,
+    #[error("the IdP supports RFC 9207 but its response has no iss parameter")]
+    IssParameterMissing,
+    #[error("token request failed: {0}")]
+    TokenRequest(String),
+    #[error("the token response has no ID token")]
+    NoIdToken,
+    #[error("the ID token's kid is not in the IdP's JWKS, even after a refetch")]
+    UnknownKid,
+    #[error("ID token signature or algorithm refused")]
+    BadSignature,
+    #[error("ID token issuer is not the IdP's")]
+    BadIssuer,
+    #[error("ID token audience is not nymgate's client id (or names an untrusted party)")]
+    BadAudience,
+    #[error("ID token nonce does not match the flow's")]
+    BadNonce,
+    #[error("ID token expired, not yet valid, or issued at an impossible time")]
+    BadTime,
+    #[error("ID token is malformed or unsupported")]
+    Malformed,
+    #[error("claim {0} does not have the value the tenant requires")]
+    RequiredClaim(String),
+    #[error("userinfo request failed: {0}")]
+    Userinfo(String),
+    #[error("userinfo sub differs from the ID token's sub")]
+    UserinfoSubMismatch,
+}
+
+impl OidcError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            OidcError::Metadata(_) => "idp_metadata",
+            OidcError::DiscoveryIssuerMismatch => "discovery_issuer_mismatch",
+            OidcError::IssParameterMismatch => "iss_parameter_mismatch",
+            OidcError::IssParameterMissing => "iss_parameter_missing",
+            OidcError::TokenRequest(_) => "token_request_failed",
+            OidcError::NoIdToken => "no_id_token",
+            OidcError::UnknownKid => "unknown_kid",
+            OidcError::BadSignature => "bad_signature",
+            OidcError::BadIssuer => "bad_issuer",
+            OidcError::BadAudience => "bad_audience",
+            OidcError::BadNonce => "bad_nonce",
+            OidcError::BadTime => "bad_time",
+            OidcError::Malformed => "malformed_id_token",
+            OidcError::RequiredClaim(_) => "required_claim",
+            OidcError::Userinfo(_) => "userinfo_failed",
+            OidcError::UserinfoSubMismatch => "userinfo_sub_mismatch",
+        }
+    }
+
+    /// Whether this is an attack signal (a forged or misdirected response), for alerts.
+    pub fn is_signature_failure(&self) -> bool {
+        matches!(self, OidcError::BadSignature | OidcError::UnknownKid)
+    }
+}
+
+/// What a pending OIDC login remembers, sealed in the browser's flow cookie.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PendingOidc {
+    /// The issuer this flow went to: the mix-up defence compares every answer with it.
+    pub issuer: String,
+    pub nonce: String,
+    pub pkce_verifier: String,
+}
+
+/// The IdP's discovery document: only the members nymgate uses (OIDC Discovery §3, RFC 9207
+/// §3, RP-Initiated Logout §2.1).
+#[derive(Debug, Clone, Deserialize)]
+struct Metadata {
+    issuer: String,
+    authorization_endpoint: String,
+    token_endpoint: String,
+    #[serde(default)]
+    userinfo_endpoint: Option<String>,
+    jwks_uri: String,
+    #[serde(default)]
+    end_session_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+
+/// Discovery and keys as fetched, with the client built from them.
+struct Discovered {
+    /// The exact `iss` expected in ID tokens and RFC 9207 parameters.
+    issuer: String,
+    client: RpClient,
+    keys: CoreJsonWebKeySet,
+    userinfo_endpoint: Option<String>,
+    end_session_endpoint: Option<String>,
+    iss_parameter_supported: bool,
+    jwks_uri: String,
+    fetched: Instant,
+}
+
+/// One tenant's OIDC IdP.
+pub struct OidcIdp {
+    pub tenant: String,
+    kind: IdpKind,
+    /// Where discovery starts (`{discovery_url}/.well-known/openid-configuration`).
+    discovery_url: String,
+    /// For Entra ID: the directory id, put into a `{tenantid}` issuer template.
+    entra_tid: Option<String>,
+    client_id: String,
+    client_secret: Secret,
+    scopes: Vec<String>,
+    algorithms: Vec<CoreJwsSigningAlgorithm>,
+    clock_skew: Duration,
+    userinfo: bool,
+    required_claims: Vec<(String, String)>,
+    jwks_refetch_interval: Duration,
+    metadata_ttl: Duration,
+    redirect_uri: RedirectUrl,
+    http: IdpHttp,
+    cached: ArcSwapOption<Discovered>,
+    /// One fetch at a time; the others wait and reuse its result.
+    fetching: tokio::sync::Mutex<()>,
+    last_jwks_fetch: std::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for OidcIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcIdp").field("tenant", &self.tenant).finish_non_exhaustive()
+    }
+}
+
+fn unix_now() -> i64 {
+    crate::pseudonym::keyring::unix_now() as i64
+}
+
+impl OidcIdp {
+    /// `redirect_uri` is nymgate's callback, `{public_url}/nymgate/callback`.
+    pub fn new(tenant: &TenantConfig, oidc: &OidcTenantConfig, redirect_uri: &str) -> Result<Self, String> {
+        let discovery_url = match (&oidc.discovery_url, tenant.idp) {
+            (Some(url), _) => url.clone(),
+            (None, IdpKind::Entra) => format!("https://login.microsoftonline.com/{}/v2.0", tenant.issuer),
+            (None, IdpKind::Google) => "https://accounts.google.com".to_owned(),
+            (None, _) => tenant.issuer.clone(),
+        };
+        let algorithms = oidc
+            .algorithms
+            .iter()
+            .map(|name| {
+                serde_json::from_value(Value::from(name.as_str()))
+                    .map_err(|_| format!("tenants.oidc.algorithms: {name:?} is not a JWS algorithm"))
+            })
+            .collect::<Result<Vec<CoreJwsSigningAlgorithm>, String>>()?;
+        let client_secret = Secret::load(&oidc.client_secret)
+            .map_err(|e| format!("tenant {}: oidc.client_secret: {e}", tenant.id))?;
+        let http = IdpHttp::new(oidc.ca_file.as_deref()).map_err(|e| format!("tenant {}: {e}", tenant.id))?;
+        Ok(Self {
+            tenant: tenant.id.clone(),
+            kind: tenant.idp,
+            discovery_url,
+            entra_tid: (tenant.idp == IdpKind::Entra).then(|| tenant.issuer.clone()),
+            client_id: oidc.client_id.clone(),
+            client_secret,
+            scopes: oidc.scopes.clone(),
+            algorithms,
+            clock_skew: oidc.clock_skew,
+            userinfo: oidc.userinfo,
+            required_claims: oidc.required_claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            jwks_refetch_interval: oidc.jwks_refetch_interval,
+            metadata_ttl: oidc.metadata_ttl,
+            redirect_uri: RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| e.to_string())?,
+            http,
+            cached: ArcSwapOption::empty(),
+            fetching: tokio::sync::Mutex::new(()),
+            last_jwks_fetch: std::sync::Mutex::new(None),
+        })
+    }
+
+    /// The issuer ID tokens must carry: the discovered one, with Entra's `{tenantid}` template
+    /// filled with this tenant's directory id (the multi-tenant endpoints advertise the template).
+    fn expected_issuer(&self, advertised: &str) -> Result<String, OidcError> {
+        if advertised.contains("{tenantid}") {
+            let tid = self.entra_tid.as_deref().ok_or(OidcError::DiscoveryIssuerMismatch)?;
+            return Ok(advertised.replace("{tenantid}", tid));
+        }
+        // OIDC Discovery §4.3: the issuer in the document must be the one discovered.
+        let trim = |s: &str| s.trim_end_matches('/').to_owned();
+        if trim(advertised) != trim(&self.discovery_url) {
+            return Err(OidcError::DiscoveryIssuerMismatch);
+        }
+        Ok(advertised.to_owned())
+    }
+
+    async fn fetch_json(&self, url: &str) -> Result<Vec<u8>, OidcError> {
+        let response =
+            self.http.get(url, "application/json").await.map_err(|e| OidcError::Metadata(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(OidcError::Metadata(format!("{url} answered {}", response.status())));
+        }
+        Ok(response.into_body())
+    }
+
+    async fn fetch_keys(&self, jwks_uri: &str) -> Result<CoreJsonWebKeySet, OidcError> {
+        *self.last_jwks_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        let body = self.fetch_json(jwks_uri).await?;
+        serde_json::from_slice(&body).map_err(|e| OidcError::Metadata(format!("JWKS: {e}")))
+    }
+
+    async fn discover(&self) -> Result<Discovered, OidcError> {
+        let url = format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
+        let body = self.fetch_json(&url).await?;
+        let metadata: Metadata =
+            serde_json::from_slice(&body).map_err(|e| OidcError::Metadata(format!("discovery: {e}")))?;
+        let issuer = self.expected_issuer(&metadata.issuer)?;
+        let keys = self.fetch_keys(&metadata.jwks_uri).await?;
+        let bad = |what: &str| OidcError::Metadata(format!("discovery: {what} is not a URL"));
+        let client = CoreClient::new(
+            ClientId::new(self.client_id.clone()),
+            IssuerUrl::new(issuer.clone()).map_err(|_| bad("issuer"))?,
+            CoreJsonWebKeySet::new(Vec::new()),
+        )
+        .set_client_secret(ClientSecret::new(
+            String::from_utf8_lossy(self.client_secret.expose()).into_owned(),
+        ))
+        .set_auth_uri(
+            AuthUrl::new(metadata.authorization_endpoint).map_err(|_| bad("authorization_endpoint"))?,
+        )
+        .set_token_uri(TokenUrl::new(metadata.token_endpoint).map_err(|_| bad("token_endpoint"))?)
+        .set_redirect_uri(self.redirect_uri.clone());
+        Ok(Discovered {
+            issuer,
+            client,
+            keys,
+            userinfo_endpoint: metadata.userinfo_endpoint,
+            end_session_endpoint: metadata.end_session_endpoint,
+            iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
+            jwks_uri: metadata.jwks_uri,
+            fetched: Instant::now(),
+        })
+    }
+
+    /// Discovery and keys, cached for `metadata_ttl`. When a refresh fails the stale copy
+    /// serves on (an IdP blip must not stop logins that its known keys can still verify).
+    async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
+        if let Some(current) = self.cached.load_full() {
+            if current.fetched.elapsed() < self.metadata_ttl {
+                return Ok(current);
+            }
+        }
+        let _one_at_a_time = self.fetching.lock().await;
+        let stale = self.cached.load_full();
+        if let Some(current) = &stale {
+            if current.fetched.elapsed() < self.metadata_ttl {
+                return Ok(current.clone());
+            }
+        }
+        match self.discover().await {
+            Ok(fresh) => {
+                let fresh = Arc::new(fresh);
+                self.cached.store(Some(fresh.clone()));
+                Ok(fresh)
+            }
+            Err(error) => match stale {
+                Some(stale) => {
+                    tracing::warn!(tenant = self.tenant, reason = error.reason(), detail = %error, "IdP metadata refresh failed; using the cached copy");
+                    Ok(stale)
+                }
+                None => Err(error),
+            },
+        }
+    }
+
+    /// An unknown `kid`: the IdP may have rotated its key. Refetch the JWKS, at most once per
+    /// `jwks_refetch_interval` (so forged kids can't make nymgate hammer the IdP).
+    async fn refetch_keys(&self, current: &Discovered) -> Option<Arc<Discovered>> {
+        let _one_at_a_time = self.fetching.lock().await;
+        if let Some(newer) = self.cached.load_full() {
+            if newer.fetched > current.fetched {
+                return Some(newer);
+            }
+        }
+        let recent = self
+            .last_jwks_fetch
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some_and(|at| at.elapsed() < self.jwks_refetch_interval);
+        if recent {
+            return None;
+        }
+        let keys = match self.fetch_keys(&current.jwks_uri).await {
+            Ok(keys) => keys,
+            Err(error) => {
+                tracing::warn!(tenant = self.tenant, detail = %error, "JWKS refetch failed");
+                return None;
+            }
+        };
+        let fresh = Arc::new(Discovered {
+            issuer: current.issuer.clone(),
+            client: current.client.clone(),
+            keys,
+            userinfo_endpoint: current.userinfo_endpoint.clone(),
+            end_session_endpoint: current.end_session_endpoint.clone(),
+            iss_parameter_supported: current.iss_parameter_supported,
+            jwks_uri: current.jwks_uri.clone(),
+            fetched: Instant::now(),
+        });
+        self.cached.store(Some(fresh.clone()));
+        Some(fresh)
+    }
+
+    /// Starts a login: the IdP's authorization URL and what the flow cookie must remember.
+    /// `state` is chosen by the caller (it also names the flow cookie).
+    pub async fn start(
+        &self,
+        state: &str,
+        login_hint: Option<&str>,
+    ) -> Result<(String, PendingOidc), OidcError> {
+        let discovered = self.discovered().await?;
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let state = state.to_owned();
+        let mut request = discovered
+            .client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.scopes.iter().filter(|s| s.as_str() != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        if let Some(hint) = login_hint {
+            // Passed on to the IdP, which knows the person anyway; nymgate keeps nothing of it.
+            request = request.add_extra_param("login_hint", hint.to_owned());
+        }
+        let (url, _state, nonce) = request.url();
+        let pending = PendingOidc {
+            issuer: discovered.issuer.clone(),
+            nonce: nonce.secret().clone(),
+            pkce_verifier: verifier.secret().clone(),
+        };
+        Ok((url.to_string(), pending))
+    }
+
+    /// The IdP's RP-initiated logout endpoint, if it publishes one.
+    pub async fn end_session_endpoint(&self) -> Option<String> {
+        self.discovered().await.ok().and_then(|d| d.end_session_endpoint.clone())
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// Finishes a login: checks the RFC 9207 `iss`, redeems the code with the PKCE verifier,
+    /// verifies the ID token, and returns its claims (merged with userinfo when configured).
+    pub async fn finish(
+        &self,
+        pending: &PendingOidc,
+        code: &str,
+        iss_parameter: Option<&str>,
+    ) -> Result<Map<String, Value>, OidcError> {
+        let discovered = self.discovered().await?;
+        // Mix-up defence (RFC 9207 §2.4): the answer must come from the IdP this flow went to.
+        match iss_parameter {
+            Some(iss) if iss != pending.issuer || iss != discovered.issuer => {
+                return Err(OidcError::IssParameterMismatch)
+            }
+            None if discovered.iss_parameter_supported => return Err(OidcError::IssParameterMissing),
+            _ => {}
+        }
+        if pending.issuer != discovered.issuer {
+            return Err(OidcError::IssParameterMismatch);
+        }
+
+        let response = discovered
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
+            .request_async(&self.http)
+            .await
+            .map_err(|e| OidcError::TokenRequest(token_error(&e)))?;
+        let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
+        let claims = self.verify_id_token(discovered, id_token, &pending.nonce).await?;
+        let claims = match (self.userinfo, &claims) {
+            (true, _) => self.merge_userinfo(claims, response.access_token()).await?,
+            (false, _) => claims,
+        };
+        for (name, value) in &self.required_claims {
+            if claims.get(name).and_then(Value::as_str) != Some(value.as_str()) {
+                return Err(OidcError::RequiredClaim(name.clone()));
+            }
+        }
+        if self.kind == IdpKind::Entra {
+            // The issuer check already pins the directory; this says so explicitly.
+            if claims.get("tid").and_then(Value::as_str) != self.entra_tid.as_deref() {
+                return Err(OidcError::RequiredClaim("tid".into()));
+            }
+        }
+        Ok(claims)
+    }
+
+    async fn verify_id_token(
+        &self,
+        mut discovered: Arc<Discovered>,
+        id_token: &CoreIdToken,
+        nonce: &str,
+    ) -> Result<Map<String, Value>, OidcError> {
+        let compact = id_token.to_string();
+        let header = decode_part(&compact, 0)?;
+        // jku, x5u and an embedded jwk are never fetched or used: keys come only from the
+        // IdP's JWKS (shared/SECURITY.md). The kid only selects among those.
+        if let Some(kid) = header.get("kid").and_then(Value::as_str) {
+            let known =
+                |d: &Discovered| d.keys.keys().iter().any(|k| k.key_id().is_some_and(|id| **id == kid));
+            if !known(&discovered) {
+                discovered = match self.refetch_keys(&discovered).await {
+                    Some(fresh) if known(&fresh) => fresh,
+                    _ => return Err(OidcError::UnknownKid),
+                };
+            }
+        }
+
+        let skew = self.clock_skew.as_secs() as i64;
+        let now = unix_now();
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            ClientId::new(self.client_id.clone()),
+            IssuerUrl::new(discovered.issuer.clone()).map_err(|_| OidcError::BadIssuer)?,
+            discovered.keys.clone(),
+        )
+        .set_allowed_algs(self.algorithms.clone())
+        // `exp` with leeway: openidconnect refuses when now >= exp, so move "now" back by the skew.
+        .set_time_fn(move || chrono::DateTime::from_timestamp(now - skew, 0).unwrap_or_default())
+        .set_issue_time_verifier_fn(move |iat| {
+            let iat = iat.timestamp();
+            if iat > now + skew {
+                Err("issued in the future".into())
+            } else if iat < now - skew - 3600 {
+                // An ID token is redeemed seconds after issue; an hour-old one is a replay.
+                Err("issued too long ago".into())
+            } else {
+                Ok(())
+            }
+        });
+        id_token.claims(&verifier, &Nonce::new(nonce.to_owned())).map_err(classify)?;
+
+        // The signature covered these exact bytes; read every claim from them.
+        let claims = decode_part(&compact, 1)?;
+        if let Some(nbf) = claims.get("nbf") {
+            if nbf.as_i64().is_none_or(|nbf| nbf > now + skew) {
+                return Err(OidcError::BadTime);
+            }
+        }
+        // OIDC Core §3.1.3.7 (4, 5): azp, when present, must be us; several audiences need it.
+        let audiences = match claims.get("aud") {
+            Some(Value::Array(list)) => list.len(),
+            _ => 1,
+        };
+        match claims.get("azp").map(Value::as_str) {
+            Some(Some(azp)) if azp == self.client_id => {}
+            Some(_) => return Err(OidcError::BadAudience),
+            None if audiences > 1 => return Err(OidcError::BadAudience),
+            None => {}
+        }
+        if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(OidcError::Malformed);
+        }
+        Ok(claims)
+    }
+
+    /// Userinfo claims join the ID token's; the ID token's win, and `sub` must match (OIDC
+    /// Core §5.3.2: otherwise the response may belong to someone else).
+    async fn merge_userinfo(
+        &self,
+        mut claims: Map<String, Value>,
+        access_token: &AccessToken,
+    ) -> Result<Map<String, Value>, OidcError> {
+        let discovered = self.discovered().await?;
+        let Some(url) = &discovered.userinfo_endpoint else {
+            return Err(OidcError::Userinfo("the IdP publishes no userinfo_endpoint".into()));
+        };
+        let request = http::Request::get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(http::header::AUTHORIZATION, format!("Bearer {}", access_token.secret()))
+            .body(Vec::new())
+            .map_err(|e| OidcError::Userinfo(e.to_string()))?;
+        let response = self.http.execute(request).await.map_err(|e| OidcError::Userinfo(e.to_string()))?;
+        if !response.status().is_success() {
+            return Err(OidcError::Userinfo(format!("answered {}", response.status())));
+        }
+        let userinfo: Map<String, Value> = serde_json::from_slice(response.body()).map_err(|_| {
+            OidcError::Userinfo("not a JSON object (signed userinfo is not supported)".into())
+        })?;
+        if userinfo.get("sub") != claims.get("sub") {
+            return Err(OidcError::UserinfoSubMismatch);
+        }
+        for (name, value) in userinfo {
+            claims.entry(name).or_insert(value);
+        }
+        Ok(claims)
+    }
+}
+
+/// One base64url JSON part of a compact JWS (0: header, 1: payload).
+fn decode_part(compact: &str, index: usize) -> Result<Map<String, Value>, OidcError> {
+    let part = compact.split('.').nth(index).ok_or(OidcError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| OidcError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
+}
+
+/// openidconnect's verdict, as a reason. Its messages quote claim values, so only the kind
+/// is kept.
+fn classify(error: ClaimsVerificationError) -> OidcError {
+    match error {
+        ClaimsVerificationError::SignatureVerification(_) => OidcError::BadSignature,
+        ClaimsVerificationError::InvalidIssuer(_) => OidcError::BadIssuer,
+        ClaimsVerificationError::InvalidAudience(_) => OidcError::BadAudience,
+        ClaimsVerificationError::InvalidNonce(_) => OidcError::BadNonce,
+        ClaimsVerificationError::Expired(_) => OidcError::BadTime,
+        _ => OidcError::Malformed,
+    }
+}
+
+/// A token-endpoint failure, described without the response body (it may hold an ID token).
+fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse + 'static>(
+    error: &openidconnect::RequestTokenError<RE, T>,
+) -> String {
+    match error {
+        openidconnect::RequestTokenError::ServerResponse(response) => {
+            // The standard error code only (RFC 6749 §5.2), e.g. invalid_grant for a replayed code.
+            serde_json::to_value(response)
+                .ok()
+                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
+                .unwrap_or_else(|| "error response".into())
+        }
+        openidconnect::RequestTokenError::Request(e) => e.to_string(),
+        openidconnect::RequestTokenError::Parse(e, _) => format!("unparsable token response at {}", e.path()),
+        openidconnect::RequestTokenError::Other(_) => "unexpected token response".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn idp(kind: IdpKind, issuer: &str, discovery_url: Option<&str>) -> OidcIdp {
+        std::env::set_var("NYMGATE_TEST_OIDC_SECRET", "a-client-secret-of-length");
+        let tenant: TenantConfig = toml::from_str(&format!(
+            r#"id = "t"
+idp = "{}"
+issuer = "{issuer}"
+[oidc]
+client_id = "nymgate"
+client_secret = {{ env = "NYMGATE_TEST_OIDC_SECRET" }}
+{}"#,
+            match kind {
+                IdpKind::Entra => "entra",
+                IdpKind::Google => "google",
+                _ => "oidc",
+            },
+            discovery_url.map(|u| format!("discovery_url = \"{u}\"")).unwrap_or_default()
+        ))
+        .unwrap();
+        OidcIdp::new(&tenant, tenant.oidc.as_ref().unwrap(), "https://learn.example/nymgate/callback")
+            .unwrap()
+    }
+
+    #[test]
+    fn rp_discovery_issuer_not_matching_config_is_refused() {
+        let rp = idp(IdpKind::Oidc, "https://idp.school.example", None);
+        assert_eq!(rp.expected_issuer("https://idp.school.example/").unwrap(), "https://idp.school.example/");
+        assert_eq!(rp.expected_issuer("https://evil.example"), Err(OidcError::DiscoveryIssuerMismatch));
+    }
+
+    #[test]
+    fn entra_multi_tenant_issuer_template_takes_the_tenants_directory_id() {
+        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+        let rp = idp(IdpKind::Entra, tid, Some("https://login.microsoftonline.com/organizations/v2.0"));
+        assert_eq!(
+            rp.expected_issuer("https://login.microsoftonline.com/{tenantid}/v2.0").unwrap(),
+            format!("https://login.microsoftonline.com/{tid}/v2.0")
+        );
+        // A template is no wildcard for a generic OIDC tenant.
+        let generic = idp(IdpKind::Oidc, "https://idp.example", None);
+        assert!(generic.expected_issuer("https://idp.example/{tenantid}").is_err());
+        // Entra's default discovery URL is the tenant-specific one.
+        assert_eq!(
+            idp(IdpKind::Entra, tid, None).discovery_url,
+            format!("https://login.microsoftonline.com/{tid}/v2.0")
+        );
+    }
+
+    #[test]
+    fn hs256_is_not_an_allowed_idp_algorithm() {
+        assert!(!crate::config::login::ALLOWED_IDP_ALGORITHMS.iter().any(|a| a.starts_with("HS")));
+    }
+}
