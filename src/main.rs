@@ -87,6 +87,16 @@ struct KeyringArgs {
 
 #[derive(Subcommand)]
 enum KeysCommand {
+    /// Write a new token-signing key (PKCS#8 PEM, mode 0600) for `login.signing.key_file`,
+    /// and print its key id. Rotation: point `key_file` at the new one and list the old one in
+    /// `previous_key_files` until the tokens it signed have expired.
+    Signing {
+        #[arg(long)]
+        out: PathBuf,
+        /// EdDSA (default) or ES256.
+        #[arg(long, default_value = "EdDSA", value_parser = parse_algorithm)]
+        alg: nymgate::mint::Algorithm,
+    },
     /// Create the first key of a new scope (a tenant id, or a shared scope such as a municipality).
     New {
         #[command(flatten)]
@@ -187,9 +197,42 @@ fn main() -> ExitCode {
     }
 }
 
+fn parse_algorithm(text: &str) -> Result<nymgate::mint::Algorithm, String> {
+    match text {
+        "EdDSA" => Ok(nymgate::mint::Algorithm::EdDSA),
+        "ES256" => Ok(nymgate::mint::Algorithm::ES256),
+        _ => Err("EdDSA or ES256".into()),
+    }
+}
+
+fn signing_key(out: &Path, alg: nymgate::mint::Algorithm) -> ExitCode {
+    if out.exists() {
+        eprintln!(
+            "nymgate keys signing: {} exists; choose a new file (the old key is still needed for rotation)",
+            out.display()
+        );
+        return ExitCode::FAILURE;
+    }
+    let (key, der) = nymgate::mint::SigningKey::generate(alg);
+    match certs::write(out, nymgate::mint::pkcs8_pem(&der).as_bytes(), 0o600) {
+        Ok(()) => {
+            println!("wrote {} ({alg:?}, kid {})", out.display(), key.kid());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("nymgate keys signing: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn keys(command: KeysCommand) -> ExitCode {
     use nymgate::audit::{AuditEvent, AuditSink};
     use nymgate::pseudonym::keyring::{unix_now, Keyring};
+
+    if let KeysCommand::Signing { out, alg } = &command {
+        return signing_key(out, *alg);
+    }
 
     let now = unix_now();
     let (args, result): (&KeyringArgs, Result<AuditEvent<'_>, String>) = match &command {
@@ -288,6 +331,7 @@ fn keys(command: KeysCommand) -> ExitCode {
             };
             (keyring, result)
         }
+        KeysCommand::Signing { .. } => unreachable!("answered above"),
     };
     let sink = AuditSink::from_path(args.audit.as_deref());
     match result {

@@ -131,6 +131,18 @@ impl SigningKey {
     }
 }
 
+/// PKCS#8 DER as PEM (RFC 7468 §10), for `login.signing.key_file`.
+pub fn pkcs8_pem(der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+    for line in body.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
+        pem.push('\n');
+    }
+    pem.push_str("-----END PRIVATE KEY-----\n");
+    pem
+}
+
 /// The current signing key and the previous ones still published.
 #[derive(Debug)]
 pub struct Minter {

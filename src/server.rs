@@ -99,7 +99,8 @@ impl RunningServer {
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
         // One login face for the whole process: its single-use stores must be shared.
         let login = Login::new(&config, metrics.clone()).map_err(StartError::Login)?;
-        let gateway = Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream, login.clone()));
+        let gateway =
+            Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream, login.clone()));
 
         let bind = |field: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
@@ -252,7 +253,8 @@ impl Worker {
                 return;
             }
         };
-        let Worker { config, listener, acceptor, metrics, reducer, login, connections, shed, mut phase } = self;
+        let Worker { config, listener, acceptor, metrics, reducer, login, connections, shed, mut phase } =
+            self;
         runtime.block_on(async move {
             let upstream = match config.upstream.as_ref().map(Upstream::new).transpose() {
                 Ok(upstream) => upstream,

@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the test suite talks to. `curl` is a second, independent HTTP/2 and TLS client.
 DEB_PACKAGES=(curl)
+# Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
+command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
 missing=()
 for pkg in "${DEB_PACKAGES[@]}"; do
@@ -24,6 +26,9 @@ if ((${#missing[@]})); then
     exit 1
   fi
 fi
+
+echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client"
+npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 
 echo "==> formatting and lints"
 cargo fmt --all -- --check

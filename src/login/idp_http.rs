@@ -75,8 +75,11 @@ impl IdpHttp {
         let (parts, body) = request.into_parts();
         let request = http::Request::from_parts(parts, Full::new(Bytes::from(body)));
         let exchange = async {
-            let response =
-                self.client.request(request).await.map_err(|e| IdpHttpError::Transport(crate::proxy::error_chain(&e)))?;
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| IdpHttpError::Transport(crate::proxy::error_chain(&e)))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES).collect().await.map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {

@@ -430,7 +430,8 @@ impl Login {
                     key_version: Some(login.nym_ver),
                     ..AuditEvent::login("ok", "oidc", ctx.client.to_string(), ctx.request_id)
                 });
-                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, "login");
+                // Claim names only: what the IdP sent that the platform does not get.
+                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, removed = ?login.removed, "login");
                 response
             }
             Err(error) => self.failed(tenant.as_deref(), error, ctx, Some("oidc")),

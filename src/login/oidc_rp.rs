@@ -412,7 +412,16 @@ impl OidcIdp {
             .set_pkce_verifier(PkceCodeVerifier::new(pending.pkce_verifier.clone()))
             .request_async(&self.http)
             .await
-            .map_err(|e| OidcError::TokenRequest(token_error(&e)))?;
+            .map_err(|e| match &e {
+                // A well-formed token response whose ID token did not parse (an unknown alg, a
+                // missing sub): a bad token, not a failed request. The body is never logged.
+                openidconnect::RequestTokenError::Parse(_, body)
+                    if serde_json::from_slice::<Value>(body).is_ok_and(|v| v["id_token"].is_string()) =>
+                {
+                    OidcError::Malformed
+                }
+                _ => OidcError::TokenRequest(token_error(&e)),
+            })?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let claims = self.verify_id_token(discovered, id_token, &pending.nonce).await?;
         let claims = match (self.userinfo, &claims) {

@@ -2,6 +2,8 @@
 //! HTTP server (hyper), and TLS clients (HTTP/1.1, HTTP/2 and raw bytes).
 #![allow(dead_code)]
 
+pub mod login;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,424 @@
+//! The login world: real peers on loopback. A school IdP (node `oidc-provider`, tests/peers),
+//! the `nymgate` binary as ops run it (debug logs captured to a file, audit to a file), and the
+//! platform as node `openid-client` or the built-in echo platform. Each world has its own folder,
+//! certificates, keyring and secrets, so tests run in parallel.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+/// The test users' personal values: none of them may appear anywhere the platform or the logs
+/// can see (shared/SECURITY.md, "Privacy").
+pub const ALICE: &[(&str, &str)] = &[
+    ("sub", "idp-subject-alice-7f3a9c"),
+    ("email", "alice.andersson@school-a.example"),
+    ("name", "Alice Andersson"),
+    ("given_name", "Alicia"),
+    ("family_name", "Andersson"),
+];
+
+/// Alice's IdP subject, which is also what she types as her login at the IdP.
+pub fn alice_sub() -> &'static str {
+    ALICE.iter().find(|(k, _)| *k == "sub").unwrap().1
+}
+
+pub const PLATFORM_REDIRECT: &str = "https://platform.test/callback";
+pub const PLATFORM_CLIENT: &str = "learning-platform";
+
+/// The folder of the node peers, installed by tests/run.sh (`npm ci --prefix tests/peers`).
+pub fn peers_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/peers");
+    assert!(
+        dir.join("node_modules/oidc-provider").exists(),
+        "the node test peers are not installed: run `npm ci --prefix tests/peers` (tests/run.sh does)"
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn write_private(path: &Path, text: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file =
+        std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(path).unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+}
+
+/// A child process killed when dropped.
+pub struct Peer(pub Child);
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// One node `oidc-provider` instance: a school's IdP.
+pub struct SchoolIdp {
+    pub url: String,
+    _process: Peer,
+}
+
+impl SchoolIdp {
+    /// `nymgate_port`: where nymgate's callback lives, for the registered redirect URI.
+    pub fn start(dir: &Path, name: &str, nymgate_port: u16, conform_id_token_claims: bool) -> SchoolIdp {
+        let client_secret = std::fs::read_to_string(dir.join(format!("{name}-client-secret"))).unwrap();
+        // oidc-provider's dev login makes the typed login the account id, which is the `sub`.
+        let mut users = serde_json::Map::new();
+        users.insert(
+            alice_sub().to_owned(),
+            Value::Object(
+                ALICE.iter().filter(|(k, _)| *k != "sub").map(|(k, v)| (k.to_string(), json!(v))).collect(),
+            ),
+        );
+        let alice = users.get_mut(alice_sub()).unwrap().as_object_mut().unwrap();
+        alice.insert("email_verified".into(), json!(true));
+        alice.insert("roles".into(), json!(["Student"]));
+        alice.insert("school_code".into(), json!("SCH-A-01"));
+        let config = json!({
+            "port": 0,
+            "host": "127.0.0.1",
+            "cert": dir.join("certs/localhost.pem"),
+            "key": dir.join("certs/localhost-key.pem"),
+            "clients": [{
+                "client_id": format!("nymgate-{name}"),
+                "client_secret": client_secret.trim(),
+                "redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/callback")],
+                "post_logout_redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/logged-out")],
+            }],
+            "conform_id_token_claims": conform_id_token_claims,
+            "claims": {
+                "openid": ["sub", "roles", "school_code"],
+                "email": ["email", "email_verified"],
+                "profile": ["name", "given_name", "family_name"],
+            },
+            "users": users,
+        });
+        let path = dir.join(format!("{name}-idp.json"));
+        std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
+        let mut child = Command::new("node")
+            .arg(peers_dir().join("oidc_idp.mjs"))
+            .arg(&path)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join(format!("{name}-idp.log"))).unwrap())
+            .spawn()
+            .expect("node runs (Debian nodejs or the machine's node)");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("IdP did not start: {line:?}"))
+            .to_owned();
+        // Keep reading: oidc-provider writes notices to stdout, and a closed pipe kills it.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        SchoolIdp { url, _process: Peer(child) }
+    }
+
+    /// POSTs to one of the IdP's `/__test/` hooks.
+    pub fn hook(&self, world: &World, path: &str, body: Value) -> Value {
+        let out = world.node_eval(&format!(
+            "const r = await fetch({url:?}, {{method: 'POST', headers: {{'content-type': 'application/json'}}, body: {body:?}}}); console.log(await r.text());",
+            url = format!("{}/__test/{path}", self.url),
+            body = body.to_string(),
+        ));
+        serde_json::from_str(out.trim()).unwrap_or(Value::Null)
+    }
+}
+
+/// How the platform gets its logins, and how the IdP hands out claims.
+#[derive(Clone)]
+pub struct Options {
+    pub provider: bool,
+    /// oidc-provider's conformIdTokenClaims: true puts email and names only in userinfo.
+    pub conform_id_token_claims: bool,
+    /// nymgate reads userinfo too.
+    pub userinfo: bool,
+    /// A second school (tenant `school-b`) with its own IdP, for mix-up tests.
+    pub second_school: bool,
+    /// The platform behind nymgate (`http://…`); default: the built-in echo platform.
+    pub upstream: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            provider: true,
+            conform_id_token_claims: false,
+            userinfo: false,
+            second_school: false,
+            upstream: None,
+        }
+    }
+}
+
+/// A running login world.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub admin_port: u16,
+    pub ca: PathBuf,
+    pub idp: SchoolIdp,
+    pub idp_b: Option<SchoolIdp>,
+    pub platform_secret: String,
+    _nymgate: Peer,
+}
+
+impl World {
+    pub fn start(options: Options) -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let files = nymgate::certs::generate_dev_certs(&path.join("certs"), &[]).unwrap();
+        let port = free_port();
+        let admin_port = free_port();
+        let secret = || nymgate::secret::random_hex::<24>();
+        for name in ["school-a", "school-b"] {
+            write_private(&path.join(format!("{name}-client-secret")), &secret());
+        }
+        let platform_secret = secret();
+        write_private(&path.join("platform-secret"), &platform_secret);
+        write_private(&path.join("seal-secret"), &secret());
+
+        let idp = SchoolIdp::start(path, "school-a", port, options.conform_id_token_claims);
+        let idp_b = options
+            .second_school
+            .then(|| SchoolIdp::start(path, "school-b", port, options.conform_id_token_claims));
+
+        let keyring = path.join("keyring.toml");
+        let mut ring = nymgate::pseudonym::keyring::Keyring::load_or_empty(&keyring).unwrap();
+        let now = nymgate::pseudonym::keyring::unix_now();
+        ring.new_scope("school-a", now).unwrap();
+        ring.new_scope("school-b", now).unwrap();
+        ring.save(&keyring).unwrap();
+
+        let tenant = |id: &str, url: &str| {
+            format!(
+                r#"
+[[tenants]]
+id = "{id}"
+name = "Skola {id}"
+idp = "oidc"
+issuer = "{url}"
+email_domains = ["{id}.example"]
+[tenants.oidc]
+client_id = "nymgate-{id}"
+client_secret = {{ file = "{id}-client-secret" }}
+scopes = ["openid", "email", "profile"]
+userinfo = {userinfo}
+ca_file = "certs/dev-ca.pem"
+jwks_refetch_interval = "1s"
+[tenants.policy]
+role_from = ["roles"]
+role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
+school_from = ["school_code"]
+school_map = {{ "SCH-A-01" = "school-a-01" }}
+"#,
+                userinfo = options.userinfo
+            )
+        };
+        let mut config = format!(
+            r#"[server]
+listen = "127.0.0.1:{port}"
+admin_listen = "127.0.0.1:{admin_port}"
+cert_file = "certs/localhost.pem"
+key_file = "certs/localhost-key.pem"
+workers = 2
+
+[log]
+format = "json"
+level = "debug"
+
+[audit]
+file = "audit.log"
+
+[pseudonyms]
+keyring_file = "keyring.toml"
+
+[login]
+public_url = "https://localhost:{port}"
+seal_secret = {{ file = "seal-secret" }}
+output = "{output}"
+
+[[login.clients]]
+client_id = "{PLATFORM_CLIENT}"
+client_secret = {{ file = "platform-secret" }}
+redirect_uris = ["{PLATFORM_REDIRECT}"]
+{tenant_a}
+"#,
+            output = if options.provider { "provider" } else { "assertion_header" },
+            tenant_a = tenant("school-a", &idp.url),
+        );
+        if let Some(b) = &idp_b {
+            config.push_str(&tenant("school-b", &b.url));
+        }
+        if let Some(url) = &options.upstream {
+            config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
+        }
+        std::fs::write(path.join("nymgate.toml"), config).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_nymgate"))
+            .args(["serve", "--config"])
+            .arg(path.join("nymgate.toml"))
+            .env_remove("RUST_LOG")
+            .stdout(std::fs::File::create(path.join("nymgate.log")).unwrap())
+            .stderr(std::fs::File::create(path.join("nymgate.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let world = World {
+            port,
+            admin_port,
+            ca: files.ca_cert,
+            idp,
+            idp_b,
+            platform_secret,
+            _nymgate: Peer(child),
+            dir,
+        };
+        world.wait_ready();
+        world
+    }
+
+    fn wait_ready(&self) {
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("nymgate did not start: {}", self.file("nymgate.stderr"));
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    /// nymgate's operational log (JSON lines on stdout and stderr).
+    pub fn log(&self) -> String {
+        self.file("nymgate.log") + &self.file("nymgate.stderr")
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    fn node(&self, script: &str, args: &[&str]) -> std::process::Output {
+        Command::new("node")
+            .arg(peers_dir().join(script))
+            .args(args)
+            .env("NODE_EXTRA_CA_CERTS", &self.ca)
+            .current_dir(peers_dir())
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a snippet of ESM in node (with the test CA trusted) and returns its stdout.
+    pub fn node_eval(&self, code: &str) -> String {
+        let out = Command::new("node")
+            .args(["--input-type=module", "-e", code])
+            .env("NODE_EXTRA_CA_CERTS", &self.ca)
+            .current_dir(peers_dir())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The platform (node openid-client) logs alice in through nymgate's provider face.
+    pub fn platform_login(&self, extra: Value) -> Value {
+        let mut config = json!({
+            "issuer": self.url("/nymgate"),
+            "client_id": PLATFORM_CLIENT,
+            "client_secret": self.platform_secret,
+            "redirect_uri": PLATFORM_REDIRECT,
+            "user": alice_sub(),
+            "extra_auth_params": {"tenant": "school-a"},
+        });
+        if let (Some(target), Some(source)) = (config.as_object_mut(), extra.as_object()) {
+            for (k, v) in source {
+                target.insert(k.clone(), v.clone());
+            }
+        }
+        let path = self.dir.path().join("platform.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let out = self.node("platform_rp.mjs", &[path.to_str().unwrap()]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "platform_rp.mjs printed no JSON: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// A scripted browser (tests/peers/browser.mjs) from `start` until a page that is not a
+    /// redirect, or until the next URL starts with `stop_at`.
+    pub fn browse(&self, start: &str, stop_at: Option<&str>) -> Value {
+        let mut args = vec![start, alice_sub()];
+        if let Some(stop) = stop_at {
+            args.push(stop);
+        }
+        let out = self.node("browser.mjs", &args);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "browser.mjs printed no JSON: {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+    }
+
+    /// The audit log's lines as JSON.
+    pub fn audit(&self) -> Vec<Value> {
+        self.file("audit.log").lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    }
+
+    /// The last login attempt's audit line.
+    pub fn last_login(&self) -> Value {
+        self.audit().into_iter().rev().find(|e| e["kind"] == "login").expect("a login audit line")
+    }
+
+    /// Every place a personal value must never reach: nymgate's log (debug level), its audit
+    /// log, its metrics page, and whatever else the test collected (the platform's bytes).
+    /// Panics naming the value's kind and where it was found.
+    pub fn assert_no_personal_values(&self, other: &[(&str, &str)]) {
+        let metrics = self.node_eval(&format!(
+            "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
+            self.admin_port
+        ));
+        assert!(metrics.contains("nymgate_open_connections"), "metrics page unreadable: {metrics}");
+        let log = self.file("nymgate.log") + &self.file("nymgate.stderr");
+        assert!(log.contains("\"level\":\"DEBUG\""), "the log must be at debug level to prove anything");
+        let mut places =
+            vec![("nymgate log", log), ("audit log", self.file("audit.log")), ("metrics", metrics)];
+        places.extend(other.iter().map(|(name, text)| (*name, text.to_string())));
+        for (kind, value) in ALICE {
+            for (place, text) in &places {
+                let lower = text.to_lowercase();
+                assert!(!lower.contains(&value.to_lowercase()), "alice's {kind} appears in the {place}");
+            }
+        }
+    }
+}
+
+impl Drop for World {
+    /// A failed test shows what nymgate and the IdP said.
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for name in ["nymgate.stderr", "nymgate.log", "school-a-idp.log", "audit.log"] {
+                let text = self.file(name);
+                let tail: Vec<&str> = text.lines().rev().take(30).collect();
+                eprintln!("--- {name} (last lines) ---");
+                for line in tail.into_iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+// A school's OIDC IdP for nymgate's tests: node `oidc-provider` (OpenID certified), over HTTPS,
+// with the built-in login and consent forms. Run: node oidc_idp.mjs CONFIG.json
+// Prints `ready https://localhost:<port>` once listening.
+//
+// Test hooks (this is a test peer, so it may lie on request):
+//   POST /__test/rotate            new signing key; JWKS publishes new and old
+//   POST /__test/tamper {mode}     the next token response carries a tampered ID token
+//   POST /__test/userinfo_sub {sub} the next userinfo response claims another subject
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import { randomBytes } from 'node:crypto';
+import Provider from 'oidc-provider';
+import * as jose from 'jose';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const alg = config.alg ?? 'RS256';
+const b64 = (value) => Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)).toString('base64url');
+const decode = (part) => JSON.parse(Buffer.from(part, 'base64url').toString());
+
+async function newKey(kid = `k-${randomBytes(6).toString('hex')}`) {
+  const { privateKey, publicKey } = await jose.generateKeyPair(alg, { extractable: true });
+  const jwk = { ...(await jose.exportJWK(privateKey)), kid, alg, use: 'sig' };
+  return { jwk, privateKey, publicKey, kid };
+}
+
+let keys = [await newKey()];
+let tamper = null;
+let userinfoSub = null;
+
+// Each forgery starts from the genuine token the provider just issued.
+async function forge(mode, idToken) {
+  const [h, p] = idToken.split('.');
+  const header = decode(h);
+  const payload = decode(p);
+  const now = Math.floor(Date.now() / 1000);
+  const sign = (hdr, body, key) => new jose.CompactSign(Buffer.from(JSON.stringify(body))).setProtectedHeader(hdr).sign(key);
+  const current = keys[0];
+  switch (mode) {
+    case 'alg_none': return `${b64({ alg: 'none', kid: header.kid })}.${p}.`;
+    case 'alg_none_caps': return `${b64({ alg: 'None', kid: header.kid })}.${p}.`;
+    case 'hs256_with_public_key': {
+      // CVE-2015-9235: HMAC keyed with the RSA public key that verifiers know.
+      const pem = await jose.exportSPKI(current.publicKey);
+      return sign({ alg: 'HS256', kid: header.kid }, payload, new TextEncoder().encode(pem));
+    }
+    case 'bad_signature': {
+      const parts = idToken.split('.');
+      const sig = Buffer.from(parts[2], 'base64url');
+      sig[10] ^= 0x01;
+      return `${parts[0]}.${parts[1]}.${sig.toString('base64url')}`;
+    }
+    case 'foreign_key': return sign(header, payload, (await newKey()).privateKey);
+    case 'unknown_kid': {
+      const other = await newKey();
+      return sign({ ...header, kid: other.kid }, payload, other.privateKey);
+    }
+    case 'jku_header': {
+      // The attacker's key travels in the header (jwk) and by URL (jku); the kid is genuine.
+      const attacker = await newKey();
+      const publicJwk = await jose.exportJWK(attacker.publicKey);
+      return sign({ ...header, jku: 'http://127.0.0.1:9/jwks', jwk: publicJwk }, payload, attacker.privateKey);
+    }
+    case 'ecdsa_zero_sig': return `${b64({ alg: 'ES256', kid: header.kid })}.${p}.${Buffer.alloc(64).toString('base64url')}`;
+    case 'wrong_iss': return sign(header, { ...payload, iss: 'https://evil.example' }, current.privateKey);
+    case 'wrong_aud': return sign(header, { ...payload, aud: 'someone-else' }, current.privateKey);
+    case 'extra_untrusted_aud': {
+      const aud = [].concat(payload.aud, 'someone-else');
+      return sign(header, { ...payload, aud, azp: [].concat(payload.aud)[0] }, current.privateKey);
+    }
+    case 'wrong_nonce': return sign(header, { ...payload, nonce: 'not-the-nonce' }, current.privateKey);
+    case 'expired': return sign(header, { ...payload, exp: now - 600, iat: now - 1200 }, current.privateKey);
+    case 'no_sub': {
+      const { sub, ...rest } = payload;
+      return sign(header, rest, current.privateKey);
+    }
+    case 'future_iat': return sign(header, { ...payload, iat: now + 3600, exp: now + 7200 }, current.privateKey);
+    case 'nbf_future': return sign(header, { ...payload, nbf: now + 3600 }, current.privateKey);
+    case 'wrong_azp': return sign(header, { ...payload, azp: 'another-client' }, current.privateKey);
+    default: throw new Error(`unknown tamper mode ${mode}`);
+  }
+}
+
+function buildProvider(issuer) {
+  const provider = new Provider(issuer, {
+    clients: config.clients.map((c) => ({
+      ...c,
+      grant_types: ['authorization_code'],
+      response_types: ['code'],
+      token_endpoint_auth_method: 'client_secret_basic',
+      id_token_signed_response_alg: alg,
+    })),
+    jwks: { keys: keys.map((k) => k.jwk) },
+    claims: config.claims,
+    conformIdTokenClaims: config.conform_id_token_claims,
+    cookies: { keys: [randomBytes(16).toString('hex')] },
+    pkce: { required: () => true },
+    features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    async findAccount(ctx, id) {
+      const user = config.users[id];
+      if (!user) return undefined;
+      return { accountId: id, claims: async () => ({ ...user }) };
+    },
+  });
+  // Post-process the JSON bodies of the token and userinfo endpoints when a hook asked for it.
+  provider.use(async (ctx, next) => {
+    await next();
+    if (ctx.path === '/token' && ctx.body?.id_token && tamper) {
+      const mode = tamper;
+      tamper = null;
+      ctx.body = { ...ctx.body, id_token: await forge(mode, ctx.body.id_token) };
+    }
+    if (ctx.path === '/me' && ctx.body?.sub && userinfoSub) {
+      ctx.body = { ...ctx.body, sub: userinfoSub };
+      userinfoSub = null;
+    }
+  });
+  return provider;
+}
+
+async function readJson(req) {
+  let text = '';
+  for await (const chunk of req) text += chunk;
+  return text ? JSON.parse(text) : {};
+}
+
+let provider;
+let issuer;
+const server = https.createServer(
+  { cert: readFileSync(config.cert), key: readFileSync(config.key) },
+  async (req, res) => {
+    if (req.url.startsWith('/__test/') && req.method === 'POST') {
+      const body = await readJson(req);
+      let answer = {};
+      if (req.url === '/__test/rotate') {
+        keys = [await newKey(), ...keys];
+        provider = buildProvider(issuer);
+        answer = { kid: keys[0].kid };
+      } else if (req.url === '/__test/tamper') {
+        tamper = body.mode;
+        answer = { armed: tamper };
+      } else if (req.url === '/__test/userinfo_sub') {
+        userinfoSub = body.sub;
+        answer = { armed: userinfoSub };
+      }
+      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      return;
+    }
+    provider.callback()(req, res);
+  },
+);
+server.listen(config.port ?? 0, config.host ?? '127.0.0.1', () => {
+  const { port } = server.address();
+  issuer = config.issuer ?? `https://localhost:${port}`;
+  provider = buildProvider(issuer);
+  console.log(`ready ${issuer}`);
+});
+const stop = () => server.close(() => process.exit(0));
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
