@@ -229,3 +229,127 @@ fn rp_userinfo_bad_sub_claim_is_refused() {
     assert_eq!(page["status"], 400, "{page}");
     assert_eq!(world.last_login()["reason"], "userinfo_sub_mismatch");
 }
+
+fn with_param(url: &str, name: &str, value: Option<&str>) -> String {
+    let mut parsed = openidconnect::url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != name)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut query = parsed.query_pairs_mut();
+    query.clear();
+    for (k, v) in &pairs {
+        query.append_pair(k, v);
+    }
+    if let Some(value) = value {
+        query.append_pair(name, value);
+    }
+    drop(query);
+    parsed.to_string()
+}
+
+fn param(url: &str, name: &str) -> String {
+    openidconnect::url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .unwrap()
+        .1
+        .into_owned()
+}
+
+#[test]
+fn rp_mix_up_response_from_another_tenants_idp_is_refused() {
+    let world = World::start(Options { provider: false, second_school: true, ..Options::default() });
+    let callback = world.url("/nymgate/callback");
+    let a = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), Some(&callback));
+    let b = world.browse(&world.url("/nymgate/login/school-b?return_to=/echo"), Some(&callback));
+    let (a_url, b_url) = (a["url"].as_str().unwrap(), b["url"].as_str().unwrap());
+    assert_eq!(param(a_url, "iss"), world.idp.url);
+
+    // School B's code and issuer, delivered into the flow that went to school A.
+    let mixed = with_param(
+        &with_param(a_url, "code", Some(&param(b_url, "code"))),
+        "iss",
+        Some(&param(b_url, "iss")),
+    );
+    assert_eq!(world.get_with_jar(&mixed, &a["jar"]), 400);
+    assert_eq!(world.last_login()["reason"], "iss_parameter_mismatch");
+
+    // Without the iss parameter, from an IdP that announces RFC 9207.
+    let stripped = with_param(&with_param(a_url, "code", Some(&param(b_url, "code"))), "iss", None);
+    assert_eq!(world.get_with_jar(&stripped, &a["jar"]), 400);
+    let reason = world.last_login()["reason"].clone();
+    // The first refusal spent A's state; a fresh flow shows the missing-iss refusal itself.
+    assert_eq!(reason, "state_replayed");
+    let a2 = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), Some(&callback));
+    let stripped = with_param(a2["url"].as_str().unwrap(), "iss", None);
+    assert_eq!(world.get_with_jar(&stripped, &a2["jar"]), 400);
+    assert_eq!(world.last_login()["reason"], "iss_parameter_missing");
+}
+
+#[test]
+fn rp_state_is_bound_to_the_browser_and_used_once() {
+    let world = World::start(Options { provider: false, ..Options::default() });
+    let callback = world.url("/nymgate/callback");
+    let flow = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), Some(&callback));
+    let url = flow["url"].as_str().unwrap();
+
+    // Another browser (no flow cookie) can't finish this login: login CSRF.
+    assert_eq!(world.get_with_jar(url, &json!({})), 400);
+    assert_eq!(world.last_login()["reason"], "no_flow_cookie");
+    // A state that is not the sealed one.
+    let forged = with_param(url, "state", Some(&format!("{}A", &param(url, "state")[..42])));
+    assert_eq!(world.get_with_jar(&forged, &flow["jar"]), 400);
+
+    // The real browser finishes once; the same callback again is a replay.
+    assert_eq!(world.get_with_jar(url, &flow["jar"]), 303);
+    assert_eq!(world.last_login()["outcome"], "ok");
+    assert_eq!(world.get_with_jar(url, &flow["jar"]), 400);
+    assert_eq!(world.last_login()["reason"], "state_replayed");
+}
+
+#[test]
+fn tenant_with_explicit_endpoints_logs_in_without_discovery() {
+    let world = World::start(Options { explicit_endpoints: true, ..Options::default() });
+    let result = world.platform_login(json!({}));
+    assert_eq!(result["ok"], true, "{result}");
+    assert_pseudonymous(&result["id_token_claims"], &world);
+}
+
+#[test]
+fn guard_trip_fails_the_login_closed_and_names_only_the_claim() {
+    // A policy mistake maps the school code to the pupil's own email: the guard stops it.
+    let email = ALICE.iter().find(|(k, _)| *k == "email").unwrap().1;
+    let world = World::start(Options { provider: false, school_value: email, ..Options::default() });
+    let page = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+    assert_eq!(page["status"], 403, "{page}");
+    let audit = world.last_login();
+    assert_eq!((audit["reason"].as_str(), audit["claim"].as_str()), (Some("guard_tripped"), Some("school")));
+    let metrics = world.node_eval(&format!(
+        "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
+        world.admin_port
+    ));
+    assert!(metrics.contains("nymgate_guard_trips_total{claim=\"school\""), "{metrics}");
+    // The value itself is in the config, not in any log line.
+    world.assert_no_personal_values(&[("error page", page["body"].as_str().unwrap())]);
+}
+
+#[test]
+fn logout_ends_the_session_and_signs_out_at_the_idp() {
+    let world = World::start(Options { provider: false, ..Options::default() });
+    let page = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+    assert_eq!(page["status"], 200);
+    let end_session = format!("{}/session/end", world.idp.url);
+    let out = world.browse_with_jar(&world.url("/nymgate/logout"), Some(&end_session), &page["jar"]);
+    let nymgate_host = format!("localhost:{}", world.port);
+    assert!(
+        out["jar"][&nymgate_host].get("__Host-nymgate-session").is_none(),
+        "session cookie cleared: {out}"
+    );
+    let target = out["url"].as_str().unwrap();
+    assert!(target.starts_with(&end_session), "{out}");
+    assert_eq!(param(target, "client_id"), "nymgate-school-a");
+    assert_eq!(param(target, "post_logout_redirect_uri"), world.url("/nymgate/logged-out"));
+}

@@ -121,6 +121,10 @@ pub struct OidcTenantConfig {
     /// `…/{tenantid}/v2.0`) is accepted: the tenant's directory id is put in.
     #[serde(default)]
     pub discovery_url: Option<String>,
+    /// The IdP's endpoints, for an IdP without discovery. When given, nothing is discovered and
+    /// the tenant's `issuer` is the exact `iss` expected.
+    #[serde(default)]
+    pub endpoints: Option<OidcEndpoints>,
     pub client_id: String,
     pub client_secret: SecretSource,
     #[serde(default = "defaults::oidc_scopes")]
@@ -146,6 +150,21 @@ pub struct OidcTenantConfig {
     /// How long discovery and JWKS are cached before a refresh.
     #[serde(default = "defaults::metadata_ttl", with = "humantime_serde")]
     pub metadata_ttl: Duration,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OidcEndpoints {
+    pub authorization: String,
+    pub token: String,
+    pub jwks: String,
+    #[serde(default)]
+    pub userinfo: Option<String>,
+    #[serde(default)]
+    pub end_session: Option<String>,
+    /// Whether the IdP sends the RFC 9207 `iss` parameter (then it is required).
+    #[serde(default)]
+    pub iss_parameter: bool,
 }
 
 pub mod defaults {

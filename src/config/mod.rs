@@ -765,6 +765,23 @@ fn validate_oidc_tenant(
             problem(&field("oidc.discovery_url"), message);
         }
     }
+    if let Some(endpoints) = &oidc.endpoints {
+        if oidc.discovery_url.is_some() {
+            problem(&field("oidc.endpoints"), "give either discovery_url or endpoints, not both".into());
+        }
+        let urls = [
+            ("authorization", Some(&endpoints.authorization)),
+            ("token", Some(&endpoints.token)),
+            ("jwks", Some(&endpoints.jwks)),
+            ("userinfo", endpoints.userinfo.as_ref()),
+            ("end_session", endpoints.end_session.as_ref()),
+        ];
+        for (name, url) in urls {
+            if let Some(Err(message)) = url.map(|u| validate_https_url(u, true)) {
+                problem(&field(&format!("oidc.endpoints.{name}")), message);
+            }
+        }
+    }
     if oidc.client_id.is_empty() {
         problem(&field("oidc.client_id"), "must not be empty".into());
     }

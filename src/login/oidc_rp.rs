@@ -139,6 +139,9 @@ pub struct OidcIdp {
     kind: IdpKind,
     /// Where discovery starts (`{discovery_url}/.well-known/openid-configuration`).
     discovery_url: String,
+    /// Explicit endpoints instead of discovery; the issuer is then `explicit_issuer`.
+    endpoints: Option<crate::config::login::OidcEndpoints>,
+    explicit_issuer: String,
     /// For Entra ID: the directory id, put into a `{tenantid}` issuer template.
     entra_tid: Option<String>,
     client_id: String,
@@ -192,6 +195,8 @@ impl OidcIdp {
             tenant: tenant.id.clone(),
             kind: tenant.idp,
             discovery_url,
+            endpoints: oidc.endpoints.clone(),
+            explicit_issuer: tenant.issuer.clone(),
             entra_tid: (tenant.idp == IdpKind::Entra).then(|| tenant.issuer.clone()),
             client_id: oidc.client_id.clone(),
             client_secret,
@@ -241,11 +246,29 @@ impl OidcIdp {
     }
 
     async fn discover(&self) -> Result<Discovered, OidcError> {
-        let url = format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
-        let body = self.fetch_json(&url).await?;
-        let metadata: Metadata =
-            serde_json::from_slice(&body).map_err(|e| OidcError::Metadata(format!("discovery: {e}")))?;
-        let issuer = self.expected_issuer(&metadata.issuer)?;
+        let (metadata, issuer) = match &self.endpoints {
+            Some(endpoints) => (
+                Metadata {
+                    issuer: self.explicit_issuer.clone(),
+                    authorization_endpoint: endpoints.authorization.clone(),
+                    token_endpoint: endpoints.token.clone(),
+                    userinfo_endpoint: endpoints.userinfo.clone(),
+                    jwks_uri: endpoints.jwks.clone(),
+                    end_session_endpoint: endpoints.end_session.clone(),
+                    authorization_response_iss_parameter_supported: endpoints.iss_parameter,
+                },
+                self.explicit_issuer.clone(),
+            ),
+            None => {
+                let url =
+                    format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
+                let body = self.fetch_json(&url).await?;
+                let metadata: Metadata = serde_json::from_slice(&body)
+                    .map_err(|e| OidcError::Metadata(format!("discovery: {e}")))?;
+                let issuer = self.expected_issuer(&metadata.issuer)?;
+                (metadata, issuer)
+            }
+        };
         let keys = self.fetch_keys(&metadata.jwks_uri).await?;
         let bad = |what: &str| OidcError::Metadata(format!("discovery: {what} is not a URL"));
         let client = CoreClient::new(

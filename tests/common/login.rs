@@ -147,6 +147,10 @@ pub struct Options {
     pub second_school: bool,
     /// The platform behind nymgate (`http://…`); default: the built-in echo platform.
     pub upstream: Option<String>,
+    /// Configure school-a's IdP by explicit endpoints instead of discovery.
+    pub explicit_endpoints: bool,
+    /// What school-a's policy maps the school code to (a bad policy can leak a value).
+    pub school_value: &'static str,
 }
 
 impl Default for Options {
@@ -157,6 +161,8 @@ impl Default for Options {
             userinfo: false,
             second_school: false,
             upstream: None,
+            explicit_endpoints: false,
+            school_value: "school-a-01",
         }
     }
 }
@@ -201,6 +207,11 @@ impl World {
         ring.save(&keyring).unwrap();
 
         let tenant = |id: &str, url: &str| {
+            let endpoints = if options.explicit_endpoints && id == "school-a" {
+                format!("endpoints = {{ authorization = \"{url}/auth\", token = \"{url}/token\", jwks = \"{url}/jwks\", userinfo = \"{url}/me\", end_session = \"{url}/session/end\", iss_parameter = true }}")
+            } else {
+                String::new()
+            };
             format!(
                 r#"
 [[tenants]]
@@ -216,13 +227,15 @@ scopes = ["openid", "email", "profile"]
 userinfo = {userinfo}
 ca_file = "certs/dev-ca.pem"
 jwks_refetch_interval = "1s"
+{endpoints}
 [tenants.policy]
 role_from = ["roles"]
 role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
 school_from = ["school_code"]
-school_map = {{ "SCH-A-01" = "school-a-01" }}
+school_map = {{ "SCH-A-01" = "{school}" }}
 "#,
-                userinfo = options.userinfo
+                userinfo = options.userinfo,
+                school = options.school_value,
             )
         };
         let mut config = format!(
@@ -360,10 +373,14 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
     /// A scripted browser (tests/peers/browser.mjs) from `start` until a page that is not a
     /// redirect, or until the next URL starts with `stop_at`.
     pub fn browse(&self, start: &str, stop_at: Option<&str>) -> Value {
-        let mut args = vec![start, alice_sub()];
-        if let Some(stop) = stop_at {
-            args.push(stop);
-        }
+        self.browse_with_jar(start, stop_at, &json!({}))
+    }
+
+    /// As [`World::browse`], starting with the cookies of an earlier browse.
+    pub fn browse_with_jar(&self, start: &str, stop_at: Option<&str>, jar: &Value) -> Value {
+        let jar_file = self.dir.path().join("jar.json");
+        std::fs::write(&jar_file, jar.to_string()).unwrap();
+        let args = [start, alice_sub(), stop_at.unwrap_or("-"), jar_file.to_str().unwrap()];
         let out = self.node("browser.mjs", &args);
         serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
             panic!(
@@ -372,6 +389,20 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
                 String::from_utf8_lossy(&out.stderr)
             )
         })
+    }
+
+    /// GET with the cookies a browser jar (from `browse`) holds for nymgate; returns the status.
+    pub fn get_with_jar(&self, url: &str, jar: &Value) -> u16 {
+        let host = format!("localhost:{}", self.port);
+        let cookie: Vec<String> = jar[&host]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap())).collect())
+            .unwrap_or_default();
+        let out = self.node_eval(&format!(
+            "const r = await fetch({url:?}, {{redirect: 'manual', headers: {{cookie: {cookie:?}}}}}); console.log(r.status);",
+            cookie = cookie.join("; ")
+        ));
+        out.trim().parse().unwrap_or_else(|_| panic!("no status: {out}"))
     }
 
     /// The audit log's lines as JSON.

@@ -1,6 +1,7 @@
 // A scripted browser for nymgate's tests: follows redirects with a cookie jar per host, and
 // fills in oidc-provider's login and consent forms. TLS trust comes from NODE_EXTRA_CA_CERTS.
-// CLI: node browser.mjs START_URL USER [STOP_PREFIX]  → prints the result as JSON.
+// CLI: node browser.mjs START_URL USER [STOP_PREFIX|-] [JAR.json] → prints the result as JSON.
+import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 
 // The jar: host → name → value. Enough for __Host- cookies on one host per origin.
@@ -71,7 +72,8 @@ export async function browse(startUrl, { user, password = 'x', jar = {}, maxStep
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {
-  const [start, user, stopAt] = process.argv.slice(2);
-  const result = await browse(start, { user, stopAt });
+  const [start, user, stop, jarFile] = process.argv.slice(2);
+  const jar = jarFile ? JSON.parse(readFileSync(jarFile, 'utf8')) : {};
+  const result = await browse(start, { user, jar, stopAt: stop && stop !== '-' ? stop : undefined });
   console.log(JSON.stringify(result));
 }
