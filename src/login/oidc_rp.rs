@@ -486,51 +486,13 @@ impl OidcIdp {
             }
         }
 
-        let skew = self.clock_skew.as_secs() as i64;
-        let now = unix_now();
-        let verifier = CoreIdTokenVerifier::new_public_client(
-            ClientId::new(self.client_id.clone()),
-            IssuerUrl::new(discovered.issuer.clone()).map_err(|_| OidcError::BadIssuer)?,
-            discovered.keys.clone(),
-        )
-        .set_allowed_algs(self.algorithms.clone())
-        // `exp` with leeway: openidconnect refuses when now >= exp, so move "now" back by the skew.
-        .set_time_fn(move || chrono::DateTime::from_timestamp(now - skew, 0).unwrap_or_default())
-        .set_issue_time_verifier_fn(move |iat| {
-            let iat = iat.timestamp();
-            if iat > now + skew {
-                Err("issued in the future".into())
-            } else if iat < now - skew - 3600 {
-                // An ID token is redeemed seconds after issue; an hour-old one is a replay.
-                Err("issued too long ago".into())
-            } else {
-                Ok(())
-            }
-        });
-        id_token.claims(&verifier, &Nonce::new(nonce.to_owned())).map_err(classify)?;
-
-        // The signature covered these exact bytes; read every claim from them.
-        let claims = decode_part(&compact, 1)?;
-        if let Some(nbf) = claims.get("nbf") {
-            if nbf.as_i64().is_none_or(|nbf| nbf > now + skew) {
-                return Err(OidcError::BadTime);
-            }
-        }
-        // OIDC Core §3.1.3.7 (4, 5): azp, when present, must be us; several audiences need it.
-        let audiences = match claims.get("aud") {
-            Some(Value::Array(list)) => list.len(),
-            _ => 1,
+        let rules = IdTokenRules {
+            client_id: &self.client_id,
+            issuer: &discovered.issuer,
+            algorithms: &self.algorithms,
+            clock_skew: self.clock_skew,
         };
-        match claims.get("azp").map(Value::as_str) {
-            Some(Some(azp)) if azp == self.client_id => {}
-            Some(_) => return Err(OidcError::BadAudience),
-            None if audiences > 1 => return Err(OidcError::BadAudience),
-            None => {}
-        }
-        if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(OidcError::Malformed);
-        }
-        Ok(claims)
+        check_id_token(&rules, &discovered.keys, id_token, nonce, unix_now())
     }
 
     /// Userinfo claims join the ID token's; the ID token's win, and `sub` must match (OIDC
@@ -564,6 +526,72 @@ impl OidcIdp {
         }
         Ok(claims)
     }
+}
+
+/// What an ID token is checked against: the tenant's client id, the IdP's issuer, the allowed
+/// algorithms and the clock skew.
+pub struct IdTokenRules<'a> {
+    pub client_id: &'a str,
+    pub issuer: &'a str,
+    pub algorithms: &'a [CoreJwsSigningAlgorithm],
+    pub clock_skew: Duration,
+}
+
+/// Every ID-token check that needs no network (OIDC Core §3.1.3.7): openidconnect's signature,
+/// algorithm, `iss`, `aud`, `exp`, `iat` and nonce checks, then `nbf`, `azp` and `sub` here.
+/// Returns the claims read from the verified bytes. `now` is unix seconds.
+pub fn check_id_token(
+    rules: &IdTokenRules<'_>,
+    keys: &CoreJsonWebKeySet,
+    id_token: &CoreIdToken,
+    nonce: &str,
+    now: i64,
+) -> Result<Map<String, Value>, OidcError> {
+    let compact = id_token.to_string();
+    let skew = rules.clock_skew.as_secs() as i64;
+    let verifier = CoreIdTokenVerifier::new_public_client(
+        ClientId::new(rules.client_id.to_owned()),
+        IssuerUrl::new(rules.issuer.to_owned()).map_err(|_| OidcError::BadIssuer)?,
+        keys.clone(),
+    )
+    .set_allowed_algs(rules.algorithms.to_vec())
+    // `exp` with leeway: openidconnect refuses when now >= exp, so move "now" back by the skew.
+    .set_time_fn(move || chrono::DateTime::from_timestamp(now - skew, 0).unwrap_or_default())
+    .set_issue_time_verifier_fn(move |iat| {
+        let iat = iat.timestamp();
+        if iat > now + skew {
+            Err("issued in the future".into())
+        } else if iat < now - skew - 3600 {
+            // An ID token is redeemed seconds after issue; an hour-old one is a replay.
+            Err("issued too long ago".into())
+        } else {
+            Ok(())
+        }
+    });
+    id_token.claims(&verifier, &Nonce::new(nonce.to_owned())).map_err(classify)?;
+
+    // The signature covered these exact bytes; read every claim from them.
+    let claims = decode_part(&compact, 1)?;
+    if let Some(nbf) = claims.get("nbf") {
+        if nbf.as_i64().is_none_or(|nbf| nbf > now + skew) {
+            return Err(OidcError::BadTime);
+        }
+    }
+    // OIDC Core §3.1.3.7 (4, 5): azp, when present, must be us; several audiences need it.
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(list)) => list.len(),
+        _ => 1,
+    };
+    match claims.get("azp").map(Value::as_str) {
+        Some(Some(azp)) if azp == rules.client_id => {}
+        Some(_) => return Err(OidcError::BadAudience),
+        None if audiences > 1 => return Err(OidcError::BadAudience),
+        None => {}
+    }
+    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+        return Err(OidcError::Malformed);
+    }
+    Ok(claims)
 }
 
 /// One base64url JSON part of a compact JWS (0: header, 1: payload).
