@@ -16,6 +16,7 @@ pub mod idp_http;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;
+pub use provider::basic_credentials;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -591,7 +592,7 @@ impl Login {
 
 /// A `return_to` that stays on this site: a path starting with one `/` (not `//host`, not
 /// `/\host`), else `/`. An open redirect would let a phishing link borrow nymgate's name.
-fn safe_return_to(value: Option<&str>) -> String {
+pub fn safe_return_to(value: Option<&str>) -> String {
     match value {
         Some(path)
             if path.starts_with('/')
@@ -617,7 +618,7 @@ fn flow_cookie_name(state: &str) -> String {
 
 /// Query or form parameters; a repeated parameter is refused by keeping neither (OAuth 2.0
 /// §3.1: parameters must not be included more than once).
-fn form(text: &str) -> HashMap<String, String> {
+pub fn form(text: &str) -> HashMap<String, String> {
     let mut seen = HashMap::new();
     let mut repeated = Vec::new();
     for (key, value) in openidconnect::url::form_urlencoded::parse(text.as_bytes()) {
@@ -646,7 +647,7 @@ async fn read_form(
     Ok(form(text))
 }
 
-fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

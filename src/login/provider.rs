@@ -53,6 +53,24 @@ struct AccessToken {
     claims: Map<String, Value>,
 }
 
+/// `Authorization: Basic …` as OAuth clients send it: base64 of `id:secret`, each part
+/// form-urlencoded first (RFC 6749 §2.3.1).
+pub fn basic_credentials(value: &str) -> Option<(String, String)> {
+    let (scheme, rest) = value.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    let unescape = |s: &str| -> String {
+        openidconnect::url::form_urlencoded::parse(format!("x={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    Some((unescape(id), unescape(secret)))
+}
+
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn is_pkce_verifier(value: &str) -> bool {
     (43..=128).contains(&value.len())
@@ -202,21 +220,8 @@ impl Login {
         headers: &HeaderMap,
         body: &std::collections::HashMap<String, String>,
     ) -> Result<&PlatformClient, Box<Response<Body>>> {
-        let basic = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| {
-            let (scheme, rest) = v.split_once(' ')?;
-            if !scheme.eq_ignore_ascii_case("basic") {
-                return None;
-            }
-            let decoded = String::from_utf8(STANDARD.decode(rest.trim()).ok()?).ok()?;
-            let (id, secret) = decoded.split_once(':')?;
-            let unescape = |s: &str| -> String {
-                openidconnect::url::form_urlencoded::parse(format!("x={s}").as_bytes())
-                    .next()
-                    .map(|(_, v)| v.into_owned())
-                    .unwrap_or_default()
-            };
-            Some((unescape(id), unescape(secret)))
-        });
+        let basic =
+            headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(basic_credentials);
         let posted = body
             .get("client_secret")
             .map(|s| (body.get("client_id").cloned().unwrap_or_default(), s.clone()));
@@ -346,6 +351,15 @@ impl Login {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        // RFC 6749 §2.3.1: "a:b" as the id must arrive as a%3Ab.
+        let value = format!("Basic {}", STANDARD.encode("a%3Ab:s%2Bcret"));
+        assert_eq!(basic_credentials(&value), Some(("a:b".into(), "s+cret".into())));
+        assert_eq!(basic_credentials("Bearer x"), None);
+        assert_eq!(basic_credentials("Basic !!!"), None);
+    }
 
     #[test]
     fn pkce_verifier_shape() {
