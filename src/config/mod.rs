@@ -956,6 +956,51 @@ mod tests {
     }
 
     #[test]
+    fn login_problems_name_their_field() {
+        let text = format!(
+            r#"{MINIMAL}
+[login]
+public_url = "http://learn.example/app"
+code_lifetime = "1h"
+[login.signing]
+alg = "ES256"
+[[tenants]]
+id = "school-a"
+idp = "oidc"
+issuer = "https://idp.example"
+[tenants.oidc]
+client_id = ""
+client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
+algorithms = ["HS256"]
+discovery_url = "https://idp.example"
+endpoints = {{ authorization = "https://idp.example/a", token = "ftp://idp.example/t", jwks = "https://idp.example/j" }}
+[[tenants]]
+id = "school-b"
+idp = "saml"
+issuer = "https://idp-b.example"
+[tenants.oidc]
+client_id = "x"
+client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
+"#
+        );
+        let c = Config::parse(&text).unwrap();
+        let fields: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
+        for f in [
+            "login.public_url",
+            "login.code_lifetime",
+            "login.clients",
+            "tenants[0].oidc.client_id",
+            "tenants[0].oidc.client_secret.env",
+            "tenants[0].oidc.algorithms",
+            "tenants[0].oidc.endpoints",
+            "tenants[0].oidc.endpoints.token",
+            "tenants[1].oidc",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
     fn upstream_url_forms() {
         assert!(UpstreamTarget::parse("http://127.0.0.1:3000").is_ok());
         assert!(UpstreamTarget::parse("https://platform.internal").is_ok());
