@@ -219,6 +219,92 @@ tamper_tests! {
     rp_id_token_azp_of_another_client_is_refused: "wrong_azp" => "bad_audience";
     rp_id_token_ecdsa_zero_signature_is_refused: "ecdsa_zero_sig" => "bad_signature";
     rp_id_token_jku_and_embedded_jwk_are_ignored: "jku_header" => "bad_signature";
+    rp_id_token_algorithm_outside_the_tenants_set_is_refused: "rs384" => "bad_signature";
+    rp_id_token_exp_missing_is_refused: "no_exp" => "malformed_id_token";
+    rp_id_token_exp_not_a_number_is_refused: "exp_string" => "malformed_id_token";
+    rp_id_token_aud_missing_is_refused: "no_aud" => "bad_audience";
+}
+
+#[test]
+fn rp_id_token_kid_absent_single_jwks_is_accepted_and_multiple_jwks_refused() {
+    let world = World::start(Options { provider: false, ..Options::default() });
+    // One key in the JWKS: the key is unambiguous, the signature good.
+    world.idp.hook(&world, "tamper", json!({"mode": "no_kid"}));
+    let page = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+    assert_eq!(page["status"], 200, "{page}");
+    assert_eq!(world.last_login()["outcome"], "ok");
+    // After a rotation the JWKS has two RS256 keys: without a kid nymgate does not guess.
+    world.idp.hook(&world, "rotate", json!({}));
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    assert_eq!(world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None)["status"], 200);
+    world.idp.hook(&world, "tamper", json!({"mode": "no_kid"}));
+    let page = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+    assert_eq!(page["status"], 400, "{page}");
+    assert_eq!(world.last_login()["reason"], "bad_signature");
+}
+
+/// A code for the platform, obtained through a real login, with a PKCE verifier we know.
+fn platform_code(world: &World, verifier: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+    let start = world.url(&format!(
+        "/nymgate/authorize?response_type=code&client_id={PLATFORM_CLIENT}&redirect_uri=https%3A%2F%2Fplatform.test%2Fcallback&scope=openid&state=s1&tenant=school-a&code_challenge={challenge}&code_challenge_method=S256"
+    ));
+    let landed = world.browse(&start, Some(common::login::PLATFORM_REDIRECT));
+    param(landed["url"].as_str().unwrap(), "code")
+}
+
+/// POSTs to nymgate's token endpoint as a platform would; returns (status, body).
+fn token_request(world: &World, secret: &str, form: &[(String, String)]) -> (u16, Value) {
+    let body: String =
+        openidconnect::url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let out = world.node_eval(&format!(
+        "const r = await fetch({url:?}, {{method: 'POST', headers: {{'content-type': 'application/x-www-form-urlencoded', authorization: 'Basic ' + Buffer.from({id:?} + ':' + {secret:?}).toString('base64')}}, body: {body:?}}}); console.log(JSON.stringify({{status: r.status, body: await r.json()}}));",
+        url = world.url("/nymgate/token"),
+        id = PLATFORM_CLIENT,
+    ));
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}"));
+    (v["status"].as_u64().unwrap() as u16, v["body"].clone())
+}
+
+#[test]
+fn provider_codes_are_bound_to_client_secret_redirect_uri_and_pkce_and_used_once() {
+    let world = World::start(Options::default());
+    let verifier = "v".repeat(43);
+    let redirect = common::login::PLATFORM_REDIRECT;
+    let grant = |code: &str, redirect: &str, verifier: &str| {
+        vec![
+            ("grant_type".to_owned(), "authorization_code".to_owned()),
+            ("code".to_owned(), code.to_owned()),
+            ("redirect_uri".to_owned(), redirect.to_owned()),
+            ("code_verifier".to_owned(), verifier.to_owned()),
+        ]
+    };
+
+    let code = platform_code(&world, &verifier);
+    let (status, body) = token_request(
+        &world,
+        &world.platform_secret,
+        &grant(&code, "https://platform.test/other", &verifier),
+    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "wrong redirect_uri");
+    let (status, _) = token_request(&world, &world.platform_secret, &grant(&code, redirect, &verifier));
+    assert_eq!(status, 400, "a code that failed a check is spent");
+
+    let code = platform_code(&world, &verifier);
+    let (status, body) =
+        token_request(&world, &world.platform_secret, &grant(&code, redirect, &"w".repeat(43)));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "wrong PKCE verifier");
+
+    let code = platform_code(&world, &verifier);
+    let (status, body) = token_request(&world, "not-the-secret", &grant(&code, redirect, &verifier));
+    assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")));
+    let (status, body) = token_request(&world, &world.platform_secret, &grant(&code, redirect, &verifier));
+    assert_eq!(status, 200, "{body}");
+    assert!(body["id_token"].is_string() && body["access_token"].is_string());
+    let (status, body) = token_request(&world, &world.platform_secret, &grant(&code, redirect, &verifier));
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "replayed code");
 }
 
 #[test]

@@ -76,6 +76,25 @@ async function forge(mode, idToken) {
     case 'future_iat': return sign(header, { ...payload, iat: now + 3600, exp: now + 7200 }, current.privateKey);
     case 'nbf_future': return sign(header, { ...payload, nbf: now + 3600 }, current.privateKey);
     case 'wrong_azp': return sign(header, { ...payload, azp: 'another-client' }, current.privateKey);
+    case 'no_kid': {
+      const { kid, ...rest } = header;
+      return sign(rest, payload, current.privateKey);
+    }
+    case 'rs384': {
+      // The IdP's own RSA key, under an algorithm the tenant does not allow (WebCrypto keys are
+      // bound to one hash, so import the same key material for RS384).
+      const key = await jose.importJWK({ ...current.jwk, alg: 'RS384' }, 'RS384');
+      return sign({ ...header, alg: 'RS384' }, payload, key);
+    }
+    case 'no_exp': {
+      const { exp, ...rest } = payload;
+      return sign(header, rest, current.privateKey);
+    }
+    case 'exp_string': return sign(header, { ...payload, exp: String(payload.exp) }, current.privateKey);
+    case 'no_aud': {
+      const { aud, ...rest } = payload;
+      return sign(header, rest, current.privateKey);
+    }
     default: throw new Error(`unknown tamper mode ${mode}`);
   }
 }
