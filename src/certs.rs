@@ -64,6 +64,21 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     result.map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
+/// A SAML service provider's signing key and self-signed certificate (RSA 2048, SHA-256): what
+/// school IT imports with nymgate's SP metadata. SAML trusts the key, not a CA, so a long-lived
+/// self-signed certificate is the norm (SAML V2.0 Metadata Interoperability Profile §2.5.1).
+/// Returns (certificate PEM, PKCS#8 key PEM).
+pub fn generate_saml_signing_cert(entity_id: &str) -> Result<(String, String), String> {
+    let fail = |e: rcgen::Error| format!("cannot make the SAML signing certificate: {e}");
+    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(fail)?;
+    let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
+    params.distinguished_name.push(DnType::CommonName, entity_id);
+    params.not_before = rcgen::date_time_ymd(2025, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2045, 1, 1);
+    let cert = params.self_signed(&key).map_err(fail)?;
+    Ok((cert.pem(), key.serialize_pem()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,5 +90,15 @@ mod tests {
         let files = generate_dev_certs(dir.path(), &[]).unwrap();
         crate::tls::load_certified_key(&files.cert, &files.key).unwrap();
         crate::config::check_private_file(&files.key).unwrap();
+    }
+
+    #[test]
+    fn saml_signing_certificate_is_rsa_and_parses_back() {
+        let (cert, key) = generate_saml_signing_cert("https://learn.example/nymgate/saml").unwrap();
+        assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
+        assert!(key.contains("PRIVATE KEY"));
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key.as_bytes()).unwrap();
+        aws_lc_rs::rsa::KeyPair::from_pkcs8(der.secret_pkcs8_der()).expect("an RSA PKCS#8 key");
     }
 }

@@ -152,6 +152,16 @@ enum CertsCommand {
         #[arg(long = "name")]
         names: Vec<String>,
     },
+    /// Write the SAML SP signing certificate and RSA key that nymgate's SP metadata publishes
+    /// (`login.saml.cert_file` and `key_file`). Self-signed and long-lived, as SAML expects.
+    Saml {
+        /// Output folder: saml-sp.pem and saml-sp-key.pem (mode 0600).
+        #[arg(long, default_value = "certs")]
+        out: PathBuf,
+        /// The SP entity id, for the certificate's name.
+        #[arg(long)]
+        entity_id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -186,6 +196,31 @@ fn main() -> ExitCode {
                         "trust {} in your client to reach nymgate on localhost",
                         files.ca_cert.display()
                     );
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("nymgate: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Certs { command: CertsCommand::Saml { out, entity_id } } => {
+            let (cert_path, key_path) = (out.join("saml-sp.pem"), out.join("saml-sp-key.pem"));
+            if key_path.exists() {
+                eprintln!(
+                    "nymgate: {} exists; the IdPs trust that key, so it is not replaced",
+                    key_path.display()
+                );
+                return ExitCode::FAILURE;
+            }
+            let written = certs::generate_saml_signing_cert(&entity_id).and_then(|(cert, key)| {
+                std::fs::create_dir_all(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
+                certs::write(&cert_path, cert.as_bytes(), 0o644)?;
+                certs::write(&key_path, key.as_bytes(), 0o600)
+            });
+            match written {
+                Ok(()) => {
+                    println!("wrote {} and {}", cert_path.display(), key_path.display());
                     ExitCode::SUCCESS
                 }
                 Err(error) => {

@@ -33,6 +33,27 @@ fn certs_dev_writes_a_private_key() {
 }
 
 #[test]
+fn certs_saml_writes_an_rsa_key_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = || {
+        nymgate()
+            .args(["certs", "saml", "--entity-id", "https://learn.example/nymgate/saml", "--out"])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mode = std::fs::metadata(dir.path().join("saml-sp-key.pem")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert!(std::fs::read_to_string(dir.path().join("saml-sp.pem")).unwrap().contains("BEGIN CERTIFICATE"));
+    // The IdPs trust that key: a second run must not replace it.
+    let again = run();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("not replaced"));
+}
+
+#[test]
 fn check_accepts_a_valid_config() {
     let dir = tempfile::tempdir().unwrap();
     dev_certs(dir.path());

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the test suite talks to. `curl` is a second, independent HTTP/2 and TLS client.
 DEB_PACKAGES=(curl)
+# SimpleSAMLphp 1.19 is the school's SAML IdP in the SAML tests (on PHP's built-in server; the
+# php-* packages named so that Apache is not pulled in, shared/PEERS.md).
+DEB_PACKAGES+=(simplesamlphp php-cli php-xml php-mbstring php-curl php-intl)
 # Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 

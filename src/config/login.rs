@@ -53,6 +53,41 @@ pub struct LoginConfig {
     pub clients: Vec<PlatformClientConfig>,
     #[serde(default)]
     pub assertion: AssertionConfig,
+    /// nymgate as one SAML service provider for every SAML tenant.
+    #[serde(default)]
+    pub saml: Option<SamlSpConfig>,
+}
+
+/// `[login.saml]`: nymgate's SAML service provider (docs/SAML.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlSpConfig {
+    /// Default: `{public_url}/nymgate/saml`.
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    /// The SP signing certificate (PEM) published in the metadata (`nymgate certs saml --out DIR`).
+    pub cert_file: PathBuf,
+    /// Its RSA key, PKCS#8 PEM, mode 0600.
+    pub key_file: PathBuf,
+}
+
+/// A tenant's SAML IdP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlTenantConfig {
+    /// The IdP's SingleSignOnService location for the HTTP-Redirect binding.
+    pub sso_url: String,
+    /// The IdP's signing certificates (PEM files). Only these keys are trusted; a key in a
+    /// response's KeyInfo never is.
+    pub certificate_files: Vec<PathBuf>,
+    /// Ask for this NameID format (e.g. persistent); default: the IdP's choice.
+    #[serde(default)]
+    pub name_id_format: Option<String>,
+    /// Accept IdP-initiated (unsolicited) responses. Off: they have no InResponseTo to bind.
+    #[serde(default)]
+    pub allow_unsolicited: bool,
+    #[serde(default = "defaults::clock_skew", with = "humantime_serde")]
+    pub clock_skew: Duration,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -128,6 +128,9 @@ pub struct TenantConfig {
     /// The OIDC client settings, for idp = entra, google or oidc.
     #[serde(default)]
     pub oidc: Option<OidcTenantConfig>,
+    /// The SAML IdP settings, for idp = saml.
+    #[serde(default)]
+    pub saml: Option<login::SamlTenantConfig>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -520,7 +523,14 @@ impl Config {
                 }
             }
         }
+        if let Some(saml) = self.login.as_mut().and_then(|l| l.saml.as_mut()) {
+            fix(&mut saml.cert_file);
+            fix(&mut saml.key_file);
+        }
         for tenant in &mut self.tenants {
+            if let Some(saml) = tenant.saml.as_mut() {
+                saml.certificate_files.iter_mut().for_each(fix);
+            }
             if let Some(oidc) = tenant.oidc.as_mut() {
                 if let SecretSource::File(p) = &mut oidc.client_secret {
                     fix(p);
@@ -704,6 +714,38 @@ impl Config {
                 (Some(oidc), _) => validate_oidc_tenant(oidc, &field, problem),
                 _ => {}
             }
+            match (&tenant.saml, tenant.idp) {
+                (Some(_), IdpKind::Entra | IdpKind::Google | IdpKind::Oidc) => {
+                    problem(&field("saml"), "applies to idp = \"saml\" only".into())
+                }
+                (Some(saml), IdpKind::Saml) => {
+                    if let Err(message) = validate_https_url(&saml.sso_url, true) {
+                        problem(&field("saml.sso_url"), message);
+                    }
+                    if saml.certificate_files.is_empty() {
+                        problem(
+                            &field("saml.certificate_files"),
+                            "must name the IdP's signing certificate".into(),
+                        );
+                    }
+                    for path in &saml.certificate_files {
+                        if let Err(e) = std::fs::metadata(path) {
+                            problem(
+                                &field("saml.certificate_files"),
+                                format!("cannot read {}: {e}", path.display()),
+                            );
+                        }
+                    }
+                    if self.login.as_ref().is_some_and(|l| l.saml.is_none()) {
+                        problem("login.saml", format!("is required by the SAML tenant {:?}", tenant.id));
+                    }
+                }
+                (None, IdpKind::Saml) if self.login.is_some() => problem(
+                    &field("saml"),
+                    "is required for a SAML tenant: sso_url and certificate_files at least".into(),
+                ),
+                _ => {}
+            }
             for domain in &tenant.email_domains {
                 if domain.is_empty() || domain.contains('@') || domain.contains(char::is_whitespace) {
                     problem(&field("email_domains"), format!("{domain:?} is not a domain name"));
@@ -868,6 +910,14 @@ impl Config {
         }
         if self.tenants.is_empty() {
             problem("tenants", "login needs at least one tenant".into());
+        }
+        if let Some(saml) = &login.saml {
+            if let Err(e) = std::fs::metadata(&saml.cert_file) {
+                problem("login.saml.cert_file", format!("cannot read {}: {e}", saml.cert_file.display()));
+            }
+            if let Err(message) = check_private_file(&saml.key_file) {
+                problem("login.saml.key_file", message);
+            }
         }
     }
 }

@@ -16,6 +16,7 @@ pub mod idp_http;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;
+pub mod saml_sp;
 pub use provider::basic_credentials;
 
 use std::collections::HashMap;
@@ -152,6 +153,9 @@ pub struct Login {
     token_lifetime: u64,
     code_lifetime: u64,
     assertion: AssertionSettings,
+    /// nymgate's SAML SP, when `[login.saml]` is configured (its metadata is served now; SAML
+    /// logins land with the ACS).
+    saml_sp: Option<saml_sp::SamlSp>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
 }
@@ -245,7 +249,19 @@ impl Login {
             );
         }
 
+        let saml_sp = match &login.saml {
+            Some(saml) => {
+                let read = |path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+                };
+                let entity_id = saml.entity_id.clone().unwrap_or_else(|| format!("{issuer}/saml"));
+                let acs = format!("{issuer}/saml/acs");
+                Some(saml_sp::SamlSp::new(&entity_id, &acs, &read(&saml.cert_file)?, &read(&saml.key_file)?)?)
+            }
+            None => None,
+        };
         Ok(Some(Arc::new(Login {
+            saml_sp,
             issuer,
             output: login.output,
             sealer,
@@ -299,6 +315,14 @@ impl Login {
             (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
             (&Method::GET, "/logged-out") => pages::logged_out(),
+            (&Method::GET, "/saml/metadata") if self.saml_sp.is_some() => {
+                let xml = self.saml_sp.as_ref().map(|sp| sp.metadata()).unwrap_or_default();
+                let mut response = Response::new(body::full(xml));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
+                response
+            }
             (&Method::GET, "/jwks") => {
                 json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod login;
+pub mod saml;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -35,7 +36,11 @@ pub struct Gateway {
 impl Gateway {
     /// Starts nymgate with `extra` appended to a minimal config (listeners on port 0).
     pub async fn start(extra: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra).await
+    }
+
+    /// As [`Gateway::start`], in a folder the test has already put files in.
+    pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> Gateway {
         let files = nymgate::certs::generate_dev_certs(&dir.path().join("certs"), &[]).unwrap();
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\n{extra}\n"
