@@ -61,6 +61,12 @@ impl fmt::Debug for Secret {
 
 /// Random bytes from the operating system. A failing OS RNG is not survivable for a security
 /// gateway, so it aborts the start rather than continue with weak keys.
+/// Constant-time equality of two strings (request IDs, states): lengths may differ observably.
+pub fn ct_eq_str(a: &str, b: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).expect("the operating system's random number generator failed");

@@ -86,6 +86,13 @@ pub struct SamlTenantConfig {
     /// Accept IdP-initiated (unsolicited) responses. Off: they have no InResponseTo to bind.
     #[serde(default)]
     pub allow_unsolicited: bool,
+    /// Which signatures a response must carry: `either` (default; a Response signature covers
+    /// its Assertion), `assertion`, `response` or `both`.
+    #[serde(default)]
+    pub required_signatures: crate::login::saml_acs::RequiredSignatures,
+    /// Accept RSA-SHA1, SHA-1 digests and RSA keys under 2048 bits (each use is logged). Off.
+    #[serde(default)]
+    pub allow_weak_algorithms: bool,
     #[serde(default = "defaults::clock_skew", with = "humantime_serde")]
     pub clock_skew: Duration,
 }

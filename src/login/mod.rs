@@ -16,6 +16,7 @@ pub mod idp_http;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;
+pub mod saml_acs;
 pub mod saml_sp;
 pub use provider::basic_credentials;
 
@@ -63,12 +64,22 @@ enum Next {
     Session { return_to: String },
 }
 
+/// What the IdP's answer must match, per protocol.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+enum Pending {
+    Oidc(PendingOidc),
+    /// The AuthnRequest's ID, for InResponseTo: kept in the browser so any replica can check it.
+    Saml {
+        request_id: String,
+    },
+}
+
 /// The pending login, sealed in the flow cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Flow {
     tenant: String,
     state: String,
-    oidc: PendingOidc,
+    pending: Pending,
     next: Next,
 }
 
@@ -89,6 +100,8 @@ enum FlowError {
     #[error(transparent)]
     Oidc(#[from] OidcError),
     #[error(transparent)]
+    Saml(#[from] saml_acs::SamlError),
+    #[error(transparent)]
     Pseudonym(#[from] PseudonymError),
     #[error("single-use store is full")]
     StoreFull,
@@ -102,6 +115,7 @@ impl FlowError {
             FlowError::UnknownTenant => "unknown_tenant",
             FlowError::BadRequest(reason) => reason,
             FlowError::Oidc(e) => e.reason(),
+            FlowError::Saml(e) => e.reason(),
             FlowError::Pseudonym(e) => e.reason(),
             FlowError::StoreFull => "store_full",
             FlowError::IdpError => "idp_error",
@@ -113,6 +127,7 @@ impl FlowError {
             FlowError::UnknownTenant => StatusCode::NOT_FOUND,
             FlowError::Oidc(OidcError::Metadata(_)) => StatusCode::BAD_GATEWAY,
             FlowError::Oidc(OidcError::TokenRequest(_) | OidcError::Userinfo(_)) => StatusCode::BAD_GATEWAY,
+            FlowError::Saml(saml_acs::SamlError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
             FlowError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -153,12 +168,65 @@ pub struct Login {
     token_lifetime: u64,
     code_lifetime: u64,
     assertion: AssertionSettings,
-    /// nymgate's SAML SP, when `[login.saml]` is configured (its metadata is served now; SAML
-    /// logins land with the ACS).
+    /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
+    /// SAML tenants: where to send the browser, and what to trust in the answer.
+    saml: HashMap<String, SamlTenant>,
+    /// Assertion IDs seen, until they could no longer be presented (replay cache).
+    saml_assertions: SingleUseStore<()>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
 }
+
+/// One SAML tenant's IdP.
+struct SamlTenant {
+    idp: saml_sp::SamlIdp,
+    trust: saml_acs::IdpTrust,
+}
+
+impl SamlTenant {
+    fn new(
+        tenant: &crate::config::TenantConfig,
+        settings: &crate::config::login::SamlTenantConfig,
+    ) -> Result<Self, String> {
+        let field = |name: &str| format!("tenants {}: saml.{name}", tenant.id);
+        let certificates = settings
+            .certificate_files
+            .iter()
+            .map(|path| {
+                std::fs::read(path).map_err(|e| {
+                    format!("{}: cannot read {}: {e}", field("certificate_files"), path.display())
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let trust = saml_acs::IdpTrust::new(
+            &tenant.issuer,
+            &certificates,
+            settings.required_signatures,
+            settings.allow_weak_algorithms,
+            settings.clock_skew.as_secs(),
+            settings.allow_unsolicited,
+        )
+        .map_err(|e| format!("{}: {e}", field("certificate_files")))?;
+        if settings.allow_weak_algorithms {
+            tracing::warn!(
+                tenant = tenant.id,
+                "allow_weak_algorithms: SHA-1 signatures and short RSA keys are accepted from this IdP"
+            );
+        }
+        let idp = saml_sp::SamlIdp {
+            tenant: tenant.id.clone(),
+            entity_id: tenant.issuer.clone(),
+            sso_url: settings.sso_url.clone(),
+            name_id_format: settings.name_id_format.clone(),
+        };
+        Ok(SamlTenant { idp, trust })
+    }
+}
+
+/// Largest ACS form accepted, checked before anything is parsed: the base64 of
+/// `saml_acs::MAX_RESPONSE_BYTES` plus RelayState and encoding.
+const ACS_FORM_LIMIT: usize = 192 * 1024;
 
 /// What a login request carries besides the request itself.
 pub struct LoginContext<'a> {
@@ -219,11 +287,15 @@ impl Login {
         let minter = Minter::new(&issuer, current, previous);
 
         let mut oidc = HashMap::new();
+        let mut saml = HashMap::new();
         let mut email_domains = HashMap::new();
         let mut tenants = Vec::new();
         for tenant in &config.tenants {
             if let Some(settings) = &tenant.oidc {
                 oidc.insert(tenant.id.clone(), OidcIdp::new(tenant, settings, &callback_url)?);
+            }
+            if let Some(settings) = &tenant.saml {
+                saml.insert(tenant.id.clone(), SamlTenant::new(tenant, settings)?);
             }
             for domain in &tenant.email_domains {
                 email_domains.insert(domain.to_ascii_lowercase(), tenant.id.clone());
@@ -262,6 +334,8 @@ impl Login {
         };
         Ok(Some(Arc::new(Login {
             saml_sp,
+            saml,
+            saml_assertions: SingleUseStore::new(STORE_CAPACITY),
             issuer,
             output: login.output,
             sealer,
@@ -315,6 +389,9 @@ impl Login {
             (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
             (&Method::GET, "/logged-out") => pages::logged_out(),
+            (&Method::POST, "/saml/acs") if self.saml_sp.is_some() => {
+                self.acs(incoming, &parts.headers, ctx).await
+            }
             (&Method::GET, "/saml/metadata") if self.saml_sp.is_some() => {
                 let xml = self.saml_sp.as_ref().map(|sp| sp.metadata()).unwrap_or_default();
                 let mut response = Response::new(body::full(xml));
@@ -377,7 +454,10 @@ impl Login {
     ) -> Response<Body> {
         match self.start(tenant, login_hint, next).await {
             Ok(response) => response,
-            Err(error) => self.failed(Some(tenant), error, ctx, None),
+            Err(error) => {
+                let protocol = if self.saml.contains_key(tenant) { "saml" } else { "oidc" };
+                self.failed(Some(tenant), error, ctx, Some(protocol))
+            }
         }
     }
 
@@ -391,80 +471,189 @@ impl Login {
         next: Next,
     ) -> Result<Response<Body>, FlowError> {
         let known = self.tenants.iter().find(|t| t.id == tenant).ok_or(FlowError::UnknownTenant)?;
-        let idp = self.oidc.get(&known.id).ok_or(FlowError::BadRequest("protocol_not_available"))?;
         let state = random_token();
-        let (url, pending) = idp.start(&state, login_hint).await?;
-        let flow = Flow { tenant: known.id.clone(), state: state.clone(), oidc: pending, next };
-        let expires = unix_now() + self.flow_lifetime;
+        let now = unix_now();
+        let (url, pending, same_site) = if let Some(idp) = self.oidc.get(&known.id) {
+            let (url, pending) = idp.start(&state, login_hint).await?;
+            (url, Pending::Oidc(pending), SameSite::Lax)
+        } else if let (Some(sp), Some(saml)) = (&self.saml_sp, self.saml.get(&known.id)) {
+            // RelayState carries the state (Bindings §3.4.3: at most 80 bytes; ours is 43).
+            let (url, request_id) = sp.login_url(&saml.idp, &state, now);
+            // The answer comes back as a cross-site POST, which a Lax cookie would miss.
+            (url, Pending::Saml { request_id }, SameSite::None)
+        } else {
+            return Err(FlowError::BadRequest("protocol_not_available"));
+        };
+        let flow = Flow { tenant: known.id.clone(), state: state.clone(), pending, next };
+        let expires = now + self.flow_lifetime;
         let sealed = self.sealer.seal("flow", &serde_json::to_vec(&flow).expect("JSON"), expires);
         let mut response = redirect(&url);
-        let cookie = set_cookie(&flow_cookie_name(&state), &sealed, self.flow_lifetime);
+        let cookie = flow_cookie(&flow_cookie_name(&state), &sealed, self.flow_lifetime, same_site);
         response.headers_mut().append(header::SET_COOKIE, cookie);
         Ok(response)
     }
 
-    /// `/nymgate/callback`: the IdP's answer. Whatever happens, the flow cookie is cleared
+    /// `/nymgate/callback`: the OIDC IdP's answer. Whatever happens, the flow cookie is cleared
     /// and the attempt audited.
     async fn callback(&self, query: &str, headers: &HeaderMap, ctx: &LoginContext<'_>) -> Response<Body> {
         let params = form(query);
         let state = params.get("state").map(String::as_str).unwrap_or("");
-        let cookie_name = flow_cookie_name(state);
         let mut tenant = None;
         let outcome = async {
-            if !is_token(state) {
-                return Err(FlowError::BadRequest("missing_state"));
-            }
-            let sealed =
-                cookie_value(headers, &cookie_name).ok_or(FlowError::BadRequest("no_flow_cookie"))?;
             let now = unix_now();
-            let flow: Flow = self
-                .sealer
-                .open("flow", sealed, now)
-                .ok()
-                .and_then(|plain| serde_json::from_slice(&plain).ok())
-                .ok_or(FlowError::BadRequest("bad_flow_cookie"))?;
-            tenant = Some(flow.tenant.clone());
-            // The state in the URL must be the one sealed in this browser's cookie (RFC 9700
-            // §4.7: CSRF), and each state is good for one callback.
-            if !Secret::new(flow.state.clone().into_bytes()).ct_eq(state.as_bytes()) {
-                return Err(FlowError::BadRequest("state_mismatch"));
-            }
-            match self.used_states.claim(state, now + self.flow_lifetime, now) {
-                Ok(true) => {}
-                Ok(false) => return Err(FlowError::BadRequest("state_replayed")),
-                Err(_) => return Err(FlowError::StoreFull),
-            }
+            let flow = self.take_flow(state, headers, now, &mut tenant)?;
             if params.contains_key("error") {
                 return Err(FlowError::IdpError);
             }
+            let Pending::Oidc(pending) = &flow.pending else {
+                return Err(FlowError::BadRequest("protocol_mismatch"));
+            };
             let code =
                 params.get("code").filter(|c| !c.is_empty()).ok_or(FlowError::BadRequest("missing_code"))?;
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
-            let claims = idp.finish(&flow.oidc, code, params.get("iss").map(String::as_str)).await?;
-            let identity = VerifiedIdentity::from_oidc(&flow.oidc.issuer, &claims);
+            let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
+            let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
             let login = self.pseudonymizer.pseudonymize(&flow.tenant, &identity, now)?;
             self.deliver(login, flow.next, now)
         }
         .await;
-        let mut response = match outcome {
+        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc");
+        if is_token(state) {
+            response.headers_mut().append(header::SET_COOKIE, clear_cookie(&flow_cookie_name(state)));
+        }
+        response
+    }
+
+    /// `/nymgate/saml/acs`: a SAML Response over HTTP-POST (Bindings §3.5). The form is size
+    /// limited before anything is parsed; RelayState names this browser's flow (solicited), or
+    /// there is none and the tenant must accept IdP-initiated logins. Whatever happens, the
+    /// flow cookie is cleared and the attempt audited.
+    async fn acs(&self, incoming: Incoming, headers: &HeaderMap, ctx: &LoginContext<'_>) -> Response<Body> {
+        use saml_acs::SamlError;
+        let mut tenant = None;
+        let mut flow_cookie_to_clear = None;
+        let outcome = async {
+            let fields =
+                read_form_limited(incoming, ctx, ACS_FORM_LIMIT).await.map_err(|status| match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => FlowError::Saml(SamlError::TooLarge),
+                    StatusCode::REQUEST_TIMEOUT => FlowError::BadRequest("body_timeout"),
+                    _ => FlowError::BadRequest("unreadable_form"),
+                })?;
+            let field = fields.get("SAMLResponse").ok_or(FlowError::BadRequest("missing_saml_response"))?;
+            let xml = saml_acs::decode_post(field)?;
+            let relay_state = fields.get("RelayState").map(String::as_str).unwrap_or("");
+            let now = unix_now();
+            let solicited =
+                is_token(relay_state) && cookie_value(headers, &flow_cookie_name(relay_state)).is_some();
+            let (tenant_id, request_id, next) = if solicited {
+                flow_cookie_to_clear = Some(flow_cookie_name(relay_state));
+                let flow = self.take_flow(relay_state, headers, now, &mut tenant)?;
+                let Pending::Saml { request_id } = flow.pending else {
+                    return Err(FlowError::BadRequest("protocol_mismatch"));
+                };
+                (flow.tenant, Some(request_id), flow.next)
+            } else {
+                // IdP-initiated: the (unverified) Issuer picks the tenant whose pinned keys then
+                // decide. There is no platform request to answer, so only the assertion output
+                // can take it; RelayState is then at most a path on this site.
+                let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
+                let (id, _) =
+                    self.saml.iter().find(|(_, t)| t.trust.entity_id == issuer).ok_or(SamlError::Issuer)?;
+                tenant = Some(id.clone());
+                if self.output == LoginOutput::Provider {
+                    return Err(SamlError::Unsolicited.into());
+                }
+                (id.clone(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) })
+            };
+            let saml = self.saml.get(&tenant_id).ok_or(FlowError::UnknownTenant)?;
+            let sp = self.saml_sp.as_ref().ok_or(FlowError::BadRequest("protocol_not_available"))?;
+            let expected = saml_acs::Expected {
+                sp_entity_id: &sp.entity_id,
+                acs_url: &sp.acs_url,
+                request_id: request_id.as_deref(),
+                now,
+            };
+            let verified = saml_acs::verify(&xml, &saml.trust, &expected)?;
+            if verified.weak_algorithm {
+                tracing::warn!(
+                    request_id = ctx.request_id,
+                    tenant = tenant_id,
+                    "accepted a SHA-1 based signature (allow_weak_algorithms)"
+                );
+            }
+            // Each assertion once, on this replica, until it could no longer be presented.
+            let key = format!("{tenant_id}\n{}", verified.assertion_id);
+            match self.saml_assertions.claim(&key, verified.replay_until, now) {
+                Ok(true) => {}
+                Ok(false) => return Err(FlowError::BadRequest("saml_replayed")),
+                Err(_) => return Err(FlowError::StoreFull),
+            }
+            let login = self.pseudonymizer.pseudonymize(&tenant_id, &verified.identity, now)?;
+            self.deliver(login, next, now)
+        }
+        .await;
+        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml");
+        if let Some(name) = flow_cookie_to_clear {
+            response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
+        }
+        response
+    }
+
+    /// Opens this browser's flow cookie for `state` and spends the state: the state in the
+    /// answer must be the one sealed in this browser's cookie (RFC 9700 §4.7: CSRF), and each
+    /// state is good for one answer. `tenant` is set as soon as it is known, for the audit.
+    fn take_flow(
+        &self,
+        state: &str,
+        headers: &HeaderMap,
+        now: u64,
+        tenant: &mut Option<String>,
+    ) -> Result<Flow, FlowError> {
+        if !is_token(state) {
+            return Err(FlowError::BadRequest("missing_state"));
+        }
+        let sealed =
+            cookie_value(headers, &flow_cookie_name(state)).ok_or(FlowError::BadRequest("no_flow_cookie"))?;
+        let flow: Flow = self
+            .sealer
+            .open("flow", sealed, now)
+            .ok()
+            .and_then(|plain| serde_json::from_slice(&plain).ok())
+            .ok_or(FlowError::BadRequest("bad_flow_cookie"))?;
+        *tenant = Some(flow.tenant.clone());
+        if !crate::secret::ct_eq_str(&flow.state, state) {
+            return Err(FlowError::BadRequest("state_mismatch"));
+        }
+        match self.used_states.claim(state, now + self.flow_lifetime, now) {
+            Ok(true) => Ok(flow),
+            Ok(false) => Err(FlowError::BadRequest("state_replayed")),
+            Err(_) => Err(FlowError::StoreFull),
+        }
+    }
+
+    /// The end of every IdP answer: counted, audited, logged without values.
+    fn finish(
+        &self,
+        outcome: Result<(Response<Body>, PseudonymousLogin), FlowError>,
+        tenant: Option<&str>,
+        ctx: &LoginContext<'_>,
+        protocol: &'static str,
+    ) -> Response<Body> {
+        match outcome {
             Ok((response, login)) => {
-                self.metrics.login("oidc", "ok", "none");
+                self.metrics.login(protocol, "ok", "none");
                 self.record(AuditEvent {
                     tenant: Some(&login.tenant),
                     account_number: Some(login.sub.as_str()),
                     key_version: Some(login.nym_ver),
-                    ..AuditEvent::login("ok", "oidc", ctx.client.to_string(), ctx.request_id)
+                    ..AuditEvent::login("ok", protocol, ctx.client.to_string(), ctx.request_id)
                 });
                 // Claim names only: what the IdP sent that the platform does not get.
-                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, removed = ?login.removed, "login");
+                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, protocol, removed = ?login.removed, "login");
                 response
             }
-            Err(error) => self.failed(tenant.as_deref(), error, ctx, Some("oidc")),
-        };
-        if is_token(state) {
-            response.headers_mut().append(header::SET_COOKIE, clear_cookie(&cookie_name));
+            Err(error) => self.failed(tenant, error, ctx, Some(protocol)),
         }
-        response
     }
 
     /// Hands a finished login to the platform, the way the config says.
@@ -660,7 +849,17 @@ async fn read_form(
     incoming: Incoming,
     ctx: &LoginContext<'_>,
 ) -> Result<HashMap<String, String>, StatusCode> {
-    let limit = ctx.max_body_bytes.min(64 * 1024);
+    read_form_limited(incoming, ctx, 64 * 1024).await
+}
+
+/// A form body of at most `limit` bytes (and the server's own body limit), read within the
+/// body timeout; nothing is parsed before the whole body is in and within the limit.
+async fn read_form_limited(
+    incoming: Incoming,
+    ctx: &LoginContext<'_>,
+    limit: usize,
+) -> Result<HashMap<String, String>, StatusCode> {
+    let limit = ctx.max_body_bytes.min(limit);
     let collect = http_body_util::Limited::new(incoming, limit).collect();
     let bytes: Bytes = match tokio::time::timeout(ctx.body_read_timeout, collect).await {
         Err(_) => return Err(StatusCode::REQUEST_TIMEOUT),
@@ -702,11 +901,26 @@ fn strip_own_cookies(headers: &mut HeaderMap) {
     }
 }
 
+/// A cookie's SameSite attribute (RFC 6265bis §5.4.7).
+#[derive(Debug, Clone, Copy)]
+enum SameSite {
+    /// Sent on top-level GET navigations from other sites: the OIDC redirect back.
+    Lax,
+    /// Sent on cross-site POSTs too: the SAML HTTP-POST binding's auto-submitted form.
+    None,
+}
+
 /// `__Host-` cookies (RFC 6265bis §4.1.3.2): Secure, Path=/, no Domain, so no other host or
 /// path can set or read them. Lax: the IdP's redirect back is a top-level GET.
 fn set_cookie(name: &str, value: &str, max_age: u64) -> HeaderValue {
+    flow_cookie(name, value, max_age, SameSite::Lax)
+}
+
+/// As [`set_cookie`], with the SameSite the flow's protocol needs. The flow cookie is sealed,
+/// names its own state, and is single-use, so SameSite=None gives a cross-site poster nothing.
+fn flow_cookie(name: &str, value: &str, max_age: u64, same_site: SameSite) -> HeaderValue {
     HeaderValue::from_str(&format!(
-        "{name}={value}; Path=/; Secure; HttpOnly; SameSite=Lax; Max-Age={max_age}"
+        "{name}={value}; Path=/; Secure; HttpOnly; SameSite={same_site:?}; Max-Age={max_age}"
     ))
     .expect("cookie names and sealed values are header-safe")
 }

@@ -151,6 +151,21 @@ pub struct Options {
     pub explicit_endpoints: bool,
     /// What school-a's policy maps the school code to (a bad policy can leak a value).
     pub school_value: &'static str,
+    /// A SAML school (tenant `school-s`) and which IdP it signs in with.
+    pub saml: Option<SamlIdpKind>,
+    /// `required_signatures` of the SAML tenant.
+    pub saml_required: &'static str,
+    pub saml_unsolicited: bool,
+    pub saml_weak: bool,
+}
+
+/// The SAML school's IdP.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum SamlIdpKind {
+    /// samlify signs responses the test writes (every field under the test's control).
+    Samlify,
+    /// SimpleSAMLphp with its login form, as a school runs it.
+    SimpleSamlPhp,
 }
 
 impl Default for Options {
@@ -163,6 +178,10 @@ impl Default for Options {
             upstream: None,
             explicit_endpoints: false,
             school_value: "school-a-01",
+            saml: None,
+            saml_required: "either",
+            saml_unsolicited: false,
+            saml_weak: false,
         }
     }
 }
@@ -176,6 +195,8 @@ pub struct World {
     pub idp: SchoolIdp,
     pub idp_b: Option<SchoolIdp>,
     pub platform_secret: String,
+    /// The SAML school's IdP, when `Options::saml` is set.
+    pub saml: Option<super::saml::SamlSchool>,
     _nymgate: Peer,
 }
 
@@ -204,6 +225,7 @@ impl World {
         let now = nymgate::pseudonym::keyring::unix_now();
         ring.new_scope("school-a", now).unwrap();
         ring.new_scope("school-b", now).unwrap();
+        ring.new_scope("school-s", now).unwrap();
         ring.save(&keyring).unwrap();
 
         let tenant = |id: &str, url: &str| {
@@ -273,6 +295,11 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         if let Some(b) = &idp_b {
             config.push_str(&tenant("school-b", &b.url));
         }
+        let saml = options.saml.map(|kind| {
+            let school = super::saml::SamlSchool::start(path, kind, port);
+            config.push_str(&school.config(&options));
+            school
+        });
         if let Some(url) = &options.upstream {
             config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
         }
@@ -292,6 +319,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             idp,
             idp_b,
             platform_secret,
+            saml,
             _nymgate: Peer(child),
             dir,
         };
@@ -322,7 +350,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    fn node(&self, script: &str, args: &[&str]) -> std::process::Output {
+    pub fn node(&self, script: &str, args: &[&str]) -> std::process::Output {
         Command::new("node")
             .arg(peers_dir().join(script))
             .args(args)
@@ -442,7 +470,7 @@ impl Drop for World {
     /// A failed test shows what nymgate and the IdP said.
     fn drop(&mut self) {
         if std::thread::panicking() {
-            for name in ["nymgate.stderr", "nymgate.log", "school-a-idp.log", "audit.log"] {
+            for name in ["nymgate.stderr", "nymgate.log", "school-a-idp.log", "saml-idp.log", "audit.log"] {
                 let text = self.file(name);
                 let tail: Vec<&str> = text.lines().rev().take(30).collect();
                 eprintln!("--- {name} (last lines) ---");

@@ -1,5 +1,6 @@
-// A scripted browser for nymgate's tests: follows redirects with a cookie jar per host, and
-// fills in oidc-provider's login and consent forms. TLS trust comes from NODE_EXTRA_CA_CERTS.
+// A scripted browser for nymgate's tests: follows redirects with a cookie jar per host, fills in
+// oidc-provider's login and consent forms and SimpleSAMLphp's login form, and submits the
+// SAML HTTP-POST binding's auto-posting form (which a real browser's script would submit). TLS trust comes from NODE_EXTRA_CA_CERTS.
 // CLI: node browser.mjs START_URL USER [STOP_PREFIX|-] [JAR.json] → prints the result as JSON.
 import { readFileSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -24,6 +25,13 @@ export function cookieHeader(jar, url) {
   return Object.entries(cookies).map(([n, v]) => `${n}=${v}`).join('; ');
 }
 
+function unescapeHtml(text) {
+  return text
+    .replace(/&#x([0-9a-f]+);/gi, (_, hex) => String.fromCodePoint(parseInt(hex, 16)))
+    .replace(/&#([0-9]+);/g, (_, dec) => String.fromCodePoint(parseInt(dec, 10)))
+    .replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+}
+
 // The first form of an HTML page: its action and its named inputs with their values.
 function parseForm(html, base) {
   const form = html.match(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
@@ -32,9 +40,9 @@ function parseForm(html, base) {
   for (const input of form[2].matchAll(/<input([^>]*)>/gi)) {
     const name = input[1].match(/name="([^"]*)"/i)?.[1];
     const value = input[1].match(/value="([^"]*)"/i)?.[1] ?? '';
-    if (name) fields[name] = value.replace(/&amp;/g, '&').replace(/&quot;/g, '"');
+    if (name) fields[name] = unescapeHtml(value);
   }
-  return { action: new URL(form[1].replace(/&amp;/g, '&'), base).href, fields };
+  return { action: new URL(unescapeHtml(form[1]), base).href, fields };
 }
 
 export async function browse(startUrl, { user, password = 'x', jar = {}, maxSteps = 30, stopAt } = {}) {
@@ -57,10 +65,17 @@ export async function browse(startUrl, { user, password = 'x', jar = {}, maxStep
       continue;
     }
     const text = await response.text();
-    const form = new URL(url).pathname.startsWith('/interaction/') ? parseForm(text, url) : null;
-    if (form) {
+    const form = parseForm(text, url);
+    const oidcInteraction = new URL(url).pathname.startsWith('/interaction/');
+    const sspLogin = form && 'username' in form.fields && 'password' in form.fields;
+    const samlPost = form && 'SAMLResponse' in form.fields;
+    if (form && (oidcInteraction || sspLogin || samlPost)) {
       // oidc-provider's dev interactions: the login form, then the consent form.
-      if ('login' in form.fields) Object.assign(form.fields, { login: user, password });
+      if (oidcInteraction && 'login' in form.fields) Object.assign(form.fields, { login: user, password });
+      if (sspLogin) Object.assign(form.fields, { username: user, password });
+      if (stopAt && form.action.startsWith(stopAt)) {
+        return { url: form.action, status: response.status, form: form.fields, headers: {}, body: '', jar, steps };
+      }
       url = form.action;
       method = 'POST';
       body = new URLSearchParams(form.fields).toString();

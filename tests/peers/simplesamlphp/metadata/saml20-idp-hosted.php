@@ -13,6 +13,15 @@ $metadata['__DYNAMIC:1__'] = [
     'NameIDFormat' => 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
     'authproc' => [
         10 => ['class' => 'saml:PersistentNameID', 'attribute' => 'uid'],
-        90 => ['class' => 'core:AttributeMap', 'name2oid'],
+        // Inline rather than Debian's name2oid file, which lives outside the package's dir.
+        90 => [
+            'class' => 'core:AttributeMap',
+            'uid' => 'urn:oid:0.9.2342.19200300.100.1.1',
+            'mail' => 'urn:oid:0.9.2342.19200300.100.1.3',
+            'displayName' => 'urn:oid:2.16.840.1.113730.3.1.241',
+            'givenName' => 'urn:oid:2.5.4.42',
+            'sn' => 'urn:oid:2.5.4.4',
+            'eduPersonAffiliation' => 'urn:oid:1.3.6.1.4.1.5923.1.1.1.1',
+        ],
     ],
 ];

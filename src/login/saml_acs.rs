@@ -1,0 +1,987 @@
+//! The SAML ACS: a posted `<samlp:Response>` (HTTP-POST binding, SAML Bindings §3.5) checked
+//! against the strict profile of shared/SECURITY.md, read top to bottom in [`verify`]:
+//!
+//! ```text
+//! base64 ─▶ one parser, DOCTYPE refused ─▶ shape (one Response, one Assertion, fixed
+//! Signature positions, unique IDs) ─▶ signature shape (exc-C14N, one Reference to its parent,
+//! allowlisted algorithms) ─▶ bergshamra with pinned keys ─▶ the Reference resolved to that
+//! parent ─▶ protocol checks (Issuer, Status, Destination, InResponseTo, Recipient, Audience,
+//! times) ─▶ identity read from the verified Assertion only
+//! ```
+//!
+//! Every structural rule below exists because a published attack needed its absence (XSW1–8,
+//! the ruby-saml parser differentials, xml-crypto's several-Reference bypasses). The document is
+//! parsed once, by uppsala, and bergshamra verifies that same tree: there is no second parser to
+//! disagree with. Nothing here ever reads the whole document for identity (`//NameID`): values
+//! come from children of the one Assertion whose signature (or whose Response's signature) was
+//! verified, and a value is all of its text nodes together (comment-injection class).
+
+use std::collections::HashSet;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bergshamra::dsig::verify::verify_all_document_with_source;
+use bergshamra::{DsigContext, KeysManager, VerifyResult};
+use uppsala::{Document, NodeId, NodeKind};
+
+use crate::pseudonym::identity::{Attribute, NameId, VerifiedIdentity};
+
+pub const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+pub const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
+const XSI: &str = "http://www.w3.org/2001/XMLSchema-instance";
+
+const EXC_C14N: &str = "http://www.w3.org/2001/10/xml-exc-c14n#";
+const ENVELOPED: &str = "http://www.w3.org/2000/09/xmldsig#enveloped-signature";
+const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const BEARER: &str = "urn:oasis:names:tc:SAML:2.0:cm:bearer";
+
+/// Signature algorithms accepted (XML-DSig 1.1 §6.4; RFC 6931 §2.3).
+const SIGNATURE_METHODS: &[&str] = &[
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+];
+const DIGEST_METHODS: &[&str] = &[
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+];
+/// SHA-1 based: refused unless the tenant sets `allow_weak_algorithms` (and logged then).
+const WEAK_SIGNATURE_METHOD: &str = "http://www.w3.org/2000/09/xmldsig#rsa-sha1";
+const WEAK_DIGEST_METHOD: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
+
+/// Largest decoded response accepted; the form itself is limited before this (see the ACS).
+pub const MAX_RESPONSE_BYTES: usize = 128 * 1024;
+/// Deeper nesting than any real response; bounds the parser's recursion.
+const MAX_DEPTH: u32 = 48;
+
+/// Which signatures a tenant requires. Either one covers the Assertion that is read (a Response
+/// signature covers its one Assertion child), so `either` is the interoperable default:
+/// Shibboleth signs the Response by default, ADFS the Assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequiredSignatures {
+    #[default]
+    Either,
+    Assertion,
+    Response,
+    Both,
+}
+
+/// Why a response was refused. Display texts are fixed strings: no value from the response
+/// ever reaches a log line through them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SamlError {
+    #[error("response larger than the limit")]
+    TooLarge,
+    #[error("SAMLResponse is not base64 of UTF-8 XML")]
+    Encoding,
+    #[error("DOCTYPE or entity declaration in the response")]
+    Doctype,
+    #[error("response is not well-formed XML")]
+    Malformed,
+    #[error("response structure refused: {0}")]
+    Structure(&'static str),
+    #[error("encrypted assertions are not accepted")]
+    Encrypted,
+    #[error("algorithm not allowed: {0}")]
+    Algorithm(&'static str),
+    #[error("required signature missing: {0}")]
+    Unsigned(&'static str),
+    #[error("signature invalid")]
+    BadSignature,
+    #[error("issuer is not the tenant's IdP")]
+    Issuer,
+    #[error("the IdP reported a failure status")]
+    Status,
+    #[error("Destination is not this ACS")]
+    Destination,
+    #[error("Recipient is not this ACS")]
+    Recipient,
+    #[error("Audience does not name this SP")]
+    Audience,
+    #[error("InResponseTo does not match this browser's request")]
+    InResponseTo,
+    #[error("unsolicited response, and the tenant does not accept them")]
+    Unsolicited,
+    #[error("not yet valid: {0}")]
+    NotYetValid(&'static str),
+    #[error("expired: {0}")]
+    Expired(&'static str),
+    #[error("malformed time: {0}")]
+    Time(&'static str),
+    #[error("subject confirmation refused: {0}")]
+    SubjectConfirmation(&'static str),
+}
+
+impl SamlError {
+    /// The reason code for audit lines and metrics (docs/LOGIN.md).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SamlError::TooLarge => "saml_too_large",
+            SamlError::Encoding => "saml_bad_encoding",
+            SamlError::Doctype => "saml_doctype",
+            SamlError::Malformed => "saml_malformed_xml",
+            SamlError::Structure(_) => "saml_structure",
+            SamlError::Encrypted => "saml_encrypted_assertion",
+            SamlError::Algorithm(_) => "saml_algorithm",
+            SamlError::Unsigned(_) => "saml_signature_missing",
+            SamlError::BadSignature => "saml_signature_invalid",
+            SamlError::Issuer => "saml_wrong_issuer",
+            SamlError::Status => "saml_status_not_success",
+            SamlError::Destination => "saml_wrong_destination",
+            SamlError::Recipient => "saml_wrong_recipient",
+            SamlError::Audience => "saml_wrong_audience",
+            SamlError::InResponseTo => "saml_in_response_to_mismatch",
+            SamlError::Unsolicited => "saml_unsolicited",
+            SamlError::NotYetValid(_) => "saml_not_yet_valid",
+            SamlError::Expired(_) => "saml_expired",
+            SamlError::Time(_) => "saml_malformed_time",
+            SamlError::SubjectConfirmation(_) => "saml_subject_confirmation",
+        }
+    }
+}
+
+/// What nymgate trusts about one tenant's IdP: its entity id and its pinned keys (from config
+/// or metadata, never from a message).
+pub struct IdpTrust {
+    pub entity_id: String,
+    context: DsigContext,
+    pub required: RequiredSignatures,
+    pub allow_weak_algorithms: bool,
+    pub clock_skew: u64,
+    pub allow_unsolicited: bool,
+}
+
+impl std::fmt::Debug for IdpTrust {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdpTrust").field("entity_id", &self.entity_id).finish_non_exhaustive()
+    }
+}
+
+impl IdpTrust {
+    /// From the IdP's signing certificates (PEM). RSA keys under 2048 bits are refused unless
+    /// weak algorithms are allowed. The certificates' validity dates are not checked: SAML
+    /// metadata pins keys, and IdPs routinely sign with long-expired self-signed certificates.
+    pub fn new(
+        entity_id: &str,
+        certificates: &[Vec<u8>],
+        required: RequiredSignatures,
+        allow_weak_algorithms: bool,
+        clock_skew: u64,
+        allow_unsolicited: bool,
+    ) -> Result<Self, String> {
+        let mut keys = KeysManager::new();
+        for (i, pem) in certificates.iter().enumerate() {
+            let bits = rsa_bits(pem).map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            if bits.is_some_and(|b| b < 2048) && !allow_weak_algorithms {
+                return Err(format!(
+                    "certificate {}: an RSA key of {} bits is too weak (allow_weak_algorithms to accept it)",
+                    i + 1,
+                    bits.unwrap_or(0)
+                ));
+            }
+            let key = bergshamra::keys::loader::load_x509_cert_pem(pem)
+                .map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            keys.add_key(key);
+        }
+        if keys.is_empty() {
+            return Err("no signing certificate".into());
+        }
+        // Trusted keys only, strict reference positions (bergshamra's defaults for `new`).
+        let context = DsigContext::new(keys);
+        Ok(IdpTrust {
+            entity_id: entity_id.to_owned(),
+            context,
+            required,
+            allow_weak_algorithms,
+            clock_skew,
+            allow_unsolicited,
+        })
+    }
+}
+
+/// The RSA modulus size of a PEM certificate's key, or `None` for a non-RSA key.
+fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
+    use rustls_pki_types::pem::PemObject;
+    use x509_cert::der::asn1::UintRef;
+    use x509_cert::der::{Decode, Reader, SliceReader};
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem)
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| format!("not X.509: {e}"))?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+        return Ok(None);
+    }
+    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
+    let unreadable = |_| "unreadable RSA key".to_owned();
+    let mut reader = SliceReader::new(spki.subject_public_key.raw_bytes()).map_err(unreadable)?;
+    let modulus = reader
+        .sequence(|r| {
+            let modulus = UintRef::decode(r)?;
+            UintRef::decode(r)?;
+            Ok(modulus)
+        })
+        .map_err(unreadable)?;
+    let bytes = modulus.as_bytes();
+    let leading = bytes.first().map_or(8, |b| b.leading_zeros() as usize);
+    Ok(Some(bytes.len() * 8 - leading))
+}
+
+/// What this SP expects of the response in hand.
+#[derive(Debug, Clone, Copy)]
+pub struct Expected<'a> {
+    pub sp_entity_id: &'a str,
+    pub acs_url: &'a str,
+    /// The AuthnRequest ID sealed in this browser's flow cookie; `None` for an unsolicited
+    /// response (only where the tenant allows them).
+    pub request_id: Option<&'a str>,
+    pub now: u64,
+}
+
+/// A response that passed every check.
+pub struct VerifiedResponse {
+    pub identity: VerifiedIdentity,
+    /// The Assertion's ID, for the replay cache.
+    pub assertion_id: String,
+    /// Until when the assertion could be presented (plus skew): the replay entry's lifetime.
+    pub replay_until: u64,
+    /// Whether a SHA-1 algorithm was accepted (the tenant allows it; the caller logs it).
+    pub weak_algorithm: bool,
+}
+
+/// The posted `SAMLResponse` field as XML text.
+pub fn decode_post(field: &str) -> Result<String, SamlError> {
+    // Base64 of the limit, plus line breaks some IdPs insert.
+    if field.len() > MAX_RESPONSE_BYTES / 3 * 4 + MAX_RESPONSE_BYTES / 32 {
+        return Err(SamlError::TooLarge);
+    }
+    let compact: Vec<u8> = field.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let bytes = STANDARD.decode(compact).map_err(|_| SamlError::Encoding)?;
+    if bytes.len() > MAX_RESPONSE_BYTES {
+        return Err(SamlError::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|_| SamlError::Encoding)
+}
+
+/// Parses with the one parser nymgate uses for SAML: no DTD at all (so no entity, external or
+/// internal, is ever expanded), bounded depth, no processing instructions.
+pub fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
+    if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
+        return Err(SamlError::Doctype);
+    }
+    let doc = uppsala::Parser::new()
+        .with_forbid_dtd(true)
+        .with_forbid_entities(true)
+        .with_max_depth(MAX_DEPTH)
+        .parse(xml)
+        .map_err(|_| SamlError::Malformed)?;
+    if doc
+        .descendants(doc.root())
+        .iter()
+        .any(|&n| matches!(doc.node_kind(n), Some(NodeKind::ProcessingInstruction(_))))
+    {
+        return Err(SamlError::Structure("processing instruction"));
+    }
+    Ok(doc)
+}
+
+/// The response's Issuer (or its Assertion's), unverified: only to pick the tenant of an
+/// unsolicited response, whose trust then verifies it.
+pub fn claimed_issuer(xml: &str) -> Option<String> {
+    let doc = parse(xml).ok()?;
+    let root = doc.document_element()?;
+    let issuer = child(&doc, root, SAML, "Issuer").or_else(|| {
+        let assertion = child(&doc, root, SAML, "Assertion")?;
+        child(&doc, assertion, SAML, "Issuer")
+    })?;
+    full_text(&doc, issuer).ok().map(|s| s.trim().to_owned())
+}
+
+/// The whole ACS check. See the module doc for the order.
+pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<VerifiedResponse, SamlError> {
+    let doc = parse(xml)?;
+    let response = doc.document_element().ok_or(SamlError::Malformed)?;
+    if !is(&doc, response, SAMLP, "Response") {
+        return Err(SamlError::Structure("the root is not a samlp:Response"));
+    }
+    // A failure status carries no assertion; say so rather than "no assertion".
+    check_status(&doc, response)?;
+    let shape = Shape::of(&doc, response)?;
+    let mut weak = false;
+    for &(signature, parent) in [shape.response_signature, shape.assertion_signature].iter().flatten() {
+        weak |= check_signature_shape(&doc, signature, parent, trust)?;
+    }
+    verify_signatures(&doc, xml, &shape, trust)?;
+
+    let skew = trust.clock_skew;
+    let now = expected.now;
+    check_response(&doc, &shape, trust, expected)?;
+    let assertion = shape.assertion;
+    if attr(&doc, assertion, "Version") != Some("2.0") {
+        return Err(SamlError::Structure("Assertion Version is not 2.0"));
+    }
+    let issuer = child(&doc, assertion, SAML, "Issuer").ok_or(SamlError::Issuer)?;
+    if full_text(&doc, issuer)?.trim() != trust.entity_id {
+        return Err(SamlError::Issuer);
+    }
+    let issued = instant(&doc, assertion, "IssueInstant")?.ok_or(SamlError::Time("IssueInstant missing"))?;
+    if issued > now + skew {
+        return Err(SamlError::NotYetValid("IssueInstant"));
+    }
+    let subject =
+        only_child(&doc, assertion, SAML, "Subject")?.ok_or(SamlError::SubjectConfirmation("no Subject"))?;
+    let confirmed_until = check_subject_confirmation(&doc, subject, expected, skew)?;
+    let conditions_until = check_conditions(&doc, assertion, expected, skew)?;
+    check_authn_statement(&doc, assertion, now, skew)?;
+
+    let name_id = read_name_id(&doc, subject)?;
+    let attributes = read_attributes(&doc, assertion)?;
+    let assertion_id = attr(&doc, assertion, "ID").unwrap_or_default().to_owned();
+    Ok(VerifiedResponse {
+        identity: VerifiedIdentity::from_saml(&trust.entity_id, name_id, attributes),
+        assertion_id,
+        replay_until: confirmed_until.min(conditions_until) + skew,
+        weak_algorithm: weak,
+    })
+}
+
+/// Where the parts of an accepted response sit.
+struct Shape {
+    assertion: NodeId,
+    /// (Signature, the element it must cover)
+    response_signature: Option<(NodeId, NodeId)>,
+    assertion_signature: Option<(NodeId, NodeId)>,
+}
+
+impl Shape {
+    /// Rule 3 of shared/SECURITY.md: exactly one Response and one Assertion, the Assertion a
+    /// direct child of the Response; a Signature only as a direct child of one of the two, at
+    /// most one each; IDs unique across the document. Everything else a wrapping attack needs
+    /// (a second assertion in Advice, Extensions, SubjectConfirmationData or ds:Object; a
+    /// detached copy of the signed element) fails one of these.
+    fn of(doc: &Document<'_>, response: NodeId) -> Result<Shape, SamlError> {
+        let mut ids = HashSet::new();
+        let mut assertions = Vec::new();
+        let mut signatures = Vec::new();
+        for node in doc.descendants(doc.root()) {
+            let Some(element) = doc.element(node) else { continue };
+            let local = &*element.name.local_name;
+            match local {
+                "EncryptedAssertion" | "EncryptedID" | "EncryptedAttribute" => {
+                    return Err(SamlError::Encrypted)
+                }
+                "Assertion" => assertions.push(node),
+                "Response" if node != response => return Err(SamlError::Structure("a second Response")),
+                "Signature" => signatures.push(node),
+                _ => {}
+            }
+            for attribute in &element.attributes {
+                if matches!(&*attribute.name.local_name, "ID" | "Id" | "id" | "AssertionID")
+                    && !ids.insert(attribute.value.as_ref())
+                {
+                    return Err(SamlError::Structure("duplicate ID"));
+                }
+            }
+        }
+        let [assertion] = assertions[..] else {
+            return Err(SamlError::Structure(if assertions.is_empty() {
+                "no Assertion"
+            } else {
+                "more than one Assertion"
+            }));
+        };
+        if !is(doc, assertion, SAML, "Assertion") || doc.parent(assertion) != Some(response) {
+            return Err(SamlError::Structure("the Assertion is not a child of the Response"));
+        }
+        let mut shape = Shape { assertion, response_signature: None, assertion_signature: None };
+        for signature in signatures {
+            let parent = doc.parent(signature);
+            let slot = if !is(doc, signature, DSIG, "Signature") {
+                return Err(SamlError::Structure("Signature in a foreign namespace"));
+            } else if parent == Some(response) {
+                &mut shape.response_signature
+            } else if parent == Some(assertion) {
+                &mut shape.assertion_signature
+            } else {
+                return Err(SamlError::Structure("a Signature outside the Response and Assertion"));
+            };
+            if slot.replace((signature, parent.unwrap_or(response))).is_some() {
+                return Err(SamlError::Structure("two Signatures on one element"));
+            }
+        }
+        expect_children(doc, response, &["Issuer", "Signature", "Status", "Assertion"])?;
+        expect_children(
+            doc,
+            assertion,
+            &["Issuer", "Signature", "Subject", "Conditions", "AuthnStatement", "AttributeStatement"],
+        )?;
+        Ok(shape)
+    }
+}
+
+/// Only these children, in this order (SAML Core §2.3.3, §3.2.2), each at most once except the
+/// statements; anything else (Extensions, Advice, custom statements) is refused.
+fn expect_children(doc: &Document<'_>, parent: NodeId, allowed: &[&str]) -> Result<(), SamlError> {
+    let mut position = 0;
+    let mut previous: Option<&str> = None;
+    for node in element_children(doc, parent) {
+        let element = doc.element(node).ok_or(SamlError::Malformed)?;
+        let local = &*element.name.local_name;
+        let ns = element.name.namespace_uri.as_deref().unwrap_or("");
+        let expected_ns = if local == "Signature" {
+            DSIG
+        } else if local == "Status" {
+            SAMLP
+        } else {
+            SAML
+        };
+        let Some(found) = allowed.iter().position(|a| *a == local).filter(|_| ns == expected_ns) else {
+            return Err(SamlError::Structure("an element the profile does not allow"));
+        };
+        let repeatable = local.ends_with("Statement");
+        if found < position || (found == position && previous == Some(local) && !repeatable) {
+            return Err(SamlError::Structure("elements out of order or repeated"));
+        }
+        position = found;
+        previous = Some(allowed[found]);
+    }
+    Ok(())
+}
+
+fn check_status(doc: &Document<'_>, response: NodeId) -> Result<(), SamlError> {
+    let status = only_child(doc, response, SAMLP, "Status")?.ok_or(SamlError::Structure("no Status"))?;
+    let code = only_child(doc, status, SAMLP, "StatusCode")?.ok_or(SamlError::Structure("no StatusCode"))?;
+    if attr(doc, code, "Value") != Some(STATUS_SUCCESS) {
+        return Err(SamlError::Status);
+    }
+    Ok(())
+}
+
+/// The Signature's own structure, before any cryptography: SignedInfo, SignatureValue and an
+/// optional KeyInfo only (no ds:Object to hide things in); exclusive C14N without comments;
+/// one Reference, to the parent's ID; the enveloped-signature and exc-C14N transforms, nothing
+/// else (no XPath, no XSLT); allowlisted algorithms. Returns whether SHA-1 was accepted.
+fn check_signature_shape(
+    doc: &Document<'_>,
+    signature: NodeId,
+    parent: NodeId,
+    trust: &IdpTrust,
+) -> Result<bool, SamlError> {
+    let bad = SamlError::Structure;
+    let children = element_children(doc, signature);
+    let names: Vec<&str> = children.iter().filter_map(|&c| local_name(doc, c)).collect();
+    if !(names == ["SignedInfo", "SignatureValue"] || names == ["SignedInfo", "SignatureValue", "KeyInfo"])
+        || !children.iter().all(|&c| in_ns(doc, c, DSIG))
+    {
+        return Err(bad("Signature children other than SignedInfo, SignatureValue, KeyInfo"));
+    }
+    let signed_info = children[0];
+    let parts = element_children(doc, signed_info);
+    let names: Vec<&str> = parts.iter().filter_map(|&c| local_name(doc, c)).collect();
+    if names != ["CanonicalizationMethod", "SignatureMethod", "Reference"]
+        || !parts.iter().all(|&c| in_ns(doc, c, DSIG))
+    {
+        return Err(bad("SignedInfo must hold one CanonicalizationMethod, SignatureMethod and Reference"));
+    }
+    let (c14n, method, reference) = (parts[0], parts[1], parts[2]);
+    if attr(doc, c14n, "Algorithm") != Some(EXC_C14N) || !only_inclusive_namespaces(doc, c14n) {
+        return Err(SamlError::Algorithm("canonicalization other than exclusive C14N"));
+    }
+    if !element_children(doc, method).is_empty() {
+        return Err(bad("SignatureMethod parameters"));
+    }
+    let mut weak = false;
+    match attr(doc, method, "Algorithm") {
+        Some(a) if SIGNATURE_METHODS.contains(&a) => {}
+        Some(WEAK_SIGNATURE_METHOD) if trust.allow_weak_algorithms => weak = true,
+        Some(WEAK_SIGNATURE_METHOD) => return Err(SamlError::Algorithm("RSA-SHA1")),
+        _ => return Err(SamlError::Algorithm("signature method not on the allowlist")),
+    }
+    let parent_id =
+        attr(doc, parent, "ID").filter(|id| !id.is_empty()).ok_or(bad("signed element without ID"))?;
+    let uri = attr(doc, reference, "URI").unwrap_or("");
+    if uri.strip_prefix('#') != Some(parent_id) {
+        return Err(bad("Reference does not point at the signed element"));
+    }
+    let parts = element_children(doc, reference);
+    let names: Vec<&str> = parts.iter().filter_map(|&c| local_name(doc, c)).collect();
+    if names != ["Transforms", "DigestMethod", "DigestValue"] || !parts.iter().all(|&c| in_ns(doc, c, DSIG)) {
+        return Err(bad("Reference must hold Transforms, DigestMethod and DigestValue"));
+    }
+    let transforms = element_children(doc, parts[0]);
+    let algorithms: Vec<Option<&str>> = transforms.iter().map(|&t| attr(doc, t, "Algorithm")).collect();
+    if algorithms != [Some(ENVELOPED), Some(EXC_C14N)]
+        || !transforms.iter().all(|&t| is(doc, t, DSIG, "Transform"))
+        || !element_children(doc, transforms[0]).is_empty()
+        || !only_inclusive_namespaces(doc, transforms[1])
+    {
+        return Err(SamlError::Algorithm("transforms other than enveloped-signature then exclusive C14N"));
+    }
+    match attr(doc, parts[1], "Algorithm") {
+        Some(a) if DIGEST_METHODS.contains(&a) => {}
+        Some(WEAK_DIGEST_METHOD) if trust.allow_weak_algorithms => weak = true,
+        Some(WEAK_DIGEST_METHOD) => return Err(SamlError::Algorithm("SHA-1 digest")),
+        _ => return Err(SamlError::Algorithm("digest method not on the allowlist")),
+    }
+    Ok(weak)
+}
+
+/// An exc-C14N method element may carry one `InclusiveNamespaces` (Exc-C14N §3), nothing else.
+fn only_inclusive_namespaces(doc: &Document<'_>, method: NodeId) -> bool {
+    let children = element_children(doc, method);
+    children.is_empty()
+        || (children.len() == 1
+            && local_name(doc, children[0]) == Some("InclusiveNamespaces")
+            && in_ns(doc, children[0], EXC_C14N)
+            && element_children(doc, children[0]).is_empty())
+}
+
+/// bergshamra checks each signature with the pinned keys only; then each must have resolved
+/// its one Reference to exactly the element it sits in (an XSW attack gets "valid" from the
+/// library for a signature over an element moved elsewhere: DEPENDENCIES.md). The tenant's
+/// required signatures must be among those verified.
+fn verify_signatures(
+    doc: &Document<'_>,
+    xml: &str,
+    shape: &Shape,
+    trust: &IdpTrust,
+) -> Result<(), SamlError> {
+    let present = [shape.response_signature, shape.assertion_signature];
+    let response_signed = shape.response_signature.is_some();
+    let assertion_signed = shape.assertion_signature.is_some();
+    let missing = match trust.required {
+        RequiredSignatures::Either if !response_signed && !assertion_signed => Some("no signature"),
+        RequiredSignatures::Assertion | RequiredSignatures::Both if !assertion_signed => Some("Assertion"),
+        RequiredSignatures::Response | RequiredSignatures::Both if !response_signed => Some("Response"),
+        _ => None,
+    };
+    if let Some(what) = missing {
+        return Err(SamlError::Unsigned(what));
+    }
+    let results = verify_all_document_with_source(&trust.context, doc, Some(xml))
+        .map_err(|_| SamlError::BadSignature)?;
+    let mut verified = 0;
+    for result in results {
+        let VerifyResult::Valid { signature_node, references, .. } = result else {
+            return Err(SamlError::BadSignature);
+        };
+        let Some(&(_, parent)) = present.iter().flatten().find(|(s, _)| *s == signature_node) else {
+            return Err(SamlError::BadSignature);
+        };
+        match &references[..] {
+            [one] if one.digest_verified && one.resolved_node == Some(parent) => verified += 1,
+            _ => return Err(SamlError::BadSignature),
+        }
+    }
+    if verified != present.iter().flatten().count() {
+        return Err(SamlError::BadSignature);
+    }
+    Ok(())
+}
+
+/// The Response's own attributes (SAML Core §3.2.2; Bindings §3.5.5.2; Profiles §4.1.4.3).
+fn check_response(
+    doc: &Document<'_>,
+    shape: &Shape,
+    trust: &IdpTrust,
+    expected: &Expected<'_>,
+) -> Result<(), SamlError> {
+    let response = doc.document_element().ok_or(SamlError::Malformed)?;
+    if attr(doc, response, "Version") != Some("2.0") {
+        return Err(SamlError::Structure("Response Version is not 2.0"));
+    }
+    if let Some(issuer) = child(doc, response, SAML, "Issuer") {
+        if full_text(doc, issuer)?.trim() != trust.entity_id {
+            return Err(SamlError::Issuer);
+        }
+    }
+    match attr(doc, response, "Destination") {
+        Some(destination) if destination != expected.acs_url => return Err(SamlError::Destination),
+        // A signed message must say where it was meant to go (Bindings §3.5.5.2).
+        None if shape.response_signature.is_some() => return Err(SamlError::Destination),
+        _ => {}
+    }
+    let issued = instant(doc, response, "IssueInstant")?.ok_or(SamlError::Time("IssueInstant missing"))?;
+    if issued > expected.now + trust.clock_skew {
+        return Err(SamlError::NotYetValid("Response IssueInstant"));
+    }
+    check_in_response_to(attr(doc, response, "InResponseTo"), expected, trust)
+}
+
+/// Solicited: InResponseTo equals the request this browser made. Unsolicited: there is none
+/// (samlify writes an empty one), and the tenant must accept unsolicited responses.
+fn check_in_response_to(
+    value: Option<&str>,
+    expected: &Expected<'_>,
+    trust: &IdpTrust,
+) -> Result<(), SamlError> {
+    let value = value.filter(|v| !v.is_empty());
+    match (expected.request_id, value) {
+        (Some(sent), Some(got)) if crate::secret::ct_eq_str(sent, got) => Ok(()),
+        (Some(_), _) => Err(SamlError::InResponseTo),
+        (None, None) if trust.allow_unsolicited => Ok(()),
+        (None, None) => Err(SamlError::Unsolicited),
+        (None, Some(_)) => Err(SamlError::InResponseTo),
+    }
+}
+
+/// One bearer SubjectConfirmation with Recipient = this ACS, a NotOnOrAfter still ahead and
+/// the right InResponseTo (Profiles §4.1.4.2). Returns its NotOnOrAfter.
+fn check_subject_confirmation(
+    doc: &Document<'_>,
+    subject: NodeId,
+    expected: &Expected<'_>,
+    skew: u64,
+) -> Result<u64, SamlError> {
+    let bad = SamlError::SubjectConfirmation;
+    let confirmations = children_named(doc, subject, SAML, "SubjectConfirmation");
+    let [confirmation] = confirmations[..] else {
+        return Err(bad("exactly one SubjectConfirmation is accepted"));
+    };
+    if attr(doc, confirmation, "Method") != Some(BEARER) {
+        return Err(bad("method is not bearer"));
+    }
+    let data = only_child(doc, confirmation, SAML, "SubjectConfirmationData")?
+        .ok_or(bad("no SubjectConfirmationData"))?;
+    if !element_children(doc, data).is_empty() {
+        return Err(bad("SubjectConfirmationData with element content"));
+    }
+    if attr(doc, data, "Recipient") != Some(expected.acs_url) {
+        return Err(SamlError::Recipient);
+    }
+    let until = instant(doc, data, "NotOnOrAfter")?.ok_or(bad("no NotOnOrAfter"))?;
+    if expected.now >= until + skew {
+        return Err(SamlError::Expired("SubjectConfirmationData NotOnOrAfter"));
+    }
+    if let Some(from) = instant(doc, data, "NotBefore")? {
+        if expected.now + skew < from {
+            return Err(SamlError::NotYetValid("SubjectConfirmationData NotBefore"));
+        }
+    }
+    let value = attr(doc, data, "InResponseTo").filter(|v| !v.is_empty());
+    match (expected.request_id, value) {
+        (Some(sent), Some(got)) if crate::secret::ct_eq_str(sent, got) => {}
+        (None, None) => {}
+        _ => return Err(SamlError::InResponseTo),
+    }
+    Ok(until)
+}
+
+/// Conditions (Core §2.5): the time window with skew, and every AudienceRestriction naming
+/// this SP; a condition nymgate does not know makes the assertion invalid (§2.5.1.5). Returns
+/// NotOnOrAfter, or a far date when absent (then the SubjectConfirmation's bounds it).
+fn check_conditions(
+    doc: &Document<'_>,
+    assertion: NodeId,
+    expected: &Expected<'_>,
+    skew: u64,
+) -> Result<u64, SamlError> {
+    let conditions = only_child(doc, assertion, SAML, "Conditions")?.ok_or(SamlError::Audience)?;
+    let now = expected.now;
+    if let Some(from) = instant(doc, conditions, "NotBefore")? {
+        if now + skew < from {
+            return Err(SamlError::NotYetValid("Conditions NotBefore"));
+        }
+    }
+    let until = instant(doc, conditions, "NotOnOrAfter")?;
+    if let Some(until) = until {
+        if now >= until + skew {
+            return Err(SamlError::Expired("Conditions NotOnOrAfter"));
+        }
+    }
+    let mut restrictions = 0;
+    for condition in element_children(doc, conditions) {
+        match local_name(doc, condition).filter(|_| in_ns(doc, condition, SAML)) {
+            Some("AudienceRestriction") => {
+                restrictions += 1;
+                let mut named = false;
+                for audience in children_named(doc, condition, SAML, "Audience") {
+                    named |= full_text(doc, audience)?.trim() == expected.sp_entity_id;
+                }
+                if !named {
+                    return Err(SamlError::Audience);
+                }
+            }
+            Some("OneTimeUse" | "ProxyRestriction") => {}
+            _ => return Err(SamlError::Structure("a condition nymgate does not understand")),
+        }
+    }
+    if restrictions == 0 {
+        return Err(SamlError::Audience);
+    }
+    Ok(until.unwrap_or(u64::MAX / 2))
+}
+
+fn check_authn_statement(
+    doc: &Document<'_>,
+    assertion: NodeId,
+    now: u64,
+    skew: u64,
+) -> Result<(), SamlError> {
+    let statements = children_named(doc, assertion, SAML, "AuthnStatement");
+    if statements.is_empty() {
+        return Err(SamlError::Structure("no AuthnStatement"));
+    }
+    for statement in statements {
+        if let Some(until) = instant(doc, statement, "SessionNotOnOrAfter")? {
+            if now >= until + skew {
+                return Err(SamlError::Expired("SessionNotOnOrAfter"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn read_name_id(doc: &Document<'_>, subject: NodeId) -> Result<Option<NameId>, SamlError> {
+    let Some(node) = only_child(doc, subject, SAML, "NameID")? else { return Ok(None) };
+    let value = full_text(doc, node)?;
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(NameId { value, format: attr(doc, node, "Format").map(str::to_owned) }))
+}
+
+/// Every Attribute of every AttributeStatement, by Name (urn:oid) with its FriendlyName. A
+/// value is its full text; a value holding a NameID (eduPersonTargetedID) is that NameID's
+/// text; `xsi:nil` and other element content give no value.
+fn read_attributes(doc: &Document<'_>, assertion: NodeId) -> Result<Vec<Attribute>, SamlError> {
+    let mut attributes = Vec::new();
+    for statement in children_named(doc, assertion, SAML, "AttributeStatement") {
+        for node in element_children(doc, statement) {
+            if !is(doc, node, SAML, "Attribute") {
+                return Err(SamlError::Structure("AttributeStatement holds something other than Attribute"));
+            }
+            let name = attr(doc, node, "Name").ok_or(SamlError::Structure("Attribute without Name"))?;
+            let mut values = Vec::new();
+            for value in children_named(doc, node, SAML, "AttributeValue") {
+                let nil = doc.element(value).and_then(|e| e.get_attribute_ns(XSI, "nil"));
+                if matches!(nil, Some("true" | "1")) {
+                    continue;
+                }
+                let inner = element_children(doc, value);
+                match inner[..] {
+                    [] => values.push(full_text(doc, value)?),
+                    [one] if is(doc, one, SAML, "NameID") => values.push(full_text(doc, one)?),
+                    _ => {}
+                }
+            }
+            attributes.push(Attribute {
+                name: name.to_owned(),
+                friendly_name: attr(doc, node, "FriendlyName").map(str::to_owned),
+                values,
+            });
+        }
+    }
+    Ok(attributes)
+}
+
+// ---- small DOM helpers -------------------------------------------------------------------
+
+fn is(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> bool {
+    doc.element(node).is_some_and(|e| e.matches_name_ns(ns, local))
+}
+
+fn in_ns(doc: &Document<'_>, node: NodeId, ns: &str) -> bool {
+    doc.element(node).is_some_and(|e| e.name.namespace_uri.as_deref() == Some(ns))
+}
+
+fn local_name<'d>(doc: &'d Document<'_>, node: NodeId) -> Option<&'d str> {
+    doc.element(node).map(|e| &*e.name.local_name)
+}
+
+/// An attribute without a namespace (SAML's and XML-DSig's own attributes are unqualified).
+fn attr<'d>(doc: &'d Document<'_>, node: NodeId, name: &str) -> Option<&'d str> {
+    doc.element(node)?
+        .attributes
+        .iter()
+        .find(|a| a.name.namespace_uri.is_none() && a.name.local_name == name)
+        .map(|a| &*a.value)
+}
+
+fn element_children(doc: &Document<'_>, node: NodeId) -> Vec<NodeId> {
+    doc.children_iter(node).filter(|&c| doc.element(c).is_some()).collect()
+}
+
+fn children_named(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> Vec<NodeId> {
+    doc.children_iter(node).filter(|&c| is(doc, c, ns, local)).collect()
+}
+
+fn child(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> Option<NodeId> {
+    doc.children_iter(node).find(|&c| is(doc, c, ns, local))
+}
+
+/// The one child of that name, `None` if absent; two are refused.
+fn only_child(doc: &Document<'_>, node: NodeId, ns: &str, local: &str) -> Result<Option<NodeId>, SamlError> {
+    match children_named(doc, node, ns, local)[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(SamlError::Structure("a repeated element")),
+    }
+}
+
+/// All of a value's text: every text and CDATA child together, comments skipped (Rule 5:
+/// `alice<!---->@school.se` is `alice@school.se`). Element content is refused.
+fn full_text(doc: &Document<'_>, node: NodeId) -> Result<String, SamlError> {
+    let mut text = String::new();
+    for c in doc.children_iter(node) {
+        match doc.node_kind(c) {
+            Some(NodeKind::Text(t) | NodeKind::CData(t)) => text.push_str(t),
+            Some(NodeKind::Comment(_)) => {}
+            _ => return Err(SamlError::Structure("element content where text was expected")),
+        }
+    }
+    Ok(text)
+}
+
+fn instant(doc: &Document<'_>, node: NodeId, name: &'static str) -> Result<Option<u64>, SamlError> {
+    match attr(doc, node, name) {
+        None => Ok(None),
+        Some(text) => parse_instant(text).map(Some).ok_or(SamlError::Time(name)),
+    }
+}
+
+/// An `xs:dateTime` in UTC as SAML Core §1.3.3 requires (`2026-11-25T10:00:00Z`, optional
+/// fraction), as Unix seconds (the fraction is dropped). Anything else is `None`.
+pub fn parse_instant(text: &str) -> Option<u64> {
+    let b = text.as_bytes();
+    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let rest = &b[19..];
+    let rest = match rest.first() {
+        Some(b'.') => {
+            let digits = rest[1..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits == 0 || digits > 9 {
+                return None;
+            }
+            &rest[1 + digits..]
+        }
+        _ => rest,
+    };
+    if rest != b"Z" {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let part = &b[range];
+        part.iter()
+            .all(u8::is_ascii_digit)
+            .then(|| part.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1970..=9999).contains(&year)
+        || !(1..=12).contains(&month)
+        || day == 0
+        || day > month_days[(month - 1) as usize]
+        || hour > 23
+        || minute > 59
+        || second > 59
+    {
+        return None;
+    }
+    // Days from the civil date (H. Hinnant's algorithm), for years from 1970.
+    let (y, m) = if month <= 2 { (year - 1, month + 9) } else { (year, month - 3) };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hour * 3_600 + minute * 60 + second)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn instants_are_strict_utc() {
+        assert_eq!(parse_instant("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_instant("2026-11-25T10:00:00Z"), Some(1_795_600_800));
+        assert_eq!(parse_instant("2026-11-25T10:00:00.123Z"), Some(1_795_600_800));
+        assert_eq!(parse_instant("2024-02-29T00:00:00Z"), Some(1_709_164_800));
+        for bad in [
+            "2026-11-25T10:00:00",
+            "2026-11-25T10:00:00+01:00",
+            "2026-11-25 10:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2026-11-25T24:00:00Z",
+            "2026-11-25T10:00:60Z",
+            "2026-11-25T10:00:00.Z",
+            "+026-11-25T10:00:00Z",
+            "2026-11-25T10:00:00ZZ",
+            "",
+            "２０２６-11-25T10:00:00Z",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn doctype_and_entities_are_refused_before_parsing() {
+        let laughs = r#"<?xml version="1.0"?><!DOCTYPE r [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;">]><r>&b;</r>"#;
+        assert_eq!(parse(laughs).err(), Some(SamlError::Doctype));
+        let xxe = r#"<!DOCTYPE r [<!ENTITY x SYSTEM "http://127.0.0.1:9/x">]><r>&x;</r>"#;
+        assert_eq!(parse(xxe).err(), Some(SamlError::Doctype));
+        assert_eq!(
+            parse("<r><?xml-stylesheet href='x'?></r>").err(),
+            Some(SamlError::Structure("processing instruction"))
+        );
+        assert_eq!(parse("<r>").err(), Some(SamlError::Malformed));
+    }
+
+    #[test]
+    fn values_are_all_their_text() {
+        let doc = parse("<r>alice<!---->@school.se<![CDATA[!]]></r>").unwrap();
+        let root = doc.document_element().unwrap();
+        assert_eq!(full_text(&doc, root).unwrap(), "alice@school.se!");
+        let doc = parse("<r>a<b/>c</r>").unwrap();
+        assert!(full_text(&doc, doc.document_element().unwrap()).is_err());
+    }
+
+    #[test]
+    fn post_field_decoding() {
+        assert_eq!(decode_post(&STANDARD.encode("<r/>")).unwrap(), "<r/>");
+        let wrapped = STANDARD.encode("<r>x</r>");
+        let wrapped = format!("{}\r\n{}", &wrapped[..4], &wrapped[4..]);
+        assert_eq!(decode_post(&wrapped).unwrap(), "<r>x</r>");
+        assert_eq!(decode_post("%%%"), Err(SamlError::Encoding));
+        assert_eq!(decode_post(&STANDARD.encode([0xff, 0xfe])), Err(SamlError::Encoding));
+        assert_eq!(decode_post(&"A".repeat(MAX_RESPONSE_BYTES * 2)), Err(SamlError::TooLarge));
+    }
+
+    #[test]
+    fn unsolicited_and_in_response_to() {
+        let trust = |allow| IdpTrust {
+            entity_id: "idp".into(),
+            context: DsigContext::new(KeysManager::new()),
+            required: RequiredSignatures::Either,
+            allow_weak_algorithms: false,
+            clock_skew: 0,
+            allow_unsolicited: allow,
+        };
+        let expected = |id| Expected { sp_entity_id: "sp", acs_url: "acs", request_id: id, now: 0 };
+        assert!(check_in_response_to(Some("_r1"), &expected(Some("_r1")), &trust(false)).is_ok());
+        assert_eq!(
+            check_in_response_to(Some("_r2"), &expected(Some("_r1")), &trust(false)),
+            Err(SamlError::InResponseTo)
+        );
+        assert_eq!(
+            check_in_response_to(None, &expected(Some("_r1")), &trust(true)),
+            Err(SamlError::InResponseTo)
+        );
+        assert_eq!(check_in_response_to(None, &expected(None), &trust(false)), Err(SamlError::Unsolicited));
+        assert!(check_in_response_to(Some(""), &expected(None), &trust(true)).is_ok());
+        assert_eq!(
+            check_in_response_to(Some("_r1"), &expected(None), &trust(true)),
+            Err(SamlError::InResponseTo)
+        );
+    }
+}
