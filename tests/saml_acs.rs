@@ -864,3 +864,50 @@ fn malformed_dates_are_refused_not_crashed_on() {
         refused_when(|f| f.not_on_or_after = bad.into(), "saml_malformed_time");
     }
 }
+
+// ---- the IdP from its metadata ---------------------------------------------------------------
+
+#[test]
+fn metadata_file_gives_the_sso_location_and_keys() {
+    let world = world_with(Options { saml_metadata: Some("file"), ..Options::default() });
+    let (flow, xml) = signed(&world, "both", |_| {});
+    accepted(&world, &world.post_acs(Some(&flow), &xml));
+}
+
+#[test]
+fn metadata_url_signed_by_the_federation_is_used() {
+    let world = world_with(Options { saml_metadata: Some("signed_url"), ..Options::default() });
+    let metadata = std::fs::read_to_string(world.school().metadata_file(world.dir.path())).unwrap();
+    assert!(metadata.contains("<ds:Signature"), "the federation signed the metadata");
+    let (flow, xml) = signed(&world, "both", |_| {});
+    accepted(&world, &world.post_acs(Some(&flow), &xml));
+}
+
+#[test]
+fn metadata_with_a_swapped_key_fails_the_federation_signature() {
+    let world = world_with(Options { saml_metadata: Some("signed_url"), ..Options::default() });
+    let file = world.school().metadata_file(world.dir.path());
+    let genuine = std::fs::read_to_string(&file).unwrap();
+    let pem = |name: &str| {
+        common::saml::pem_to_b64(
+            &std::fs::read_to_string(world.dir.path().join(format!("saml-{name}.pem"))).unwrap(),
+        )
+    };
+    // The attacker puts their own key into the federation's signed metadata.
+    std::fs::write(&file, genuine.replace(&pem("idp"), &pem("attacker"))).unwrap();
+    let page = world.browse(&world.url("/nymgate/login/school-s"), Some(&world.school().sso_url));
+    assert_eq!(page["status"], 502, "{page}");
+    let audit = world.last_login();
+    assert_eq!(audit["reason"], "saml_metadata_unavailable", "{audit}");
+    assert!(world.log().contains("metadata signature refused"), "{}", world.log());
+    // Unsigned metadata is refused as well.
+    let unsigned =
+        world.school().metadata(&std::fs::read_to_string(world.dir.path().join("saml-idp.pem")).unwrap());
+    std::fs::write(&file, unsigned).unwrap();
+    let page = world.browse(&world.url("/nymgate/login/school-s"), Some(&world.school().sso_url));
+    assert_eq!(page["status"], 502, "{page}");
+    // The genuine metadata is accepted at the next attempt.
+    std::fs::write(&file, genuine).unwrap();
+    let (flow, xml) = signed(&world, "both", |_| {});
+    accepted(&world, &world.post_acs(Some(&flow), &xml));
+}

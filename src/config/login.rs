@@ -75,11 +75,31 @@ pub struct SamlSpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamlTenantConfig {
-    /// The IdP's SingleSignOnService location for the HTTP-Redirect binding.
-    pub sso_url: String,
+    /// The IdP's SingleSignOnService location for the HTTP-Redirect binding. Taken from the
+    /// metadata when one is configured and this is not.
+    #[serde(default)]
+    pub sso_url: Option<String>,
     /// The IdP's signing certificates (PEM files). Only these keys are trusted; a key in a
-    /// response's KeyInfo never is.
+    /// response's KeyInfo never is. When set, they replace the metadata's keys (pinning).
+    #[serde(default)]
     pub certificate_files: Vec<PathBuf>,
+    /// The IdP's SAML metadata, from a file (re-read every `metadata_refresh`)...
+    #[serde(default)]
+    pub metadata_file: Option<PathBuf>,
+    /// ...or a URL (https, or http on loopback), fetched at first use and every
+    /// `metadata_refresh`; a failed refresh keeps the last copy until its validUntil. For a
+    /// federation, use its per-entity (MDQ) URL: responses are limited to 1 MiB.
+    #[serde(default)]
+    pub metadata_url: Option<String>,
+    /// The federation's metadata signing certificates: when set, metadata is accepted only
+    /// with a valid signature by one of them over the whole document.
+    #[serde(default)]
+    pub metadata_signing_certificate_files: Vec<PathBuf>,
+    #[serde(default = "defaults::metadata_refresh", with = "humantime_serde")]
+    pub metadata_refresh: Duration,
+    /// Extra CA certificates (PEM) for an https `metadata_url`.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     /// Ask for this NameID format (e.g. persistent); default: the IdP's choice.
     #[serde(default)]
     pub name_id_format: Option<String>,
@@ -253,6 +273,10 @@ pub mod defaults {
     }
     pub fn metadata_ttl() -> Duration {
         Duration::from_secs(3600)
+    }
+    /// SAML metadata: federations republish daily and sign for a week or more.
+    pub fn metadata_refresh() -> Duration {
+        Duration::from_secs(6 * 3600)
     }
 }
 

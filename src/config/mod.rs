@@ -529,7 +529,10 @@ impl Config {
         }
         for tenant in &mut self.tenants {
             if let Some(saml) = tenant.saml.as_mut() {
-                saml.certificate_files.iter_mut().for_each(fix);
+                saml.certificate_files.iter_mut().for_each(&fix);
+                saml.metadata_signing_certificate_files.iter_mut().for_each(&fix);
+                saml.metadata_file.iter_mut().for_each(&fix);
+                saml.ca_file.iter_mut().for_each(&fix);
             }
             if let Some(oidc) = tenant.oidc.as_mut() {
                 if let SecretSource::File(p) = &mut oidc.client_secret {
@@ -719,21 +722,55 @@ impl Config {
                     problem(&field("saml"), "applies to idp = \"saml\" only".into())
                 }
                 (Some(saml), IdpKind::Saml) => {
-                    if let Err(message) = validate_https_url(&saml.sso_url, true) {
+                    if let Some(Err(message)) =
+                        saml.sso_url.as_deref().map(|url| validate_https_url(url, true))
+                    {
                         problem(&field("saml.sso_url"), message);
                     }
-                    if saml.certificate_files.is_empty() {
+                    if let Some(Err(message)) =
+                        saml.metadata_url.as_deref().map(|url| validate_https_url(url, true))
+                    {
+                        problem(&field("saml.metadata_url"), message);
+                    }
+                    let metadata = saml.metadata_file.is_some() || saml.metadata_url.is_some();
+                    if saml.metadata_file.is_some() && saml.metadata_url.is_some() {
                         problem(
-                            &field("saml.certificate_files"),
-                            "must name the IdP's signing certificate".into(),
+                            &field("saml.metadata_url"),
+                            "give metadata_file or metadata_url, not both".into(),
                         );
                     }
-                    for path in &saml.certificate_files {
+                    if !metadata && saml.sso_url.is_none() {
+                        problem(
+                            &field("saml.sso_url"),
+                            "is required without metadata_file or metadata_url".into(),
+                        );
+                    }
+                    if !metadata && saml.certificate_files.is_empty() {
+                        problem(
+                            &field("saml.certificate_files"),
+                            "must name the IdP's signing certificate (or give its metadata)".into(),
+                        );
+                    }
+                    if !metadata && !saml.metadata_signing_certificate_files.is_empty() {
+                        problem(
+                            &field("saml.metadata_signing_certificate_files"),
+                            "applies to metadata only".into(),
+                        );
+                    }
+                    let files = saml
+                        .certificate_files
+                        .iter()
+                        .map(|p| ("saml.certificate_files", p))
+                        .chain(
+                            saml.metadata_signing_certificate_files
+                                .iter()
+                                .map(|p| ("saml.metadata_signing_certificate_files", p)),
+                        )
+                        .chain(saml.metadata_file.iter().map(|p| ("saml.metadata_file", p)))
+                        .chain(saml.ca_file.iter().map(|p| ("saml.ca_file", p)));
+                    for (name, path) in files {
                         if let Err(e) = std::fs::metadata(path) {
-                            problem(
-                                &field("saml.certificate_files"),
-                                format!("cannot read {}: {e}", path.display()),
-                            );
+                            problem(&field(name), format!("cannot read {}: {e}", path.display()));
                         }
                     }
                     if self.login.as_ref().is_some_and(|l| l.saml.is_none()) {

@@ -17,7 +17,9 @@ pub mod oidc_rp;
 pub mod pages;
 mod provider;
 pub mod saml_acs;
+pub mod saml_metadata;
 pub mod saml_sp;
+mod saml_tenant;
 pub use provider::basic_credentials;
 
 use std::collections::HashMap;
@@ -101,6 +103,8 @@ enum FlowError {
     Oidc(#[from] OidcError),
     #[error(transparent)]
     Saml(#[from] saml_acs::SamlError),
+    #[error("SAML IdP metadata unavailable: {0}")]
+    SamlMetadata(String),
     #[error(transparent)]
     Pseudonym(#[from] PseudonymError),
     #[error("single-use store is full")]
@@ -116,6 +120,7 @@ impl FlowError {
             FlowError::BadRequest(reason) => reason,
             FlowError::Oidc(e) => e.reason(),
             FlowError::Saml(e) => e.reason(),
+            FlowError::SamlMetadata(_) => "saml_metadata_unavailable",
             FlowError::Pseudonym(e) => e.reason(),
             FlowError::StoreFull => "store_full",
             FlowError::IdpError => "idp_error",
@@ -128,6 +133,7 @@ impl FlowError {
             FlowError::Oidc(OidcError::Metadata(_)) => StatusCode::BAD_GATEWAY,
             FlowError::Oidc(OidcError::TokenRequest(_) | OidcError::Userinfo(_)) => StatusCode::BAD_GATEWAY,
             FlowError::Saml(saml_acs::SamlError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
+            FlowError::SamlMetadata(_) => StatusCode::BAD_GATEWAY,
             FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
             FlowError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
@@ -171,57 +177,11 @@ pub struct Login {
     /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
-    saml: HashMap<String, SamlTenant>,
+    saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Assertion IDs seen, until they could no longer be presented (replay cache).
     saml_assertions: SingleUseStore<()>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
-}
-
-/// One SAML tenant's IdP.
-struct SamlTenant {
-    idp: saml_sp::SamlIdp,
-    trust: saml_acs::IdpTrust,
-}
-
-impl SamlTenant {
-    fn new(
-        tenant: &crate::config::TenantConfig,
-        settings: &crate::config::login::SamlTenantConfig,
-    ) -> Result<Self, String> {
-        let field = |name: &str| format!("tenants {}: saml.{name}", tenant.id);
-        let certificates = settings
-            .certificate_files
-            .iter()
-            .map(|path| {
-                std::fs::read(path).map_err(|e| {
-                    format!("{}: cannot read {}: {e}", field("certificate_files"), path.display())
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let trust = saml_acs::IdpTrust::new(
-            &tenant.issuer,
-            &certificates,
-            settings.required_signatures,
-            settings.allow_weak_algorithms,
-            settings.clock_skew.as_secs(),
-            settings.allow_unsolicited,
-        )
-        .map_err(|e| format!("{}: {e}", field("certificate_files")))?;
-        if settings.allow_weak_algorithms {
-            tracing::warn!(
-                tenant = tenant.id,
-                "allow_weak_algorithms: SHA-1 signatures and short RSA keys are accepted from this IdP"
-            );
-        }
-        let idp = saml_sp::SamlIdp {
-            tenant: tenant.id.clone(),
-            entity_id: tenant.issuer.clone(),
-            sso_url: settings.sso_url.clone(),
-            name_id_format: settings.name_id_format.clone(),
-        };
-        Ok(SamlTenant { idp, trust })
-    }
 }
 
 /// Largest ACS form accepted, checked before anything is parsed: the base64 of
@@ -295,7 +255,7 @@ impl Login {
                 oidc.insert(tenant.id.clone(), OidcIdp::new(tenant, settings, &callback_url)?);
             }
             if let Some(settings) = &tenant.saml {
-                saml.insert(tenant.id.clone(), SamlTenant::new(tenant, settings)?);
+                saml.insert(tenant.id.clone(), saml_tenant::SamlTenant::new(tenant, settings)?);
             }
             for domain in &tenant.email_domains {
                 email_domains.insert(domain.to_ascii_lowercase(), tenant.id.clone());
@@ -478,7 +438,8 @@ impl Login {
             (url, Pending::Oidc(pending), SameSite::Lax)
         } else if let (Some(sp), Some(saml)) = (&self.saml_sp, self.saml.get(&known.id)) {
             // RelayState carries the state (Bindings §3.4.3: at most 80 bytes; ours is 43).
-            let (url, request_id) = sp.login_url(&saml.idp, &state, now);
+            let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
+            let (url, request_id) = sp.login_url(&trusted.idp, &state, now);
             // The answer comes back as a cross-site POST, which a Lax cookie would miss.
             (url, Pending::Saml { request_id }, SameSite::None)
         } else {
@@ -558,7 +519,7 @@ impl Login {
                 // can take it; RelayState is then at most a path on this site.
                 let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
                 let (id, _) =
-                    self.saml.iter().find(|(_, t)| t.trust.entity_id == issuer).ok_or(SamlError::Issuer)?;
+                    self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
                 tenant = Some(id.clone());
                 if self.output == LoginOutput::Provider {
                     return Err(SamlError::Unsolicited.into());
@@ -573,7 +534,8 @@ impl Login {
                 request_id: request_id.as_deref(),
                 now,
             };
-            let verified = saml_acs::verify(&xml, &saml.trust, &expected)?;
+            let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
+            let verified = saml_acs::verify(&xml, &trusted.trust, &expected)?;
             if verified.weak_algorithm {
                 tracing::warn!(
                     request_id = ctx.request_id,

@@ -584,6 +584,32 @@ fn verify_signatures(
     Ok(())
 }
 
+/// One enveloped signature directly on `root`, by the pinned keys only, with the same shape
+/// rules as a response's (a federation's signature over its metadata).
+pub fn verify_root_signature(
+    doc: &Document<'_>,
+    xml: &str,
+    root: NodeId,
+    trust: &IdpTrust,
+) -> Result<(), SamlError> {
+    let signatures = children_named(doc, root, DSIG, "Signature");
+    let [signature] = signatures[..] else {
+        return Err(SamlError::Unsigned("the root element"));
+    };
+    check_signature_shape(doc, signature, root, trust)?;
+    let result = bergshamra::dsig::verify::verify_document_with_source(&trust.context, doc, Some(xml))
+        .map_err(|_| SamlError::BadSignature)?;
+    match result {
+        VerifyResult::Valid { signature_node, references, .. } if signature_node == signature => {
+            match &references[..] {
+                [one] if one.digest_verified && one.resolved_node == Some(root) => Ok(()),
+                _ => Err(SamlError::BadSignature),
+            }
+        }
+        _ => Err(SamlError::BadSignature),
+    }
+}
+
 /// The Response's own attributes (SAML Core §3.2.2; Bindings §3.5.5.2; Profiles §4.1.4.3).
 fn check_response(
     doc: &Document<'_>,

@@ -157,6 +157,9 @@ pub struct Options {
     pub saml_required: &'static str,
     pub saml_unsolicited: bool,
     pub saml_weak: bool,
+    /// The samlify school's keys and SSO from its metadata instead of the config: "file",
+    /// "url", or "signed_url" (signed by a federation key nymgate pins).
+    pub saml_metadata: Option<&'static str>,
 }
 
 /// The SAML school's IdP.
@@ -182,6 +185,7 @@ impl Default for Options {
             saml_required: "either",
             saml_unsolicited: false,
             saml_weak: false,
+            saml_metadata: None,
         }
     }
 }
@@ -297,7 +301,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         }
         let saml = options.saml.map(|kind| {
             let school = super::saml::SamlSchool::start(path, kind, port);
-            config.push_str(&school.config(&options));
+            config.push_str(&school.config(path, &options));
             school
         });
         if let Some(url) = &options.upstream {

@@ -87,6 +87,8 @@ use serde_json::json;
 
 use super::login::{alice_sub, peers_dir, Options, SamlIdpKind, World, ALICE};
 
+const METADATA_FILE: &str = "saml-idp-metadata.xml";
+
 /// The samlify IdP's entity id (it needs no web server: the test posts what it signs).
 pub const SAMLIFY_ENTITY: &str = "https://idp.school-s.example/saml";
 const SAMLIFY_SSO: &str = "https://idp.school-s.example/sso";
@@ -116,7 +118,7 @@ impl SamlSchool {
             SamlIdpKind::Samlify => {
                 // The IdP's key, and an attacker's with the same subject DN and another key.
                 let mut keys = serde_json::Map::new();
-                for name in ["idp", "attacker"] {
+                for name in ["idp", "attacker", "federation"] {
                     let (cert, key) = nymgate::certs::generate_saml_signing_cert("school-s-idp").unwrap();
                     let (cert_file, key_file) =
                         (dir.join(format!("saml-{name}.pem")), dir.join(format!("saml-{name}-key.pem")));
@@ -124,7 +126,13 @@ impl SamlSchool {
                     std::fs::write(&key_file, key).unwrap();
                     keys.insert(name.into(), json!({"cert": cert_file, "key": key_file}));
                 }
-                let config = json!({"entity_id": SAMLIFY_ENTITY, "sp_entity_id": sp_entity_id, "acs_url": acs_url, "keys": keys});
+                let config = json!({
+                    "entity_id": SAMLIFY_ENTITY,
+                    "sp_entity_id": sp_entity_id,
+                    "acs_url": acs_url,
+                    "keys": keys,
+                    "metadata_file": dir.join(METADATA_FILE),
+                });
                 std::fs::write(dir.join("saml-idp.json"), config.to_string()).unwrap();
                 let mut child = Command::new("node")
                     .arg(peers_dir().join("saml_idp.mjs"))
@@ -181,8 +189,26 @@ impl SamlSchool {
         }
     }
 
-    /// The config for nymgate's SP and the `school-s` tenant.
-    pub fn config(&self, options: &Options) -> String {
+    /// The config for nymgate's SP and the `school-s` tenant; writes the IdP's metadata first
+    /// when the options ask for it.
+    pub fn config(&self, dir: &Path, options: &Options) -> String {
+        let source = match options.saml_metadata {
+            None => format!("sso_url = \"{}\"\ncertificate_files = [\"saml-idp.pem\"]", self.sso_url),
+            Some(mode) => {
+                let cert = std::fs::read_to_string(dir.join("saml-idp.pem")).unwrap();
+                let mut xml = self.metadata(&cert);
+                if mode == "signed_url" {
+                    xml = self.sign_root(&xml, "federation");
+                }
+                std::fs::write(dir.join(METADATA_FILE), &xml).unwrap();
+                let url = format!("{}/metadata", self.signer_url.as_ref().unwrap());
+                match mode {
+                    "file" => format!("metadata_file = \"{METADATA_FILE}\""),
+                    "url" => format!("metadata_url = \"{url}\""),
+                    _ => format!("metadata_url = \"{url}\"\nmetadata_signing_certificate_files = [\"saml-federation.pem\"]"),
+                }
+            }
+        };
         format!(
             r#"
 [login.saml]
@@ -196,8 +222,7 @@ idp = "saml"
 issuer = "{entity}"
 email_domains = ["school-s.example"]
 [tenants.saml]
-sso_url = "{sso}"
-certificate_files = ["saml-idp.pem"]
+{source}
 name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 required_signatures = "{required}"
 allow_unsolicited = {unsolicited}
@@ -208,11 +233,36 @@ role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
 role_map = {{ "student" = "student", "faculty" = "teacher" }}
 "#,
             entity = self.entity_id,
-            sso = self.sso_url,
             required = options.saml_required,
             unsolicited = options.saml_unsolicited,
             weak = options.saml_weak,
         )
+    }
+}
+
+impl SamlSchool {
+    /// The IdP's metadata as a federation aggregates it: an EntitiesDescriptor (with an ID, so
+    /// it can be signed) holding the IdP's EntityDescriptor, valid for a day.
+    pub fn metadata(&self, cert_pem: &str) -> String {
+        format!(
+            r#"<md:EntitiesDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="_test-federation" Name="test-federation" validUntil="{until}"><md:EntityDescriptor entityID="{entity}"><md:IDPSSODescriptor protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor></md:EntitiesDescriptor>"#,
+            until = instant(now() + 86_400),
+            entity = self.entity_id,
+            cert = pem_to_b64(cert_pem),
+            sso = self.sso_url,
+        )
+    }
+
+    /// samlify signs a document's root element with the named key.
+    pub fn sign_root(&self, xml: &str, key: &str) -> String {
+        let url = format!("{}/sign-root", self.signer_url.as_ref().expect("samlify"));
+        let (status, body) = post_plain(&url, &json!({"xml": xml, "key": key}).to_string());
+        assert_eq!(status, 200, "samlify could not sign: {body}");
+        body
+    }
+
+    pub fn metadata_file(&self, dir: &Path) -> std::path::PathBuf {
+        dir.join(METADATA_FILE)
     }
 }
 

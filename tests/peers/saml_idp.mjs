@@ -7,6 +7,9 @@
 // CONFIG: {"entity_id", "sp_entity_id", "acs_url", "keys": {NAME: {"cert": PEM file, "key": PEM file}}}
 // POST /sign {"xml", "sign": "assertion"|"response"|"both", "key": NAME, "algorithm"?: URI}
 //   → the signed XML (text/xml).
+// POST /sign-root {"xml", "key": NAME} → the document with an enveloped signature over its root
+//   as the root's first child (a federation signing its metadata).
+// GET /metadata → the file CONFIG.metadata_file, as an IdP or federation publishes metadata.
 import { createServer } from 'node:http';
 import { readFileSync } from 'node:fs';
 import * as samlify from 'samlify';
@@ -54,13 +57,30 @@ async function sign({ xml, sign: what, key = 'idp', algorithm }) {
   return Buffer.from(response.context, 'base64').toString('utf8');
 }
 
+function signRoot({ xml, key }) {
+  const pair = config.keys[key];
+  // SamlLib is a getter on the CommonJS exports, which node's ESM named exports don't see.
+  return samlify.default.SamlLib.constructSAMLSignature({
+    rawSamlMessage: xml,
+    isMessageSigned: true,
+    privateKey: readFileSync(pair.key, 'utf8'),
+    // As samlify's metadata hands it over: the certificate's base64, without PEM armour.
+    signingCert: readFileSync(pair.cert, 'utf8').replace(/-----[^-]+-----|\s/g, ''),
+    isBase64Output: false,
+    signatureConfig: { prefix: 'ds', location: { reference: '/*/*[1]', action: 'before' } },
+  });
+}
+
 const server = createServer(async (req, res) => {
   try {
     let body = '';
     for await (const chunk of req) body += chunk;
-    if (req.method !== 'POST' || req.url !== '/sign') throw new Error(`no route ${req.method} ${req.url}`);
-    const signed = await sign(JSON.parse(body));
-    res.writeHead(200, { 'content-type': 'text/xml' }).end(signed);
+    let answer;
+    if (req.method === 'POST' && req.url === '/sign') answer = await sign(JSON.parse(body));
+    else if (req.method === 'POST' && req.url === '/sign-root') answer = signRoot(JSON.parse(body));
+    else if (req.method === 'GET' && req.url === '/metadata') answer = readFileSync(config.metadata_file, 'utf8');
+    else throw new Error(`no route ${req.method} ${req.url}`);
+    res.writeHead(200, { 'content-type': 'text/xml' }).end(answer);
   } catch (error) {
     res.writeHead(500, { 'content-type': 'text/plain' }).end(String(error?.stack ?? error));
   }
