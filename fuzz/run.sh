@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for SECONDS each (default 60; CI uses a short run, by hand use 600+).
+# Runs fuzz targets for SECONDS each (default 60; CI uses a short run, by hand use 600+):
+#   bash fuzz/run.sh [SECONDS] [TARGET...]     (no TARGET: every target)
 # cargo fuzz needs nightly flags; RUSTC_BOOTSTRAP lets the machine's stable toolchain accept them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
-for target in $(cargo fuzz list); do
+shift || true
+targets=("$@")
+((${#targets[@]})) || mapfile -t targets < <(cargo fuzz list)
+for target in "${targets[@]}"; do
   # The working corpus grows (it is not committed); it starts from the seeds in fuzz/seeds.
   mkdir -p "fuzz/corpus/$target"
   cp -n fuzz/seeds/"$target"/* "fuzz/corpus/$target/" 2>/dev/null || true

@@ -46,3 +46,8 @@ fi
 
 echo "==> tests"
 cargo test --locked --all-targets --all-features
+
+# The SAML ACS parse-and-verify path gets a short bounded fuzz run on every CI run (by hand:
+# `bash fuzz/run.sh 600`). It installs cargo-fuzz from crates.io when missing.
+echo "==> fuzzing the SAML ACS for 60 s"
+bash fuzz/run.sh 60 saml_response

@@ -911,3 +911,59 @@ fn metadata_with_a_swapped_key_fails_the_federation_signature() {
     let (flow, xml) = signed(&world, "both", |_| {});
     accepted(&world, &world.post_acs(Some(&flow), &xml));
 }
+
+// ---- which identifier becomes the account number ---------------------------------------------
+
+const PAIRWISE_ID: &str = "urn:oasis:names:tc:SAML:attribute:pairwise-id";
+const SUBJECT_ID: &str = "urn:oasis:names:tc:SAML:attribute:subject-id";
+const TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+
+fn login_with(edit: impl FnOnce(&mut ResponseFields)) -> (World, AcsAnswer) {
+    let world = samlify_world();
+    let (flow, xml) = signed(&world, "both", edit);
+    let answer = world.post_acs(Some(&flow), &xml);
+    (world, answer)
+}
+
+#[test]
+fn pairwise_id_comes_before_every_name_id() {
+    let (world, answer) = login_with(|f| {
+        f.name_id_format = TRANSIENT.into();
+        f.name_id = "_transient-4711".into();
+        f.attributes.push((PAIRWISE_ID.into(), "pairwise-id".into(), vec!["p7k2@school-s.example".into()]));
+        f.attributes.push((SUBJECT_ID.into(), "subject-id".into(), vec!["alice@school-s.example".into()]));
+    });
+    let audit = accepted(&world, &answer);
+    assert_eq!(audit["account_number"], account_number(&world, "p7k2@school-s.example"));
+}
+
+#[test]
+fn subject_id_comes_before_a_persistent_name_id() {
+    let (world, answer) = login_with(|f| {
+        f.attributes.push((SUBJECT_ID.into(), "subject-id".into(), vec!["s-1001@school-s.example".into()]));
+    });
+    let audit = accepted(&world, &answer);
+    assert_eq!(audit["account_number"], account_number(&world, "s-1001@school-s.example"));
+}
+
+#[test]
+fn transient_name_id_alone_is_no_stable_subject() {
+    let (world, answer) = login_with(|f| {
+        f.name_id_format = TRANSIENT.into();
+        f.name_id = "_transient-4711".into();
+    });
+    refused(&world, &answer, 403, "no_stable_subject");
+}
+
+#[test]
+fn email_and_unspecified_name_ids_are_not_used_without_opt_in() {
+    for format in
+        ["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"]
+    {
+        let (world, answer) = login_with(|f| {
+            f.name_id_format = format.into();
+            f.name_id = alice("email").into();
+        });
+        refused(&world, &answer, 403, "no_stable_subject");
+    }
+}
