@@ -957,9 +957,10 @@ fn transient_name_id_alone_is_no_stable_subject() {
 
 #[test]
 fn email_and_unspecified_name_ids_are_not_used_without_opt_in() {
-    for format in
-        ["urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress", "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"]
-    {
+    for format in [
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+    ] {
         let (world, answer) = login_with(|f| {
             f.name_id_format = format.into();
             f.name_id = alice("email").into();

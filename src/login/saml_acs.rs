@@ -1011,7 +1011,10 @@ mod tests {
         let tampered = xml.replace(">pupil-1<", ">pupil-2<");
         assert_eq!(verify(&tampered, &trust, &expected).err(), Some(SamlError::BadSignature));
         let later = Expected { now: parse_instant("2026-11-25T10:06:00Z").unwrap(), ..expected };
-        assert_eq!(verify(xml, &trust, &later).err(), Some(SamlError::Expired("SubjectConfirmationData NotOnOrAfter")));
+        assert_eq!(
+            verify(xml, &trust, &later).err(),
+            Some(SamlError::Expired("SubjectConfirmationData NotOnOrAfter"))
+        );
     }
 
     #[test]
