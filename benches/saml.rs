@@ -65,6 +65,18 @@ fn bench(c: &mut Criterion) {
         b.iter(|| saml_acs::verify(SIGNED_TWICE, &trust, &expected).unwrap())
     });
     c.bench_function("saml_acs_work_verify_pseudonymize_mint", |b| b.iter(acs));
+    let verified = saml_acs::verify(TYPICAL, &trust, &expected).unwrap();
+    let login = pseudonymizer.pseudonymize("school-s", &verified.identity, expected.now).unwrap();
+    let request = TokenRequest {
+        audience: "learning-platform",
+        nonce: Some("p-nonce"),
+        now: expected.now,
+        lifetime_secs: 300,
+    };
+    c.bench_function("mint_eddsa_token", |b| b.iter(|| minter.mint(&login, &request)));
+    c.bench_function("saml_pseudonymize_typical", |b| {
+        b.iter(|| pseudonymizer.pseudonymize("school-s", &verified.identity, expected.now).unwrap())
+    });
 }
 
 criterion_group!(benches, bench);
