@@ -172,6 +172,8 @@ impl SamlSchool {
                     attributes.insert(name.into(), json!([value]));
                 }
                 attributes.insert("eduPersonAffiliation".into(), json!(["student"]));
+                // SAML subject-id (the ladder's choice over the hashed persistent NameID).
+                attributes.insert("subjectId".into(), json!([ssp_subject_id()]));
                 let users = json!({ format!("{}:x", alice_sub()): attributes });
                 let ssp = SimpleSamlPhp::start(&dir.join("ssp"), &description, &users);
                 std::fs::write(dir.join("saml-idp.pem"), &ssp.cert_pem).unwrap();
@@ -264,6 +266,12 @@ impl SamlSchool {
     pub fn metadata_file(&self, dir: &Path) -> std::path::PathBuf {
         dir.join(METADATA_FILE)
     }
+}
+
+/// Alice's SAML subject-id at SimpleSAMLphp: her IdP subject, scoped (so the privacy scan,
+/// which looks for the subject, catches it anywhere).
+pub fn ssp_subject_id() -> String {
+    format!("{}@school-s.example", alice_sub())
 }
 
 /// A login nymgate started for this browser: its cookies, the RelayState (nymgate's state) and

@@ -22,6 +22,7 @@ $metadata['__DYNAMIC:1__'] = [
             'givenName' => 'urn:oid:2.5.4.42',
             'sn' => 'urn:oid:2.5.4.4',
             'eduPersonAffiliation' => 'urn:oid:1.3.6.1.4.1.5923.1.1.1.1',
+            'subjectId' => 'urn:oasis:names:tc:SAML:attribute:subject-id',
         ],
     ],
 ];
