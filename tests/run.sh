@@ -12,6 +12,8 @@ DEB_PACKAGES=(curl)
 # SimpleSAMLphp 1.19 is the school's SAML IdP in the SAML tests (on PHP's built-in server; the
 # php-* packages named so that Apache is not pulled in, shared/PEERS.md).
 DEB_PACKAGES+=(simplesamlphp php-cli php-xml php-mbstring php-curl php-intl)
+# xmlsec1 is what pysaml2 signs with (the second SAML signer, tests/peers/requirements.txt).
+DEB_PACKAGES+=(xmlsec1)
 # Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
@@ -30,8 +32,12 @@ if ((${#missing[@]})); then
   fi
 fi
 
-echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client"
+echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
+
+echo "==> python peers (tests/peers/requirements.txt): pysaml2, in tests/peers/.venv"
+[[ -x tests/peers/.venv/bin/python ]] || python3 -m venv tests/peers/.venv
+tests/peers/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 
 echo "==> formatting and lints"
 cargo fmt --all -- --check

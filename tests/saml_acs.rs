@@ -968,3 +968,42 @@ fn email_and_unspecified_name_ids_are_not_used_without_opt_in() {
         refused(&world, &answer, 403, "no_stable_subject");
     }
 }
+
+// ---- a second, independent signer: pysaml2 through xmlsec1 ------------------------------------
+
+fn pysaml2_world() -> World {
+    world_with(Options { saml: Some(SamlIdpKind::Pysaml2), ..Options::default() })
+}
+
+#[test]
+fn pysaml2_signed_login_reaches_the_platform_pseudonymously() {
+    let world = pysaml2_world();
+    for sign in ["both", "assertion", "response"] {
+        let (flow, xml) = signed(&world, sign, |_| {});
+        assert!(xml.contains("SignatureValue"), "pysaml2 signed the {sign}");
+        let audit = accepted(&world, &world.post_acs(Some(&flow), &xml));
+        assert_eq!(audit["account_number"], account_number(&world, alice("sub")), "{sign}: {audit}");
+    }
+}
+
+#[test]
+fn pysaml2_signed_response_wrapped_or_tampered_is_refused() {
+    let world = pysaml2_world();
+    let (flow, xml) = signed(&world, "assertion", |_| {});
+    let wrapped = insert(&xml, assertion(&xml).start, &evil(&xml[assertion(&xml)], "_evil"));
+    refused(&world, &world.post_acs(Some(&flow), &wrapped), 400, "saml_structure");
+    let (flow, xml) = signed(&world, "both", |_| {});
+    let tampered = xml.replacen(">student<", ">faculty<", 1);
+    assert_ne!(tampered, xml);
+    refused(&world, &world.post_acs(Some(&flow), &tampered), 400, "saml_signature_invalid");
+}
+
+#[test]
+fn pysaml2_rsa_sha1_is_refused() {
+    let world = pysaml2_world();
+    let flow = world.saml_begin();
+    let xml = ResponseFields::for_flow(world.school(), Some(&flow)).xml();
+    let weak = world.saml_sign(&xml, "both", "idp", Some(RSA_SHA1));
+    assert!(weak.contains(RSA_SHA1), "pysaml2 signed with SHA-1");
+    refused(&world, &world.post_acs(Some(&flow), &weak), 400, "saml_algorithm");
+}

@@ -167,6 +167,8 @@ pub struct Options {
 pub enum SamlIdpKind {
     /// samlify signs responses the test writes (every field under the test's control).
     Samlify,
+    /// The same, signed by pysaml2 through xmlsec1 instead.
+    Pysaml2,
     /// SimpleSAMLphp with its login form, as a school runs it.
     SimpleSamlPhp,
 }

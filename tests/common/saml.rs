@@ -115,7 +115,7 @@ impl SamlSchool {
         std::fs::write(dir.join("saml-sp.pem"), &sp_cert).unwrap();
         nymgate::certs::write(&dir.join("saml-sp-key.pem"), sp_key.as_bytes(), 0o600).unwrap();
         match kind {
-            SamlIdpKind::Samlify => {
+            SamlIdpKind::Samlify | SamlIdpKind::Pysaml2 => {
                 // The IdP's key, and an attacker's with the same subject DN and another key.
                 let mut keys = serde_json::Map::new();
                 for name in ["idp", "attacker", "federation"] {
@@ -134,13 +134,26 @@ impl SamlSchool {
                     "metadata_file": dir.join(METADATA_FILE),
                 });
                 std::fs::write(dir.join("saml-idp.json"), config.to_string()).unwrap();
-                let mut child = Command::new("node")
-                    .arg(peers_dir().join("saml_idp.mjs"))
+                let mut signer = if kind == SamlIdpKind::Samlify {
+                    let mut node = Command::new("node");
+                    node.arg(peers_dir().join("saml_idp.mjs"));
+                    node
+                } else {
+                    let python = peers_dir().join(".venv/bin/python");
+                    assert!(
+                        python.exists(),
+                        "pysaml2 is not installed: run tests/run.sh (a venv in tests/peers/.venv from requirements.txt)"
+                    );
+                    let mut python = Command::new(python);
+                    python.arg(peers_dir().join("saml_idp_pysaml2.py"));
+                    python
+                };
+                let mut child = signer
                     .arg(dir.join("saml-idp.json"))
                     .stdout(Stdio::piped())
                     .stderr(std::fs::File::create(dir.join("saml-idp.log")).unwrap())
                     .spawn()
-                    .expect("node runs");
+                    .expect("the signer runs");
                 let mut line = String::new();
                 BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
                 let ready: Value =
