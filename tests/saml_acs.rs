@@ -134,9 +134,27 @@ fn samlify_signed_login_reaches_the_platform_pseudonymously() {
     let world = samlify_world();
     for sign in ["both", "assertion", "response"] {
         let (flow, xml) = signed(&world, sign, |_| {});
-        let audit = accepted(&world, &world.post_acs(Some(&flow), &xml));
+        let answer = world.post_acs(Some(&flow), &xml);
+        let audit = accepted(&world, &answer);
         assert_eq!(audit["account_number"], account_number(&world, alice("sub")), "{sign}: {audit}");
         assert_eq!(audit["tenant"], "school-s");
+        // The browser's next request reaches the platform with nymgate's signed header only.
+        let session = answer.set_cookie.iter().find(|c| c.starts_with("__Host-nymgate-session=")).unwrap();
+        let cookie = session.split(';').next().unwrap();
+        let body = world.node_eval(&format!(
+            "const r = await fetch({:?}, {{headers: {{cookie: {cookie:?}}}}}); console.log(await r.text());",
+            world.url("/echo")
+        ));
+        let seen: nymgate::echo::Echo = serde_json::from_str(body.trim()).unwrap();
+        let token = seen.headers.iter().find(|(k, _)| k == "x-nymgate-assertion").map(|(_, v)| v.clone());
+        let token = token.expect("the assertion header reached the platform");
+        let payload = token.split('.').nth(1).unwrap();
+        let payload =
+            base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload).unwrap();
+        let claims: Value = serde_json::from_slice(&payload).unwrap();
+        assert_eq!(claims["sub"], account_number(&world, alice("sub")), "{claims}");
+        assert_eq!((claims["tenant"].as_str(), claims["role"].as_str()), (Some("school-s"), Some("student")));
+        world.assert_no_personal_values(&[("platform's received bytes", &body)]);
     }
 }
 
@@ -550,6 +568,34 @@ fn xpath_transform_is_refused() {
             )
         },
         "saml_algorithm",
+    );
+}
+
+#[test]
+fn encrypted_assertion_is_refused_with_one_generic_reason() {
+    // nymgate's metadata offers no encryption key; an EncryptedAssertion (or EncryptedID) is
+    // refused before any decryption is attempted.
+    attack(
+        "response",
+        |xml| {
+            let mut out = xml.to_owned();
+            out.replace_range(
+                assertion(xml),
+                r#"<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#"/></saml:EncryptedAssertion>"#,
+            );
+            out
+        },
+        "saml_encrypted_assertion",
+    );
+    attack(
+        "response",
+        |xml| {
+            let name_id = element(xml, "saml:NameID", 0);
+            let mut out = xml.to_owned();
+            out.replace_range(name_id, "<saml:EncryptedID/>");
+            out
+        },
+        "saml_encrypted_assertion",
     );
 }
 

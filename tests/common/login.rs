@@ -207,7 +207,20 @@ pub struct World {
 }
 
 impl World {
+    /// Starts a world. Ports are picked free and then bound by nymgate and the peers, so another
+    /// test's process can take one in between; such a start is retried with new ports.
     pub fn start(options: Options) -> World {
+        for _ in 0..5 {
+            match World::try_start(options.clone()) {
+                Ok(world) => return world,
+                Err(stderr) if stderr.contains("Address already in use") => continue,
+                Err(stderr) => panic!("nymgate did not start: {stderr}"),
+            }
+        }
+        panic!("nymgate found no free ports in five tries");
+    }
+
+    fn try_start(options: Options) -> Result<World, String> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path();
         let files = nymgate::certs::generate_dev_certs(&path.join("certs"), &[]).unwrap();
@@ -318,7 +331,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             .stderr(std::fs::File::create(path.join("nymgate.stderr")).unwrap())
             .spawn()
             .unwrap();
-        let world = World {
+        let mut world = World {
             port,
             admin_port,
             ca: files.ca_cert,
@@ -329,18 +342,22 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             _nymgate: Peer(child),
             dir,
         };
-        world.wait_ready();
-        world
+        world.wait_ready()?;
+        Ok(world)
     }
 
-    fn wait_ready(&self) {
+    /// Until the admin listener answers; `Err` with nymgate's stderr if it exits or never does.
+    fn wait_ready(&mut self) -> Result<(), String> {
         for _ in 0..100 {
             if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
-                return;
+                return Ok(());
+            }
+            if self._nymgate.0.try_wait().ok().flatten().is_some() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("nymgate did not start: {}", self.file("nymgate.stderr"));
+        Err(self.file("nymgate.stderr"))
     }
 
     pub fn url(&self, path: &str) -> String {
