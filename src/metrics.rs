@@ -81,6 +81,8 @@ pub struct Metrics {
     cert_reloads: Family<OutcomeLabels, Counter>,
     guard_trips: Family<GuardLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
+    login_blocks: Counter<u64, AtomicU64>,
+    blocked_clients: Gauge<i64, std::sync::atomic::AtomicI64>,
 }
 
 impl Default for Metrics {
@@ -135,8 +137,18 @@ impl Metrics {
             "Login attempts, by protocol, outcome and reason code (docs/LOGIN.md)",
             logins.clone(),
         );
+        let login_blocks = Counter::default();
+        registry.register(
+            "login_blocks",
+            "Clients blocked after too many failed logins (login.blocking)",
+            login_blocks.clone(),
+        );
+        let blocked_clients = Gauge::default();
+        registry.register("blocked_clients", "Clients blocked from logging in now", blocked_clients.clone());
         Self {
             logins,
+            login_blocks,
+            blocked_clients,
             registry,
             requests,
             upstream_seconds,
@@ -189,6 +201,12 @@ impl Metrics {
     /// One finished login attempt; `reason` is `none` for a success.
     pub fn login(&self, protocol: &'static str, outcome: &'static str, reason: &'static str) {
         self.logins.get_or_create(&LoginLabels { protocol, outcome, reason }).inc();
+    }
+
+    /// A client was blocked after too many failed logins; `now_blocked` is how many are.
+    pub fn login_block(&self, now_blocked: usize) {
+        self.login_blocks.inc();
+        self.blocked_clients.set(now_blocked as i64);
     }
 
     /// The Prometheus text exposition.

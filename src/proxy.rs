@@ -154,14 +154,17 @@ pub async fn handle(
     let version = request.version();
     let path_class = first_segment(request.uri().path()).to_owned();
 
-    // The client IP is reduced before anything else sees it; the raw address stops here.
-    let client = gateway.reducer.reduce(resolve_client_ip(
+    // The client IP is reduced before anything else sees it; the raw address stops here (the
+    // login blocker keeps only an HMAC of it, under a key that is never written).
+    let client_ip = resolve_client_ip(
         conn.peer.ip(),
         request.headers().get_all("x-forwarded-for").iter().map(|v| v.as_bytes()),
         &gateway.trusted_proxies,
-    ));
+    );
+    let client = gateway.reducer.reduce(client_ip);
+    let client_key = gateway.login.as_ref().and_then(|login| login.client_key(client_ip));
 
-    let (route, result) = route(&gateway, request, head, &client, &request_id).await;
+    let (route, result) = route(&gateway, request, head, &client, client_key, &request_id).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -201,6 +204,7 @@ async fn route(
     request: Request<Incoming>,
     head: HeadVerdict,
     client: &ReducedIp,
+    client_key: Option<crate::login::blocking::ClientKey>,
     request_id: &str,
 ) -> (RouteClass, Result<Response<Body>, ProxyError>) {
     let class = if gateway.upstream.is_some() { RouteClass::Proxy } else { RouteClass::Echo };
@@ -219,6 +223,7 @@ async fn route(
     if let Some(login) = gateway.login.as_ref().filter(|_| Login::owns(parts.uri.path())) {
         let ctx = LoginContext {
             client,
+            client_key,
             request_id,
             max_body_bytes: gateway.limits.max_body_bytes,
             body_read_timeout: gateway.limits.body_read_timeout,

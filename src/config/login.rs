@@ -56,9 +56,43 @@ pub struct LoginConfig {
     /// nymgate as one SAML service provider for every SAML tenant.
     #[serde(default)]
     pub saml: Option<SamlSpConfig>,
+    /// Failed-attempt blocking (docs/LOGIN.md, "Blocking").
+    #[serde(default)]
+    pub blocking: BlockingConfig,
 }
 
 /// `[login.saml]`: nymgate's SAML service provider (docs/SAML.md).
+/// `[login.blocking]`: after `max_failures` failed logins within `window` (per client, per
+/// tenant), the client is refused every login endpoint for `block_for`, with 429.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlockingConfig {
+    #[serde(default = "defaults::blocking_enabled")]
+    pub enabled: bool,
+    #[serde(default = "defaults::max_failed_logins")]
+    pub max_failures: u32,
+    #[serde(default = "defaults::blocking_window", with = "humantime_serde")]
+    pub window: Duration,
+    #[serde(default = "defaults::block_for", with = "humantime_serde")]
+    pub block_for: Duration,
+    /// Networks never counted nor blocked (monitoring, a test rig). A school's NAT is better
+    /// served by its tenant's `max_failed_logins`, which keeps a brake on it.
+    #[serde(default)]
+    pub allowlist: Vec<ipnet::IpNet>,
+}
+
+impl Default for BlockingConfig {
+    fn default() -> Self {
+        BlockingConfig {
+            enabled: defaults::blocking_enabled(),
+            max_failures: defaults::max_failed_logins(),
+            window: defaults::blocking_window(),
+            block_for: defaults::block_for(),
+            allowlist: Vec::new(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SamlSpConfig {
@@ -273,6 +307,19 @@ pub mod defaults {
     }
     pub fn metadata_ttl() -> Duration {
         Duration::from_secs(3600)
+    }
+    pub fn blocking_enabled() -> bool {
+        true
+    }
+    /// Enough for a pupil who mistypes and retries; far too few for guessing or replaying.
+    pub fn max_failed_logins() -> u32 {
+        20
+    }
+    pub fn blocking_window() -> Duration {
+        Duration::from_secs(600)
+    }
+    pub fn block_for() -> Duration {
+        Duration::from_secs(900)
     }
     /// SAML metadata: federations republish daily and sign for a week or more.
     pub fn metadata_refresh() -> Duration {

@@ -131,6 +131,9 @@ pub struct TenantConfig {
     /// The SAML IdP settings, for idp = saml.
     #[serde(default)]
     pub saml: Option<login::SamlTenantConfig>,
+    /// This tenant's threshold for `login.blocking` (pupils behind one NAT address share it).
+    #[serde(default)]
+    pub max_failed_logins: Option<u32>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -912,9 +915,19 @@ impl Config {
             ("login.session_lifetime", login.session_lifetime),
             ("login.token_lifetime", login.token_lifetime),
             ("login.assertion.lifetime", login.assertion.lifetime),
+            ("login.blocking.window", login.blocking.window),
+            ("login.blocking.block_for", login.blocking.block_for),
         ] {
             if value.is_zero() {
                 problem(field, "must be more than 0s".into());
+            }
+        }
+        if login.blocking.max_failures == 0 {
+            problem("login.blocking.max_failures", "must be at least 1".into());
+        }
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            if tenant.max_failed_logins == Some(0) {
+                problem(&format!("tenants[{i}].max_failed_logins"), "must be at least 1".into());
             }
         }
         let mut ids = std::collections::HashSet::new();

@@ -12,6 +12,7 @@
 //! pending login is only in the browser (sealed, see `seal.rs`), so any replica can finish it;
 //! the only server state is single-use: consumed states and issued codes (`store.rs`).
 
+pub mod blocking;
 pub mod idp_http;
 pub mod oidc_rp;
 pub mod pages;
@@ -180,6 +181,8 @@ pub struct Login {
     saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Assertion IDs seen, until they could no longer be presented (replay cache).
     saml_assertions: SingleUseStore<()>,
+    /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
+    blocker: Option<blocking::Blocker>,
     audit: AuditSink,
     metrics: Arc<Metrics>,
 }
@@ -191,6 +194,8 @@ const ACS_FORM_LIMIT: usize = 192 * 1024;
 /// What a login request carries besides the request itself.
 pub struct LoginContext<'a> {
     pub client: &'a ReducedIp,
+    /// The client for failed-attempt blocking (`None`: allowlisted or blocking off).
+    pub client_key: Option<blocking::ClientKey>,
     pub request_id: &'a str,
     pub max_body_bytes: usize,
     pub body_read_timeout: std::time::Duration,
@@ -292,7 +297,21 @@ impl Login {
             }
             None => None,
         };
+        let blocker = login.blocking.enabled.then(|| {
+            blocking::Blocker::new(blocking::Settings {
+                max_failures: login.blocking.max_failures,
+                window_secs: login.blocking.window.as_secs().max(1),
+                block_secs: login.blocking.block_for.as_secs().max(1),
+                allowlist: login.blocking.allowlist.clone(),
+                per_tenant: config
+                    .tenants
+                    .iter()
+                    .filter_map(|t| Some((t.id.clone(), t.max_failed_logins?)))
+                    .collect(),
+            })
+        });
         Ok(Some(Arc::new(Login {
+            blocker,
             saml_sp,
             saml,
             saml_assertions: SingleUseStore::new(STORE_CAPACITY),
@@ -328,6 +347,12 @@ impl Login {
         path == PREFIX || path.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with('/'))
     }
 
+    /// The key failed-attempt blocking knows a client IP by (an HMAC, never the address), or
+    /// `None` when blocking is off or the IP is allowlisted. Called where the raw IP still is.
+    pub fn client_key(&self, ip: std::net::IpAddr) -> Option<blocking::ClientKey> {
+        self.blocker.as_ref()?.key_for(ip)
+    }
+
     /// Every `/nymgate/…` request, top to bottom.
     pub async fn handle(
         &self,
@@ -338,6 +363,14 @@ impl Login {
         let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
         let query = parts.uri.query().unwrap_or("");
         let provider = self.output == LoginOutput::Provider;
+        // A blocked client gets no login endpoint at all (its metadata and keys stay public).
+        let login_flow = matches!(path, "/login" | "/callback" | "/saml/acs" | "/authorize")
+            || path.starts_with("/login/");
+        if login_flow {
+            if let Some(retry_after) = self.blocked_for(ctx) {
+                return self.refuse_blocked(retry_after, ctx);
+            }
+        }
         match (&parts.method, path) {
             (&Method::GET, "/login") => self.choose(query, ctx).await,
             (&Method::GET, p) if p.starts_with("/login/") => {
@@ -670,12 +703,45 @@ impl Login {
             ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
         });
         let status = error.status();
+        self.count_failure(tenant, status, ctx);
         if status.is_server_error() {
             tracing::warn!(request_id = ctx.request_id, tenant, reason, detail = %error, "login failed");
         } else {
             tracing::info!(request_id = ctx.request_id, tenant, reason, detail = %error, "login refused");
         }
         pages::login_failed(status, ctx.request_id)
+    }
+
+    fn blocked_for(&self, ctx: &LoginContext<'_>) -> Option<u64> {
+        self.blocker.as_ref()?.blocked_for(ctx.client_key?, unix_now())
+    }
+
+    /// 429 with `Retry-After` (RFC 6585 §4), audited and counted like any refused attempt; it
+    /// does not count as another failure, so the block ends when it says it does.
+    fn refuse_blocked(&self, retry_after: u64, ctx: &LoginContext<'_>) -> Response<Body> {
+        self.metrics.login("none", "failed", "blocked");
+        self.record(AuditEvent {
+            reason: Some("blocked"),
+            ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
+        });
+        tracing::info!(request_id = ctx.request_id, retry_after, "login refused: client blocked");
+        let mut response = pages::login_failed(StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
+        response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+        response
+    }
+
+    /// Counts a failed attempt the client is answerable for (a 4xx), and blocks it at the
+    /// threshold.
+    fn count_failure(&self, tenant: Option<&str>, status: StatusCode, ctx: &LoginContext<'_>) {
+        let (Some(blocker), Some(client)) = (&self.blocker, ctx.client_key) else { return };
+        if !status.is_client_error() {
+            return;
+        }
+        let now = unix_now();
+        if blocker.record_failure(client, tenant, now) {
+            self.metrics.login_block(blocker.blocked_clients(now));
+            tracing::warn!(request_id = ctx.request_id, tenant, client = %ctx.client, "client blocked after too many failed logins");
+        }
     }
 
     fn record(&self, event: AuditEvent<'_>) {

@@ -160,6 +160,10 @@ pub struct Options {
     /// The samlify school's keys and SSO from its metadata instead of the config: "file",
     /// "url", or "signed_url" (signed by a federation key nymgate pins).
     pub saml_metadata: Option<&'static str>,
+    /// TOML lines for `[login.blocking]`; default: nymgate's defaults.
+    pub blocking: &'static str,
+    /// The SAML school's `max_failed_logins`.
+    pub saml_max_failed_logins: Option<u32>,
 }
 
 /// The SAML school's IdP.
@@ -188,6 +192,8 @@ impl Default for Options {
             saml_unsolicited: false,
             saml_weak: false,
             saml_metadata: None,
+            blocking: "",
+            saml_max_failed_logins: None,
         }
     }
 }
@@ -319,6 +325,9 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             config.push_str(&school.config(path, &options));
             school
         });
+        if !options.blocking.is_empty() {
+            config.push_str(&format!("\n[login.blocking]\n{}\n", options.blocking));
+        }
         if let Some(url) = &options.upstream {
             config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
         }

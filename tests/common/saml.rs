@@ -236,6 +236,7 @@ name = "Skola S"
 idp = "saml"
 issuer = "{entity}"
 email_domains = ["school-s.example"]
+{max_failed}
 [tenants.saml]
 {source}
 name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
@@ -249,6 +250,10 @@ role_map = {{ "student" = "student", "faculty" = "teacher" }}
 "#,
             entity = self.entity_id,
             required = options.saml_required,
+            max_failed = options
+                .saml_max_failed_logins
+                .map(|n| format!("max_failed_logins = {n}"))
+                .unwrap_or_default(),
             unsolicited = options.saml_unsolicited,
             weak = options.saml_weak,
         )
