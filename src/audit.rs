@@ -72,33 +72,108 @@ impl<'a> AuditEvent<'a> {
     }
 }
 
-/// Where audit lines go: a file (appended, mode 0600) or standard error.
-#[derive(Debug, Clone)]
+/// Where audit lines go: a file (appended, mode 0600, rotated by size), standard output, or
+/// standard error.
+#[derive(Debug)]
 pub enum AuditSink {
-    File(PathBuf),
+    File(RotatingFile),
+    Stdout,
     Stderr,
 }
 
+/// Rotation by size: past `max_bytes` the file becomes `FILE.1` (`FILE.1` becomes `FILE.2`, …,
+/// and `FILE.{keep}` is dropped). Nothing is lost to rotation but what `keep` says to drop.
+#[derive(Debug)]
+pub struct RotatingFile {
+    path: PathBuf,
+    /// 0: never rotate.
+    max_bytes: u64,
+    keep: u32,
+    open: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+/// Defaults for a file named without rotation settings (the admin CLI's `--audit`).
+pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+pub const DEFAULT_KEEP: u32 = 10;
+
 impl AuditSink {
     pub fn from_path(path: Option<&Path>) -> Self {
-        path.map_or(AuditSink::Stderr, |p| AuditSink::File(p.to_owned()))
+        path.map_or(AuditSink::Stderr, |p| AuditSink::file(p, DEFAULT_MAX_BYTES, DEFAULT_KEEP))
     }
 
-    /// Writes one line. An audit line that can't be written is an error the caller reports:
-    /// an admin action must not look recorded when it was not.
+    pub fn from_config(config: &crate::config::AuditConfig) -> Self {
+        match (&config.file, config.stdout) {
+            (_, true) => AuditSink::Stdout,
+            (Some(path), false) => AuditSink::file(path, config.max_bytes, config.keep),
+            (None, false) => AuditSink::Stderr,
+        }
+    }
+
+    pub fn file(path: &Path, max_bytes: u64, keep: u32) -> Self {
+        AuditSink::File(RotatingFile { path: path.to_owned(), max_bytes, keep, open: Default::default() })
+    }
+
+    /// Writes one line, and for a file waits until it is on disk. An audit line that can't be
+    /// written is an error the caller reports: an admin action must not look recorded when it
+    /// was not.
     pub fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
         let mut line = serde_json::to_vec(event).expect("audit events serialize");
         line.push(b'\n');
         match self {
-            AuditSink::Stderr => std::io::stderr().write_all(&line),
-            AuditSink::File(path) => {
+            AuditSink::Stdout => std::io::stdout().lock().write_all(&line),
+            AuditSink::Stderr => std::io::stderr().lock().write_all(&line),
+            AuditSink::File(file) => file.append(&line),
+        }
+    }
+}
+
+impl RotatingFile {
+    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        // Another process (the admin CLI) may have rotated the file: write to the one at `path`.
+        let on_disk = std::fs::metadata(&self.path).ok();
+        let held = open.as_ref().and_then(|f| f.metadata().ok());
+        let same =
+            matches!((&on_disk, &held), (Some(a), Some(b)) if a.dev() == b.dev() && a.ino() == b.ino());
+        if !same {
+            *open = None;
+        }
+        let size = on_disk.map_or(0, |m| m.len());
+        if self.max_bytes > 0 && size > 0 && size + line.len() as u64 > self.max_bytes {
+            *open = None;
+            self.rotate()?;
+        }
+        let file = match open.as_mut() {
+            Some(file) => file,
+            None => {
                 use std::os::unix::fs::OpenOptionsExt;
-                let mut file =
-                    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(path)?;
-                file.write_all(&line)?;
-                file.sync_data()
+                let file =
+                    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).open(&self.path)?;
+                open.insert(file)
+            }
+        };
+        file.write_all(line)?;
+        file.sync_data()
+    }
+
+    fn rotate(&self) -> std::io::Result<()> {
+        let numbered = |i: u32| {
+            let mut name = self.path.clone().into_os_string();
+            name.push(format!(".{i}"));
+            PathBuf::from(name)
+        };
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        let _ = std::fs::remove_file(numbered(self.keep));
+        for i in (1..self.keep).rev() {
+            match std::fs::rename(numbered(i), numbered(i + 1)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
             }
         }
+        std::fs::rename(&self.path, numbered(1))
     }
 }
 
@@ -135,12 +210,51 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
-        let sink = AuditSink::File(path.clone());
+        let sink = AuditSink::from_path(Some(&path));
         sink.record(&AuditEvent::admin("keys_new", "ok")).unwrap();
         sink.record(&AuditEvent { scope: Some("s"), ..AuditEvent::admin("keys_rotate", "ok") }).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert_eq!(text.lines().count(), 2);
         assert!(text.lines().nth(1).unwrap().contains("\"scope\":\"s\""));
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+
+    #[test]
+    fn file_sink_rotates_by_size_and_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let line_len = serde_json::to_vec(&AuditEvent::admin("keys_new", "ok")).unwrap().len() as u64 + 1;
+        // Two lines per file, two rotated files kept.
+        let sink = AuditSink::file(&path, 2 * line_len, 2);
+        for action in ["a1", "a2", "a3", "a4", "a5", "a6", "a7"] {
+            sink.record(&AuditEvent::admin(action, "ok")).unwrap();
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
+        let actions = |text: String| -> Vec<String> {
+            text.lines()
+                .map(|l| {
+                    serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned()
+                })
+                .collect()
+        };
+        assert_eq!(actions(read("audit.log")), ["a7"]);
+        assert_eq!(actions(read("audit.log.1")), ["a5", "a6"]);
+        assert_eq!(actions(read("audit.log.2")), ["a3", "a4"]);
+        assert!(!dir.path().join("audit.log.3").exists(), "only `keep` rotated files");
+    }
+
+    #[test]
+    fn file_sink_follows_a_rotation_by_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = AuditSink::from_path(Some(&path));
+        sink.record(&AuditEvent::admin("before", "ok")).unwrap();
+        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
+        sink.record(&AuditEvent::admin("after", "ok")).unwrap();
+        assert!(std::fs::read_to_string(&path).unwrap().contains("\"after\""));
+        assert!(!std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap().contains("\"after\""));
     }
 }

@@ -432,7 +432,7 @@ fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -
             return fail(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
         }
     };
-    let sink = AuditSink::from_path(config.audit.file.as_deref());
+    let sink = AuditSink::from_config(&config.audit);
     match pseudonymizer.lookup(tenant, issuer, &subject, unix_now()) {
         Ok(lookup) => {
             let event = AuditEvent {

@@ -337,7 +337,7 @@ impl Login {
                 lifetime_secs: login.assertion.lifetime.as_secs(),
                 require_login: login.assertion.require_login,
             },
-            audit: AuditSink::from_path(config.audit.file.as_deref()),
+            audit: AuditSink::from_config(&config.audit),
             metrics,
         })))
     }
