@@ -636,6 +636,34 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 mod tests {
     use super::*;
 
+    /// The id_token fuzz target's seeds: the valid ones pass every check at the seeds' time, so
+    /// the fuzzer starts from accepted tokens; the expired and unsigned ones do not.
+    #[test]
+    fn the_fuzz_seeds_check_as_expected() {
+        use std::str::FromStr;
+        let keys: CoreJsonWebKeySet =
+            serde_json::from_str(include_str!("../../fuzz/id-token-jwks.json")).unwrap();
+        let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];
+        let rules = IdTokenRules {
+            client_id: "nymgate-school-a",
+            issuer: "https://idp.school-a.example",
+            algorithms: &algorithms,
+            clock_skew: Duration::from_secs(60),
+        };
+        let check = |name: &str, text: &str| {
+            let token = CoreIdToken::from_str(text.trim()).map_err(|_| format!("{name}: unparsable"))?;
+            check_id_token(&rules, &keys, &token, "n-fuzz", 1_795_600_800).map_err(|e| e.reason().to_owned())
+        };
+        let valid = check("valid", include_str!("../../fuzz/seeds/id_token/valid.jwt")).unwrap();
+        assert_eq!(valid["sub"], "s-1001");
+        // A second audience that nymgate does not trust (OIDC Core §3.1.3.7 step 3).
+        let extra_audience = check("azp_nbf", include_str!("../../fuzz/seeds/id_token/azp_nbf.jwt"));
+        assert_eq!(extra_audience.unwrap_err(), "bad_audience");
+        let expired = check("expired", include_str!("../../fuzz/seeds/id_token/expired.jwt"));
+        assert_eq!(expired.unwrap_err(), "bad_time");
+        assert!(check("alg_none", include_str!("../../fuzz/seeds/id_token/alg_none.jwt")).is_err());
+    }
+
     fn idp(kind: IdpKind, issuer: &str, discovery_url: Option<&str>) -> OidcIdp {
         std::env::set_var("NYMGATE_TEST_OIDC_SECRET", "a-client-secret-of-length");
         let tenant: TenantConfig = toml::from_str(&format!(
