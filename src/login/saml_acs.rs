@@ -821,7 +821,7 @@ fn local_name<'d>(doc: &'d Document<'_>, node: NodeId) -> Option<&'d str> {
 }
 
 /// An attribute without a namespace (SAML's and XML-DSig's own attributes are unqualified).
-fn attr<'d>(doc: &'d Document<'_>, node: NodeId, name: &str) -> Option<&'d str> {
+pub(crate) fn attr<'d>(doc: &'d Document<'_>, node: NodeId, name: &str) -> Option<&'d str> {
     doc.element(node)?
         .attributes
         .iter()

@@ -9,7 +9,7 @@
 
 use uppsala::{Document, NodeId};
 
-use super::saml_acs::{self, IdpTrust};
+use super::saml_acs::{self, attr, IdpTrust};
 
 const MD: &str = "urn:oasis:names:tc:SAML:2.0:metadata";
 const DSIG: &str = "http://www.w3.org/2000/09/xmldsig#";
@@ -138,14 +138,6 @@ fn min_option(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 fn is(doc: &Document<'_>, node: NodeId, local: &str) -> bool {
     doc.element(node).is_some_and(|e| e.matches_name_ns(MD, local))
-}
-
-fn attr<'d>(doc: &'d Document<'_>, node: NodeId, name: &str) -> Option<&'d str> {
-    doc.element(node)?
-        .attributes
-        .iter()
-        .find(|a| a.name.namespace_uri.is_none() && a.name.local_name == name)
-        .map(|a| &*a.value)
 }
 
 fn children(doc: &Document<'_>, node: NodeId, local: &str) -> Vec<NodeId> {
