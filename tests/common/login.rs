@@ -19,6 +19,9 @@ pub const ALICE: &[(&str, &str)] = &[
     ("name", "Alice Andersson"),
     ("given_name", "Alicia"),
     ("family_name", "Andersson"),
+    // SAML IdPs send these too (eduPersonPrincipalName, a Nordic national identity number).
+    ("eppn", "alice.a@idp.school-a.example"),
+    ("national_id", "19990101-2389"),
 ];
 
 /// Alice's IdP subject, which is also what she types as her login at the IdP.

@@ -180,6 +180,8 @@ impl SamlSchool {
                         "name" => "displayName",
                         "given_name" => "givenName",
                         "family_name" => "sn",
+                        "eppn" => "eduPersonPrincipalName",
+                        "national_id" => "norEduPersonNIN",
                         other => other,
                     };
                     attributes.insert(name.into(), json!([value]));
@@ -376,6 +378,16 @@ impl ResponseFields {
                     "urn:oid:1.3.6.1.4.1.5923.1.1.1.1".into(),
                     "eduPersonAffiliation".into(),
                     vec!["student".into()],
+                ),
+                (
+                    "urn:oid:1.3.6.1.4.1.5923.1.1.1.6".into(),
+                    "eduPersonPrincipalName".into(),
+                    vec![value("eppn")],
+                ),
+                (
+                    "urn:oid:1.3.6.1.4.1.2428.90.1.5".into(),
+                    "norEduPersonNIN".into(),
+                    vec![value("national_id")],
                 ),
             ],
         }

@@ -23,6 +23,8 @@ $metadata['__DYNAMIC:1__'] = [
             'sn' => 'urn:oid:2.5.4.4',
             'eduPersonAffiliation' => 'urn:oid:1.3.6.1.4.1.5923.1.1.1.1',
             'subjectId' => 'urn:oasis:names:tc:SAML:attribute:subject-id',
+            'eduPersonPrincipalName' => 'urn:oid:1.3.6.1.4.1.5923.1.1.1.6',
+            'norEduPersonNIN' => 'urn:oid:1.3.6.1.4.1.2428.90.1.5',
         ],
     ],
 ];
