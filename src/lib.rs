@@ -32,6 +32,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod alert;
 pub mod audit;
 pub mod body;
 pub mod certs;

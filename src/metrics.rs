@@ -63,6 +63,16 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LoginLabels {
     protocol: &'static str,
     outcome: &'static str,
@@ -83,6 +93,8 @@ pub struct Metrics {
     logins: Family<LoginLabels, Counter>,
     login_blocks: Counter<u64, AtomicU64>,
     blocked_clients: Gauge<i64, std::sync::atomic::AtomicI64>,
+    alerts: Family<KindLabels, Counter>,
+    alert_webhook: Family<ResultLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -145,7 +157,17 @@ impl Metrics {
         );
         let blocked_clients = Gauge::default();
         registry.register("blocked_clients", "Clients blocked from logging in now", blocked_clients.clone());
+        let alerts = Family::<KindLabels, Counter>::default();
+        registry.register("alerts", "Alerts raised, by kind (docs/ALERTS.md)", alerts.clone());
+        let alert_webhook = Family::<ResultLabels, Counter>::default();
+        registry.register(
+            "alert_webhook_deliveries",
+            "Alerts the webhook took (delivered), gave up on after every attempt (failed), or never got because its queue was full (dropped)",
+            alert_webhook.clone(),
+        );
         Self {
+            alerts,
+            alert_webhook,
             logins,
             login_blocks,
             blocked_clients,
@@ -207,6 +229,16 @@ impl Metrics {
     pub fn login_block(&self, now_blocked: usize) {
         self.login_blocks.inc();
         self.blocked_clients.set(now_blocked as i64);
+    }
+
+    /// An alert was raised (`kind` from a closed set).
+    pub fn alert(&self, kind: &'static str) {
+        self.alerts.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// The end of one alert's webhook delivery: `delivered`, `failed` or `dropped`.
+    pub fn alert_webhook(&self, result: &'static str) {
+        self.alert_webhook.get_or_create(&ResultLabels { result }).inc();
     }
 
     /// The Prometheus text exposition.

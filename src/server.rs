@@ -98,7 +98,8 @@ impl RunningServer {
         // own (with its own connection pool to the platform) from the same parts.
         let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
         // One login face for the whole process: its single-use stores must be shared.
-        let login = Login::new(&config, metrics.clone()).map_err(StartError::Login)?;
+        let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
+        let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;
         let gateway =
             Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream, login.clone()));
 

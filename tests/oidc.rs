@@ -41,7 +41,7 @@ fn platform_gets_only_pseudonymous_claims_when_the_id_token_carries_email_and_na
     let audit = world.last_login();
     assert_eq!((audit["outcome"].as_str(), audit["tenant"].as_str()), (Some("ok"), Some("school-a")));
     assert_eq!(audit["account_number"], expected_account_number(&world));
-    assert_eq!(audit["client"], "127.0.0.0", "the reduced IP in the audit: {audit}");
+    assert_eq!(audit["client"], "127.83.19.0", "the reduced IP in the audit: {audit}");
     // nymgate did receive the personal claims, and dropped them.
     assert!(
         world.log().contains(
@@ -67,6 +67,39 @@ fn platform_gets_only_pseudonymous_claims_when_email_and_name_come_from_userinfo
 fn the_privacy_scan_finds_a_leak() {
     let world = World::start(Options::default());
     world.assert_no_personal_values(&[("leak", "token for Alice.Andersson@School-A.example")]);
+}
+
+/// A careless log line, written through nymgate's own subscriber and JSON format at trace
+/// level (`telemetry::subscriber`), is what the scan must catch in the log.
+#[test]
+#[should_panic(expected = "alice's email appears in the nymgate log, planted")]
+fn the_privacy_scan_finds_an_email_logged_through_the_normal_log_path() {
+    let world = World::start(Options::default());
+    let captured = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let sink = captured.clone();
+    let writer = move || Capture(sink.clone());
+    let config =
+        nymgate::config::LogConfig { format: nymgate::config::LogFormat::Json, level: "trace".into() };
+    let email = ALICE.iter().find(|(k, _)| *k == "email").unwrap().1;
+    tracing::subscriber::with_default(nymgate::telemetry::subscriber(&config, writer), || {
+        tracing::debug!(email, "callback claims");
+    });
+    let log = String::from_utf8(captured.lock().unwrap().clone()).unwrap();
+    assert!(log.contains(r#""level":"DEBUG""#), "nymgate's JSON format: {log}");
+    world.assert_no_personal_values(&[("nymgate log, planted", &log)]);
+}
+
+/// A `MakeWriter` into a shared buffer.
+struct Capture(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
 
 #[test]
@@ -438,4 +471,19 @@ fn logout_ends_the_session_and_signs_out_at_the_idp() {
     assert!(target.starts_with(&end_session), "{out}");
     assert_eq!(param(target, "client_id"), "nymgate-school-a");
     assert_eq!(param(target, "post_logout_redirect_uri"), world.url("/nymgate/logged-out"));
+}
+
+/// The tenant in `/nymgate/login/{tenant}` is the client's text: an unknown one is refused
+/// (404) and never recorded, so a path that holds an email leaks nowhere, and varying it does
+/// not dodge the per-tenant failure count.
+#[test]
+fn an_unknown_tenant_in_the_path_is_refused_and_never_recorded() {
+    let world = World::start(Options { provider: false, ..Options::default() });
+    let email = ALICE.iter().find(|(k, _)| *k == "email").unwrap().1;
+    let page = world.browse(&world.url(&format!("/nymgate/login/{email}")), None);
+    assert_eq!(page["status"], 404, "{page}");
+    let audit = world.last_login();
+    assert_eq!(audit["reason"], "unknown_tenant", "{audit}");
+    assert!(audit.get("tenant").is_none(), "only configured tenant ids are recorded: {audit}");
+    world.assert_no_personal_values(&[("error page", page["body"].as_str().unwrap())]);
 }

@@ -32,7 +32,7 @@ if ((${#missing[@]})); then
   fi
 fi
 
-echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify"
+echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify, standardwebhooks, undici"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 
 echo "==> python peers (tests/peers/requirements.txt): pysaml2, in tests/peers/.venv"

@@ -16,7 +16,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+pub mod alerts;
 pub mod login;
+pub use alerts::{AlertsConfig, WebhookConfig};
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
 
 /// Identity headers that are removed from every client request, whatever the config says.
@@ -71,6 +73,9 @@ pub struct Config {
     /// The audit log of login attempts and admin actions.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// When failed logins raise an alert, and the optional webhook (docs/ALERTS.md).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -535,6 +540,7 @@ impl Config {
         if let Some(file) = self.audit.file.as_mut() {
             fix(file);
         }
+        self.alerts.resolve_paths(fix);
         if let Some(login) = self.login.as_mut() {
             if let Some(SecretSource::File(p)) = login.seal_secret.as_mut() {
                 fix(p);
@@ -683,6 +689,7 @@ impl Config {
         }
         self.validate_tenants(&mut problem);
         self.validate_login(&mut problem);
+        self.alerts.validate(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }
@@ -1074,6 +1081,35 @@ mod tests {
         let c = Config::parse(&text).unwrap();
         let fields: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
         for f in ["upstream.url", "client_ip.ipv4_prefix", "limits.max_header_bytes", "server.cert_file"] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn alert_problems_name_their_field() {
+        let c = Config::parse(MINIMAL).unwrap();
+        assert_eq!((c.alerts.signature_failure, c.alerts.guard_trip), (5, 1));
+        assert!(c.alerts.webhook.is_none());
+        let text = format!(
+            r#"{MINIMAL}
+[alerts]
+window = "0s"
+[alerts.webhook]
+url = "http://ops.example/hook"
+secret = {{ env = "NYMGATE_TEST_UNSET_WEBHOOK_SECRET" }}
+max_attempts = 0
+timeout = "0s"
+"#
+        );
+        let c = Config::parse(&text).unwrap();
+        let fields: Vec<String> = c.validate().into_iter().map(|p| p.field).collect();
+        for f in [
+            "alerts.window",
+            "alerts.webhook.url",
+            "alerts.webhook.secret.env",
+            "alerts.webhook.max_attempts",
+            "alerts.webhook.timeout",
+        ] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
     }

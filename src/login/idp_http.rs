@@ -1,4 +1,5 @@
-//! The HTTP client nymgate uses toward a school's IdP (discovery, JWKS, token, userinfo).
+//! The HTTP client nymgate uses toward a school's IdP (discovery, JWKS, token, userinfo), and
+//! toward the alert webhook.
 //!
 //! It is hyper with rustls (aws-lc-rs), the same stack as the platform connection, handed to
 //! openidconnect as its `AsyncHttpClient` (shared/DEPENDENCIES.md: openidconnect's default
@@ -41,6 +42,7 @@ pub enum IdpHttpError {
 #[derive(Clone)]
 pub struct IdpHttp {
     client: Client<Connector, Full<Bytes>>,
+    timeout: Duration,
 }
 
 impl IdpHttp {
@@ -68,7 +70,12 @@ impl IdpHttp {
             .pool_timer(TokioTimer::new())
             .timer(TokioTimer::new())
             .build(connector);
-        Ok(Self { client })
+        Ok(Self { client, timeout: TIMEOUT })
+    }
+
+    /// Bounds each exchange by `timeout` instead of the default 10 s.
+    pub fn with_timeout(self, timeout: Duration) -> Self {
+        Self { timeout, ..self }
     }
 
     pub async fn execute(&self, request: HttpRequest) -> Result<HttpResponse, IdpHttpError> {
@@ -90,7 +97,8 @@ impl IdpHttp {
             })?;
             Ok(http::Response::from_parts(parts, body.to_bytes().to_vec()))
         };
-        tokio::time::timeout(TIMEOUT, exchange).await.unwrap_or(Err(IdpHttpError::Timeout(TIMEOUT)))
+        let timeout = self.timeout;
+        tokio::time::timeout(timeout, exchange).await.unwrap_or(Err(IdpHttpError::Timeout(timeout)))
     }
 
     /// GET a URL, for metadata and JWKS.

@@ -36,6 +36,7 @@ use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::alert::{AlertKind, Alerts};
 use crate::audit::{AuditEvent, AuditSink};
 use crate::body::{self, Body};
 use crate::client_ip::ReducedIp;
@@ -184,6 +185,7 @@ pub struct Login {
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
     audit: AuditSink,
+    alerts: Arc<Alerts>,
     metrics: Arc<Metrics>,
 }
 
@@ -215,7 +217,11 @@ fn load_signing_key(alg: Algorithm, path: &std::path::Path) -> Result<SigningKey
 
 impl Login {
     /// Builds the login face from a validated config, or `None` when `[login]` is absent.
-    pub fn new(config: &Config, metrics: Arc<Metrics>) -> Result<Option<Arc<Login>>, String> {
+    pub fn new(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        alerts: Arc<Alerts>,
+    ) -> Result<Option<Arc<Login>>, String> {
         let Some(login) = &config.login else { return Ok(None) };
         let public_url = login.public_url.trim_end_matches('/').to_owned();
         let issuer = format!("{public_url}{PREFIX}");
@@ -338,6 +344,7 @@ impl Login {
                 require_login: login.assertion.require_login,
             },
             audit: AuditSink::from_config(&config.audit),
+            alerts,
             metrics,
         })))
     }
@@ -449,7 +456,10 @@ impl Login {
             Ok(response) => response,
             Err(error) => {
                 let protocol = if self.saml.contains_key(tenant) { "saml" } else { "oidc" };
-                self.failed(Some(tenant), error, ctx, Some(protocol))
+                // Only a configured tenant's id is recorded: the path is the client's, and could
+                // hold anything (an email), or vary to dodge a per-tenant count.
+                let known = self.tenants.iter().any(|t| t.id == tenant).then_some(tenant);
+                self.failed(known, error, ctx, Some(protocol))
             }
         }
     }
@@ -702,6 +712,9 @@ impl Login {
             claim,
             ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
         });
+        if let Some(kind) = AlertKind::of_reason(reason) {
+            self.alerts.observe(kind, tenant, reason);
+        }
         let status = error.status();
         self.count_failure(tenant, status, ctx);
         if status.is_server_error() {
@@ -740,6 +753,7 @@ impl Login {
         let now = unix_now();
         if blocker.record_failure(client, tenant, now) {
             self.metrics.login_block(blocker.blocked_clients(now));
+            self.alerts.observe(AlertKind::ClientBlocked, tenant, "blocked");
             tracing::warn!(request_id = ctx.request_id, tenant, client = %ctx.client, "client blocked after too many failed logins");
         }
     }

@@ -24,6 +24,11 @@ pub const ALICE: &[(&str, &str)] = &[
     ("national_id", "19990101-2389"),
 ];
 
+/// The raw IP every test client connects from (a loopback address nothing else uses, bound by
+/// tests/peers/client_address.mjs). It is personal data too: the scan looks for it everywhere,
+/// while its reduction (`127.83.19.0`, the /24) is what nymgate may record.
+pub const CLIENT_ADDRESS: &str = "127.83.19.201";
+
 /// Alice's IdP subject, which is also what she types as her login at the IdP.
 pub fn alice_sub() -> &'static str {
     ALICE.iter().find(|(k, _)| *k == "sub").unwrap().1
@@ -61,6 +66,79 @@ impl Drop for Peer {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// Starts a node peer that prints `ready URL` on its first line; its stderr goes to `log`.
+fn start_node_peer(dir: &Path, script: &str, config: &Path, log: &str) -> (String, Peer) {
+    let mut child = Command::new("node")
+        .arg(peers_dir().join(script))
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .expect("node runs (Debian nodejs or the machine's node)");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    let url = line
+        .trim()
+        .strip_prefix("ready ")
+        .unwrap_or_else(|| panic!("{script} did not start: {line:?}"))
+        .to_owned();
+    // Keep reading: oidc-provider writes notices to stdout, and a closed pipe kills it.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    (url, Peer(child))
+}
+
+/// The ops team's alert webhook (tests/peers/webhook_receiver.mjs), which verifies every
+/// delivery with the Standard Webhooks reference library.
+pub struct WebhookReceiver {
+    pub url: String,
+    _process: Peer,
+}
+
+impl WebhookReceiver {
+    /// Writes the shared secret to `webhook-secret` (0600) for nymgate's config.
+    fn start(dir: &Path) -> WebhookReceiver {
+        use base64::Engine;
+        let secret = format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(nymgate::secret::random_bytes::<32>())
+        );
+        write_private(&dir.join("webhook-secret"), &secret);
+        let config = json!({
+            "cert": dir.join("certs/localhost.pem"),
+            "key": dir.join("certs/localhost-key.pem"),
+            "secret": secret,
+        });
+        let path = dir.join("webhook.json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let (url, process) = start_node_peer(dir, "webhook_receiver.mjs", &path, "webhook.log");
+        WebhookReceiver { url, _process: process }
+    }
+
+    /// Every delivery so far, as the receiver recorded it.
+    pub fn received(&self, world: &World) -> Vec<Value> {
+        let out = world.node_eval(&format!(
+            "const r = await fetch({:?}); console.log(await r.text());",
+            format!("{}/__test/received", self.url)
+        ));
+        serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("receiver answered: {out}"))
+    }
+
+    /// Sets how the receiver answers: `ok`, `fail_first` or `hold`; `release` answers held ones.
+    pub fn set(&self, world: &World, mode: &str) {
+        let (path, body) = match mode {
+            "release" => ("release", json!({})),
+            _ => ("mode", json!({ "mode": mode })),
+        };
+        let out = world.node_eval(&format!(
+            "const r = await fetch({url:?}, {{method: 'POST', body: {body:?}}}); console.log(r.status);",
+            url = format!("{}/__test/{path}", self.url),
+            body = body.to_string(),
+        ));
+        assert_eq!(out.trim(), "200", "receiver's {path} hook");
     }
 }
 
@@ -107,24 +185,8 @@ impl SchoolIdp {
         });
         let path = dir.join(format!("{name}-idp.json"));
         std::fs::write(&path, serde_json::to_vec_pretty(&config).unwrap()).unwrap();
-        let mut child = Command::new("node")
-            .arg(peers_dir().join("oidc_idp.mjs"))
-            .arg(&path)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join(format!("{name}-idp.log"))).unwrap())
-            .spawn()
-            .expect("node runs (Debian nodejs or the machine's node)");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        let url = line
-            .trim()
-            .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("IdP did not start: {line:?}"))
-            .to_owned();
-        // Keep reading: oidc-provider writes notices to stdout, and a closed pipe kills it.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        SchoolIdp { url, _process: Peer(child) }
+        let (url, process) = start_node_peer(dir, "oidc_idp.mjs", &path, &format!("{name}-idp.log"));
+        SchoolIdp { url, _process: process }
     }
 
     /// POSTs to one of the IdP's `/__test/` hooks.
@@ -167,6 +229,10 @@ pub struct Options {
     pub blocking: &'static str,
     /// The SAML school's `max_failed_logins`.
     pub saml_max_failed_logins: Option<u32>,
+    /// TOML lines for `[alerts]`; default: nymgate's defaults.
+    pub alerts: &'static str,
+    /// Start the alert webhook receiver; these TOML lines are added to `[alerts.webhook]`.
+    pub webhook: Option<&'static str>,
 }
 
 /// The SAML school's IdP.
@@ -197,6 +263,8 @@ impl Default for Options {
             saml_metadata: None,
             blocking: "",
             saml_max_failed_logins: None,
+            alerts: "",
+            webhook: None,
         }
     }
 }
@@ -212,6 +280,8 @@ pub struct World {
     pub platform_secret: String,
     /// The SAML school's IdP, when `Options::saml` is set.
     pub saml: Option<super::saml::SamlSchool>,
+    /// The alert webhook, when `Options::webhook` is set.
+    pub webhook: Option<WebhookReceiver>,
     _nymgate: Peer,
 }
 
@@ -331,6 +401,15 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         if !options.blocking.is_empty() {
             config.push_str(&format!("\n[login.blocking]\n{}\n", options.blocking));
         }
+        config.push_str(&format!("\n[alerts]\n{}\n", options.alerts));
+        let webhook = options.webhook.map(|extra| {
+            let receiver = WebhookReceiver::start(path);
+            config.push_str(&format!(
+                "[alerts.webhook]\nurl = \"{}/hooks/nymgate\"\nsecret = {{ file = \"webhook-secret\" }}\nca_file = \"certs/dev-ca.pem\"\n{extra}\n",
+                receiver.url
+            ));
+            receiver
+        });
         if let Some(url) = &options.upstream {
             config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
         }
@@ -351,6 +430,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             idp_b,
             platform_secret,
             saml,
+            webhook,
             _nymgate: Peer(child),
             dir,
         };
@@ -385,24 +465,23 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
     }
 
-    pub fn node(&self, script: &str, args: &[&str]) -> std::process::Output {
-        Command::new("node")
-            .arg(peers_dir().join(script))
-            .args(args)
+    /// A node test client: trusts the test CA and connects from [`CLIENT_ADDRESS`].
+    fn node_client(&self) -> Command {
+        let mut node = Command::new("node");
+        node.args(["--import", "./client_address.mjs"])
+            .env("NYMGATE_TEST_CLIENT_ADDRESS", CLIENT_ADDRESS)
             .env("NODE_EXTRA_CA_CERTS", &self.ca)
-            .current_dir(peers_dir())
-            .output()
-            .unwrap()
+            .current_dir(peers_dir());
+        node
+    }
+
+    pub fn node(&self, script: &str, args: &[&str]) -> std::process::Output {
+        self.node_client().arg(peers_dir().join(script)).args(args).output().unwrap()
     }
 
     /// Runs a snippet of ESM in node (with the test CA trusted) and returns its stdout.
     pub fn node_eval(&self, code: &str) -> String {
-        let out = Command::new("node")
-            .args(["--input-type=module", "-e", code])
-            .env("NODE_EXTRA_CA_CERTS", &self.ca)
-            .current_dir(peers_dir())
-            .output()
-            .unwrap();
+        let out = self.node_client().args(["--input-type=module", "-e", code]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
@@ -478,8 +557,10 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         self.audit().into_iter().rev().find(|e| e["kind"] == "login").expect("a login audit line")
     }
 
-    /// Every place a personal value must never reach: nymgate's log (debug level), its audit
-    /// log, its metrics page, and whatever else the test collected (the platform's bytes).
+    /// Every place a personal value must never reach: nymgate's log (trace level), its audit
+    /// log, its metrics page, the alert webhook's deliveries, and whatever else the test
+    /// collected (the platform's bytes, error pages). The values: alice's (ALICE) and the raw
+    /// client IP (CLIENT_ADDRESS).
     /// Panics naming the value's kind and where it was found.
     pub fn assert_no_personal_values(&self, other: &[(&str, &str)]) {
         let metrics = self.node_eval(&format!(
@@ -493,8 +574,12 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         assert!(log.contains("\"level\":\"TRACE\""), "the log must be at trace level to prove anything");
         let mut places =
             vec![("nymgate log", log), ("audit log", self.file("audit.log")), ("metrics", metrics)];
+        if let Some(webhook) = &self.webhook {
+            places.push(("alert webhook", serde_json::to_string(&webhook.received(self)).unwrap()));
+        }
         places.extend(other.iter().map(|(name, text)| (*name, text.to_string())));
-        for (kind, value) in ALICE {
+        let client = ("raw client IP", CLIENT_ADDRESS);
+        for (kind, value) in ALICE.iter().chain([&client]) {
             for (place, text) in &places {
                 let lower = text.to_lowercase();
                 assert!(!lower.contains(&value.to_lowercase()), "alice's {kind} appears in the {place}");
