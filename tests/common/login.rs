@@ -231,6 +231,12 @@ pub struct Options {
     pub saml_max_failed_logins: Option<u32>,
     /// TOML lines for `[alerts]`; default: nymgate's defaults.
     pub alerts: &'static str,
+    /// TOML lines added to school-a's `[[tenants]]` table (`scope = …`).
+    pub tenant_a: &'static str,
+    /// TOML lines added to school-a's `[tenants.oidc]` table (`required_claims = …`).
+    pub oidc_a: &'static str,
+    /// TOML tables added at the end of the config (`[limits]` …).
+    pub extra: &'static str,
     /// Start the alert webhook receiver; these TOML lines are added to `[alerts.webhook]`.
     pub webhook: Option<&'static str>,
 }
@@ -265,6 +271,9 @@ impl Default for Options {
             saml_max_failed_logins: None,
             alerts: "",
             webhook: None,
+            tenant_a: "",
+            oidc_a: "",
+            extra: "",
         }
     }
 }
@@ -340,6 +349,7 @@ name = "Skola {id}"
 idp = "oidc"
 issuer = "{url}"
 email_domains = ["{id}.example"]
+{tenant_extra}
 [tenants.oidc]
 client_id = "nymgate-{id}"
 client_secret = {{ file = "{id}-client-secret" }}
@@ -347,6 +357,7 @@ scopes = ["openid", "email", "profile"]
 userinfo = {userinfo}
 ca_file = "certs/dev-ca.pem"
 jwks_refetch_interval = "1s"
+{oidc_extra}
 {endpoints}
 [tenants.policy]
 role_from = ["roles"]
@@ -356,6 +367,8 @@ school_map = {{ "SCH-A-01" = "{school}" }}
 "#,
                 userinfo = options.userinfo,
                 school = options.school_value,
+                tenant_extra = if id == "school-a" { options.tenant_a } else { "" },
+                oidc_extra = if id == "school-a" { options.oidc_a } else { "" },
             )
         };
         let mut config = format!(
@@ -410,6 +423,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             ));
             receiver
         });
+        config.push_str(&format!("\n{}\n", options.extra));
         if let Some(url) = &options.upstream {
             config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
         }

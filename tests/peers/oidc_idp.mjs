@@ -6,6 +6,9 @@
 //   POST /__test/rotate            new signing key; JWKS publishes new and old
 //   POST /__test/tamper {mode}     the next token response carries a tampered ID token
 //   POST /__test/userinfo_sub {sub} the next userinfo response claims another subject
+//   POST /__test/fail {path, status} the next request to `path` gets `status` and an OAuth error
+//   POST /__test/issuer {issuer}   the provider names another issuer in its metadata and tokens
+//   tamper mode "drop_id_token"    the next token response has no ID token
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
@@ -26,6 +29,7 @@ async function newKey(kid = `k-${randomBytes(6).toString('hex')}`) {
 let keys = [await newKey()];
 let tamper = null;
 let userinfoSub = null;
+let failNext = null;
 
 // Each forgery starts from the genuine token the provider just issued.
 async function forge(mode, idToken) {
@@ -126,7 +130,12 @@ function buildProvider(issuer) {
     if (ctx.path === '/token' && ctx.body?.id_token && tamper) {
       const mode = tamper;
       tamper = null;
-      ctx.body = { ...ctx.body, id_token: await forge(mode, ctx.body.id_token) };
+      if (mode === 'drop_id_token') {
+        const { id_token, ...rest } = ctx.body;
+        ctx.body = rest;
+      } else {
+        ctx.body = { ...ctx.body, id_token: await forge(mode, ctx.body.id_token) };
+      }
     }
     if (ctx.path === '/me' && ctx.body?.sub && userinfoSub) {
       ctx.body = { ...ctx.body, sub: userinfoSub };
@@ -160,8 +169,21 @@ const server = https.createServer(
       } else if (req.url === '/__test/userinfo_sub') {
         userinfoSub = body.sub;
         answer = { armed: userinfoSub };
+      } else if (req.url === '/__test/fail') {
+        failNext = body;
+        answer = { armed: body.path };
+      } else if (req.url === '/__test/issuer') {
+        provider = buildProvider(body.issuer);
+        answer = { armed: body.issuer };
       }
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
+      return;
+    }
+    if (failNext && new URL(req.url, 'https://localhost').pathname === failNext.path) {
+      const { status } = failNext;
+      failNext = null;
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: status >= 500 ? 'server_error' : 'invalid_grant' }));
       return;
     }
     provider.callback()(req, res);
