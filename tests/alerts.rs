@@ -26,13 +26,6 @@ fn deliveries(world: &World, n: usize) -> Vec<Value> {
     panic!("fewer than {n} deliveries: {:?}\n{}", webhook.received(world), world.log());
 }
 
-fn metrics(world: &World) -> String {
-    world.node_eval(&format!(
-        "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
-        world.admin_port
-    ))
-}
-
 /// nymgate's error-level alert lines.
 fn alert_lines(world: &World) -> Vec<Value> {
     world
@@ -86,19 +79,19 @@ fn signature_failures_raise_an_alert_that_the_webhook_receives_signed() {
         "{body}"
     );
 
-    let text = metrics(&world);
+    let text = world.metrics();
     assert!(text.contains(r#"nymgate_alerts_total{kind="signature_failure"} 1"#), "{text}");
     // A delivery is counted once the receiver's answer is read; wait for the counter.
     for _ in 0..100 {
-        if metrics(&world).contains(r#"nymgate_alert_webhook_deliveries_total{result="delivered"} 1"#) {
+        if world.metrics().contains(r#"nymgate_alert_webhook_deliveries_total{result="delivered"} 1"#) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     assert!(
-        metrics(&world).contains(r#"nymgate_alert_webhook_deliveries_total{result="delivered"} 1"#),
+        world.metrics().contains(r#"nymgate_alert_webhook_deliveries_total{result="delivered"} 1"#),
         "{}",
-        metrics(&world)
+        world.metrics()
     );
     world.assert_no_personal_values(&[]);
 }
@@ -195,7 +188,7 @@ fn replays_and_blocked_clients_raise_alerts_without_a_webhook() {
         "{}",
         world.log()
     );
-    let text = metrics(&world);
+    let text = world.metrics();
     assert!(text.contains(r#"nymgate_alerts_total{kind="replay"} 1"#), "{text}");
     assert!(text.contains(r#"nymgate_alerts_total{kind="client_blocked"} 1"#), "{text}");
     world.assert_no_personal_values(&[]);

@@ -21,13 +21,6 @@ fn get(world: &World, path: &str) -> (u16, Option<u64>) {
 /// A callback for no login this browser started: a failed attempt (400) with no tenant.
 const BAD_CALLBACK: &str = "/nymgate/callback?state=forged&code=x";
 
-fn metrics(world: &World) -> String {
-    world.node_eval(&format!(
-        "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
-        world.admin_port
-    ))
-}
-
 #[test]
 fn blocking_after_n_failures_then_release() {
     let world = World::start(Options {
@@ -49,7 +42,7 @@ fn blocking_after_n_failures_then_release() {
         (Some("failed"), Some("blocked")),
         "{audit}"
     );
-    let text = metrics(&world);
+    let text = world.metrics();
     assert!(text.contains("nymgate_login_blocks_total 1"), "{text}");
     assert!(text.contains("nymgate_blocked_clients 1"), "{text}");
     assert!(
@@ -79,7 +72,7 @@ fn allowlisted_clients_are_never_blocked() {
     for _ in 0..6 {
         assert_eq!(get(&world, BAD_CALLBACK).0, 400);
     }
-    assert!(metrics(&world).contains("nymgate_login_blocks_total 0"));
+    assert!(world.metrics().contains("nymgate_login_blocks_total 0"));
 }
 
 #[test]

@@ -446,10 +446,7 @@ fn guard_trip_fails_the_login_closed_and_names_only_the_claim() {
     assert_eq!(page["status"], 403, "{page}");
     let audit = world.last_login();
     assert_eq!((audit["reason"].as_str(), audit["claim"].as_str()), (Some("guard_tripped"), Some("school")));
-    let metrics = world.node_eval(&format!(
-        "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
-        world.admin_port
-    ));
+    let metrics = world.metrics();
     assert!(metrics.contains("nymgate_guard_trips_total{claim=\"school\""), "{metrics}");
     // The value itself is in the config, not in any log line.
     world.assert_no_personal_values(&[("error page", page["body"].as_str().unwrap())]);

@@ -561,6 +561,14 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         out.trim().parse().unwrap_or_else(|_| panic!("no status: {out}"))
     }
 
+    /// The admin listener's metrics page.
+    pub fn metrics(&self) -> String {
+        self.node_eval(&format!(
+            "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
+            self.admin_port
+        ))
+    }
+
     /// The audit log's lines as JSON.
     pub fn audit(&self) -> Vec<Value> {
         self.file("audit.log").lines().map(|l| serde_json::from_str(l).unwrap()).collect()
@@ -577,10 +585,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
     /// client IP (CLIENT_ADDRESS).
     /// Panics naming the value's kind and where it was found.
     pub fn assert_no_personal_values(&self, other: &[(&str, &str)]) {
-        let metrics = self.node_eval(&format!(
-            "const r = await fetch('http://127.0.0.1:{}/metrics'); console.log(await r.text());",
-            self.admin_port
-        ));
+        let metrics = self.metrics();
         assert!(metrics.contains("nymgate_open_connections"), "metrics page unreadable: {metrics}");
         // One request on the public listener, so even an idle world has trace lines to scan.
         self.node_eval(&format!("await fetch({:?});", self.url("/nymgate/jwks")));
