@@ -34,8 +34,8 @@ enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
-    /// Everything on loopback with no setup: development certificates, nymgate, and the built-in
-    /// echo platform that shows what the platform would receive.
+    /// Everything on loopback with no setup: development certificates, a demo school IdP with
+    /// made-up people, nymgate, and the built-in echo platform that shows what it receives.
     Demo {
         /// Folder for the demo's certificates and config (default: a new temporary folder).
         #[arg(long)]
@@ -538,44 +538,31 @@ fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {
         Some(dir) => (dir, false),
         None => (std::env::temp_dir().join(format!("nymgate-demo-{}", std::process::id())), true),
     };
-    let files = match certs::generate_dev_certs(&dir.join("certs"), &[]) {
-        Ok(files) => files,
-        Err(error) => {
-            eprintln!("nymgate demo: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let config_text = format!(
-        "# Written by `nymgate demo`.\n[server]\nlisten = \"127.0.0.1:{port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\ncert_file = \"certs/{}\"\nkey_file = \"certs/{}\"\n\n[log]\nformat = \"pretty\"\n",
-        certs::CERT_FILE,
-        certs::KEY_FILE
-    );
-    let config_path = dir.join("nymgate.toml");
-    if let Err(error) = certs::write(&config_path, config_text.as_bytes(), 0o644) {
-        eprintln!("nymgate demo: {error}");
-        return ExitCode::FAILURE;
-    }
-    let config = match Config::load(&config_path) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("nymgate demo: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let code = runtime().block_on(async move {
-        let server = match RunningServer::start(config).await {
-            Ok(server) => server,
+    let code = runtime().block_on(async {
+        let demo = match nymgate::demo::start(&dir, nymgate::demo::Ports { public: port, admin: admin_port }).await {
+            Ok(demo) => demo,
             Err(error) => {
-                eprintln!("nymgate demo: {error}\n(another program may use the port: try --port and --admin-port)");
+                eprintln!("nymgate demo: {error}");
                 return ExitCode::FAILURE;
             }
         };
-        let ca = files.ca_cert.display();
+        let people: Vec<String> = nymgate::demo::USERS
+            .iter()
+            .map(|u| {
+                let school = nymgate::demo::SCHOOLS.iter().find(|s| s.id == u.school).map_or("", |s| s.name);
+                format!("{} ({}, {})", u.login, u.role.to_lowercase(), school)
+            })
+            .collect();
         println!(
-            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   https://localhost:{port}/  (your browser will warn: the CA is a fresh development CA)\n  or     curl --cacert {ca} https://localhost:{port}/hello -H 'X-Forwarded-For: 6.6.6.6' -H 'X-Forwarded-Email: alice@school.example'\n\n  No platform is configured, so the built-in echo platform answers with what the platform\n  would receive: the client IP reduced to its /24, the forged forwarding and identity headers\n  gone, nymgate's own X-Forwarded-* and Forwarded headers in their place.\n\n  Metrics: http://127.0.0.1:{admin_port}/metrics   Config: {}\n",
-            config_path.display()
+            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   {url}\n         (your browser will warn: the certificate is from a fresh development CA,\n          {ca})\n\n  1. Choose a school (search works), and sign in at the demo school IdP as\n     {people}; the password is \"{password}\".\n  2. You land on the platform (nymgate's built-in echo platform): it shows what it\n     received, an account number and a role, and none of the name, email or\n     personal identity number the school's IdP sent.\n  3. \"What the platform knows about you\" lists what was kept and what was removed.\n\n  Metrics: http://127.0.0.1:{admin}/metrics   Audit log and config: {folder}\n",
+            url = demo.url,
+            ca = demo.ca_file.display(),
+            people = people.join(", "),
+            password = nymgate::demo::PASSWORD,
+            admin = demo.admin_port,
+            folder = dir.display(),
         );
-        server::run_until_signalled(server).await;
+        server::run_until_signalled(demo.server).await;
         ExitCode::SUCCESS
     });
     if temporary {

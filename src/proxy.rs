@@ -227,6 +227,9 @@ async fn route(
             request_id,
             max_body_bytes: gateway.limits.max_body_bytes,
             body_read_timeout: gateway.limits.body_read_timeout,
+            lang: crate::login::pages::Lang::from_accept_language(
+                parts.headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+            ),
         };
         return (RouteClass::Login, Ok(login.handle(parts, incoming, &ctx).await));
     }

@@ -14,6 +14,9 @@ DEB_PACKAGES=(curl)
 DEB_PACKAGES+=(simplesamlphp php-cli php-xml php-mbstring php-curl php-intl)
 # xmlsec1 is what pysaml2 signs with (the second SAML signer, tests/peers/requirements.txt).
 DEB_PACKAGES+=(xmlsec1)
+# Chromium runs the browser test of `nymgate demo` (tests/browser.rs, through playwright-core),
+# with a font for its screenshots.
+DEB_PACKAGES+=(chromium fonts-dejavu-core)
 # Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 
@@ -32,7 +35,7 @@ if ((${#missing[@]})); then
   fi
 fi
 
-echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify, standardwebhooks, undici"
+echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify, standardwebhooks, undici, playwright-core"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 
 echo "==> python peers (tests/peers/requirements.txt): pysaml2, in tests/peers/.venv"

@@ -56,6 +56,9 @@ pub use provider::IssuedCode;
 pub const PREFIX: &str = "/nymgate";
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
 const SESSION_COOKIE: &str = "__Host-nymgate-session";
+/// The chooser's memory of the last school chosen: a tenant id, nothing else.
+const SCHOOL_COOKIE: &str = "__Host-nymgate-school";
+const SCHOOL_COOKIE_LIFETIME: u64 = 365 * 24 * 3600;
 /// Live entries at most in each single-use store; past it logins get 503 (see store.rs).
 const STORE_CAPACITY: usize = 1_000_000;
 
@@ -91,6 +94,9 @@ struct Flow {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Session {
     claims: Map<String, Value>,
+    /// Names (never values) of what the IdP sent and the platform does not get.
+    #[serde(default)]
+    removed: Vec<String>,
 }
 
 /// Why a browser login failed. The page shows a reference only; the reason code goes to the
@@ -201,6 +207,8 @@ pub struct LoginContext<'a> {
     pub request_id: &'a str,
     pub max_body_bytes: usize,
     pub body_read_timeout: std::time::Duration,
+    /// The pages' language, from `Accept-Language`.
+    pub lang: pages::Lang,
 }
 
 fn random_token() -> String {
@@ -379,16 +387,22 @@ impl Login {
             }
         }
         match (&parts.method, path) {
-            (&Method::GET, "/login") => self.choose(query, ctx).await,
+            (&Method::GET, "/login") => self.choose(query, &parts.headers, ctx).await,
             (&Method::GET, p) if p.starts_with("/login/") => {
                 let params = form(query);
                 let return_to = safe_return_to(params.get("return_to").map(String::as_str));
                 let tenant = &p["/login/".len()..];
-                self.start_or_fail(tenant, None, Next::Session { return_to }, ctx).await
+                let mut response = self.start_or_fail(tenant, None, Next::Session { return_to }, ctx).await;
+                self.remember_school(tenant, &mut response);
+                response
             }
             (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
-            (&Method::GET, "/logged-out") => pages::logged_out(),
+            (&Method::GET, "/logged-out") => pages::logged_out(ctx.lang),
+            (&Method::GET, "/me") => {
+                let session = self.session_with_removed(&parts.headers);
+                pages::transparency(ctx.lang, session.as_ref().map(|s| (&s.claims, s.removed.as_slice())))
+            }
             (&Method::POST, "/saml/acs") if self.saml_sp.is_some() => {
                 self.acs(incoming, &parts.headers, ctx).await
             }
@@ -404,7 +418,7 @@ impl Login {
                 json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
             }
             (&Method::GET, "/.well-known/openid-configuration") if provider => self.discovery(),
-            (&Method::GET, "/authorize") if provider => self.authorize(query, ctx).await,
+            (&Method::GET, "/authorize") if provider => self.authorize(query, &parts.headers, ctx).await,
             (&Method::POST, "/token") if provider => match read_form(incoming, ctx).await {
                 Ok(body) => self.token(&parts.headers, &body),
                 Err(status) => provider::oauth_error(status, "invalid_request", "unreadable request body"),
@@ -421,7 +435,7 @@ impl Login {
 
     /// `/nymgate/login`: a `login_hint` whose domain names a tenant goes straight there;
     /// otherwise the school chooser.
-    async fn choose(&self, query: &str, ctx: &LoginContext<'_>) -> Response<Body> {
+    async fn choose(&self, query: &str, headers: &HeaderMap, ctx: &LoginContext<'_>) -> Response<Body> {
         let params = form(query);
         let return_to = safe_return_to(params.get("return_to").map(String::as_str));
         if let Some(tenant) = self.tenant_for_hint(params.get("login_hint")) {
@@ -430,12 +444,37 @@ impl Login {
         }
         let encoded: String =
             openidconnect::url::form_urlencoded::byte_serialize(return_to.as_bytes()).collect();
-        let schools: Vec<(String, String)> = self
-            .tenants
-            .iter()
-            .map(|t| (t.name.clone(), format!("{PREFIX}/login/{}?return_to={encoded}", t.id)))
-            .collect();
-        pages::chooser(&schools)
+        let href = |id: &str| format!("{PREFIX}/login/{id}?return_to={encoded}");
+        self.chooser(headers, ctx, &href, &[("return_to".to_owned(), return_to.clone())], &params)
+    }
+
+    /// The chooser page for this request: every tenant, the remembered one first, filtered by
+    /// the search words in `q`; `hidden` are the parameters a search must carry along.
+    pub(super) fn chooser(
+        &self,
+        headers: &HeaderMap,
+        ctx: &LoginContext<'_>,
+        href: &dyn Fn(&str) -> String,
+        hidden: &[(String, String)],
+        params: &HashMap<String, String>,
+    ) -> Response<Body> {
+        let choice = |t: &Tenant| pages::SchoolChoice { name: t.name.clone(), href: href(&t.id) };
+        let schools: Vec<pages::SchoolChoice> = self.tenants.iter().map(choice).collect();
+        let remembered = cookie_value(headers, SCHOOL_COOKIE)
+            .and_then(|id| self.tenants.iter().find(|t| t.id == id))
+            .map(choice);
+        let query = params.get("q").map(String::as_str).unwrap_or("");
+        pages::chooser(ctx.lang, &schools, remembered.as_ref(), query, hidden)
+    }
+
+    /// After a school was chosen, a cookie remembers it for the next visit's chooser. It holds
+    /// the tenant id only (nothing about the person), and only a configured one.
+    fn remember_school(&self, tenant: &str, response: &mut Response<Body>) {
+        if response.status().is_redirection() && self.tenants.iter().any(|t| t.id == tenant) {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, set_cookie(SCHOOL_COOKIE, tenant, SCHOOL_COOKIE_LIFETIME));
+        }
     }
 
     /// The tenant whose `email_domains` hold the hint's domain. The hint is used for this and
@@ -674,7 +713,7 @@ impl Login {
                 Ok((response, login))
             }
             Next::Session { return_to } => {
-                let session = Session { claims: login.claims() };
+                let session = Session { claims: login.claims(), removed: login.removed.clone() };
                 let sealed = self.sealer.seal(
                     "session",
                     &serde_json::to_vec(&session).expect("JSON"),
@@ -722,7 +761,7 @@ impl Login {
         } else {
             tracing::info!(request_id = ctx.request_id, tenant, reason, detail = %error, "login refused");
         }
-        pages::login_failed(status, ctx.request_id)
+        pages::login_failed(ctx.lang, status, ctx.request_id)
     }
 
     fn blocked_for(&self, ctx: &LoginContext<'_>) -> Option<u64> {
@@ -738,7 +777,7 @@ impl Login {
             ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
         });
         tracing::info!(request_id = ctx.request_id, retry_after, "login refused: client blocked");
-        let mut response = pages::login_failed(StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
+        let mut response = pages::login_failed(ctx.lang, StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         response
     }
@@ -788,9 +827,13 @@ impl Login {
 
     /// The pseudonymous claims of this browser's session, if it has a valid one.
     fn session(&self, headers: &HeaderMap) -> Option<Map<String, Value>> {
+        self.session_with_removed(headers).map(|s| s.claims)
+    }
+
+    fn session_with_removed(&self, headers: &HeaderMap) -> Option<Session> {
         let sealed = cookie_value(headers, SESSION_COOKIE)?;
         let plain = self.sealer.open("session", sealed, unix_now()).ok()?;
-        serde_json::from_slice::<Session>(&plain).ok().map(|s| s.claims)
+        serde_json::from_slice::<Session>(&plain).ok()
     }
 
     /// Assertion-header output, for a request on its way to the platform: the client's copy of

@@ -1,10 +1,70 @@
-//! The few pages a person sees from nymgate itself: the school chooser, the login error page
-//! and the logged-out page. Plain HTML and CSS, no script; every text value is escaped.
+//! The pages a person sees from nymgate itself: the school chooser, the login error page, the
+//! logged-out page and the transparency page. Plain HTML and CSS, no script (they work with
+//! JavaScript off); every text value is escaped. Swedish or English by `Accept-Language`, with
+//! the texts in `texts/*.toml`.
+//!
+//! Accessibility: one `h1` per page, labelled form fields, visible focus, text contrast of at
+//! least 7:1 (WCAG 2.2 AAA 1.4.6) on the default colours, and a page language.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use http::header::{self, HeaderValue};
 use http::{Response, StatusCode};
+use serde_json::{Map, Value};
 
 use crate::body::{self, Body};
+
+/// The languages the pages speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    En,
+    Sv,
+}
+
+impl Lang {
+    /// The best supported language of an `Accept-Language` value (RFC 9110 §12.5.4), by
+    /// q-value then order; English when none is supported.
+    pub fn from_accept_language(value: Option<&str>) -> Lang {
+        let mut best = (0.0f32, Lang::En);
+        for item in value.unwrap_or("").split(',') {
+            let mut parts = item.split(';');
+            let tag = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.parse::<f32>().ok())
+                .unwrap_or(1.0);
+            let primary = tag.split('-').next().unwrap_or("");
+            let lang = match primary {
+                "sv" => Lang::Sv,
+                "en" => Lang::En,
+                _ => continue,
+            };
+            if q > best.0 {
+                best = (q, lang);
+            }
+        }
+        best.1
+    }
+
+    fn code(self) -> &'static str {
+        match self {
+            Lang::En => "en",
+            Lang::Sv => "sv",
+        }
+    }
+
+    /// The text for `key`; a missing key is a build defect caught by the unit test.
+    pub fn text(self, key: &str) -> &'static str {
+        static TEXTS: OnceLock<[HashMap<String, String>; 2]> = OnceLock::new();
+        let texts = TEXTS.get_or_init(|| {
+            let parse = |text: &str| toml::from_str(text).expect("texts/*.toml are valid TOML string tables");
+            [parse(include_str!("texts/en.toml")), parse(include_str!("texts/sv.toml"))]
+        });
+        let table = &texts[self as usize];
+        table.get(key).map(String::as_str).unwrap_or("")
+    }
+}
 
 /// Escapes text for HTML element content and quoted attribute values.
 pub fn escape(text: &str) -> String {
@@ -22,22 +82,32 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;\
-color:#1a1a1a;line-height:1.5}a{color:#0b57d0}li{margin:.4rem 0}code{background:#eee;padding:.1rem .3rem}";
+/// `{name}` in a text replaced by the escaped value.
+fn fill(text: &str, name: &str, value: &str) -> String {
+    escape(text).replace(&format!("{{{name}}}"), &escape(value))
+}
 
-fn page(status: StatusCode, title: &str, content: &str) -> Response<Body> {
+const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margin:3rem auto;padding:0 1rem;\
+color:#1a1a1a;background:#fff;line-height:1.5}a{color:#0a4aa8}li{margin:.4rem 0}\
+code{background:#eee;padding:.1rem .3rem}label{display:block;font-weight:600}\
+input{font:inherit;padding:.4rem;border:1px solid #555}button{font:inherit;padding:.4rem 1rem;\
+background:#0a4aa8;color:#fff;border:0}a:focus,input:focus,button:focus{outline:3px solid #c25e00;\
+outline-offset:2px}dt{font-weight:600}dd{margin:0 0 .6rem}.primary{font-size:1.15rem}";
+
+fn page(lang: Lang, status: StatusCode, title: &str, content: &str) -> Response<Body> {
     let html = format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+        "<!doctype html>\n<html lang=\"{code}\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-         <title>{}</title><style>{STYLE}</style></head><body><main><h1>{}</h1>{content}</main></body></html>\n",
-        escape(title),
-        escape(title)
+         <title>{title}</title><style>{STYLE}</style></head><body><main><h1>{title}</h1>{content}</main></body></html>\n",
+        code = lang.code(),
+        title = escape(title),
     );
     let mut response = Response::new(body::full(html));
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::VARY, HeaderValue::from_static("accept-language"));
     headers.insert(
         "content-security-policy",
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; form-action 'self'"),
@@ -48,27 +118,132 @@ fn page(status: StatusCode, title: &str, content: &str) -> Response<Body> {
 
 /// A failed login: what happened in general words and a reference for the school's IT. The
 /// detail is in the log under the same reference, never on the page.
-pub fn login_failed(status: StatusCode, request_id: &str) -> Response<Body> {
+pub fn login_failed(lang: Lang, status: StatusCode, request_id: &str) -> Response<Body> {
+    let body = if status == StatusCode::TOO_MANY_REQUESTS { "blocked_body" } else { "failed_body" };
     let content = format!(
-        "<p>The sign-in could not be completed. Please try again from the start.</p>\
-         <p>If it keeps failing, give your school's IT support this reference: <code>{}</code></p>",
+        "<p>{}</p><p>{} <code>{}</code></p>",
+        escape(lang.text(body)),
+        escape(lang.text("failed_reference")),
         escape(request_id)
     );
-    page(status, "Sign-in failed", &content)
+    page(lang, status, lang.text("failed_title"), &content)
 }
 
-/// The school chooser: one link per tenant (`href` already built by the caller).
-pub fn chooser(schools: &[(String, String)]) -> Response<Body> {
-    let mut content = String::from("<p>Choose your school to sign in.</p><ul>");
-    for (name, href) in schools {
-        content.push_str(&format!("<li><a href=\"{}\">{}</a></li>", escape(href), escape(name)));
+/// One school on the chooser.
+pub struct SchoolChoice {
+    pub name: String,
+    /// Where choosing it goes (built by the caller).
+    pub href: String,
+}
+
+/// The school chooser: a search form (a GET to the same page, so it works without script)
+/// carrying the login's own parameters in `hidden`, the remembered school first, then every
+/// school whose name holds the search words.
+pub fn chooser(
+    lang: Lang,
+    schools: &[SchoolChoice],
+    remembered: Option<&SchoolChoice>,
+    query: &str,
+    hidden: &[(String, String)],
+) -> Response<Body> {
+    let mut content = String::new();
+    if let Some(school) = remembered {
+        content.push_str(&format!(
+            "<p class=\"primary\"><a href=\"{}\">{}</a></p><p>{}</p>",
+            escape(&school.href),
+            fill(lang.text("continue_with"), "school", &school.name),
+            escape(lang.text("other_school"))
+        ));
+    } else {
+        content.push_str(&format!("<p>{}</p>", escape(lang.text("choose_school"))));
     }
-    content.push_str("</ul>");
-    page(StatusCode::OK, "Sign in", &content)
+    let hidden_inputs: String = hidden
+        .iter()
+        .map(|(k, v)| format!("<input type=\"hidden\" name=\"{}\" value=\"{}\">", escape(k), escape(v)))
+        .collect();
+    content.push_str(&format!(
+        "<form method=\"get\" role=\"search\">{hidden_inputs}<label for=\"q\">{label}</label>\
+         <input id=\"q\" name=\"q\" type=\"search\" value=\"{value}\"> <button type=\"submit\">{button}</button></form>",
+        label = escape(lang.text("search_label")),
+        value = escape(query),
+        button = escape(lang.text("search_button")),
+    ));
+    let words: Vec<String> = query.split_whitespace().map(|w| w.to_lowercase()).collect();
+    let matching: Vec<&SchoolChoice> =
+        schools.iter().filter(|s| words.iter().all(|w| s.name.to_lowercase().contains(w.as_str()))).collect();
+    if matching.is_empty() {
+        content.push_str(&format!("<p role=\"status\">{}</p>", fill(lang.text("no_match"), "query", query)));
+    } else {
+        content.push_str("<ul>");
+        for school in matching {
+            content.push_str(&format!(
+                "<li><a href=\"{}\">{}</a></li>",
+                escape(&school.href),
+                escape(&school.name)
+            ));
+        }
+        content.push_str("</ul>");
+    }
+    if !words.is_empty() {
+        let without_query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(hidden.iter())
+            .finish();
+        content.push_str(&format!(
+            "<p><a href=\"?{}\">{}</a></p>",
+            escape(&without_query),
+            escape(lang.text("show_all"))
+        ));
+    }
+    page(lang, StatusCode::OK, lang.text("sign_in_title"), &content)
 }
 
-pub fn logged_out() -> Response<Body> {
-    page(StatusCode::OK, "Signed out", "<p>You are signed out. You can close this window.</p>")
+pub fn logged_out(lang: Lang) -> Response<Body> {
+    page(
+        lang,
+        StatusCode::OK,
+        lang.text("logged_out_title"),
+        &format!("<p>{}</p>", escape(lang.text("logged_out_body"))),
+    )
+}
+
+/// "What the platform receives about you": the pseudonymous claims of this session and the
+/// names of what was removed. Values shown are the platform's own (an account number, a role),
+/// never the removed ones, which nymgate does not have.
+pub fn transparency(lang: Lang, session: Option<(&Map<String, Value>, &[String])>) -> Response<Body> {
+    let Some((claims, removed)) = session else {
+        let content = format!("<p>{}</p>", escape(lang.text("me_not_signed_in")));
+        return page(lang, StatusCode::OK, lang.text("me_title"), &content);
+    };
+    let mut content = format!("<p>{}</p><dl>", escape(lang.text("me_intro")));
+    let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+    let role = text("role").map(|r| lang.text(&format!("role_{r}")).to_owned()).filter(|r| !r.is_empty());
+    for (label, value) in [
+        ("me_account", text("sub")),
+        ("me_role", role),
+        ("me_school", text("school")),
+        ("me_municipality", text("municipality")),
+        ("me_tenant", text("tenant")),
+    ] {
+        if let Some(value) = value {
+            content.push_str(&format!("<dt>{}</dt><dd>{}</dd>", escape(lang.text(label)), escape(&value)));
+        }
+    }
+    content.push_str("</dl>");
+    if removed.is_empty() {
+        content.push_str(&format!("<p>{}</p>", escape(lang.text("me_nothing_removed"))));
+    } else {
+        content.push_str(&format!("<p>{}</p><ul>", escape(lang.text("me_removed"))));
+        for name in removed {
+            content.push_str(&format!("<li><code>{}</code></li>", escape(name)));
+        }
+        content.push_str("</ul>");
+    }
+    content.push_str(&format!(
+        "<p><a href=\"/\">{}</a> · <a href=\"/nymgate/logout\">{}</a></p>",
+        escape(lang.text("back")),
+        escape(lang.text("sign_out"))
+    ));
+    page(lang, StatusCode::OK, lang.text("me_title"), &content)
 }
 
 #[cfg(test)]
@@ -78,5 +253,51 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    #[test]
+    fn both_languages_have_every_text() {
+        let keys = |text: &str| -> Vec<String> {
+            let mut keys: Vec<String> =
+                toml::from_str::<HashMap<String, String>>(text).unwrap().into_keys().collect();
+            keys.sort();
+            keys
+        };
+        let en = keys(include_str!("texts/en.toml"));
+        assert_eq!(en, keys(include_str!("texts/sv.toml")));
+        for key in &en {
+            assert!(!Lang::Sv.text(key).is_empty() && !Lang::En.text(key).is_empty(), "{key}");
+        }
+    }
+
+    #[test]
+    fn accept_language_picks_by_q_value() {
+        assert_eq!(Lang::from_accept_language(Some("sv-SE,sv;q=0.9,en;q=0.8")), Lang::Sv);
+        assert_eq!(Lang::from_accept_language(Some("de-DE, en;q=0.5, sv;q=0.7")), Lang::Sv);
+        assert_eq!(Lang::from_accept_language(Some("en-GB,sv;q=0.3")), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("fi")), Lang::En);
+        assert_eq!(Lang::from_accept_language(None), Lang::En);
+        assert_eq!(Lang::from_accept_language(Some("sv;q=abc")), Lang::Sv);
+    }
+
+    #[test]
+    fn chooser_searches_by_name_and_keeps_the_login_parameters() {
+        let schools: Vec<SchoolChoice> = ["Nordskolan", "Södra gymnasiet"]
+            .iter()
+            .map(|n| SchoolChoice { name: n.to_string(), href: format!("/nymgate/login/{n}") })
+            .collect();
+        let hidden = [("return_to".to_owned(), "/courses?x=1".to_owned())];
+        let html = |q: &str| {
+            let response = chooser(Lang::Sv, &schools, None, q, &hidden);
+            let body =
+                futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(response.into_body()));
+            String::from_utf8(body.unwrap().unwrap().to_bytes().to_vec()).unwrap()
+        };
+        let found = html("SÖDRA");
+        assert!(found.contains("Södra gymnasiet") && !found.contains(">Nordskolan<"), "{found}");
+        assert!(found.contains(r#"<input type="hidden" name="return_to" value="/courses?x=1">"#), "{found}");
+        assert!(found.contains("lang=\"sv\""), "{found}");
+        let none = html("<script>");
+        assert!(none.contains("Ingen skola matchar ”&lt;script&gt;”"), "{none}");
     }
 }

@@ -10,9 +10,7 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{
-    form, json_response, pages, random_token, redirect, FlowError, Login, LoginContext, Next, PREFIX,
-};
+use super::{form, json_response, random_token, redirect, FlowError, Login, LoginContext, Next, PREFIX};
 use crate::body::Body;
 use crate::mint::TokenRequest;
 use crate::pseudonym::keyring::unix_now;
@@ -125,7 +123,12 @@ impl Login {
 
     /// `/nymgate/authorize`. An unknown client or unregistered redirect URI gets an error page,
     /// never a redirect (RFC 6749 §4.1.2.1); other errors go back to the platform.
-    pub(super) async fn authorize(&self, query: &str, ctx: &LoginContext<'_>) -> Response<Body> {
+    pub(super) async fn authorize(
+        &self,
+        query: &str,
+        headers: &HeaderMap,
+        ctx: &LoginContext<'_>,
+    ) -> Response<Body> {
         let params = form(query);
         let get = |name: &str| params.get(name).map(String::as_str);
         let Some(client) = get("client_id").and_then(|id| self.clients.get(id)) else {
@@ -170,18 +173,21 @@ impl Login {
         match tenant {
             Some(tenant) => self.start_or_fail(&tenant, hint, Next::Platform(request), ctx).await,
             None => {
-                let schools: Vec<(String, String)> = self
-                    .tenants
-                    .iter()
-                    .map(|t| {
-                        let tenant_query: String =
-                            openidconnect::url::form_urlencoded::Serializer::new(String::new())
-                                .append_pair("tenant", &t.id)
-                                .finish();
-                        (t.name.clone(), format!("{PREFIX}/authorize?{query}&{tenant_query}"))
-                    })
-                    .collect();
-                pages::chooser(&schools)
+                // The platform's authorization request rides along: in each school's link, and
+                // in the search form.
+                let hidden: Vec<(String, String)> =
+                    openidconnect::url::form_urlencoded::parse(query.as_bytes())
+                        .filter(|(k, _)| k != "q")
+                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                        .collect();
+                let href = |id: &str| {
+                    let request: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(hidden.iter())
+                        .append_pair("tenant", id)
+                        .finish();
+                    format!("{PREFIX}/authorize?{request}")
+                };
+                self.chooser(headers, ctx, &href, &hidden, &params)
             }
         }
     }

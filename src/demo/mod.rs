@@ -1,0 +1,235 @@
+//! `nymgate demo`: the whole idea on one machine with no setup. Development certificates, a
+//! demo school IdP with made-up pupils and teachers (idp.rs), nymgate with one tenant per demo
+//! school, and the built-in echo platform that shows what the platform receives. Everything
+//! listens on 127.0.0.1 and is written into one folder (a temporary one unless `--dir`).
+
+pub mod idp;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::certs;
+use crate::config::Config;
+use crate::pseudonym::keyring::{unix_now, Keyring};
+use crate::server::RunningServer;
+
+/// The demo password of every demo person.
+pub const PASSWORD: &str = "demo";
+
+/// A demo school: a tenant in nymgate, an issuer at the demo IdP.
+pub struct School {
+    pub id: &'static str,
+    pub name: &'static str,
+    /// What the IdP sends as `school_code`; the tenant's policy maps it.
+    pub code: &'static str,
+}
+
+pub const SCHOOLS: &[School] = &[
+    School { id: "nordskolan", name: "Nordskolan", code: "NORD-01" },
+    School { id: "sodra-gymnasiet", name: "Södra gymnasiet", code: "SODRA-01" },
+    School { id: "vastra-hamnen", name: "Västra Hamnens skola", code: "VH-01" },
+];
+
+/// A made-up person. Every value but `login`, `role` and the school is personal data that the
+/// platform must never see (the browser test checks the platform's page for each).
+pub struct User {
+    pub login: &'static str,
+    pub school: &'static str,
+    pub school_code: &'static str,
+    /// The IdP's subject identifier.
+    pub subject: &'static str,
+    pub given_name: &'static str,
+    pub family_name: &'static str,
+    pub email: &'static str,
+    /// A Swedish personal identity number (made up; its check digit is valid, so the guard's
+    /// detector would recognise it).
+    pub personnummer: &'static str,
+    /// As the IdP names it: `Student` or `Teacher`.
+    pub role: &'static str,
+}
+
+pub const USERS: &[User] = &[
+    User {
+        login: "elev1",
+        school: "nordskolan",
+        school_code: "NORD-01",
+        subject: "5b0e7c1a-3f52-4d8e-9a61-2c7f0d4e8b13",
+        given_name: "Elsa",
+        family_name: "Lindqvist",
+        email: "elsa.lindqvist@nordskolan.example",
+        personnummer: "20090312-2380",
+        role: "Student",
+    },
+    User {
+        login: "larare1",
+        school: "nordskolan",
+        school_code: "NORD-01",
+        subject: "e81d44b0-7a2c-4c19-b6f3-90a5d2c17e64",
+        given_name: "Lars",
+        family_name: "Berg",
+        email: "lars.berg@nordskolan.example",
+        personnummer: "19780614-3538",
+        role: "Teacher",
+    },
+    User {
+        login: "elev2",
+        school: "sodra-gymnasiet",
+        school_code: "SODRA-01",
+        subject: "0f9a6d3e-1b47-4e2a-8c5d-7e3b9a1f6c20",
+        given_name: "Omar",
+        family_name: "Haddad",
+        email: "omar.haddad@sodra.example",
+        personnummer: "20081105-4147",
+        role: "Student",
+    },
+    User {
+        login: "elev3",
+        school: "vastra-hamnen",
+        school_code: "VH-01",
+        subject: "9c2e5f81-6d0b-4a73-a1e8-3b4c5d6e7f90",
+        given_name: "Aino",
+        family_name: "Virtanen",
+        email: "aino.virtanen@vastrahamnen.example",
+        personnummer: "20090721-5529",
+        role: "Student",
+    },
+];
+
+/// Where the demo listens.
+pub struct Ports {
+    pub public: u16,
+    pub admin: u16,
+}
+
+/// A running demo: nymgate and the IdP (on the current runtime).
+pub struct Demo {
+    pub server: RunningServer,
+    pub url: String,
+    pub ca_file: PathBuf,
+    pub config_file: PathBuf,
+    pub admin_port: u16,
+}
+
+/// Writes the demo's files into `dir` and starts the IdP and nymgate.
+pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
+    let files = certs::generate_dev_certs(&dir.join("certs"), &[])?;
+    let mut keyring = Keyring::load_or_empty(&dir.join("keyring.toml")).map_err(|e| e.to_string())?;
+    for school in SCHOOLS {
+        if keyring.scope(school.id).is_err() {
+            keyring.new_scope(school.id, unix_now()).map_err(|e| e.to_string())?;
+        }
+    }
+    keyring.save(&dir.join("keyring.toml")).map_err(|e| e.to_string())?;
+    let secret = || crate::secret::random_hex::<32>();
+    certs::write(&dir.join("seal.secret"), secret().as_bytes(), 0o600)?;
+    let (_, signing_der) = crate::mint::SigningKey::generate(crate::mint::Algorithm::EdDSA);
+    certs::write(&dir.join("signing.pem"), crate::mint::pkcs8_pem(&signing_der).as_bytes(), 0o600)?;
+    let mut client_secrets = HashMap::new();
+    for school in SCHOOLS {
+        let value = secret();
+        certs::write(&dir.join(format!("{}-client.secret", school.id)), value.as_bytes(), 0o600)?;
+        client_secrets.insert(school.id, value);
+    }
+
+    // The IdP first: its port goes into nymgate's config.
+    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind the demo IdP on 127.0.0.1: {e}"))?;
+    let idp_port = idp_listener.local_addr().map_err(|e| e.to_string())?.port();
+    let public_url = format!("https://localhost:{}", ports.public);
+    let idp = Arc::new(idp::DemoIdp::new(
+        &format!("https://localhost:{idp_port}"),
+        &client_secrets,
+        &format!("{public_url}/nymgate/callback"),
+    ));
+
+    let config_file = dir.join("nymgate.toml");
+    certs::write(&config_file, config_text(&ports, &idp).as_bytes(), 0o644)?;
+    let config = Config::load(&config_file).map_err(|e| e.to_string())?;
+
+    crate::tls::install_crypto_provider();
+    let resolver =
+        crate::tls::ReloadingCertResolver::new(&files.cert, &files.key).map_err(|e| e.to_string())?;
+    // The IdP speaks HTTP/1.1 only: offer only that in ALPN.
+    let mut tls = (*crate::tls::server_config(Arc::new(resolver))).clone();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tokio::spawn(idp::serve(idp_listener, Arc::new(tls), idp));
+    let server = RunningServer::start(config)
+        .await
+        .map_err(|e| format!("{e}\n(another program may use the port: try --port and --admin-port)"))?;
+    Ok(Demo {
+        server,
+        url: format!("{public_url}/"),
+        ca_file: files.ca_cert,
+        config_file,
+        admin_port: ports.admin,
+    })
+}
+
+/// nymgate's config for the demo: assertion-header output with sign-in required, one OIDC
+/// tenant per demo school, audit to a file in the folder.
+fn config_text(ports: &Ports, idp: &idp::DemoIdp) -> String {
+    let mut text = format!(
+        r#"# Written by `nymgate demo`.
+[server]
+listen = "127.0.0.1:{public}"
+admin_listen = "127.0.0.1:{admin}"
+cert_file = "certs/{cert}"
+key_file = "certs/{key}"
+
+[log]
+format = "pretty"
+level = "info"
+
+[audit]
+file = "audit.log"
+
+[pseudonyms]
+keyring_file = "keyring.toml"
+
+[login]
+public_url = "https://localhost:{public}"
+seal_secret = {{ file = "seal.secret" }}
+output = "assertion_header"
+
+[login.signing]
+key_file = "signing.pem"
+
+[login.assertion]
+require_login = true
+"#,
+        public = ports.public,
+        admin = ports.admin,
+        cert = certs::CERT_FILE,
+        key = certs::KEY_FILE,
+    );
+    for school in SCHOOLS {
+        text.push_str(&format!(
+            r#"
+[[tenants]]
+id = "{id}"
+name = "{name}"
+idp = "oidc"
+issuer = "{issuer}"
+[tenants.oidc]
+client_id = "{client_id}"
+client_secret = {{ file = "{id}-client.secret" }}
+scopes = ["openid", "email", "profile"]
+algorithms = ["ES256"]
+ca_file = "certs/dev-ca.pem"
+[tenants.policy]
+role_from = ["roles"]
+role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
+school_from = ["school_code"]
+school_map = {{ "{code}" = "{id}" }}
+"#,
+            id = school.id,
+            name = school.name,
+            issuer = idp.issuer(school),
+            client_id = idp::client_id(school),
+            code = school.code,
+        ));
+    }
+    text
+}
