@@ -484,3 +484,35 @@ fn an_unknown_tenant_in_the_path_is_refused_and_never_recorded() {
     assert!(audit.get("tenant").is_none(), "only configured tenant ids are recorded: {audit}");
     world.assert_no_personal_values(&[("error page", page["body"].as_str().unwrap())]);
 }
+
+/// `[branding]` on every page, a tenant's own over it on the pages that know the tenant.
+#[test]
+fn pages_carry_the_deployment_and_the_tenant_branding() {
+    let world = World::start(Options {
+        provider: false,
+        second_school: true,
+        extra: "[branding]\nname = \"Lärplattformen\"\nlogo_url = \"/assets/logo.svg\"\naccent_color = \"#1d4d2b\"",
+        tenant_a: r##"branding = { name = "Skola A", accent_color = "#6b1d1d" }"##,
+        ..Options::default()
+    });
+    let chooser = world.browse(&world.url("/nymgate/login"), None);
+    let html = chooser["body"].as_str().unwrap();
+    assert!(html.contains("Lärplattformen") && html.contains("--accent:#1d4d2b"), "{html}");
+    assert!(html.contains(r#"<img src="/assets/logo.svg" alt="">"#), "{html}");
+    // A failed login at school-a: its own name and colour, the deployment's logo.
+    let flow = world.browse(&world.url("/nymgate/login/school-a"), Some(&world.url("/nymgate/callback")));
+    let url = flow["url"].as_str().unwrap().replace("code=", "error=access_denied&x=");
+    let failed = world.node_eval(&format!(
+        "const r = await fetch({url:?}, {{headers: {{cookie: {cookie:?}, 'accept-language': 'sv'}}}}); console.log(await r.text());",
+        cookie = flow["jar"][format!("localhost:{}", world.port)]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| format!("{k}={}", v.as_str().unwrap()))
+            .collect::<Vec<_>>()
+            .join("; ")
+    ));
+    assert!(failed.contains("Skola A") && failed.contains("--accent:#6b1d1d"), "{failed}");
+    assert!(failed.contains("/assets/logo.svg") && failed.contains("Inloggningen misslyckades"), "{failed}");
+    world.assert_no_personal_values(&[("chooser", html), ("error page", &failed)]);
+}

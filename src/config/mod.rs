@@ -17,8 +17,10 @@ use ipnet::IpNet;
 use serde::Deserialize;
 
 pub mod alerts;
+pub mod branding;
 pub mod login;
 pub use alerts::{AlertsConfig, WebhookConfig};
+pub use branding::BrandingConfig;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
 
 /// Identity headers that are removed from every client request, whatever the config says.
@@ -76,6 +78,9 @@ pub struct Config {
     /// When failed logins raise an alert, and the optional webhook (docs/ALERTS.md).
     #[serde(default)]
     pub alerts: AlertsConfig,
+    /// The name, logo and colour on nymgate's pages.
+    #[serde(default)]
+    pub branding: BrandingConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -162,6 +167,9 @@ pub struct TenantConfig {
     /// This tenant's threshold for `login.blocking` (pupils behind one NAT address share it).
     #[serde(default)]
     pub max_failed_logins: Option<u32>,
+    /// This school's name, logo and colour on the pages that know the tenant.
+    #[serde(default)]
+    pub branding: BrandingConfig,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -690,6 +698,10 @@ impl Config {
         self.validate_tenants(&mut problem);
         self.validate_login(&mut problem);
         self.alerts.validate(&mut problem);
+        self.branding.validate("branding", &mut problem);
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            tenant.branding.validate(&format!("tenants[{i}].branding"), &mut problem);
+        }
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }

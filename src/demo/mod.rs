@@ -198,6 +198,9 @@ key_file = "signing.pem"
 
 [login.assertion]
 require_login = true
+
+[branding]
+name = "nymgate demo"
 "#,
         public = ports.public,
         admin = ports.admin,

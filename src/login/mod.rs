@@ -191,6 +191,9 @@ pub struct Login {
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
     audit: AuditSink,
+    /// The deployment's `[branding]`, and each tenant's merged over it.
+    branding: crate::config::BrandingConfig,
+    tenant_branding: HashMap<String, crate::config::BrandingConfig>,
     alerts: Arc<Alerts>,
     metrics: Arc<Metrics>,
 }
@@ -352,6 +355,12 @@ impl Login {
                 require_login: login.assertion.require_login,
             },
             audit: AuditSink::from_config(&config.audit),
+            branding: config.branding.clone(),
+            tenant_branding: config
+                .tenants
+                .iter()
+                .map(|t| (t.id.clone(), t.branding.over(&config.branding)))
+                .collect(),
             alerts,
             metrics,
         })))
@@ -398,10 +407,12 @@ impl Login {
             }
             (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
-            (&Method::GET, "/logged-out") => pages::logged_out(ctx.lang),
+            (&Method::GET, "/logged-out") => pages::logged_out(ctx.lang, &self.branding),
             (&Method::GET, "/me") => {
                 let session = self.session_with_removed(&parts.headers);
-                pages::transparency(ctx.lang, session.as_ref().map(|s| (&s.claims, s.removed.as_slice())))
+                let tenant = session.as_ref().and_then(|s| s.claims.get("tenant")?.as_str());
+                let shown = session.as_ref().map(|s| (&s.claims, s.removed.as_slice()));
+                pages::transparency(ctx.lang, self.branding_for(tenant), shown)
             }
             (&Method::POST, "/saml/acs") if self.saml_sp.is_some() => {
                 self.acs(incoming, &parts.headers, ctx).await
@@ -464,7 +475,12 @@ impl Login {
             .and_then(|id| self.tenants.iter().find(|t| t.id == id))
             .map(choice);
         let query = params.get("q").map(String::as_str).unwrap_or("");
-        pages::chooser(ctx.lang, &schools, remembered.as_ref(), query, hidden)
+        pages::chooser(ctx.lang, &self.branding, &schools, remembered.as_ref(), query, hidden)
+    }
+
+    /// The tenant's branding over the deployment's, or the deployment's alone.
+    fn branding_for(&self, tenant: Option<&str>) -> &crate::config::BrandingConfig {
+        tenant.and_then(|t| self.tenant_branding.get(t)).unwrap_or(&self.branding)
     }
 
     /// After a school was chosen, a cookie remembers it for the next visit's chooser. It holds
@@ -761,7 +777,7 @@ impl Login {
         } else {
             tracing::info!(request_id = ctx.request_id, tenant, reason, detail = %error, "login refused");
         }
-        pages::login_failed(ctx.lang, status, ctx.request_id)
+        pages::login_failed(ctx.lang, self.branding_for(tenant), status, ctx.request_id)
     }
 
     fn blocked_for(&self, ctx: &LoginContext<'_>) -> Option<u64> {
@@ -777,7 +793,8 @@ impl Login {
             ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
         });
         tracing::info!(request_id = ctx.request_id, retry_after, "login refused: client blocked");
-        let mut response = pages::login_failed(ctx.lang, StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
+        let mut response =
+            pages::login_failed(ctx.lang, &self.branding, StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
         response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
         response
     }
