@@ -549,8 +549,10 @@ fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {
         let people: Vec<String> = nymgate::demo::USERS
             .iter()
             .map(|u| {
-                let school = nymgate::demo::SCHOOLS.iter().find(|s| s.id == u.school).map_or("", |s| s.name);
-                format!("{} ({}, {})", u.login, u.role.to_lowercase(), school)
+                let school = nymgate::demo::SCHOOLS.iter().find(|s| s.id == u.school);
+                let name = school.map_or("", |s| s.name);
+                let protocol = if school.is_some_and(|s| s.saml) { ", SAML" } else { "" };
+                format!("{} ({}, {name}{protocol})", u.login, u.role.to_lowercase())
             })
             .collect();
         println!(

@@ -97,13 +97,15 @@ impl Demo {
             ("family name", user.family_name),
             ("name", full_name.as_str()),
             ("personal identity number", user.personnummer),
+            // As SAML's norEduPersonNIN carries it: twelve digits.
+            ("personal identity number", &user.personnummer.replace('-', "")),
             ("IdP subject", user.subject),
         ];
         let mut places: Vec<(String, String)> = result["pages"]
             .as_object()
             .unwrap()
             .iter()
-            .filter(|(name, _)| *name != "idp-login") // the school's own page may name its people
+            .filter(|(name, _)| !name.starts_with("idp-")) // the school's own pages may name its people
             .map(|(name, page)| (format!("the {name} page"), page["html"].as_str().unwrap().to_owned()))
             .collect();
         for file in ["demo.out", "demo.err", "audit.log"] {
@@ -147,9 +149,15 @@ fn walk(variant: &str, login: &str, search: &str) -> (Demo, Value) {
     assert_eq!(result["account_number"], demo.expected_account_number(login));
     let transparency = text(&result, "transparency");
     assert!(transparency.contains(&demo.expected_account_number(login)), "{transparency}");
-    for removed in ["email", "name", "personal_identity_number"] {
+    // Removed attributes are listed by name: OIDC claim names, SAML attributes' friendly names.
+    let removed: &[&str] = if school.saml {
+        &["mail", "displayName", "givenName", "norEduPersonNIN"]
+    } else {
+        &["email", "name", "personal_identity_number"]
+    };
+    for removed in removed {
         assert!(
-            transparency.lines().any(|l| l.trim() == removed),
+            transparency.lines().any(|l| l.trim() == *removed),
             "{removed} listed as removed: {transparency}"
         );
     }
@@ -185,4 +193,21 @@ fn the_demo_speaks_swedish() {
     assert!(text(&result, "transparency").contains("elev"));
     assert_eq!(page(&result, "logged-out")["title"], "Utloggad");
     assert!(text(&result, "chooser-again").contains("Fortsätt med Södra gymnasiet"));
+}
+
+/// The SAML school: SP-initiated Web Browser SSO with the demo IdP's SAML face; the signed
+/// Response reaches nymgate's ACS through the auto-posting page.
+#[test]
+fn a_pupil_of_a_saml_school_signs_in_through_the_demo() {
+    let (_demo, result) = walk("saml", "elev4", "östra");
+    assert_eq!(result["role"], "student");
+    assert!(text(&result, "idp-login").contains("SAML"), "the SAML face of the IdP");
+}
+
+/// Without JavaScript the IdP's page that carries the Response waits for the person's Continue.
+#[test]
+fn a_saml_school_signs_in_with_javascript_off() {
+    let (_demo, result) = walk("saml-nojs", "elev4", "Östra skolan");
+    assert_eq!(result["role"], "student");
+    assert!(text(&result, "idp-continue").contains("Continue"), "{result}");
 }

@@ -5,7 +5,9 @@
 //! It implements what nymgate's relying party uses (OpenID Connect Core 1.0): discovery, the
 //! authorization code flow with PKCE S256 (RFC 7636), `client_secret_basic`, ES256 ID tokens,
 //! userinfo, and the `iss` authorization response parameter (RFC 9207). One provider serves
-//! each demo school under its own issuer path. It is not an IdP to deploy: the people are in
+//! each demo school under its own issuer path; a SAML school gets the SAML 2.0 face of
+//! saml_idp.rs at `/{school}/saml/sso` instead, behind the same sign-in form. It is not an IdP
+//! to deploy: the people are in
 //! code, the password is `demo`, and nothing is kept but pending codes.
 
 use std::collections::HashMap;
@@ -20,6 +22,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
+use super::saml_idp::SamlIdp;
 use super::{School, User, PASSWORD, SCHOOLS, USERS};
 use crate::login::pages::escape;
 use crate::mint::{Algorithm, SigningKey};
@@ -44,8 +47,10 @@ pub struct DemoIdp {
     /// `https://localhost:{port}`; a school's issuer is `{base}/{school id}`.
     base: String,
     key: SigningKey,
-    /// school id → (client id, client secret, the one registered redirect URI).
+    /// OIDC school id → (client id, client secret, the one registered redirect URI).
     clients: HashMap<&'static str, (String, String, String)>,
+    /// SAML school id → its SAML face.
+    saml: HashMap<&'static str, SamlIdp>,
     codes: Mutex<HashMap<String, Grant>>,
     /// access token → (school, user), for userinfo.
     tokens: Mutex<HashMap<String, (&'static str, &'static User)>>,
@@ -54,23 +59,36 @@ pub struct DemoIdp {
 type Answer = Response<Full<Bytes>>;
 
 impl DemoIdp {
-    /// `secrets` gives each school's client secret; `redirect_uri` is nymgate's callback.
-    pub fn new(base: &str, secrets: &HashMap<&'static str, String>, redirect_uri: &str) -> DemoIdp {
+    /// `secrets` gives each OIDC school's client secret; `redirect_uri` is nymgate's callback;
+    /// `saml` has the SAML face of each SAML school.
+    pub fn new(
+        base: &str,
+        secrets: &HashMap<&'static str, String>,
+        redirect_uri: &str,
+        saml: HashMap<&'static str, SamlIdp>,
+    ) -> DemoIdp {
         let clients = SCHOOLS
             .iter()
+            .filter(|s| !s.saml)
             .map(|s| (s.id, (client_id(s), secrets[s.id].clone(), redirect_uri.to_owned())))
             .collect();
         DemoIdp {
             base: base.trim_end_matches('/').to_owned(),
             key: SigningKey::generate(Algorithm::ES256).0,
             clients,
+            saml,
             codes: Mutex::default(),
             tokens: Mutex::default(),
         }
     }
 
+    /// The OIDC issuer, or for a SAML school the IdP's entity ID.
     pub fn issuer(&self, school: &School) -> String {
-        format!("{}/{}", self.base, school.id)
+        if school.saml {
+            saml_entity_id(&self.base, school)
+        } else {
+            format!("{}/{}", self.base, school.id)
+        }
     }
 
     /// One request, routed by `/{school}/{endpoint}`.
@@ -82,6 +100,18 @@ impl DemoIdp {
             return text(StatusCode::NOT_FOUND, "no such school\n");
         };
         let query = request.uri().query().unwrap_or("").to_owned();
+        if let Some(saml) = self.saml.get(school.id) {
+            return match (request.method().clone(), endpoint) {
+                (Method::GET, "saml/sso") => {
+                    saml_sign_in_page(saml, school, &crate::login::form(&query), None)
+                }
+                (Method::POST, "saml/sso") => match read_form(request).await {
+                    Some(form) => saml_sign_in(saml, school, &form),
+                    None => text(StatusCode::BAD_REQUEST, "unreadable form\n"),
+                },
+                _ => text(StatusCode::NOT_FOUND, "not found\n"),
+            };
+        }
         match (request.method().clone(), endpoint) {
             (Method::GET, ".well-known/openid-configuration") => self.discovery(school),
             (Method::GET, "jwks") => json_answer(StatusCode::OK, &json!({"keys": [self.key.jwk()]})),
@@ -156,7 +186,7 @@ impl DemoIdp {
         if let Err(problem) = self.check_request(school, params) {
             return text(StatusCode::BAD_REQUEST, &format!("bad authorization request: {problem}\n"));
         }
-        let hidden: String = [
+        let names = [
             "client_id",
             "redirect_uri",
             "response_type",
@@ -165,50 +195,8 @@ impl DemoIdp {
             "nonce",
             "code_challenge",
             "code_challenge_method",
-        ]
-        .iter()
-        .filter_map(|name| Some((name, params.get(*name)?)))
-        .map(|(name, value)| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(value)))
-        .collect();
-        let people: String = USERS
-            .iter()
-            .filter(|u| u.school == school.id)
-            .map(|u| {
-                format!(
-                    "<li><code>{}</code> ({} {}, {})</li>",
-                    u.login,
-                    escape(u.given_name),
-                    escape(u.family_name),
-                    u.role
-                )
-            })
-            .collect();
-        let error =
-            error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
-        let html = format!(
-            "<!doctype html>\n<html lang=\"sv\"><head><meta charset=\"utf-8\">\
-             <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
-             <title>{name}: logga in</title><style>{STYLE}</style></head><body><main>\
-             <p class=\"idp\">{name} · demo-IdP</p><h1>Logga in / Sign in</h1>{error}\
-             <form method=\"post\" action=\"authorize\">{hidden}\
-             <p><label for=\"login\">Användarnamn / Username</label><input id=\"login\" name=\"login\" autocomplete=\"username\" required></p>\
-             <p><label for=\"password\">Lösenord / Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
-             <p><button type=\"submit\">Logga in / Sign in</button></p></form>\
-             <details open><summary>Demo users (password <code>{PASSWORD}</code>)</summary><ul>{people}</ul></details>\
-             </main></body></html>\n",
-            name = escape(school.name),
-        );
-        let mut response = Response::new(Full::new(Bytes::from(html)));
-        if error.is_empty() {
-            *response.status_mut() = StatusCode::OK;
-        } else {
-            *response.status_mut() = StatusCode::UNAUTHORIZED;
-        }
-        response
-            .headers_mut()
-            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
+        ];
+        sign_in_page(school, params, &names, "authorize", error)
     }
 
     /// The form's answer: a known person of this school with the demo password gets a code.
@@ -216,16 +204,8 @@ impl DemoIdp {
         if let Err(problem) = self.check_request(school, form) {
             return text(StatusCode::BAD_REQUEST, &format!("bad authorization request: {problem}\n"));
         }
-        let login = form.get("login").map(|l| l.trim().to_ascii_lowercase()).unwrap_or_default();
-        let user = USERS.iter().find(|u| u.school == school.id && u.login == login);
-        let password_ok =
-            crate::secret::ct_eq_str(form.get("password").map(String::as_str).unwrap_or(""), PASSWORD);
-        let Some(user) = user.filter(|_| password_ok) else {
-            return self.login_form(
-                school,
-                form,
-                Some("Fel användarnamn eller lösenord. / Wrong username or password."),
-            );
+        let Some(user) = authenticate(school, form) else {
+            return self.login_form(school, form, Some(WRONG_PASSWORD));
         };
         let code = crate::secret::random_hex::<16>();
         let grant = Grant {
@@ -322,6 +302,128 @@ impl DemoIdp {
 
 pub fn client_id(school: &School) -> String {
     format!("nymgate-{}", school.id)
+}
+
+/// A SAML school's IdP entity ID; its SSO endpoint is `{entity ID}/sso`.
+pub fn saml_entity_id(base: &str, school: &School) -> String {
+    format!("{}/{}/saml", base.trim_end_matches('/'), school.id)
+}
+
+const WRONG_PASSWORD: &str = "Fel användarnamn eller lösenord. / Wrong username or password.";
+
+/// A person of this school who gave the demo password.
+fn authenticate(school: &School, form: &HashMap<String, String>) -> Option<&'static User> {
+    let login = form.get("login").map(|l| l.trim().to_ascii_lowercase()).unwrap_or_default();
+    let user = USERS.iter().find(|u| u.school == school.id && u.login == login);
+    let password_ok =
+        crate::secret::ct_eq_str(form.get("password").map(String::as_str).unwrap_or(""), PASSWORD);
+    user.filter(|_| password_ok)
+}
+
+/// The sign-in form both faces share: `carried` names the request's fields that ride along
+/// hidden to `action`.
+fn sign_in_page(
+    school: &School,
+    params: &HashMap<String, String>,
+    carried: &[&str],
+    action: &str,
+    error: Option<&str>,
+) -> Answer {
+    let hidden: String = carried
+        .iter()
+        .filter_map(|name| Some((name, params.get(*name)?)))
+        .map(|(name, value)| format!("<input type=\"hidden\" name=\"{name}\" value=\"{}\">", escape(value)))
+        .collect();
+    let people: String = USERS
+        .iter()
+        .filter(|u| u.school == school.id)
+        .map(|u| {
+            format!(
+                "<li><code>{}</code> ({} {}, {})</li>",
+                u.login,
+                escape(u.given_name),
+                escape(u.family_name),
+                u.role
+            )
+        })
+        .collect();
+    let protocol = if school.saml { "SAML" } else { "OpenID Connect" };
+    let error_html =
+        error.map(|e| format!("<p class=\"error\" role=\"alert\">{}</p>", escape(e))).unwrap_or_default();
+    let html = format!(
+        "<!doctype html>\n<html lang=\"sv\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{name}: logga in</title><style>{STYLE}</style></head><body><main>\
+         <p class=\"idp\">{name} · demo-IdP ({protocol})</p><h1>Logga in / Sign in</h1>{error_html}\
+         <form method=\"post\" action=\"{action}\">{hidden}\
+         <p><label for=\"login\">Användarnamn / Username</label><input id=\"login\" name=\"login\" autocomplete=\"username\" required></p>\
+         <p><label for=\"password\">Lösenord / Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required></p>\
+         <p><button type=\"submit\">Logga in / Sign in</button></p></form>\
+         <details open><summary>Demo users (password <code>{PASSWORD}</code>)</summary><ul>{people}</ul></details>\
+         </main></body></html>\n",
+        name = escape(school.name),
+    );
+    let status = if error.is_some() { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    html_answer(status, html)
+}
+
+/// SAML: the AuthnRequest (HTTP-Redirect binding) is checked before the form is shown; it
+/// rides along in hidden fields with the RelayState.
+fn saml_sign_in_page(
+    saml: &SamlIdp,
+    school: &School,
+    params: &HashMap<String, String>,
+    error: Option<&str>,
+) -> Answer {
+    match params.get("SAMLRequest").map(|r| saml.read_request(r)) {
+        Some(Ok(_)) => sign_in_page(school, params, &["SAMLRequest", "RelayState"], "sso", error),
+        Some(Err(problem)) => text(StatusCode::BAD_REQUEST, &format!("bad AuthnRequest: {problem}\n")),
+        None => text(StatusCode::BAD_REQUEST, "no SAMLRequest\n"),
+    }
+}
+
+/// SAML: the form's answer. A known person gets a page that posts the signed Response to
+/// nymgate's ACS (HTTP-POST binding, Bindings §3.5.4): a script submits it at once, and with
+/// JavaScript off the person presses Continue.
+fn saml_sign_in(saml: &SamlIdp, school: &School, form: &HashMap<String, String>) -> Answer {
+    let request = match form.get("SAMLRequest").map(|r| saml.read_request(r)) {
+        Some(Ok(request)) => request,
+        Some(Err(problem)) => {
+            return text(StatusCode::BAD_REQUEST, &format!("bad AuthnRequest: {problem}\n"))
+        }
+        None => return text(StatusCode::BAD_REQUEST, "no SAMLRequest\n"),
+    };
+    let Some(user) = authenticate(school, form) else {
+        return saml_sign_in_page(saml, school, form, Some(WRONG_PASSWORD));
+    };
+    let response = match saml.response(&request, user) {
+        Ok(response) => response,
+        Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
+    };
+    let relay_state = form
+        .get("RelayState")
+        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", escape(r)))
+        .unwrap_or_default();
+    let html = format!(
+        "<!doctype html>\n<html lang=\"sv\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\">\
+         <title>{name}: fortsätt</title><style>{STYLE}</style></head><body><main>\
+         <p class=\"idp\">{name} · demo-IdP (SAML)</p><h1>Skickar dig tillbaka / Taking you back</h1>\
+         <form method=\"post\" action=\"{acs}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{response}\">{relay_state}\
+         <p><button type=\"submit\">Fortsätt / Continue</button></p></form>\
+         <script>document.forms[0].submit()</script></main></body></html>\n",
+        name = escape(school.name),
+        acs = escape(&saml.acs_url),
+    );
+    html_answer(StatusCode::OK, html)
+}
+
+fn html_answer(status: StatusCode, html: String) -> Answer {
+    let mut response = Response::new(Full::new(Bytes::from(html)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// What the school knows about a person: everything nymgate must keep from the platform.

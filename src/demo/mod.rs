@@ -1,9 +1,11 @@
 //! `nymgate demo`: the whole idea on one machine with no setup. Development certificates, a
-//! demo school IdP with made-up pupils and teachers (idp.rs), nymgate with one tenant per demo
-//! school, and the built-in echo platform that shows what the platform receives. Everything
-//! listens on 127.0.0.1 and is written into one folder (a temporary one unless `--dir`).
+//! demo school IdP with made-up pupils and teachers (idp.rs; OIDC, and SAML 2.0 for one school
+//! in saml_idp.rs), nymgate with one tenant per demo school, and the built-in echo platform that
+//! shows what the platform receives. Everything listens on 127.0.0.1 and is written into one
+//! folder (a temporary one unless `--dir`).
 
 pub mod idp;
+pub mod saml_idp;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -23,12 +25,15 @@ pub struct School {
     pub name: &'static str,
     /// What the IdP sends as `school_code`; the tenant's policy maps it.
     pub code: &'static str,
+    /// Signs in with SAML 2.0 (the demo IdP's SAML face, saml_idp.rs) instead of OIDC.
+    pub saml: bool,
 }
 
 pub const SCHOOLS: &[School] = &[
-    School { id: "nordskolan", name: "Nordskolan", code: "NORD-01" },
-    School { id: "sodra-gymnasiet", name: "Södra gymnasiet", code: "SODRA-01" },
-    School { id: "vastra-hamnen", name: "Västra Hamnens skola", code: "VH-01" },
+    School { id: "nordskolan", name: "Nordskolan", code: "NORD-01", saml: false },
+    School { id: "sodra-gymnasiet", name: "Södra gymnasiet", code: "SODRA-01", saml: false },
+    School { id: "vastra-hamnen", name: "Västra Hamnens skola", code: "VH-01", saml: false },
+    School { id: "ostra-skolan", name: "Östra skolan", code: "OST-01", saml: true },
 ];
 
 /// A made-up person. Every value but `login`, `role` and the school is personal data that the
@@ -94,6 +99,17 @@ pub const USERS: &[User] = &[
         personnummer: "20090721-5529",
         role: "Student",
     },
+    User {
+        login: "elev4",
+        school: "ostra-skolan",
+        school_code: "OST-01",
+        subject: "3d7f1c9a-8e24-4b6d-b05f-6a1e2c9d4f87",
+        given_name: "Saga",
+        family_name: "Nilsson",
+        email: "saga.nilsson@ostraskolan.example",
+        personnummer: "20100215-2385",
+        role: "Student",
+    },
 ];
 
 /// Where the demo listens.
@@ -126,7 +142,7 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
     let (_, signing_der) = crate::mint::SigningKey::generate(crate::mint::Algorithm::EdDSA);
     certs::write(&dir.join("signing.pem"), crate::mint::pkcs8_pem(&signing_der).as_bytes(), 0o600)?;
     let mut client_secrets = HashMap::new();
-    for school in SCHOOLS {
+    for school in SCHOOLS.iter().filter(|s| !s.saml) {
         let value = secret();
         certs::write(&dir.join(format!("{}-client.secret", school.id)), value.as_bytes(), 0o600)?;
         client_secrets.insert(school.id, value);
@@ -138,10 +154,32 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
         .map_err(|e| format!("cannot bind the demo IdP on 127.0.0.1: {e}"))?;
     let idp_port = idp_listener.local_addr().map_err(|e| e.to_string())?.port();
     let public_url = format!("https://localhost:{}", ports.public);
+    let idp_base = format!("https://localhost:{idp_port}");
+
+    // SAML: nymgate's SP key and certificate, and per SAML school the IdP's signing key, whose
+    // certificate nymgate's tenant pins (docs/SAML.md).
+    let sp_entity_id = format!("{public_url}/nymgate/saml");
+    let (sp_cert, sp_key) = certs::generate_saml_signing_cert(&sp_entity_id)?;
+    certs::write(&dir.join("saml-sp.pem"), sp_cert.as_bytes(), 0o644)?;
+    certs::write(&dir.join("saml-sp-key.pem"), sp_key.as_bytes(), 0o600)?;
+    let mut saml = HashMap::new();
+    for school in SCHOOLS.iter().filter(|s| s.saml) {
+        let entity_id = idp::saml_entity_id(&idp_base, school);
+        let (cert, key) = certs::generate_saml_signing_cert(&entity_id)?;
+        certs::write(&dir.join(format!("{}-idp.pem", school.id)), cert.as_bytes(), 0o644)?;
+        let face = saml_idp::SamlIdp::new(
+            entity_id,
+            sp_entity_id.clone(),
+            format!("{public_url}/nymgate/saml/acs"),
+            &key,
+        )?;
+        saml.insert(school.id, face);
+    }
     let idp = Arc::new(idp::DemoIdp::new(
-        &format!("https://localhost:{idp_port}"),
+        &idp_base,
         &client_secrets,
         &format!("{public_url}/nymgate/callback"),
+        saml,
     ));
 
     let config_file = dir.join("nymgate.toml");
@@ -167,8 +205,8 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
     })
 }
 
-/// nymgate's config for the demo: assertion-header output with sign-in required, one OIDC
-/// tenant per demo school, audit to a file in the folder.
+/// nymgate's config for the demo: assertion-header output with sign-in required, one tenant
+/// per demo school (OIDC, or SAML for a SAML school), audit to a file in the folder.
 fn config_text(ports: &Ports, idp: &idp::DemoIdp) -> String {
     let mut text = format!(
         r#"# Written by `nymgate demo`.
@@ -199,6 +237,10 @@ key_file = "signing.pem"
 [login.assertion]
 require_login = true
 
+[login.saml]
+cert_file = "saml-sp.pem"
+key_file = "saml-sp-key.pem"
+
 [branding]
 name = "nymgate demo"
 "#,
@@ -207,7 +249,7 @@ name = "nymgate demo"
         cert = certs::CERT_FILE,
         key = certs::KEY_FILE,
     );
-    for school in SCHOOLS {
+    for school in SCHOOLS.iter().filter(|s| !s.saml) {
         text.push_str(&format!(
             r#"
 [[tenants]]
@@ -232,6 +274,28 @@ school_map = {{ "{code}" = "{id}" }}
             issuer = idp.issuer(school),
             client_id = idp::client_id(school),
             code = school.code,
+        ));
+    }
+    for school in SCHOOLS.iter().filter(|s| s.saml) {
+        // What a Swedish school federation's IdP sends; eduPersonAffiliation gives the role.
+        text.push_str(&format!(
+            r#"
+[[tenants]]
+id = "{id}"
+name = "{name}"
+idp = "saml"
+issuer = "{issuer}"
+[tenants.saml]
+sso_url = "{issuer}/sso"
+certificate_files = ["{id}-idp.pem"]
+name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+[tenants.policy]
+role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
+role_map = {{ "student" = "student", "faculty" = "teacher" }}
+"#,
+            id = school.id,
+            name = school.name,
+            issuer = idp.issuer(school),
         ));
     }
     text
