@@ -4,8 +4,9 @@
 //! form, lands on the platform, and reads the transparency and signed-out pages. The platform
 //! must show the account number nymgate derives for that person (recomputed here from the demo's
 //! keyring) and the role, and no page, log line or audit line may hold the person's name, email,
-//! personal identity number or IdP subject. With JavaScript on, off, and in Swedish.
-//! Screenshots of every page are kept in `target/browser-artifacts/{variant}/`.
+//! personal identity number or IdP subject. Every page's fields must have labels and its images
+//! alt text, and in English the school is chosen with the keyboard alone. With JavaScript on,
+//! off, in Swedish, and through the SAML school. Screenshots of every page are kept in `target/browser-artifacts/{variant}/`.
 
 mod common;
 
@@ -162,6 +163,10 @@ fn walk(variant: &str, login: &str, search: &str) -> (Demo, Value) {
         );
     }
     demo.assert_no_personal_values(login, &result);
+    for (name, page) in result["pages"].as_object().unwrap() {
+        assert_eq!(page["unlabelled"], serde_json::json!([]), "a field without a label on the {name} page");
+        assert_eq!(page["images_without_alt"], 0, "an image without alt text on the {name} page");
+    }
     (demo, result)
 }
 
@@ -169,6 +174,7 @@ fn walk(variant: &str, login: &str, search: &str) -> (Demo, Value) {
 fn a_pupil_signs_in_through_the_demo_and_the_platform_sees_only_an_account_number() {
     let (_demo, result) = walk("en", "elev1", "nord");
     assert_eq!(result["role"], "student");
+    assert!(result["keyboard"].as_u64().is_some(), "the school was chosen with the keyboard alone: {result}");
     assert_eq!(page(&result, "chooser")["title"], "Sign in");
     assert!(text(&result, "transparency").contains("pupil"));
     assert_eq!(page(&result, "logged-out")["title"], "Signed out");

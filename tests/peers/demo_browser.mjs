@@ -40,6 +40,11 @@ try {
       lang: await page.getAttribute('html', 'lang'),
       text: await page.innerText('body'),
       html: await page.content(),
+      // Accessibility basics a machine can check: every field has a label, every image a text.
+      unlabelled: await page.evaluate(() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+        .filter((e) => !(e.labels && e.labels.length) && !e.getAttribute('aria-label'))
+        .map((e) => e.name || e.id || e.outerHTML)),
+      images_without_alt: await page.locator('img:not([alt])').count(),
     };
   };
 
@@ -50,7 +55,17 @@ try {
   await page.getByRole('searchbox').press('Enter');
   await page.waitForLoadState();
   await record('chooser-search');
-  await page.locator('main ul a').first().click();
+  if (variant === 'en') {
+    // Keyboard only, as a person who does not use a mouse: Tab to the school and press Enter.
+    for (let tabs = 1; tabs <= 20 && !result.keyboard; tabs += 1) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate(() => document.activeElement?.matches('main ul a') ?? false)) result.keyboard = tabs;
+    }
+    if (!result.keyboard) throw new Error('no school link is reachable with Tab');
+    await page.keyboard.press('Enter');
+  } else {
+    await page.locator('main ul a').first().click();
+  }
   await page.waitForLoadState();
   await record('idp-login');
   await page.locator('#login').fill(login);
