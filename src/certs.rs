@@ -69,8 +69,18 @@ pub fn write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
 /// self-signed certificate is the norm (SAML V2.0 Metadata Interoperability Profile §2.5.1).
 /// Returns (certificate PEM, PKCS#8 key PEM).
 pub fn generate_saml_signing_cert(entity_id: &str) -> Result<(String, String), String> {
+    generate_saml_signing_cert_for(entity_id, &rcgen::PKCS_RSA_SHA256)
+}
+
+/// The same with another key type: `nymgate loadtest`'s built-in IdP signs with ECDSA P-256,
+/// which costs a twentieth of RSA-2048 (shared/DEPENDENCIES.md), so that it is never the
+/// bottleneck of a load test.
+pub fn generate_saml_signing_cert_for(
+    entity_id: &str,
+    algorithm: &'static rcgen::SignatureAlgorithm,
+) -> Result<(String, String), String> {
     let fail = |e: rcgen::Error| format!("cannot make the SAML signing certificate: {e}");
-    let key = KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).map_err(fail)?;
+    let key = KeyPair::generate_for(algorithm).map_err(fail)?;
     let mut params = CertificateParams::new(Vec::<String>::new()).map_err(fail)?;
     params.distinguished_name.push(DnType::CommonName, entity_id);
     params.not_before = rcgen::date_time_ymd(2025, 1, 1);

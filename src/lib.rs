@@ -41,6 +41,7 @@ pub mod config;
 pub mod demo;
 pub mod echo;
 pub mod framing;
+pub mod loadtest;
 pub mod login;
 pub mod metrics;
 pub mod mint;

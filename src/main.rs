@@ -47,6 +47,9 @@ enum Command {
         #[arg(long, default_value_t = 9090)]
         admin_port: u16,
     },
+    /// Complete logins under load against a running nymgate, with a built-in IdP that is never
+    /// the bottleneck (docs/LOADTEST.md). Exit status 2 when any login failed.
+    Loadtest(Box<nymgate::loadtest::Options>),
     /// Development certificates.
     Certs {
         #[command(subcommand)]
@@ -179,6 +182,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo { dir, port, admin_port } => demo(dir, port, admin_port),
+        Command::Loadtest(options) => loadtest(&options),
         Command::Keys { command } => keys(command),
         Command::Pseudonym { config, tenant, subject, issuer } => {
             pseudonym(&config, &tenant, &subject, issuer.as_deref())
@@ -527,6 +531,40 @@ fn check(path: &Path) -> ExitCode {
         }
         Err(error) => {
             println!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn loadtest(options: &nymgate::loadtest::Options) -> ExitCode {
+    if options.print_config {
+        return match nymgate::loadtest::config_snippet(options) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("nymgate loadtest: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match runtime().block_on(nymgate::loadtest::run(options)) {
+        Ok(report) => {
+            if options.json {
+                eprint!("{}", report.table());
+                println!("{}", serde_json::to_string_pretty(&report).expect("a report serializes"));
+            } else {
+                print!("{}", report.table());
+            }
+            if report.failed_logins > 0 {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
+        Err(error) => {
+            eprintln!("nymgate loadtest: {error}");
             ExitCode::FAILURE
         }
     }

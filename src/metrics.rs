@@ -85,6 +85,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     upstream_seconds: Histogram,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
     shed_connections: Counter<u64, AtomicU64>,
     rejected_requests: Family<ReasonLabels, Counter>,
@@ -117,6 +118,12 @@ impl Metrics {
         );
         let open_connections = Gauge::default();
         registry.register("open_connections", "Client connections open now", open_connections.clone());
+        let resident_memory = Gauge::default();
+        registry.register(
+            "resident_memory_bytes",
+            "Resident memory of the process when scraped (Linux VmRSS)",
+            resident_memory.clone(),
+        );
         let tls_handshake_failures = Counter::default();
         registry.register(
             "tls_handshake_failures",
@@ -175,6 +182,7 @@ impl Metrics {
             requests,
             upstream_seconds,
             open_connections,
+            resident_memory,
             tls_handshake_failures,
             shed_connections,
             rejected_requests,
@@ -243,11 +251,22 @@ impl Metrics {
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
+        if let Some(bytes) = resident_memory_bytes() {
+            self.resident_memory.set(bytes);
+        }
         let mut out = String::new();
         prometheus_client::encoding::text::encode(&mut out, &self.registry)
             .expect("writing to a String cannot fail");
         out
     }
+}
+
+/// VmRSS from /proc/self/status (kB); `None` where there is no procfs.
+fn resident_memory_bytes() -> Option<i64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: i64 = line.trim_start_matches("VmRSS:").trim().trim_end_matches("kB").trim().parse().ok()?;
+    Some(kib * 1024)
 }
 
 #[cfg(test)]
@@ -265,6 +284,8 @@ mod tests {
         assert!(text.contains("nymgate_requests_total{route=\"proxy\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("nymgate_rejected_requests_total{reason=\"bad_host\"} 1"), "{text}");
         assert!(text.contains("nymgate_open_connections 1"), "{text}");
+        let rss = text.lines().find_map(|l| l.strip_prefix("nymgate_resident_memory_bytes ")).unwrap();
+        assert!(rss.parse::<i64>().unwrap() > 1 << 20, "{text}");
         assert!(text.contains("nymgate_guard_trips_total{claim=\"school\",detector=\"email\"} 1"), "{text}");
     }
 }

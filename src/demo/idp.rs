@@ -23,7 +23,7 @@ use hyper::body::Incoming;
 use serde_json::{json, Map, Value};
 
 use super::saml_idp::SamlIdp;
-use super::{School, User, PASSWORD, SCHOOLS, USERS};
+use super::{School, User, PASSWORD, USERS};
 use crate::login::pages::escape;
 use crate::mint::{Algorithm, SigningKey};
 use crate::pseudonym::keyring::unix_now;
@@ -32,10 +32,68 @@ use crate::pseudonym::keyring::unix_now;
 const CODE_LIFETIME: u64 = 60;
 const MAX_FORM_BYTES: usize = 16 * 1024;
 
+/// A person as the IdP knows them: a demo person, or a load test's made-up one.
+#[derive(Clone)]
+pub struct Person {
+    pub subject: String,
+    pub given_name: String,
+    pub family_name: String,
+    pub email: String,
+    pub personnummer: String,
+    /// As the IdP names it: `Student` or `Teacher`.
+    pub role: &'static str,
+    pub school_code: String,
+}
+
+impl From<&User> for Person {
+    fn from(user: &User) -> Person {
+        Person {
+            subject: user.subject.into(),
+            given_name: user.given_name.into(),
+            family_name: user.family_name.into(),
+            email: user.email.into(),
+            personnummer: user.personnummer.into(),
+            role: user.role,
+            school_code: user.school_code.into(),
+        }
+    }
+}
+
+impl Person {
+    /// Load-test person `n` of `school`: subject `loadtest-{n}`, made-up values of every kind
+    /// a school sends, so that nymgate does its whole work for each login.
+    pub fn load_test(school: &School, n: u64) -> Person {
+        Person {
+            subject: format!("loadtest-{n}"),
+            // Never a substring of a tenant id or a role: nymgate's guard refuses a login whose
+            // personal values appear in what the platform would receive.
+            given_name: "Alva".into(),
+            family_name: format!("Nyberg{n}"),
+            email: format!("person{n}@loadtest.example"),
+            personnummer: format!("19900101-{:04}", n % 10_000),
+            role: if n % 20 == 0 { "Teacher" } else { "Student" },
+            school_code: school.code.into(),
+        }
+    }
+}
+
+/// Who signs in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Directory {
+    /// The demo people, through the sign-in form.
+    Demo,
+    /// `nymgate loadtest`'s built-in IdP: no form; the login is approved at once for the person
+    /// numbered in the `x-loadtest-person` request header, so the IdP costs next to nothing.
+    LoadTest,
+}
+
+/// The header a load test's virtual browser names its person in (built-in IdP only).
+pub const LOAD_TEST_PERSON: &str = "x-loadtest-person";
+
 /// What a code was issued for.
 struct Grant {
     school: &'static str,
-    user: &'static User,
+    user: Person,
     client_id: String,
     redirect_uri: String,
     nonce: Option<String>,
@@ -46,14 +104,16 @@ struct Grant {
 pub struct DemoIdp {
     /// `https://localhost:{port}`; a school's issuer is `{base}/{school id}`.
     base: String,
+    schools: &'static [School],
+    directory: Directory,
     key: SigningKey,
     /// OIDC school id → (client id, client secret, the one registered redirect URI).
     clients: HashMap<&'static str, (String, String, String)>,
     /// SAML school id → its SAML face.
     saml: HashMap<&'static str, SamlIdp>,
     codes: Mutex<HashMap<String, Grant>>,
-    /// access token → (school, user), for userinfo.
-    tokens: Mutex<HashMap<String, (&'static str, &'static User)>>,
+    /// access token → person, for userinfo.
+    tokens: Mutex<HashMap<String, Person>>,
 }
 
 type Answer = Response<Full<Bytes>>;
@@ -63,23 +123,34 @@ impl DemoIdp {
     /// `saml` has the SAML face of each SAML school.
     pub fn new(
         base: &str,
+        schools: &'static [School],
+        directory: Directory,
         secrets: &HashMap<&'static str, String>,
         redirect_uri: &str,
         saml: HashMap<&'static str, SamlIdp>,
     ) -> DemoIdp {
-        let clients = SCHOOLS
+        let clients = schools
             .iter()
             .filter(|s| !s.saml)
             .map(|s| (s.id, (client_id(s), secrets[s.id].clone(), redirect_uri.to_owned())))
             .collect();
         DemoIdp {
             base: base.trim_end_matches('/').to_owned(),
+            schools,
+            directory,
             key: SigningKey::generate(Algorithm::ES256).0,
             clients,
             saml,
             codes: Mutex::default(),
             tokens: Mutex::default(),
         }
+    }
+
+    /// Signs ID tokens with `key` instead of a fresh one (a load test's IdP keeps its key across
+    /// runs, so nymgate's cached JWKS stays right).
+    pub fn with_signing_key(mut self, key: SigningKey) -> DemoIdp {
+        self.key = key;
+        self
     }
 
     /// The OIDC issuer, or for a SAML school the IdP's entity ID.
@@ -96,16 +167,24 @@ impl DemoIdp {
         let path = request.uri().path().to_owned();
         let mut segments = path.trim_start_matches('/').splitn(2, '/');
         let (school_id, endpoint) = (segments.next().unwrap_or(""), segments.next().unwrap_or(""));
-        let Some(school) = SCHOOLS.iter().find(|s| s.id == school_id) else {
+        let Some(school) = self.schools.iter().find(|s| s.id == school_id) else {
             return text(StatusCode::NOT_FOUND, "no such school\n");
         };
         let query = request.uri().query().unwrap_or("").to_owned();
+        let load_test_person = match self.directory {
+            Directory::LoadTest => Some(load_test_person(school, request.headers())),
+            Directory::Demo => None,
+        };
         if let Some(saml) = self.saml.get(school.id) {
-            return match (request.method().clone(), endpoint) {
-                (Method::GET, "saml/sso") => {
+            return match (request.method().clone(), endpoint, load_test_person) {
+                (Method::GET, "saml/sso", Some(person)) => match person {
+                    Some(person) => saml_answer(saml, school, &crate::login::form(&query), &person),
+                    None => text(StatusCode::BAD_REQUEST, "no x-loadtest-person\n"),
+                },
+                (Method::GET, "saml/sso", None) => {
                     saml_sign_in_page(saml, school, &crate::login::form(&query), None)
                 }
-                (Method::POST, "saml/sso") => match read_form(request).await {
+                (Method::POST, "saml/sso", None) => match read_form(request).await {
                     Some(form) => saml_sign_in(saml, school, &form),
                     None => text(StatusCode::BAD_REQUEST, "unreadable form\n"),
                 },
@@ -115,7 +194,11 @@ impl DemoIdp {
         match (request.method().clone(), endpoint) {
             (Method::GET, ".well-known/openid-configuration") => self.discovery(school),
             (Method::GET, "jwks") => json_answer(StatusCode::OK, &json!({"keys": [self.key.jwk()]})),
-            (Method::GET, "authorize") => self.login_form(school, &crate::login::form(&query), None),
+            (Method::GET, "authorize") => match load_test_person {
+                Some(Some(person)) => self.approve(school, &crate::login::form(&query), person),
+                Some(None) => text(StatusCode::BAD_REQUEST, "no x-loadtest-person\n"),
+                None => self.login_form(school, &crate::login::form(&query), None),
+            },
             (Method::POST, "authorize") => match read_form(request).await {
                 Some(form) => self.sign_in(school, &form),
                 None => text(StatusCode::BAD_REQUEST, "unreadable form\n"),
@@ -207,6 +290,14 @@ impl DemoIdp {
         let Some(user) = authenticate(school, form) else {
             return self.login_form(school, form, Some(WRONG_PASSWORD));
         };
+        self.approve(school, form, user.into())
+    }
+
+    /// A code for `user`, sent back to the client (the request was checked).
+    fn approve(&self, school: &School, form: &HashMap<String, String>, user: Person) -> Answer {
+        if let Err(problem) = self.check_request(school, form) {
+            return text(StatusCode::BAD_REQUEST, &format!("bad authorization request: {problem}\n"));
+        }
         let code = crate::secret::random_hex::<16>();
         let grant = Grant {
             school: school.id,
@@ -268,7 +359,7 @@ impl DemoIdp {
             return oauth_error("invalid_grant");
         }
         let now = unix_now();
-        let mut claims = person_claims(grant.user);
+        let mut claims = person_claims(&grant.user);
         claims.insert("iss".into(), json!(self.issuer(school)));
         claims.insert("aud".into(), json!(client_id));
         claims.insert("iat".into(), json!(now));
@@ -277,10 +368,7 @@ impl DemoIdp {
             claims.insert("nonce".into(), json!(nonce));
         }
         let access_token = crate::secret::random_hex::<24>();
-        self.tokens
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(access_token.clone(), (school.id, grant.user));
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner()).insert(access_token.clone(), grant.user);
         json_answer(
             StatusCode::OK,
             &json!({"access_token": access_token, "token_type": "Bearer", "expires_in": 300, "id_token": self.key.sign(&claims)}),
@@ -292,9 +380,9 @@ impl DemoIdp {
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "));
-        let found = token.and_then(|t| self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).copied());
+        let found = token.and_then(|t| self.tokens.lock().unwrap_or_else(|e| e.into_inner()).get(t).cloned());
         match found {
-            Some((_, user)) => json_answer(StatusCode::OK, &Value::Object(person_claims(user))),
+            Some(user) => json_answer(StatusCode::OK, &Value::Object(person_claims(&user))),
             None => json_answer(StatusCode::UNAUTHORIZED, &json!({"error": "invalid_token"})),
         }
     }
@@ -382,25 +470,30 @@ fn saml_sign_in_page(
     }
 }
 
-/// SAML: the form's answer. A known person gets a page that posts the signed Response to
-/// nymgate's ACS (HTTP-POST binding, Bindings §3.5.4): a script submits it at once, and with
-/// JavaScript off the person presses Continue.
+/// SAML: the form's answer: a known person gets the page that posts their Response.
 fn saml_sign_in(saml: &SamlIdp, school: &School, form: &HashMap<String, String>) -> Answer {
-    let request = match form.get("SAMLRequest").map(|r| saml.read_request(r)) {
+    let Some(user) = authenticate(school, form) else {
+        return saml_sign_in_page(saml, school, form, Some(WRONG_PASSWORD));
+    };
+    saml_answer(saml, school, form, &user.into())
+}
+
+/// The page that posts `person`'s signed Response to nymgate's ACS (HTTP-POST binding,
+/// Bindings §3.5.4): a script submits it at once, and with JavaScript off the person presses
+/// Continue. `params` hold the AuthnRequest and the RelayState.
+fn saml_answer(saml: &SamlIdp, school: &School, params: &HashMap<String, String>, person: &Person) -> Answer {
+    let request = match params.get("SAMLRequest").map(|r| saml.read_request(r)) {
         Some(Ok(request)) => request,
         Some(Err(problem)) => {
             return text(StatusCode::BAD_REQUEST, &format!("bad AuthnRequest: {problem}\n"))
         }
         None => return text(StatusCode::BAD_REQUEST, "no SAMLRequest\n"),
     };
-    let Some(user) = authenticate(school, form) else {
-        return saml_sign_in_page(saml, school, form, Some(WRONG_PASSWORD));
-    };
-    let response = match saml.response(&request, user) {
+    let response = match saml.response(&request, person) {
         Ok(response) => response,
         Err(error) => return text(StatusCode::INTERNAL_SERVER_ERROR, &format!("{error}\n")),
     };
-    let relay_state = form
+    let relay_state = params
         .get("RelayState")
         .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", escape(r)))
         .unwrap_or_default();
@@ -427,7 +520,7 @@ fn html_answer(status: StatusCode, html: String) -> Answer {
 }
 
 /// What the school knows about a person: everything nymgate must keep from the platform.
-fn person_claims(user: &User) -> Map<String, Value> {
+fn person_claims(user: &Person) -> Map<String, Value> {
     let mut claims = Map::new();
     claims.insert("sub".into(), json!(user.subject));
     claims.insert("email".into(), json!(user.email));
@@ -472,21 +565,37 @@ fn oauth_error(error: &str) -> Answer {
     json_answer(StatusCode::BAD_REQUEST, &json!({"error": error}))
 }
 
-/// Serves the IdP on `listener` with TLS until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, idp: Arc<DemoIdp>) {
-    let acceptor = tokio_rustls::TlsAcceptor::from(tls);
+/// Serves the IdP on `listener` until the process ends: over TLS, or plain HTTP when `tls` is
+/// `None` (the load test's built-in IdP on loopback, where nymgate allows http issuers).
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    idp: Arc<DemoIdp>,
+) {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     loop {
         let Ok((tcp, _)) = listener.accept().await else { continue };
+        let _ = tcp.set_nodelay(true);
         let (acceptor, idp) = (acceptor.clone(), idp.clone());
         tokio::spawn(async move {
-            let Ok(stream) = acceptor.accept(tcp).await else { return };
             let service = hyper::service::service_fn(move |request| {
                 let idp = idp.clone();
                 async move { Ok::<_, std::convert::Infallible>(idp.handle(request).await) }
             });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            let _ = match acceptor {
+                Some(acceptor) => {
+                    let Ok(stream) = acceptor.accept(tcp).await else { return };
+                    http.serve_connection(hyper_util::rt::TokioIo::new(stream), service).await
+                }
+                None => http.serve_connection(hyper_util::rt::TokioIo::new(tcp), service).await,
+            };
         });
     }
+}
+
+/// The load test's person for this request: `x-loadtest-person: N`.
+fn load_test_person(school: &School, headers: &http::HeaderMap) -> Option<Person> {
+    let n = headers.get(LOAD_TEST_PERSON)?.to_str().ok()?.parse().ok()?;
+    Some(Person::load_test(school, n))
 }

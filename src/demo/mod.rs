@@ -172,11 +172,14 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
             sp_entity_id.clone(),
             format!("{public_url}/nymgate/saml/acs"),
             &key,
+            saml_idp::KeyType::Rsa,
         )?;
         saml.insert(school.id, face);
     }
     let idp = Arc::new(idp::DemoIdp::new(
         &idp_base,
+        SCHOOLS,
+        idp::Directory::Demo,
         &client_secrets,
         &format!("{public_url}/nymgate/callback"),
         saml,
@@ -192,7 +195,7 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
     // The IdP speaks HTTP/1.1 only: offer only that in ALPN.
     let mut tls = (*crate::tls::server_config(Arc::new(resolver))).clone();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio::spawn(idp::serve(idp_listener, Arc::new(tls), idp));
+    tokio::spawn(idp::serve(idp_listener, Some(Arc::new(tls)), idp));
     let server = RunningServer::start(config)
         .await
         .map_err(|e| format!("{e}\n(another program may use the port: try --port and --admin-port)"))?;

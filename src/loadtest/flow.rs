@@ -1,0 +1,332 @@
+//! One complete login as a virtual browser makes it, step by step, each step timed, and the
+//! platform's token verified: the signature against nymgate's JWKS, and the account number
+//! against the one expected for the person.
+
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use http::header::{HeaderName, HeaderValue};
+use http::StatusCode;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use serde_json::Value;
+
+use super::browser::{Browser, Reply};
+use super::report::Step;
+use crate::demo::idp::LOAD_TEST_PERSON;
+
+/// How the platform receives logins.
+#[derive(Clone, Debug)]
+pub enum Output {
+    /// `login.output = "assertion_header"`: the platform's page is nymgate's echo platform, whose
+    /// answer shows the assertion header nymgate added.
+    AssertionHeader { header: String },
+    /// `login.output = "provider"`: the load test is the platform, an OIDC client of nymgate.
+    Provider { client_id: String, client_secret: String, redirect_uri: String },
+}
+
+/// What every login of a run shares.
+pub struct Target {
+    /// `https://host:port`, no trailing slash.
+    pub base: String,
+    pub tenant: String,
+    pub saml: bool,
+    pub output: Output,
+    /// The proxied path of the platform's page and of the ordinary requests.
+    pub path: String,
+    pub requests_per_login: u32,
+    pub keys: Vec<(String, DecodingKey, Algorithm)>,
+}
+
+/// The account number a person must get.
+pub trait Expectation: Send + Sync {
+    /// `Err` with the error kind when `account` is not the one for `person`.
+    fn check(&self, person: u64, account: &str) -> Result<(), &'static str>;
+}
+
+/// Why a login failed: the step and what went wrong (a short, fixed text: it is a report key).
+pub type Failed = (Step, String);
+
+/// A finished login's step times.
+pub struct Timed {
+    pub steps: Vec<(Step, Duration)>,
+}
+
+fn status_error(step: Step, reply: &Reply) -> Failed {
+    (step, format!("unexpected status {}", reply.status.as_u16()))
+}
+
+fn request_failed(step: Step) -> impl Fn(super::browser::Failure) -> Failed {
+    move |failure| (step, failure.kind().to_owned())
+}
+
+/// A redirect's absolute target, or the step's error.
+fn redirect(step: Step, reply: &Reply, base: &str) -> Result<String, Failed> {
+    if !reply.status.is_redirection() {
+        return Err(status_error(step, reply));
+    }
+    reply.location(base).ok_or((step, "redirect without a usable Location".into()))
+}
+
+fn origin(url: &str) -> &str {
+    let after_scheme = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
+    &url[..end]
+}
+
+/// One login of `person`, then the run's ordinary requests.
+pub async fn login(
+    browser: &mut Browser,
+    target: &Target,
+    expectation: &dyn Expectation,
+    person: u64,
+) -> Result<Timed, Failed> {
+    browser.clear_cookies();
+    let mut steps = Vec::with_capacity(5 + target.requests_per_login as usize);
+    let mut timed = |step: Step, started: Instant| steps.push((step, started.elapsed()));
+    let person_header = [(
+        HeaderName::from_static(LOAD_TEST_PERSON),
+        HeaderValue::from_str(&person.to_string()).expect("digits"),
+    )];
+
+    // 1. Start: nymgate sends the browser to the school's IdP.
+    let pkce_verifier = crate::secret::random_hex::<32>();
+    let nonce = crate::secret::random_hex::<16>();
+    let start_url = match &target.output {
+        Output::AssertionHeader { .. } => {
+            format!("{}/nymgate/login/{}?return_to={}", target.base, target.tenant, encode(&target.path))
+        }
+        Output::Provider { client_id, redirect_uri, .. } => {
+            let challenge = URL_SAFE_NO_PAD
+                .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pkce_verifier.as_bytes()));
+            format!(
+                "{}/nymgate/authorize?response_type=code&scope=openid&client_id={}&redirect_uri={}&state=s{person}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256&tenant={}",
+                target.base,
+                encode(client_id),
+                encode(redirect_uri),
+                encode(&target.tenant)
+            )
+        }
+    };
+    let started = Instant::now();
+    let reply = browser.get(&start_url, &[]).await.map_err(request_failed(Step::LoginStart))?;
+    let idp_url = redirect(Step::LoginStart, &reply, &target.base)?;
+    timed(Step::LoginStart, started);
+
+    // 2. The IdP: the built-in one approves at once for the person in the header.
+    let started = Instant::now();
+    let reply = browser.get(&idp_url, &person_header).await.map_err(request_failed(Step::Idp))?;
+    let idp_origin = origin(&idp_url).to_owned();
+    let back = if target.saml {
+        if reply.status != StatusCode::OK {
+            return Err(status_error(Step::Idp, &reply));
+        }
+        let page = String::from_utf8_lossy(&reply.body);
+        let form =
+            (form_action(&page), hidden_field(&page, "SAMLResponse"), hidden_field(&page, "RelayState"));
+        let (Some(action), Some(response)) = (form.0, form.1) else {
+            return Err((Step::Idp, "no SAML POST form in the answer".into()));
+        };
+        Back::Post { action, response, relay_state: form.2 }
+    } else {
+        Back::Get(redirect(Step::Idp, &reply, &idp_origin)?)
+    };
+    timed(Step::Idp, started);
+
+    // 3. Back at nymgate: the callback or the ACS verifies the school's answer.
+    let started = Instant::now();
+    let reply = match &back {
+        Back::Get(url) => browser.get(url, &[]).await,
+        Back::Post { action, response, relay_state } => {
+            let mut fields = vec![("SAMLResponse", response.as_str())];
+            if let Some(relay_state) = relay_state {
+                fields.push(("RelayState", relay_state.as_str()));
+            }
+            browser.post_form(action, &[], &fields).await
+        }
+    }
+    .map_err(request_failed(Step::Callback))?;
+    let next = redirect(Step::Callback, &reply, &target.base)?;
+    timed(Step::Callback, started);
+
+    // 4. The platform receives the login.
+    let started = Instant::now();
+    let token = match &target.output {
+        Output::AssertionHeader { header } => {
+            let reply = browser.get(&next, &[]).await.map_err(request_failed(Step::Platform))?;
+            if reply.status != StatusCode::OK {
+                return Err(status_error(Step::Platform, &reply));
+            }
+            echoed_header(&reply.body, header)
+                .ok_or((Step::Platform, "no assertion header in the echo platform's answer".into()))?
+        }
+        Output::Provider { client_id, client_secret, redirect_uri } => {
+            let code =
+                query_value(&next, "code").ok_or((Step::Platform, "no code in the redirect".into()))?;
+            let basic = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                encode(client_id),
+                encode(client_secret)
+            ));
+            let authorization = HeaderValue::from_str(&format!("Basic {basic}")).expect("base64");
+            let reply = browser
+                .post_form(
+                    &format!("{}/nymgate/token", target.base),
+                    &[(http::header::AUTHORIZATION, authorization)],
+                    &[
+                        ("grant_type", "authorization_code"),
+                        ("code", &code),
+                        ("redirect_uri", redirect_uri),
+                        ("code_verifier", &pkce_verifier),
+                    ],
+                )
+                .await
+                .map_err(request_failed(Step::Platform))?;
+            if reply.status != StatusCode::OK {
+                return Err(status_error(Step::Platform, &reply));
+            }
+            serde_json::from_slice::<Value>(&reply.body)
+                .ok()
+                .and_then(|v| v["id_token"].as_str().map(str::to_owned))
+                .ok_or((Step::Platform, "no id_token in the token answer".into()))?
+        }
+    };
+    let claims = verify(target, &token).map_err(|kind| (Step::Platform, kind.to_owned()))?;
+    if let Output::Provider { client_id, .. } = &target.output {
+        let audience_ok = claims["aud"] == *client_id
+            || claims["aud"].as_array().is_some_and(|a| a.contains(&Value::from(client_id.as_str())));
+        if !audience_ok || claims["nonce"] != nonce.as_str() {
+            return Err((Step::Platform, "token for another client or nonce".into()));
+        }
+    }
+    if claims["tenant"] != target.tenant.as_str() {
+        return Err((Step::Platform, "token for another tenant".into()));
+    }
+    let account = claims["sub"].as_str().ok_or((Step::Platform, "token without sub".into()))?;
+    expectation.check(person, account).map_err(|kind| (Step::Platform, kind.to_owned()))?;
+    timed(Step::Platform, started);
+
+    // 5. Ordinary traffic of the signed-in person.
+    let page = format!("{}{}", target.base, target.path);
+    for _ in 0..target.requests_per_login {
+        let started = Instant::now();
+        let reply = browser.get(&page, &[]).await.map_err(request_failed(Step::Request))?;
+        if !reply.status.is_success() {
+            return Err(status_error(Step::Request, &reply));
+        }
+        timed(Step::Request, started);
+    }
+    Ok(Timed { steps })
+}
+
+enum Back {
+    Get(String),
+    Post { action: String, response: String, relay_state: Option<String> },
+}
+
+/// The token's signature with one of nymgate's keys, its expiry, and its claims.
+fn verify(target: &Target, token: &str) -> Result<Value, &'static str> {
+    let header = jsonwebtoken::decode_header(token).map_err(|_| "token is not a JWS")?;
+    let (_, key, algorithm) = target
+        .keys
+        .iter()
+        .find(|(kid, _, _)| header.kid.as_deref() == Some(kid.as_str()))
+        .ok_or("token signed with an unknown key")?;
+    if header.alg != *algorithm {
+        return Err("token algorithm is not its key's");
+    }
+    let mut validation = Validation::new(*algorithm);
+    validation.validate_aud = false; // checked by the caller where it is known
+    validation.set_required_spec_claims(&["exp", "sub"]);
+    jsonwebtoken::decode::<Value>(token, key, &validation)
+        .map(|data| data.claims)
+        .map_err(|_| "token signature or expiry invalid")
+}
+
+/// nymgate's signing keys, from its JWKS.
+pub fn decoding_keys(jwks: &[u8]) -> Result<Vec<(String, DecodingKey, Algorithm)>, String> {
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_slice(jwks).map_err(|e| format!("nymgate's JWKS: {e}"))?;
+    let mut keys = Vec::new();
+    for jwk in &set.keys {
+        let kid = jwk.common.key_id.clone().ok_or("a JWKS key without kid")?;
+        let algorithm = match &jwk.algorithm {
+            jsonwebtoken::jwk::AlgorithmParameters::OctetKeyPair(_) => Algorithm::EdDSA,
+            jsonwebtoken::jwk::AlgorithmParameters::EllipticCurve(_) => Algorithm::ES256,
+            _ => return Err("nymgate's JWKS holds a key type it never uses".into()),
+        };
+        keys.push((kid, DecodingKey::from_jwk(jwk).map_err(|e| format!("nymgate's JWKS: {e}"))?, algorithm));
+    }
+    if keys.is_empty() {
+        return Err("nymgate's JWKS is empty".into());
+    }
+    Ok(keys)
+}
+
+/// The value of header `name` in the echo platform's JSON answer.
+fn echoed_header(body: &[u8], name: &str) -> Option<String> {
+    let echo: crate::echo::Echo = serde_json::from_slice(body).ok()?;
+    echo.headers.into_iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v)
+}
+
+fn query_value(url: &str, name: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    crate::login::form(query).remove(name)
+}
+
+fn encode(value: &str) -> String {
+    openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+/// The `action` of the page's first form.
+fn form_action(page: &str) -> Option<String> {
+    let form = &page[page.find("<form")?..];
+    attribute(&form[..form.find('>')?], "action")
+}
+
+/// The value of the hidden input named `name`.
+fn hidden_field(page: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\"");
+    let at = page.find(&marker)?;
+    let start = page[..at].rfind('<')?;
+    let end = at + page[at..].find('>')?;
+    attribute(&page[start..end], "value")
+}
+
+/// An attribute's value in a tag, HTML entities decoded.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let marker = format!(" {name}=\"");
+    let start = tag.find(&marker)? + marker.len();
+    let value = &tag[start..start + tag[start..].find('"')?];
+    Some(
+        value
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_saml_post_form_is_read() {
+        let page = r#"<main><form method="post" action="https://a:1/nymgate/saml/acs"><input type="hidden" name="SAMLResponse" value="PD94+/="><input type="hidden" name="RelayState" value="x&amp;y"><button>Go</button></form>"#;
+        assert_eq!(form_action(page).unwrap(), "https://a:1/nymgate/saml/acs");
+        assert_eq!(hidden_field(page, "SAMLResponse").unwrap(), "PD94+/=");
+        assert_eq!(hidden_field(page, "RelayState").unwrap(), "x&y");
+        assert!(hidden_field(page, "Other").is_none());
+        assert!(form_action("<p>no form</p>").is_none());
+    }
+
+    #[test]
+    fn origins_and_query_values() {
+        assert_eq!(origin("http://127.0.0.1:9/a/b?c"), "http://127.0.0.1:9");
+        assert_eq!(origin("https://h"), "https://h");
+        assert_eq!(query_value("https://p/cb?state=1&code=a%2Bb", "code").unwrap(), "a+b");
+        assert!(query_value("https://p/cb", "code").is_none());
+    }
+}

@@ -1,0 +1,581 @@
+//! `nymgate loadtest`: complete logins under load, against a running nymgate (docs/LOADTEST.md).
+//!
+//! Many virtual browsers (browser.rs), each with its own connections and cookie jar, go
+//! through the whole flow (flow.rs): login start, the IdP, the callback or ACS, the platform's
+//! token (verified, its account number checked), then ordinary proxied requests. Closed loop
+//! (each browser starts its next login when one ends) or open loop (logins arrive at a fixed
+//! rate, each timed from when it was due, so a slow target cannot hide its queue).
+//!
+//! The IdP is `nymgate demo`'s, in its load-test mode (`demo::idp::Directory::LoadTest`):
+//! served by this process on `--idp-listen`, it approves every login at once for the person the
+//! browser names, so the figure is nymgate's own capacity. `--print-config` prints the two
+//! tenants (OIDC and SAML) to add to nymgate's config.
+
+pub mod browser;
+pub mod flow;
+pub mod report;
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+
+use crate::certs;
+use crate::demo::idp::{self as demo_idp, DemoIdp, Directory};
+use crate::demo::saml_idp::{KeyType, SamlIdp};
+use crate::demo::School;
+use browser::{Browser, HttpVersion};
+use flow::{Expectation, Output, Target};
+use report::{Report, Step, Tally};
+
+/// The built-in IdP's two schools: one tenant each in nymgate's config.
+pub const SCHOOLS: &[School] = &[
+    School { id: "loadtest-oidc", name: "Load test (OIDC)", code: "LOADTEST", saml: false },
+    School { id: "loadtest-saml", name: "Load test (SAML)", code: "LOADTEST", saml: true },
+];
+
+#[derive(Debug, clap::Args)]
+pub struct Options {
+    /// nymgate's public URL, e.g. https://localhost:8443.
+    #[arg(long)]
+    pub url: String,
+    /// The tenant to log in at: `loadtest-oidc` or `loadtest-saml` (the built-in IdP's).
+    #[arg(long, default_value = "loadtest-oidc")]
+    pub tenant: String,
+    /// Where this process serves the built-in IdP (nymgate's tenants point here).
+    #[arg(long, default_value = "127.0.0.1:9700")]
+    pub idp_listen: SocketAddr,
+    /// The built-in IdP's keys and client secret, kept across runs (created when missing).
+    #[arg(long, default_value = "loadtest-idp")]
+    pub idp_dir: PathBuf,
+    /// Print the tenants to add to nymgate's config for the built-in IdP, and exit.
+    #[arg(long)]
+    pub print_config: bool,
+    /// Measured time (after the warm-up), e.g. 30s or 2m.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub duration: Duration,
+    /// Stop after this many measured logins instead (whichever comes first).
+    #[arg(long)]
+    pub logins: Option<u64>,
+    /// Virtual browsers at once.
+    #[arg(long, default_value_t = 32)]
+    pub concurrency: usize,
+    /// Open loop: this many logins per second offered, whatever the answers take.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// Logins during this time are made but not measured.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "3s")]
+    pub warmup: Duration,
+    /// HTTP version toward nymgate.
+    #[arg(long, value_enum, default_value = "1.1")]
+    pub http: HttpVersion,
+    /// Ordinary proxied requests after each login.
+    #[arg(long, default_value_t = 3)]
+    pub requests: u32,
+    /// The platform path of the first page and of the ordinary requests.
+    #[arg(long, default_value = "/")]
+    pub path: String,
+    /// How the platform receives logins: `assertion` (nymgate's echo platform shows the
+    /// assertion header) or `provider` (the load test redeems codes at nymgate's token endpoint).
+    #[arg(long, default_value = "assertion", value_parser = ["assertion", "provider"])]
+    pub output: String,
+    /// The assertion header's name (`login.assertion.header`).
+    #[arg(long, default_value = "x-nymgate-assertion")]
+    pub assertion_header: String,
+    /// Provider output: the platform's client registered in `[[login.clients]]`.
+    #[arg(long)]
+    pub client_id: Option<String>,
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    #[arg(long)]
+    pub redirect_uri: Option<String>,
+    /// nymgate's keyring: with it every account number is checked against the one derived for
+    /// the person; without it, each person must always get the same number and no two the same.
+    #[arg(long)]
+    pub keyring: Option<PathBuf>,
+    /// The tenant's pseudonym scope in the keyring (default: the tenant id).
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// Extra CA certificates (PEM) for nymgate's certificate.
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    /// Accept any certificate from nymgate (a staging host).
+    #[arg(long)]
+    pub insecure: bool,
+    /// nymgate's admin listener, e.g. http://127.0.0.1:9090: its resident memory is read from
+    /// /metrics before and after the run.
+    #[arg(long)]
+    pub admin: Option<String>,
+    /// Distinct people the logins cycle through.
+    #[arg(long, default_value_t = 100_000)]
+    pub people: u64,
+    /// Per-request timeout.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    pub timeout: Duration,
+    /// Print the report as JSON (the table goes to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The built-in IdP's lasting state: what nymgate's config pins.
+struct IdpFiles {
+    oidc_key: crate::mint::SigningKey,
+    saml_key_pem: String,
+    client_secret: String,
+}
+
+/// Reads or creates the built-in IdP's keys and client secret in `dir`.
+fn idp_files(dir: &Path) -> Result<IdpFiles, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+    let oidc_pem = match read("oidc-key.pem") {
+        Some(pem) => pem,
+        None => {
+            let (_, der) = crate::mint::SigningKey::generate(crate::mint::Algorithm::ES256);
+            let pem = crate::mint::pkcs8_pem(&der);
+            certs::write(&dir.join("oidc-key.pem"), pem.as_bytes(), 0o600)?;
+            pem
+        }
+    };
+    let oidc_der = {
+        use rustls_pki_types::pem::PemObject;
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(oidc_pem.as_bytes())
+            .map_err(|e| format!("{}: {e}", dir.join("oidc-key.pem").display()))?
+    };
+    let oidc_key =
+        crate::mint::SigningKey::from_pkcs8(crate::mint::Algorithm::ES256, oidc_der.secret_pkcs8_der())
+            .map_err(|e| format!("{}: {e}", dir.join("oidc-key.pem").display()))?;
+    let saml_key_pem = match (read("saml-idp-key.pem"), read("saml-idp.pem")) {
+        (Some(key), Some(_)) => key,
+        _ => {
+            let (cert, key) = certs::generate_saml_signing_cert_for(
+                "nymgate loadtest IdP",
+                &rcgen::PKCS_ECDSA_P256_SHA256,
+            )?;
+            certs::write(&dir.join("saml-idp.pem"), cert.as_bytes(), 0o644)?;
+            certs::write(&dir.join("saml-idp-key.pem"), key.as_bytes(), 0o600)?;
+            key
+        }
+    };
+    let client_secret = match read("client.secret") {
+        Some(secret) => secret.trim().to_owned(),
+        None => {
+            let secret = crate::secret::random_hex::<32>();
+            certs::write(&dir.join("client.secret"), secret.as_bytes(), 0o600)?;
+            secret
+        }
+    };
+    Ok(IdpFiles { oidc_key, saml_key_pem, client_secret })
+}
+
+fn idp_base(options: &Options) -> String {
+    format!("http://{}", options.idp_listen)
+}
+
+/// The tenants nymgate needs for the built-in IdP.
+pub fn config_snippet(options: &Options) -> Result<String, String> {
+    idp_files(&options.idp_dir)?;
+    let dir = std::fs::canonicalize(&options.idp_dir).map_err(|e| e.to_string())?;
+    let base = idp_base(options);
+    let (oidc, saml) = (&SCHOOLS[0], &SCHOOLS[1]);
+    Ok(format!(
+        r#"# Tenants for `nymgate loadtest`'s built-in IdP (served by the load test on {listen}).
+# nymgate needs [login.saml] (its SP key) for the SAML one, and a keyring scope per tenant:
+#   nymgate keys new --keyring KEYRING --scope loadtest-oidc   (and loadtest-saml)
+
+[[tenants]]
+id = "{oidc_id}"
+name = "{oidc_name}"
+idp = "oidc"
+issuer = "{base}/{oidc_id}"
+[tenants.oidc]
+client_id = "{client_id}"
+client_secret = {{ file = "{dir}/client.secret" }}
+algorithms = ["ES256"]
+[tenants.policy]
+role_from = ["roles"]
+role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
+
+[[tenants]]
+id = "{saml_id}"
+name = "{saml_name}"
+idp = "saml"
+issuer = "{saml_entity}"
+[tenants.saml]
+sso_url = "{saml_entity}/sso"
+certificate_files = ["{dir}/saml-idp.pem"]
+name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+[tenants.policy]
+role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
+role_map = {{ "student" = "student", "faculty" = "teacher" }}
+"#,
+        listen = options.idp_listen,
+        oidc_id = oidc.id,
+        oidc_name = oidc.name,
+        client_id = demo_idp::client_id(oidc),
+        dir = dir.display(),
+        saml_id = saml.id,
+        saml_name = saml.name,
+        saml_entity = demo_idp::saml_entity_id(&base, saml),
+    ))
+}
+
+/// Starts the built-in IdP on `options.idp_listen` (current runtime).
+async fn start_idp(options: &Options) -> Result<Arc<DemoIdp>, String> {
+    let files = idp_files(&options.idp_dir)?;
+    let base = idp_base(options);
+    let public = options.url.trim_end_matches('/');
+    let saml_school = &SCHOOLS[1];
+    let saml = SamlIdp::new(
+        demo_idp::saml_entity_id(&base, saml_school),
+        format!("{public}/nymgate/saml"),
+        format!("{public}/nymgate/saml/acs"),
+        &files.saml_key_pem,
+        KeyType::EcdsaP256,
+    )?;
+    let secrets = [(SCHOOLS[0].id, files.client_secret)].into_iter().collect();
+    let idp = DemoIdp::new(
+        &base,
+        SCHOOLS,
+        Directory::LoadTest,
+        &secrets,
+        &format!("{public}/nymgate/callback"),
+        [(saml_school.id, saml)].into_iter().collect(),
+    )
+    .with_signing_key(files.oidc_key);
+    let idp = Arc::new(idp);
+    let listener = tokio::net::TcpListener::bind(options.idp_listen)
+        .await
+        .map_err(|e| format!("cannot serve the built-in IdP on {}: {e}", options.idp_listen))?;
+    tokio::spawn(demo_idp::serve(listener, None, idp.clone()));
+    Ok(idp)
+}
+
+/// Account numbers derived here from nymgate's keyring.
+struct Derived {
+    ring: crate::pseudonym::keyring::Keyring,
+    scope: String,
+    issuer: String,
+}
+
+impl Expectation for Derived {
+    fn check(&self, person: u64, account: &str) -> Result<(), &'static str> {
+        let key = self.ring.scope(&self.scope).map_err(|_| "no such scope")?.current();
+        let expected =
+            crate::pseudonym::derive_account_number(key, &self.issuer, &format!("loadtest-{person}"));
+        if expected.to_string() == account {
+            Ok(())
+        } else {
+            Err("wrong account number")
+        }
+    }
+}
+
+/// Without the keyring: each person always gets the same number, and no two people one number.
+#[derive(Default)]
+struct Consistent {
+    by_person: DashMap<u64, String>,
+    by_account: DashMap<String, u64>,
+}
+
+impl Expectation for Consistent {
+    fn check(&self, person: u64, account: &str) -> Result<(), &'static str> {
+        let owner = *self.by_account.entry(account.to_owned()).or_insert(person);
+        if owner != person {
+            return Err("two people got one account number");
+        }
+        let first = self.by_person.entry(person).or_insert_with(|| account.to_owned()).clone();
+        if first != account {
+            return Err("account number changed for the same person");
+        }
+        Ok(())
+    }
+}
+
+/// Runs the load test and returns its report.
+pub async fn run(options: &Options) -> Result<Report, String> {
+    let school = SCHOOLS
+        .iter()
+        .find(|s| s.id == options.tenant)
+        .ok_or_else(|| format!("--tenant must be one of the built-in IdP's: {}", tenant_names()))?;
+    if options.concurrency == 0 {
+        return Err("--concurrency must be at least 1".into());
+    }
+    if options.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err("--rate must be a positive number of logins per second".into());
+    }
+    let idp = start_idp(options).await?;
+    let tls = browser::tls_config(options.ca_file.as_deref(), options.insecure)?;
+    let base = options.url.trim_end_matches('/').to_owned();
+
+    // nymgate's signing keys, to verify every token the platform receives.
+    let mut setup = Browser::new(tls.clone(), options.http, options.timeout);
+    let jwks = setup
+        .get(&format!("{base}/nymgate/jwks"), &[])
+        .await
+        .map_err(|f| format!("cannot reach {base}: {}", f.kind()))?;
+    if !jwks.status.is_success() {
+        return Err(format!("{base}/nymgate/jwks answered {}", jwks.status));
+    }
+    let keys = flow::decoding_keys(&jwks.body)?;
+
+    let output = match options.output.as_str() {
+        "provider" => Output::Provider {
+            client_id: options.client_id.clone().ok_or("--output provider needs --client-id")?,
+            client_secret: std::fs::read_to_string(
+                options.client_secret_file.as_ref().ok_or("--output provider needs --client-secret-file")?,
+            )
+            .map_err(|e| format!("--client-secret-file: {e}"))?
+            .trim()
+            .to_owned(),
+            redirect_uri: options.redirect_uri.clone().ok_or("--output provider needs --redirect-uri")?,
+        },
+        _ => Output::AssertionHeader { header: options.assertion_header.clone() },
+    };
+    let expectation: Arc<dyn Expectation> = match &options.keyring {
+        Some(path) => {
+            let ring = crate::pseudonym::keyring::Keyring::load(path).map_err(|e| e.to_string())?;
+            let scope = options.scope.clone().unwrap_or_else(|| options.tenant.clone());
+            ring.scope(&scope).map_err(|e| format!("--keyring: {e}"))?;
+            Arc::new(Derived { ring, scope, issuer: idp.issuer(school) })
+        }
+        None => Arc::new(Consistent::default()),
+    };
+    let target = Arc::new(Target {
+        base: base.clone(),
+        tenant: options.tenant.clone(),
+        saml: school.saml,
+        output,
+        path: options.path.clone(),
+        requests_per_login: options.requests,
+        keys,
+    });
+
+    let memory_start = match &options.admin {
+        Some(admin) => resident_memory(&mut setup, admin).await,
+        None => None,
+    };
+    let shared = Arc::new(Shared {
+        started: Instant::now(),
+        warmup: options.warmup,
+        end: options.warmup + options.duration,
+        max_logins: options.logins,
+        measured: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        next_person: AtomicU64::new(0),
+        people: options.people.max(1),
+        stop: AtomicBool::new(false),
+    });
+    let tickets = options.rate.map(|rate| schedule(rate, shared.clone()));
+    let progress = tokio::spawn(progress(shared.clone(), options.json || !std::io::stderr().is_terminal()));
+    let mut workers = Vec::with_capacity(options.concurrency);
+    for _ in 0..options.concurrency {
+        let browser = Browser::new(tls.clone(), options.http, options.timeout);
+        workers.push(tokio::spawn(worker(
+            browser,
+            target.clone(),
+            expectation.clone(),
+            shared.clone(),
+            tickets.clone(),
+        )));
+    }
+    let mut tally = Tally::default();
+    for worker in workers {
+        tally.merge(worker.await.map_err(|e| format!("a virtual browser failed: {e}"))?);
+    }
+    shared.stop.store(true, Ordering::Relaxed);
+    let _ = progress.await;
+    let measured_for = shared.started.elapsed().saturating_sub(options.warmup).min(options.duration);
+    let not_started = match &tickets {
+        Some(tickets) => tickets.lock().unwrap_or_else(|e| e.into_inner()).len() as u64,
+        None => 0,
+    };
+    let memory_end = match &options.admin {
+        Some(admin) => resident_memory(&mut setup, admin).await,
+        None => None,
+    };
+    let seconds = measured_for.as_secs_f64().max(1e-9);
+    let requests = tally.requests;
+    Ok(Report {
+        target: base,
+        tenant: options.tenant.clone(),
+        protocol: if school.saml { "saml" } else { "oidc" },
+        output: if options.output == "provider" { "provider" } else { "assertion_header" },
+        http: options.http,
+        mode: if options.rate.is_some() { "open" } else { "closed" },
+        rate: options.rate,
+        concurrency: options.concurrency,
+        warmup_s: options.warmup.as_secs_f64(),
+        duration_s: seconds,
+        logins: tally.logins,
+        failed_logins: tally.failed_logins,
+        logins_per_s: tally.logins as f64 / seconds,
+        requests_per_s: requests as f64 / seconds,
+        not_started,
+        latency: tally.steps.into_iter().map(|(step, samples)| (step.name(), samples.summary())).collect(),
+        errors: tally.errors,
+        resident_memory_start_bytes: memory_start,
+        resident_memory_end_bytes: memory_end,
+    })
+}
+
+fn tenant_names() -> String {
+    SCHOOLS.iter().map(|s| s.id).collect::<Vec<_>>().join(", ")
+}
+
+/// What the browsers share.
+struct Shared {
+    started: Instant,
+    warmup: Duration,
+    /// Warm-up plus the measured duration.
+    end: Duration,
+    max_logins: Option<u64>,
+    /// Measured logins so far (successful or not).
+    measured: AtomicU64,
+    failed: AtomicU64,
+    next_person: AtomicU64,
+    people: u64,
+    stop: AtomicBool,
+}
+
+impl Shared {
+    fn done(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+            || self.started.elapsed() >= self.end
+            || self.max_logins.is_some_and(|max| self.measured.load(Ordering::Relaxed) >= max)
+    }
+}
+
+/// Open loop: the instants logins are due, queued for the browsers (FIFO).
+type Tickets = Arc<Mutex<std::collections::VecDeque<Instant>>>;
+
+fn schedule(rate: f64, shared: Arc<Shared>) -> Tickets {
+    let tickets: Tickets = Arc::default();
+    let queue = tickets.clone();
+    tokio::spawn(async move {
+        let interval = Duration::from_secs_f64(1.0 / rate);
+        let mut due = Instant::now();
+        while !shared.done() {
+            queue.lock().unwrap_or_else(|e| e.into_inner()).push_back(due);
+            due += interval;
+            tokio::time::sleep_until(due.into()).await;
+        }
+    });
+    tickets
+}
+
+async fn worker(
+    mut browser: Browser,
+    target: Arc<Target>,
+    expectation: Arc<dyn Expectation>,
+    shared: Arc<Shared>,
+    tickets: Option<Tickets>,
+) -> Tally {
+    let mut tally = Tally::default();
+    while !shared.done() {
+        // When the login counts from: now (closed loop) or when it was due (open loop).
+        let started = match &tickets {
+            None => Instant::now(),
+            Some(tickets) => {
+                let due = tickets.lock().unwrap_or_else(|e| e.into_inner()).pop_front();
+                match due {
+                    Some(due) => due,
+                    None => {
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                        continue;
+                    }
+                }
+            }
+        };
+        let measured = started.duration_since(shared.started) >= shared.warmup;
+        if measured && shared.max_logins.is_some() {
+            // Claim a place among the measured logins, so that --logins is exact.
+            let place = shared.measured.fetch_add(1, Ordering::Relaxed);
+            if shared.max_logins.is_some_and(|max| place >= max) {
+                break;
+            }
+        } else if measured {
+            shared.measured.fetch_add(1, Ordering::Relaxed);
+        }
+        let person = shared.next_person.fetch_add(1, Ordering::Relaxed) % shared.people;
+        let result = flow::login(&mut browser, &target, expectation.as_ref(), person).await;
+        if !measured {
+            continue;
+        }
+        match result {
+            Ok(timed) => {
+                tally.logins += 1;
+                let mut requests = 0;
+                let mut login_end = started.elapsed();
+                for (step, elapsed) in timed.steps {
+                    if step == Step::Request {
+                        requests += 1;
+                        login_end = login_end.saturating_sub(elapsed);
+                    }
+                    tally.steps.entry(step).or_default().add(elapsed);
+                }
+                tally.steps.entry(Step::Login).or_default().add(login_end);
+                // The platform's page is a proxied request too.
+                tally.requests +=
+                    requests + u64::from(matches!(target.output, Output::AssertionHeader { .. }));
+            }
+            Err((step, kind)) => {
+                tally.failed_logins += 1;
+                shared.failed.fetch_add(1, Ordering::Relaxed);
+                *tally.errors.entry(format!("{}: {kind}", step.name())).or_default() += 1;
+            }
+        }
+    }
+    tally
+}
+
+/// A progress line on stderr twice a second (a terminal only).
+async fn progress(shared: Arc<Shared>, quiet: bool) {
+    if quiet {
+        return;
+    }
+    let total = shared.end.as_secs_f64();
+    while !shared.stop.load(Ordering::Relaxed) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let elapsed = shared.started.elapsed().as_secs_f64().min(total);
+        let width = 30;
+        let filled = ((elapsed / total) * width as f64) as usize;
+        let phase = if shared.started.elapsed() < shared.warmup { "warm-up" } else { "measuring" };
+        eprint!(
+            "\r[{}{}] {:>5.1}/{:.0} s {phase:<9} {} logins, {} failed   ",
+            "=".repeat(filled.min(width)),
+            " ".repeat(width - filled.min(width)),
+            elapsed,
+            total,
+            shared.measured.load(Ordering::Relaxed),
+            shared.failed.load(Ordering::Relaxed),
+        );
+    }
+    eprintln!();
+}
+
+/// `nymgate_resident_memory_bytes` from nymgate's admin `/metrics`.
+async fn resident_memory(browser: &mut Browser, admin: &str) -> Option<u64> {
+    let reply = browser.get(&format!("{}/metrics", admin.trim_end_matches('/')), &[]).await.ok()?;
+    let text = String::from_utf8_lossy(&reply.body);
+    text.lines().find_map(|l| l.strip_prefix("nymgate_resident_memory_bytes "))?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_the_keyring_account_numbers_must_be_consistent() {
+        let check = Consistent::default();
+        assert_eq!(check.check(1, "v1-A"), Ok(()));
+        assert_eq!(check.check(1, "v1-A"), Ok(()));
+        assert_eq!(check.check(1, "v1-B"), Err("account number changed for the same person"));
+        assert_eq!(check.check(2, "v1-A"), Err("two people got one account number"));
+        assert_eq!(check.check(2, "v1-C"), Ok(()));
+    }
+}

@@ -1,0 +1,260 @@
+//! `nymgate loadtest` (issue 8) against a real `nymgate serve`, both as built: complete OIDC and
+//! SAML logins with the built-in IdP, every token verified and every account number checked
+//! against the keyring; the provider output with the load test as the platform; and a wrong
+//! keyring, whose every login must count as an error (exit status 2), so the check can fail.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+use common::login::Peer;
+use serde_json::Value;
+
+const NYMGATE: &str = env!("CARGO_BIN_EXE_nymgate");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn nymgate(dir: &Path, args: &[&str]) -> Output {
+    let out = Command::new(NYMGATE).args(args).current_dir(dir).output().unwrap();
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "nymgate {args:?}: {said}");
+    out
+}
+
+/// A release-like setup: nymgate with the echo platform, the two load-test tenants, and the
+/// load test's built-in IdP on its own port.
+struct Rig {
+    dir: tempfile::TempDir,
+    url: String,
+    admin: String,
+    idp: String,
+    _server: Peer,
+}
+
+impl Rig {
+    fn start(provider: bool) -> Rig {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path();
+        let (public, admin, idp) = (free_port(), free_port(), free_port());
+        let url = format!("https://localhost:{public}");
+        nymgate(path, &["certs", "dev", "--out", "certs"]);
+        nymgate(path, &["certs", "saml", "--out", ".", "--entity-id", &format!("{url}/nymgate/saml")]);
+        nymgate(path, &["keys", "signing", "--out", "signing.pem"]);
+        for scope in ["loadtest-oidc", "loadtest-saml", "other"] {
+            nymgate(
+                path,
+                &["keys", "new", "--keyring", "keyring.toml", "--scope", scope, "--audit", "keys.log"],
+            );
+        }
+        for (name, secret) in [("seal.secret", "ab".repeat(32)), ("platform.secret", "cd".repeat(32))] {
+            nymgate::certs::write(&path.join(name), secret.as_bytes(), 0o600).unwrap();
+        }
+        let output = if provider {
+            format!(
+                "output = \"provider\"\n[[login.clients]]\nclient_id = \"platform\"\nclient_secret = {{ file = \"platform.secret\" }}\nredirect_uris = [\"{url}/platform/callback\"]\n"
+            )
+        } else {
+            "output = \"assertion_header\"\n".to_owned()
+        };
+        let mut config = format!(
+            r#"[server]
+listen = "127.0.0.1:{public}"
+admin_listen = "127.0.0.1:{admin}"
+cert_file = "certs/localhost.pem"
+key_file = "certs/localhost-key.pem"
+[log]
+format = "json"
+level = "info"
+[audit]
+file = "audit.log"
+[pseudonyms]
+keyring_file = "keyring.toml"
+[login.signing]
+key_file = "signing.pem"
+[login.saml]
+cert_file = "saml-sp.pem"
+key_file = "saml-sp-key.pem"
+[login]
+public_url = "{url}"
+seal_secret = {{ file = "seal.secret" }}
+{output}"#
+        );
+        let idp = format!("127.0.0.1:{idp}");
+        let snippet = nymgate(
+            path,
+            &["loadtest", "--url", &url, "--idp-listen", &idp, "--idp-dir", "idp", "--print-config"],
+        );
+        config.push_str(&String::from_utf8(snippet.stdout).unwrap());
+        std::fs::write(path.join("nymgate.toml"), config).unwrap();
+        nymgate(path, &["check", "--config", "nymgate.toml"]);
+        let child = Command::new(NYMGATE)
+            .args(["serve", "--config", "nymgate.toml"])
+            .current_dir(path)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(path.join("nymgate.log")).unwrap())
+            .spawn()
+            .unwrap();
+        let rig = Rig { url, admin: format!("http://127.0.0.1:{admin}"), idp, dir, _server: Peer(child) };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", public)).is_ok() {
+                return rig;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!(
+            "nymgate did not start: {}",
+            std::fs::read_to_string(rig.dir.path().join("nymgate.log")).unwrap()
+        );
+    }
+
+    /// Runs the load test; returns its exit code and JSON report.
+    fn loadtest(&self, extra: &[&str]) -> (i32, Value) {
+        let mut args = vec![
+            "loadtest",
+            "--url",
+            &self.url,
+            "--idp-listen",
+            &self.idp,
+            "--idp-dir",
+            "idp",
+            "--ca-file",
+            "certs/dev-ca.pem",
+            "--admin",
+            &self.admin,
+            "--warmup",
+            "0s",
+            "--concurrency",
+            "4",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let out = Command::new(NYMGATE).args(&args).current_dir(self.dir.path()).output().unwrap();
+        let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("no JSON report: {}\n{}", String::from_utf8_lossy(&out.stderr), self.log())
+        });
+        (out.status.code().unwrap(), report)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("nymgate.log")).unwrap_or_default()
+    }
+}
+
+/// The checks every good run passes: exactly the logins asked for, none failed, each step
+/// timed once per login, and nymgate's memory read.
+fn assert_clean_run(report: &Value, logins: u64, requests: u64) {
+    assert_eq!(report["logins"], logins, "{report:#}");
+    assert_eq!(report["failed_logins"], 0, "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report:#}");
+    for step in ["login_start", "idp", "callback", "platform", "login"] {
+        assert_eq!(report["latency"][step]["count"], logins, "{step}: {report:#}");
+        assert!(report["latency"][step]["p50_ms"].as_f64().unwrap() > 0.0, "{step}: {report:#}");
+    }
+    if requests > 0 {
+        assert_eq!(report["latency"]["request"]["count"], logins * requests, "{report:#}");
+    }
+    assert!(report["resident_memory_end_bytes"].as_u64().unwrap() > 1 << 20, "{report:#}");
+}
+
+#[test]
+fn complete_oidc_and_saml_logins_under_load_are_verified_against_the_keyring() {
+    let rig = Rig::start(false);
+    for tenant in ["loadtest-oidc", "loadtest-saml"] {
+        let (code, report) = rig.loadtest(&[
+            "--tenant",
+            tenant,
+            "--logins",
+            "40",
+            "--requests",
+            "2",
+            "--keyring",
+            "keyring.toml",
+        ]);
+        assert_eq!(code, 0, "{report:#}");
+        assert_eq!(report["protocol"], if tenant == "loadtest-oidc" { "oidc" } else { "saml" });
+        assert_clean_run(&report, 40, 2);
+    }
+    // nymgate audited every login as a success, and no load-test person's values reached its
+    // logs: the platform got account numbers only.
+    let audit = std::fs::read_to_string(rig.dir.path().join("audit.log")).unwrap();
+    assert_eq!(audit.matches("\"outcome\":\"ok\"").count(), 80, "{audit}");
+    let log = rig.log();
+    for personal in ["@loadtest.example", "Nyberg", "loadtest-1\"", "19900101"] {
+        assert!(!log.contains(personal) && !audit.contains(personal), "{personal} in nymgate's log");
+    }
+}
+
+#[test]
+fn open_loop_over_http2_runs_at_the_offered_rate() {
+    let rig = Rig::start(false);
+    let (code, report) = rig.loadtest(&[
+        "--tenant",
+        "loadtest-oidc",
+        "--rate",
+        "40",
+        "--duration",
+        "2s",
+        "--http",
+        "2",
+        "--requests",
+        "1",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["mode"], "open");
+    assert_eq!(report["http"], "2");
+    // 40/s for 2 s: about 80 logins were due; allow for the schedule's edges.
+    let logins = report["logins"].as_u64().unwrap();
+    assert!((70..=90).contains(&logins), "{report:#}");
+    assert_clean_run(&report, logins, 1);
+}
+
+#[test]
+fn the_provider_output_is_loaded_with_the_load_test_as_the_platform() {
+    let rig = Rig::start(true);
+    let redirect = format!("{}/platform/callback", rig.url);
+    let (code, report) = rig.loadtest(&[
+        "--tenant",
+        "loadtest-saml",
+        "--logins",
+        "30",
+        "--requests",
+        "0",
+        "--output",
+        "provider",
+        "--client-id",
+        "platform",
+        "--client-secret-file",
+        "platform.secret",
+        "--redirect-uri",
+        &redirect,
+        "--keyring",
+        "keyring.toml",
+    ]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["output"], "provider");
+    assert_clean_run(&report, 30, 0);
+}
+
+/// The account-number check can fail: with another scope's key every login is an error.
+#[test]
+fn a_wrong_account_number_counts_as_a_failed_login() {
+    let rig = Rig::start(false);
+    let (code, report) = rig.loadtest(&[
+        "--tenant",
+        "loadtest-oidc",
+        "--logins",
+        "10",
+        "--keyring",
+        "keyring.toml",
+        "--scope",
+        "other",
+    ]);
+    assert_eq!(code, 2, "{report:#}");
+    assert_eq!(report["logins"], 0, "{report:#}");
+    assert_eq!(report["failed_logins"], 10, "{report:#}");
+    assert_eq!(report["errors"]["platform: wrong account number"], 10, "{report:#}");
+}
