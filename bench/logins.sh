@@ -77,13 +77,31 @@ for _ in $(seq 100); do
   sleep 0.1
 done
 
-echo "nymgate $(git -C "$OLDPWD" rev-parse --short HEAD), $(nproc) cores, $(date -u +%FT%TZ), HTTP/$HTTP"
-for tenant in loadtest-oidc loadtest-saml; do
+# nymgate's own CPU time (user + system, from /proc): with the load generator and the IdP on
+# the same cores, logins per nymgate CPU-second is the figure that carries to a dedicated host.
+TICKS=$(getconf CLK_TCK)
+cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$NYMGATE_PID/stat"; }
+measure() { # NAME ARGS...: one load test run, its report in NAME.json, then nymgate's CPU use
+  local name=$1 before after
+  shift
+  before=$(cpu)
   echo
   # Exit status 2 means some logins failed: the report says which, so go on.
-  "${LT[@]}" --tenant "$tenant" --duration "$DURATION" --json > "$tenant-closed.json" || (($? == 2))
-  echo
-  "${LT[@]}" --tenant "$tenant" --duration "$DURATION" --rate "$RATE" --json > "$tenant-open.json" || (($? == 2))
+  "${LT[@]}" "$@" --json > "$name.json" || (($? == 2))
+  after=$(cpu)
+  python3 - "$name.json" "$before" "$after" <<'PY'
+import json, sys
+report = json.load(open(sys.argv[1]))
+cpu = float(sys.argv[3]) - float(sys.argv[2])
+print(f"  nymgate CPU: {cpu:.2f} s for {report['logins']} logins (warm-up included: "
+      f"{report['logins'] / max(cpu, 0.01):.0f} logins per nymgate CPU-second, a floor)")
+PY
+}
+
+echo "nymgate $(git -C "$OLDPWD" rev-parse --short HEAD), $(nproc) cores, $(date -u +%FT%TZ), HTTP/$HTTP"
+for tenant in loadtest-oidc loadtest-saml; do
+  measure "$tenant-closed" --tenant "$tenant" --duration "$DURATION"
+  measure "$tenant-open" --tenant "$tenant" --duration "$DURATION" --rate "$RATE"
 done
 echo
 echo "raw reports and nymgate's log: $OUT"

@@ -201,15 +201,22 @@ fn open_loop_over_http2_runs_at_the_offered_rate() {
         "--http",
         "2",
         "--requests",
-        "1",
+        "2",
+        "--path",
+        "/start",
+        "--path",
+        "/mixed",
     ]);
     assert_eq!(code, 0, "{report:#}");
+    // The ordinary requests cycled through both paths (nymgate logs a path's first segment).
+    let log = rig.log();
+    assert!(log.contains("/start") && log.contains("/mixed"), "{log}");
     assert_eq!(report["mode"], "open");
     assert_eq!(report["http"], "2");
     // 40/s for 2 s: about 80 logins were due; allow for the schedule's edges.
     let logins = report["logins"].as_u64().unwrap();
     assert!((70..=90).contains(&logins), "{report:#}");
-    assert_clean_run(&report, logins, 1);
+    assert_clean_run(&report, logins, 2);
 }
 
 #[test]

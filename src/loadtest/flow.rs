@@ -32,8 +32,9 @@ pub struct Target {
     pub tenant: String,
     pub saml: bool,
     pub output: Output,
-    /// The proxied path of the platform's page and of the ordinary requests.
-    pub path: String,
+    /// Proxied paths: the first is the page a login returns to; ordinary requests cycle
+    /// through all (never empty: clap gives the default).
+    pub paths: Vec<String>,
     pub requests_per_login: u32,
     pub keys: Vec<(String, DecodingKey, Algorithm)>,
 }
@@ -94,7 +95,7 @@ pub async fn login(
     let nonce = crate::secret::random_hex::<16>();
     let start_url = match &target.output {
         Output::AssertionHeader { .. } => {
-            format!("{}/nymgate/login/{}?return_to={}", target.base, target.tenant, encode(&target.path))
+            format!("{}/nymgate/login/{}?return_to={}", target.base, target.tenant, encode(&target.paths[0]))
         }
         Output::Provider { client_id, redirect_uri, .. } => {
             let challenge = URL_SAFE_NO_PAD
@@ -207,10 +208,12 @@ pub async fn login(
     timed(Step::Platform, started);
 
     // 5. Ordinary traffic of the signed-in person.
-    let page = format!("{}{}", target.base, target.path);
-    for _ in 0..target.requests_per_login {
+    for path in target.paths.iter().cycle().take(target.requests_per_login as usize) {
         let started = Instant::now();
-        let reply = browser.get(&page, &[]).await.map_err(request_failed(Step::Request))?;
+        let reply = browser
+            .get(&format!("{}{path}", target.base), &[])
+            .await
+            .map_err(request_failed(Step::Request))?;
         if !reply.status.is_success() {
             return Err(status_error(Step::Request, &reply));
         }

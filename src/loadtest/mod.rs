@@ -76,9 +76,10 @@ pub struct Options {
     /// Ordinary proxied requests after each login.
     #[arg(long, default_value_t = 3)]
     pub requests: u32,
-    /// The platform path of the first page and of the ordinary requests.
-    #[arg(long, default_value = "/")]
-    pub path: String,
+    /// Platform paths: the first is the page a login returns to; the ordinary requests cycle
+    /// through all of them (repeat the option for a mix).
+    #[arg(long = "path", default_value = "/")]
+    pub paths: Vec<String>,
     /// How the platform receives logins: `assertion` (nymgate's echo platform shows the
     /// assertion header) or `provider` (the load test redeems codes at nymgate's token endpoint).
     #[arg(long, default_value = "assertion", value_parser = ["assertion", "provider"])]
@@ -302,6 +303,9 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         .iter()
         .find(|s| s.id == options.tenant)
         .ok_or_else(|| format!("--tenant must be one of the built-in IdP's: {}", tenant_names()))?;
+    if options.paths.iter().any(|p| !p.starts_with('/')) {
+        return Err("--path must start with /".into());
+    }
     if options.concurrency == 0 {
         return Err("--concurrency must be at least 1".into());
     }
@@ -350,7 +354,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         tenant: options.tenant.clone(),
         saml: school.saml,
         output,
-        path: options.path.clone(),
+        paths: options.paths.clone(),
         requests_per_login: options.requests,
         keys,
     });
