@@ -116,7 +116,9 @@ function buildProvider(issuer) {
     claims: config.claims,
     conformIdTokenClaims: config.conform_id_token_claims,
     cookies: { keys: [randomBytes(16).toString('hex')] },
-    pkce: { required: () => true },
+    // PKCE is required, except for the clients listed in `pkce_optional_clients` (SATOSA's
+    // OIDC backend, pyoidc, sends no code_challenge; bench/idp_compare.sh).
+    pkce: { required: (ctx, client) => !(config.pkce_optional_clients ?? []).includes(client.clientId) },
     features: { devInteractions: { enabled: true }, rpInitiatedLogout: { enabled: true } },
     async findAccount(ctx, id) {
       const user = config.users[id];
