@@ -4,7 +4,7 @@
 //!
 //! It is one of nymgate's own endpoints, so its body limit is `limits.max_body_bytes` (413).
 //!
-//! A browser (`Accept: text/html`) gets the same as a page, with the claims of nymgate's
+//! A browser (`Accept: text/html` without `application/json`) gets the same as a page, with the claims of nymgate's
 //! assertion header spelled out: this is what `nymgate demo` shows as "the platform".
 
 use std::pin::Pin;
@@ -66,11 +66,8 @@ pub async fn answer(
             .collect(),
         body_bytes: bytes.len(),
     };
-    let wants_html = parts
-        .headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|accept| accept.contains("text/html"));
+    let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let wants_html = wants_html(accept);
     let (bytes, content_type) = if wants_html {
         (html(&echo).into_bytes(), "text/html; charset=utf-8")
     } else {
@@ -100,6 +97,13 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:48rem;margi
 color:#1a1a1a;line-height:1.5}header{background:#203a43;color:#fff;padding:.6rem 1rem}a{color:#0a4aa8}\
 table{border-collapse:collapse;width:100%;font-size:.9rem}td,th{border:1px solid #bbb;padding:.25rem .4rem;\
 text-align:left;vertical-align:top;word-break:break-all}dt{font-weight:600}dd{margin:0 0 .5rem}";
+
+/// A browser gets the page; a client that names JSON at all (a script, a test, a load
+/// generator) gets JSON, even when it also takes HTML. Browsers' default `Accept` never names
+/// `application/json`.
+fn wants_html(accept: &str) -> bool {
+    accept.contains("text/html") && !accept.contains("application/json")
+}
 
 fn html(echo: &Echo) -> String {
     use crate::login::pages::escape;
@@ -147,4 +151,20 @@ fn html(echo: &Echo) -> String {
         method = escape(&echo.method),
         path = escape(&echo.path),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_html;
+
+    #[test]
+    fn browsers_get_the_page_and_json_clients_get_json() {
+        let chromium =
+            "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+        assert!(wants_html(chromium));
+        assert!(!wants_html("text/html,application/json"));
+        assert!(!wants_html("application/json"));
+        assert!(!wants_html("*/*"));
+        assert!(!wants_html(""));
+    }
 }

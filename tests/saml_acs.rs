@@ -197,7 +197,8 @@ fn simplesamlphp_login_with_the_assertion_header() {
     let page = world.browse(&world.url("/nymgate/login/school-s?return_to=/echo"), None);
     assert_eq!(page["status"], 200, "{page}");
     let body = page["body"].as_str().unwrap();
-    let seen: nymgate::echo::Echo = serde_json::from_str(body).unwrap();
+    let seen: nymgate::echo::Echo =
+        serde_json::from_str(body).unwrap_or_else(|e| panic!("the echo platform's JSON: {e}: {body}"));
     assert!(seen.headers.iter().any(|(k, _)| k == "x-nymgate-assertion"), "{body}");
     assert_eq!(world.last_login()["protocol"], "saml");
     world.assert_no_personal_values(&[("platform's received bytes", body)]);
