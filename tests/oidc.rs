@@ -516,3 +516,19 @@ fn pages_carry_the_deployment_and_the_tenant_branding() {
     assert!(failed.contains("/assets/logo.svg") && failed.contains("Inloggningen misslyckades"), "{failed}");
     world.assert_no_personal_values(&[("chooser", html), ("error page", &failed)]);
 }
+
+/// With the provider output too, nymgate's cookies (the remembered school, flow cookies) stay
+/// with nymgate: a browser that started a login sends them on every request, and the
+/// platform's copy has none.
+#[test]
+fn nymgate_cookies_never_reach_the_platform_with_the_provider_output() {
+    let world = World::start(Options::default());
+    let cookies = "__Host-nymgate-school=school-a; theme=dark; __Host-nymgate-flow-abc=sealed";
+    let out = world.node_eval(&format!(
+        "const r = await fetch({:?}, {{headers: {{cookie: {cookies:?}}}}}); console.log(await r.text());",
+        world.url("/echo")
+    ));
+    let seen: nymgate::echo::Echo = serde_json::from_str(out.trim()).unwrap();
+    let cookie = seen.headers.iter().find(|(k, _)| k == "cookie").map(|(_, v)| v.as_str());
+    assert_eq!(cookie, Some("theme=dark"), "{out}");
+}

@@ -853,12 +853,15 @@ impl Login {
         serde_json::from_slice::<Session>(&plain).ok()
     }
 
-    /// Assertion-header output, for a request on its way to the platform: the client's copy of
-    /// the header is already gone (sanitize.rs); this adds nymgate's, signed, when the browser
-    /// has a session, and removes nymgate's own cookies. `Err` is the response to send instead
+    /// For a request on its way to the platform: removes nymgate's own cookies; with the
+    /// assertion-header output (the client's copy of the header is already gone, sanitize.rs)
+    /// it adds nymgate's, signed, when the browser has a session. `Err` is the response to send instead
     /// (a redirect to the login when `require_login` is set).
     pub fn assert_request(&self, parts: &mut http::request::Parts) -> Result<(), Box<Response<Body>>> {
         if self.output != LoginOutput::AssertionHeader {
+            // The platform has no use for nymgate's cookies in either output (a browser that
+            // started a login keeps its chosen school and flow cookies).
+            strip_own_cookies(&mut parts.headers);
             return Ok(());
         }
         let session = self.session(&parts.headers);
