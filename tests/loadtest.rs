@@ -2,6 +2,8 @@
 //! SAML logins with the built-in IdP, every token verified and every account number checked
 //! against the keyring; the provider output with the load test as the platform; and a wrong
 //! keyring, whose every login must count as an error (exit status 2), so the check can fail.
+//! With `--idp external` the virtual browsers go through real school IdPs (node oidc-provider
+//! and SimpleSAMLphp, as the login tests run them) and fill in their login forms.
 
 mod common;
 
@@ -9,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::login::Peer;
+use common::login::{alice_sub, Options, Peer, SamlIdpKind, World};
 use serde_json::Value;
 
 const NYMGATE: &str = env!("CARGO_BIN_EXE_nymgate");
@@ -264,4 +266,49 @@ fn a_wrong_account_number_counts_as_a_failed_login() {
     assert_eq!(report["logins"], 0, "{report:#}");
     assert_eq!(report["failed_logins"], 10, "{report:#}");
     assert_eq!(report["errors"]["platform: wrong account number"], 10, "{report:#}");
+}
+
+/// `--idp external` against the world's real IdP: the browsers fill in its login form (and
+/// oidc-provider's consent form, SimpleSAMLphp's POST form) with its test person.
+fn external_load(world: &World, tenant: &str) -> (i32, Value) {
+    let people = world.dir.path().join("idp-people");
+    std::fs::write(&people, format!("# the test IdP's person\n{}:x\n", alice_sub())).unwrap();
+    let out = Command::new(NYMGATE)
+        .args(["loadtest", "--idp", "external", "--idp-users-file"])
+        .arg(&people)
+        .args(["--tenant", tenant, "--url", &world.url(""), "--ca-file"])
+        .arg(&world.ca)
+        .args(["--logins", "6", "--concurrency", "2", "--warmup", "0s", "--requests", "1", "--json"])
+        .output()
+        .unwrap();
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("no JSON report: {}\n{}", String::from_utf8_lossy(&out.stderr), world.log())
+    });
+    let code = out.status.code().unwrap();
+    assert_eq!(code, 0, "{report:#}\n{}", String::from_utf8_lossy(&out.stderr));
+    (code, report)
+}
+
+#[test]
+fn an_external_oidc_idp_is_loaded_through_its_login_form() {
+    let world = World::start(Options { provider: false, ..Options::default() });
+    let (code, report) = external_load(&world, "school-a");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["protocol"], "external");
+    assert_eq!(report["logins"], 6, "{report:#}");
+    assert_eq!(report["latency"]["idp"]["count"], 6, "{report:#}");
+    assert_eq!(world.audit().iter().filter(|l| l["outcome"] == "ok").count(), 6);
+}
+
+#[test]
+fn an_external_saml_idp_is_loaded_through_its_login_form() {
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::SimpleSamlPhp),
+        provider: false,
+        ..Options::default()
+    });
+    let (code, report) = external_load(&world, "school-s");
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["logins"], 6, "{report:#}");
+    assert_eq!(world.audit().iter().filter(|l| l["outcome"] == "ok" && l["protocol"] == "saml").count(), 6);
 }

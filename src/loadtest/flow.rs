@@ -12,6 +12,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::Value;
 
 use super::browser::{Browser, Reply};
+use super::html;
 use super::report::Step;
 use crate::demo::idp::LOAD_TEST_PERSON;
 
@@ -30,7 +31,7 @@ pub struct Target {
     /// `https://host:port`, no trailing slash.
     pub base: String,
     pub tenant: String,
-    pub saml: bool,
+    pub idp: Idp,
     pub output: Output,
     /// Proxied paths: the first is the page a login returns to; ordinary requests cycle
     /// through all (never empty: clap gives the default).
@@ -38,6 +39,21 @@ pub struct Target {
     pub requests_per_login: u32,
     pub keys: Vec<(String, DecodingKey, Algorithm)>,
 }
+
+/// Which IdP the logins go through.
+#[derive(Clone, Debug)]
+pub enum Idp {
+    /// The load test's own (`demo::idp` in load-test mode): approves at once for the person
+    /// named in a header. `saml`: it answers with the HTTP-POST form.
+    BuiltIn { saml: bool },
+    /// A real school IdP (a staging tenant's test IdP): its pages are followed as a browser
+    /// would, its login form filled with person `n % people.len()`'s login and password, other
+    /// forms (consent, the SAML POST binding) submitted as they are.
+    External { people: Vec<(String, String)> },
+}
+
+/// The most pages a browser follows at an external IdP before giving up.
+const MAX_IDP_PAGES: usize = 12;
 
 /// The account number a person must get.
 pub trait Expectation: Send + Sync {
@@ -114,23 +130,27 @@ pub async fn login(
     let idp_url = redirect(Step::LoginStart, &reply, &target.base)?;
     timed(Step::LoginStart, started);
 
-    // 2. The IdP: the built-in one approves at once for the person in the header.
+    // 2. The IdP, until it sends the browser back to nymgate.
     let started = Instant::now();
-    let reply = browser.get(&idp_url, &person_header).await.map_err(request_failed(Step::Idp))?;
-    let idp_origin = origin(&idp_url).to_owned();
-    let back = if target.saml {
-        if reply.status != StatusCode::OK {
-            return Err(status_error(Step::Idp, &reply));
+    let back = match &target.idp {
+        Idp::BuiltIn { saml } => {
+            let reply = browser.get(&idp_url, &person_header).await.map_err(request_failed(Step::Idp))?;
+            if *saml {
+                if reply.status != StatusCode::OK {
+                    return Err(status_error(Step::Idp, &reply));
+                }
+                let page = String::from_utf8_lossy(&reply.body);
+                let form =
+                    html::first_form(&page).ok_or((Step::Idp, "no SAML POST form in the answer".into()))?;
+                Back::Post { action: html::resolve(&idp_url, &form.action), fields: owned(form.fields()) }
+            } else {
+                Back::Get(redirect(Step::Idp, &reply, origin(&idp_url))?)
+            }
         }
-        let page = String::from_utf8_lossy(&reply.body);
-        let form =
-            (form_action(&page), hidden_field(&page, "SAMLResponse"), hidden_field(&page, "RelayState"));
-        let (Some(action), Some(response)) = (form.0, form.1) else {
-            return Err((Step::Idp, "no SAML POST form in the answer".into()));
-        };
-        Back::Post { action, response, relay_state: form.2 }
-    } else {
-        Back::Get(redirect(Step::Idp, &reply, &idp_origin)?)
+        Idp::External { people } => {
+            let (login, password) = &people[(person % people.len() as u64) as usize];
+            through_external_idp(browser, &target.base, idp_url, login, password).await?
+        }
     };
     timed(Step::Idp, started);
 
@@ -138,11 +158,8 @@ pub async fn login(
     let started = Instant::now();
     let reply = match &back {
         Back::Get(url) => browser.get(url, &[]).await,
-        Back::Post { action, response, relay_state } => {
-            let mut fields = vec![("SAMLResponse", response.as_str())];
-            if let Some(relay_state) = relay_state {
-                fields.push(("RelayState", relay_state.as_str()));
-            }
+        Back::Post { action, fields } => {
+            let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
             browser.post_form(action, &[], &fields).await
         }
     }
@@ -222,9 +239,75 @@ pub async fn login(
     Ok(Timed { steps })
 }
 
+/// How the IdP sends the browser back to nymgate.
 enum Back {
     Get(String),
-    Post { action: String, response: String, relay_state: Option<String> },
+    Post { action: String, fields: Vec<(String, String)> },
+}
+
+fn owned(fields: Vec<(&str, &str)>) -> Vec<(String, String)> {
+    fields.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
+}
+
+/// Follows a real IdP's pages as a browser would: redirects, its login form (filled in), other
+/// forms (consent) as they are, until a redirect or a form leads back to nymgate (`base`).
+async fn through_external_idp(
+    browser: &mut Browser,
+    base: &str,
+    first: String,
+    login: &str,
+    password: &str,
+) -> Result<Back, Failed> {
+    let back_at_nymgate = |url: &str| url == base || url.starts_with(&format!("{base}/"));
+    let mut next = (first, None::<Vec<(String, String)>>);
+    for _ in 0..MAX_IDP_PAGES {
+        let (url, form) = next;
+        let reply = match &form {
+            None => browser.get(&url, &[]).await,
+            Some(fields) => {
+                let fields: Vec<(&str, &str)> =
+                    fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                browser.post_form(&url, &[], &fields).await
+            }
+        }
+        .map_err(request_failed(Step::Idp))?;
+        if reply.status.is_redirection() {
+            let location = reply
+                .headers
+                .get(http::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .ok_or((Step::Idp, "redirect without a usable Location".into()))?;
+            let target = html::resolve(&url, location);
+            if back_at_nymgate(&target) {
+                return Ok(Back::Get(target));
+            }
+            next = (target, None);
+            continue;
+        }
+        if reply.status != StatusCode::OK {
+            return Err(status_error(Step::Idp, &reply));
+        }
+        let page = String::from_utf8_lossy(&reply.body);
+        let mut page_form =
+            html::first_form(&page).ok_or((Step::Idp, "an IdP page without a form".into()))?;
+        let action = html::resolve(&url, &page_form.action);
+        if page_form.has_password() {
+            page_form.fill_login(login, password);
+        }
+        let fields = owned(page_form.fields());
+        if back_at_nymgate(&action) {
+            return Ok(Back::Post { action, fields });
+        }
+        next = if page_form.method == "post" {
+            (action, Some(fields))
+        } else {
+            let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(fields)
+                .finish();
+            (format!("{}?{query}", action.split('?').next().unwrap_or(&action)), None)
+        };
+    }
+    Err((Step::Idp, format!("still at the IdP after {MAX_IDP_PAGES} pages")))
 }
 
 /// The token's signature with one of nymgate's keys, its expiry, and its claims.
@@ -281,49 +364,9 @@ fn encode(value: &str) -> String {
     openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
 }
 
-/// The `action` of the page's first form.
-fn form_action(page: &str) -> Option<String> {
-    let form = &page[page.find("<form")?..];
-    attribute(&form[..form.find('>')?], "action")
-}
-
-/// The value of the hidden input named `name`.
-fn hidden_field(page: &str, name: &str) -> Option<String> {
-    let marker = format!("name=\"{name}\"");
-    let at = page.find(&marker)?;
-    let start = page[..at].rfind('<')?;
-    let end = at + page[at..].find('>')?;
-    attribute(&page[start..end], "value")
-}
-
-/// An attribute's value in a tag, HTML entities decoded.
-fn attribute(tag: &str, name: &str) -> Option<String> {
-    let marker = format!(" {name}=\"");
-    let start = tag.find(&marker)? + marker.len();
-    let value = &tag[start..start + tag[start..].find('"')?];
-    Some(
-        value
-            .replace("&quot;", "\"")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&amp;", "&"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_saml_post_form_is_read() {
-        let page = r#"<main><form method="post" action="https://a:1/nymgate/saml/acs"><input type="hidden" name="SAMLResponse" value="PD94+/="><input type="hidden" name="RelayState" value="x&amp;y"><button>Go</button></form>"#;
-        assert_eq!(form_action(page).unwrap(), "https://a:1/nymgate/saml/acs");
-        assert_eq!(hidden_field(page, "SAMLResponse").unwrap(), "PD94+/=");
-        assert_eq!(hidden_field(page, "RelayState").unwrap(), "x&y");
-        assert!(hidden_field(page, "Other").is_none());
-        assert!(form_action("<p>no form</p>").is_none());
-    }
 
     #[test]
     fn origins_and_query_values() {

@@ -13,6 +13,7 @@
 
 pub mod browser;
 pub mod flow;
+pub mod html;
 pub mod report;
 
 use std::io::IsTerminal;
@@ -43,9 +44,18 @@ pub struct Options {
     /// nymgate's public URL, e.g. https://localhost:8443.
     #[arg(long)]
     pub url: String,
-    /// The tenant to log in at: `loadtest-oidc` or `loadtest-saml` (the built-in IdP's).
+    /// The tenant to log in at: `loadtest-oidc` or `loadtest-saml` with the built-in IdP, any
+    /// tenant with `--idp external`.
     #[arg(long, default_value = "loadtest-oidc")]
     pub tenant: String,
+    /// `builtin`: this process serves the IdP (nymgate's capacity); `external`: the tenant's own
+    /// IdP, whose login form the virtual browsers fill in (`--idp-users-file`).
+    #[arg(long, default_value = "builtin", value_parser = ["builtin", "external"])]
+    pub idp: String,
+    /// `--idp external`: the IdP's test people, one `login:password` per line (`#` comments);
+    /// logins cycle through them.
+    #[arg(long)]
+    pub idp_users_file: Option<PathBuf>,
     /// Where this process serves the built-in IdP (nymgate's tenants point here).
     #[arg(long, default_value = "127.0.0.1:9700")]
     pub idp_listen: SocketAddr,
@@ -299,10 +309,22 @@ impl Expectation for Consistent {
 
 /// Runs the load test and returns its report.
 pub async fn run(options: &Options) -> Result<Report, String> {
-    let school = SCHOOLS
-        .iter()
-        .find(|s| s.id == options.tenant)
-        .ok_or_else(|| format!("--tenant must be one of the built-in IdP's: {}", tenant_names()))?;
+    // The built-in IdP's school, or the external IdP's test people.
+    let (school, external_people) = if options.idp == "external" {
+        let file = options.idp_users_file.as_ref().ok_or("--idp external needs --idp-users-file")?;
+        if options.keyring.is_some() {
+            return Err("--keyring needs the IdP's subjects, which only the built-in IdP knows; \
+                        with --idp external each person's account number is checked for consistency"
+                .into());
+        }
+        (None, Some(read_people(file)?))
+    } else {
+        let school = SCHOOLS
+            .iter()
+            .find(|s| s.id == options.tenant)
+            .ok_or_else(|| format!("--tenant must be one of the built-in IdP's: {}", tenant_names()))?;
+        (Some(school), None)
+    };
     if options.paths.iter().any(|p| !p.starts_with('/')) {
         return Err("--path must start with /".into());
     }
@@ -312,7 +334,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     if options.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
         return Err("--rate must be a positive number of logins per second".into());
     }
-    let idp = start_idp(options).await?;
+    let idp = match school {
+        Some(_) => Some(start_idp(options).await?),
+        None => None,
+    };
     let tls = browser::tls_config(options.ca_file.as_deref(), options.insecure)?;
     let base = options.url.trim_end_matches('/').to_owned();
 
@@ -345,6 +370,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             let ring = crate::pseudonym::keyring::Keyring::load(path).map_err(|e| e.to_string())?;
             let scope = options.scope.clone().unwrap_or_else(|| options.tenant.clone());
             ring.scope(&scope).map_err(|e| format!("--keyring: {e}"))?;
+            let (Some(idp), Some(school)) = (&idp, school) else { unreachable!("refused above") };
             Arc::new(Derived { ring, scope, issuer: idp.issuer(school) })
         }
         None => Arc::new(Consistent::default()),
@@ -352,7 +378,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let target = Arc::new(Target {
         base: base.clone(),
         tenant: options.tenant.clone(),
-        saml: school.saml,
+        idp: match (&external_people, school) {
+            (Some(people), _) => flow::Idp::External { people: people.clone() },
+            (None, school) => flow::Idp::BuiltIn { saml: school.is_some_and(|s| s.saml) },
+        },
         output,
         paths: options.paths.clone(),
         requests_per_login: options.requests,
@@ -371,7 +400,8 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         measured: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         next_person: AtomicU64::new(0),
-        people: options.people.max(1),
+        // With an external IdP a person is one of its test people.
+        people: external_people.as_ref().map_or(options.people, |p| p.len() as u64).max(1),
         stop: AtomicBool::new(false),
     });
     let tickets = options.rate.map(|rate| schedule(rate, shared.clone()));
@@ -407,7 +437,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     Ok(Report {
         target: base,
         tenant: options.tenant.clone(),
-        protocol: if school.saml { "saml" } else { "oidc" },
+        protocol: match school {
+            Some(school) if school.saml => "saml",
+            Some(_) => "oidc",
+            None => "external",
+        },
         output: if options.output == "provider" { "provider" } else { "assertion_header" },
         http: options.http,
         mode: if options.rate.is_some() { "open" } else { "closed" },
@@ -425,6 +459,22 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         resident_memory_start_bytes: memory_start,
         resident_memory_end_bytes: memory_end,
     })
+}
+
+/// `login:password` lines; blank lines and `#` comments skipped.
+fn read_people(path: &Path) -> Result<Vec<(String, String)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let people: Vec<(String, String)> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| l.split_once(':').map(|(u, p)| (u.to_owned(), p.to_owned())))
+        .collect::<Option<_>>()
+        .ok_or_else(|| format!("{}: every line must be login:password", path.display()))?;
+    if people.is_empty() {
+        return Err(format!("{}: no people", path.display()));
+    }
+    Ok(people)
 }
 
 fn tenant_names() -> String {
