@@ -7,7 +7,9 @@
 #
 # Environment: DURATION (default 20s), WARMUP (3s), CONCURRENCY (64), HTTP (1.1 or 2),
 # REQUESTS (ordinary requests per login, default 0: logins only), RATE (open-loop logins/s,
-# default 500), NYMGATE (binary, default target/release/nymgate, built when missing).
+# default 500), TENANTS ("loadtest-oidc loadtest-saml"), MODES ("closed open"), NYMGATE
+# (binary, default target/release/nymgate, built when missing). nymgate's resident memory is
+# sampled every 30 s during each run into NAME-memory.tsv (a soak: DURATION=10m MODES=open).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,6 +19,8 @@ CONCURRENCY=${CONCURRENCY:-64}
 HTTP=${HTTP:-1.1}
 REQUESTS=${REQUESTS:-0}
 RATE=${RATE:-500}
+TENANTS=${TENANTS:-loadtest-oidc loadtest-saml}
+MODES=${MODES:-closed open}
 OUT=bench/out/logins-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
@@ -82,12 +86,21 @@ done
 TICKS=$(getconf CLK_TCK)
 cpu() { awk -v t="$TICKS" '{printf "%.2f", ($14 + $15) / t}' "/proc/$NYMGATE_PID/stat"; }
 measure() { # NAME ARGS...: one load test run, its report in NAME.json, then nymgate's CPU use
-  local name=$1 before after
+  local name=$1 before after sampler
   shift
   before=$(cpu)
+  (
+    start=$(date +%s)
+    while sleep 30; do
+      rss=$(curl -fsS "http://127.0.0.1:$ADMIN/metrics" | awk '/^nymgate_resident_memory_bytes /{print $2}')
+      echo "$(($(date +%s) - start))	$rss"
+    done
+  ) > "$name-memory.tsv" &
+  sampler=$!
   echo
   # Exit status 2 means some logins failed: the report says which, so go on.
   "${LT[@]}" "$@" --json > "$name.json" || (($? == 2))
+  kill "$sampler" 2>/dev/null || true
   after=$(cpu)
   python3 - "$name.json" "$before" "$after" <<'PY'
 import json, sys
@@ -99,9 +112,14 @@ PY
 }
 
 echo "nymgate $(git -C "$OLDPWD" rev-parse --short HEAD), $(nproc) cores, $(date -u +%FT%TZ), HTTP/$HTTP"
-for tenant in loadtest-oidc loadtest-saml; do
-  measure "$tenant-closed" --tenant "$tenant" --duration "$DURATION"
-  measure "$tenant-open" --tenant "$tenant" --duration "$DURATION" --rate "$RATE"
+for tenant in $TENANTS; do
+  for mode in $MODES; do
+    if [[ $mode == open ]]; then
+      measure "$tenant-open" --tenant "$tenant" --duration "$DURATION" --rate "$RATE"
+    else
+      measure "$tenant-closed" --tenant "$tenant" --duration "$DURATION"
+    fi
+  done
 done
 echo
 echo "raw reports and nymgate's log: $OUT"
