@@ -10,6 +10,7 @@
 # default 500), TENANTS ("loadtest-oidc loadtest-saml"), MODES ("closed open"), NYMGATE
 # (binary, default target/release/nymgate, built when missing). nymgate's resident memory is
 # sampled every 30 s during each run into NAME-memory.tsv (a soak: DURATION=10m MODES=open).
+# UNSIGNED=1 gives the SAML tenant `sign_authn_requests = false` (no RSA signature per start).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -71,6 +72,7 @@ LT=("$NYMGATE" loadtest --url "$URL" --idp-listen "127.0.0.1:$IDP" --idp-dir idp
   --keyring keyring.toml --admin "http://127.0.0.1:$ADMIN" --http "$HTTP" --requests "$REQUESTS"
   --concurrency "$CONCURRENCY" --warmup "$WARMUP")
 "${LT[@]}" --print-config >> nymgate.toml
+[[ ${UNSIGNED:-} == 1 ]] && sed -i 's/^name_id_format = /sign_authn_requests = false\nname_id_format = /' nymgate.toml
 "$NYMGATE" check --config nymgate.toml >/dev/null
 
 "$NYMGATE" serve --config nymgate.toml 2> nymgate.log &

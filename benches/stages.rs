@@ -33,6 +33,7 @@ fn bench(c: &mut Criterion) {
         entity_id: "https://idp.school-s.example/saml".into(),
         sso_url: "https://idp.school-s.example/sso".into(),
         name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+        sign_requests: true,
     };
     c.bench_function("saml_login_start_signed_authn_request", |b| {
         b.iter(|| sp.login_url(&idp, "relay-state-of-43-characters-aaaaaaaaaaaaa", unix_now()))

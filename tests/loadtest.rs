@@ -90,7 +90,15 @@ seal_secret = {{ file = "seal.secret" }}
             path,
             &["loadtest", "--url", &url, "--idp-listen", &idp, "--idp-dir", "idp", "--print-config"],
         );
-        config.push_str(&String::from_utf8(snippet.stdout).unwrap());
+        let snippet = String::from_utf8(snippet.stdout).unwrap();
+        // The provider rig's SAML tenant sends unsigned AuthnRequests (the built-in IdP reads
+        // them either way), so one test covers `sign_authn_requests = false` end to end.
+        let snippet = if provider {
+            snippet.replacen("name_id_format = ", "sign_authn_requests = false\nname_id_format = ", 1)
+        } else {
+            snippet
+        };
+        config.push_str(&snippet);
         std::fs::write(path.join("nymgate.toml"), config).unwrap();
         nymgate(path, &["check", "--config", "nymgate.toml"]);
         let child = Command::new(NYMGATE)

@@ -22,6 +22,7 @@ fn setup(dir: &std::path::Path) -> (SamlSp, SimpleSamlPhp, SamlIdp) {
         entity_id: format!("{}/saml2/idp/metadata.php", ssp.base_url),
         sso_url: ssp.sso_url(),
         name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+        sign_requests: true,
     };
     (sp, ssp, idp)
 }

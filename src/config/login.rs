@@ -149,6 +149,13 @@ pub struct SamlTenantConfig {
     pub allow_weak_algorithms: bool,
     #[serde(default = "defaults::clock_skew", with = "humantime_serde")]
     pub clock_skew: Duration,
+    /// Sign the AuthnRequest (HTTP-Redirect binding, Bindings §3.4.4.1), as nymgate's SP
+    /// metadata announces (`AuthnRequestsSigned="true"`). On by default. Off saves an RSA-2048
+    /// signature per login start (about 0.3 ms, a third of nymgate's CPU per SAML login;
+    /// BENCHMARKS.md §5), only for an IdP that does not require signed requests: the
+    /// Response's signature, not the request's, is what protects the login.
+    #[serde(default = "defaults::sign_authn_requests")]
+    pub sign_authn_requests: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -301,6 +308,9 @@ pub mod defaults {
     }
     pub fn clock_skew() -> Duration {
         Duration::from_secs(60)
+    }
+    pub fn sign_authn_requests() -> bool {
+        true
     }
     pub fn jwks_refetch_interval() -> Duration {
         Duration::from_secs(60)

@@ -189,6 +189,7 @@ mod tests {
             entity_id: IDP.into(),
             sso_url: format!("{IDP}/sso"),
             name_id_format: None,
+            sign_requests: true,
         };
         let (url, id) = sp.login_url(&target, "relay", unix_now());
         let query = url.split_once('?').unwrap().1;

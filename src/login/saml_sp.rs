@@ -39,6 +39,8 @@ pub struct SamlIdp {
     pub entity_id: String,
     pub sso_url: String,
     pub name_id_format: Option<String>,
+    /// Sign the AuthnRequest (the tenant's `sign_authn_requests`, on by default).
+    pub sign_requests: bool,
 }
 
 impl SamlSp {
@@ -96,8 +98,9 @@ impl SamlSp {
         )
     }
 
-    /// The IdP's SSO URL with a signed AuthnRequest, and the request's ID (kept in the flow
-    /// cookie so the response's InResponseTo can be checked by any replica).
+    /// The IdP's SSO URL with the AuthnRequest (signed unless the tenant turned that off), and
+    /// the request's ID (kept in the flow cookie so the response's InResponseTo can be checked
+    /// by any replica).
     pub fn login_url(&self, idp: &SamlIdp, relay_state: &str, now: u64) -> (String, String) {
         let id = format!("_{}", crate::secret::random_hex::<16>());
         let xml = self.authn_request(idp, &id, &crate::audit::rfc3339(now));
@@ -108,12 +111,13 @@ impl SamlSp {
         let encode = |value: &str| -> String {
             openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
         };
-        let signed_part = format!(
-            "SAMLRequest={}&RelayState={}&SigAlg={}",
-            encode(&STANDARD.encode(deflated)),
-            encode(relay_state),
-            encode(RSA_SHA256)
-        );
+        let sep = if idp.sso_url.contains('?') { '&' } else { '?' };
+        let request =
+            format!("SAMLRequest={}&RelayState={}", encode(&STANDARD.encode(deflated)), encode(relay_state));
+        if !idp.sign_requests {
+            return (format!("{}{sep}{request}", idp.sso_url), id);
+        }
+        let signed_part = format!("{request}&SigAlg={}", encode(RSA_SHA256));
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
             .sign(
@@ -123,7 +127,6 @@ impl SamlSp {
                 &mut signature,
             )
             .expect("RSA signing with a valid key works");
-        let sep = if idp.sso_url.contains('?') { '&' } else { '?' };
         let url =
             format!("{}{sep}{signed_part}&Signature={}", idp.sso_url, encode(&STANDARD.encode(signature)));
         (url, id)
@@ -153,6 +156,7 @@ mod tests {
             entity_id: "https://idp.school-s.example/saml".into(),
             sso_url: "https://idp.school-s.example/sso?x=1".into(),
             name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+            sign_requests: true,
         }
     }
 
@@ -188,6 +192,22 @@ mod tests {
         );
         public.verify(&query.as_bytes()[start..end], &signature).expect("signature verifies");
         assert!(public.verify(query[start..end].replace("relay", "other").as_bytes(), &signature).is_err());
+    }
+
+    /// A tenant with `sign_authn_requests = false`: the same request, no SigAlg or Signature.
+    #[test]
+    fn an_unsigned_request_carries_no_signature() {
+        let unsigned = SamlIdp { sign_requests: false, ..idp() };
+        let (url, id) = sp().login_url(&unsigned, "relay", 1_795_994_100);
+        let parsed = openidconnect::url::Url::parse(&url).unwrap();
+        let names: Vec<String> = parsed.query_pairs().map(|(k, _)| k.into_owned()).collect();
+        assert_eq!(names, ["x", "SAMLRequest", "RelayState"]);
+        let request = parsed.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(&STANDARD.decode(request).unwrap()[..])
+            .read_to_string(&mut xml)
+            .unwrap();
+        assert!(xml.contains(&format!(r#"ID="{id}""#)));
     }
 
     #[test]

@@ -192,6 +192,7 @@ impl SamlTenant {
             entity_id: self.entity_id.clone(),
             sso_url,
             name_id_format: s.name_id_format.clone(),
+            sign_requests: s.sign_authn_requests,
         };
         Ok(Trusted {
             idp,
