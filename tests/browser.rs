@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::login::{peers_dir, Peer};
+use common::login::{free_port, peers_dir, Peer};
 use nymgate::demo::{SCHOOLS, USERS};
 use serde_json::Value;
 
@@ -22,10 +22,6 @@ struct Demo {
     dir: tempfile::TempDir,
     url: String,
     _process: Peer,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 impl Demo {

@@ -11,14 +11,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::login::{alice_sub, Options, Peer, SamlIdpKind, World};
+use common::login::{alice_sub, free_port, Options, Peer, SamlIdpKind, World};
 use serde_json::Value;
 
 const NYMGATE: &str = env!("CARGO_BIN_EXE_nymgate");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn nymgate(dir: &Path, args: &[&str]) -> Output {
     let out = Command::new(NYMGATE).args(args).current_dir(dir).output().unwrap();

@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use http::header::{self, HeaderValue};
@@ -59,12 +59,17 @@ impl From<&User> for Person {
     }
 }
 
+/// The IdP subject of load-test person `n` (what its account number is derived from).
+pub fn load_test_subject(n: u64) -> String {
+    format!("loadtest-{n}")
+}
+
 impl Person {
-    /// Load-test person `n` of `school`: subject `loadtest-{n}`, made-up values of every kind
-    /// a school sends, so that nymgate does its whole work for each login.
+    /// Load-test person `n` of `school`: made-up values of every kind a school sends, so that
+    /// nymgate does its whole work for each login.
     pub fn load_test(school: &School, n: u64) -> Person {
         Person {
-            subject: format!("loadtest-{n}"),
+            subject: load_test_subject(n),
             // Never a substring of a tenant id or a role: nymgate's guard refuses a login whose
             // personal values appear in what the platform would receive.
             given_name: "Alva".into(),
@@ -170,21 +175,23 @@ impl DemoIdp {
         let Some(school) = self.schools.iter().find(|s| s.id == school_id) else {
             return text(StatusCode::NOT_FOUND, "no such school\n");
         };
-        let query = request.uri().query().unwrap_or("").to_owned();
-        let load_test_person = match self.directory {
-            Directory::LoadTest => Some(load_test_person(school, request.headers())),
-            Directory::Demo => None,
-        };
-        if let Some(saml) = self.saml.get(school.id) {
-            return match (request.method().clone(), endpoint, load_test_person) {
-                (Method::GET, "saml/sso", Some(person)) => match person {
-                    Some(person) => saml_answer(saml, school, &crate::login::form(&query), &person),
-                    None => text(StatusCode::BAD_REQUEST, "no x-loadtest-person\n"),
-                },
-                (Method::GET, "saml/sso", None) => {
-                    saml_sign_in_page(saml, school, &crate::login::form(&query), None)
-                }
-                (Method::POST, "saml/sso", None) => match read_form(request).await {
+        let params = crate::login::form(request.uri().query().unwrap_or(""));
+        let saml = self.saml.get(school.id);
+        let sign_in = if saml.is_some() { "saml/sso" } else { "authorize" };
+        // The load test's IdP: the sign-in is approved at once for the person its browser names.
+        if self.directory == Directory::LoadTest && request.method() == Method::GET && endpoint == sign_in {
+            let Some(person) = load_test_person(school, request.headers()) else {
+                return text(StatusCode::BAD_REQUEST, "no x-loadtest-person\n");
+            };
+            return match saml {
+                Some(saml) => saml_answer(saml, school, &params, &person),
+                None => self.approve(school, &params, person),
+            };
+        }
+        if let Some(saml) = saml {
+            return match (request.method().clone(), endpoint) {
+                (Method::GET, "saml/sso") => saml_sign_in_page(saml, school, &params, None),
+                (Method::POST, "saml/sso") => match read_form(request).await {
                     Some(form) => saml_sign_in(saml, school, &form),
                     None => text(StatusCode::BAD_REQUEST, "unreadable form\n"),
                 },
@@ -194,11 +201,7 @@ impl DemoIdp {
         match (request.method().clone(), endpoint) {
             (Method::GET, ".well-known/openid-configuration") => self.discovery(school),
             (Method::GET, "jwks") => json_answer(StatusCode::OK, &json!({"keys": [self.key.jwk()]})),
-            (Method::GET, "authorize") => match load_test_person {
-                Some(Some(person)) => self.approve(school, &crate::login::form(&query), person),
-                Some(None) => text(StatusCode::BAD_REQUEST, "no x-loadtest-person\n"),
-                None => self.login_form(school, &crate::login::form(&query), None),
-            },
+            (Method::GET, "authorize") => self.login_form(school, &params, None),
             (Method::POST, "authorize") => match read_form(request).await {
                 Some(form) => self.sign_in(school, &form),
                 None => text(StatusCode::BAD_REQUEST, "unreadable form\n"),
@@ -283,17 +286,15 @@ impl DemoIdp {
     }
 
     /// The form's answer: a known person of this school with the demo password gets a code.
+    /// The request is checked by `approve`, or by `login_form` when the password was wrong.
     fn sign_in(&self, school: &School, form: &HashMap<String, String>) -> Answer {
-        if let Err(problem) = self.check_request(school, form) {
-            return text(StatusCode::BAD_REQUEST, &format!("bad authorization request: {problem}\n"));
-        }
         let Some(user) = authenticate(school, form) else {
             return self.login_form(school, form, Some(WRONG_PASSWORD));
         };
         self.approve(school, form, user.into())
     }
 
-    /// A code for `user`, sent back to the client (the request was checked).
+    /// A code for `user`, sent back to the client once the request checks out.
     fn approve(&self, school: &School, form: &HashMap<String, String>, user: Person) -> Answer {
         if let Err(problem) = self.check_request(school, form) {
             return text(StatusCode::BAD_REQUEST, &format!("bad authorization request: {problem}\n"));
@@ -350,8 +351,7 @@ impl DemoIdp {
             return oauth_error("invalid_grant");
         };
         let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
-        let challenge = URL_SAFE_NO_PAD
-            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+        let challenge = crate::login::pkce_s256(verifier);
         if grant.client_id != *client_id
             || form.get("redirect_uri") != Some(&grant.redirect_uri)
             || !crate::secret::ct_eq_str(&challenge, &grant.code_challenge)

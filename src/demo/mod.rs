@@ -158,7 +158,7 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
 
     // SAML: nymgate's SP key and certificate, and per SAML school the IdP's signing key, whose
     // certificate nymgate's tenant pins (docs/SAML.md).
-    let sp_entity_id = format!("{public_url}/nymgate/saml");
+    let sp_entity_id = crate::login::saml_sp::default_entity_id(&public_url);
     let (sp_cert, sp_key) = certs::generate_saml_signing_cert(&sp_entity_id)?;
     certs::write(&dir.join("saml-sp.pem"), sp_cert.as_bytes(), 0o644)?;
     certs::write(&dir.join("saml-sp-key.pem"), sp_key.as_bytes(), 0o600)?;
@@ -170,7 +170,7 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
         let face = saml_idp::SamlIdp::new(
             entity_id,
             sp_entity_id.clone(),
-            format!("{public_url}/nymgate/saml/acs"),
+            crate::login::saml_sp::acs_url(&public_url),
             &key,
             saml_idp::KeyType::Rsa,
         )?;
@@ -280,26 +280,31 @@ school_map = {{ "{code}" = "{id}" }}
         ));
     }
     for school in SCHOOLS.iter().filter(|s| s.saml) {
-        // What a Swedish school federation's IdP sends; eduPersonAffiliation gives the role.
-        text.push_str(&format!(
-            r#"
+        text.push_str(&saml_tenant_toml(school, &idp.issuer(school), &format!("{}-idp.pem", school.id)));
+    }
+    text
+}
+
+/// The `[[tenants]]` table of a SAML school of the demo IdP (`demo` and `loadtest` write it):
+/// its SSO endpoint under its entity ID (idp.rs), its pinned signing certificate, a persistent
+/// NameID, and the role from eduPersonAffiliation, as a Swedish school federation's IdP sends.
+pub fn saml_tenant_toml(school: &School, entity_id: &str, certificate_file: &str) -> String {
+    format!(
+        r#"
 [[tenants]]
 id = "{id}"
 name = "{name}"
 idp = "saml"
-issuer = "{issuer}"
+issuer = "{entity_id}"
 [tenants.saml]
-sso_url = "{issuer}/sso"
-certificate_files = ["{id}-idp.pem"]
+sso_url = "{entity_id}/sso"
+certificate_files = ["{certificate_file}"]
 name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 [tenants.policy]
 role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
 role_map = {{ "student" = "student", "faculty" = "teacher" }}
 "#,
-            id = school.id,
-            name = school.name,
-            issuer = idp.issuer(school),
-        ));
-    }
-    text
+        id = school.id,
+        name = school.name,
+    )
 }

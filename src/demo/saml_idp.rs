@@ -15,6 +15,7 @@ use base64::Engine;
 
 use super::idp::Person;
 use crate::audit::rfc3339;
+use crate::login::pages::escape;
 use crate::pseudonym::keyring::unix_now;
 
 const ASSERTION_LIFETIME: u64 = 300;
@@ -121,7 +122,7 @@ impl SamlIdp {
         let attribute = |oid: &str, friendly: &str, value: &str| {
             format!(
                 r#"<saml:Attribute Name="{oid}" FriendlyName="{friendly}" NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:uri"><saml:AttributeValue>{}</saml:AttributeValue></saml:Attribute>"#,
-                xml_escape(value)
+                escape(value)
             )
         };
         let display_name = format!("{} {}", user.given_name, user.family_name);
@@ -142,21 +143,17 @@ impl SamlIdp {
         // its Reference naming the Assertion; bergshamra fills in the digest and signature.
         let template = format!(
             r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{response_id}" Version="2.0" IssueInstant="{issue}" Destination="{acs}" InResponseTo="{request_id}"><saml:Issuer>{entity}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status><saml:Assertion ID="{assertion_id}" Version="2.0" IssueInstant="{issue}"><saml:Issuer>{entity}</saml:Issuer><ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{signature_method}"/><ds:Reference URI="#{assertion_id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue></ds:Signature><saml:Subject><saml:NameID Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent" NameQualifier="{entity}" SPNameQualifier="{sp}">{subject}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{not_after}" Recipient="{acs}" InResponseTo="{request_id}"/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{issue}" NotOnOrAfter="{not_after}"><saml:AudienceRestriction><saml:Audience>{sp}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{issue}" SessionIndex="{assertion_id}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement><saml:AttributeStatement>{attributes}</saml:AttributeStatement></saml:Assertion></samlp:Response>"##,
-            acs = xml_escape(&self.acs_url),
-            entity = xml_escape(&self.entity_id),
-            sp = xml_escape(&self.sp_entity_id),
-            request_id = xml_escape(&request.id),
-            subject = xml_escape(&user.subject),
+            acs = escape(&self.acs_url),
+            entity = escape(&self.entity_id),
+            sp = escape(&self.sp_entity_id),
+            request_id = escape(&request.id),
+            subject = escape(&user.subject),
             signature_method = self.signature_method,
         );
         let signed =
             bergshamra::sign(&self.signer, &template).map_err(|e| format!("signing the assertion: {e}"))?;
         Ok(STANDARD.encode(signed))
     }
-}
-
-fn xml_escape(text: &str) -> String {
-    crate::login::pages::escape(text)
 }
 
 #[cfg(test)]

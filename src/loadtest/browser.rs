@@ -56,20 +56,6 @@ pub struct Reply {
     pub body: Bytes,
 }
 
-impl Reply {
-    /// The `Location` of a redirect, made absolute against `base` (scheme://authority).
-    pub fn location(&self, base: &str) -> Option<String> {
-        let location = self.headers.get(header::LOCATION)?.to_str().ok()?;
-        if location.starts_with("https://") || location.starts_with("http://") {
-            Some(location.to_owned())
-        } else if location.starts_with('/') {
-            Some(format!("{base}{location}"))
-        } else {
-            None
-        }
-    }
-}
-
 enum Sender {
     H1(http1::SendRequest<Full<Bytes>>),
     H2(http2::SendRequest<Full<Bytes>>),
@@ -77,8 +63,8 @@ enum Sender {
 
 /// One browser. Not shared between tasks.
 pub struct Browser {
-    tls: Arc<rustls::ClientConfig>,
-    version: HttpVersion,
+    /// With the run's ALPN (see [`tls_config`]).
+    tls: tokio_rustls::TlsConnector,
     timeout: Duration,
     /// scheme://authority → the open connection.
     connections: HashMap<String, Sender>,
@@ -87,8 +73,8 @@ pub struct Browser {
 }
 
 impl Browser {
-    pub fn new(tls: Arc<rustls::ClientConfig>, version: HttpVersion, timeout: Duration) -> Browser {
-        Browser { tls, version, timeout, connections: HashMap::new(), cookies: HashMap::new() }
+    pub fn new(tls: Arc<rustls::ClientConfig>, timeout: Duration) -> Browser {
+        Browser { tls: tls.into(), timeout, connections: HashMap::new(), cookies: HashMap::new() }
     }
 
     /// A new person at the same browser: the cookie jar is emptied, connections stay open.
@@ -101,15 +87,14 @@ impl Browser {
     }
 
     /// POST of an `application/x-www-form-urlencoded` body.
-    pub async fn post_form(
+    pub async fn post_form<K: AsRef<str>, V: AsRef<str>>(
         &mut self,
         url: &str,
         extra: &[(HeaderName, HeaderValue)],
-        fields: &[(&str, &str)],
+        fields: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Reply, Failure> {
-        let body: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(fields.iter().copied())
-            .finish();
+        let body: String =
+            openidconnect::url::form_urlencoded::Serializer::new(String::new()).extend_pairs(fields).finish();
         self.send(Method::POST, url, extra, Some(Bytes::from(body))).await
     }
 
@@ -223,15 +208,7 @@ impl Browser {
             return Ok(Sender::H1(sender));
         }
         let name = rustls_pki_types::ServerName::try_from(host).map_err(|_| Failure::Tls)?;
-        let mut config = (*self.tls).clone();
-        config.alpn_protocols = match self.version {
-            HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
-            HttpVersion::Http2 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
-        };
-        let stream = tokio_rustls::TlsConnector::from(Arc::new(config))
-            .connect(name, tcp)
-            .await
-            .map_err(|_| Failure::Tls)?;
+        let stream = self.tls.connect(name, tcp).await.map_err(|_| Failure::Tls)?;
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         let io = TokioIo::new(stream);
         if h2 {
@@ -275,36 +252,29 @@ impl Browser {
     }
 }
 
-/// The TLS client configuration of every virtual browser: the machine's roots plus `ca_file`,
-/// or no verification at all with `insecure` (a staging host with a self-signed certificate).
+/// The TLS client configuration of every virtual browser: nymgate's CA from `ca_file` (else
+/// the system roots, as for the upstream), or no verification at all with `insecure` (a
+/// staging host with a self-signed certificate). ALPN asks for `version`.
 pub fn tls_config(
     ca_file: Option<&std::path::Path>,
     insecure: bool,
+    version: HttpVersion,
 ) -> Result<Arc<rustls::ClientConfig>, String> {
     crate::tls::install_crypto_provider();
-    if insecure {
-        let config = rustls::ClientConfig::builder()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(NoVerification(
-                rustls::crypto::CryptoProvider::get_default().expect("installed above").clone(),
-            )))
-            .with_no_client_auth();
-        return Ok(Arc::new(config));
+    let builder = rustls::ClientConfig::builder();
+    let mut config = if insecure {
+        let provider = rustls::crypto::CryptoProvider::get_default().expect("installed above").clone();
+        builder.dangerous().with_custom_certificate_verifier(Arc::new(NoVerification(provider)))
+    } else {
+        let roots = crate::tls::upstream_roots(ca_file).map_err(|e| e.to_string())?;
+        builder.with_root_certificates(roots)
     }
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in rustls_native_certs::load_native_certs().certs {
-        let _ = roots.add(cert);
-    }
-    if let Some(path) = ca_file {
-        use rustls_pki_types::pem::PemObject;
-        let certs = rustls_pki_types::CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        for cert in certs {
-            let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
-            roots.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
-        }
-    }
-    Ok(Arc::new(rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth()))
+    .with_no_client_auth();
+    config.alpn_protocols = match version {
+        HttpVersion::Http1 => vec![b"http/1.1".to_vec()],
+        HttpVersion::Http2 => vec![b"h2".to_vec(), b"http/1.1".to_vec()],
+    };
+    Ok(Arc::new(config))
 }
 
 /// `--insecure`: accepts any certificate (signatures are still checked, so the handshake is
@@ -362,7 +332,7 @@ mod tests {
     #[test]
     fn the_jar_keeps_sets_and_removes_cookies_per_host() {
         let mut browser =
-            Browser::new(tls_config(None, true).unwrap(), HttpVersion::Http1, Duration::from_secs(1));
+            Browser::new(tls_config(None, true, HttpVersion::Http1).unwrap(), Duration::from_secs(1));
         browser.store_cookies(
             "localhost",
             &headers(&["__Host-a=1; Path=/; Secure; HttpOnly", "b=two=2; SameSite=Lax", "broken"]),
@@ -376,17 +346,5 @@ mod tests {
         assert_eq!(browser.cookie_header("localhost").unwrap(), "b=two=2");
         browser.clear_cookies();
         assert!(browser.cookie_header("localhost").is_none());
-    }
-
-    #[test]
-    fn locations_are_made_absolute() {
-        let reply = |location: &str| {
-            let mut headers = http::HeaderMap::new();
-            headers.insert(header::LOCATION, HeaderValue::from_str(location).unwrap());
-            Reply { status: StatusCode::SEE_OTHER, headers, body: Bytes::new() }
-        };
-        assert_eq!(reply("/x?y=1").location("https://a:1").unwrap(), "https://a:1/x?y=1");
-        assert_eq!(reply("http://b/c").location("https://a:1").unwrap(), "http://b/c");
-        assert!(reply("relative").location("https://a:1").is_none());
     }
 }

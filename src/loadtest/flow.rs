@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::header::{HeaderName, HeaderValue};
 use http::StatusCode;
@@ -17,7 +16,8 @@ use super::report::Step;
 use crate::demo::idp::LOAD_TEST_PERSON;
 
 /// How the platform receives logins.
-#[derive(Clone, Debug)]
+// No Debug: it holds a client secret or test people's passwords.
+#[derive(Clone)]
 pub enum Output {
     /// `login.output = "assertion_header"`: the platform's page is nymgate's echo platform, whose
     /// answer shows the assertion header nymgate added.
@@ -41,18 +41,19 @@ pub struct Target {
 }
 
 /// Which IdP the logins go through.
-#[derive(Clone, Debug)]
+// No Debug: it holds a client secret or test people's passwords.
+#[derive(Clone)]
 pub enum Idp {
     /// The load test's own (`demo::idp` in load-test mode): approves at once for the person
-    /// named in a header. `saml`: it answers with the HTTP-POST form.
-    BuiltIn { saml: bool },
+    /// named in a header, with a redirect (OIDC) or the HTTP-POST form (SAML) back to nymgate.
+    BuiltIn,
     /// A real school IdP (a staging tenant's test IdP): its pages are followed as a browser
     /// would, its login form filled with person `n % people.len()`'s login and password, other
     /// forms (consent, the SAML POST binding) submitted as they are.
     External { people: Vec<(String, String)> },
 }
 
-/// The most pages a browser follows at an external IdP before giving up.
+/// The most pages a browser follows at an IdP before giving up.
 const MAX_IDP_PAGES: usize = 12;
 
 /// The account number a person must get.
@@ -77,18 +78,14 @@ fn request_failed(step: Step) -> impl Fn(super::browser::Failure) -> Failed {
     move |failure| (step, failure.kind().to_owned())
 }
 
-/// A redirect's absolute target, or the step's error.
-fn redirect(step: Step, reply: &Reply, base: &str) -> Result<String, Failed> {
+/// The absolute target of a redirect answering a request for `url`, or the step's error.
+fn redirect(step: Step, reply: &Reply, url: &str) -> Result<String, Failed> {
     if !reply.status.is_redirection() {
         return Err(status_error(step, reply));
     }
-    reply.location(base).ok_or((step, "redirect without a usable Location".into()))
-}
-
-fn origin(url: &str) -> &str {
-    let after_scheme = url.find("://").map_or(0, |i| i + 3);
-    let end = url[after_scheme..].find('/').map_or(url.len(), |i| after_scheme + i);
-    &url[..end]
+    let location = reply.headers.get(http::header::LOCATION).and_then(|l| l.to_str().ok());
+    let location = location.ok_or((step, "redirect without a usable Location".into()))?;
+    Ok(html::resolve(url, location))
 }
 
 /// One login of `person`, then the run's ordinary requests.
@@ -101,11 +98,6 @@ pub async fn login(
     browser.clear_cookies();
     let mut steps = Vec::with_capacity(5 + target.requests_per_login as usize);
     let mut timed = |step: Step, started: Instant| steps.push((step, started.elapsed()));
-    let person_header = [(
-        HeaderName::from_static(LOAD_TEST_PERSON),
-        HeaderValue::from_str(&person.to_string()).expect("digits"),
-    )];
-
     // 1. Start: nymgate sends the browser to the school's IdP.
     let pkce_verifier = crate::secret::random_hex::<32>();
     let nonce = crate::secret::random_hex::<16>();
@@ -114,8 +106,7 @@ pub async fn login(
             format!("{}/nymgate/login/{}?return_to={}", target.base, target.tenant, encode(&target.paths[0]))
         }
         Output::Provider { client_id, redirect_uri, .. } => {
-            let challenge = URL_SAFE_NO_PAD
-                .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, pkce_verifier.as_bytes()));
+            let challenge = crate::login::pkce_s256(&pkce_verifier);
             format!(
                 "{}/nymgate/authorize?response_type=code&scope=openid&client_id={}&redirect_uri={}&state=s{person}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256&tenant={}",
                 target.base,
@@ -127,44 +118,32 @@ pub async fn login(
     };
     let started = Instant::now();
     let reply = browser.get(&start_url, &[]).await.map_err(request_failed(Step::LoginStart))?;
-    let idp_url = redirect(Step::LoginStart, &reply, &target.base)?;
+    let idp_url = redirect(Step::LoginStart, &reply, &start_url)?;
     timed(Step::LoginStart, started);
 
     // 2. The IdP, until it sends the browser back to nymgate.
     let started = Instant::now();
     let back = match &target.idp {
-        Idp::BuiltIn { saml } => {
-            let reply = browser.get(&idp_url, &person_header).await.map_err(request_failed(Step::Idp))?;
-            if *saml {
-                if reply.status != StatusCode::OK {
-                    return Err(status_error(Step::Idp, &reply));
-                }
-                let page = String::from_utf8_lossy(&reply.body);
-                let form =
-                    html::first_form(&page).ok_or((Step::Idp, "no SAML POST form in the answer".into()))?;
-                Back::Post { action: html::resolve(&idp_url, &form.action), fields: owned(form.fields()) }
-            } else {
-                Back::Get(redirect(Step::Idp, &reply, origin(&idp_url))?)
-            }
+        Idp::BuiltIn => {
+            let person = HeaderValue::from_str(&person.to_string()).expect("digits");
+            let named = [(HeaderName::from_static(LOAD_TEST_PERSON), person)];
+            through_idp(browser, &target.base, idp_url, &named, None).await?
         }
         Idp::External { people } => {
             let (login, password) = &people[(person % people.len() as u64) as usize];
-            through_external_idp(browser, &target.base, idp_url, login, password).await?
+            through_idp(browser, &target.base, idp_url, &[], Some((login, password))).await?
         }
     };
     timed(Step::Idp, started);
 
     // 3. Back at nymgate: the callback or the ACS verifies the school's answer.
     let started = Instant::now();
-    let reply = match &back {
-        Back::Get(url) => browser.get(url, &[]).await,
-        Back::Post { action, fields } => {
-            let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-            browser.post_form(action, &[], &fields).await
-        }
-    }
-    .map_err(request_failed(Step::Callback))?;
-    let next = redirect(Step::Callback, &reply, &target.base)?;
+    let (back_url, reply) = match &back {
+        Back::Get(url) => (url, browser.get(url, &[]).await),
+        Back::Post { action, form } => (action, browser.post_form(action, &[], form.fields()).await),
+    };
+    let reply = reply.map_err(request_failed(Step::Callback))?;
+    let next = redirect(Step::Callback, &reply, back_url)?;
     timed(Step::Callback, started);
 
     // 4. The platform receives the login.
@@ -191,7 +170,7 @@ pub async fn login(
                 .post_form(
                     &format!("{}/nymgate/token", target.base),
                     &[(http::header::AUTHORIZATION, authorization)],
-                    &[
+                    [
                         ("grant_type", "authorization_code"),
                         ("code", &code),
                         ("redirect_uri", redirect_uri),
@@ -242,42 +221,31 @@ pub async fn login(
 /// How the IdP sends the browser back to nymgate.
 enum Back {
     Get(String),
-    Post { action: String, fields: Vec<(String, String)> },
+    Post { action: String, form: html::Form },
 }
 
-fn owned(fields: Vec<(&str, &str)>) -> Vec<(String, String)> {
-    fields.into_iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect()
-}
-
-/// Follows a real IdP's pages as a browser would: redirects, its login form (filled in), other
-/// forms (consent) as they are, until a redirect or a form leads back to nymgate (`base`).
-async fn through_external_idp(
+/// Follows the IdP's pages as a browser would: redirects, its login form (filled in with
+/// `login` when it asks for a password), other forms (consent, the SAML POST binding) as they
+/// are, until a redirect or a form leads back to nymgate (`base`). `headers` go with every
+/// request to the IdP.
+async fn through_idp(
     browser: &mut Browser,
     base: &str,
     first: String,
-    login: &str,
-    password: &str,
+    headers: &[(HeaderName, HeaderValue)],
+    login: Option<(&str, &str)>,
 ) -> Result<Back, Failed> {
     let back_at_nymgate = |url: &str| url == base || url.starts_with(&format!("{base}/"));
-    let mut next = (first, None::<Vec<(String, String)>>);
+    let mut next = (first, None::<html::Form>);
     for _ in 0..MAX_IDP_PAGES {
-        let (url, form) = next;
-        let reply = match &form {
-            None => browser.get(&url, &[]).await,
-            Some(fields) => {
-                let fields: Vec<(&str, &str)> =
-                    fields.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                browser.post_form(&url, &[], &fields).await
-            }
+        let (url, posted) = next;
+        let reply = match &posted {
+            None => browser.get(&url, headers).await,
+            Some(form) => browser.post_form(&url, headers, form.fields()).await,
         }
         .map_err(request_failed(Step::Idp))?;
         if reply.status.is_redirection() {
-            let location = reply
-                .headers
-                .get(http::header::LOCATION)
-                .and_then(|l| l.to_str().ok())
-                .ok_or((Step::Idp, "redirect without a usable Location".into()))?;
-            let target = html::resolve(&url, location);
+            let target = redirect(Step::Idp, &reply, &url)?;
             if back_at_nymgate(&target) {
                 return Ok(Back::Get(target));
             }
@@ -288,21 +256,19 @@ async fn through_external_idp(
             return Err(status_error(Step::Idp, &reply));
         }
         let page = String::from_utf8_lossy(&reply.body);
-        let mut page_form =
-            html::first_form(&page).ok_or((Step::Idp, "an IdP page without a form".into()))?;
-        let action = html::resolve(&url, &page_form.action);
-        if page_form.has_password() {
-            page_form.fill_login(login, password);
+        let mut form = html::first_form(&page).ok_or((Step::Idp, "an IdP page without a form".into()))?;
+        let action = html::resolve(&url, &form.action);
+        if let (true, Some((login, password))) = (form.has_password(), login) {
+            form.fill_login(login, password);
         }
-        let fields = owned(page_form.fields());
         if back_at_nymgate(&action) {
-            return Ok(Back::Post { action, fields });
+            return Ok(Back::Post { action, form });
         }
-        next = if page_form.method == "post" {
-            (action, Some(fields))
+        next = if form.method == "post" {
+            (action, Some(form))
         } else {
             let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
-                .extend_pairs(fields)
+                .extend_pairs(form.fields())
                 .finish();
             (format!("{}?{query}", action.split('?').next().unwrap_or(&action)), None)
         };
@@ -369,9 +335,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn origins_and_query_values() {
-        assert_eq!(origin("http://127.0.0.1:9/a/b?c"), "http://127.0.0.1:9");
-        assert_eq!(origin("https://h"), "https://h");
+    fn query_values() {
         assert_eq!(query_value("https://p/cb?state=1&code=a%2Bb", "code").unwrap(), "a+b");
         assert!(query_value("https://p/cb", "code").is_none());
     }

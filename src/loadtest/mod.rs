@@ -111,7 +111,8 @@ pub struct Options {
     /// The tenant's pseudonym scope in the keyring (default: the tenant id).
     #[arg(long)]
     pub scope: Option<String>,
-    /// Extra CA certificates (PEM) for nymgate's certificate.
+    /// CA certificates (PEM) for nymgate's certificate (and an https IdP's), instead of the
+    /// system roots.
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
     /// Accept any certificate from nymgate (a staging host).
@@ -210,28 +211,17 @@ algorithms = ["ES256"]
 [tenants.policy]
 role_from = ["roles"]
 role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
-
-[[tenants]]
-id = "{saml_id}"
-name = "{saml_name}"
-idp = "saml"
-issuer = "{saml_entity}"
-[tenants.saml]
-sso_url = "{saml_entity}/sso"
-certificate_files = ["{dir}/saml-idp.pem"]
-name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
-[tenants.policy]
-role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
-role_map = {{ "student" = "student", "faculty" = "teacher" }}
-"#,
+{saml_tenant}"#,
         listen = options.idp_listen,
         oidc_id = oidc.id,
         oidc_name = oidc.name,
         client_id = demo_idp::client_id(oidc),
         dir = dir.display(),
-        saml_id = saml.id,
-        saml_name = saml.name,
-        saml_entity = demo_idp::saml_entity_id(&base, saml),
+        saml_tenant = crate::demo::saml_tenant_toml(
+            saml,
+            &demo_idp::saml_entity_id(&base, saml),
+            &format!("{}/saml-idp.pem", dir.display())
+        ),
     ))
 }
 
@@ -243,8 +233,8 @@ async fn start_idp(options: &Options) -> Result<Arc<DemoIdp>, String> {
     let saml_school = &SCHOOLS[1];
     let saml = SamlIdp::new(
         demo_idp::saml_entity_id(&base, saml_school),
-        format!("{public}/nymgate/saml"),
-        format!("{public}/nymgate/saml/acs"),
+        crate::login::saml_sp::default_entity_id(public),
+        crate::login::saml_sp::acs_url(public),
         &files.saml_key_pem,
         KeyType::EcdsaP256,
     )?;
@@ -276,8 +266,8 @@ struct Derived {
 impl Expectation for Derived {
     fn check(&self, person: u64, account: &str) -> Result<(), &'static str> {
         let key = self.ring.scope(&self.scope).map_err(|_| "no such scope")?.current();
-        let expected =
-            crate::pseudonym::derive_account_number(key, &self.issuer, &format!("loadtest-{person}"));
+        let subject = demo_idp::load_test_subject(person);
+        let expected = crate::pseudonym::derive_account_number(key, &self.issuer, &subject);
         if expected.to_string() == account {
             Ok(())
         } else {
@@ -338,11 +328,11 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         Some(_) => Some(start_idp(options).await?),
         None => None,
     };
-    let tls = browser::tls_config(options.ca_file.as_deref(), options.insecure)?;
+    let tls = browser::tls_config(options.ca_file.as_deref(), options.insecure, options.http)?;
     let base = options.url.trim_end_matches('/').to_owned();
 
     // nymgate's signing keys, to verify every token the platform receives.
-    let mut setup = Browser::new(tls.clone(), options.http, options.timeout);
+    let mut setup = Browser::new(tls.clone(), options.timeout);
     let jwks = setup
         .get(&format!("{base}/nymgate/jwks"), &[])
         .await
@@ -378,9 +368,9 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let target = Arc::new(Target {
         base: base.clone(),
         tenant: options.tenant.clone(),
-        idp: match (&external_people, school) {
-            (Some(people), _) => flow::Idp::External { people: people.clone() },
-            (None, school) => flow::Idp::BuiltIn { saml: school.is_some_and(|s| s.saml) },
+        idp: match &external_people {
+            Some(people) => flow::Idp::External { people: people.clone() },
+            None => flow::Idp::BuiltIn,
         },
         output,
         paths: options.paths.clone(),
@@ -408,7 +398,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     let progress = tokio::spawn(progress(shared.clone(), options.json || !std::io::stderr().is_terminal()));
     let mut workers = Vec::with_capacity(options.concurrency);
     for _ in 0..options.concurrency {
-        let browser = Browser::new(tls.clone(), options.http, options.timeout);
+        let browser = Browser::new(tls.clone(), options.timeout);
         workers.push(tokio::spawn(worker(
             browser,
             target.clone(),
@@ -546,14 +536,12 @@ async fn worker(
             }
         };
         let measured = started.duration_since(shared.started) >= shared.warmup;
-        if measured && shared.max_logins.is_some() {
-            // Claim a place among the measured logins, so that --logins is exact.
+        if measured {
+            // Claim a place among the measured logins first, so that --logins is exact.
             let place = shared.measured.fetch_add(1, Ordering::Relaxed);
             if shared.max_logins.is_some_and(|max| place >= max) {
                 break;
             }
-        } else if measured {
-            shared.measured.fetch_add(1, Ordering::Relaxed);
         }
         let person = shared.next_person.fetch_add(1, Ordering::Relaxed) % shared.people;
         let result = flow::login(&mut browser, &target, expectation.as_ref(), person).await;

@@ -17,6 +17,7 @@ pub mod idp_http;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;
+pub use provider::pkce_s256;
 pub mod saml_acs;
 pub mod saml_metadata;
 pub mod saml_sp;
@@ -308,8 +309,9 @@ impl Login {
                 let read = |path: &std::path::Path| {
                     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
                 };
-                let entity_id = saml.entity_id.clone().unwrap_or_else(|| format!("{issuer}/saml"));
-                let acs = format!("{issuer}/saml/acs");
+                let entity_id =
+                    saml.entity_id.clone().unwrap_or_else(|| saml_sp::default_entity_id(&public_url));
+                let acs = saml_sp::acs_url(&public_url);
                 Some(saml_sp::SamlSp::new(&entity_id, &acs, &read(&saml.cert_file)?, &read(&saml.key_file)?)?)
             }
             None => None,
@@ -858,14 +860,14 @@ impl Login {
     /// it adds nymgate's, signed, when the browser has a session. `Err` is the response to send instead
     /// (a redirect to the login when `require_login` is set).
     pub fn assert_request(&self, parts: &mut http::request::Parts) -> Result<(), Box<Response<Body>>> {
-        if self.output != LoginOutput::AssertionHeader {
-            // The platform has no use for nymgate's cookies in either output (a browser that
-            // started a login keeps its chosen school and flow cookies).
-            strip_own_cookies(&mut parts.headers);
+        let assertion_output = self.output == LoginOutput::AssertionHeader;
+        let session = if assertion_output { self.session(&parts.headers) } else { None };
+        // The platform has no use for nymgate's cookies in either output (a browser that
+        // started a login keeps its chosen school and flow cookies).
+        strip_own_cookies(&mut parts.headers);
+        if !assertion_output {
             return Ok(());
         }
-        let session = self.session(&parts.headers);
-        strip_own_cookies(&mut parts.headers);
         match session {
             Some(claims) => {
                 let now = unix_now();

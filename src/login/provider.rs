@@ -69,6 +69,11 @@ pub fn basic_credentials(value: &str) -> Option<(String, String)> {
     Some((unescape(id), unescape(secret)))
 }
 
+/// The S256 code challenge of a PKCE verifier (RFC 7636 §4.2): BASE64URL(SHA256(verifier)).
+pub fn pkce_s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()))
+}
+
 /// RFC 7636 §4.1: 43 to 128 unreserved characters.
 fn is_pkce_verifier(value: &str) -> bool {
     (43..=128).contains(&value.len())
@@ -292,8 +297,7 @@ impl Login {
             return invalid_grant("redirect_uri_mismatch");
         }
         let verifier = body.get("code_verifier").map(String::as_str).unwrap_or("");
-        let computed = URL_SAFE_NO_PAD
-            .encode(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, verifier.as_bytes()));
+        let computed = pkce_s256(verifier);
         if !is_pkce_verifier(verifier)
             || !Secret::new(computed.into_bytes()).ct_eq(issued.code_challenge.as_bytes())
         {

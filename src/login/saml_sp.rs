@@ -43,6 +43,16 @@ pub struct SamlIdp {
     pub sign_requests: bool,
 }
 
+/// nymgate's SP entity ID when `login.saml.entity_id` is not set (docs/SAML.md).
+pub fn default_entity_id(public_url: &str) -> String {
+    format!("{}{}/saml", public_url.trim_end_matches('/'), super::PREFIX)
+}
+
+/// nymgate's one AssertionConsumerService (HTTP-POST binding).
+pub fn acs_url(public_url: &str) -> String {
+    format!("{}{}/saml/acs", public_url.trim_end_matches('/'), super::PREFIX)
+}
+
 impl SamlSp {
     /// From PEM files: the certificate (published) and its RSA PKCS#8 key.
     pub fn new(entity_id: &str, acs_url: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<Self, String> {

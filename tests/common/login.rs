@@ -47,7 +47,8 @@ pub fn peers_dir() -> PathBuf {
     dir
 }
 
-fn free_port() -> u16 {
+/// A port free on 127.0.0.1 a moment ago.
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
