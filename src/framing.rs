@@ -88,6 +88,15 @@ impl FramingWatch {
         watcher.feed(bytes);
     }
 
+    /// How many complete request heads the client has sent, when every byte read so far belongs
+    /// to those requests (no partial head or body is pending). None while a message is partly
+    /// read, or once the watcher has stopped. The connection parks on this (conn_io.rs): only a
+    /// connection that sits exactly between requests may leave hyper.
+    pub fn between_requests(&self) -> Option<u64> {
+        let watcher = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        (matches!(watcher.state, State::Head) && watcher.buf.is_empty()).then_some(watcher.heads_seen)
+    }
+
     /// The verdict for the next request the handler sees (hyper hands them over in order).
     /// `Clean` when the watcher had stopped or never saw that head.
     pub fn next_verdict(&self) -> HeadVerdict {
@@ -293,6 +302,24 @@ mod tests {
         let watch = FramingWatch::new();
         watch.feed(b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
         assert_eq!(watch.next_verdict(), HeadVerdict::Clean);
+    }
+
+    #[test]
+    fn knows_when_it_sits_between_requests() {
+        let watch = FramingWatch::new();
+        assert_eq!(watch.between_requests(), Some(0));
+        watch.feed(b"\r\nPOST /a HTTP/1.1\r\nContent-Length: 3\r\n");
+        assert_eq!(watch.between_requests(), None, "partial head");
+        watch.feed(b"\r\nab");
+        assert_eq!(watch.between_requests(), None, "partial body");
+        watch.feed(b"c");
+        assert_eq!(watch.between_requests(), Some(1));
+        watch.feed(b"POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n");
+        assert_eq!(watch.between_requests(), None, "chunked body without its last CRLF");
+        watch.feed(b"\r\n");
+        assert_eq!(watch.between_requests(), Some(2));
+        watch.feed(b"GET /ws HTTP/1.1\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n");
+        assert_eq!(watch.between_requests(), None, "after an upgrade the bytes are not HTTP");
     }
 
     #[test]

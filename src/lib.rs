@@ -38,6 +38,7 @@ pub mod body;
 pub mod certs;
 pub mod client_ip;
 pub mod config;
+pub mod conn_io;
 pub mod demo;
 pub mod echo;
 pub mod framing;

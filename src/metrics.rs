@@ -85,6 +85,7 @@ pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     upstream_seconds: Histogram,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    parked_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
     shed_connections: Counter<u64, AtomicU64>,
@@ -118,6 +119,12 @@ impl Metrics {
         );
         let open_connections = Gauge::default();
         registry.register("open_connections", "Client connections open now", open_connections.clone());
+        let parked_connections = Gauge::default();
+        registry.register(
+            "parked_connections",
+            "HTTP/1.1 keep-alive connections waiting between requests without HTTP state",
+            parked_connections.clone(),
+        );
         let resident_memory = Gauge::default();
         registry.register(
             "resident_memory_bytes",
@@ -182,6 +189,7 @@ impl Metrics {
             requests,
             upstream_seconds,
             open_connections,
+            parked_connections,
             resident_memory,
             tls_handshake_failures,
             shed_connections,
@@ -205,6 +213,18 @@ impl Metrics {
 
     pub fn connection_closed(&self) {
         self.open_connections.dec();
+    }
+
+    /// One connection parked until the returned guard is dropped.
+    pub fn connection_parked(&self) -> impl Drop + '_ {
+        struct Unpark<'a>(&'a Gauge<i64, std::sync::atomic::AtomicI64>);
+        impl Drop for Unpark<'_> {
+            fn drop(&mut self) {
+                self.0.dec();
+            }
+        }
+        self.parked_connections.inc();
+        Unpark(&self.parked_connections)
     }
 
     pub fn tls_handshake_failed(&self) {

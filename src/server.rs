@@ -8,26 +8,26 @@
 
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::{http1, http2};
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use pin_project_lite::pin_project;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body};
 use crate::client_ip::IpReducer;
 use crate::config::{Config, LimitsConfig};
+use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
 use crate::framing::FramingWatch;
 use crate::login::Login;
 use crate::metrics::{Metrics, RouteClass};
@@ -362,69 +362,166 @@ impl Connection {
         metrics.connection_opened();
         let _open = scopeguard(move || metrics.connection_closed());
 
-        let tls =
-            match tokio::time::timeout(self.limits.tls_handshake_timeout, self.acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => tls,
-                Ok(Err(error)) => {
-                    self.gateway.metrics.tls_handshake_failed();
-                    tracing::debug!(%error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    self.gateway.metrics.tls_handshake_failed();
-                    tracing::debug!("TLS handshake timed out");
-                    return;
-                }
-            };
-        let is_h2 = tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
-        let activity = Activity::new();
-        let framing = (!is_h2).then(|| Arc::new(FramingWatch::new()));
-        let io = TokioIo::new(Tracked { inner: tls, activity: activity.clone(), framing: framing.clone() });
-
-        if shed {
-            let service = service_fn(|_req: Request<Incoming>| async {
-                let mut response = proxy::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
-                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                Ok::<_, std::convert::Infallible>(response)
-            });
-            let limit = self.limits.header_read_timeout;
-            if is_h2 {
-                let conn = http2::Builder::new(TokioExecutor::new())
-                    .timer(TokioTimer::new())
-                    .serve_connection(io, service);
-                let _ = tokio::time::timeout(limit, conn).await;
-            } else {
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .keep_alive(false)
-                    .header_read_timeout(limit)
-                    .serve_connection(io, service);
-                let _ = tokio::time::timeout(limit, conn).await;
+        // The task's size is that of its largest state and it lasts as long as the connection,
+        // so the handshake and each way of serving are boxed: a parked HTTP/1.1 connection then
+        // pays only for what it holds. The stream (1.2 KB of rustls state) moves as a pointer.
+        let (acceptor, limit) = (&self.acceptor, self.limits.tls_handshake_timeout);
+        let handshake = Box::pin(async move {
+            let tls = tokio::time::timeout(limit, acceptor.accept(tcp)).await;
+            tls.map(|accepted| accepted.map(Box::new))
+        });
+        let tls = match handshake.await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => {
+                self.gateway.metrics.tls_handshake_failed();
+                tracing::debug!(%error, "TLS handshake failed");
+                return;
             }
-            return;
+            Err(_) => {
+                self.gateway.metrics.tls_handshake_failed();
+                tracing::debug!("TLS handshake timed out");
+                return;
+            }
+        };
+        let is_h2 = tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
+        match (shed, is_h2) {
+            (true, _) => Box::pin(self.serve_shed(tls, is_h2)).await,
+            (false, true) => Box::pin(self.serve_h2(tls, peer)).await,
+            (false, false) => Box::pin(self.serve_h1(tls, peer)).await,
         }
+    }
 
-        let gateway = self.gateway.clone();
-        let info = ConnInfo { peer, framing };
-        let service = service_fn(move |req| proxy::handle(gateway.clone(), info.clone(), req));
-        let limits = &self.limits;
+    /// Over the connection cap: every request gets 503 with Retry-After, then the connection ends.
+    async fn serve_shed(self, tls: Box<TlsStream<TcpStream>>, is_h2: bool) {
+        let service = service_fn(|_req: Request<Incoming>| async {
+            let mut response = proxy::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            Ok::<_, std::convert::Infallible>(response)
+        });
+        let limit = self.limits.header_read_timeout;
+        let io = TokioIo::new(ClientIo::new(tls, Activity::new(), None));
         if is_h2 {
             let conn = http2::Builder::new(TokioExecutor::new())
                 .timer(TokioTimer::new())
-                .max_concurrent_streams(limits.max_concurrent_streams)
-                .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
                 .serve_connection(io, service);
-            drive(conn, activity, limits.idle_timeout, self.phase).await;
+            let _ = tokio::time::timeout(limit, conn).await;
         } else {
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_read_timeout)
-                .max_headers(limits.max_headers)
-                .max_buf_size(limits.max_header_bytes.max(8192))
-                .serve_connection(io, service)
-                .with_upgrades();
-            drive(conn, activity, limits.idle_timeout, self.phase).await;
+                .keep_alive(false)
+                .header_read_timeout(limit)
+                .serve_connection(io, service);
+            let _ = tokio::time::timeout(limit, conn).await;
         }
+    }
+
+    async fn serve_h2(self, tls: Box<TlsStream<TcpStream>>, peer: SocketAddr) {
+        let activity = Activity::new();
+        let io = ClientIo::new(tls, activity.clone(), None);
+        let gateway = self.gateway.clone();
+        let info = ConnInfo { peer, framing: None };
+        let service = service_fn(move |req| proxy::handle(gateway.clone(), info.clone(), req));
+        let limits = &self.limits;
+        let conn = http2::Builder::new(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(limits.max_concurrent_streams)
+            .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            .serve_connection(TokioIo::new(io), service);
+        let mut phase = self.phase.clone();
+        drive(std::pin::pin!(conn), &activity, limits.idle_timeout, &mut phase).await;
+    }
+
+    async fn serve_h1(self, tls: Box<TlsStream<TcpStream>>, peer: SocketAddr) {
+        let activity = Activity::new();
+        let framing = Arc::new(FramingWatch::new());
+        let gate = ParkGate::new(framing.clone());
+        let io = ClientIo::new(tls, activity.clone(), None).parkable(gate.clone());
+        let gateway = self.gateway.clone();
+        let info = ConnInfo { peer, framing: Some(framing) };
+        let responses = gate.responses;
+        let service = service_fn(move |req| {
+            let response = proxy::handle(gateway.clone(), info.clone(), req);
+            let responses = responses.clone();
+            async move {
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|b| CountedBody::new(b, responses)))
+            }
+        });
+        let limits = &self.limits;
+        let mut builder = http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout)
+            .max_headers(limits.max_headers)
+            .max_buf_size(limits.max_header_bytes.max(8192));
+        serve_http1(io, &builder, service, &activity, limits, &self.gateway.metrics, self.phase.clone())
+            .await;
+    }
+}
+
+/// Serves HTTP/1.1 on one client connection, parking it between requests (conn_io.rs): hyper's
+/// connection, with its buffers, exists only while the client is sending or being answered.
+async fn serve_http1<S>(
+    mut io: ClientIo<Box<TlsStream<TcpStream>>>,
+    builder: &http1::Builder,
+    service: S,
+    activity: &Activity,
+    limits: &LimitsConfig,
+    metrics: &Metrics,
+    mut phase: watch::Receiver<Phase>,
+) where
+    S: hyper::service::HttpService<Incoming> + Clone + Send + Unpin + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    loop {
+        let parts = {
+            // Boxed, and dropped at the end of this block, so that a parked connection's task
+            // holds no hyper state at all.
+            let mut conn =
+                Box::new(builder.serve_connection(TokioIo::new(io), service.clone()).with_upgrades());
+            if drive(Pin::new(&mut *conn), activity, limits.idle_timeout, &mut phase).await == Ended::Closing
+            {
+                return;
+            }
+            let Some(parts) = conn.into_parts() else { return };
+            parts
+        };
+        io = parts.io.into_inner();
+        if !io.is_parked() {
+            return;
+        }
+        // hyper's read buffer comes back as a view of its whole 8 KiB allocation: keep only the
+        // bytes (normally none).
+        io.unpark(Bytes::copy_from_slice(&parts.read_buf));
+        drop(parts.read_buf);
+        drop(parts.service);
+        let parked = metrics.connection_parked();
+        let woken = wait_while_parked(&io, activity, limits.idle_timeout, &mut phase).await;
+        drop(parked);
+        if !woken {
+            // Idle too long or shutting down: say goodbye properly (TLS close_notify).
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+            return;
+        }
+    }
+}
+
+/// Waits while a connection is parked: true when the client sent something, false when the
+/// connection should close (idle timeout, shutdown, socket error).
+async fn wait_while_parked(
+    io: &ClientIo<Box<TlsStream<TcpStream>>>,
+    activity: &Activity,
+    idle_timeout: Duration,
+    phase: &mut watch::Receiver<Phase>,
+) -> bool {
+    tokio::select! {
+        readable = io.get_ref().get_ref().0.readable() => readable.is_ok(),
+        _ = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for())) => false,
+        _ = leaves_serving(phase) => false,
     }
 }
 
@@ -433,11 +530,13 @@ trait Drainable: std::future::Future<Output = Result<(), hyper::Error>> {
     fn drain(self: Pin<&mut Self>);
 }
 
-impl<I, S> Drainable for http1::UpgradeableConnection<I, S>
+impl<I, S, B> Drainable for http1::UpgradeableConnection<I, S>
 where
-    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     fn drain(self: Pin<&mut Self>) {
         self.graceful_shutdown();
@@ -456,15 +555,26 @@ where
     }
 }
 
-/// Runs a connection to its end, closing it when idle and draining it on shutdown.
+/// How [`drive`] stopped.
+#[derive(Debug, PartialEq, Eq)]
+enum Ended {
+    /// hyper finished the connection (closed, upgraded, or parked).
+    Finished,
+    /// The server is closing; drop everything now.
+    Closing,
+}
+
+/// Runs a connection until hyper finishes it, closing it when idle and draining it on shutdown.
 async fn drive<C: Drainable>(
-    conn: C,
-    activity: Activity,
+    mut conn: Pin<&mut C>,
+    activity: &Activity,
     idle_timeout: Duration,
-    mut phase: watch::Receiver<Phase>,
-) {
-    let mut conn = std::pin::pin!(conn);
-    let mut draining = false;
+    phase: &mut watch::Receiver<Phase>,
+) -> Ended {
+    let mut draining = *phase.borrow() != Phase::Serving;
+    if draining {
+        conn.as_mut().drain();
+    }
     let mut tick =
         tokio::time::interval((idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -475,7 +585,7 @@ async fn drive<C: Drainable>(
                     // Client-side protocol errors and resets: routine, not worth more than debug.
                     tracing::debug!(%error, "connection ended with an error");
                 }
-                return;
+                return Ended::Finished;
             }
             _ = tick.tick(), if !draining => {
                 if activity.idle_for() >= idle_timeout {
@@ -491,7 +601,7 @@ async fn drive<C: Drainable>(
                         conn.as_mut().drain();
                         draining = true;
                     },
-                    Phase::Closing => return,
+                    Phase::Closing => return Ended::Closing,
                 }
             }
         }
@@ -506,88 +616,6 @@ async fn leaves_serving(phase: &mut watch::Receiver<Phase>) {
 /// Resolves when the server reaches `target` (or is gone).
 async fn reaches(phase: &mut watch::Receiver<Phase>, target: Phase) {
     let _ = phase.wait_for(|p| *p == target).await;
-}
-
-/// When a connection last moved a byte, for the idle timeout.
-#[derive(Clone)]
-struct Activity {
-    base: Instant,
-    last_ms: Arc<AtomicU64>,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self { base: Instant::now(), last_ms: Arc::new(AtomicU64::new(0)) }
-    }
-    fn touch(&self) {
-        self.last_ms.store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
-    }
-    fn idle_for(&self) -> Duration {
-        let now = self.base.elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_ms.load(Ordering::Relaxed)))
-    }
-}
-
-pin_project! {
-    /// A stream that records when it last read or wrote a byte.
-    struct Tracked<S> {
-        #[pin]
-        inner: S,
-        activity: Activity,
-        // HTTP/1.1 only: sees every byte read, to flag smuggling-shaped heads (framing.rs).
-        framing: Option<Arc<FramingWatch>>,
-    }
-}
-
-impl<S: AsyncRead> AsyncRead for Tracked<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.project();
-        let before = buf.filled().len();
-        let result = this.inner.poll_read(cx, buf);
-        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.activity.touch();
-            if let Some(framing) = this.framing {
-                framing.feed(&buf.filled()[before..]);
-            }
-        }
-        result
-    }
-}
-
-impl<S: AsyncWrite> AsyncWrite for Tracked<S> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let result = this.inner.poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        result
-    }
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.project();
-        let result = this.inner.poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
-        result
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        self.project().inner.poll_shutdown(cx)
-    }
 }
 
 /// Runs `f` when dropped.

@@ -439,3 +439,184 @@ async fn curl_speaks_http2_and_http1_through_nymgate() {
         assert_eq!(seen.query.as_deref(), Some(format!("v={version}").as_str()));
     }
 }
+
+// Parking of idle HTTP/1.1 keep-alive connections (src/conn_io.rs): between requests a
+// connection leaves hyper and keeps only its TLS session. These tests hold that it comes back
+// for the next request, and that a pause inside a request never looks like "between requests".
+
+/// Reads one HTTP/1.1 response (Content-Length or chunked) as (head, body).
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(n > 0, "connection closed before a response head: {:?}", String::from_utf8_lossy(&data));
+        data.extend_from_slice(&buf[..n]);
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).into_owned();
+    let mut rest = data[head_end..].to_vec();
+    let field = |name: &str| {
+        head.lines().find_map(|l| {
+            l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+        })
+    };
+    if let Some(length) = field("content-length") {
+        let length: usize = length.parse().unwrap();
+        while rest.len() < length {
+            read_more(stream, &mut rest).await;
+        }
+        assert_eq!(rest.len(), length, "bytes after the response: a second answer nobody asked for");
+        return (head, rest);
+    }
+    assert_eq!(field("transfer-encoding").as_deref(), Some("chunked"), "{head}");
+    while !rest.ends_with(b"0\r\n\r\n") {
+        read_more(stream, &mut rest).await;
+    }
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let line_end = at + rest[at..].windows(2).position(|w| w == b"\r\n").unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&rest[at..line_end]).unwrap(), 16).unwrap();
+        if size == 0 {
+            return (head, body);
+        }
+        body.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+        at = line_end + 2 + size + 2;
+    }
+}
+
+async fn read_more<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, into: &mut Vec<u8>) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(n > 0, "connection closed inside a response body");
+    into.extend_from_slice(&buf[..n]);
+}
+
+async fn write_all<S: tokio::io::AsyncWrite + Unpin>(stream: &mut S, bytes: &[u8]) {
+    use tokio::io::AsyncWriteExt;
+    stream.write_all(bytes).await.unwrap();
+    stream.flush().await.unwrap();
+}
+
+async fn parked_connections(gw: &Gateway) -> u64 {
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("nymgate_parked_connections "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no nymgate_parked_connections in:\n{metrics}"))
+}
+
+/// Waits (bounded) until `want` connections are parked.
+async fn until_parked(gw: &Gateway, want: u64) {
+    for _ in 0..100 {
+        if parked_connections(gw).await == want {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("parked connections never reached {want} (now {})", parked_connections(gw).await);
+}
+
+#[tokio::test]
+async fn idle_keep_alive_connections_park_and_serve_their_next_request() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    // A connection that has not sent anything yet parks too.
+    let _quiet = gw.raw().await;
+    until_parked(&gw, 1).await;
+
+    let mut raw = gw.raw().await;
+    for round in 0..3 {
+        write_all(
+            &mut raw,
+            format!("GET /echo?round={round} HTTP/1.1\r\nHost: learn.example\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let (head, body) = read_response(&mut raw).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let seen: nymgate::echo::Echo = serde_json::from_slice(&body).unwrap();
+        assert_eq!(seen.query.as_deref(), Some(format!("round={round}").as_str()));
+        // Answered and quiet: this connection parks as well.
+        until_parked(&gw, 2).await;
+    }
+    assert_eq!(upstream.completed(), 3);
+}
+
+#[tokio::test]
+async fn requests_split_by_pauses_are_never_taken_for_idle_connections() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let mut raw = gw.raw().await;
+    until_parked(&gw, 1).await;
+    let pause = || tokio::time::sleep(Duration::from_millis(150));
+
+    // A head cut in the middle of a field name, and a body in two pieces.
+    let pieces: [&[u8]; 4] = [
+        b"POST /upload HTTP/1.1\r\nHost: learn.example\r\nContent-",
+        b"Length: 10\r\n\r\n",
+        b"hello",
+        b"world",
+    ];
+    let (last, cut) = pieces.split_last().unwrap();
+    for piece in cut {
+        write_all(&mut raw, piece).await;
+        pause().await;
+        assert_eq!(parked_connections(&gw).await, 0, "parked inside a request");
+    }
+    write_all(&mut raw, last).await;
+    let (head, body) = read_response(&mut raw).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    let sum: u64 = b"helloworld".iter().map(|b| u64::from(*b)).sum();
+    assert_eq!(String::from_utf8(body).unwrap(), format!("10 {sum}"));
+
+    // A chunked body whose last chunk and final CRLF come apart.
+    let pieces: [&[u8]; 3] = [
+        b"POST /upload HTTP/1.1\r\nHost: learn.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+        b"0\r\n",
+        b"\r\n",
+    ];
+    for piece in pieces {
+        pause().await;
+        write_all(&mut raw, piece).await;
+    }
+    let (_, body) = read_response(&mut raw).await;
+    let sum: u64 = b"hello".iter().map(|b| u64::from(*b)).sum();
+    assert_eq!(String::from_utf8(body).unwrap(), format!("5 {sum}"));
+
+    // Two pipelined requests, the second one finished after a pause.
+    write_all(&mut raw, b"GET /echo?n=a HTTP/1.1\r\nHost: learn.example\r\n\r\nGET /echo?n=b HTTP/1.1\r\nHo")
+        .await;
+    pause().await;
+    write_all(&mut raw, b"st: learn.example\r\n\r\n").await;
+    for expected in ["n=a", "n=b"] {
+        let (head, body) = read_response(&mut raw).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        let seen: nymgate::echo::Echo = serde_json::from_slice(&body).unwrap();
+        assert_eq!(seen.query.as_deref(), Some(expected));
+    }
+    until_parked(&gw, 1).await;
+    assert_eq!(upstream.completed(), 4);
+}
+
+#[tokio::test]
+async fn shutdown_closes_parked_connections_with_close_notify() {
+    let gw = Gateway::start("").await;
+    let mut raw = gw.raw().await;
+    write_all(&mut raw, b"GET / HTTP/1.1\r\nHost: learn.example\r\n\r\n").await;
+    let (head, _) = read_response(&mut raw).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    until_parked(&gw, 1).await;
+    let Gateway { server, dir: _dir, ca: _ca } = gw;
+    assert!(server.shutdown().await, "a parked connection held up the drain");
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 64];
+    // A clean TLS end (close_notify, then EOF) reads as Ok(0); a bare reset would be an error.
+    let end = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await;
+    assert!(matches!(end, Ok(Ok(0))), "{end:?}");
+}
