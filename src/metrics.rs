@@ -86,6 +86,7 @@ pub struct Metrics {
     upstream_seconds: Histogram,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     parked_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    store_up: Gauge<i64, std::sync::atomic::AtomicI64>,
     resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
     shed_connections: Counter<u64, AtomicU64>,
@@ -124,6 +125,13 @@ impl Metrics {
             "parked_connections",
             "HTTP/1.1 keep-alive connections waiting between requests without HTTP state",
             parked_connections.clone(),
+        );
+        let store_up = Gauge::default();
+        store_up.set(1);
+        registry.register(
+            "store_up",
+            "1 while the single-use store answers (always 1 in memory; Redis: its last call or ping)",
+            store_up.clone(),
         );
         let resident_memory = Gauge::default();
         registry.register(
@@ -190,6 +198,7 @@ impl Metrics {
             upstream_seconds,
             open_connections,
             parked_connections,
+            store_up,
             resident_memory,
             tls_handshake_failures,
             shed_connections,
@@ -225,6 +234,10 @@ impl Metrics {
         }
         self.parked_connections.inc();
         Unpark(&self.parked_connections)
+    }
+
+    pub fn store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
     }
 
     pub fn tls_handshake_failed(&self) {

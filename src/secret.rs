@@ -59,14 +59,14 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// Random bytes from the operating system. A failing OS RNG is not survivable for a security
-/// gateway, so it aborts the start rather than continue with weak keys.
 /// Constant-time equality of two strings (request IDs, states): lengths may differ observably.
 pub fn ct_eq_str(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
+/// Random bytes from the operating system. A failing OS RNG is not survivable for a security
+/// gateway, so it aborts the start rather than continue with weak keys.
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut out = [0u8; N];
     getrandom::fill(&mut out).expect("the operating system's random number generator failed");
@@ -75,7 +75,12 @@ pub fn random_bytes<const N: usize>() -> [u8; N] {
 
 /// A random identifier as lowercase hex, for request ids.
 pub fn random_hex<const N: usize>() -> String {
-    random_bytes::<N>().iter().map(|b| format!("{b:02x}")).collect()
+    to_hex(&random_bytes::<N>())
+}
+
+/// Bytes as lowercase hex.
+pub fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

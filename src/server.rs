@@ -41,6 +41,8 @@ use crate::upstream::Upstream;
 const SHED_BUDGET: usize = 256;
 /// How often the platform's reachability is probed for `/readyz`.
 const UPSTREAM_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a shared store is pinged for `/readyz`.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// After an accept error (usually out of file descriptors), wait before the next accept.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
@@ -169,6 +171,7 @@ impl RunningServer {
         if gateway.upstream.is_some() {
             tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
         }
+        tasks.push(tokio::spawn(probe_store(gateway.clone(), phase.subscribe())));
         tracing::info!(
             public = %public_addr,
             admin = %admin_addr,
@@ -687,13 +690,27 @@ async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, phase: watch:
                 "/readyz" => {
                     let serving = *readiness.borrow() == Phase::Serving;
                     let upstream = gateway.upstream.as_ref().is_none_or(|u| u.is_reachable());
+                    let store = gateway.login.as_ref().map(|login| login.store());
+                    let store_up = store.is_none_or(|s| s.is_up());
                     let report = format!(
-                        "config: loaded\nlisteners: {}\nupstream: {}\n",
+                        "config: loaded\nlisteners: {}\nupstream: {}\nstore: {}\n",
                         if serving { "serving" } else { "draining" },
-                        if upstream { "reachable" } else { "unreachable" }
+                        if upstream { "reachable" } else { "unreachable" },
+                        match store {
+                            Some(s) if s.is_shared() =>
+                                if store_up {
+                                    "reachable"
+                                } else {
+                                    "unreachable"
+                                },
+                            _ => "memory",
+                        }
                     );
-                    let status =
-                        if serving && upstream { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                    let status = if serving && upstream && store_up {
+                        StatusCode::OK
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    };
                     text_response(status, report)
                 }
                 "/metrics" => {
@@ -808,6 +825,23 @@ async fn probe_upstream(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>
         }
         tokio::select! {
             _ = tokio::time::sleep(UPSTREAM_PROBE_INTERVAL) => {}
+            _ = leaves_serving(&mut phase) => return,
+        }
+    }
+}
+
+/// Pings a shared store (Redis) so that `/readyz` and `nymgate_store_up` follow it even while
+/// no login comes: a replica whose store is down should leave the load balancer's login pool.
+async fn probe_store(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>) {
+    let Some(store) = gateway.login.as_ref().map(|login| login.store().clone()).filter(|s| s.is_shared())
+    else {
+        return;
+    };
+    loop {
+        let up = store.probe().await;
+        gateway.metrics.store_up(up);
+        tokio::select! {
+            _ = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
             _ = leaves_serving(&mut phase) => return,
         }
     }

@@ -17,6 +17,8 @@ DEB_PACKAGES+=(xmlsec1)
 # Chromium runs the browser test of `nymgate demo` (tests/browser.rs, through playwright-core),
 # with a font for its screenshots.
 DEB_PACKAGES+=(chromium fonts-dejavu-core)
+# redis-server is the shared store of several replicas (tests/replicas.rs).
+DEB_PACKAGES+=(redis-server)
 # Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 

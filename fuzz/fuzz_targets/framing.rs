@@ -12,6 +12,8 @@ fuzz_target!(|data: &[u8]| {
     for chunk in stream.chunks(usize::from(split).max(1)) {
         pieces.feed(chunk);
     }
+    // Parking (conn_io.rs) trusts this: it must not depend on the split either.
+    assert_eq!(whole.between_requests(), pieces.between_requests(), "boundary depends on the split");
     for _ in 0..8 {
         let (a, b) = (whole.next_verdict(), pieces.next_verdict());
         assert_eq!(a, b, "verdict depends on how the bytes were split");

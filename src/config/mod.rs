@@ -81,6 +81,96 @@ pub struct Config {
     /// The name, logo and colour on nymgate's pages.
     #[serde(default)]
     pub branding: BrandingConfig,
+    /// Where single-use claims and failed-login counters live: this process, or Redis shared by
+    /// every replica (docs/DEPLOY.md).
+    #[serde(default)]
+    pub store: StoreConfig,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreBackend {
+    /// In this process: right for one instance.
+    #[default]
+    Memory,
+    /// Redis, shared by every replica.
+    Redis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default)]
+    pub backend: StoreBackend,
+    /// `redis://host:port/db`, or `rediss://host:port/db` for TLS. Credentials go in
+    /// `username` and `password`, never in the URL.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// The Redis ACL user (Redis 6+); without it, AUTH with the password alone.
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<SecretSource>,
+    /// CA certificates for `rediss://` (PEM); without it, the system's roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Connections to Redis per process, at most.
+    #[serde(default = "defaults::store_pool_size")]
+    pub pool_size: usize,
+    /// How long one command may take, waiting for a connection included.
+    #[serde(default = "defaults::store_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Prefix of every key nymgate writes, so a Redis can be shared with other programs.
+    #[serde(default = "defaults::store_key_prefix")]
+    pub key_prefix: String,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            backend: StoreBackend::Memory,
+            url: None,
+            username: None,
+            password: None,
+            ca_file: None,
+            pool_size: defaults::store_pool_size(),
+            timeout: defaults::store_timeout(),
+            key_prefix: defaults::store_key_prefix(),
+        }
+    }
+}
+
+/// A parsed `redis://` or `rediss://` URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+    pub db: u32,
+}
+
+impl RedisUrl {
+    pub fn parse(text: &str) -> Result<RedisUrl, String> {
+        let url = openidconnect::url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        let tls = match url.scheme() {
+            "redis" => false,
+            "rediss" => true,
+            other => return Err(format!("scheme {other:?}: use redis:// or rediss:// (TLS)")),
+        };
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err("credentials in the URL: put them in store.username and store.password".into());
+        }
+        let host = url.host_str().filter(|h| !h.is_empty()).ok_or("the URL has no host")?;
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+        let db = match url.path().trim_start_matches('/') {
+            "" => 0,
+            db => db.parse().map_err(|_| format!("database {db:?} is not a number"))?,
+        };
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err("the URL has a query or fragment nymgate does not read".into());
+        }
+        Ok(RedisUrl { tls, host, port: url.port().unwrap_or(6379), db })
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -459,6 +549,15 @@ pub mod defaults {
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(75)
     }
+    pub fn store_pool_size() -> usize {
+        16
+    }
+    pub fn store_timeout() -> Duration {
+        Duration::from_millis(500)
+    }
+    pub fn store_key_prefix() -> String {
+        "nymgate:".into()
+    }
     pub fn tls_handshake_timeout() -> Duration {
         Duration::from_secs(10)
     }
@@ -702,6 +801,7 @@ impl Config {
         for (i, tenant) in self.tenants.iter().enumerate() {
             tenant.branding.validate(&format!("tenants[{i}].branding"), &mut problem);
         }
+        self.validate_store(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }
@@ -837,6 +937,65 @@ impl Config {
                 problem(
                     &format!("tenants[{i}].subject.attribute"),
                     "applies to SAML tenants only (idp = \"saml\")".into(),
+                );
+            }
+        }
+    }
+}
+
+impl Config {
+    fn validate_store(&self, problem: &mut impl FnMut(&str, String)) {
+        let store = &self.store;
+        if store.backend == StoreBackend::Memory {
+            if store.url.is_some() {
+                problem(
+                    "store.url",
+                    "is set but store.backend is \"memory\": add backend = \"redis\"".into(),
+                );
+            }
+            return;
+        }
+        match store.url.as_deref().map(RedisUrl::parse) {
+            None => problem(
+                "store.url",
+                "required with backend = \"redis\", e.g. \"redis://127.0.0.1:6379/0\"".into(),
+            ),
+            Some(Err(message)) => problem("store.url", message),
+            Some(Ok(url)) => {
+                if store.ca_file.is_some() && !url.tls {
+                    problem("store.ca_file", "is only used with a rediss:// (TLS) URL".into());
+                }
+            }
+        }
+        if let Some(password) = &store.password {
+            validate_secret_source(password, "store.password", problem);
+        }
+        if let Some(ca) = &store.ca_file {
+            if let Err(e) = std::fs::metadata(ca) {
+                problem("store.ca_file", format!("cannot read {}: {e}", ca.display()));
+            }
+        }
+        if store.pool_size == 0 {
+            problem("store.pool_size", "must be at least 1".into());
+        }
+        if store.timeout.is_zero() {
+            problem("store.timeout", "must be more than 0 (try \"500ms\")".into());
+        }
+        // Replicas must open each other's sealed cookies and codes, and count a client under the
+        // same key: both come from the seal secret.
+        if let Some(login) = &self.login {
+            if login.seal_secret.is_none() {
+                problem(
+                    "login.seal_secret",
+                    "required with store.backend = \"redis\": every replica must share it".into(),
+                );
+            }
+            if login.signing.key_file.is_none() {
+                problem(
+                    "login.signing.key_file",
+                    "required with store.backend = \"redis\": every replica must sign with the same key \
+                     (`nymgate keys signing --out FILE` makes one)"
+                        .into(),
                 );
             }
         }
@@ -1095,6 +1254,40 @@ mod tests {
         for f in ["upstream.url", "client_ip.ipv4_prefix", "limits.max_header_bytes", "server.cert_file"] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
         }
+    }
+
+    #[test]
+    fn redis_urls_are_read_strictly() {
+        let url = RedisUrl::parse("rediss://cache.internal:6380/2").unwrap();
+        assert_eq!(url, RedisUrl { tls: true, host: "cache.internal".into(), port: 6380, db: 2 });
+        assert_eq!(RedisUrl::parse("redis://[::1]").unwrap().host, "::1");
+        assert_eq!(RedisUrl::parse("redis://127.0.0.1").unwrap().port, 6379);
+        for bad in ["http://x", "redis://user:pw@x", "redis://x/abc", "redis://x/0?timeout=1", "redis:///0"] {
+            assert!(RedisUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_redis_store_needs_a_url_and_the_shared_secrets() {
+        let fields = |extra: &str| -> Vec<String> {
+            let c = Config::parse(&format!("{MINIMAL}\n{extra}")).unwrap();
+            c.validate()
+                .into_iter()
+                .map(|p| p.field)
+                .filter(|f| f.starts_with("store") || f.starts_with("login.s"))
+                .collect()
+        };
+        assert_eq!(fields("[store]\nbackend = \"redis\"\n"), ["store.url"]);
+        assert_eq!(fields("[store]\nurl = \"redis://x\"\n"), ["store.url"], "a URL without the backend");
+        assert_eq!(
+            fields("[store]\nbackend = \"redis\"\nurl = \"redis://x\"\npool_size = 0\n"),
+            ["store.pool_size"]
+        );
+        let login = "[login]\npublic_url = \"https://nymgate.example\"\n";
+        assert_eq!(
+            fields(&format!("[store]\nbackend = \"redis\"\nurl = \"redis://x\"\n{login}")),
+            ["login.seal_secret", "login.signing.key_file"]
+        );
     }
 
     #[test]

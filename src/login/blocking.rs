@@ -23,6 +23,13 @@ const CAPACITY: usize = 200_000;
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct ClientKey([u8; 16]);
 
+impl ClientKey {
+    /// As hex, for the shared store's keys.
+    pub fn to_hex(self) -> String {
+        crate::secret::to_hex(&self.0)
+    }
+}
+
 impl std::fmt::Debug for ClientKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("ClientKey(<redacted>)")
@@ -54,10 +61,36 @@ pub struct Blocker {
 }
 
 impl Blocker {
-    pub fn new(settings: Settings) -> Self {
-        let key = hmac::Hmac::<sha2::Sha256>::new_from_slice(&crate::secret::random_bytes::<32>())
-            .expect("HMAC takes any key length");
+    /// `shared_key`: with a store shared by replicas, every replica must know a client by the
+    /// same key, so it is derived from the shared seal secret; alone, a random key is drawn.
+    pub fn new(settings: Settings, shared_key: Option<&[u8]>) -> Self {
+        let key = match shared_key {
+            Some(material) => {
+                let mut derive =
+                    hmac::Hmac::<sha2::Sha256>::new_from_slice(material).expect("any key length");
+                derive.update(b"nymgate blocking client key v1");
+                hmac::Hmac::<sha2::Sha256>::new_from_slice(&derive.finalize().into_bytes())
+            }
+            None => hmac::Hmac::<sha2::Sha256>::new_from_slice(&crate::secret::random_bytes::<32>()),
+        }
+        .expect("HMAC takes any key length");
         Blocker { settings, key, clients: DashMap::new() }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The failures that block a client of `tenant`.
+    pub fn threshold(&self, tenant: Option<&str>) -> u32 {
+        self.settings.per_tenant.get(tenant.unwrap_or("")).copied().unwrap_or(self.settings.max_failures)
+    }
+
+    /// Notes a block the shared store started, for this replica's `nymgate_blocked_clients`.
+    pub fn note_block(&self, client: ClientKey, now: u64) {
+        if self.clients.len() < CAPACITY || self.clients.contains_key(&client) {
+            self.clients.entry(client).or_default().blocked_until = now + self.settings.block_secs;
+        }
     }
 
     /// The key of a client IP, or `None` when the IP is allowlisted (never counted).
@@ -90,8 +123,8 @@ impl Blocker {
                 return false;
             }
         }
+        let threshold = self.threshold(tenant);
         let tenant = tenant.unwrap_or("");
-        let threshold = self.settings.per_tenant.get(tenant).copied().unwrap_or(self.settings.max_failures);
         let mut entry = self.clients.entry(client).or_default();
         if now >= entry.window_start + self.settings.window_secs {
             entry.failures.clear();
@@ -124,13 +157,27 @@ mod tests {
     use super::*;
 
     fn blocker(per_tenant: &[(&str, u32)]) -> Blocker {
-        Blocker::new(Settings {
-            max_failures: 3,
-            window_secs: 60,
-            block_secs: 300,
-            allowlist: vec!["10.0.0.0/8".parse().unwrap()],
-            per_tenant: per_tenant.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
-        })
+        Blocker::new(
+            Settings {
+                max_failures: 3,
+                window_secs: 60,
+                block_secs: 300,
+                allowlist: vec!["10.0.0.0/8".parse().unwrap()],
+                per_tenant: per_tenant.iter().map(|(t, n)| (t.to_string(), *n)).collect(),
+            },
+            None,
+        )
+    }
+
+    #[test]
+    fn replicas_with_the_shared_secret_know_a_client_by_one_key() {
+        let settings = blocker(&[]).settings().clone();
+        let ip = "203.0.113.9".parse().unwrap();
+        let a = Blocker::new(settings.clone(), Some(b"seal secret")).key_for(ip);
+        let b = Blocker::new(settings.clone(), Some(b"seal secret")).key_for(ip);
+        let other = Blocker::new(settings, Some(b"another secret")).key_for(ip);
+        assert_eq!(a, b);
+        assert_ne!(a, other);
     }
 
     #[test]

@@ -49,7 +49,7 @@ use crate::pseudonym::keyring::{unix_now, Keyring};
 use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin};
 use crate::seal::Sealer;
 use crate::secret::Secret;
-use crate::store::SingleUseStore;
+use crate::store::{Space, Store, StoreError};
 use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 
@@ -116,8 +116,8 @@ enum FlowError {
     SamlMetadata(String),
     #[error(transparent)]
     Pseudonym(#[from] PseudonymError),
-    #[error("single-use store is full")]
-    StoreFull,
+    #[error(transparent)]
+    Store(#[from] StoreError),
     #[error("the IdP answered with an error")]
     IdpError,
 }
@@ -131,7 +131,8 @@ impl FlowError {
             FlowError::Saml(e) => e.reason(),
             FlowError::SamlMetadata(_) => "saml_metadata_unavailable",
             FlowError::Pseudonym(e) => e.reason(),
-            FlowError::StoreFull => "store_full",
+            FlowError::Store(StoreError::Full) => "store_full",
+            FlowError::Store(StoreError::Unavailable) => "store_unavailable",
             FlowError::IdpError => "idp_error",
         }
     }
@@ -144,7 +145,7 @@ impl FlowError {
             FlowError::Saml(saml_acs::SamlError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             FlowError::SamlMetadata(_) => StatusCode::BAD_GATEWAY,
             FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
-            FlowError::StoreFull => StatusCode::SERVICE_UNAVAILABLE,
+            FlowError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -175,8 +176,8 @@ pub struct Login {
     tenants: Vec<Tenant>,
     oidc: HashMap<String, OidcIdp>,
     email_domains: HashMap<String, String>,
-    used_states: SingleUseStore<()>,
-    codes: SingleUseStore<IssuedCode>,
+    /// Single-use claims (states, codes, SAML assertions) and, with Redis, failure counts.
+    store: Arc<Store>,
     clients: HashMap<String, provider::PlatformClient>,
     flow_lifetime: u64,
     session_lifetime: u64,
@@ -187,8 +188,6 @@ pub struct Login {
     saml_sp: Option<saml_sp::SamlSp>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
     saml: HashMap<String, saml_tenant::SamlTenant>,
-    /// Assertion IDs seen, until they could no longer be presented (replay cache).
-    saml_assertions: SingleUseStore<()>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
     audit: AuditSink,
@@ -239,10 +238,12 @@ impl Login {
         let issuer = format!("{public_url}{PREFIX}");
         let callback_url = format!("{issuer}/callback");
 
-        let sealer = match &login.seal_secret {
-            Some(source) => {
-                Sealer::new(&Secret::load(source).map_err(|e| format!("login.seal_secret: {e}"))?, &[])
-            }
+        let seal_secret = match &login.seal_secret {
+            Some(source) => Some(Secret::load(source).map_err(|e| format!("login.seal_secret: {e}"))?),
+            None => None,
+        };
+        let sealer = match &seal_secret {
+            Some(secret) => Sealer::new(secret, &[]),
             None => {
                 tracing::warn!("login.seal_secret is not set: a random one is used, so replicas can't share logins and pending logins end at a restart");
                 Sealer::new(&Secret::new(crate::secret::random_bytes::<32>().to_vec()), &[])
@@ -316,24 +317,29 @@ impl Login {
             }
             None => None,
         };
+        let store = Arc::new(crate::store::Store::from_config(&config.store, STORE_CAPACITY)?);
+        // Replicas sharing a store know a client by one key, derived from the shared secret.
+        let shared_key = seal_secret.as_ref().filter(|_| store.is_shared()).map(|s| s.expose().to_vec());
         let blocker = login.blocking.enabled.then(|| {
-            blocking::Blocker::new(blocking::Settings {
-                max_failures: login.blocking.max_failures,
-                window_secs: login.blocking.window.as_secs().max(1),
-                block_secs: login.blocking.block_for.as_secs().max(1),
-                allowlist: login.blocking.allowlist.clone(),
-                per_tenant: config
-                    .tenants
-                    .iter()
-                    .filter_map(|t| Some((t.id.clone(), t.max_failed_logins?)))
-                    .collect(),
-            })
+            blocking::Blocker::new(
+                blocking::Settings {
+                    max_failures: login.blocking.max_failures,
+                    window_secs: login.blocking.window.as_secs().max(1),
+                    block_secs: login.blocking.block_for.as_secs().max(1),
+                    allowlist: login.blocking.allowlist.clone(),
+                    per_tenant: config
+                        .tenants
+                        .iter()
+                        .filter_map(|t| Some((t.id.clone(), t.max_failed_logins?)))
+                        .collect(),
+                },
+                shared_key.as_deref(),
+            )
         });
         Ok(Some(Arc::new(Login {
             blocker,
             saml_sp,
             saml,
-            saml_assertions: SingleUseStore::new(STORE_CAPACITY),
             issuer,
             output: login.output,
             sealer,
@@ -342,8 +348,7 @@ impl Login {
             tenants,
             oidc,
             email_domains,
-            used_states: SingleUseStore::new(STORE_CAPACITY),
-            codes: SingleUseStore::new(STORE_CAPACITY),
+            store,
             clients,
             flow_lifetime: login.flow_lifetime.as_secs(),
             session_lifetime: login.session_lifetime.as_secs(),
@@ -393,8 +398,10 @@ impl Login {
         let login_flow = matches!(path, "/login" | "/callback" | "/saml/acs" | "/authorize")
             || path.starts_with("/login/");
         if login_flow {
-            if let Some(retry_after) = self.blocked_for(ctx) {
-                return self.refuse_blocked(retry_after, ctx);
+            match self.blocked_for(ctx).await {
+                Ok(None) => {}
+                Ok(Some(retry_after)) => return self.refuse_blocked(retry_after, ctx),
+                Err(error) => return self.finish(Err(error.into()), None, ctx, "none").await,
             }
         }
         match (&parts.method, path) {
@@ -433,7 +440,7 @@ impl Login {
             (&Method::GET, "/.well-known/openid-configuration") if provider => self.discovery(),
             (&Method::GET, "/authorize") if provider => self.authorize(query, &parts.headers, ctx).await,
             (&Method::POST, "/token") if provider => match read_form(incoming, ctx).await {
-                Ok(body) => self.token(&parts.headers, &body),
+                Ok(body) => self.token(&parts.headers, &body).await,
                 Err(status) => provider::oauth_error(status, "invalid_request", "unreadable request body"),
             },
             (&Method::GET, "/userinfo") if provider => self.userinfo(&parts.headers),
@@ -516,7 +523,7 @@ impl Login {
                 // Only a configured tenant's id is recorded: the path is the client's, and could
                 // hold anything (an email), or vary to dodge a per-tenant count.
                 let known = self.tenants.iter().any(|t| t.id == tenant).then_some(tenant);
-                self.failed(known, error, ctx, Some(protocol))
+                self.failed(known, error, ctx, Some(protocol)).await
             }
         }
     }
@@ -562,7 +569,7 @@ impl Login {
         let mut tenant = None;
         let outcome = async {
             let now = unix_now();
-            let flow = self.take_flow(state, headers, now, &mut tenant)?;
+            let flow = self.take_flow(state, headers, now, &mut tenant).await?;
             if params.contains_key("error") {
                 return Err(FlowError::IdpError);
             }
@@ -578,7 +585,7 @@ impl Login {
             self.deliver(login, flow.next, now)
         }
         .await;
-        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc");
+        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc").await;
         if is_token(state) {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&flow_cookie_name(state)));
         }
@@ -608,7 +615,7 @@ impl Login {
                 is_token(relay_state) && cookie_value(headers, &flow_cookie_name(relay_state)).is_some();
             let (tenant_id, request_id, next) = if solicited {
                 flow_cookie_to_clear = Some(flow_cookie_name(relay_state));
-                let flow = self.take_flow(relay_state, headers, now, &mut tenant)?;
+                let flow = self.take_flow(relay_state, headers, now, &mut tenant).await?;
                 let Pending::Saml { request_id } = flow.pending else {
                     return Err(FlowError::BadRequest("protocol_mismatch"));
                 };
@@ -643,18 +650,16 @@ impl Login {
                     "accepted a SHA-1 based signature (allow_weak_algorithms)"
                 );
             }
-            // Each assertion once, on this replica, until it could no longer be presented.
+            // Each assertion once, on every replica, until it could no longer be presented.
             let key = format!("{tenant_id}\n{}", verified.assertion_id);
-            match self.saml_assertions.claim(&key, verified.replay_until, now) {
-                Ok(true) => {}
-                Ok(false) => return Err(FlowError::BadRequest("saml_replayed")),
-                Err(_) => return Err(FlowError::StoreFull),
+            if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
+                return Err(FlowError::BadRequest("saml_replayed"));
             }
             let login = self.pseudonymizer.pseudonymize(&tenant_id, &verified.identity, now)?;
             self.deliver(login, next, now)
         }
         .await;
-        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml");
+        let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml").await;
         if let Some(name) = flow_cookie_to_clear {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
         }
@@ -664,7 +669,7 @@ impl Login {
     /// Opens this browser's flow cookie for `state` and spends the state: the state in the
     /// answer must be the one sealed in this browser's cookie (RFC 9700 §4.7: CSRF), and each
     /// state is good for one answer. `tenant` is set as soon as it is known, for the audit.
-    fn take_flow(
+    async fn take_flow(
         &self,
         state: &str,
         headers: &HeaderMap,
@@ -686,15 +691,14 @@ impl Login {
         if !crate::secret::ct_eq_str(&flow.state, state) {
             return Err(FlowError::BadRequest("state_mismatch"));
         }
-        match self.used_states.claim(state, now + self.flow_lifetime, now) {
-            Ok(true) => Ok(flow),
-            Ok(false) => Err(FlowError::BadRequest("state_replayed")),
-            Err(_) => Err(FlowError::StoreFull),
+        if !self.store.claim(Space::State, state, now + self.flow_lifetime, now).await? {
+            return Err(FlowError::BadRequest("state_replayed"));
         }
+        Ok(flow)
     }
 
     /// The end of every IdP answer: counted, audited, logged without values.
-    fn finish(
+    async fn finish(
         &self,
         outcome: Result<(Response<Body>, PseudonymousLogin), FlowError>,
         tenant: Option<&str>,
@@ -714,7 +718,7 @@ impl Login {
                 tracing::info!(request_id = ctx.request_id, tenant = login.tenant, protocol, removed = ?login.removed, "login");
                 response
             }
-            Err(error) => self.failed(tenant, error, ctx, Some(protocol)),
+            Err(error) => self.failed(tenant, error, ctx, Some(protocol)).await,
         }
     }
 
@@ -746,7 +750,7 @@ impl Login {
     }
 
     /// A failed login: counted, audited, logged by reason, and a generic page.
-    fn failed(
+    async fn failed(
         &self,
         tenant: Option<&str>,
         error: FlowError,
@@ -773,7 +777,7 @@ impl Login {
             self.alerts.observe(kind, tenant, reason);
         }
         let status = error.status();
-        self.count_failure(tenant, status, ctx);
+        self.count_failure(tenant, status, ctx).await;
         if status.is_server_error() {
             tracing::warn!(request_id = ctx.request_id, tenant, reason, detail = %error, "login failed");
         } else {
@@ -782,8 +786,20 @@ impl Login {
         pages::login_failed(ctx.lang, self.branding_for(tenant), status, ctx.request_id)
     }
 
-    fn blocked_for(&self, ctx: &LoginContext<'_>) -> Option<u64> {
-        self.blocker.as_ref()?.blocked_for(ctx.client_key?, unix_now())
+    /// Seconds the client must wait, if blocked. With the shared store unavailable this is
+    /// `Err`, and the login is refused as the store's other callers would refuse it.
+    async fn blocked_for(&self, ctx: &LoginContext<'_>) -> Result<Option<u64>, StoreError> {
+        let (Some(blocker), Some(client)) = (&self.blocker, ctx.client_key) else { return Ok(None) };
+        if self.store.is_shared() {
+            self.store.blocked_for(&client.to_hex()).await
+        } else {
+            Ok(blocker.blocked_for(client, unix_now()))
+        }
+    }
+
+    /// The shared store, for `/readyz` and its probe.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     /// 429 with `Retry-After` (RFC 6585 §4), audited and counted like any refused attempt; it
@@ -803,13 +819,35 @@ impl Login {
 
     /// Counts a failed attempt the client is answerable for (a 4xx), and blocks it at the
     /// threshold.
-    fn count_failure(&self, tenant: Option<&str>, status: StatusCode, ctx: &LoginContext<'_>) {
+    async fn count_failure(&self, tenant: Option<&str>, status: StatusCode, ctx: &LoginContext<'_>) {
         let (Some(blocker), Some(client)) = (&self.blocker, ctx.client_key) else { return };
         if !status.is_client_error() {
             return;
         }
         let now = unix_now();
-        if blocker.record_failure(client, tenant, now) {
+        let started = if self.store.is_shared() {
+            let settings = blocker.settings();
+            let counted = self
+                .store
+                .count_failure(
+                    &client.to_hex(),
+                    tenant.unwrap_or(""),
+                    blocker.threshold(tenant),
+                    settings.window_secs,
+                    settings.block_secs,
+                )
+                .await;
+            // Unavailable: the failure goes uncounted (logged by the store); the login itself
+            // was refused anyway, and logins stay refused until the store answers.
+            let started = counted.unwrap_or(false);
+            if started {
+                blocker.note_block(client, now);
+            }
+            started
+        } else {
+            blocker.record_failure(client, tenant, now)
+        };
+        if started {
             self.metrics.login_block(blocker.blocked_clients(now));
             self.alerts.observe(AlertKind::ClientBlocked, tenant, "blocked");
             tracing::warn!(request_id = ctx.request_id, tenant, client = %ctx.client, "client blocked after too many failed logins");

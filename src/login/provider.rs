@@ -10,12 +10,13 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{form, json_response, random_token, redirect, FlowError, Login, LoginContext, Next, PREFIX};
+use super::{form, json_response, redirect, FlowError, Login, LoginContext, Next, PREFIX};
 use crate::body::Body;
 use crate::mint::TokenRequest;
 use crate::pseudonym::keyring::unix_now;
 use crate::pseudonym::PseudonymousLogin;
 use crate::secret::Secret;
+use crate::store::Space;
 
 /// A registered platform client.
 pub struct PlatformClient {
@@ -34,8 +35,11 @@ pub struct AuthorizeRequest {
     code_challenge: String,
 }
 
-/// What an authorization code stands for until `/token` redeems it.
-#[derive(Debug, Clone)]
+/// What an authorization code stands for. The code is this, sealed (encrypted and
+/// authenticated under the seal secret, with its expiry): any replica can redeem it, and its
+/// single use is a claim in the store (store.rs), shared when the store is Redis. Nothing of it
+/// is written anywhere but in the code the platform holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedCode {
     client_id: String,
     redirect_uri: String,
@@ -137,12 +141,12 @@ impl Login {
         let params = form(query);
         let get = |name: &str| params.get(name).map(String::as_str);
         let Some(client) = get("client_id").and_then(|id| self.clients.get(id)) else {
-            return self.failed(None, FlowError::BadRequest("unknown_client"), ctx, None);
+            return self.failed(None, FlowError::BadRequest("unknown_client"), ctx, None).await;
         };
         let Some(redirect_uri) =
             get("redirect_uri").filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
         else {
-            return self.failed(None, FlowError::BadRequest("unregistered_redirect_uri"), ctx, None);
+            return self.failed(None, FlowError::BadRequest("unregistered_redirect_uri"), ctx, None).await;
         };
         let state = get("state");
         let back = |error: &str, description: &str| {
@@ -204,7 +208,6 @@ impl Login {
         login: &PseudonymousLogin,
         now: u64,
     ) -> Result<Response<Body>, FlowError> {
-        let code = random_token();
         let issued = IssuedCode {
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
@@ -212,10 +215,8 @@ impl Login {
             nonce: request.nonce.clone(),
             login: login.clone(),
         };
-        match self.codes.insert_new(&code, issued, now + self.code_lifetime, now) {
-            Ok(true) => {}
-            Ok(false) | Err(_) => return Err(FlowError::StoreFull),
-        }
+        let code =
+            self.sealer.seal("code", &serde_json::to_vec(&issued).expect("JSON"), now + self.code_lifetime);
         let mut params = vec![("code", code.as_str())];
         if let Some(state) = &request.state {
             params.push(("state", state));
@@ -264,7 +265,7 @@ impl Login {
     }
 
     /// `/nymgate/token`: redeems a code once (RFC 6749 §4.1.3, RFC 7636 §4.6).
-    pub(super) fn token(
+    pub(super) async fn token(
         &self,
         headers: &HeaderMap,
         body: &std::collections::HashMap<String, String>,
@@ -286,10 +287,30 @@ impl Login {
                 "the code is invalid, expired, used, or not yours",
             )
         };
-        // Taken out before any check: a code that fails a check is spent all the same.
-        let Some(issued) = body.get("code").and_then(|code| self.codes.take(code, now)) else {
+        let code = body.get("code").map(String::as_str).unwrap_or("");
+        let Some(issued) = self
+            .sealer
+            .open("code", code, now)
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<IssuedCode>(&plain).ok())
+        else {
             return invalid_grant("unknown_or_used_code");
         };
+        // Spent before any other check: a code that fails a check is spent all the same.
+        // Claimed until its sealed expiry, after which opening it fails anyway.
+        match self.store.claim(Space::Code, code, now + self.code_lifetime, now).await {
+            Ok(true) => {}
+            Ok(false) => return invalid_grant("unknown_or_used_code"),
+            Err(error) => {
+                tracing::warn!(%error, "authorization code not redeemed: the store did not answer");
+                self.metrics.rejected("token_store_unavailable");
+                return oauth_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "try again shortly",
+                );
+            }
+        }
         if issued.client_id != client.id {
             return invalid_grant("other_client");
         }

@@ -49,7 +49,8 @@ const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 pub const ACCOUNT_NUMBER_BITS: usize = 80;
 
 /// A pseudonymous account number, such as `v1-7QX2-M9RA-4HVE-T0BZ`.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct AccountNumber(String);
 
 impl AccountNumber {
@@ -105,7 +106,8 @@ pub struct TenantPseudonyms {
     pub policy: Policy,
 }
 
-/// What the platform may learn about one login. Nothing else exists to leak.
+/// What the platform may learn about one login. Nothing else exists to leak. Serializable
+/// only to travel sealed (inside an authorization code, login/provider.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PseudonymousLogin {
     /// The tenant id from nymgate's config, never a value from the IdP.
@@ -326,3 +328,69 @@ impl Pseudonymizer {
 
 #[cfg(test)]
 mod tests;
+
+/// [`PseudonymousLogin`] on the wire: `nym_src` is one of a fixed set of names, read back onto
+/// the same static strings.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct LoginWire {
+    tenant: String,
+    sub: AccountNumber,
+    nym_ver: u32,
+    sub_prev: Option<AccountNumber>,
+    nym_src: Option<String>,
+    role: Role,
+    school: Option<String>,
+    municipality: Option<String>,
+    removed: Vec<String>,
+}
+
+// By hand: a derive would tie the deserializer's lifetime to the `&'static str` field.
+impl serde::Serialize for PseudonymousLogin {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        LoginWire::from(self.clone()).serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for PseudonymousLogin {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        LoginWire::deserialize(deserializer)?.try_into().map_err(serde::de::Error::custom)
+    }
+}
+
+impl From<PseudonymousLogin> for LoginWire {
+    fn from(login: PseudonymousLogin) -> Self {
+        LoginWire {
+            tenant: login.tenant,
+            sub: login.sub,
+            nym_ver: login.nym_ver,
+            sub_prev: login.sub_prev,
+            nym_src: login.nym_src.map(str::to_owned),
+            role: login.role,
+            school: login.school,
+            municipality: login.municipality,
+            removed: login.removed,
+        }
+    }
+}
+
+impl TryFrom<LoginWire> for PseudonymousLogin {
+    type Error = String;
+    fn try_from(wire: LoginWire) -> Result<Self, String> {
+        let nym_src = match wire.nym_src.as_deref() {
+            None => None,
+            Some("email") => Some("email"),
+            Some(other) => return Err(format!("unknown nym_src {other:?}")),
+        };
+        Ok(PseudonymousLogin {
+            tenant: wire.tenant,
+            sub: wire.sub,
+            nym_ver: wire.nym_ver,
+            sub_prev: wire.sub_prev,
+            nym_src,
+            role: wire.role,
+            school: wire.school,
+            municipality: wire.municipality,
+            removed: wire.removed,
+        })
+    }
+}

@@ -52,7 +52,7 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-fn write_private(path: &Path, text: &str) {
+pub fn write_private(path: &Path, text: &str) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let mut file =
@@ -279,6 +279,20 @@ impl Default for Options {
     }
 }
 
+/// A second nymgate process of a world ([`World::start_replica`]).
+pub struct Replica {
+    pub port: u16,
+    pub admin_port: u16,
+    pub nymgate: Peer,
+}
+
+impl Replica {
+    /// `url` (on the world's nymgate) moved to this replica's port.
+    pub fn moved(&self, world: &World, url: &str) -> String {
+        url.replace(&format!("localhost:{}", world.port), &format!("localhost:{}", self.port))
+    }
+}
+
 /// A running login world.
 pub struct World {
     pub dir: tempfile::TempDir,
@@ -465,6 +479,59 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             std::thread::sleep(Duration::from_millis(50));
         }
         Err(self.file("nymgate.stderr"))
+    }
+
+    /// A second nymgate on the same config (a replica behind the same public name): its own
+    /// ports, log and audit file. With `[store] backend = "redis"` the two share state.
+    pub fn start_replica(&self) -> Replica {
+        let path = self.dir.path();
+        let config = std::fs::read_to_string(path.join("nymgate.toml")).unwrap();
+        for _ in 0..5 {
+            let (port, admin_port) = (free_port(), free_port());
+            let text = config
+                .replace(
+                    &format!("listen = \"127.0.0.1:{}\"", self.port),
+                    &format!("listen = \"127.0.0.1:{port}\""),
+                )
+                .replace(
+                    &format!("admin_listen = \"127.0.0.1:{}\"", self.admin_port),
+                    &format!("admin_listen = \"127.0.0.1:{admin_port}\""),
+                )
+                .replace("file = \"audit.log\"", "file = \"audit-b.log\"");
+            std::fs::write(path.join("nymgate-b.toml"), text).unwrap();
+            let child = Command::new(env!("CARGO_BIN_EXE_nymgate"))
+                .args(["serve", "--config"])
+                .arg(path.join("nymgate-b.toml"))
+                .env_remove("RUST_LOG")
+                .stdout(std::fs::File::create(path.join("nymgate-b.log")).unwrap())
+                .stderr(std::fs::File::create(path.join("nymgate-b.stderr")).unwrap())
+                .spawn()
+                .unwrap();
+            let mut replica = Replica { port, admin_port, nymgate: Peer(child) };
+            for _ in 0..100 {
+                if std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok() {
+                    return replica;
+                }
+                if replica.nymgate.0.try_wait().ok().flatten().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let stderr = self.file("nymgate-b.stderr");
+            if !stderr.contains("Address already in use") {
+                panic!("replica did not start: {stderr}");
+            }
+        }
+        panic!("the replica found no free ports in five tries");
+    }
+
+    /// GET on an admin listener's path, as (status, body).
+    pub fn admin_get(&self, admin_port: u16, path: &str) -> (u16, String) {
+        let out = self.node_eval(&format!(
+            "const r = await fetch('http://127.0.0.1:{admin_port}{path}'); console.log(r.status + '\\n' + await r.text());"
+        ));
+        let (status, body) = out.split_once('\n').unwrap_or((&out, ""));
+        (status.trim().parse().unwrap_or_else(|_| panic!("no status: {out}")), body.to_owned())
     }
 
     pub fn url(&self, path: &str) -> String {

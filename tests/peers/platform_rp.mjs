@@ -51,6 +51,24 @@ try {
   result.id_token_claims = tokens.claims();
   result.userinfo = await client.fetchUserInfo(rp, tokens.access_token, result.id_token_claims.sub);
   result.ok = true;
+  // The same code again, posted by hand to another token endpoint (another replica).
+  if (config.replay_token_url) {
+    const response = await fetch(config.replay_token_url, {
+      method: 'POST',
+      headers: {
+        authorization: `Basic ${Buffer.from(`${config.client_id}:${config.client_secret}`).toString('base64')}`,
+        'content-type': 'application/x-www-form-urlencoded',
+      },
+      body: new URLSearchParams({
+        grant_type: 'authorization_code',
+        code: callback.searchParams.get('code'),
+        redirect_uri: config.redirect_uri,
+        code_verifier: verifier,
+      }),
+    });
+    result.replay_status = response.status;
+    result.replay_error = (await response.json()).error;
+  }
   if (config.replay_code) {
     try {
       await client.authorizationCodeGrant(rp, callback, checks);

@@ -1,7 +1,5 @@
-//! Short-lived, single-use state that a login needs besides its sealed cookie: the login states
-//! already consumed (so a callback can't be replayed) and the authorization codes issued to the
-//! platform. In memory for one instance: a dashmap, bounded, with expiry. (Several replicas
-//! will share it through Redis behind the same methods.)
+//! The memory backend of the store (mod.rs): single-use claims in a dashmap, bounded, with
+//! expiry. Right for one instance; several replicas share Redis instead.
 //!
 //! Bounded on purpose: an attacker who starts millions of logins must not grow memory without
 //! limit. When full even after dropping expired entries, the store refuses (fail closed: the
