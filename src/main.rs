@@ -50,6 +50,17 @@ enum Command {
     /// Complete logins under load against a running nymgate, with a built-in IdP that is never
     /// the bottleneck (docs/LOADTEST.md). Exit status 2 when any login failed.
     Loadtest(Box<nymgate::loadtest::Options>),
+    /// Ask a running nymgate's admin listener whether it lives (`/healthz`) or is ready
+    /// (`/readyz`): exit 0 on 200, 1 otherwise. For container health checks, where the image
+    /// has no shell or curl.
+    Health {
+        /// The admin listener's address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        admin: std::net::SocketAddr,
+        /// Ask `/readyz` instead of `/healthz`.
+        #[arg(long)]
+        ready: bool,
+    },
     /// Development certificates.
     Certs {
         #[command(subcommand)]
@@ -182,6 +193,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Demo { dir, port, admin_port } => demo(dir, port, admin_port),
+        Command::Health { admin, ready } => health(admin, ready),
         Command::Loadtest(options) => loadtest(&options),
         Command::Keys { command } => keys(command),
         Command::Pseudonym { config, tenant, subject, issuer } => {
@@ -609,4 +621,31 @@ fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {
         let _ = std::fs::remove_dir_all(&dir);
     }
     code
+}
+
+/// One GET on the admin listener with a short timeout; 0 on 200.
+fn health(admin: std::net::SocketAddr, ready: bool) -> ExitCode {
+    use std::io::{Read, Write};
+    let path = if ready { "/readyz" } else { "/healthz" };
+    let timeout = std::time::Duration::from_secs(2);
+    let answer = (|| -> std::io::Result<String> {
+        let mut stream = std::net::TcpStream::connect_timeout(&admin, timeout)?;
+        stream.set_read_timeout(Some(timeout))?;
+        stream.set_write_timeout(Some(timeout))?;
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: {admin}\r\nConnection: close\r\n\r\n")?;
+        let mut text = String::new();
+        stream.take(4096).read_to_string(&mut text)?;
+        Ok(text)
+    })();
+    match answer {
+        Ok(text) if text.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(text) => {
+            eprintln!("nymgate: {path}: {}", text.lines().next().unwrap_or("no answer"));
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("nymgate: {path} at {admin}: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }

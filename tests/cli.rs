@@ -186,3 +186,21 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
         assert!(!logs.contains(secret), "{secret} appears in the log:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn health_answers_from_the_admin_listener_for_container_checks() {
+    let gw = Gateway::start("").await;
+    let admin = gw.server.admin_addr.to_string();
+    let run = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || nymgate().arg("health").args(args).output().unwrap())
+    };
+    let live = run(vec!["--admin".into(), admin.clone()]).await.unwrap();
+    assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
+    let ready = run(vec!["--admin".into(), admin, "--ready".into()]).await.unwrap();
+    assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    // Nothing listening: a failure, with the reason on stderr.
+    let closed = format!("127.0.0.1:{}", common::login::free_port());
+    let down = run(vec!["--admin".into(), closed]).await.unwrap();
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("/healthz"));
+}
