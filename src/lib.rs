@@ -48,6 +48,7 @@ pub mod metrics;
 pub mod mint;
 pub mod proxy;
 pub mod pseudonym;
+pub mod reload;
 pub mod sanitize;
 pub mod seal;
 pub mod secret;

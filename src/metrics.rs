@@ -92,6 +92,7 @@ pub struct Metrics {
     shed_connections: Counter<u64, AtomicU64>,
     rejected_requests: Family<ReasonLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
+    config_reloads: Family<OutcomeLabels, Counter>,
     guard_trips: Family<GuardLabels, Counter>,
     logins: Family<LoginLabels, Counter>,
     login_blocks: Counter<u64, AtomicU64>,
@@ -159,6 +160,12 @@ impl Metrics {
         );
         let cert_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
+        let config_reloads = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "config_reloads",
+            "Config reloads (SIGHUP or the file changing), by outcome: reloaded or refused",
+            config_reloads.clone(),
+        );
         let guard_trips = Family::<GuardLabels, Counter>::default();
         registry.register(
             "guard_trips",
@@ -204,6 +211,7 @@ impl Metrics {
             shed_connections,
             rejected_requests,
             cert_reloads,
+            config_reloads,
             guard_trips,
         }
     }
@@ -250,6 +258,10 @@ impl Metrics {
 
     pub fn rejected(&self, reason: &'static str) {
         self.rejected_requests.get_or_create(&ReasonLabels { reason }).inc();
+    }
+
+    pub fn config_reload(&self, outcome: &'static str) {
+        self.config_reloads.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
     pub fn cert_reload(&self, outcome: &'static str) {

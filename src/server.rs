@@ -32,6 +32,7 @@ use crate::framing::FramingWatch;
 use crate::login::Login;
 use crate::metrics::{Metrics, RouteClass};
 use crate::proxy::{self, ConnInfo, Gateway};
+use crate::reload::{GatewaySlot, Generation, ReloadError, Reloader};
 use crate::secret::Secret;
 use crate::tls::{self, ReloadOutcome, ReloadingCertResolver, TlsError};
 use crate::upstream::Upstream;
@@ -75,6 +76,7 @@ pub struct RunningServer {
     pub redirect_addr: Option<SocketAddr>,
     pub metrics: Arc<Metrics>,
     certs: Arc<ReloadingCertResolver>,
+    reloader: Arc<Reloader>,
     phase: watch::Sender<Phase>,
     connections: Arc<Semaphore>,
     max_connections: usize,
@@ -102,8 +104,14 @@ impl RunningServer {
         // One login face for the whole process: its single-use stores must be shared.
         let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
         let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;
-        let gateway =
-            Arc::new(Gateway::new(&config, metrics.clone(), reducer.clone(), upstream, login.clone()));
+        let gateway = GatewaySlot::new(Gateway::new(
+            &config,
+            metrics.clone(),
+            reducer.clone(),
+            upstream,
+            login.clone(),
+        ));
+        let reloader = Reloader::new(Generation::new(config.clone(), login), metrics.clone());
 
         let bind = |field: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
@@ -136,12 +144,11 @@ impl RunningServer {
         let mut threads = Vec::new();
         for (index, listener) in public.into_iter().enumerate() {
             let worker = Worker {
-                config: config.clone(),
+                generations: reloader.subscribe(),
                 listener,
                 acceptor: acceptor.clone(),
                 metrics: metrics.clone(),
                 reducer: reducer.clone(),
-                login: login.clone(),
                 connections: connections.clone(),
                 shed: shed.clone(),
                 phase: phase.subscribe(),
@@ -168,10 +175,36 @@ impl RunningServer {
             metrics.clone(),
             phase.subscribe(),
         )));
-        if gateway.upstream.is_some() {
-            tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
-        }
+        tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
         tasks.push(tokio::spawn(probe_store(gateway.clone(), phase.subscribe())));
+        // The admin listener's gateway follows reloads too, keeping what the probe knew.
+        let admin_slot = gateway.clone();
+        let (admin_metrics, admin_reducer) = (metrics.clone(), reducer.clone());
+        tasks.push(tokio::spawn(gateway.clone().follow(reloader.subscribe(), move |generation| {
+            let upstream = generation
+                .config
+                .upstream
+                .as_ref()
+                .map(Upstream::new)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            if let (Some(new), Some(old)) = (&upstream, &admin_slot.current().upstream) {
+                new.assume_reachable(old.is_reachable());
+            }
+            Ok(Gateway::new(
+                &generation.config,
+                admin_metrics.clone(),
+                admin_reducer.clone(),
+                upstream,
+                generation.login.clone(),
+            ))
+        })));
+        let watch_phase = phase.subscribe();
+        tasks.push(tokio::spawn(crate::reload::watch_file(
+            reloader.clone(),
+            config.server.cert_reload_interval,
+            move || *watch_phase.borrow() != Phase::Serving,
+        )));
         tracing::info!(
             public = %public_addr,
             admin = %admin_addr,
@@ -185,6 +218,7 @@ impl RunningServer {
             redirect_addr,
             metrics,
             certs,
+            reloader,
             phase,
             connections,
             max_connections: limits.max_connections,
@@ -194,7 +228,16 @@ impl RunningServer {
         })
     }
 
-    /// Reloads the certificate now (SIGHUP). On error the old one stays in service.
+    /// Reloads the config file and the certificate now (SIGHUP). Each is all or nothing: on
+    /// error the old one stays in service, and the problems are logged.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        if let Err(error) = self.reload_certs() {
+            tracing::warn!(%error, "certificate not reloaded; keeping the old one");
+        }
+        self.reloader.reload().await
+    }
+
+    /// Reloads the certificate now. On error the old one stays in service.
     pub fn reload_certs(&self) -> Result<ReloadOutcome, TlsError> {
         let outcome = self.certs.reload(true);
         self.metrics.cert_reload(if outcome.is_ok() { "reloaded" } else { "failed" });
@@ -237,12 +280,11 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// connection pool to the platform. Limits (the connection cap, the shed budget) and metrics are
 /// shared by all workers.
 struct Worker {
-    config: Config,
+    generations: watch::Receiver<Arc<Generation>>,
     listener: std::net::TcpListener,
     acceptor: TlsAcceptor,
     metrics: Arc<Metrics>,
     reducer: Arc<IpReducer>,
-    login: Option<Arc<Login>>,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
@@ -257,11 +299,19 @@ impl Worker {
                 return;
             }
         };
-        let Worker { config, listener, acceptor, metrics, reducer, login, connections, shed, mut phase } =
-            self;
+        let Worker { generations, listener, acceptor, metrics, reducer, connections, shed, mut phase } = self;
         runtime.block_on(async move {
-            let upstream = match config.upstream.as_ref().map(Upstream::new).transpose() {
-                Ok(upstream) => upstream,
+            // This worker's gateway, with its own connection pool to the platform, rebuilt for
+            // each reloaded generation.
+            let build = move |generation: &Generation| -> Result<Gateway, String> {
+                let config = &generation.config;
+                let upstream =
+                    config.upstream.as_ref().map(Upstream::new).transpose().map_err(|e| e.to_string())?;
+                Ok(Gateway::new(config, metrics.clone(), reducer.clone(), upstream, generation.login.clone()))
+            };
+            let first = generations.borrow().clone();
+            let gateway = match build(&first) {
+                Ok(gateway) => GatewaySlot::new(gateway),
                 Err(error) => {
                     tracing::error!(%error, "worker could not build its upstream client");
                     return;
@@ -274,16 +324,9 @@ impl Worker {
                     return;
                 }
             };
-            let gateway = Arc::new(Gateway::new(&config, metrics, reducer, upstream, login));
-            let public_loop = PublicListener {
-                listener,
-                acceptor,
-                gateway,
-                limits: config.limits.clone(),
-                connections,
-                shed,
-                phase: phase.clone(),
-            };
+            tokio::spawn(gateway.clone().follow(generations, build));
+            let public_loop =
+                PublicListener { listener, acceptor, gateway, connections, shed, phase: phase.clone() };
             tokio::spawn(public_loop.run());
             // Connection tasks live on this runtime: keep it running until the grace is over.
             reaches(&mut phase, Phase::Closing).await;
@@ -295,14 +338,23 @@ impl Worker {
 struct PublicListener {
     listener: TcpListener,
     acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
-    limits: LimitsConfig,
+    gateway: GatewaySlot,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
 }
 
 impl PublicListener {
+    /// A new connection, under the limits of the config in service now.
+    fn connection(&self) -> Connection {
+        Connection {
+            acceptor: self.acceptor.clone(),
+            limits: self.gateway.current().limits.clone(),
+            gateway: self.gateway.clone(),
+            phase: self.phase.clone(),
+        }
+    }
+
     async fn run(mut self) {
         loop {
             let (tcp, peer) = tokio::select! {
@@ -319,27 +371,17 @@ impl PublicListener {
             let _ = tcp.set_nodelay(true);
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
-                    let conn = Connection {
-                        acceptor: self.acceptor.clone(),
-                        gateway: self.gateway.clone(),
-                        limits: self.limits.clone(),
-                        phase: self.phase.clone(),
-                    };
+                    let conn = self.connection();
                     tokio::spawn(async move {
                         conn.serve(tcp, peer, false).await;
                         drop(permit);
                     });
                 }
                 Err(_) => {
-                    self.gateway.metrics.connection_shed();
+                    self.gateway.current().metrics.connection_shed();
                     // Over the cap: a short answer if we can afford it, else just close.
                     if let Ok(permit) = self.shed.clone().try_acquire_owned() {
-                        let conn = Connection {
-                            acceptor: self.acceptor.clone(),
-                            gateway: self.gateway.clone(),
-                            limits: self.limits.clone(),
-                            phase: self.phase.clone(),
-                        };
+                        let conn = self.connection();
                         tokio::spawn(async move {
                             conn.serve(tcp, peer, true).await;
                             drop(permit);
@@ -354,16 +396,18 @@ impl PublicListener {
 /// One client connection.
 struct Connection {
     acceptor: TlsAcceptor,
-    gateway: Arc<Gateway>,
+    /// Read per request: a reload reaches open connections from their next request on.
+    gateway: GatewaySlot,
     limits: LimitsConfig,
     phase: watch::Receiver<Phase>,
 }
 
 impl Connection {
     async fn serve(self, tcp: TcpStream, peer: SocketAddr, shed: bool) {
-        let metrics = self.gateway.metrics.clone();
+        let metrics = self.gateway.current().metrics.clone();
         metrics.connection_opened();
-        let _open = scopeguard(move || metrics.connection_closed());
+        let closing = metrics.clone();
+        let _open = scopeguard(move || closing.connection_closed());
 
         // The task's size is that of its largest state and it lasts as long as the connection,
         // so the handshake and each way of serving are boxed: a parked HTTP/1.1 connection then
@@ -376,12 +420,12 @@ impl Connection {
         let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => {
-                self.gateway.metrics.tls_handshake_failed();
+                metrics.tls_handshake_failed();
                 tracing::debug!(%error, "TLS handshake failed");
                 return;
             }
             Err(_) => {
-                self.gateway.metrics.tls_handshake_failed();
+                metrics.tls_handshake_failed();
                 tracing::debug!("TLS handshake timed out");
                 return;
             }
@@ -423,7 +467,7 @@ impl Connection {
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
         let info = ConnInfo { peer, framing: None };
-        let service = service_fn(move |req| proxy::handle(gateway.clone(), info.clone(), req));
+        let service = service_fn(move |req| proxy::handle(gateway.current(), info.clone(), req));
         let limits = &self.limits;
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -443,7 +487,7 @@ impl Connection {
         let info = ConnInfo { peer, framing: Some(framing) };
         let responses = gate.responses;
         let service = service_fn(move |req| {
-            let response = proxy::handle(gateway.clone(), info.clone(), req);
+            let response = proxy::handle(gateway.current(), info.clone(), req);
             let responses = responses.clone();
             async move {
                 let response = response.await?;
@@ -457,8 +501,8 @@ impl Connection {
             .header_read_timeout(limits.header_read_timeout)
             .max_headers(limits.max_headers)
             .max_buf_size(limits.max_header_bytes.max(8192));
-        serve_http1(io, &builder, service, &activity, limits, &self.gateway.metrics, self.phase.clone())
-            .await;
+        let metrics = self.gateway.current().metrics.clone();
+        serve_http1(io, &builder, service, &activity, limits, &metrics, self.phase.clone()).await;
     }
 }
 
@@ -679,10 +723,10 @@ fn text_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<
 
 /// The admin listener: `/healthz` (the process runs), `/readyz` (it should get traffic: config
 /// loaded, not draining, the platform reachable), `/metrics` (Prometheus text format 0.0.4).
-async fn serve_admin(listener: TcpListener, gateway: Arc<Gateway>, phase: watch::Receiver<Phase>) {
+async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Receiver<Phase>) {
     let readiness = phase.clone();
     serve_plain(listener, phase, move |req: Request<Incoming>| {
-        let gateway = gateway.clone();
+        let gateway = slot.current();
         let readiness = readiness.clone();
         async move {
             match req.uri().path() {
@@ -810,19 +854,23 @@ async fn watch_certificates(
     }
 }
 
-async fn probe_upstream(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>) {
-    let Some(upstream) = gateway.upstream.as_ref() else { return };
+async fn probe_upstream(slot: GatewaySlot, mut phase: watch::Receiver<Phase>) {
     let mut was = None;
     loop {
-        let now = upstream.probe().await;
-        if was != Some(now) {
-            if now {
-                tracing::info!("platform reachable");
-            } else {
-                tracing::warn!("platform unreachable");
+        // The gateway in service now: after a reload, the new platform address is probed.
+        let gateway = slot.current();
+        if let Some(upstream) = gateway.upstream.as_ref() {
+            let now = upstream.probe().await;
+            if was != Some(now) {
+                if now {
+                    tracing::info!("platform reachable");
+                } else {
+                    tracing::warn!("platform unreachable");
+                }
+                was = Some(now);
             }
-            was = Some(now);
         }
+        drop(gateway);
         tokio::select! {
             _ = tokio::time::sleep(UPSTREAM_PROBE_INTERVAL) => {}
             _ = leaves_serving(&mut phase) => return,
@@ -832,14 +880,16 @@ async fn probe_upstream(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>
 
 /// Pings a shared store (Redis) so that `/readyz` and `nymgate_store_up` follow it even while
 /// no login comes: a replica whose store is down should leave the load balancer's login pool.
-async fn probe_store(gateway: Arc<Gateway>, mut phase: watch::Receiver<Phase>) {
-    let Some(store) = gateway.login.as_ref().map(|login| login.store().clone()).filter(|s| s.is_shared())
-    else {
-        return;
-    };
+async fn probe_store(slot: GatewaySlot, mut phase: watch::Receiver<Phase>) {
     loop {
-        let up = store.probe().await;
-        gateway.metrics.store_up(up);
+        let gateway = slot.current();
+        if let Some(store) =
+            gateway.login.as_ref().map(|login| login.store().clone()).filter(|s| s.is_shared())
+        {
+            let up = store.probe().await;
+            gateway.metrics.store_up(up);
+        }
+        drop(gateway);
         tokio::select! {
             _ = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
             _ = leaves_serving(&mut phase) => return,
@@ -854,10 +904,11 @@ pub async fn run_until_signalled(server: RunningServer) -> bool {
     let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
     loop {
         tokio::select! {
-            _ = hangup.recv() => match server.reload_certs() {
-                Ok(_) => tracing::info!("SIGHUP: certificate reloaded"),
-                Err(error) => tracing::warn!(%error, "SIGHUP: certificate not reloaded; keeping the old one"),
-            },
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config and the certificate");
+                // Refusals are logged (each problem by its field) inside.
+                let _ = server.reload().await;
+            }
             _ = terminate.recv() => break,
             _ = tokio::signal::ctrl_c() => break,
         }

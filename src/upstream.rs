@@ -67,6 +67,12 @@ impl Upstream {
         self.reachable.load(Ordering::Relaxed)
     }
 
+    /// Starts from what a previous client to the same platform knew (a config reload), so
+    /// that `/readyz` does not flap until the next probe.
+    pub fn assume_reachable(&self, reachable: bool) {
+        self.reachable.store(reachable, Ordering::Relaxed);
+    }
+
     /// Opens a TCP connection to the platform and records whether it worked. Called periodically
     /// for `/readyz`; a plain connect says the platform is listening without costing it a request.
     pub async fn probe(&self) -> bool {

@@ -316,3 +316,52 @@ fn an_external_saml_idp_is_loaded_through_its_login_form() {
     assert_eq!(report["logins"], 6, "{report:#}");
     assert_eq!(world.audit().iter().filter(|l| l["outcome"] == "ok" && l["protocol"] == "saml").count(), 6);
 }
+
+/// Issue 9: the config reloaded five times (SIGHUP) while complete logins run, and once an
+/// invalid file: not one login or request fails, and the invalid file is refused.
+#[test]
+fn config_reloads_under_load_fail_nothing_and_an_invalid_config_is_refused() {
+    let rig = Rig::start(false);
+    let path = rig.dir.path().join("nymgate.toml");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let hangup = || {
+        let status = Command::new("kill").arg("-HUP").arg(rig._server.0.id().to_string()).status().unwrap();
+        assert!(status.success());
+    };
+    let report = std::thread::scope(|scope| {
+        let load = scope.spawn(|| {
+            rig.loadtest(&[
+                "--tenant",
+                "loadtest-oidc",
+                "--duration",
+                "8s",
+                "--requests",
+                "2",
+                "--keyring",
+                "keyring.toml",
+            ])
+        });
+        for round in 0..6 {
+            std::thread::sleep(Duration::from_millis(1000));
+            let text = if round == 3 {
+                // Broken: refused, the old config keeps serving.
+                good.replace("[pseudonyms]", "[pseudonyms]\nno_such_field = 1")
+            } else {
+                format!("{good}\n[privacy]\nidentity_headers = [\"x-reload-{round}\"]\n")
+            };
+            std::fs::write(&path, text).unwrap();
+            hangup();
+        }
+        load.join().unwrap()
+    });
+    let (code, report) = report;
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["failed_logins"], 0, "{report:#}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report:#}");
+    assert!(report["logins"].as_u64().unwrap() > 20, "{report:#}");
+    let metrics = Command::new("curl").arg("-s").arg(format!("{}/metrics", rig.admin)).output().unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout);
+    assert!(metrics.contains("nymgate_config_reloads_total{outcome=\"reloaded\"} 5"), "{metrics}");
+    assert!(metrics.contains("nymgate_config_reloads_total{outcome=\"refused\"} 1"), "{metrics}");
+    assert!(rig.log().contains("config not reloaded"), "{}", rig.log());
+}

@@ -85,6 +85,9 @@ pub struct Config {
     /// every replica (docs/DEPLOY.md).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The file this config was loaded from (for reloads); not a config field.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -613,6 +616,7 @@ impl Config {
         let mut config =
             Self::parse(&text).map_err(|message| ConfigError::Syntax { path: path.to_owned(), message })?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.source = Some(path.to_owned());
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)

@@ -12,6 +12,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use dashmap::DashMap;
 use hmac::{KeyInit, Mac};
@@ -56,6 +57,11 @@ struct Entry {
 
 pub struct Blocker {
     settings: Settings,
+    /// The key and the counts, kept across config reloads (login/mod.rs `new_after`).
+    state: Arc<State>,
+}
+
+struct State {
     key: hmac::Hmac<sha2::Sha256>,
     clients: DashMap<ClientKey, Entry>,
 }
@@ -74,7 +80,12 @@ impl Blocker {
             None => hmac::Hmac::<sha2::Sha256>::new_from_slice(&crate::secret::random_bytes::<32>()),
         }
         .expect("HMAC takes any key length");
-        Blocker { settings, key, clients: DashMap::new() }
+        Blocker { settings, state: Arc::new(State { key, clients: DashMap::new() }) }
+    }
+
+    /// New settings over the key and counts of `previous` (a config reload).
+    pub fn after(settings: Settings, previous: &Blocker) -> Self {
+        Blocker { settings, state: previous.state.clone() }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -88,8 +99,8 @@ impl Blocker {
 
     /// Notes a block the shared store started, for this replica's `nymgate_blocked_clients`.
     pub fn note_block(&self, client: ClientKey, now: u64) {
-        if self.clients.len() < CAPACITY || self.clients.contains_key(&client) {
-            self.clients.entry(client).or_default().blocked_until = now + self.settings.block_secs;
+        if self.state.clients.len() < CAPACITY || self.state.clients.contains_key(&client) {
+            self.state.clients.entry(client).or_default().blocked_until = now + self.settings.block_secs;
         }
     }
 
@@ -98,7 +109,7 @@ impl Blocker {
         if self.settings.allowlist.iter().any(|net| net.contains(&ip)) {
             return None;
         }
-        let mut mac = self.key.clone();
+        let mut mac = self.state.key.clone();
         match ip {
             IpAddr::V4(v4) => mac.update(&v4.to_ipv6_mapped().octets()),
             IpAddr::V6(v6) => mac.update(&v6.octets()),
@@ -111,21 +122,21 @@ impl Blocker {
 
     /// Seconds until the client may try again, if it is blocked now.
     pub fn blocked_for(&self, client: ClientKey, now: u64) -> Option<u64> {
-        let entry = self.clients.get(&client)?;
+        let entry = self.state.clients.get(&client)?;
         (entry.blocked_until > now).then(|| entry.blocked_until - now)
     }
 
     /// Counts a failed login; returns true when this failure starts a block.
     pub fn record_failure(&self, client: ClientKey, tenant: Option<&str>, now: u64) -> bool {
-        if self.clients.len() >= CAPACITY && !self.clients.contains_key(&client) {
+        if self.state.clients.len() >= CAPACITY && !self.state.clients.contains_key(&client) {
             self.sweep(now);
-            if self.clients.len() >= CAPACITY {
+            if self.state.clients.len() >= CAPACITY {
                 return false;
             }
         }
         let threshold = self.threshold(tenant);
         let tenant = tenant.unwrap_or("");
-        let mut entry = self.clients.entry(client).or_default();
+        let mut entry = self.state.clients.entry(client).or_default();
         if now >= entry.window_start + self.settings.window_secs {
             entry.failures.clear();
             entry.window_start = now;
@@ -143,12 +154,12 @@ impl Blocker {
 
     /// Clients blocked now (a gauge for the metrics page).
     pub fn blocked_clients(&self, now: u64) -> usize {
-        self.clients.iter().filter(|e| e.blocked_until > now).count()
+        self.state.clients.iter().filter(|e| e.blocked_until > now).count()
     }
 
     fn sweep(&self, now: u64) {
         let window = self.settings.window_secs;
-        self.clients.retain(|_, e| e.blocked_until > now || now < e.window_start + window);
+        self.state.clients.retain(|_, e| e.blocked_until > now || now < e.window_start + window);
     }
 }
 

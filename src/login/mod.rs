@@ -178,6 +178,8 @@ pub struct Login {
     email_domains: HashMap<String, String>,
     /// Single-use claims (states, codes, SAML assertions) and, with Redis, failure counts.
     store: Arc<Store>,
+    /// What `store` was built from, to know on reload whether it can be kept.
+    store_config: crate::config::StoreConfig,
     clients: HashMap<String, provider::PlatformClient>,
     flow_lifetime: u64,
     session_lifetime: u64,
@@ -232,6 +234,18 @@ impl Login {
         config: &Config,
         metrics: Arc<Metrics>,
         alerts: Arc<Alerts>,
+    ) -> Result<Option<Arc<Login>>, String> {
+        Self::new_after(config, metrics, alerts, None)
+    }
+
+    /// As [`Login::new`], for a config reload: the single-use store and the failed-login counts
+    /// of `carried` carry over (a fresh store would forget spent states and codes), unless
+    /// `[store]` itself changed.
+    pub fn new_after(
+        config: &Config,
+        metrics: Arc<Metrics>,
+        alerts: Arc<Alerts>,
+        carried: Option<&Login>,
     ) -> Result<Option<Arc<Login>>, String> {
         let Some(login) = &config.login else { return Ok(None) };
         let public_url = login.public_url.trim_end_matches('/').to_owned();
@@ -317,24 +331,34 @@ impl Login {
             }
             None => None,
         };
-        let store = Arc::new(crate::store::Store::from_config(&config.store, STORE_CAPACITY)?);
+        let store = match carried {
+            Some(old) if format!("{:?}", old.store_config) == format!("{:?}", config.store) => {
+                old.store.clone()
+            }
+            Some(_) => {
+                tracing::warn!("[store] changed: a new store is used from now on; claims in the old one are not carried over");
+                Arc::new(crate::store::Store::from_config(&config.store, STORE_CAPACITY)?)
+            }
+            None => Arc::new(crate::store::Store::from_config(&config.store, STORE_CAPACITY)?),
+        };
         // Replicas sharing a store know a client by one key, derived from the shared secret.
         let shared_key = seal_secret.as_ref().filter(|_| store.is_shared()).map(|s| s.expose().to_vec());
         let blocker = login.blocking.enabled.then(|| {
-            blocking::Blocker::new(
-                blocking::Settings {
-                    max_failures: login.blocking.max_failures,
-                    window_secs: login.blocking.window.as_secs().max(1),
-                    block_secs: login.blocking.block_for.as_secs().max(1),
-                    allowlist: login.blocking.allowlist.clone(),
-                    per_tenant: config
-                        .tenants
-                        .iter()
-                        .filter_map(|t| Some((t.id.clone(), t.max_failed_logins?)))
-                        .collect(),
-                },
-                shared_key.as_deref(),
-            )
+            let settings = blocking::Settings {
+                max_failures: login.blocking.max_failures,
+                window_secs: login.blocking.window.as_secs().max(1),
+                block_secs: login.blocking.block_for.as_secs().max(1),
+                allowlist: login.blocking.allowlist.clone(),
+                per_tenant: config
+                    .tenants
+                    .iter()
+                    .filter_map(|t| Some((t.id.clone(), t.max_failed_logins?)))
+                    .collect(),
+            };
+            match carried.and_then(|old| old.blocker.as_ref()) {
+                Some(old) => blocking::Blocker::after(settings, old),
+                None => blocking::Blocker::new(settings, shared_key.as_deref()),
+            }
         });
         Ok(Some(Arc::new(Login {
             blocker,
@@ -349,6 +373,7 @@ impl Login {
             oidc,
             email_domains,
             store,
+            store_config: config.store.clone(),
             clients,
             flow_lifetime: login.flow_lifetime.as_secs(),
             session_lifetime: login.session_lifetime.as_secs(),

@@ -525,6 +525,16 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         panic!("the replica found no free ports in five tries");
     }
 
+    /// Sends nymgate's process a signal (`HUP`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self._nymgate.0.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
     /// GET on an admin listener's path, as (status, body).
     pub fn admin_get(&self, admin_port: u16, path: &str) -> (u16, String) {
         let out = self.node_eval(&format!(
