@@ -10,9 +10,9 @@
 //!
 //! What a reload carries over rather than rebuilds: the single-use store (a fresh one would
 //! forget spent states and codes, reopening replays) and the failed-login counts, unless the
-//! `[store]` section itself changed. What needs a restart, with a warning when it changed:
-//! the listeners and workers, the certificate paths (their contents reload), `[client_ip]` and
-//! `[store]`.
+//! `[store]` section itself changed (then the new store serves at once, with a warning). What
+//! needs a restart, with a warning when it changed: the listeners and workers, the certificate
+//! paths (their contents reload) and `[client_ip]`.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
