@@ -17,10 +17,13 @@
 //!   ([`CountedBody`]), so hyper is not writing;
 //! - everything hyper wrote has been flushed (hyper flushes the stream only once its own buffer
 //!   is empty);
-//! - the TLS stream has no decrypted bytes and the socket none to read.
+//! - the TLS stream has no decrypted bytes and the socket none to read;
+//! - and all of that has held for `limits.park_after` (1 s by default): rebuilding hyper's state
+//!   for every request of a busy connection cost 9% of HTTP/1.1 throughput (BENCHMARKS.md §1).
 //!
 //! Anything else (HTTP/2, a stopped watcher, an upgrade) is never parked and behaves as before.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -70,16 +73,18 @@ impl ResponsesDone {
     }
 }
 
-/// What a parkable connection needs: the framing watch and the finished-response count.
+/// What a parkable connection needs: the framing watch, the finished-response count, and how
+/// long it must be quiet between requests before it parks.
 #[derive(Clone)]
 pub struct ParkGate {
     pub framing: Arc<FramingWatch>,
     pub responses: Arc<ResponsesDone>,
+    pub after: Duration,
 }
 
 impl ParkGate {
-    pub fn new(framing: Arc<FramingWatch>) -> Self {
-        Self { framing, responses: Arc::default() }
+    pub fn new(framing: Arc<FramingWatch>, after: Duration) -> Self {
+        Self { framing, responses: Arc::default(), after }
     }
 
     /// True when every request read has been answered and nothing partial is pending.
@@ -103,12 +108,26 @@ pin_project! {
         // Set by any write, cleared by a completed flush.
         unflushed: bool,
         parked: bool,
+        // Running while the connection sits quiet between requests: parking waits for it, so a
+        // busy connection keeps its hyper state (rebuilding it per request costs throughput).
+        quiet: Option<Pin<Box<tokio::time::Sleep>>>,
+        quiet_armed: bool,
     }
 }
 
 impl<S> ClientIo<S> {
     pub fn new(inner: S, activity: Activity, framing: Option<Arc<FramingWatch>>) -> Self {
-        Self { inner, activity, framing, park: None, replay: Bytes::new(), unflushed: false, parked: false }
+        Self {
+            inner,
+            activity,
+            framing,
+            park: None,
+            replay: Bytes::new(),
+            unflushed: false,
+            parked: false,
+            quiet: None,
+            quiet_armed: false,
+        }
     }
 
     /// Lets this connection park between requests (see the module docs).
@@ -127,6 +146,9 @@ impl<S> ClientIo<S> {
     pub fn unpark(&mut self, unread: Bytes) {
         self.parked = false;
         self.replay = unread;
+        // Parked connections keep nothing they can do without: the timer goes too.
+        self.quiet = None;
+        self.quiet_armed = false;
     }
 
     pub fn get_ref(&self) -> &S {
@@ -155,6 +177,7 @@ impl<S: AsyncRead> AsyncRead for ClientIo<S> {
         let result = this.inner.poll_read(cx, buf);
         match result {
             Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                *this.quiet_armed = false;
                 this.activity.touch();
                 if let Some(framing) = this.framing {
                     framing.feed(&buf.filled()[before..]);
@@ -163,9 +186,22 @@ impl<S: AsyncRead> AsyncRead for ClientIo<S> {
             Poll::Pending => {
                 if let Some(gate) = this.park {
                     if !*this.unflushed && gate.between_requests() {
-                        // End-of-file between requests: hyper closes its side quietly.
-                        *this.parked = true;
-                        return Poll::Ready(Ok(()));
+                        // Quiet between requests: park once it has been so for `gate.after`.
+                        let deadline = tokio::time::Instant::now() + gate.after;
+                        let quiet =
+                            this.quiet.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                        if !*this.quiet_armed {
+                            quiet.as_mut().reset(deadline);
+                            *this.quiet_armed = true;
+                        }
+                        if quiet.as_mut().poll(cx).is_ready() {
+                            // End-of-file between requests: hyper closes its side quietly.
+                            *this.parked = true;
+                            *this.quiet_armed = false;
+                            return Poll::Ready(Ok(()));
+                        }
+                    } else {
+                        *this.quiet_armed = false;
                     }
                 }
             }
@@ -265,7 +301,7 @@ mod tests {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn gate() -> ParkGate {
-        ParkGate::new(Arc::new(FramingWatch::new()))
+        ParkGate::new(Arc::new(FramingWatch::new()), Duration::from_millis(20))
     }
 
     #[tokio::test]

@@ -481,7 +481,7 @@ impl Connection {
     async fn serve_h1(self, tls: Box<TlsStream<TcpStream>>, peer: SocketAddr) {
         let activity = Activity::new();
         let framing = Arc::new(FramingWatch::new());
-        let gate = ParkGate::new(framing.clone());
+        let gate = ParkGate::new(framing.clone(), self.limits.park_after);
         let io = ClientIo::new(tls, activity.clone(), None).parkable(gate.clone());
         let gateway = self.gateway.clone();
         let info = ConnInfo { peer, framing: Some(framing) };

@@ -444,6 +444,9 @@ async fn curl_speaks_http2_and_http1_through_nymgate() {
 // connection leaves hyper and keeps only its TLS session. These tests hold that it comes back
 // for the next request, and that a pause inside a request never looks like "between requests".
 
+/// Park after 50 ms of quiet instead of the default second.
+const PARK_SOON: &str = "[limits]\npark_after = \"50ms\"\n";
+
 /// Reads one HTTP/1.1 response (Content-Length or chunked) as (head, body).
 async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (String, Vec<u8>) {
     use tokio::io::AsyncReadExt;
@@ -526,7 +529,7 @@ async fn until_parked(gw: &Gateway, want: u64) {
 #[tokio::test]
 async fn idle_keep_alive_connections_park_and_serve_their_next_request() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), PARK_SOON)).await;
     // A connection that has not sent anything yet parks too.
     let _quiet = gw.raw().await;
     until_parked(&gw, 1).await;
@@ -551,7 +554,8 @@ async fn idle_keep_alive_connections_park_and_serve_their_next_request() {
 #[tokio::test]
 async fn requests_split_by_pauses_are_never_taken_for_idle_connections() {
     let upstream = Upstream::start().await;
-    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    // Pauses (150 ms) three times longer than the quiet time before parking.
+    let gw = Gateway::start(&upstream_config(&upstream.url(), PARK_SOON)).await;
     let mut raw = gw.raw().await;
     until_parked(&gw, 1).await;
     let pause = || tokio::time::sleep(Duration::from_millis(150));
@@ -605,8 +609,29 @@ async fn requests_split_by_pauses_are_never_taken_for_idle_connections() {
 }
 
 #[tokio::test]
+async fn a_busy_connection_keeps_its_http_state_until_it_is_quiet() {
+    let upstream = Upstream::start().await;
+    // The default quiet time (1 s): requests every 100 ms never let the connection park.
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let mut raw = gw.raw().await;
+    for round in 0..5 {
+        write_all(
+            &mut raw,
+            format!("GET /echo?n={round} HTTP/1.1\r\nHost: learn.example\r\n\r\n").as_bytes(),
+        )
+        .await;
+        let (head, _) = read_response(&mut raw).await;
+        assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(parked_connections(&gw).await, 0, "parked while busy");
+    }
+    // Quiet for longer than a second: it parks.
+    until_parked(&gw, 1).await;
+}
+
+#[tokio::test]
 async fn shutdown_closes_parked_connections_with_close_notify() {
-    let gw = Gateway::start("").await;
+    let gw = Gateway::start(PARK_SOON).await;
     let mut raw = gw.raw().await;
     write_all(&mut raw, b"GET / HTTP/1.1\r\nHost: learn.example\r\n\r\n").await;
     let (head, _) = read_response(&mut raw).await;

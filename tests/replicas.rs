@@ -9,8 +9,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::login::{Options, World};
+use common::login::{Options, SamlIdpKind, World};
 use common::redis::RedisServer;
+use common::saml::ResponseFields;
 use serde_json::{json, Value};
 
 /// A world whose nymgate uses `redis`, plus its second replica.
@@ -100,6 +101,25 @@ fn an_authorization_code_redeemed_on_one_replica_is_refused_on_another() {
         ("platform's received bytes", &result["received"].to_string()),
         ("replica B's log and audit", &replicas_logs(&world)),
     ]);
+}
+
+#[test]
+fn a_saml_assertion_accepted_on_one_replica_is_refused_on_another() {
+    let options = Options {
+        saml: Some(SamlIdpKind::Samlify),
+        provider: false,
+        saml_unsolicited: true,
+        ..Options::default()
+    };
+    let (world, b, _redis) = world_with_redis(options, false);
+    let xml = world.saml_sign(&ResponseFields::for_flow(world.school(), None).xml(), "both", "idp", None);
+    assert_eq!(world.post_acs(None, &xml).status, 303);
+    assert_eq!(world.last_login()["outcome"], "ok");
+    // The same signed assertion, captured and posted to replica B.
+    let on_b = world.post_acs_at(&b.moved(&world, &world.school().acs_url), None, &xml);
+    assert_eq!(on_b.status, 400, "{on_b:?}");
+    assert_eq!(last_login_b(&world)["reason"], "saml_replayed");
+    world.assert_no_personal_values(&[("replica B's log and audit", &replicas_logs(&world))]);
 }
 
 #[test]

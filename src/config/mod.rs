@@ -455,6 +455,11 @@ pub struct LimitsConfig {
     /// connections whose request or response is stalled).
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// An HTTP/1.1 keep-alive connection quiet between requests for this long gives up its HTTP
+    /// state and buffers (about 16 KB) until the client sends again (src/conn_io.rs). Shorter
+    /// saves memory sooner; much shorter costs throughput on busy connections.
+    #[serde(default = "defaults::park_after", with = "humantime_serde")]
+    pub park_after: Duration,
     #[serde(default = "defaults::tls_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
     /// Open client connections at most; past it, new connections get one 503 and are closed.
@@ -477,6 +482,7 @@ impl Default for LimitsConfig {
             header_read_timeout: defaults::header_read_timeout(),
             body_read_timeout: defaults::body_read_timeout(),
             idle_timeout: defaults::idle_timeout(),
+            park_after: defaults::park_after(),
             tls_handshake_timeout: defaults::tls_handshake_timeout(),
             max_connections: defaults::max_connections(),
             max_concurrent_streams: defaults::max_concurrent_streams(),
@@ -551,6 +557,9 @@ pub mod defaults {
     }
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(75)
+    }
+    pub fn park_after() -> Duration {
+        Duration::from_secs(1)
     }
     pub fn store_pool_size() -> usize {
         16

@@ -499,6 +499,16 @@ impl World {
 
     /// As [`World::post_acs`] with the form's fields as given (RelayState from `flow` added).
     pub fn post_acs_form(&self, flow: Option<&SamlFlow>, fields: &[(&str, &str)]) -> AcsAnswer {
+        self.post_acs_form_at(&self.school().acs_url, flow, fields)
+    }
+
+    /// As [`World::post_acs`], to another ACS address (a second replica).
+    pub fn post_acs_at(&self, acs_url: &str, flow: Option<&SamlFlow>, xml: &str) -> AcsAnswer {
+        let encoded = STANDARD.encode(xml);
+        self.post_acs_form_at(acs_url, flow, &[("SAMLResponse", &encoded)])
+    }
+
+    fn post_acs_form_at(&self, acs_url: &str, flow: Option<&SamlFlow>, fields: &[(&str, &str)]) -> AcsAnswer {
         let mut form: Vec<(String, String)> =
             fields.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         if let Some(flow) = flow {
@@ -518,7 +528,7 @@ const form = new URLSearchParams(JSON.parse(readFileSync({path:?}, 'utf8')));
 const r = await fetch({url:?}, {{method: 'POST', redirect: 'manual', body: form, headers: {{cookie: {cookie:?}}}}});
 console.log(JSON.stringify({{status: r.status, location: r.headers.get('location') ?? '', set_cookie: r.headers.getSetCookie(), body: await r.text()}}));"#,
             path = path.to_str().unwrap(),
-            url = self.school().acs_url,
+            url = acs_url,
             cookie = cookie.join("; "),
         ));
         let v: Value =
