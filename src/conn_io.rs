@@ -18,7 +18,7 @@
 //! - everything hyper wrote has been flushed (hyper flushes the stream only once its own buffer
 //!   is empty);
 //! - the TLS stream has no decrypted bytes and the socket none to read;
-//! - and all of that has held for `limits.park_after` (1 s by default): rebuilding hyper's state
+//! - and all of that has held for `limits.park_after` (100 ms by default): rebuilding hyper's state
 //!   for every request of a busy connection cost 9% of HTTP/1.1 throughput (BENCHMARKS.md §1).
 //!
 //! Anything else (HTTP/2, a stopped watcher, an upgrade) is never parked and behaves as before.

@@ -611,8 +611,8 @@ async fn requests_split_by_pauses_are_never_taken_for_idle_connections() {
 #[tokio::test]
 async fn a_busy_connection_keeps_its_http_state_until_it_is_quiet() {
     let upstream = Upstream::start().await;
-    // The default quiet time (1 s): requests every 100 ms never let the connection park.
-    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    // A quiet time of 1 s: requests every 100 ms never let the connection park.
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "[limits]\npark_after = \"1s\"\n")).await;
     let mut raw = gw.raw().await;
     for round in 0..5 {
         write_all(

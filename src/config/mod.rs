@@ -456,8 +456,10 @@ pub struct LimitsConfig {
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
     /// An HTTP/1.1 keep-alive connection quiet between requests for this long gives up its HTTP
-    /// state and buffers (about 16 KB) until the client sends again (src/conn_io.rs). Shorter
-    /// saves memory sooner; much shorter costs throughput on busy connections.
+    /// state and buffers (about 16 KB) until the client sends again (src/conn_io.rs). A busy
+    /// connection's next request comes well within it; longer keeps more memory in use while
+    /// many connections open at once (BENCHMARKS.md §1: 1 s gave 152 MiB for 10,000 connections
+    /// opened quickly, 100 ms 128 MiB).
     #[serde(default = "defaults::park_after", with = "humantime_serde")]
     pub park_after: Duration,
     #[serde(default = "defaults::tls_handshake_timeout", with = "humantime_serde")]
@@ -559,7 +561,7 @@ pub mod defaults {
         Duration::from_secs(75)
     }
     pub fn park_after() -> Duration {
-        Duration::from_secs(1)
+        Duration::from_millis(100)
     }
     pub fn store_pool_size() -> usize {
         16
