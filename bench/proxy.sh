@@ -12,7 +12,8 @@
 # shared cores one run can be off by 20%.
 #
 # Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000), REPEAT (3),
-# PARTS ("throughput memory" by default; "memory" alone measures only the idle connections).
+# PARTS ("throughput memory" by default; "memory" alone measures only the idle connections),
+# PARK_AFTER (limits.park_after for the idle test, e.g. 1s; default nymgate's).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -70,6 +71,7 @@ events { worker_connections 16384; }
 http {
   access_log off;
   keepalive_requests 1000000;
+  keepalive_timeout 120s;
   upstream platform { server 127.0.0.1:$UP; keepalive 256; }
   server {
     listen 127.0.0.1:$NGINX ssl http2;
@@ -106,7 +108,7 @@ EOF
 nymgate_config $NYM $NYM_ADMIN >"$OUT/nymgate.toml"
 # Idle keep-alive connections park between requests (src/conn_io.rs) and live until
 # limits.idle_timeout, 120 s here, longer than the 30 s the idle test holds them.
-nymgate_config $NYM_IDLE $NYM_IDLE_ADMIN >"$OUT/nymgate-idle.toml"
+nymgate_config $NYM_IDLE $NYM_IDLE_ADMIN "${PARK_AFTER:+park_after = \"$PARK_AFTER\"}" >"$OUT/nymgate-idle.toml"
 
 nginx -p "$OUT/nginx-up" -c "$OUT/nginx-up/nginx.conf" & pids+=($!)
 nginx -p "$OUT/nginx-proxy" -c "$OUT/nginx-proxy/nginx.conf" & pids+=($!)
@@ -181,29 +183,45 @@ for proto in h1 h2; do
   echo -e "\nnymgate/nginx throughput ratio: **$ratio**\n" >>"$OUT/results.md"
 done
 
-# Resident memory with IDLE idle keep-alive TLS connections, on a fresh nymgate.
+# Resident memory with IDLE idle keep-alive TLS connections: a fresh nymgate, then the nginx
+# proxy (master and workers summed), each holding the same connections for 30 s.
+rss() { local total=0 p; for p in "$@"; do total=$((total + $(awk '/VmRSS/{print $2}' "/proc/$p/status"))); done; echo $total; }
+hold_idle() { # port name -> prints "held" once the connections are open; caller reads memory
+  rm -f "$OUT/idle-$2.ready"
+  python3 bench/idle_conns.py 127.0.0.1 "$1" "$IDLE" 30 "$OUT/idle-$2.ready" 2>"$OUT/idle-$2.txt" & holder=$!
+  pids+=($holder)
+  for _ in $(seq 600); do [[ -s $OUT/idle-$2.ready ]] && break; sleep 0.5; done
+  sleep 2
+}
 target/release/nymgate serve --config "$OUT/nymgate-idle.toml" 2>"$OUT/nymgate-idle.log" & idle_pid=$!
 pids+=($idle_pid)
 for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/$NYM_IDLE) 2>/dev/null && break; sleep 0.1; done
-rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 base=$(rss $idle_pid)
-rm -f "$OUT/idle.ready"
-python3 bench/idle_conns.py 127.0.0.1 $NYM_IDLE "$IDLE" 30 "$OUT/idle.ready" 2>"$OUT/idle.txt" & holder=$!
-pids+=($holder)
-for _ in $(seq 600); do [[ -s $OUT/idle.ready ]] && break; sleep 0.5; done
-sleep 2
-held=$(cat "$OUT/idle.ready" 2>/dev/null || echo 0)
+hold_idle $NYM_IDLE nymgate
+held=$(cat "$OUT/idle-nymgate.ready" 2>/dev/null || echo 0)
 with=$(rss $idle_pid)
 metrics=$(curl -s "http://127.0.0.1:$NYM_IDLE_ADMIN/metrics")
 open=$(awk '/^nymgate_open_connections /{print $2}' <<<"$metrics")
 parked=$(awk '/^nymgate_parked_connections /{print $2}' <<<"$metrics")
 kill $holder 2>/dev/null || true
+wait $holder 2>/dev/null || true
+
+nginx_master=$(cat "$OUT/nginx-proxy/nginx.pid")
+nginx_pids() { echo "$nginx_master" $(pgrep -P "$nginx_master"); }
+nginx_base=$(rss $(nginx_pids))
+hold_idle $NGINX nginx
+nginx_held=$(cat "$OUT/idle-nginx.ready" 2>/dev/null || echo 0)
+nginx_with=$(rss $(nginx_pids))
+kill $holder 2>/dev/null || true
+per_conn() { echo $(( ($2 - $1) * 1024 / ($3 > 0 ? $3 : 1) )); }
 {
   echo "## Memory"
   echo
-  echo "nymgate resident set: $((base / 1024)) MiB idle; $((with / 1024)) MiB with $held idle keep-alive TLS"
-  echo "connections open (nymgate_open_connections = $open, of them parked = $parked),"
-  echo "$(( (with - base) * 1024 / (held > 0 ? held : 1) )) bytes per connection."
+  echo "| server | resident before | resident with idle TLS keep-alive connections | connections | per connection |"
+  echo "| --- | ---: | ---: | ---: | ---: |"
+  echo "| nymgate | $((base / 1024)) MiB | $((with / 1024)) MiB | $held (open $open, parked $parked) | $(per_conn $base $with $held) B |"
+  echo "| nginx (TLS, master + workers) | $((nginx_base / 1024)) MiB | $((nginx_with / 1024)) MiB | $nginx_held | $(per_conn $nginx_base $nginx_with $nginx_held) B |"
+  echo
 } >>"$OUT/results.md"
 
 cat "$OUT/results.md"
