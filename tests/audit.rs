@@ -263,10 +263,10 @@ fn every_documented_reason_code_has_an_audit_test() {
     }
     let this = std::fs::read_to_string(root.join("tests/audit.rs")).unwrap();
     tests.push_str(this.split("// ---- the list itself").next().unwrap());
-    // Not reachable from outside a running nymgate: the single-use store at its capacity of
-    // 100,000 pending entries (store.rs has its unit test); a tenant with neither OIDC nor SAML
-    // settings, and a tenant whose scope has no keys (the config check and the start refuse
-    // both, and the keyring is fixed for the process's life).
+    // Not reachable from outside a running nymgate: the memory store at its capacity of
+    // 1,000,000 pending entries (src/store/memory.rs has its unit test); a tenant with neither
+    // OIDC nor SAML settings, and a tenant whose scope has no keys (the config check, the start
+    // and a reload all refuse both).
     let untestable = ["store_full", "protocol_not_available", "no_pseudonym_keys"];
     let missing: Vec<&String> = documented
         .iter()

@@ -60,7 +60,7 @@ const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.
 const SCHOOL_COOKIE: &str = "__Host-nymgate-school";
 const SCHOOL_COOKIE_LIFETIME: u64 = 365 * 24 * 3600;
-/// Live entries at most in each single-use store; past it logins get 503 (see store.rs).
+/// Live entries at most in each kind of the memory store; past it logins get 503 (src/store).
 const STORE_CAPACITY: usize = 1_000_000;
 
 /// What happens once the school's IdP has answered.

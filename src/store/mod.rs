@@ -21,11 +21,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use sha2::{Digest, Sha256};
 
 pub use memory::{SingleUseStore, StoreFull};
-use redis::{RedisClient, RedisError};
+use redis::RedisClient;
 use resp::Reply;
-
-/// Pending entries per kind in the memory backend.
-pub const MEMORY_CAPACITY: usize = 100_000;
 
 /// What a claim is for; each kind has its own key space.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,10 +258,4 @@ return 0
 /// tenant name has no business in a shared database as itself.
 fn hashed(key: &str) -> String {
     crate::secret::to_hex(&Sha256::digest(key.as_bytes()))
-}
-
-impl From<RedisError> for StoreError {
-    fn from(_: RedisError) -> Self {
-        StoreError::Unavailable
-    }
 }
