@@ -46,6 +46,19 @@ enum Command {
         /// Admin port on 127.0.0.1 (/healthz, /readyz, /metrics).
         #[arg(long, default_value_t = 9090)]
         admin_port: u16,
+        /// Serve only the demo school IdP, for a nymgate deployed elsewhere (deploy/compose):
+        /// write the demo's keys and secrets into --dir, then serve on --idp-listen.
+        #[arg(long, requires = "dir")]
+        idp_only: bool,
+        /// --idp-only: where the IdP listens.
+        #[arg(long, default_value = "0.0.0.0:9443")]
+        idp_listen: std::net::SocketAddr,
+        /// --idp-only: the IdP's address as browsers and nymgate both reach it.
+        #[arg(long, default_value = "https://idp.localhost:9443")]
+        idp_url: String,
+        /// --idp-only: nymgate's public URL (where the IdP sends browsers back).
+        #[arg(long, default_value = "https://localhost:8443")]
+        public_url: String,
     },
     /// Complete logins under load against a running nymgate, with a built-in IdP that is never
     /// the bottleneck (docs/LOADTEST.md). Exit status 2 when any login failed.
@@ -192,7 +205,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Demo { dir, port, admin_port } => demo(dir, port, admin_port),
+        Command::Demo { dir, idp_only: true, idp_listen, idp_url, public_url, .. } => {
+            demo_idp_only(&dir.unwrap_or_default(), idp_listen, &idp_url, &public_url)
+        }
+        Command::Demo { dir, port, admin_port, .. } => demo(dir, port, admin_port),
         Command::Health { admin, ready } => health(admin, ready),
         Command::Loadtest(options) => loadtest(&options),
         Command::Keys { command } => keys(command),
@@ -580,6 +596,33 @@ fn loadtest(options: &nymgate::loadtest::Options) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// `nymgate demo --idp-only`: the demo school IdP until SIGTERM or Ctrl-C.
+fn demo_idp_only(
+    dir: &std::path::Path,
+    listen: std::net::SocketAddr,
+    idp_url: &str,
+    public_url: &str,
+) -> ExitCode {
+    telemetry::init(&LogConfig { format: LogFormat::Pretty, level: "info".into() });
+    runtime().block_on(async {
+        if let Err(error) = nymgate::demo::start_idp_only(dir, listen, idp_url, public_url).await {
+            eprintln!("nymgate demo --idp-only: {error}");
+            return ExitCode::FAILURE;
+        }
+        println!(
+            "demo school IdP at {idp_url} (listening on {listen}); nymgate's files and tenants.toml are in {}",
+            dir.display()
+        );
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
+        tokio::select! {
+            _ = terminate.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+        ExitCode::SUCCESS
+    })
 }
 
 fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {

@@ -204,3 +204,89 @@ async fn health_answers_from_the_admin_listener_for_container_checks() {
     assert_eq!(down.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&down.stderr).contains("/healthz"));
 }
+
+/// The compose trial without Docker: `nymgate demo --idp-only` writes the demo's files and
+/// serves the IdP, and `nymgate serve` runs deploy/compose/nymgate.toml against them (its IdP
+/// address and folder moved to loopback, the memory store for Redis): the config checks, and a
+/// login at a demo school is sent to the demo IdP.
+#[test]
+fn the_compose_trial_config_serves_logins_against_demo_idp_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = dir.path().join("demo");
+    let (idp_port, public, admin) =
+        (common::login::free_port(), common::login::free_port(), common::login::free_port());
+    let idp_url = format!("https://localhost:{idp_port}");
+    let public_url = format!("https://localhost:{public}");
+    let _idp = common::login::Peer(
+        nymgate()
+            .args(["demo", "--idp-only", "--dir"])
+            .arg(&files)
+            .args([
+                "--idp-listen",
+                &format!("127.0.0.1:{idp_port}"),
+                "--idp-url",
+                &idp_url,
+                "--public-url",
+                &public_url,
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let listening = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", idp_port)).is_ok()
+    });
+    assert!(listening, "the demo IdP never listened");
+    assert!(files.join("tenants.toml").exists());
+
+    let compose =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/compose/nymgate.toml"))
+            .unwrap();
+    let store = compose.split("[store]").nth(1).unwrap().split("\n[").next().unwrap();
+    let config = compose
+        .replace(&format!("[store]{store}"), "")
+        .replace("/srv/nymgate-demo/", &format!("{}/", files.display()))
+        .replace("https://idp.localhost:9443", &idp_url)
+        .replace("https://localhost:8443", &public_url)
+        .replace("listen = \"0.0.0.0:8443\"", &format!("listen = \"127.0.0.1:{public}\""))
+        .replace("admin_listen = \"127.0.0.1:9090\"", &format!("admin_listen = \"127.0.0.1:{admin}\""));
+    let path = dir.path().join("nymgate.toml");
+    std::fs::write(&path, config).unwrap();
+    let check = nymgate().args(["check", "--config"]).arg(&path).output().unwrap();
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stdout));
+
+    let _nymgate = common::login::Peer(
+        nymgate()
+            .args(["serve", "--config"])
+            .arg(&path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let up = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        std::net::TcpStream::connect(("127.0.0.1", public)).is_ok()
+    });
+    assert!(up, "nymgate never listened");
+    // curl (a Debian test peer) trusts the demo's CA: the login start redirects to the IdP.
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_code} %{redirect_url}", "--cacert"])
+        .arg(files.join("certs/dev-ca.pem"))
+        .arg(format!("{public_url}/nymgate/login/nordskolan"))
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(answer.starts_with("303 ") && answer.contains(&format!("{idp_url}/nordskolan/")), "{answer}");
+    // And the IdP answers its discovery with the issuer nymgate was configured with.
+    let discovery = Command::new("curl")
+        .args(["-s", "--cacert"])
+        .arg(files.join("certs/dev-ca.pem"))
+        .arg(format!("{idp_url}/nordskolan/.well-known/openid-configuration"))
+        .output()
+        .unwrap();
+    let discovery: serde_json::Value = serde_json::from_slice(&discovery.stdout).unwrap();
+    assert_eq!(discovery["issuer"], format!("{idp_url}/nordskolan"));
+}

@@ -127,9 +127,17 @@ pub struct Demo {
     pub admin_port: u16,
 }
 
-/// Writes the demo's files into `dir` and starts the IdP and nymgate.
-pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
-    let files = certs::generate_dev_certs(&dir.join("certs"), &[])?;
+/// The demo's files, written, and its IdP, built: what both `demo` and `demo --idp-only` start.
+struct Prepared {
+    files: certs::DevCerts,
+    idp: Arc<idp::DemoIdp>,
+}
+
+/// Writes the demo's files into `dir` (keys, secrets, certificates, the pseudonym keyring) and
+/// builds the demo IdP at `idp_base`, sending browsers back to nymgate at `public_url`.
+/// `extra_names`: more names in the TLS certificate (the IdP's host when it is not localhost).
+fn prepare(dir: &Path, public_url: &str, idp_base: &str, extra_names: &[String]) -> Result<Prepared, String> {
+    let files = certs::generate_dev_certs(&dir.join("certs"), extra_names)?;
     let mut keyring = Keyring::load_or_empty(&dir.join("keyring.toml")).map_err(|e| e.to_string())?;
     for school in SCHOOLS {
         if keyring.scope(school.id).is_err() {
@@ -148,64 +156,97 @@ pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
         client_secrets.insert(school.id, value);
     }
 
-    // The IdP first: its port goes into nymgate's config.
-    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| format!("cannot bind the demo IdP on 127.0.0.1: {e}"))?;
-    let idp_port = idp_listener.local_addr().map_err(|e| e.to_string())?.port();
-    let public_url = format!("https://localhost:{}", ports.public);
-    let idp_base = format!("https://localhost:{idp_port}");
-
     // SAML: nymgate's SP key and certificate, and per SAML school the IdP's signing key, whose
     // certificate nymgate's tenant pins (docs/SAML.md).
-    let sp_entity_id = crate::login::saml_sp::default_entity_id(&public_url);
+    let sp_entity_id = crate::login::saml_sp::default_entity_id(public_url);
     let (sp_cert, sp_key) = certs::generate_saml_signing_cert(&sp_entity_id)?;
     certs::write(&dir.join("saml-sp.pem"), sp_cert.as_bytes(), 0o644)?;
     certs::write(&dir.join("saml-sp-key.pem"), sp_key.as_bytes(), 0o600)?;
     let mut saml = HashMap::new();
     for school in SCHOOLS.iter().filter(|s| s.saml) {
-        let entity_id = idp::saml_entity_id(&idp_base, school);
+        let entity_id = idp::saml_entity_id(idp_base, school);
         let (cert, key) = certs::generate_saml_signing_cert(&entity_id)?;
         certs::write(&dir.join(format!("{}-idp.pem", school.id)), cert.as_bytes(), 0o644)?;
         let face = saml_idp::SamlIdp::new(
             entity_id,
             sp_entity_id.clone(),
-            crate::login::saml_sp::acs_url(&public_url),
+            crate::login::saml_sp::acs_url(public_url),
             &key,
             saml_idp::KeyType::Rsa,
         )?;
         saml.insert(school.id, face);
     }
     let idp = Arc::new(idp::DemoIdp::new(
-        &idp_base,
+        idp_base,
         SCHOOLS,
         idp::Directory::Demo,
         &client_secrets,
         &format!("{public_url}/nymgate/callback"),
         saml,
     ));
+    Ok(Prepared { files, idp })
+}
 
-    let config_file = dir.join("nymgate.toml");
-    certs::write(&config_file, config_text(&ports, &idp).as_bytes(), 0o644)?;
-    let config = Config::load(&config_file).map_err(|e| e.to_string())?;
-
+/// Serves the demo IdP over TLS (HTTP/1.1 only) with the demo's certificate.
+fn spawn_idp(listener: tokio::net::TcpListener, prepared: &Prepared) -> Result<(), String> {
     crate::tls::install_crypto_provider();
-    let resolver =
-        crate::tls::ReloadingCertResolver::new(&files.cert, &files.key).map_err(|e| e.to_string())?;
-    // The IdP speaks HTTP/1.1 only: offer only that in ALPN.
+    let resolver = crate::tls::ReloadingCertResolver::new(&prepared.files.cert, &prepared.files.key)
+        .map_err(|e| e.to_string())?;
     let mut tls = (*crate::tls::server_config(Arc::new(resolver))).clone();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
-    tokio::spawn(idp::serve(idp_listener, Some(Arc::new(tls)), idp));
+    tokio::spawn(idp::serve(listener, Some(Arc::new(tls)), prepared.idp.clone()));
+    Ok(())
+}
+
+/// Writes the demo's files into `dir` and starts the IdP and nymgate.
+pub async fn start(dir: &Path, ports: Ports) -> Result<Demo, String> {
+    // The IdP first: its port goes into nymgate's config.
+    let idp_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot bind the demo IdP on 127.0.0.1: {e}"))?;
+    let idp_port = idp_listener.local_addr().map_err(|e| e.to_string())?.port();
+    let public_url = format!("https://localhost:{}", ports.public);
+    let prepared = prepare(dir, &public_url, &format!("https://localhost:{idp_port}"), &[])?;
+
+    let config_file = dir.join("nymgate.toml");
+    certs::write(&config_file, config_text(&ports, &prepared.idp).as_bytes(), 0o644)?;
+    let config = Config::load(&config_file).map_err(|e| e.to_string())?;
+    spawn_idp(idp_listener, &prepared)?;
     let server = RunningServer::start(config)
         .await
         .map_err(|e| format!("{e}\n(another program may use the port: try --port and --admin-port)"))?;
     Ok(Demo {
         server,
         url: format!("{public_url}/"),
-        ca_file: files.ca_cert,
+        ca_file: prepared.files.ca_cert,
         config_file,
         admin_port: ports.admin,
     })
+}
+
+/// `nymgate demo --idp-only`: the demo school IdP alone, for a deployment of nymgate elsewhere
+/// (deploy/compose): it writes the demo's files into `dir` for nymgate to read (the same names
+/// as `demo` uses, and `tenants.toml` with the demo schools' tenant tables), then serves the IdP
+/// on `listen` as `idp_url`, sending browsers back to nymgate at `public_url`.
+pub async fn start_idp_only(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    idp_url: &str,
+    public_url: &str,
+) -> Result<(), String> {
+    let idp_url = idp_url.trim_end_matches('/');
+    let public_url = public_url.trim_end_matches('/');
+    let host = openidconnect::url::Url::parse(idp_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .ok_or_else(|| format!("--idp-url {idp_url:?} is not a URL with a host"))?;
+    // Files first: once the IdP listens, everything nymgate reads is in place.
+    let prepared = prepare(dir, public_url, idp_url, &[host])?;
+    certs::write(&dir.join("tenants.toml"), tenants_text(&prepared.idp, "").as_bytes(), 0o644)?;
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| format!("cannot bind the demo IdP on {listen}: {e}"))?;
+    spawn_idp(listener, &prepared)
 }
 
 /// nymgate's config for the demo: assertion-header output with sign-in required, one tenant
@@ -252,6 +293,14 @@ name = "nymgate demo"
         cert = certs::CERT_FILE,
         key = certs::KEY_FILE,
     );
+    text.push_str(&tenants_text(idp, ""));
+    text
+}
+
+/// The demo schools' `[[tenants]]` tables; file names are prefixed with `files` (a folder, or
+/// "" for files beside the config).
+pub fn tenants_text(idp: &idp::DemoIdp, files: &str) -> String {
+    let mut text = String::new();
     for school in SCHOOLS.iter().filter(|s| !s.saml) {
         text.push_str(&format!(
             r#"
@@ -262,10 +311,10 @@ idp = "oidc"
 issuer = "{issuer}"
 [tenants.oidc]
 client_id = "{client_id}"
-client_secret = {{ file = "{id}-client.secret" }}
+client_secret = {{ file = "{files}{id}-client.secret" }}
 scopes = ["openid", "email", "profile"]
 algorithms = ["ES256"]
-ca_file = "certs/dev-ca.pem"
+ca_file = "{files}certs/dev-ca.pem"
 [tenants.policy]
 role_from = ["roles"]
 role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
@@ -280,7 +329,11 @@ school_map = {{ "{code}" = "{id}" }}
         ));
     }
     for school in SCHOOLS.iter().filter(|s| s.saml) {
-        text.push_str(&saml_tenant_toml(school, &idp.issuer(school), &format!("{}-idp.pem", school.id)));
+        text.push_str(&saml_tenant_toml(
+            school,
+            &idp.issuer(school),
+            &format!("{files}{}-idp.pem", school.id),
+        ));
     }
     text
 }
@@ -307,4 +360,28 @@ role_map = {{ "student" = "student", "faculty" = "teacher" }}
         id = school.id,
         name = school.name,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// deploy/compose/nymgate.toml carries the demo tenants as `demo --idp-only` serves them at
+    /// https://idp.localhost:9443, with the files in the shared volume.
+    #[test]
+    fn the_compose_trial_has_the_demo_tenants() {
+        // Client secrets play no part in the tenant tables (they are named by file).
+        let secrets = SCHOOLS.iter().filter(|s| !s.saml).map(|s| (s.id, String::new())).collect();
+        let idp = idp::DemoIdp::new(
+            "https://idp.localhost:9443",
+            SCHOOLS,
+            idp::Directory::Demo,
+            &secrets,
+            "https://localhost:8443/nymgate/callback",
+            HashMap::new(),
+        );
+        let expected = tenants_text(&idp, "/srv/nymgate-demo/");
+        let compose = include_str!("../../deploy/compose/nymgate.toml");
+        assert!(compose.ends_with(&expected), "the compose config's tenants should end with:\n{expected}");
+    }
 }
