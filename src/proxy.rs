@@ -231,7 +231,9 @@ async fn route(
                 parts.headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
             ),
         };
-        return (RouteClass::Login, Ok(login.handle(parts, incoming, &ctx).await));
+        // Boxed: the login flows' state is large, and every proxied request's future (moved
+        // into its task, and polled in place) would otherwise be as large.
+        return (RouteClass::Login, Ok(Box::pin(login.handle(parts, incoming, &ctx)).await));
     }
 
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
