@@ -135,6 +135,16 @@ pub fn server_config(resolver: Arc<ReloadingCertResolver>) -> Arc<ServerConfig> 
     Arc::new(config)
 }
 
+/// A TLS client config with aws-lc-rs and `roots`, for nymgate's own outgoing connections (the
+/// platform, the shared store).
+pub fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("aws-lc-rs supports the default versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 /// Client-side roots for an https upstream: a PEM bundle, or the system's store.
 pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();

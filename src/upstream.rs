@@ -1,7 +1,6 @@
 //! The connection to the platform: one upstream, http or https, over a pooled hyper client.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -33,13 +32,7 @@ impl Upstream {
         http.set_nodelay(true);
         http.set_keepalive(Some(Duration::from_secs(60)));
         let roots = tls::upstream_roots(config.ca_file.as_deref())?;
-        let tls_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .expect("aws-lc-rs supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let tls_config = tls::client_config(roots);
         // HTTP/1.1 only toward the platform: upgrades (WebSocket) need it, and a pool of
         // keep-alive connections serves HTTP/2 clients just as well.
         let connector = hyper_rustls::HttpsConnectorBuilder::new()

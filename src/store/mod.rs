@@ -93,14 +93,7 @@ impl Store {
         let tls = if url.tls {
             let roots = crate::tls::upstream_roots(config.ca_file.as_deref())
                 .map_err(|e| format!("store.ca_file: {e}"))?;
-            let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
-                rustls::crypto::aws_lc_rs::default_provider(),
-            ))
-            .with_safe_default_protocol_versions()
-            .expect("aws-lc-rs supports the default versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-            Some(std::sync::Arc::new(tls))
+            Some(std::sync::Arc::new(crate::tls::client_config(roots)))
         } else {
             None
         };
