@@ -112,7 +112,7 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
     std::fs::write(dir.path().join("nymgate.toml"), config).unwrap();
     // Logs go to a file: trace output outgrows a pipe's buffer and would block the server.
     let log_path = dir.path().join("nymgate.log");
-    let child = nymgate()
+    let mut child = nymgate()
         .arg("serve")
         .arg("--config")
         .arg(dir.path().join("nymgate.toml"))
@@ -123,15 +123,9 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
         .unwrap();
     let addr: std::net::SocketAddr = format!("127.0.0.1:{public_port}").parse().unwrap();
     let ca = dir.path().join("certs/dev-ca.pem");
-    let mut ready = false;
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    if let Err(log) = common::login::wait_serving(&mut child, &log_path) {
+        panic!("{log}");
     }
-    assert!(ready, "nymgate serve did not start");
 
     let mut h1 = H1::connect(addr, &ca).await;
     let request = get(
@@ -167,7 +161,6 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
 
     let status = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status().unwrap();
     assert!(status.success());
-    let mut child = child;
     let exit = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
     assert!(exit.success(), "exit {exit:?}");
     let logs = std::fs::read_to_string(&log_path).unwrap();

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use common::login::{alice_sub, free_port, Options, Peer, SamlIdpKind, World};
+use common::login::{alice_sub, free_port, wait_serving, Options, Peer, SamlIdpKind, World};
 use serde_json::Value;
 
 const NYMGATE: &str = env!("CARGO_BIN_EXE_nymgate");
@@ -104,17 +104,11 @@ seal_secret = {{ file = "seal.secret" }}
             .stderr(std::fs::File::create(path.join("nymgate.log")).unwrap())
             .spawn()
             .unwrap();
-        let rig = Rig { url, admin: format!("http://127.0.0.1:{admin}"), idp, dir, _server: Peer(child) };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", public)).is_ok() {
-                return rig;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let mut rig = Rig { url, admin: format!("http://127.0.0.1:{admin}"), idp, dir, _server: Peer(child) };
+        if let Err(log) = wait_serving(&mut rig._server.0, &rig.dir.path().join("nymgate.log")) {
+            panic!("{log}");
         }
-        panic!(
-            "nymgate did not start: {}",
-            std::fs::read_to_string(rig.dir.path().join("nymgate.log")).unwrap()
-        );
+        rig
     }
 
     /// Runs the load test; returns its exit code and JSON report.

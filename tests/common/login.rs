@@ -52,6 +52,25 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Waits until `nymgate serve` logs "nymgate serving" on its stderr, written to `stderr` (it
+/// does so once every listener is bound). A connect to its port is not proof: a port picked by
+/// `free_port` can be taken by another test's process in between, which then answers the
+/// connect while nymgate exits with "Address already in use". `Err` with the log's text if
+/// nymgate exits or is not serving in 10 s.
+pub fn wait_serving(child: &mut Child, stderr: &Path) -> Result<(), String> {
+    let log = || std::fs::read_to_string(stderr).unwrap_or_default();
+    for _ in 0..200 {
+        if log().contains("nymgate serving") {
+            return Ok(());
+        }
+        if child.try_wait().ok().flatten().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(format!("nymgate did not start in 10 s: {}", log()))
+}
+
 pub fn write_private(path: &Path, text: &str) {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
@@ -467,18 +486,10 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         Ok(world)
     }
 
-    /// Until the admin listener answers; `Err` with nymgate's stderr if it exits or never does.
+    /// Until nymgate serves; `Err` with its stderr if it exits or never does.
     fn wait_ready(&mut self) -> Result<(), String> {
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
-                return Ok(());
-            }
-            if self._nymgate.0.try_wait().ok().flatten().is_some() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Err(self.file("nymgate.stderr"))
+        let path = self.dir.path();
+        wait_serving(&mut self._nymgate.0, &path.join("nymgate.stderr"))
     }
 
     /// A second nymgate on the same config (a replica behind the same public name): its own
@@ -508,18 +519,10 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
                 .spawn()
                 .unwrap();
             let mut replica = Replica { port, admin_port, nymgate: Peer(child) };
-            for _ in 0..100 {
-                if std::net::TcpStream::connect(("127.0.0.1", admin_port)).is_ok() {
-                    return replica;
-                }
-                if replica.nymgate.0.try_wait().ok().flatten().is_some() {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            let stderr = self.file("nymgate-b.stderr");
-            if !stderr.contains("Address already in use") {
-                panic!("replica did not start: {stderr}");
+            match wait_serving(&mut replica.nymgate.0, &path.join("nymgate-b.stderr")) {
+                Ok(()) => return replica,
+                Err(stderr) if stderr.contains("Address already in use") => continue,
+                Err(stderr) => panic!("replica did not start: {stderr}"),
             }
         }
         panic!("the replica found no free ports in five tries");
@@ -574,7 +577,16 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
     /// Runs a snippet of ESM in node (with the test CA trusted) and returns its stdout.
     pub fn node_eval(&self, code: &str) -> String {
         let out = self.node_client().args(["--input-type=module", "-e", code]).output().unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        let mut text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if !out.status.success() {
+            // What a caller then fails to parse says why node failed.
+            text.push_str(&format!(
+                "\n--- node {}: ---\n{}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        text
     }
 
     /// The platform (node openid-client) logs alice in through nymgate's provider face.
