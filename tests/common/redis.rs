@@ -57,20 +57,34 @@ impl RedisServer {
         std::fs::write(&conf_path, conf).unwrap();
         let log =
             std::fs::OpenOptions::new().create(true).append(true).open(self.dir.join("redis.log")).unwrap();
-        let child = Command::new("redis-server")
+        // Ready when the log gains a "Ready to accept connections" line (the log is appended
+        // over restarts). A connect alone could reach another process that took the port.
+        let ready_lines = || {
+            std::fs::read_to_string(self.dir.join("redis.log"))
+                .unwrap_or_default()
+                .matches("Ready to accept connections")
+                .count()
+        };
+        let before = ready_lines();
+        let mut child = Command::new("redis-server")
             .arg(&conf_path)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("redis-server did not start (Debian package redis-server): {e}"));
-        self.child = Some(child);
         for _ in 0..100 {
-            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            if ready_lines() > before {
+                self.child = Some(child);
                 return;
+            }
+            if child.try_wait().ok().flatten().is_some() {
+                break;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!(
             "redis-server never listened: {}",
             std::fs::read_to_string(self.dir.join("redis.log")).unwrap_or_default()
