@@ -12,12 +12,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use criterion::{criterion_group, criterion_main, Criterion};
 use nymgate::config::Config;
+use nymgate::login::jwks::IdpKeys;
 use nymgate::login::oidc_rp::{check_id_token, IdTokenRules};
 use nymgate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use nymgate::pseudonym::identity::VerifiedIdentity;
 use nymgate::pseudonym::keyring::Keyring;
 use nymgate::pseudonym::Pseudonymizer;
-use openidconnect::core::{CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm};
 use serde_json::json;
 
 const ISSUER: &str = "https://idp.school-a.example";
@@ -41,7 +42,7 @@ fn b64(bytes: &[u8]) -> String {
 }
 
 /// An RS256 ID token as a school IdP signs it, and the IdP's JWKS.
-fn idp_token(now: i64) -> (String, CoreJsonWebKeySet) {
+fn idp_token(now: i64) -> (String, IdpKeys) {
     let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
     let public = key.public_key();
     let jwks = json!({"keys": [{
@@ -61,7 +62,8 @@ fn idp_token(now: i64) -> (String, CoreJsonWebKeySet) {
     let mut signature = vec![0; key.public_modulus_len()];
     key.sign(&RSA_PKCS1_SHA256, &aws_lc_rs::rand::SystemRandom::new(), input.as_bytes(), &mut signature)
         .unwrap();
-    (format!("{input}.{}", b64(&signature)), serde_json::from_value(jwks).unwrap())
+    let keys = IdpKeys::parse(jwks.to_string().as_bytes(), &[CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]);
+    (format!("{input}.{}", b64(&signature)), keys.unwrap())
 }
 
 fn bench(c: &mut Criterion) {

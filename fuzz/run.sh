@@ -10,6 +10,9 @@ export RUSTC_BOOTSTRAP=1
 shift || true
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets < <(cargo fuzz list)
+# Build first, so a target that no longer compiles fails this script (the runs below filter
+# their output and go on past errors).
+for target in "${targets[@]}"; do cargo fuzz build -O "$target"; done
 for target in "${targets[@]}"; do
   # The working corpus grows (it is not committed); it starts from the seeds in fuzz/seeds.
   mkdir -p "fuzz/corpus/$target"

@@ -9,11 +9,16 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
+use nymgate::login::jwks::IdpKeys;
 use nymgate::login::oidc_rp::{check_id_token, IdTokenRules};
-use openidconnect::core::{CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
+use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm};
 
-static KEYS: LazyLock<CoreJsonWebKeySet> =
-    LazyLock::new(|| serde_json::from_str(include_str!("../id-token-jwks.json")).expect("the seeds' JWKS"));
+const ALGORITHMS: [CoreJwsSigningAlgorithm; 2] =
+    [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, CoreJwsSigningAlgorithm::EcdsaP256Sha256];
+
+static KEYS: LazyLock<IdpKeys> = LazyLock::new(|| {
+    IdpKeys::parse(include_bytes!("../id-token-jwks.json"), &ALGORITHMS).expect("the seeds' JWKS")
+});
 
 /// The seeds' clock: 2026-11-25T10:00:00Z.
 const NOW: i64 = 1_795_600_800;
@@ -21,11 +26,10 @@ const NOW: i64 = 1_795_600_800;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let Ok(token) = CoreIdToken::from_str(text.trim()) else { return };
-    let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256, CoreJwsSigningAlgorithm::EcdsaP256Sha256];
     let rules = IdTokenRules {
         client_id: "nymgate-school-a",
         issuer: "https://idp.school-a.example",
-        algorithms: &algorithms,
+        algorithms: &ALGORITHMS,
         clock_skew: Duration::from_secs(60),
     };
     if let Ok(claims) = check_id_token(&rules, &KEYS, &token, "n-fuzz", NOW) {

@@ -14,6 +14,7 @@
 
 pub mod blocking;
 pub mod idp_http;
+pub mod jwks;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;

@@ -15,10 +15,12 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
     CoreJwsSigningAlgorithm,
 };
+
+use super::jwks::{IdpKeys, SignatureError};
 use openidconnect::{
     AccessToken, AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, IssuerUrl, JsonWebKey, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse, TokenUrl,
+    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -125,7 +127,7 @@ struct Discovered {
     /// The exact `iss` expected in ID tokens and RFC 9207 parameters.
     issuer: String,
     client: RpClient,
-    keys: CoreJsonWebKeySet,
+    keys: IdpKeys,
     userinfo_endpoint: Option<String>,
     end_session_endpoint: Option<String>,
     iss_parameter_supported: bool,
@@ -239,10 +241,17 @@ impl OidcIdp {
         Ok(response.into_body())
     }
 
-    async fn fetch_keys(&self, jwks_uri: &str) -> Result<CoreJsonWebKeySet, OidcError> {
+    async fn fetch_keys(&self, jwks_uri: &str) -> Result<IdpKeys, OidcError> {
         *self.last_jwks_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         let body = self.fetch_json(jwks_uri).await?;
-        serde_json::from_slice(&body).map_err(|e| OidcError::Metadata(format!("JWKS: {e}")))
+        let keys =
+            IdpKeys::parse(&body, &self.algorithms).map_err(|e| OidcError::Metadata(format!("JWKS: {e}")))?;
+        if keys.is_empty() {
+            return Err(OidcError::Metadata(
+                "JWKS: no signing key for the algorithms tenants.oidc.algorithms allows".into(),
+            ));
+        }
+        Ok(keys)
     }
 
     async fn discover(&self) -> Result<Discovered, OidcError> {
@@ -476,8 +485,7 @@ impl OidcIdp {
         // jku, x5u and an embedded jwk are never fetched or used: keys come only from the
         // IdP's JWKS (shared/SECURITY.md). The kid only selects among those.
         if let Some(kid) = header.get("kid").and_then(Value::as_str) {
-            let known =
-                |d: &Discovered| d.keys.keys().iter().any(|k| k.key_id().is_some_and(|id| **id == kid));
+            let known = |d: &Discovered| d.keys.has_kid(kid);
             if !known(&discovered) {
                 discovered = match self.refetch_keys(&discovered).await {
                     Some(fresh) if known(&fresh) => fresh,
@@ -542,19 +550,28 @@ pub struct IdTokenRules<'a> {
 /// Returns the claims read from the verified bytes. `now` is unix seconds.
 pub fn check_id_token(
     rules: &IdTokenRules<'_>,
-    keys: &CoreJsonWebKeySet,
+    keys: &IdpKeys,
     id_token: &CoreIdToken,
     nonce: &str,
     now: i64,
 ) -> Result<Map<String, Value>, OidcError> {
     let compact = id_token.to_string();
+    // OIDC Core §3.1.3.7 (6, 7): the signature, with an allowed algorithm and the IdP's key,
+    // checked with aws-lc (jwks.rs) before any claim is read.
+    keys.verify(&compact, rules.algorithms).map_err(|error| match error {
+        SignatureError::Malformed => OidcError::Malformed,
+        SignatureError::DisallowedAlgorithm
+        | SignatureError::NoMatchingKey
+        | SignatureError::BadSignature => OidcError::BadSignature,
+    })?;
     let skew = rules.clock_skew.as_secs() as i64;
     let verifier = CoreIdTokenVerifier::new_public_client(
         ClientId::new(rules.client_id.to_owned()),
         IssuerUrl::new(rules.issuer.to_owned()).map_err(|_| OidcError::BadIssuer)?,
-        keys.clone(),
+        CoreJsonWebKeySet::new(Vec::new()),
     )
-    .set_allowed_algs(rules.algorithms.to_vec())
+    // The signature was checked just above, against the same bytes openidconnect reads.
+    .insecure_disable_signature_check()
     // `exp` with leeway: openidconnect refuses when now >= exp, so move "now" back by the skew.
     .set_time_fn(move || chrono::DateTime::from_timestamp(now - skew, 0).unwrap_or_default())
     .set_issue_time_verifier_fn(move |iat| {
@@ -641,9 +658,8 @@ mod tests {
     #[test]
     fn the_fuzz_seeds_check_as_expected() {
         use std::str::FromStr;
-        let keys: CoreJsonWebKeySet =
-            serde_json::from_str(include_str!("../../fuzz/id-token-jwks.json")).unwrap();
         let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];
+        let keys = IdpKeys::parse(include_bytes!("../../fuzz/id-token-jwks.json"), &algorithms).unwrap();
         let rules = IdTokenRules {
             client_id: "nymgate-school-a",
             issuer: "https://idp.school-a.example",
