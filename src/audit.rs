@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, OnceLock};
 
 use serde::Serialize;
 
@@ -76,10 +77,20 @@ impl<'a> AuditEvent<'a> {
 /// standard error.
 #[derive(Debug)]
 pub enum AuditSink {
-    File(RotatingFile),
+    File {
+        file: Arc<RotatingFile>,
+        /// The group-commit thread for `record_async`, started at its first line.
+        committer: OnceLock<Option<mpsc::Sender<Pending>>>,
+    },
     Stdout,
     Stderr,
 }
+
+/// A line waiting for the group commit, and whom to tell when it is on disk.
+type Pending = (Vec<u8>, tokio::sync::oneshot::Sender<std::io::Result<()>>);
+
+/// At most this many lines share one `fdatasync`: bounds a batch's write and its wait.
+const MAX_BATCH: usize = 1024;
 
 /// Rotation by size: past `max_bytes` the file becomes `FILE.1` (`FILE.1` becomes `FILE.2`, …,
 /// and `FILE.{keep}` is dropped). Nothing is lost to rotation but what `keep` says to drop.
@@ -110,25 +121,84 @@ impl AuditSink {
     }
 
     pub fn file(path: &Path, max_bytes: u64, keep: u32) -> Self {
-        AuditSink::File(RotatingFile { path: path.to_owned(), max_bytes, keep, open: Default::default() })
+        let file = RotatingFile { path: path.to_owned(), max_bytes, keep, open: Default::default() };
+        AuditSink::File { file: Arc::new(file), committer: OnceLock::new() }
+    }
+
+    fn line(event: &AuditEvent<'_>) -> Vec<u8> {
+        let mut line = serde_json::to_vec(event).expect("audit events serialize");
+        line.push(b'\n');
+        line
     }
 
     /// Writes one line, and for a file waits until it is on disk. An audit line that can't be
     /// written is an error the caller reports: an admin action must not look recorded when it
-    /// was not.
+    /// was not. Blocks the thread: for the CLI; the server uses `record_async`.
     pub fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
-        let mut line = serde_json::to_vec(event).expect("audit events serialize");
-        line.push(b'\n');
+        let line = Self::line(event);
         match self {
             AuditSink::Stdout => std::io::stdout().lock().write_all(&line),
             AuditSink::Stderr => std::io::stderr().lock().write_all(&line),
-            AuditSink::File(file) => file.append(&line),
+            AuditSink::File { file, .. } => file.append_all(&[line]),
+        }
+    }
+
+    /// The same for async code, by group commit: lines from concurrent logins queue for one
+    /// writer thread, which writes all that are waiting and syncs them with one `fdatasync`,
+    /// then answers each. Every caller still waits until its own line is on disk, but neither
+    /// holds a runtime thread during the sync nor pays a sync of its own (one per login had
+    /// been a fifth of nymgate's time at 2,000 logins/s, in `perf`).
+    pub async fn record_async(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
+        let line = Self::line(event);
+        let AuditSink::File { file, committer } = self else {
+            return match self {
+                AuditSink::Stdout => std::io::stdout().lock().write_all(&line),
+                _ => std::io::stderr().lock().write_all(&line),
+            };
+        };
+        let stopped = || std::io::Error::other("the audit writer thread is not running");
+        let sender = committer.get_or_init(|| start_committer(file.clone())).as_ref().ok_or_else(stopped)?;
+        let (done, written) = tokio::sync::oneshot::channel();
+        sender.send((line, done)).map_err(|_| stopped())?;
+        written.await.unwrap_or_else(|_| Err(stopped()))
+    }
+}
+
+/// The group-commit thread of one audit file. It ends when its sink is dropped (a reload
+/// builds a new one), after writing what was queued.
+fn start_committer(file: Arc<RotatingFile>) -> Option<mpsc::Sender<Pending>> {
+    let (sender, queue) = mpsc::channel::<Pending>();
+    let spawned = std::thread::Builder::new().name("nymgate-audit".into()).spawn(move || {
+        while let Ok(first) = queue.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(more) => batch.push(more),
+                    Err(_) => break,
+                }
+            }
+            let (lines, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+            let result = file.append_all(&lines);
+            for done in waiting {
+                let _ = done.send(
+                    result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())),
+                );
+            }
+        }
+    });
+    match spawned {
+        Ok(_) => Some(sender),
+        Err(error) => {
+            tracing::error!(%error, "cannot start the audit writer thread");
+            None
         }
     }
 }
 
 impl RotatingFile {
-    fn append(&self, line: &[u8]) -> std::io::Result<()> {
+    /// Appends `lines` in one write and syncs them once (a batch is rotated as a whole).
+    fn append_all(&self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        let bytes = lines.concat();
         use std::os::unix::fs::MetadataExt;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         // Another process (the admin CLI) may have rotated the file: write to the one at `path`.
@@ -140,7 +210,7 @@ impl RotatingFile {
             *open = None;
         }
         let size = on_disk.map_or(0, |m| m.len());
-        if self.max_bytes > 0 && size > 0 && size + line.len() as u64 > self.max_bytes {
+        if self.max_bytes > 0 && size > 0 && size + bytes.len() as u64 > self.max_bytes {
             *open = None;
             self.rotate()?;
         }
@@ -153,7 +223,7 @@ impl RotatingFile {
                 open.insert(file)
             }
         };
-        file.write_all(line)?;
+        file.write_all(&bytes)?;
         file.sync_data()
     }
 
@@ -256,5 +326,47 @@ mod tests {
         sink.record(&AuditEvent::admin("after", "ok")).unwrap();
         assert!(std::fs::read_to_string(&path).unwrap().contains("\"after\""));
         assert!(!std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap().contains("\"after\""));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_async_lines_are_each_written_once_and_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("audit.log");
+        let sink = Arc::new(AuditSink::from_path(Some(&path)));
+        let tasks: Vec<_> = (0..200)
+            .map(|i| {
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let id = format!("r{i}");
+                    sink.record_async(&AuditEvent::login("ok", "oidc", "192.0.2.0".into(), &id)).await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        // Every caller got Ok only once its line was written: all 200 are there, each once.
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut ids: Vec<String> = text
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 200);
+        assert_eq!(text.lines().count(), 200);
+    }
+
+    #[tokio::test]
+    async fn an_async_line_that_cannot_be_written_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let sink = AuditSink::from_path(Some(&dir.path().join("missing/audit.log")));
+        let written = sink.record_async(&AuditEvent::admin("keys_new", "ok")).await;
+        assert!(written.is_err());
     }
 }

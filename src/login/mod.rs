@@ -426,7 +426,7 @@ impl Login {
         if login_flow {
             match self.blocked_for(ctx).await {
                 Ok(None) => {}
-                Ok(Some(retry_after)) => return self.refuse_blocked(retry_after, ctx),
+                Ok(Some(retry_after)) => return self.refuse_blocked(retry_after, ctx).await,
                 Err(error) => return self.finish(Err(error.into()), None, ctx, "none").await,
             }
         }
@@ -739,7 +739,8 @@ impl Login {
                     account_number: Some(login.sub.as_str()),
                     key_version: Some(login.nym_ver),
                     ..AuditEvent::login("ok", protocol, ctx.client.to_string(), ctx.request_id)
-                });
+                })
+                .await;
                 // Claim names only: what the IdP sent that the platform does not get.
                 tracing::info!(request_id = ctx.request_id, tenant = login.tenant, protocol, removed = ?login.removed, "login");
                 response
@@ -798,7 +799,8 @@ impl Login {
             reason: Some(reason),
             claim,
             ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
-        });
+        })
+        .await;
         if let Some(kind) = AlertKind::of_reason(reason) {
             self.alerts.observe(kind, tenant, reason);
         }
@@ -830,12 +832,13 @@ impl Login {
 
     /// 429 with `Retry-After` (RFC 6585 §4), audited and counted like any refused attempt; it
     /// does not count as another failure, so the block ends when it says it does.
-    fn refuse_blocked(&self, retry_after: u64, ctx: &LoginContext<'_>) -> Response<Body> {
+    async fn refuse_blocked(&self, retry_after: u64, ctx: &LoginContext<'_>) -> Response<Body> {
         self.metrics.login("none", "failed", "blocked");
         self.record(AuditEvent {
             reason: Some("blocked"),
             ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
-        });
+        })
+        .await;
         tracing::info!(request_id = ctx.request_id, retry_after, "login refused: client blocked");
         let mut response =
             pages::login_failed(ctx.lang, &self.branding, StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
@@ -880,8 +883,8 @@ impl Login {
         }
     }
 
-    fn record(&self, event: AuditEvent<'_>) {
-        if let Err(error) = self.audit.record(&event) {
+    async fn record(&self, event: AuditEvent<'_>) {
+        if let Err(error) = self.audit.record_async(&event).await {
             tracing::error!(%error, "audit line could not be written");
         }
     }
