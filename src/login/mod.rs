@@ -20,6 +20,7 @@ pub mod pages;
 mod provider;
 pub use provider::pkce_s256;
 pub mod saml_acs;
+pub mod saml_idp;
 pub mod saml_metadata;
 pub mod saml_sp;
 mod saml_tenant;

@@ -1,0 +1,701 @@
+//! nymgate as a SAML 2.0 IdP toward a SAML-only platform (docs/SAML_OUT.md): its metadata,
+//! the platform's AuthnRequest, and a fresh Response that nymgate builds and signs.
+//!
+//! Whatever the school sent (OIDC or SAML), the platform gets a Response and an Assertion
+//! written here from the pseudonymous login alone, never an edited copy of the school's XML:
+//! the NameID is the account number (persistent), and the only attributes are the tenant's
+//! allowed ones. The Assertion is signed, then the Response around it (both enveloped, exclusive
+//! C14N, SHA-256 digests; SAML Core §5, Profiles §4.1.3.5), so an SP that requires either or
+//! both finds them.
+
+use std::io::Read;
+
+use aws_lc_rs::signature::{self, UnparsedPublicKey};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+
+use super::pages::escape;
+use super::saml_acs;
+use crate::audit::rfc3339;
+use crate::pseudonym::PseudonymousLogin;
+
+const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
+const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
+const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
+const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// An AuthnRequest is a few hundred bytes; this bounds the inflated XML (a DEFLATE bomb stops
+/// here).
+const MAX_REQUEST_BYTES: u64 = 16 * 1024;
+/// How old an AuthnRequest's IssueInstant may be (beyond the clock skew).
+const MAX_REQUEST_AGE: u64 = 300;
+
+/// The signature algorithms nymgate signs responses with (`signature_algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureAlgorithm {
+    RsaSha256,
+    RsaSha512,
+    EcdsaSha256,
+}
+
+impl SignatureAlgorithm {
+    /// From the config's name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "rsa-sha256" => Some(Self::RsaSha256),
+            "rsa-sha512" => Some(Self::RsaSha512),
+            "ecdsa-sha256" => Some(Self::EcdsaSha256),
+            _ => None,
+        }
+    }
+
+    /// The XML-DSig SignatureMethod URI (RFC 6931 §2.3).
+    fn uri(self) -> &'static str {
+        match self {
+            Self::RsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            Self::RsaSha512 => "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+            Self::EcdsaSha256 => "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+        }
+    }
+}
+
+/// Why an AuthnRequest or a response could not be made. Reasons are static: no request bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SamlOutError {
+    #[error("the SAMLRequest is not base64, DEFLATE or XML, or is too large")]
+    Encoding,
+    #[error("not an AuthnRequest")]
+    NotAnAuthnRequest,
+    #[error("the AuthnRequest's Issuer is not a registered service provider")]
+    UnknownSp,
+    #[error("the AuthnRequest asks for an ACS URL or binding the service provider did not register")]
+    WrongAcs,
+    #[error("the AuthnRequest's Destination is not nymgate's SSO URL")]
+    WrongDestination,
+    #[error("the AuthnRequest is too old or from the future")]
+    Stale,
+    #[error("the AuthnRequest has no usable ID")]
+    NoId,
+    #[error("the service provider signs its AuthnRequests and this one is unsigned")]
+    Unsigned,
+    #[error("the AuthnRequest's signature does not verify or uses an algorithm not allowed")]
+    BadSignature,
+    #[error("the service provider does not accept IdP-initiated logins")]
+    NoIdpInitiated,
+    #[error("signing the response failed")]
+    Signing,
+}
+
+impl SamlOutError {
+    /// The reason code for the audit log and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::Encoding => "authn_request_encoding",
+            Self::NotAnAuthnRequest => "authn_request_malformed",
+            Self::UnknownSp => "unknown_service_provider",
+            Self::WrongAcs => "authn_request_acs",
+            Self::WrongDestination => "authn_request_destination",
+            Self::Stale => "authn_request_time",
+            Self::NoId => "authn_request_malformed",
+            Self::Unsigned => "authn_request_unsigned",
+            Self::BadSignature => "authn_request_signature",
+            Self::NoIdpInitiated => "idp_initiated_not_allowed",
+            Self::Signing => "response_signing",
+        }
+    }
+}
+
+/// One platform that takes nymgate's responses.
+pub struct ServiceProvider {
+    pub entity_id: String,
+    pub acs_url: String,
+    /// Keys its AuthnRequests must be signed with; empty: it does not sign them.
+    request_keys: Vec<RequestKey>,
+    /// The same keys for XML signatures (HTTP-POST binding).
+    request_trust: Option<saml_acs::IdpTrust>,
+    pub idp_initiated: bool,
+    /// The school to send its users to without the chooser (a platform of one school).
+    pub tenant: Option<String>,
+}
+
+/// An SP's RSA public key (SubjectPublicKeyInfo's key, PKCS#1), for Redirect signatures.
+struct RequestKey(Vec<u8>);
+
+/// What a verified AuthnRequest (or an IdP-initiated start) asks for; rides in the flow cookie.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SpRequest {
+    /// The SP's entity ID (its ACS comes from the config, never from the request).
+    pub sp: String,
+    /// The AuthnRequest's ID, for InResponseTo; `None` when IdP-initiated.
+    pub request_id: Option<String>,
+    /// Returned to the SP as sent (Bindings §3.4.3, §3.5.3).
+    pub relay_state: Option<String>,
+}
+
+/// nymgate's SAML IdP face.
+pub struct SamlIdp {
+    pub entity_id: String,
+    pub sso_url: String,
+    cert_b64: String,
+    signer: bergshamra::DsigContext,
+    algorithm: SignatureAlgorithm,
+    lifetime: u64,
+    clock_skew: u64,
+    sps: Vec<ServiceProvider>,
+}
+
+impl std::fmt::Debug for SamlIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SamlIdp").field("entity_id", &self.entity_id).finish_non_exhaustive()
+    }
+}
+
+/// One `[[login.saml_idp.service_providers]]`, with its certificates read.
+pub struct SpSettings {
+    pub entity_id: String,
+    pub acs_url: String,
+    pub certificates: Vec<Vec<u8>>,
+    pub idp_initiated: bool,
+    pub tenant: Option<String>,
+}
+
+impl SamlIdp {
+    /// `cert_pem` and `key_pem`: nymgate's IdP signing certificate and its PKCS#8 key, of the
+    /// type `algorithm` needs.
+    pub fn new(
+        entity_id: String,
+        sso_url: String,
+        cert_pem: &[u8],
+        key_pem: &[u8],
+        algorithm: SignatureAlgorithm,
+        lifetime: u64,
+        sps: Vec<SpSettings>,
+    ) -> Result<SamlIdp, String> {
+        use bergshamra::keys::loader;
+        use rustls_pki_types::pem::PemObject;
+        let cert = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem)
+            .map_err(|e| format!("login.saml_idp.cert_file: not a PEM certificate: {e}"))?;
+        let key = match algorithm {
+            SignatureAlgorithm::RsaSha256 | SignatureAlgorithm::RsaSha512 => {
+                loader::load_rsa_private_pem(key_pem)
+            }
+            SignatureAlgorithm::EcdsaSha256 => loader::load_ec_p256_private_pem(key_pem),
+        }
+        .map_err(|_| {
+            "login.saml_idp.key_file: not a PKCS#8 key of the signature_algorithm's type".to_owned()
+        })?;
+        let mut keys = bergshamra::KeysManager::new();
+        keys.add_key(key);
+        let sps = sps
+            .into_iter()
+            .enumerate()
+            .map(|(i, sp)| {
+                let field = format!("login.saml_idp.service_providers[{i}].certificate_files");
+                let request_keys = sp
+                    .certificates
+                    .iter()
+                    .map(|pem| rsa_public_key(pem).map_err(|e| format!("{field}: {e}")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let request_trust = (!sp.certificates.is_empty())
+                    .then(|| {
+                        saml_acs::IdpTrust::new(
+                            &sp.entity_id,
+                            &sp.certificates,
+                            saml_acs::RequiredSignatures::Response,
+                            false,
+                            60,
+                            false,
+                        )
+                    })
+                    .transpose()
+                    .map_err(|e| format!("{field}: {e}"))?;
+                Ok(ServiceProvider {
+                    entity_id: sp.entity_id,
+                    acs_url: sp.acs_url,
+                    request_keys,
+                    request_trust,
+                    idp_initiated: sp.idp_initiated,
+                    tenant: sp.tenant,
+                })
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        Ok(SamlIdp {
+            entity_id,
+            sso_url,
+            cert_b64: STANDARD.encode(cert.as_ref()),
+            signer: bergshamra::DsigContext::new(keys),
+            algorithm,
+            lifetime,
+            clock_skew: 60,
+            sps,
+        })
+    }
+
+    pub fn service_provider(&self, entity_id: &str) -> Option<&ServiceProvider> {
+        self.sps.iter().find(|sp| sp.entity_id == entity_id)
+    }
+
+    /// The IdP metadata the platform imports (SAML Metadata §2.4.3): entity ID, the SSO service
+    /// for both bindings, the signing certificate, persistent NameIDs.
+    pub fn metadata(&self) -> String {
+        let signed_requests = self.sps.iter().any(|sp| !sp.request_keys.is_empty());
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?>
+<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
+  <md:IDPSSODescriptor WantAuthnRequestsSigned="{signed_requests}" protocolSupportEnumeration="{PROTOCOL}">
+    <md:KeyDescriptor use="signing">
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+    </md:KeyDescriptor>
+    <md:NameIDFormat>{PERSISTENT}</md:NameIDFormat>
+    <md:SingleSignOnService Binding="{REDIRECT_BINDING}" Location="{sso}"/>
+    <md:SingleSignOnService Binding="{POST_BINDING}" Location="{sso}"/>
+  </md:IDPSSODescriptor>
+</md:EntityDescriptor>
+"#,
+            entity = escape(&self.entity_id),
+            cert = self.cert_b64,
+            sso = escape(&self.sso_url),
+        )
+    }
+
+    /// An AuthnRequest over HTTP-Redirect (Bindings §3.4): `raw_query` exactly as received, for
+    /// the signature, which covers `SAMLRequest=…&RelayState=…&SigAlg=…` as URL-encoded by the
+    /// SP (§3.4.4.1).
+    pub fn read_redirect(&self, raw_query: &str, now: u64) -> Result<SpRequest, SamlOutError> {
+        let mut parts: Vec<(&str, &str)> = Vec::new();
+        for pair in raw_query.split('&') {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if matches!(name, "SAMLRequest" | "RelayState" | "SigAlg" | "Signature") {
+                if parts.iter().any(|(n, _)| *n == name) {
+                    // Two of a signed parameter: which one was signed would be ambiguous.
+                    return Err(SamlOutError::Encoding);
+                }
+                parts.push((name, value));
+            }
+        }
+        let raw = |name: &str| parts.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
+        let decoded = |name: &str| raw(name).map(url_decode).transpose();
+        let request = decoded("SAMLRequest")?.ok_or(SamlOutError::Encoding)?;
+        let relay_state = decoded("RelayState")?;
+        let deflated = STANDARD.decode(request.as_bytes()).map_err(|_| SamlOutError::Encoding)?;
+        let mut xml = String::new();
+        flate2::read::DeflateDecoder::new(&deflated[..])
+            .take(MAX_REQUEST_BYTES + 1)
+            .read_to_string(&mut xml)
+            .map_err(|_| SamlOutError::Encoding)?;
+        if xml.len() as u64 > MAX_REQUEST_BYTES {
+            return Err(SamlOutError::Encoding);
+        }
+        let (sp, request_id) = self.read_authn_request(&xml, now, |sp, _, _| {
+            if sp.request_keys.is_empty() {
+                return Ok(());
+            }
+            let (Some(sig_alg), Some(signature)) = (decoded("SigAlg")?, decoded("Signature")?) else {
+                return Err(SamlOutError::Unsigned);
+            };
+            let algorithm: &'static signature::RsaParameters = match sig_alg.as_str() {
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => &signature::RSA_PKCS1_2048_8192_SHA256,
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => &signature::RSA_PKCS1_2048_8192_SHA384,
+                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => &signature::RSA_PKCS1_2048_8192_SHA512,
+                _ => return Err(SamlOutError::BadSignature),
+            };
+            let signature = STANDARD.decode(signature.as_bytes()).map_err(|_| SamlOutError::BadSignature)?;
+            // The signed octets, in the binding's order, as the SP encoded them.
+            let mut signed = format!("SAMLRequest={}", raw("SAMLRequest").unwrap_or(""));
+            if let Some(relay) = raw("RelayState") {
+                signed.push_str(&format!("&RelayState={relay}"));
+            }
+            signed.push_str(&format!("&SigAlg={}", raw("SigAlg").unwrap_or("")));
+            let verifies = sp.request_keys.iter().any(|key| {
+                UnparsedPublicKey::new(algorithm, &key.0).verify(signed.as_bytes(), &signature).is_ok()
+            });
+            verifies.then_some(()).ok_or(SamlOutError::BadSignature)
+        })?;
+        Ok(SpRequest { sp, request_id: Some(request_id), relay_state })
+    }
+
+    /// An AuthnRequest over HTTP-POST (Bindings §3.5): base64 XML, signed (when the SP signs)
+    /// by an enveloped XML signature on the AuthnRequest itself.
+    pub fn read_post(
+        &self,
+        saml_request: &str,
+        relay_state: Option<&str>,
+        now: u64,
+    ) -> Result<SpRequest, SamlOutError> {
+        let compact: Vec<u8> = saml_request.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+        if compact.len() as u64 > MAX_REQUEST_BYTES / 3 * 4 + 4 {
+            return Err(SamlOutError::Encoding);
+        }
+        let bytes = STANDARD.decode(compact).map_err(|_| SamlOutError::Encoding)?;
+        let xml = String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)?;
+        let (sp, request_id) = self.read_authn_request(&xml, now, |sp, doc, root| {
+            let Some(trust) = &sp.request_trust else { return Ok(()) };
+            saml_acs::verify_root_signature(doc, &xml, root, trust).map_err(|error| match error {
+                saml_acs::SamlError::Unsigned(_) => SamlOutError::Unsigned,
+                _ => SamlOutError::BadSignature,
+            })
+        })?;
+        Ok(SpRequest { sp, request_id: Some(request_id), relay_state: relay_state.map(str::to_owned) })
+    }
+
+    /// The checks both bindings share (SAML Core §3.4.1, Profiles §4.1.4.1): an AuthnRequest,
+    /// from a registered SP (its Issuer), signed as that SP requires (`check_signature`), for
+    /// its registered ACS and the POST binding, addressed to this IdP, fresh. Returns the SP's
+    /// entity ID and the request's ID.
+    fn read_authn_request(
+        &self,
+        xml: &str,
+        now: u64,
+        check_signature: impl FnOnce(
+            &ServiceProvider,
+            &uppsala::Document<'_>,
+            uppsala::NodeId,
+        ) -> Result<(), SamlOutError>,
+    ) -> Result<(String, String), SamlOutError> {
+        let doc = saml_acs::parse(xml).map_err(|_| SamlOutError::Encoding)?;
+        let root = doc.document_element().ok_or(SamlOutError::NotAnAuthnRequest)?;
+        let element = doc.element(root).ok_or(SamlOutError::NotAnAuthnRequest)?;
+        if !element.matches_name_ns(PROTOCOL, "AuthnRequest") {
+            return Err(SamlOutError::NotAnAuthnRequest);
+        }
+        let issuers: Vec<_> = doc
+            .children_iter(root)
+            .filter(|&c| doc.element(c).is_some_and(|e| e.matches_name_ns(ASSERTION, "Issuer")))
+            .collect();
+        let [issuer] = issuers[..] else { return Err(SamlOutError::UnknownSp) };
+        let issuer = doc.text_content_deep(issuer);
+        let sp = self.service_provider(issuer.trim()).ok_or(SamlOutError::UnknownSp)?;
+        check_signature(sp, &doc, root)?;
+        let attribute = |name: &str| element.get_attribute(name);
+        if attribute("AssertionConsumerServiceURL").is_some_and(|acs| acs != sp.acs_url)
+            || attribute("ProtocolBinding").is_some_and(|binding| binding != POST_BINDING)
+            || attribute("AssertionConsumerServiceIndex").is_some_and(|index| index != "0")
+        {
+            return Err(SamlOutError::WrongAcs);
+        }
+        if attribute("Destination").is_some_and(|destination| destination != self.sso_url) {
+            return Err(SamlOutError::WrongDestination);
+        }
+        let issued = attribute("IssueInstant")
+            .and_then(saml_acs::parse_instant)
+            .ok_or(SamlOutError::NotAnAuthnRequest)?;
+        if issued > now + self.clock_skew || issued + MAX_REQUEST_AGE + self.clock_skew < now {
+            return Err(SamlOutError::Stale);
+        }
+        // xs:ID (an NCName), and short: it comes back in InResponseTo.
+        let id = attribute("ID")
+            .filter(|id| {
+                (1..=128).contains(&id.len())
+                    && id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            })
+            .ok_or(SamlOutError::NoId)?;
+        Ok((sp.entity_id.clone(), id.to_owned()))
+    }
+
+    /// An IdP-initiated start for `sp` (Profiles §4.1.5), where the SP allows it.
+    pub fn unsolicited(&self, sp: &str, relay_state: Option<&str>) -> Result<SpRequest, SamlOutError> {
+        let sp = self.service_provider(sp).ok_or(SamlOutError::UnknownSp)?;
+        if !sp.idp_initiated {
+            return Err(SamlOutError::NoIdpInitiated);
+        }
+        Ok(SpRequest {
+            sp: sp.entity_id.clone(),
+            request_id: None,
+            relay_state: relay_state.map(str::to_owned),
+        })
+    }
+
+    /// The signed Response for `login`, as the XML text, and the SP's ACS URL it goes to.
+    pub fn response(
+        &self,
+        login: &PseudonymousLogin,
+        request: &SpRequest,
+        now: u64,
+    ) -> Result<(String, &str), SamlOutError> {
+        let sp = self.service_provider(&request.sp).ok_or(SamlOutError::UnknownSp)?;
+        let issue = rfc3339(now);
+        let not_after = rfc3339(now + self.lifetime);
+        // Conditions start a skew early, so an SP whose clock runs behind still accepts it.
+        let not_before = rfc3339(now.saturating_sub(self.clock_skew));
+        let response_id = format!("_r{}", crate::secret::random_hex::<20>());
+        let assertion_id = format!("_a{}", crate::secret::random_hex::<20>());
+        let in_response_to = request
+            .request_id
+            .as_deref()
+            .map(|id| format!(r#" InResponseTo="{}""#, escape(id)))
+            .unwrap_or_default();
+        let entity = escape(&self.entity_id);
+        let (acs, sp_entity) = (escape(&sp.acs_url), escape(&sp.entity_id));
+        let attributes = attribute_statement(login);
+        // The Assertion alone first, declaring its own namespaces: under exclusive C14N its
+        // digest is then the same once it sits in the Response.
+        let assertion = format!(
+            r##"<saml:Assertion xmlns:saml="{ASSERTION}" ID="{assertion_id}" Version="2.0" IssueInstant="{issue}"><saml:Issuer>{entity}</saml:Issuer>{signature}<saml:Subject><saml:NameID Format="{PERSISTENT}" NameQualifier="{entity}" SPNameQualifier="{sp_entity}">{subject}</saml:NameID><saml:SubjectConfirmation Method="urn:oasis:names:tc:SAML:2.0:cm:bearer"><saml:SubjectConfirmationData NotOnOrAfter="{not_after}" Recipient="{acs}"{in_response_to}/></saml:SubjectConfirmation></saml:Subject><saml:Conditions NotBefore="{not_before}" NotOnOrAfter="{not_after}"><saml:AudienceRestriction><saml:Audience>{sp_entity}</saml:Audience></saml:AudienceRestriction></saml:Conditions><saml:AuthnStatement AuthnInstant="{issue}" SessionIndex="{assertion_id}"><saml:AuthnContext><saml:AuthnContextClassRef>urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified</saml:AuthnContextClassRef></saml:AuthnContext></saml:AuthnStatement>{attributes}</saml:Assertion>"##,
+            signature = self.signature_template(&assertion_id),
+            subject = escape(login.sub.as_str()),
+        );
+        let assertion =
+            bergshamra::dsig::sign::sign_owned(&self.signer, assertion).map_err(|_| SamlOutError::Signing)?;
+        let assertion = strip_xml_declaration(&assertion);
+        let response = format!(
+            r##"<samlp:Response xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{response_id}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{in_response_to}><saml:Issuer>{entity}</saml:Issuer>{signature}<samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Success"/></samlp:Status>{assertion}</samlp:Response>"##,
+            signature = self.signature_template(&response_id),
+        );
+        // bergshamra signs the first Signature in document order: the Response's.
+        let signed =
+            bergshamra::dsig::sign::sign_owned(&self.signer, response).map_err(|_| SamlOutError::Signing)?;
+        Ok((strip_xml_declaration(&signed).to_owned(), &sp.acs_url))
+    }
+
+    /// An enveloped signature template for the element with `id` (XML-DSig §4, exclusive C14N
+    /// per SAML Core §5.4.3); bergshamra fills in the digest and the signature value.
+    fn signature_template(&self, id: &str) -> String {
+        format!(
+            r##"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><ds:SignedInfo><ds:CanonicalizationMethod Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/><ds:SignatureMethod Algorithm="{method}"/><ds:Reference URI="#{id}"><ds:Transforms><ds:Transform Algorithm="http://www.w3.org/2000/09/xmldsig#enveloped-signature"/><ds:Transform Algorithm="http://www.w3.org/2001/10/xml-exc-c14n#"/></ds:Transforms><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/><ds:DigestValue></ds:DigestValue></ds:Reference></ds:SignedInfo><ds:SignatureValue></ds:SignatureValue><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></ds:Signature>"##,
+            method = self.algorithm.uri(),
+            cert = self.cert_b64,
+        )
+    }
+}
+
+/// The attributes the platform gets (docs/SAML_OUT.md): the role as eduPersonAffiliation
+/// (urn:oid, the standard name) and as nymgate's own `role`, then `tenant`, `school`,
+/// `municipality`, `nym_ver` and `sub_prev` under their nymgate names (basic name format:
+/// there is no standard attribute for them). Nothing else exists to be sent.
+fn attribute_statement(login: &PseudonymousLogin) -> String {
+    use crate::pseudonym::policy::Role;
+    let attribute = |name: &str, friendly: Option<&str>, format: &str, value: &str| {
+        let friendly = friendly.map(|f| format!(r#" FriendlyName="{f}""#)).unwrap_or_default();
+        format!(
+            r#"<saml:Attribute Name="{name}"{friendly} NameFormat="urn:oasis:names:tc:SAML:2.0:attrname-format:{format}"><saml:AttributeValue>{}</saml:AttributeValue></saml:Attribute>"#,
+            escape(value)
+        )
+    };
+    let basic = |name: &str, value: &str| attribute(name, None, "basic", value);
+    // eduPerson (201602) §2.2.1's vocabulary: a teacher is faculty.
+    let affiliation = match login.role {
+        Role::Student => "student",
+        Role::Teacher => "faculty",
+        Role::Staff => "staff",
+        Role::Other => "affiliate",
+    };
+    let mut out = String::from("<saml:AttributeStatement>");
+    out.push_str(&attribute(
+        "urn:oid:1.3.6.1.4.1.5923.1.1.1.1",
+        Some("eduPersonAffiliation"),
+        "uri",
+        affiliation,
+    ));
+    out.push_str(&basic("role", login.role.as_str()));
+    out.push_str(&basic("tenant", &login.tenant));
+    for (name, value) in [("school", &login.school), ("municipality", &login.municipality)] {
+        if let Some(value) = value {
+            out.push_str(&basic(name, value));
+        }
+    }
+    out.push_str(&basic("nym_ver", &login.nym_ver.to_string()));
+    if let Some(previous) = &login.sub_prev {
+        out.push_str(&basic("sub_prev", previous.as_str()));
+    }
+    out.push_str("</saml:AttributeStatement>");
+    out
+}
+
+fn strip_xml_declaration(xml: &str) -> &str {
+    match xml.strip_prefix("<?xml") {
+        Some(rest) => rest.split_once("?>").map_or(xml, |(_, after)| after.trim_start()),
+        None => xml,
+    }
+}
+
+/// Percent-decoding of one query value (`+` is a space, as in forms).
+fn url_decode(value: &str) -> Result<String, SamlOutError> {
+    let bytes: Vec<u8> = openidconnect::url::form_urlencoded::parse(format!("v={value}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned().into_bytes())
+        .unwrap_or_default();
+    String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)
+}
+
+/// The RSA public key of a PEM certificate, as aws-lc reads it (PKCS#1 RSAPublicKey).
+fn rsa_public_key(pem: &[u8]) -> Result<RequestKey, String> {
+    use rustls_pki_types::pem::PemObject;
+    use x509_cert::der::Decode;
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem)
+        .map_err(|e| format!("not a PEM certificate: {e}"))?;
+    let cert = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| format!("not X.509: {e}"))?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
+        return Err("AuthnRequest signatures are checked with RSA keys only".into());
+    }
+    Ok(RequestKey(spki.subject_public_key.raw_bytes().to_vec()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::login::saml_acs::{Expected, IdpTrust, RequiredSignatures};
+    use crate::pseudonym::policy::Role;
+
+    const IDP: &str = "https://learn.example/nymgate/idp";
+    const SSO: &str = "https://learn.example/nymgate/idp/sso";
+    const SP: &str = "https://platform.example/saml";
+    const ACS: &str = "https://platform.example/saml/acs";
+
+    fn login() -> PseudonymousLogin {
+        let key = crate::pseudonym::keyring::ScopeKey::new(1, 0, crate::secret::Secret::new(vec![9; 32]));
+        PseudonymousLogin {
+            tenant: "school-a".into(),
+            sub: crate::pseudonym::derive_account_number(&key, "iss", "sub"),
+            nym_ver: 1,
+            sub_prev: None,
+            nym_src: None,
+            role: Role::Teacher,
+            school: Some("SCH-A".into()),
+            municipality: None,
+            removed: vec!["email".into()],
+        }
+    }
+
+    /// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
+    /// (nymgate's SAML SP code stands in for a platform that signs its requests).
+    fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
+        let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
+        let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
+        let settings = SpSettings {
+            entity_id: SP.into(),
+            acs_url: ACS.into(),
+            certificates: if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] },
+            idp_initiated: false,
+            tenant: None,
+        };
+        let idp = SamlIdp::new(
+            IDP.into(),
+            SSO.into(),
+            cert.as_bytes(),
+            key.as_bytes(),
+            SignatureAlgorithm::RsaSha256,
+            300,
+            vec![settings],
+        )
+        .unwrap();
+        let sp = crate::login::saml_sp::SamlSp::new(SP, ACS, sp_cert.as_bytes(), sp_key.as_bytes()).unwrap();
+        (idp, cert, sp)
+    }
+
+    /// The platform's signed AuthnRequest over HTTP-Redirect, as its query string, and its ID.
+    fn redirect_query(sp: &crate::login::saml_sp::SamlSp, sign: bool) -> (String, String) {
+        let target = crate::login::saml_sp::SamlIdp {
+            tenant: "t".into(),
+            entity_id: IDP.into(),
+            sso_url: SSO.into(),
+            name_id_format: None,
+            sign_requests: sign,
+        };
+        let (url, id) = sp.login_url(&target, "platform-relay", crate::pseudonym::keyring::unix_now());
+        (url.split_once('?').unwrap().1.to_owned(), id)
+    }
+
+    fn now() -> u64 {
+        crate::pseudonym::keyring::unix_now()
+    }
+
+    #[test]
+    fn response_carries_two_signatures_and_only_pseudonymous_values() {
+        let (idp, cert, sp) = parties(true);
+        let (query, id) = redirect_query(&sp, true);
+        let request = idp.read_redirect(&query, now()).unwrap();
+        assert_eq!(
+            request,
+            SpRequest {
+                sp: SP.into(),
+                request_id: Some(id.clone()),
+                relay_state: Some("platform-relay".into())
+            }
+        );
+        let login = login();
+        let (xml, acs) = idp.response(&login, &request, now()).unwrap();
+        assert_eq!(acs, ACS);
+        // nymgate's own strict ACS profile, requiring both signatures, accepts it.
+        let trust =
+            IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
+        let expected = Expected { sp_entity_id: SP, acs_url: ACS, request_id: Some(&id), now: now() };
+        let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
+        let rules = crate::pseudonym::identity::SubjectRules::default();
+        let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
+        assert_eq!(subject.subject, login.sub.as_str());
+        assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["faculty"]);
+        assert_eq!(verified.identity.values(&["role".to_owned()]), ["teacher"]);
+        assert_eq!(verified.identity.values(&["school".to_owned()]), ["SCH-A"]);
+        assert!(!xml.contains("email") && !xml.contains("<?xml"), "{xml}");
+    }
+
+    #[test]
+    fn a_response_changed_after_signing_is_refused() {
+        let (idp, cert, _) = parties(false);
+        let request = SpRequest { sp: SP.into(), request_id: Some("_req1".into()), relay_state: None };
+        let (xml, _) = idp.response(&login(), &request, now()).unwrap();
+        let trust =
+            IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
+        let expected = Expected { sp_entity_id: SP, acs_url: ACS, request_id: Some("_req1"), now: now() };
+        let changed = xml.replace(">teacher<", ">staff<");
+        assert_ne!(changed, xml);
+        assert!(saml_acs::verify(&changed, &trust, &expected).is_err());
+    }
+
+    #[test]
+    fn authn_requests_are_checked_against_the_registered_sp() {
+        let (idp, _, sp) = parties(true);
+        // Unsigned, from an SP that signs: refused.
+        let (unsigned, _) = redirect_query(&sp, false);
+        assert_eq!(idp.read_redirect(&unsigned, now()), Err(SamlOutError::Unsigned));
+        // A changed RelayState breaks the signature.
+        let (query, _) = redirect_query(&sp, true);
+        let forged = query.replace("platform-relay", "other-relay");
+        assert_eq!(idp.read_redirect(&forged, now()), Err(SamlOutError::BadSignature));
+        // Signed by another key.
+        let (_, _, stranger) = parties(true);
+        let (foreign, _) = redirect_query(&stranger, true);
+        assert_eq!(idp.read_redirect(&foreign, now()), Err(SamlOutError::BadSignature));
+        // A duplicated signed parameter is ambiguous.
+        assert_eq!(idp.read_redirect(&format!("{query}&RelayState=x"), now()), Err(SamlOutError::Encoding));
+        // Too old.
+        assert_eq!(idp.read_redirect(&query, now() + 3600), Err(SamlOutError::Stale));
+        // Garbage of every kind is an error, not a panic.
+        for junk in ["", "SAMLRequest=%%%", "SAMLRequest=aGVsbG8=", "SAMLRequest="] {
+            assert!(idp.read_redirect(junk, now()).is_err(), "{junk}");
+        }
+    }
+
+    #[test]
+    fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {
+        let (idp, _, sp) = parties(false);
+        let (query, _) = redirect_query(&sp, false);
+        assert!(idp.read_redirect(&query, now()).is_ok());
+        // The same request naming another ACS (the SP code builds it for nymgate's SP ACS).
+        let other = crate::login::saml_sp::SamlSp::new(
+            SP,
+            "https://evil.example/acs",
+            crate::certs::generate_saml_signing_cert(SP).unwrap().0.as_bytes(),
+            crate::certs::generate_saml_signing_cert(SP).unwrap().1.as_bytes(),
+        )
+        .unwrap();
+        let (query, _) = redirect_query(&other, false);
+        assert_eq!(idp.read_redirect(&query, now()), Err(SamlOutError::WrongAcs));
+        assert_eq!(idp.unsolicited(SP, None), Err(SamlOutError::NoIdpInitiated));
+        assert_eq!(idp.unsolicited("https://unknown.example", None), Err(SamlOutError::UnknownSp));
+    }
+
+    #[test]
+    fn metadata_names_the_sso_service_and_the_signing_certificate() {
+        let (idp, cert, _) = parties(true);
+        let xml = idp.metadata();
+        assert!(xml.contains(&format!(r#"entityID="{IDP}""#)));
+        assert!(xml.contains(&format!(r#"Location="{SSO}""#)));
+        assert!(xml.contains(r#"WantAuthnRequestsSigned="true""#));
+        let der = cert.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+        assert!(xml.contains(&der));
+        assert!(saml_acs::parse(&xml).is_ok());
+    }
+}
