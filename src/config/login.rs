@@ -20,6 +20,9 @@ pub enum LoginOutput {
     /// nymgate keeps a sealed session cookie and adds a signed JWT header to every proxied
     /// request, for a platform with no login of its own.
     AssertionHeader,
+    /// nymgate is the platform's SAML IdP (`[login.saml_idp]`, docs/SAML_OUT.md), for a
+    /// platform that accepts only SAML.
+    Saml,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,6 +59,9 @@ pub struct LoginConfig {
     /// nymgate as one SAML service provider for every SAML tenant.
     #[serde(default)]
     pub saml: Option<SamlSpConfig>,
+    /// nymgate as a SAML IdP toward SAML-only platforms (docs/SAML_OUT.md).
+    #[serde(default)]
+    pub saml_idp: Option<SamlIdpConfig>,
     /// Failed-attempt blocking (docs/LOGIN.md, "Blocking").
     #[serde(default)]
     pub blocking: BlockingConfig,
@@ -103,6 +109,52 @@ pub struct SamlSpConfig {
     pub cert_file: PathBuf,
     /// Its RSA key, PKCS#8 PEM, mode 0600.
     pub key_file: PathBuf,
+}
+
+/// `[login.saml_idp]`: nymgate as the platform's SAML IdP. Its Responses are written afresh from
+/// the pseudonymous login and signed with this key, Assertion and Response both.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlIdpConfig {
+    /// Default: `{public_url}/nymgate/idp`.
+    #[serde(default)]
+    pub entity_id: Option<String>,
+    /// The signing certificate (PEM) the platform trusts (`nymgate certs saml --out DIR`).
+    pub cert_file: PathBuf,
+    /// Its key, PKCS#8 PEM, mode 0600: RSA, or P-256 for `ecdsa-sha256`.
+    pub key_file: PathBuf,
+    /// `rsa-sha256` (default), `rsa-sha512` or `ecdsa-sha256`.
+    #[serde(default = "defaults::saml_idp_signature_algorithm")]
+    pub signature_algorithm: String,
+    /// How long an Assertion may be presented (its NotOnOrAfter).
+    #[serde(default = "defaults::saml_idp_assertion_lifetime", with = "humantime_serde")]
+    pub assertion_lifetime: Duration,
+    /// The platforms (SAML service providers) nymgate answers.
+    #[serde(default)]
+    pub service_providers: Vec<SamlServiceProviderConfig>,
+}
+
+/// One `[[login.saml_idp.service_providers]]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SamlServiceProviderConfig {
+    /// The SP's entity ID: the Issuer of its AuthnRequests and the Audience of nymgate's
+    /// Assertions.
+    pub entity_id: String,
+    /// Where nymgate posts its Responses (HTTP-POST binding). An AuthnRequest naming another
+    /// ACS is refused.
+    pub acs_url: String,
+    /// The SP's signing certificates (PEM, RSA). When set, its AuthnRequests must be signed by
+    /// one of them (HTTP-Redirect query signature or enveloped XML signature over POST).
+    #[serde(default)]
+    pub certificate_files: Vec<PathBuf>,
+    /// Allow IdP-initiated logins for this SP (`/nymgate/idp/init`). Off: a response then
+    /// always answers one of the SP's own requests.
+    #[serde(default)]
+    pub idp_initiated: bool,
+    /// Send this SP's users to this tenant without the school chooser.
+    #[serde(default)]
+    pub tenant: Option<String>,
 }
 
 /// A tenant's SAML IdP.
@@ -308,6 +360,13 @@ pub mod defaults {
     }
     pub fn clock_skew() -> Duration {
         Duration::from_secs(60)
+    }
+    pub fn saml_idp_signature_algorithm() -> String {
+        "rsa-sha256".to_owned()
+    }
+    /// Long enough for a slow browser's POST, short enough that a leaked one soon expires.
+    pub fn saml_idp_assertion_lifetime() -> Duration {
+        Duration::from_secs(300)
     }
     pub fn sign_authn_requests() -> bool {
         true

@@ -681,6 +681,13 @@ impl Config {
             fix(&mut saml.cert_file);
             fix(&mut saml.key_file);
         }
+        if let Some(idp) = self.login.as_mut().and_then(|l| l.saml_idp.as_mut()) {
+            fix(&mut idp.cert_file);
+            fix(&mut idp.key_file);
+            for sp in &mut idp.service_providers {
+                sp.certificate_files.iter_mut().for_each(&fix);
+            }
+        }
         for tenant in &mut self.tenants {
             if let Some(saml) = tenant.saml.as_mut() {
                 saml.certificate_files.iter_mut().for_each(&fix);
@@ -1183,6 +1190,55 @@ impl Config {
             }
             if let Err(message) = check_private_file(&saml.key_file) {
                 problem("login.saml.key_file", message);
+            }
+        }
+        match &login.saml_idp {
+            Some(idp) => self.validate_saml_idp(idp, problem),
+            None if login.output == LoginOutput::Saml => {
+                problem("login.saml_idp", "the saml output needs [login.saml_idp]".into())
+            }
+            None => {}
+        }
+    }
+
+    /// `[login.saml_idp]` and its service providers.
+    fn validate_saml_idp(&self, idp: &login::SamlIdpConfig, problem: &mut impl FnMut(&str, String)) {
+        if let Err(e) = std::fs::metadata(&idp.cert_file) {
+            problem("login.saml_idp.cert_file", format!("cannot read {}: {e}", idp.cert_file.display()));
+        }
+        if let Err(message) = check_private_file(&idp.key_file) {
+            problem("login.saml_idp.key_file", message);
+        }
+        if crate::login::saml_idp::SignatureAlgorithm::from_name(&idp.signature_algorithm).is_none() {
+            problem(
+                "login.saml_idp.signature_algorithm",
+                format!("{:?}: use rsa-sha256, rsa-sha512 or ecdsa-sha256", idp.signature_algorithm),
+            );
+        }
+        if idp.assertion_lifetime.is_zero() || idp.assertion_lifetime > Duration::from_secs(3600) {
+            problem("login.saml_idp.assertion_lifetime", "must be more than 0s and at most 1h".into());
+        }
+        if idp.service_providers.is_empty() {
+            problem("login.saml_idp.service_providers", "must list at least one platform".into());
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (i, sp) in idp.service_providers.iter().enumerate() {
+            let field = |name: &str| format!("login.saml_idp.service_providers[{i}].{name}");
+            if sp.entity_id.trim().is_empty() || !ids.insert(sp.entity_id.as_str()) {
+                problem(&field("entity_id"), "must be non-empty and unique".into());
+            }
+            if let Err(message) = validate_https_url(&sp.acs_url, true) {
+                problem(&field("acs_url"), message);
+            }
+            for path in &sp.certificate_files {
+                if let Err(e) = std::fs::metadata(path) {
+                    problem(&field("certificate_files"), format!("cannot read {}: {e}", path.display()));
+                }
+            }
+            if let Some(tenant) = &sp.tenant {
+                if !self.tenants.iter().any(|t| &t.id == tenant) {
+                    problem(&field("tenant"), format!("{tenant:?} is not a configured tenant"));
+                }
             }
         }
     }

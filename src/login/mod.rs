@@ -72,6 +72,18 @@ enum Next {
     Platform(provider::AuthorizeRequest),
     /// Assertion output: a session cookie, then back to where the browser was going.
     Session { return_to: String },
+    /// SAML output: a signed Response posted to the platform's ACS (saml_idp.rs).
+    SamlSp(saml_idp::SpRequest),
+}
+
+/// How a platform's SAML login arrives at nymgate's IdP face.
+enum SsoInput<'a> {
+    /// HTTP-Redirect: the raw query string (its signature covers the encoded parameters).
+    Redirect(&'a str),
+    /// HTTP-POST: the form's fields.
+    Post(&'a HashMap<String, String>),
+    /// IdP-initiated: `sp`, `tenant` and `RelayState` in the query.
+    Unsolicited(&'a str),
 }
 
 /// What the IdP's answer must match, per protocol.
@@ -122,6 +134,8 @@ enum FlowError {
     Store(#[from] StoreError),
     #[error("the IdP answered with an error")]
     IdpError,
+    #[error(transparent)]
+    SamlOut(#[from] saml_idp::SamlOutError),
 }
 
 impl FlowError {
@@ -136,6 +150,7 @@ impl FlowError {
             FlowError::Store(StoreError::Full) => "store_full",
             FlowError::Store(StoreError::Unavailable) => "store_unavailable",
             FlowError::IdpError => "idp_error",
+            FlowError::SamlOut(e) => e.reason(),
         }
     }
 
@@ -148,6 +163,8 @@ impl FlowError {
             FlowError::SamlMetadata(_) => StatusCode::BAD_GATEWAY,
             FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
             FlowError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FlowError::SamlOut(saml_idp::SamlOutError::Signing) => StatusCode::INTERNAL_SERVER_ERROR,
+            FlowError::SamlOut(saml_idp::SamlOutError::UnknownSp) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
         }
     }
@@ -190,6 +207,8 @@ pub struct Login {
     assertion: AssertionSettings,
     /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
+    /// nymgate as the platform's SAML IdP, when `[login.saml_idp]` is configured.
+    saml_idp: Option<saml_idp::SamlIdp>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
     saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
@@ -333,6 +352,10 @@ impl Login {
             }
             None => None,
         };
+        let saml_idp = match &login.saml_idp {
+            Some(settings) => Some(build_saml_idp(settings, &public_url)?),
+            None => None,
+        };
         let store = match carried {
             Some(old) if format!("{:?}", old.store_config) == format!("{:?}", config.store) => {
                 old.store.clone()
@@ -365,6 +388,7 @@ impl Login {
         Ok(Some(Arc::new(Login {
             blocker,
             saml_sp,
+            saml_idp,
             saml,
             issuer,
             output: login.output,
@@ -422,8 +446,10 @@ impl Login {
         let query = parts.uri.query().unwrap_or("");
         let provider = self.output == LoginOutput::Provider;
         // A blocked client gets no login endpoint at all (its metadata and keys stay public).
-        let login_flow = matches!(path, "/login" | "/callback" | "/saml/acs" | "/authorize")
-            || path.starts_with("/login/");
+        let login_flow = matches!(
+            path,
+            "/login" | "/callback" | "/saml/acs" | "/authorize" | "/idp/sso" | "/idp/init" | "/idp/continue"
+        ) || path.starts_with("/login/");
         if login_flow {
             match self.blocked_for(ctx).await {
                 Ok(None) => {}
@@ -460,6 +486,31 @@ impl Login {
                     .headers_mut()
                     .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
                 response
+            }
+            (&Method::GET, "/idp/metadata") if self.saml_idp.is_some() => {
+                let xml = self.saml_idp.as_ref().map(|idp| idp.metadata()).unwrap_or_default();
+                let mut response = Response::new(body::full(xml));
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
+                response
+            }
+            (&Method::GET, "/idp/sso") if self.saml_idp.is_some() => {
+                self.saml_sso(SsoInput::Redirect(query), ctx).await
+            }
+            (&Method::POST, "/idp/sso") if self.saml_idp.is_some() => match read_form(incoming, ctx).await {
+                Ok(fields) => self.saml_sso(SsoInput::Post(&fields), ctx).await,
+                Err(status) => {
+                    let mut response = Response::new(body::full("unreadable form\n"));
+                    *response.status_mut() = status;
+                    response
+                }
+            },
+            (&Method::GET, "/idp/init") if self.saml_idp.is_some() => {
+                self.saml_sso(SsoInput::Unsolicited(query), ctx).await
+            }
+            (&Method::GET, "/idp/continue") if self.saml_idp.is_some() => {
+                self.saml_continue(query, &parts.headers, ctx).await
             }
             (&Method::GET, "/jwks") => {
                 json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
@@ -609,7 +660,7 @@ impl Login {
             let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
             let login = self.pseudonymizer.pseudonymize(&flow.tenant, &identity, now)?;
-            self.deliver(login, flow.next, now)
+            self.deliver(login, flow.next, now, ctx.lang)
         }
         .await;
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc").await;
@@ -655,7 +706,7 @@ impl Login {
                 let (id, _) =
                     self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
                 tenant = Some(id.clone());
-                if self.output == LoginOutput::Provider {
+                if self.output != LoginOutput::AssertionHeader {
                     return Err(SamlError::Unsolicited.into());
                 }
                 (id.clone(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) })
@@ -683,7 +734,7 @@ impl Login {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
             let login = self.pseudonymizer.pseudonymize(&tenant_id, &verified.identity, now)?;
-            self.deliver(login, next, now)
+            self.deliver(login, next, now, ctx.lang)
         }
         .await;
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml").await;
@@ -691,6 +742,94 @@ impl Login {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
         }
         response
+    }
+
+    /// `/nymgate/idp/sso` (the platform's AuthnRequest, HTTP-Redirect or HTTP-POST) and
+    /// `/nymgate/idp/init` (IdP-initiated, where the SP allows it): the request is checked,
+    /// then the school's login starts, or the chooser when the school is not known yet.
+    async fn saml_sso(&self, input: SsoInput<'_>, ctx: &LoginContext<'_>) -> Response<Body> {
+        let Some(idp) = &self.saml_idp else {
+            return self
+                .failed(None, FlowError::BadRequest("protocol_not_available"), ctx, Some("saml"))
+                .await;
+        };
+        let now = unix_now();
+        let (request, params) = match input {
+            SsoInput::Redirect(query) => (idp.read_redirect(query, now), form(query)),
+            SsoInput::Post(fields) => {
+                let request = match fields.get("SAMLRequest") {
+                    Some(request) => {
+                        idp.read_post(request, fields.get("RelayState").map(String::as_str), now)
+                    }
+                    None => Err(saml_idp::SamlOutError::Encoding),
+                };
+                (request, fields.clone())
+            }
+            SsoInput::Unsolicited(query) => {
+                let params = form(query);
+                let sp = params.get("sp").map(String::as_str).unwrap_or("");
+                (idp.unsolicited(sp, params.get("RelayState").map(String::as_str)), params)
+            }
+        };
+        let request = match request {
+            Ok(request) => request,
+            Err(error) => return self.failed(None, error.into(), ctx, Some("saml")).await,
+        };
+        let sp_tenant = idp.service_provider(&request.sp).and_then(|sp| sp.tenant.clone());
+        match params.get("tenant").cloned().or(sp_tenant) {
+            Some(tenant) => {
+                let mut response = self.start_or_fail(&tenant, None, Next::SamlSp(request), ctx).await;
+                self.remember_school(&tenant, &mut response);
+                response
+            }
+            None => {
+                // The chooser is a GET page of its own (its search form reloads it), with the
+                // checked request sealed into its links.
+                let sealed = self.sealer.seal(
+                    "sp-request",
+                    &serde_json::to_vec(&request).expect("JSON"),
+                    now + self.flow_lifetime,
+                );
+                let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+                    .append_pair("request", &sealed)
+                    .finish();
+                redirect(&format!("{PREFIX}/idp/continue?{query}"))
+            }
+        }
+    }
+
+    /// `/nymgate/idp/continue`: the chooser for a checked platform request, and the start of the
+    /// chosen school's login.
+    async fn saml_continue(
+        &self,
+        query: &str,
+        headers: &HeaderMap,
+        ctx: &LoginContext<'_>,
+    ) -> Response<Body> {
+        let params = form(query);
+        let sealed = params.get("request").map(String::as_str).unwrap_or("");
+        let request: Option<saml_idp::SpRequest> = self
+            .sealer
+            .open("sp-request", sealed, unix_now())
+            .ok()
+            .and_then(|plain| serde_json::from_slice(&plain).ok());
+        let Some(request) = request else {
+            return self.failed(None, FlowError::BadRequest("bad_sp_request"), ctx, Some("saml")).await;
+        };
+        if let Some(tenant) = params.get("tenant") {
+            let mut response = self.start_or_fail(tenant, None, Next::SamlSp(request), ctx).await;
+            self.remember_school(tenant, &mut response);
+            return response;
+        }
+        let hidden = vec![("request".to_owned(), sealed.to_owned())];
+        let href = |id: &str| {
+            let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("request", sealed)
+                .append_pair("tenant", id)
+                .finish();
+            format!("{PREFIX}/idp/continue?{query}")
+        };
+        self.chooser(headers, ctx, &href, &hidden, &params)
     }
 
     /// Opens this browser's flow cookie for `state` and spends the state: the state in the
@@ -756,10 +895,20 @@ impl Login {
         login: PseudonymousLogin,
         next: Next,
         now: u64,
+        lang: pages::Lang,
     ) -> Result<(Response<Body>, PseudonymousLogin), FlowError> {
         match next {
             Next::Platform(request) => {
                 let response = self.issue_code(&request, &login, now)?;
+                Ok((response, login))
+            }
+            Next::SamlSp(request) => {
+                let idp = self.saml_idp.as_ref().ok_or(FlowError::BadRequest("protocol_not_available"))?;
+                let (xml, acs_url) = idp.response(&login, &request, now)?;
+                let encoded = base64::engine::general_purpose::STANDARD.encode(xml);
+                let brand = self.branding_for(Some(&login.tenant));
+                let response =
+                    pages::saml_post(lang, brand, acs_url, &encoded, request.relay_state.as_deref());
                 Ok((response, login))
             }
             Next::Session { return_to } => {
@@ -1102,6 +1251,40 @@ fn flow_cookie(name: &str, value: &str, max_age: u64, same_site: SameSite) -> He
 
 fn clear_cookie(name: &str) -> HeaderValue {
     set_cookie(name, "", 0)
+}
+
+/// `[login.saml_idp]` as nymgate's IdP face, its files read.
+fn build_saml_idp(
+    settings: &crate::config::login::SamlIdpConfig,
+    public_url: &str,
+) -> Result<saml_idp::SamlIdp, String> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let algorithm = saml_idp::SignatureAlgorithm::from_name(&settings.signature_algorithm)
+        .ok_or("login.saml_idp.signature_algorithm: use rsa-sha256, rsa-sha512 or ecdsa-sha256")?;
+    let sps = settings
+        .service_providers
+        .iter()
+        .map(|sp| {
+            Ok(saml_idp::SpSettings {
+                entity_id: sp.entity_id.clone(),
+                acs_url: sp.acs_url.clone(),
+                certificates: sp.certificate_files.iter().map(|p| read(p)).collect::<Result<_, String>>()?,
+                idp_initiated: sp.idp_initiated,
+                tenant: sp.tenant.clone(),
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    saml_idp::SamlIdp::new(
+        settings.entity_id.clone().unwrap_or_else(|| format!("{public_url}{PREFIX}/idp")),
+        format!("{public_url}{PREFIX}/idp/sso"),
+        &read(&settings.cert_file)?,
+        &read(&settings.key_file)?,
+        algorithm,
+        settings.assertion_lifetime.as_secs(),
+        sps,
+    )
 }
 
 fn redirect(location: &str) -> Response<Body> {

@@ -227,6 +227,56 @@ pub fn chooser(
     page(lang, brand, StatusCode::OK, lang.text("sign_in_title"), &content)
 }
 
+/// The HTTP-POST binding's form (SAML Bindings §3.5.4): the signed `SAMLResponse` (and the
+/// SP's RelayState) posted to the SP's ACS. One inline script submits it, allowed by its hash
+/// alone; without script the button does the same.
+pub fn saml_post(
+    lang: Lang,
+    brand: &BrandingConfig,
+    acs_url: &str,
+    saml_response: &str,
+    relay_state: Option<&str>,
+) -> Response<Body> {
+    const SUBMIT: &str = "document.forms[0].submit()";
+    static SUBMIT_HASH: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        use base64::Engine;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, SUBMIT.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(digest.as_ref())
+    });
+    let relay = relay_state
+        .map(|r| format!("<input type=\"hidden\" name=\"RelayState\" value=\"{}\">", escape(r)))
+        .unwrap_or_default();
+    let content = format!(
+        "<p>{body}</p><form method=\"post\" action=\"{action}\"><input type=\"hidden\" name=\"SAMLResponse\" value=\"{response}\">{relay}<button type=\"submit\">{button}</button></form><script>{SUBMIT}</script>",
+        body = escape(lang.text("saml_post_body")),
+        action = escape(acs_url),
+        response = escape(saml_response),
+        button = escape(lang.text("saml_post_button")),
+    );
+    let mut response = page(lang, brand, StatusCode::OK, lang.text("saml_post_title"), &content);
+    // The form goes to the SP's ACS (an origin of its own): the CSP names it, and the script.
+    let csp = format!(
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' https:; script-src 'sha256-{}'; form-action {}",
+        *SUBMIT_HASH,
+        csp_source(acs_url),
+    );
+    if let Ok(value) = HeaderValue::from_str(&csp) {
+        response.headers_mut().insert("content-security-policy", value);
+    }
+    response
+}
+
+/// An ACS URL's origin as a CSP source expression (`https://platform.example:8443`).
+fn csp_source(url: &str) -> String {
+    match url.parse::<http::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => format!("{scheme}://{authority}"),
+            _ => "'none'".into(),
+        },
+        Err(_) => "'none'".into(),
+    }
+}
+
 pub fn logged_out(lang: Lang, brand: &BrandingConfig) -> Response<Body> {
     page(
         lang,

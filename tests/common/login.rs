@@ -47,6 +47,10 @@ pub fn peers_dir() -> PathBuf {
     dir
 }
 
+/// The SAML-only platform of the SAML output tests (tests/peers/saml_platform.mjs).
+pub const SAML_PLATFORM: &str = "https://platform.example/saml";
+pub const SAML_PLATFORM_ACS: &str = "https://platform.example/saml/acs";
+
 /// A port free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -259,6 +263,9 @@ pub struct Options {
     pub extra: &'static str,
     /// Start the alert webhook receiver; these TOML lines are added to `[alerts.webhook]`.
     pub webhook: Option<&'static str>,
+    /// nymgate's SAML IdP face (`[login.saml_idp]`) for the node-saml platform of
+    /// tests/peers/saml_platform.mjs, which signs its AuthnRequests.
+    pub saml_out: bool,
 }
 
 /// The SAML school's IdP.
@@ -291,6 +298,7 @@ impl Default for Options {
             saml_max_failed_logins: None,
             alerts: "",
             webhook: None,
+            saml_out: false,
             tenant_a: "",
             oidc_a: "",
             extra: "",
@@ -457,6 +465,22 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             ));
             receiver
         });
+        if options.saml_out {
+            // nymgate's IdP signing pair and the platform's request-signing pair (RSA).
+            let (cert, key) =
+                nymgate::certs::generate_saml_signing_cert(&format!("https://localhost:{port}/nymgate/idp"))
+                    .unwrap();
+            std::fs::write(path.join("saml-out.pem"), cert).unwrap();
+            write_private(&path.join("saml-out-key.pem"), &key);
+            let (cert, key) = nymgate::certs::generate_saml_signing_cert(SAML_PLATFORM).unwrap();
+            std::fs::write(path.join("saml-platform.pem"), cert).unwrap();
+            write_private(&path.join("saml-platform-key.pem"), &key);
+            config.push_str(&format!(
+                "\n[login.saml_idp]\ncert_file = \"saml-out.pem\"\nkey_file = \"saml-out-key.pem\"\n\
+                 [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_PLATFORM}\"\nacs_url = \"{SAML_PLATFORM_ACS}\"\n\
+                 certificate_files = [\"saml-platform.pem\"]\n"
+            ));
+        }
         config.push_str(&format!("\n{}\n", options.extra));
         if let Some(url) = &options.upstream {
             config.push_str(&format!("\n[upstream]\nurl = \"{url}\"\n"));
@@ -587,6 +611,35 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             ));
         }
         text
+    }
+
+    /// The SAML-only platform (node-saml, strict) logs alice in at `tenant` through nymgate's
+    /// SAML IdP face (tests/peers/saml_platform.mjs). `signed`: it signs its AuthnRequest;
+    /// `tamper`: a (from, to) change made to a copy of the response, which must be refused.
+    pub fn saml_platform_login(&self, tenant: &str, signed: bool, tamper: Option<(&str, &str)>) -> Value {
+        let path = self.dir.path();
+        let config = json!({
+            "sso_url": self.url("/nymgate/idp/sso"),
+            "entity_id": SAML_PLATFORM,
+            "acs_url": SAML_PLATFORM_ACS,
+            "idp_cert": std::fs::read_to_string(path.join("saml-out.pem")).unwrap(),
+            "sp_key": signed.then(|| std::fs::read_to_string(path.join("saml-platform-key.pem")).unwrap()),
+            "tenant": tenant,
+            "relay_state": "platform-state-42",
+            "user": alice_sub(),
+            "tamper_from": tamper.map(|t| t.0),
+            "tamper_to": tamper.map(|t| t.1),
+        });
+        let file = path.join("saml-platform.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        let out = self.node("saml_platform.mjs", &[file.to_str().unwrap()]);
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!(
+                "saml_platform.mjs printed no JSON: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                self.file("nymgate.stderr").lines().rev().take(20).collect::<Vec<_>>().join("\n")
+            )
+        })
     }
 
     /// The platform (node openid-client) logs alice in through nymgate's provider face.

@@ -1,0 +1,77 @@
+// A SAML-only platform for nymgate's SAML output tests (issue 10): npm @node-saml/node-saml, in
+// its strict defaults (both the Response and the Assertion must be signed; audience,
+// InResponseTo, Destination and times checked), as the service provider of nymgate's IdP face.
+//
+// It makes its signed AuthnRequest (HTTP-Redirect), lets the scripted browser (browser.mjs) sign
+// in at the school through nymgate, takes the SAMLResponse form that would be posted to its ACS,
+// and validates it: first a copy changed after signing (which must be refused), then the real
+// one. Prints one JSON line: the profile, the raw XML received, and the tampered copy's error.
+//
+// Run: node saml_platform.mjs CONFIG.json. TLS trust: NODE_EXTRA_CA_CERTS.
+import { readFileSync } from 'node:fs';
+import { SAML } from '@node-saml/node-saml';
+import { InMemoryCacheProvider } from '@node-saml/node-saml/lib/in-memory-cache-provider.js';
+import { browse } from './browser.mjs';
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+
+function platform(validateInResponseTo = 'always') {
+  return new SAML({
+    entryPoint: config.sso_url,
+    issuer: config.entity_id,
+    callbackUrl: config.acs_url,
+    audience: config.entity_id,
+    idpCert: config.idp_cert,
+    privateKey: config.sp_key ?? undefined,
+    signatureAlgorithm: 'sha256',
+    identifierFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+    validateInResponseTo,
+    cacheProvider: cache,
+    additionalAuthorizeParams: config.tenant ? { tenant: config.tenant } : {},
+    // node-saml's strict defaults, named so that a change of default can't weaken the test.
+    wantAssertionsSigned: true,
+    wantAuthnResponseSigned: true,
+  });
+}
+
+const cache = new InMemoryCacheProvider({});
+const saml = platform();
+const result = {};
+try {
+  const start = await saml.getAuthorizeUrlAsync(config.relay_state ?? '', undefined, {});
+  const landed = await browse(start, { user: config.user, jar: {}, stopAt: config.acs_url });
+  if (!landed.form?.SAMLResponse) {
+    throw new Error(`no SAMLResponse form: ended at ${landed.url} (${landed.status}): ${String(landed.body).slice(0, 400)}`);
+  }
+  const xml = Buffer.from(landed.form.SAMLResponse, 'base64').toString('utf8');
+  result.xml = xml;
+  result.relay_state = landed.form.RelayState ?? null;
+  if (config.tamper_from && config.tamper_to) {
+    const changed = xml.replace(config.tamper_from, config.tamper_to);
+    if (changed === xml) throw new Error(`nothing to tamper: ${config.tamper_from}`);
+    // A second platform, strict in every way but InResponseTo: node-saml spends the request ID
+    // on any attempt, so this one must not touch it; the signature is what refuses the copy.
+    try {
+      await platform('never').validatePostResponseAsync({ SAMLResponse: Buffer.from(changed).toString('base64') });
+      result.tampered_error = null;
+    } catch (error) {
+      result.tampered_error = String(error.message ?? error);
+    }
+  }
+  const { profile, loggedOut } = await saml.validatePostResponseAsync({
+    SAMLResponse: landed.form.SAMLResponse,
+    RelayState: landed.form.RelayState,
+  });
+  result.logged_out = loggedOut;
+  result.profile = profile;
+  // A second presentation of the same response: its InResponseTo was used up.
+  try {
+    await saml.validatePostResponseAsync({ SAMLResponse: landed.form.SAMLResponse });
+    result.replay_error = null;
+  } catch (error) {
+    result.replay_error = String(error.message ?? error);
+  }
+} catch (error) {
+  result.error = String(error.stack ?? error);
+}
+console.log(JSON.stringify(result));

@@ -1,0 +1,101 @@
+//! SAML out (issue 10): nymgate as the SAML IdP of a SAML-only platform. The platform is a real
+//! SP, npm `@node-saml/node-saml` 5.1 in its strict defaults (tests/peers/saml_platform.mjs); the
+//! schools are SimpleSAMLphp (SAML in) and oidc-provider (OIDC in). Whatever came in, the
+//! platform gets a Response nymgate wrote and signed twice, with the account number as its
+//! persistent NameID and nothing personal in it.
+
+mod common;
+
+use common::login::{Options, SamlIdpKind, World};
+use serde_json::Value;
+
+const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+
+/// What every successful platform login must show: node-saml accepted the Response, the NameID
+/// is the account number of the audit line, the attributes are the pseudonymous ones, a copy
+/// changed after signing and a replay were refused, and nothing personal reached the platform.
+fn assert_pseudonymous_login(world: &World, result: &Value, tenant: &str) {
+    assert!(result["error"].is_null(), "{}", result["error"]);
+    let profile = &result["profile"];
+    let audit = world.last_login();
+    assert_eq!((audit["outcome"].as_str(), audit["tenant"].as_str()), (Some("ok"), Some(tenant)), "{audit}");
+    assert_eq!(profile["nameID"], audit["account_number"], "{profile}");
+    assert_eq!(profile["nameIDFormat"], PERSISTENT);
+    assert_eq!(profile["tenant"], tenant, "{profile}");
+    assert_eq!(profile["role"], "student", "{profile}");
+    assert_eq!(profile["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], "student", "{profile}");
+    assert_eq!(result["relay_state"], "platform-state-42");
+    let tampered = result["tampered_error"].as_str().unwrap_or_default();
+    assert!(
+        tampered.to_lowercase().contains("signature"),
+        "a changed response was not refused for its signature: {result}"
+    );
+    assert!(!result["replay_error"].is_null(), "the same response was accepted twice");
+    let xml = result["xml"].as_str().unwrap();
+    // A fresh document of nymgate's: its own issuer, no trace of the school's XML.
+    assert!(xml.contains("/nymgate/idp</saml:Issuer>"), "{xml}");
+    assert_eq!(xml.matches("<ds:Signature ").count(), 2, "{xml}");
+    world.assert_no_personal_values(&[("platform's received SAML response", xml)]);
+}
+
+#[test]
+fn simplesamlphp_school_to_a_strict_node_saml_platform() {
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::SimpleSamlPhp),
+        saml_out: true,
+        ..Options::default()
+    });
+    let result = world.saml_platform_login("school-s", true, Some((">student<", ">teacher<")));
+    assert_pseudonymous_login(&world, &result, "school-s");
+    // The school's own entity ID never reaches the platform.
+    let school_issuer = world.saml.as_ref().unwrap().entity_id.clone();
+    assert!(!result["xml"].as_str().unwrap().contains(&school_issuer));
+}
+
+#[test]
+fn oidc_provider_school_to_a_strict_node_saml_platform() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let result = world.saml_platform_login("school-a", true, Some((">student<", ">teacher<")));
+    assert_pseudonymous_login(&world, &result, "school-a");
+    // The same person gets the same account number at the next login.
+    let again = world.saml_platform_login("school-a", true, None);
+    assert_eq!(again["profile"]["nameID"], result["profile"]["nameID"], "{again}");
+}
+
+#[test]
+fn a_changed_account_number_is_refused_by_the_platform() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let first = world.saml_platform_login("school-a", true, None);
+    let number = first["profile"]["nameID"].as_str().unwrap().to_owned();
+    let result = world.saml_platform_login("school-a", true, Some((&number, "NYM0-AAAA-AAAA-AAAA-AAAA")));
+    let error = result["tampered_error"].as_str().unwrap_or_default().to_lowercase();
+    assert!(error.contains("signature"), "{result}");
+}
+
+#[test]
+fn unsigned_authn_request_from_a_signing_platform_is_refused() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let result = world.saml_platform_login("school-a", false, None);
+    assert!(result["error"].as_str().unwrap_or_default().contains("no SAMLResponse form"), "{result}");
+    let audit = world.last_login();
+    assert_eq!(
+        (audit["outcome"].as_str(), audit["reason"].as_str()),
+        (Some("failed"), Some("authn_request_unsigned")),
+        "{audit}"
+    );
+}
+
+#[test]
+fn idp_metadata_names_the_sso_service_and_the_signing_certificate() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let xml = world.node_eval(&format!(
+        "const r = await fetch({:?}); console.log(r.headers.get('content-type') + '\\n' + await r.text());",
+        world.url("/nymgate/idp/metadata")
+    ));
+    assert!(xml.starts_with("application/samlmetadata+xml"), "{xml}");
+    assert!(xml.contains(&format!("Location=\"{}\"", world.url("/nymgate/idp/sso"))), "{xml}");
+    assert!(xml.contains("WantAuthnRequestsSigned=\"true\""), "{xml}");
+    let cert = std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap();
+    let der: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(xml.contains(&der), "{xml}");
+}
