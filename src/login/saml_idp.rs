@@ -698,4 +698,39 @@ mod tests {
         assert!(xml.contains(&der));
         assert!(saml_acs::parse(&xml).is_ok());
     }
+
+    /// The authn_request fuzz target's seeds at the seeds' time: the open SP's request passes in
+    /// every encoding, so mutations start from accepted requests.
+    #[test]
+    fn the_fuzz_seeds_pass_at_their_time() {
+        let (cert, key) =
+            crate::certs::generate_saml_signing_cert("https://learn.example/nymgate/idp").unwrap();
+        let open = SpSettings {
+            entity_id: "https://open.example/saml".into(),
+            acs_url: "https://open.example/saml/acs".into(),
+            certificates: vec![],
+            idp_initiated: false,
+            tenant: None,
+        };
+        let idp = SamlIdp::new(
+            "https://learn.example/nymgate/idp".into(),
+            "https://learn.example/nymgate/idp/sso".into(),
+            cert.as_bytes(),
+            key.as_bytes(),
+            SignatureAlgorithm::RsaSha256,
+            300,
+            vec![open],
+        )
+        .unwrap();
+        let seed = |name: &str| {
+            std::fs::read(format!("{}/fuzz/seeds/authn_request/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+        };
+        let now = 1_795_600_830;
+        let query = String::from_utf8(seed("redirect_query")[1..].to_vec()).unwrap();
+        assert_eq!(idp.read_redirect(&query, now).unwrap().request_id.as_deref(), Some("_req1"));
+        let field = String::from_utf8(seed("post_field")[1..].to_vec()).unwrap();
+        assert_eq!(idp.read_post(&field, None, now).unwrap().sp, "https://open.example/saml");
+        let signing = String::from_utf8(seed("xml_signing_sp_unsigned")[1..].to_vec()).unwrap();
+        assert!(signing.contains("https://signing.example/saml"));
+    }
 }
