@@ -19,6 +19,9 @@ DEB_PACKAGES+=(xmlsec1)
 DEB_PACKAGES+=(chromium fonts-dejavu-core)
 # redis-server is the shared store of several replicas (tests/replicas.rs).
 DEB_PACKAGES+=(redis-server)
+# opensaml-tools gives samlsign (C++ OpenSAML, under the Shibboleth SP): a third SAML platform
+# checking nymgate's signed responses (tests/saml_out.rs).
+DEB_PACKAGES+=(opensaml-tools)
 # Node.js runs the OIDC peers (tests/peers); the machine's own node is used when present.
 command -v node >/dev/null 2>&1 || DEB_PACKAGES+=(nodejs npm)
 

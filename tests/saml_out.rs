@@ -99,3 +99,107 @@ fn idp_metadata_names_the_sso_service_and_the_signing_certificate() {
     let der: String = cert.lines().filter(|l| !l.starts_with("-----")).collect();
     assert!(xml.contains(&der), "{xml}");
 }
+
+/// The InResponseTo of nymgate's Response (the platform's request ID).
+fn in_response_to(xml: &str) -> &str {
+    xml.split("InResponseTo=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap()
+}
+
+/// PyPI python3-saml (OneLogin) in strict mode validates the Response nymgate posted, and a copy
+/// with `tamper` applied (tests/peers/saml_platform_py.py).
+fn python3_saml(world: &World, xml: &str, tamper: (&str, &str)) -> Value {
+    let path = world.dir.path();
+    let config = serde_json::json!({
+        "xml": xml,
+        "entity_id": common::login::SAML_PLATFORM,
+        "acs_url": common::login::SAML_PLATFORM_ACS,
+        "idp_entity_id": world.url("/nymgate/idp"),
+        "sso_url": world.url("/nymgate/idp/sso"),
+        "idp_cert": std::fs::read_to_string(path.join("saml-out.pem")).unwrap(),
+        "request_id": in_response_to(xml),
+        "tamper_from": tamper.0,
+        "tamper_to": tamper.1,
+    });
+    let file = path.join("python3-saml.json");
+    std::fs::write(&file, config.to_string()).unwrap();
+    let peers = common::login::peers_dir();
+    let python = peers.join(".venv/bin/python");
+    assert!(python.exists(), "python3-saml is not installed: run tests/run.sh (tests/peers/.venv)");
+    let out = std::process::Command::new(python)
+        .arg(peers.join("saml_platform_py.py"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+        panic!("saml_platform_py.py printed no JSON: {}", String::from_utf8_lossy(&out.stderr))
+    })
+}
+
+/// Debian opensaml-tools' `samlsign` verifies the signature of the document's root, or of the
+/// element with `id`, against nymgate's certificate.
+fn samlsign_verifies(world: &World, xml: &str, id: Option<&str>) -> (bool, String) {
+    let path = world.dir.path();
+    let file = path.join("samlsign-input.xml");
+    std::fs::write(&file, xml).unwrap();
+    let mut command = std::process::Command::new("samlsign");
+    command.arg("-c").arg(path.join("saml-out.pem")).arg("-f").arg(&file);
+    if let Some(id) = id {
+        command.args(["-id", id]);
+    }
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("samlsign did not run (Debian package opensaml-tools): {e}"));
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn python3_saml_strict_accepts_the_response_and_refuses_a_changed_one() {
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::SimpleSamlPhp),
+        saml_out: true,
+        ..Options::default()
+    });
+    let result = world.saml_platform_login("school-s", true, Some((">student<", ">teacher<")));
+    assert_pseudonymous_login(&world, &result, "school-s");
+    let xml = result["xml"].as_str().unwrap();
+    let checked = python3_saml(&world, xml, (">student<", ">teacher<"));
+    assert_eq!(checked["valid"], true, "{checked}");
+    assert_eq!(checked["name_id"], result["profile"]["nameID"]);
+    assert_eq!(checked["name_id_format"], PERSISTENT);
+    assert_eq!(checked["attributes"]["tenant"], serde_json::json!(["school-s"]));
+    assert_eq!(checked["attributes"]["role"], serde_json::json!(["student"]));
+    assert_eq!(checked["tampered_valid"], false, "{checked}");
+    assert!(
+        checked["tampered_error"].as_str().unwrap_or_default().to_lowercase().contains("signature"),
+        "{checked}"
+    );
+}
+
+#[test]
+fn samlsign_verifies_both_signatures_and_refuses_a_changed_response() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let result = world.saml_platform_login("school-a", true, Some((">student<", ">teacher<")));
+    assert_pseudonymous_login(&world, &result, "school-a");
+    let xml = result["xml"].as_str().unwrap();
+    let assertion_id = xml
+        .split("<saml:Assertion ")
+        .nth(1)
+        .unwrap()
+        .split("ID=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let (root, log) = samlsign_verifies(&world, xml, None);
+    assert!(root, "samlsign refused the Response's signature: {log}");
+    let (assertion, log) = samlsign_verifies(&world, xml, Some(assertion_id));
+    assert!(assertion, "samlsign refused the Assertion's signature: {log}");
+    let changed = xml.replace(">student<", ">teacher<");
+    assert_ne!(changed, xml);
+    assert!(!samlsign_verifies(&world, &changed, None).0, "samlsign accepted a changed Response");
+    assert!(
+        !samlsign_verifies(&world, &changed, Some(assertion_id)).0,
+        "samlsign accepted a changed Assertion"
+    );
+}
