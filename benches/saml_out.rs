@@ -24,6 +24,7 @@ fn idp(algorithm: SignatureAlgorithm, sp_cert: Option<&str>) -> SamlIdp {
         certificates: sp_cert.map(|c| vec![c.as_bytes().to_vec()]).unwrap_or_default(),
         idp_initiated: false,
         tenant: None,
+        intercept_path: None,
     };
     SamlIdp::new(
         "https://learn.example/nymgate/idp".into(),

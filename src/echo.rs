@@ -30,6 +30,12 @@ pub struct Echo {
     pub body_bytes: usize,
 }
 
+/// The echo of a request whose body nymgate wrote itself (an intercepted SAML response): the
+/// head as forwarded and the body's length.
+pub fn answer_bytes(parts: &Parts, body_bytes: usize) -> Response<Body> {
+    respond(parts, body_bytes)
+}
+
 pub async fn answer(
     parts: Parts,
     body: Pin<Box<GuardedBody<Incoming>>>,
@@ -55,6 +61,11 @@ pub async fn answer(
             ))
         }
     };
+    Ok(respond(&parts, bytes.len()))
+}
+
+/// What the echo platform answers: what it received, as JSON or as a page.
+fn respond(parts: &Parts, body_bytes: usize) -> Response<Body> {
     let echo = Echo {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),
@@ -64,7 +75,7 @@ pub async fn answer(
             .iter()
             .map(|(k, v)| (k.as_str().to_owned(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect(),
-        body_bytes: bytes.len(),
+        body_bytes,
     };
     let accept = parts.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
     let wants_html = wants_html(accept);
@@ -81,7 +92,7 @@ pub async fn answer(
         "content-security-policy",
         HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
     );
-    Ok(response)
+    response
 }
 
 /// The claims of a compact JWS, read without verifying it: the page only shows them (a real

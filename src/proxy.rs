@@ -220,21 +220,36 @@ async fn route(
     };
 
     // 2. nymgate's own endpoints: logins and the provider face.
+    let login_ctx = || LoginContext {
+        client,
+        client_key,
+        request_id,
+        max_body_bytes: gateway.limits.max_body_bytes,
+        body_read_timeout: gateway.limits.body_read_timeout,
+        lang: crate::login::pages::Lang::from_accept_language(
+            parts.headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
+        ),
+    };
     if let Some(login) = gateway.login.as_ref().filter(|_| Login::owns(parts.uri.path())) {
-        let ctx = LoginContext {
-            client,
-            client_key,
-            request_id,
-            max_body_bytes: gateway.limits.max_body_bytes,
-            body_read_timeout: gateway.limits.body_read_timeout,
-            lang: crate::login::pages::Lang::from_accept_language(
-                parts.headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
-            ),
-        };
+        let ctx = login_ctx();
         // Boxed: the login flows' state is large, and every proxied request's future (moved
         // into its task, and polled in place) would otherwise be as large.
         return (RouteClass::Login, Ok(Box::pin(login.handle(parts, incoming, &ctx)).await));
     }
+    // 2b. Interception (docs/SAML_OUT.md): a school's SAML response posted to the platform's
+    // ACS is replaced by nymgate's own before anything is forwarded.
+    let intercepted =
+        gateway.login.as_ref().and_then(|l| Some((l, l.intercepted_sp(&parts.method, parts.uri.path())?)));
+    let body = match intercepted {
+        Some((login, sp)) => {
+            let ctx = login_ctx();
+            match Box::pin(login.intercept(&sp, incoming, &ctx)).await {
+                Ok(form) => RequestBody::Replaced(form),
+                Err(response) => return (RouteClass::Login, Ok(response)),
+            }
+        }
+        None => RequestBody::Client(incoming),
+    };
 
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
     let upgrade = upgrade_request(&parts);
@@ -254,15 +269,43 @@ async fn route(
     }
 
     // 4. Forward.
+    let incoming = match body {
+        RequestBody::Client(incoming) => incoming,
+        RequestBody::Replaced(form) => {
+            // nymgate's form, whole: framed by its length, whatever the client's was.
+            let headers = &mut parts.headers;
+            headers.remove(header::TRANSFER_ENCODING);
+            headers.insert(header::CONTENT_LENGTH, HeaderValue::from(form.len()));
+            headers
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+            let result = match &gateway.upstream {
+                None => Ok(echo::answer_bytes(&parts, form.len())),
+                Some(upstream) => {
+                    forward(gateway, upstream, parts, crate::body::full(form), None, None).await
+                }
+            };
+            return (class, result);
+        }
+    };
     let mut body = Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout));
     if let Err(fault) = body.as_mut().prime().await {
         return (class, Err(ProxyError::ClientBody(fault)));
     }
     let result = match &gateway.upstream {
         None => echo::answer(parts, body, gateway.limits.max_body_bytes).await,
-        Some(upstream) => forward(gateway, upstream, parts, body, client_upgrade).await,
+        Some(upstream) => {
+            use http_body_util::BodyExt;
+            let fault = body.fault_cell();
+            forward(gateway, upstream, parts, body.boxed_unsync(), Some(fault), client_upgrade).await
+        }
     };
     (class, result)
+}
+
+/// A request's body toward the platform: the client's, streamed, or nymgate's replacement.
+enum RequestBody {
+    Client(Incoming),
+    Replaced(bytes::Bytes),
 }
 
 /// The `Upgrade` value of an HTTP/1.1 request that asks for one in `Connection` too.
@@ -280,16 +323,17 @@ fn upgrade_request(parts: &http::request::Parts) -> Option<HeaderValue> {
     asks.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten()
 }
 
+/// `fault`: where the client body's failure is recorded, when the body is the client's.
 async fn forward(
     gateway: &Gateway,
     upstream: &Upstream,
     mut parts: http::request::Parts,
-    body: std::pin::Pin<Box<GuardedBody<Incoming>>>,
+    body: Body,
+    fault: Option<crate::body::FaultCell>,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     use http_body_util::BodyExt;
 
-    let fault = body.fault_cell();
     let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
     parts.uri = http::Uri::builder()
         .scheme(upstream.target.scheme.clone())
@@ -299,7 +343,7 @@ async fn forward(
         .map_err(|_| ProxyError::BadRequest(RequestFault::BadHost))?;
     // The platform always gets HTTP/1.1 (see upstream.rs).
     parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body.boxed_unsync());
+    let request = Request::from_parts(parts, body);
 
     let sent = Instant::now();
     let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.request(request)).await;
@@ -308,7 +352,7 @@ async fn forward(
         Err(_) => return Err(ProxyError::UpstreamTimeout),
         Ok(Err(error)) => {
             // A request body that broke is the client's fault, whatever the client library says.
-            if let Some(fault) = fault.get() {
+            if let Some(fault) = fault.as_ref().and_then(|f| f.get()) {
                 return Err(ProxyError::ClientBody(*fault));
             }
             return Err(ProxyError::UpstreamUnavailable(error_chain(&error)));

@@ -203,3 +203,116 @@ fn samlsign_verifies_both_signatures_and_refuses_a_changed_response() {
         "samlsign accepted a changed Assertion"
     );
 }
+
+/// The platform behind nymgate whose ACS nymgate intercepts, and what it answered.
+struct InterceptedPlatform {
+    url: String,
+    _process: common::login::Peer,
+    _dir: tempfile::TempDir,
+}
+
+impl InterceptedPlatform {
+    fn start() -> InterceptedPlatform {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("unused.json");
+        std::fs::write(&config, "{}").unwrap();
+        let (url, process) =
+            common::login::start_node_peer(dir.path(), "saml_platform_server.mjs", &config, "platform.log");
+        InterceptedPlatform { url, _process: process, _dir: dir }
+    }
+
+    fn call(&self, world: &World, method: &str, path: &str, body: Option<Value>) -> Value {
+        let body = body
+            .map(|b| format!(", body: {:?}, headers: {{'content-type': 'application/json'}}", b.to_string()));
+        let out = world.node_eval(&format!(
+            "const r = await fetch({:?}, {{method: {method:?}{}}}); console.log(await r.text());",
+            format!("{}{path}", self.url),
+            body.unwrap_or_default()
+        ));
+        serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("the platform answered no JSON: {out}"))
+    }
+}
+
+/// A response from the samlify school to the intercepted platform (its audience, its ACS
+/// behind nymgate, its request), signed as `sign` says.
+fn school_response_to_platform(world: &World, request_id: &str, sign: &str) -> String {
+    use common::saml::ResponseFields;
+    let acs = world.url("/saml/acs");
+    let mut fields = ResponseFields::for_flow(world.school(), None);
+    fields.in_response_to = Some(request_id.to_owned());
+    fields.destination = Some(acs.clone());
+    fields.recipient = acs;
+    fields.audience = common::login::SAML_INTERCEPTED.to_owned();
+    world.saml_sign(&fields.xml(), sign, "idp", None)
+}
+
+#[test]
+fn interception_replaces_the_schools_response_before_the_platform_sees_it() {
+    let platform = InterceptedPlatform::start();
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::Samlify),
+        saml_out: true,
+        upstream: Some(platform.url.clone()),
+        ..Options::default()
+    });
+    let idp_cert = std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap();
+    let configure = serde_json::json!({
+        "idp_cert": idp_cert,
+        "entity_id": common::login::SAML_INTERCEPTED,
+        "acs_url": world.url("/saml/acs"),
+        "sso_url": world.url("/nymgate/idp/sso"),
+    });
+    assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    let request_id = platform.call(&world, "GET", "/start", None)["id"].as_str().unwrap().to_owned();
+
+    // The school answers the platform's request; the POST goes through nymgate.
+    let school_xml = school_response_to_platform(&world, &request_id, "both");
+    let answer = world.post_acs_at(&world.url("/saml/acs"), None, &school_xml);
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let seen: Value = serde_json::from_str(&answer.body).unwrap_or_else(|_| panic!("{answer:?}"));
+    assert_eq!(seen["ok"], true, "node-saml (strict) refused nymgate's response: {seen}");
+    let audit = world.last_login();
+    assert_eq!(
+        (audit["outcome"].as_str(), audit["tenant"].as_str()),
+        (Some("ok"), Some("school-s")),
+        "{audit}"
+    );
+    assert_eq!(seen["profile"]["nameID"], audit["account_number"], "{seen}");
+    assert_eq!(seen["profile"]["inResponseTo"], request_id.as_str(), "{seen}");
+    assert_eq!(seen["profile"]["role"], "student", "{seen}");
+    let xml = seen["xml"].as_str().unwrap();
+    assert!(xml.contains("/nymgate/idp</saml:Issuer>") && !xml.contains(&world.school().entity_id), "{xml}");
+
+    // The same school response again: refused by nymgate, never forwarded.
+    let replay = world.post_acs_at(&world.url("/saml/acs"), None, &school_xml);
+    assert_eq!(replay.status, 400, "{replay:?}");
+    assert_eq!(world.last_login()["reason"], "saml_replayed");
+    // A school response whose signature does not verify: refused, never forwarded.
+    let request_id = platform.call(&world, "GET", "/start", None)["id"].as_str().unwrap().to_owned();
+    let forged = school_response_to_platform(&world, &request_id, "both").replace(">student<", ">faculty<");
+    let refused = world.post_acs_at(&world.url("/saml/acs"), None, &forged);
+    assert_eq!(refused.status, 400, "{refused:?}");
+    let received = platform.call(&world, "GET", "/received", None);
+    assert_eq!(received.as_array().unwrap().len(), 1, "only nymgate's one response reached the platform");
+    world.assert_no_personal_values(&[("platform's received bytes", &received.to_string())]);
+}
+
+#[test]
+fn interception_refuses_a_response_for_another_audience() {
+    let platform = InterceptedPlatform::start();
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::Samlify),
+        saml_out: true,
+        upstream: Some(platform.url.clone()),
+        ..Options::default()
+    });
+    // A response the school made for nymgate's own SP (or any other), replayed at the platform.
+    let mut fields = common::saml::ResponseFields::for_flow(world.school(), None);
+    fields.in_response_to = Some("_platform-request".into());
+    let xml = world.saml_sign(&fields.xml(), "both", "idp", None);
+    let answer = world.post_acs_at(&world.url("/saml/acs"), None, &xml);
+    assert_eq!(answer.status, 400, "{answer:?}");
+    let reason = world.last_login()["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(reason.starts_with("saml_"), "{reason}");
+    assert_eq!(platform.call(&world, "GET", "/received", None), serde_json::json!([]));
+}

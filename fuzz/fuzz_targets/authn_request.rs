@@ -29,6 +29,7 @@ static IDP: LazyLock<SamlIdp> = LazyLock::new(|| {
         certificates,
         idp_initiated: false,
         tenant: None,
+        intercept_path: None,
     };
     SamlIdp::new(
         "https://learn.example/nymgate/idp".into(),

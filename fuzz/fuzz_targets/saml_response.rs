@@ -27,10 +27,16 @@ fuzz_target!(|data: &[u8]| {
         acs_url: "https://learn.example/nymgate/saml/acs",
         request_id: Some("_req1"),
         now,
+        relay_in_response_to: false,
     };
     if let Ok(verified) = saml_acs::verify(text, &TRUST, &expected) {
         assert_eq!(verified.identity.issuer(), IDP);
         assert!(verified.replay_until > now);
+    }
+    // Interception mode: the InResponseTo is relayed, not matched; the signature still rules.
+    let relayed = Expected { request_id: None, relay_in_response_to: true, ..expected };
+    if let Ok(verified) = saml_acs::verify(text, &TRUST, &relayed) {
+        assert_eq!(verified.identity.issuer(), IDP);
     }
     let _ = saml_metadata::read(text, IDP, Some(&TRUST), now);
 });

@@ -155,6 +155,12 @@ pub struct SamlServiceProviderConfig {
     /// Send this SP's users to this tenant without the school chooser.
     #[serde(default)]
     pub tenant: Option<String>,
+    /// Interception mode: `acs_url` is a path of this site, proxied to the platform, where the
+    /// schools' IdPs post their responses to the platform. nymgate verifies each one (as its own
+    /// ACS would, with this SP as the audience) and forwards its own Response in its place; the
+    /// school's never reaches the platform.
+    #[serde(default)]
+    pub intercept: bool,
 }
 
 /// A tenant's SAML IdP.

@@ -1235,6 +1235,22 @@ impl Config {
                     problem(&field("certificate_files"), format!("cannot read {}: {e}", path.display()));
                 }
             }
+            let own_path = self.login.as_ref().and_then(|l| {
+                let rest = sp.acs_url.strip_prefix(l.public_url.trim_end_matches('/'))?;
+                rest.starts_with('/').then_some(rest)
+            });
+            match own_path {
+                Some(path) if sp.intercept && crate::login::Login::owns(path) => problem(
+                    &field("acs_url"),
+                    "an intercepted ACS is the platform's path, not one under /nymgate".into(),
+                ),
+                None if sp.intercept => problem(
+                    &field("acs_url"),
+                    "with intercept = true it must be a path of login.public_url (the platform behind nymgate)"
+                        .into(),
+                ),
+                _ => {}
+            }
             if let Some(tenant) = &sp.tenant {
                 if !self.tenants.iter().any(|t| &t.id == tenant) {
                     problem(&field("tenant"), format!("{tenant:?} is not a configured tenant"));

@@ -212,7 +212,13 @@ mod tests {
         let trust =
             IdpTrust::new(IDP, &[idp_cert.into_bytes()], RequiredSignatures::Assertion, false, 60, false)
                 .unwrap();
-        let expected = Expected { sp_entity_id: SP, acs_url: ACS, request_id: Some(&id), now: unix_now() };
+        let expected = Expected {
+            sp_entity_id: SP,
+            acs_url: ACS,
+            request_id: Some(&id),
+            now: unix_now(),
+            relay_in_response_to: false,
+        };
         let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
         // The persistent NameID is what the account number is derived from.
         let rules = crate::pseudonym::identity::SubjectRules::default();

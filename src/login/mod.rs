@@ -718,6 +718,7 @@ impl Login {
                 acs_url: &sp.acs_url,
                 request_id: request_id.as_deref(),
                 now,
+                relay_in_response_to: false,
             };
             let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
             let verified = saml_acs::verify(&xml, &trusted.trust, &expected)?;
@@ -742,6 +743,93 @@ impl Login {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
         }
         response
+    }
+
+    /// Interception mode (docs/SAML_OUT.md): the entity ID of the platform whose ACS sits at
+    /// this path behind nymgate, for a POST there.
+    pub fn intercepted_sp(&self, method: &Method, path: &str) -> Option<String> {
+        if method != Method::POST {
+            return None;
+        }
+        Some(self.saml_idp.as_ref()?.intercepting(path)?.entity_id.clone())
+    }
+
+    /// A school's SAML response posted to the platform's intercepted ACS: verified as nymgate's
+    /// own ACS would (the platform as the audience and recipient; its InResponseTo relayed for
+    /// the platform to check), pseudonymized, and replaced. `Ok`: the form to forward to the
+    /// platform instead (`SAMLResponse` nymgate signed, the same `RelayState`). `Err`: the
+    /// failure page; the school's response is never forwarded.
+    pub async fn intercept(
+        &self,
+        sp_entity_id: &str,
+        incoming: Incoming,
+        ctx: &LoginContext<'_>,
+    ) -> Result<Bytes, Response<Body>> {
+        use saml_acs::SamlError;
+        match self.blocked_for(ctx).await {
+            Ok(None) => {}
+            Ok(Some(retry_after)) => return Err(self.refuse_blocked(retry_after, ctx).await),
+            Err(error) => return Err(self.finish(Err(error.into()), None, ctx, "saml").await),
+        }
+        let mut tenant = None;
+        let outcome = async {
+            let (idp, sp) = self
+                .saml_idp
+                .as_ref()
+                .and_then(|idp| Some((idp, idp.service_provider(sp_entity_id)?)))
+                .ok_or(FlowError::BadRequest("protocol_not_available"))?;
+            let fields =
+                read_form_limited(incoming, ctx, ACS_FORM_LIMIT).await.map_err(|status| match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => FlowError::Saml(SamlError::TooLarge),
+                    StatusCode::REQUEST_TIMEOUT => FlowError::BadRequest("body_timeout"),
+                    _ => FlowError::BadRequest("unreadable_form"),
+                })?;
+            let field = fields.get("SAMLResponse").ok_or(FlowError::BadRequest("missing_saml_response"))?;
+            let xml = saml_acs::decode_post(field)?;
+            // The (unverified) Issuer picks the school whose pinned keys then decide.
+            let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
+            let (tenant_id, saml) =
+                self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
+            tenant = Some(tenant_id.clone());
+            let now = unix_now();
+            let expected = saml_acs::Expected {
+                sp_entity_id: &sp.entity_id,
+                acs_url: &sp.acs_url,
+                request_id: None,
+                now,
+                relay_in_response_to: true,
+            };
+            let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
+            let verified = saml_acs::verify(&xml, &trusted.trust, &expected)?;
+            let key = format!("{tenant_id}\n{}", verified.assertion_id);
+            if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
+                return Err(FlowError::BadRequest("saml_replayed"));
+            }
+            let login = self.pseudonymizer.pseudonymize(tenant_id, &verified.identity, now)?;
+            let request = saml_idp::SpRequest {
+                sp: sp.entity_id.clone(),
+                request_id: verified.in_response_to.clone(),
+                relay_state: fields.get("RelayState").cloned(),
+            };
+            let (response, _) = idp.response(&login, &request, now)?;
+            let mut form = openidconnect::url::form_urlencoded::Serializer::new(String::new());
+            form.append_pair("SAMLResponse", &base64::engine::general_purpose::STANDARD.encode(response));
+            if let Some(relay_state) = &request.relay_state {
+                form.append_pair("RelayState", relay_state);
+            }
+            Ok((Bytes::from(form.finish()), login))
+        }
+        .await;
+        match outcome {
+            Ok((form, login)) => {
+                // Counted and audited as any login; the page `finish` makes is not used.
+                let _ = self
+                    .finish(Ok((Response::new(body::empty()), login)), tenant.as_deref(), ctx, "saml")
+                    .await;
+                Ok(form)
+            }
+            Err(error) => Err(self.failed(tenant.as_deref(), error, ctx, Some("saml")).await),
+        }
     }
 
     /// `/nymgate/idp/sso` (the platform's AuthnRequest, HTTP-Redirect or HTTP-POST) and
@@ -1273,6 +1361,10 @@ fn build_saml_idp(
                 certificates: sp.certificate_files.iter().map(|p| read(p)).collect::<Result<_, String>>()?,
                 idp_initiated: sp.idp_initiated,
                 tenant: sp.tenant.clone(),
+                intercept_path: sp
+                    .intercept
+                    .then(|| sp.acs_url.strip_prefix(public_url).map(str::to_owned))
+                    .flatten(),
             })
         })
         .collect::<Result<Vec<_>, String>>()?;

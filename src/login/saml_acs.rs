@@ -241,6 +241,11 @@ pub struct Expected<'a> {
     /// response (only where the tenant allows them).
     pub request_id: Option<&'a str>,
     pub now: u64,
+    /// Interception mode (docs/SAML_OUT.md): the AuthnRequest was the platform's, which nymgate
+    /// never saw, so with `request_id` `None` an InResponseTo is accepted and returned, for the
+    /// platform to check against its own request. The Response's and the Assertion's must then
+    /// be the same. A response with none is still unsolicited.
+    pub relay_in_response_to: bool,
 }
 
 /// A response that passed every check.
@@ -252,6 +257,8 @@ pub struct VerifiedResponse {
     pub replay_until: u64,
     /// Whether a SHA-1 algorithm was accepted (the tenant allows it; the caller logs it).
     pub weak_algorithm: bool,
+    /// The Response's InResponseTo (what a relayed one answers).
+    pub in_response_to: Option<String>,
 }
 
 /// The posted `SAMLResponse` field as XML text.
@@ -321,6 +328,15 @@ pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<Ve
     let skew = trust.clock_skew;
     let now = expected.now;
     check_response(&doc, &shape, trust, expected)?;
+    let in_response_to = attr(&doc, response, "InResponseTo").filter(|v| !v.is_empty()).map(str::to_owned);
+    // A relayed InResponseTo binds the Assertion to the same request as the Response.
+    let relayed;
+    let expected = if expected.relay_in_response_to && expected.request_id.is_none() {
+        relayed = Expected { request_id: in_response_to.as_deref(), ..*expected };
+        &relayed
+    } else {
+        expected
+    };
     let assertion = shape.assertion;
     if attr(&doc, assertion, "Version") != Some("2.0") {
         return Err(SamlError::Structure("Assertion Version is not 2.0"));
@@ -347,6 +363,7 @@ pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<Ve
         assertion_id,
         replay_until: confirmed_until.min(conditions_until) + skew,
         weak_algorithm: weak,
+        in_response_to,
     })
 }
 
@@ -652,6 +669,7 @@ fn check_in_response_to(
         (Some(_), _) => Err(SamlError::InResponseTo),
         (None, None) if trust.allow_unsolicited => Ok(()),
         (None, None) => Err(SamlError::Unsolicited),
+        (None, Some(_)) if expected.relay_in_response_to => Ok(()),
         (None, Some(_)) => Err(SamlError::InResponseTo),
     }
 }
@@ -1002,6 +1020,7 @@ mod tests {
             acs_url: "https://learn.example/nymgate/saml/acs",
             request_id: Some("_req1"),
             now: parse_instant("2026-11-25T10:01:00Z").unwrap(),
+            relay_in_response_to: false,
         };
         let later = Expected { now: parse_instant("2026-11-25T10:06:00Z").unwrap(), ..expected };
         for xml in [
@@ -1030,7 +1049,13 @@ mod tests {
             clock_skew: 0,
             allow_unsolicited: allow,
         };
-        let expected = |id| Expected { sp_entity_id: "sp", acs_url: "acs", request_id: id, now: 0 };
+        let expected = |id| Expected {
+            sp_entity_id: "sp",
+            acs_url: "acs",
+            request_id: id,
+            now: 0,
+            relay_in_response_to: false,
+        };
         assert!(check_in_response_to(Some("_r1"), &expected(Some("_r1")), &trust(false)).is_ok());
         assert_eq!(
             check_in_response_to(Some("_r2"), &expected(Some("_r1")), &trust(false)),
@@ -1044,6 +1069,15 @@ mod tests {
         assert!(check_in_response_to(Some(""), &expected(None), &trust(true)).is_ok());
         assert_eq!(
             check_in_response_to(Some("_r1"), &expected(None), &trust(true)),
+            Err(SamlError::InResponseTo)
+        );
+        // Interception: the platform's request ID is relayed unchecked, but a response with none
+        // is still unsolicited, and a request of nymgate's own is still checked.
+        let relayed = |id| Expected { relay_in_response_to: true, ..expected(id) };
+        assert!(check_in_response_to(Some("_platform"), &relayed(None), &trust(false)).is_ok());
+        assert_eq!(check_in_response_to(None, &relayed(None), &trust(false)), Err(SamlError::Unsolicited));
+        assert_eq!(
+            check_in_response_to(Some("_r2"), &relayed(Some("_r1")), &trust(false)),
             Err(SamlError::InResponseTo)
         );
     }

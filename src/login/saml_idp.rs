@@ -116,6 +116,8 @@ pub struct ServiceProvider {
     pub idp_initiated: bool,
     /// The school to send its users to without the chooser (a platform of one school).
     pub tenant: Option<String>,
+    /// The path of this site whose school responses are replaced (interception mode).
+    pub intercept_path: Option<String>,
 }
 
 /// An SP's RSA public key (SubjectPublicKeyInfo's key, PKCS#1), for Redirect signatures.
@@ -157,6 +159,8 @@ pub struct SpSettings {
     pub certificates: Vec<Vec<u8>>,
     pub idp_initiated: bool,
     pub tenant: Option<String>,
+    /// Interception mode: the path of `acs_url` on nymgate's public listener.
+    pub intercept_path: Option<String>,
 }
 
 impl SamlIdp {
@@ -216,6 +220,7 @@ impl SamlIdp {
                     request_trust,
                     idp_initiated: sp.idp_initiated,
                     tenant: sp.tenant,
+                    intercept_path: sp.intercept_path,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -233,6 +238,11 @@ impl SamlIdp {
 
     pub fn service_provider(&self, entity_id: &str) -> Option<&ServiceProvider> {
         self.sps.iter().find(|sp| sp.entity_id == entity_id)
+    }
+
+    /// The SP whose ACS is intercepted at `path`, if any.
+    pub fn intercepting(&self, path: &str) -> Option<&ServiceProvider> {
+        self.sps.iter().find(|sp| sp.intercept_path.as_deref() == Some(path))
     }
 
     /// The IdP metadata the platform imports (SAML Metadata §2.4.3): entity ID, the SSO service
@@ -569,6 +579,7 @@ mod tests {
             certificates: if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] },
             idp_initiated: false,
             tenant: None,
+            intercept_path: None,
         };
         let idp = SamlIdp::new(
             IDP.into(),
@@ -620,7 +631,13 @@ mod tests {
         // nymgate's own strict ACS profile, requiring both signatures, accepts it.
         let trust =
             IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
-        let expected = Expected { sp_entity_id: SP, acs_url: ACS, request_id: Some(&id), now: now() };
+        let expected = Expected {
+            sp_entity_id: SP,
+            acs_url: ACS,
+            request_id: Some(&id),
+            now: now(),
+            relay_in_response_to: false,
+        };
         let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
         let rules = crate::pseudonym::identity::SubjectRules::default();
         let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
@@ -638,7 +655,13 @@ mod tests {
         let (xml, _) = idp.response(&login(), &request, now()).unwrap();
         let trust =
             IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
-        let expected = Expected { sp_entity_id: SP, acs_url: ACS, request_id: Some("_req1"), now: now() };
+        let expected = Expected {
+            sp_entity_id: SP,
+            acs_url: ACS,
+            request_id: Some("_req1"),
+            now: now(),
+            relay_in_response_to: false,
+        };
         let changed = xml.replace(">teacher<", ">staff<");
         assert_ne!(changed, xml);
         assert!(saml_acs::verify(&changed, &trust, &expected).is_err());
@@ -711,6 +734,7 @@ mod tests {
             certificates: vec![],
             idp_initiated: false,
             tenant: None,
+            intercept_path: None,
         };
         let idp = SamlIdp::new(
             "https://learn.example/nymgate/idp".into(),

@@ -50,6 +50,9 @@ pub fn peers_dir() -> PathBuf {
 /// The SAML-only platform of the SAML output tests (tests/peers/saml_platform.mjs).
 pub const SAML_PLATFORM: &str = "https://platform.example/saml";
 pub const SAML_PLATFORM_ACS: &str = "https://platform.example/saml/acs";
+/// The SAML-only platform behind nymgate whose ACS (`/saml/acs`) nymgate intercepts
+/// (tests/peers/saml_platform_server.mjs).
+pub const SAML_INTERCEPTED: &str = "https://platform.example/intercepted";
 
 /// A port free on 127.0.0.1 a moment ago.
 pub fn free_port() -> u16 {
@@ -94,7 +97,7 @@ impl Drop for Peer {
 }
 
 /// Starts a node peer that prints `ready URL` on its first line; its stderr goes to `log`.
-fn start_node_peer(dir: &Path, script: &str, config: &Path, log: &str) -> (String, Peer) {
+pub fn start_node_peer(dir: &Path, script: &str, config: &Path, log: &str) -> (String, Peer) {
     let mut child = Command::new("node")
         .arg(peers_dir().join(script))
         .arg(config)
@@ -478,7 +481,9 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             config.push_str(&format!(
                 "\n[login.saml_idp]\ncert_file = \"saml-out.pem\"\nkey_file = \"saml-out-key.pem\"\n\
                  [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_PLATFORM}\"\nacs_url = \"{SAML_PLATFORM_ACS}\"\n\
-                 certificate_files = [\"saml-platform.pem\"]\n"
+                 certificate_files = [\"saml-platform.pem\"]\n\
+                 [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_INTERCEPTED}\"\n\
+                 acs_url = \"https://localhost:{port}/saml/acs\"\nintercept = true\n"
             ));
         }
         config.push_str(&format!("\n{}\n", options.extra));
