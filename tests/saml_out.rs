@@ -316,3 +316,54 @@ fn interception_refuses_a_response_for_another_audience() {
     assert!(reason.starts_with("saml_"), "{reason}");
     assert_eq!(platform.call(&world, "GET", "/received", None), serde_json::json!([]));
 }
+
+#[test]
+fn the_school_chooser_carries_the_platforms_request() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let result = world.saml_platform_login_with(
+        serde_json::json!({"tenant": null, "choose": "school-a"}),
+        true,
+        Some((">student<", ">teacher<")),
+    );
+    assert_eq!(result["chooser_status"], 200, "{result}");
+    assert_pseudonymous_login(&world, &result, "school-a");
+}
+
+#[test]
+fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
+    let platform = InterceptedPlatform::start();
+    let world =
+        World::start(Options { saml_out: true, upstream: Some(platform.url.clone()), ..Options::default() });
+    let configure = serde_json::json!({
+        "idp_cert": std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap(),
+        "entity_id": common::login::SAML_INTERCEPTED,
+        "acs_url": world.url("/saml/acs"),
+        "sso_url": world.url("/nymgate/idp/sso"),
+        "validate_in_response_to": "ifPresent",
+    });
+    assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    let sp: String = url_encode(common::login::SAML_INTERCEPTED);
+    // nymgate's own Response is posted by the browser to the intercepted ACS, which forwards it
+    // once it verifies; the platform's answer comes back through nymgate.
+    let page = world.browse(
+        &world.url(&format!("/nymgate/idp/init?sp={sp}&tenant=school-a&RelayState=%2Fcourses")),
+        None,
+    );
+    let seen: Value =
+        serde_json::from_str(page["body"].as_str().unwrap_or_default()).unwrap_or_else(|_| panic!("{page}"));
+    assert_eq!(seen["ok"], true, "{seen}");
+    assert_eq!(seen["profile"]["nameID"], world.last_login()["account_number"]);
+    assert!(seen["profile"]["inResponseTo"].is_null(), "{seen}");
+    assert_eq!(seen["relay_state"], "/courses");
+    world.assert_no_personal_values(&[("platform's received bytes", &seen.to_string())]);
+
+    // A platform that does not allow IdP-initiated logins gets none.
+    let sp = url_encode(common::login::SAML_PLATFORM);
+    let refused = world.browse(&world.url(&format!("/nymgate/idp/init?sp={sp}&tenant=school-a")), None);
+    assert_eq!(refused["status"], 400, "{refused}");
+    assert_eq!(world.last_login()["reason"], "idp_initiated_not_allowed");
+}
+
+fn url_encode(value: &str) -> String {
+    value.replace(':', "%3A").replace('/', "%2F")
+}

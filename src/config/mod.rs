@@ -1344,6 +1344,37 @@ mod tests {
     }
 
     #[test]
+    fn saml_idp_problems_name_their_field() {
+        let login = "[login]\npublic_url = \"https://learn.example\"\noutput = \"saml\"\n";
+        let fields = |extra: &str| -> Vec<String> {
+            let c = Config::parse(&format!("{MINIMAL}\n{login}{extra}")).unwrap();
+            c.validate().into_iter().map(|p| p.field).filter(|f| f.starts_with("login.saml_idp")).collect()
+        };
+        assert_eq!(fields(""), ["login.saml_idp"], "the saml output needs the section");
+        let idp = "[login.saml_idp]\ncert_file = \"/nonexistent/idp.pem\"\nkey_file = \"/nonexistent/idp-key.pem\"\n";
+        let found = fields(&format!(
+            "{idp}signature_algorithm = \"rsa-sha1\"\nassertion_lifetime = \"2h\"\n\
+             [[login.saml_idp.service_providers]]\nentity_id = \"https://p.example\"\nacs_url = \"ftp://p.example/acs\"\ntenant = \"nope\"\n\
+             [[login.saml_idp.service_providers]]\nentity_id = \"https://p.example\"\nacs_url = \"https://p.example/acs\"\nintercept = true\n\
+             [[login.saml_idp.service_providers]]\nentity_id = \"https://q.example\"\nacs_url = \"https://learn.example/nymgate/x\"\nintercept = true\n"
+        ));
+        for f in [
+            "login.saml_idp.cert_file",
+            "login.saml_idp.key_file",
+            "login.saml_idp.signature_algorithm",
+            "login.saml_idp.assertion_lifetime",
+            "login.saml_idp.service_providers[0].acs_url",
+            "login.saml_idp.service_providers[0].tenant",
+            "login.saml_idp.service_providers[1].entity_id",
+            "login.saml_idp.service_providers[1].acs_url",
+            "login.saml_idp.service_providers[2].acs_url",
+        ] {
+            assert!(found.iter().any(|x| x == f), "{f} missing from {found:?}");
+        }
+        assert_eq!(fields(idp).iter().filter(|f| *f == "login.saml_idp.service_providers").count(), 1);
+    }
+
+    #[test]
     fn redis_urls_are_read_strictly() {
         let url = RedisUrl::parse("rediss://cache.internal:6380/2").unwrap();
         assert_eq!(url, RedisUrl { tls: true, host: "cache.internal".into(), port: 6380, db: 2 });

@@ -76,6 +76,25 @@ enum Next {
     SamlSp(saml_idp::SpRequest),
 }
 
+/// What an intercepted ACS forwards: nymgate's replacement for a school's response (and the
+/// login, for the audit), or nymgate's own Response as the browser posted it.
+enum Passed {
+    School(Bytes, PseudonymousLogin),
+    Own(Bytes),
+}
+
+/// A form's fields, encoded again (SAMLResponse and RelayState only: nothing else of the
+/// browser's goes to the platform's ACS).
+fn form_body(fields: &HashMap<String, String>) -> String {
+    let mut form = openidconnect::url::form_urlencoded::Serializer::new(String::new());
+    for name in ["SAMLResponse", "RelayState"] {
+        if let Some(value) = fields.get(name) {
+            form.append_pair(name, value);
+        }
+    }
+    form.finish()
+}
+
 /// How a platform's SAML login arrives at nymgate's IdP face.
 enum SsoInput<'a> {
     /// HTTP-Redirect: the raw query string (its signature covers the encoded parameters).
@@ -788,6 +807,12 @@ impl Login {
             let xml = saml_acs::decode_post(field)?;
             // The (unverified) Issuer picks the school whose pinned keys then decide.
             let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
+            if issuer == idp.entity_id {
+                // nymgate's own Response (a login through its IdP face, posted by the browser):
+                // forwarded as it is, once it verifies. It was audited when it was made.
+                idp.verify_own(&xml, sp, unix_now())?;
+                return Ok(Passed::Own(Bytes::from(form_body(&fields))));
+            }
             let (tenant_id, saml) =
                 self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
             tenant = Some(tenant_id.clone());
@@ -817,11 +842,12 @@ impl Login {
             if let Some(relay_state) = &request.relay_state {
                 form.append_pair("RelayState", relay_state);
             }
-            Ok((Bytes::from(form.finish()), login))
+            Ok(Passed::School(Bytes::from(form.finish()), login))
         }
         .await;
         match outcome {
-            Ok((form, login)) => {
+            Ok(Passed::Own(form)) => Ok(form),
+            Ok(Passed::School(form, login)) => {
                 // Counted and audited as any login; the page `finish` makes is not used.
                 let _ = self
                     .finish(Ok((Response::new(body::empty()), login)), tenant.as_deref(), ctx, "saml")

@@ -144,6 +144,9 @@ pub struct SamlIdp {
     lifetime: u64,
     clock_skew: u64,
     sps: Vec<ServiceProvider>,
+    /// nymgate's own certificate as a verifier: an intercepted ACS passes a Response of
+    /// nymgate's own IdP through only when it verifies.
+    own_trust: saml_acs::IdpTrust,
 }
 
 impl std::fmt::Debug for SamlIdp {
@@ -224,7 +227,17 @@ impl SamlIdp {
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
+        let own_trust = saml_acs::IdpTrust::new(
+            &entity_id,
+            &[cert_pem.to_vec()],
+            saml_acs::RequiredSignatures::Both,
+            false,
+            60,
+            true,
+        )
+        .map_err(|e| format!("login.saml_idp.cert_file: {e}"))?;
         Ok(SamlIdp {
+            own_trust,
             entity_id,
             sso_url,
             cert_b64: STANDARD.encode(cert.as_ref()),
@@ -238,6 +251,19 @@ impl SamlIdp {
 
     pub fn service_provider(&self, entity_id: &str) -> Option<&ServiceProvider> {
         self.sps.iter().find(|sp| sp.entity_id == entity_id)
+    }
+
+    /// nymgate's own Response to `sp`, checked as that SP would (both signatures, audience,
+    /// recipient, times; InResponseTo as it stands): an intercepted ACS forwards it unchanged.
+    pub fn verify_own(&self, xml: &str, sp: &ServiceProvider, now: u64) -> Result<(), saml_acs::SamlError> {
+        let expected = saml_acs::Expected {
+            sp_entity_id: &sp.entity_id,
+            acs_url: &sp.acs_url,
+            request_id: None,
+            now,
+            relay_in_response_to: true,
+        };
+        saml_acs::verify(xml, &self.own_trust, &expected).map(|_| ())
     }
 
     /// The SP whose ACS is intercepted at `path`, if any.

@@ -483,7 +483,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
                  [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_PLATFORM}\"\nacs_url = \"{SAML_PLATFORM_ACS}\"\n\
                  certificate_files = [\"saml-platform.pem\"]\n\
                  [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_INTERCEPTED}\"\n\
-                 acs_url = \"https://localhost:{port}/saml/acs\"\nintercept = true\n"
+                 acs_url = \"https://localhost:{port}/saml/acs\"\nintercept = true\nidp_initiated = true\n"
             ));
         }
         config.push_str(&format!("\n{}\n", options.extra));
@@ -622,6 +622,17 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
     /// SAML IdP face (tests/peers/saml_platform.mjs). `signed`: it signs its AuthnRequest;
     /// `tamper`: a (from, to) change made to a copy of the response, which must be refused.
     pub fn saml_platform_login(&self, tenant: &str, signed: bool, tamper: Option<(&str, &str)>) -> Value {
+        self.saml_platform_login_with(json!({"tenant": tenant}), signed, tamper)
+    }
+
+    /// As [`World::saml_platform_login`], with `extra` settings of the platform (`"choose"`: no
+    /// tenant in the request, the school picked on nymgate's chooser).
+    pub fn saml_platform_login_with(
+        &self,
+        extra: Value,
+        signed: bool,
+        tamper: Option<(&str, &str)>,
+    ) -> Value {
         let path = self.dir.path();
         let config = json!({
             "sso_url": self.url("/nymgate/idp/sso"),
@@ -629,12 +640,15 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             "acs_url": SAML_PLATFORM_ACS,
             "idp_cert": std::fs::read_to_string(path.join("saml-out.pem")).unwrap(),
             "sp_key": signed.then(|| std::fs::read_to_string(path.join("saml-platform-key.pem")).unwrap()),
-            "tenant": tenant,
             "relay_state": "platform-state-42",
             "user": alice_sub(),
             "tamper_from": tamper.map(|t| t.0),
             "tamper_to": tamper.map(|t| t.1),
         });
+        let mut config = config;
+        for (name, value) in extra.as_object().unwrap() {
+            config[name] = value.clone();
+        }
         let file = path.join("saml-platform.json");
         std::fs::write(&file, config.to_string()).unwrap();
         let out = self.node("saml_platform.mjs", &[file.to_str().unwrap()]);

@@ -38,8 +38,17 @@ const cache = new InMemoryCacheProvider({});
 const saml = platform();
 const result = {};
 try {
-  const start = await saml.getAuthorizeUrlAsync(config.relay_state ?? '', undefined, {});
-  const landed = await browse(start, { user: config.user, jar: {}, stopAt: config.acs_url });
+  let start = await saml.getAuthorizeUrlAsync(config.relay_state ?? '', undefined, {});
+  const jar = {};
+  if (config.choose) {
+    // No school in the request: nymgate's chooser, and the link of the school to choose.
+    const chooser = await browse(start, { user: config.user, jar, maxSteps: 5 });
+    const link = String(chooser.body).match(new RegExp(`href="([^"]*tenant=${config.choose}[^"]*)"`));
+    if (!link) throw new Error(`no chooser link for ${config.choose}: ${chooser.status} ${String(chooser.body).slice(0, 400)}`);
+    result.chooser_status = chooser.status;
+    start = new URL(link[1].replaceAll('&amp;', '&'), chooser.url).href;
+  }
+  const landed = await browse(start, { user: config.user, jar, stopAt: config.acs_url });
   if (!landed.form?.SAMLResponse) {
     throw new Error(`no SAMLResponse form: ended at ${landed.url} (${landed.status}): ${String(landed.body).slice(0, 400)}`);
   }

@@ -2,7 +2,8 @@
 // loopback whose ACS validates with npm @node-saml/node-saml in its strict defaults (both
 // signatures required; audience, Destination, InResponseTo against its own requests, times).
 //
-//   POST /configure  {idp_cert, entity_id, acs_url, sso_url}: the SP's settings (nymgate's IdP
+//   POST /configure  {idp_cert, entity_id, acs_url, sso_url, validate_in_response_to}: the SP's
+//                    settings (nymgate's IdP
 //                    certificate is made after this server starts)
 //   GET  /start      makes one of its AuthnRequests (to the school, in interception mode) and
 //                    answers its ID, which the school's response must answer
@@ -42,7 +43,7 @@ const server = createServer(async (request, response) => {
         audience: c.entity_id,
         idpCert: c.idp_cert,
         identifierFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
-        validateInResponseTo: 'always',
+        validateInResponseTo: c.validate_in_response_to ?? 'always',
         cacheProvider: new InMemoryCacheProvider({}),
         wantAssertionsSigned: true,
         wantAuthnResponseSigned: true,
