@@ -15,7 +15,7 @@ const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 /// is the account number of the audit line, the attributes are the pseudonymous ones, a copy
 /// changed after signing and a replay were refused, and nothing personal reached the platform.
 fn assert_pseudonymous_login(world: &World, result: &Value, tenant: &str) {
-    assert!(result["error"].is_null(), "{}", result["error"]);
+    assert!(result["error"].is_null(), "{}\nlast audit line: {}", result["error"], world.last_login());
     let profile = &result["profile"];
     let audit = world.last_login();
     assert_eq!((audit["outcome"].as_str(), audit["tenant"].as_str()), (Some("ok"), Some(tenant)), "{audit}");
@@ -366,4 +366,46 @@ fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
 
 fn url_encode(value: &str) -> String {
     value.replace(':', "%3A").replace('/', "%2F")
+}
+
+#[test]
+fn a_signed_post_binding_authn_request_is_accepted_and_a_changed_one_refused() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let result = world.saml_platform_login_with(
+        serde_json::json!({"tenant": "school-a", "binding": "post"}),
+        true,
+        Some((">student<", ">teacher<")),
+    );
+    let request = result["request_xml"].as_str().unwrap_or_default();
+    assert!(
+        request.contains("<ds:Signature") || request.contains("<Signature"),
+        "node-saml did not sign: {request}"
+    );
+    assert_pseudonymous_login(&world, &result, "school-a");
+
+    // The same signed request with its ACS URL changed: the signature no longer holds.
+    use base64::Engine;
+    let changed = request.replace(common::login::SAML_PLATFORM_ACS, "https://platform.example/saml/other");
+    assert_ne!(changed, request);
+    let form = format!(
+        "SAMLRequest={}&tenant=school-a",
+        url_encode(&base64::engine::general_purpose::STANDARD.encode(changed))
+            .replace('+', "%2B")
+            .replace('=', "%3D")
+    );
+    let out = world.node_eval(&format!(
+        "const r = await fetch({:?}, {{method: 'POST', redirect: 'manual', body: {form:?}, headers: {{'content-type': 'application/x-www-form-urlencoded'}}}}); console.log(r.status);",
+        world.url("/nymgate/idp/sso")
+    ));
+    assert_eq!(out.trim(), "400", "{out}");
+    assert_eq!(world.last_login()["reason"], "authn_request_signature");
+
+    // node-saml's default SHA-1 digest: refused as a weak algorithm.
+    let sha1 = world.saml_platform_login_with(
+        serde_json::json!({"tenant": "school-a", "binding": "post", "digest": "sha1"}),
+        true,
+        None,
+    );
+    assert!(sha1["error"].as_str().unwrap_or_default().contains("no SAMLResponse form"), "{sha1}");
+    assert_eq!(world.last_login()["reason"], "authn_request_signature");
 }

@@ -314,14 +314,7 @@ impl SamlIdp {
         let request = decoded("SAMLRequest")?.ok_or(SamlOutError::Encoding)?;
         let relay_state = decoded("RelayState")?;
         let deflated = STANDARD.decode(request.as_bytes()).map_err(|_| SamlOutError::Encoding)?;
-        let mut xml = String::new();
-        flate2::read::DeflateDecoder::new(&deflated[..])
-            .take(MAX_REQUEST_BYTES + 1)
-            .read_to_string(&mut xml)
-            .map_err(|_| SamlOutError::Encoding)?;
-        if xml.len() as u64 > MAX_REQUEST_BYTES {
-            return Err(SamlOutError::Encoding);
-        }
+        let xml = inflate_limited(&deflated)?;
         let (sp, request_id) = self.read_authn_request(&xml, now, |sp, _, _| {
             if sp.request_keys.is_empty() {
                 return Ok(());
@@ -363,7 +356,13 @@ impl SamlIdp {
             return Err(SamlOutError::Encoding);
         }
         let bytes = STANDARD.decode(compact).map_err(|_| SamlOutError::Encoding)?;
-        let xml = String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)?;
+        // Bindings §3.5.4 sends the XML as it is, but node-saml (passport-saml) DEFLATEs POST
+        // requests too unless told not to: XML is taken as it is, anything else inflated.
+        let xml = if bytes.trim_ascii_start().starts_with(b"<") {
+            String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)?
+        } else {
+            inflate_limited(&bytes)?
+        };
         let (sp, request_id) = self.read_authn_request(&xml, now, |sp, doc, root| {
             let Some(trust) = &sp.request_trust else { return Ok(()) };
             saml_acs::verify_root_signature(doc, &xml, root, trust).map_err(|error| match error {
@@ -536,6 +535,20 @@ fn attribute_statement(login: &PseudonymousLogin) -> String {
     }
     out.push_str("</saml:AttributeStatement>");
     out
+}
+
+/// Raw DEFLATE (RFC 1951) of UTF-8, at most `MAX_REQUEST_BYTES` inflated: a DEFLATE bomb stops
+/// at the limit.
+fn inflate_limited(deflated: &[u8]) -> Result<String, SamlOutError> {
+    let mut xml = String::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_string(&mut xml)
+        .map_err(|_| SamlOutError::Encoding)?;
+    if xml.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(SamlOutError::Encoding);
+    }
+    Ok(xml)
 }
 
 fn strip_xml_declaration(xml: &str) -> &str {
@@ -782,5 +795,59 @@ mod tests {
         assert_eq!(idp.read_post(&field, None, now).unwrap().sp, "https://open.example/saml");
         let signing = String::from_utf8(seed("xml_signing_sp_unsigned")[1..].to_vec()).unwrap();
         assert!(signing.contains("https://signing.example/saml"));
+    }
+
+    /// `rsa-sha512` and `ecdsa-sha256` sign as configured, and the strict verifier accepts both.
+    #[test]
+    fn every_signature_algorithm_signs_what_a_strict_verifier_accepts() {
+        for (algorithm, rcgen_algorithm, uri) in [
+            (SignatureAlgorithm::RsaSha512, &rcgen::PKCS_RSA_SHA256, "xmldsig-more#rsa-sha512"),
+            (SignatureAlgorithm::EcdsaSha256, &rcgen::PKCS_ECDSA_P256_SHA256, "xmldsig-more#ecdsa-sha256"),
+        ] {
+            let (cert, key) = crate::certs::generate_saml_signing_cert_for(IDP, rcgen_algorithm).unwrap();
+            let sp = SpSettings {
+                entity_id: SP.into(),
+                acs_url: ACS.into(),
+                certificates: vec![],
+                idp_initiated: true,
+                tenant: None,
+                intercept_path: None,
+            };
+            let idp = SamlIdp::new(
+                IDP.into(),
+                SSO.into(),
+                cert.as_bytes(),
+                key.as_bytes(),
+                algorithm,
+                300,
+                vec![sp],
+            )
+            .unwrap();
+            let request = idp.unsolicited(SP, None).unwrap();
+            let (xml, _) = idp.response(&login(), &request, now()).unwrap();
+            assert_eq!(xml.matches(uri).count(), 2, "{xml}");
+            let trust =
+                IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, true).unwrap();
+            let expected = Expected {
+                sp_entity_id: SP,
+                acs_url: ACS,
+                request_id: None,
+                now: now(),
+                relay_in_response_to: false,
+            };
+            saml_acs::verify(&xml, &trust, &expected).unwrap();
+        }
+        // A key of the wrong type for the algorithm is a config error, not a failed login later.
+        let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
+        let wrong = SamlIdp::new(
+            IDP.into(),
+            SSO.into(),
+            cert.as_bytes(),
+            key.as_bytes(),
+            SignatureAlgorithm::EcdsaSha256,
+            300,
+            vec![],
+        );
+        assert!(wrong.is_err());
     }
 }

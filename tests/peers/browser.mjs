@@ -45,10 +45,11 @@ function parseForm(html, base) {
   return { action: new URL(unescapeHtml(form[1]), base).href, fields };
 }
 
-export async function browse(startUrl, { user, password = 'x', jar = {}, maxSteps = 30, stopAt } = {}) {
+// `method` and `body` (a form, URL-encoded) are the first request's: a POST binding's start.
+export async function browse(startUrl, { user, password = 'x', jar = {}, maxSteps = 30, stopAt, method: firstMethod = 'GET', body: firstBody } = {}) {
   let url = startUrl;
-  let method = 'GET';
-  let body;
+  let method = firstMethod;
+  let body = firstBody;
   const steps = [];
   for (let i = 0; i < maxSteps; i += 1) {
     if (stopAt && url.startsWith(stopAt)) return { url, status: null, headers: {}, body: '', jar, steps };
