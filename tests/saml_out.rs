@@ -409,3 +409,84 @@ fn a_signed_post_binding_authn_request_is_accepted_and_a_changed_one_refused() {
     assert!(sha1["error"].as_str().unwrap_or_default().contains("no SAMLResponse form"), "{sha1}");
     assert_eq!(world.last_login()["reason"], "authn_request_signature");
 }
+
+/// A platform AuthnRequest over HTTP-Redirect, unsigned, from the intercepted platform (which
+/// does not sign), with `edit` applied to its XML; the status nymgate answered.
+fn redirect_request(world: &World, edit: impl FnOnce(String) -> String) -> u64 {
+    use std::io::Write;
+    let xml = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-audit" Version="2.0" IssueInstant="{now}" Destination="{sso}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
+        now = common::saml::instant(common::saml::now()),
+        sso = world.url("/nymgate/idp/sso"),
+        acs = world.url("/saml/acs"),
+        sp = common::login::SAML_INTERCEPTED,
+    );
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater.write_all(edit(xml).as_bytes()).unwrap();
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(deflater.finish().unwrap());
+    let query = format!(
+        "SAMLRequest={}&tenant=school-a",
+        url_encode(&encoded).replace('+', "%2B").replace('=', "%3D")
+    );
+    get_status(world, &world.url(&format!("/nymgate/idp/sso?{query}")))
+}
+
+fn get_status(world: &World, url: &str) -> u64 {
+    let out = world.node_eval(&format!(
+        "const r = await fetch({url:?}, {{redirect: 'manual'}}); console.log(r.status);"
+    ));
+    out.trim().parse().unwrap_or_else(|_| panic!("no status: {out}"))
+}
+
+/// A change made to a request's XML.
+type Edit = Box<dyn Fn(String) -> String>;
+
+#[test]
+fn refused_authn_requests_are_audited_with_their_reason() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let reason = |world: &World| world.last_login()["reason"].as_str().unwrap_or_default().to_owned();
+    // The well-formed request passes (to the school's IdP), so each edit below is what fails.
+    assert_eq!(redirect_request(&world, |xml| xml), 303);
+    let acs = world.url("/saml/acs");
+    let cases: [(&str, u64, Edit); 6] = [
+        (
+            "authn_request_malformed",
+            400,
+            Box::new(|xml: String| xml.replace("AuthnRequest", "LogoutRequest")),
+        ),
+        (
+            "authn_request_malformed",
+            400,
+            Box::new(|xml: String| xml.replace("_req-audit", "1-not-an-ncname")),
+        ),
+        ("unknown_service_provider", 404, Box::new(|xml: String| xml.replace("/intercepted<", "/stranger<"))),
+        (
+            "authn_request_acs",
+            400,
+            Box::new(move |xml: String| xml.replace(&acs, "https://evil.example/acs")),
+        ),
+        (
+            "authn_request_destination",
+            400,
+            Box::new(|xml: String| xml.replace("/nymgate/idp/sso", "/elsewhere")),
+        ),
+        (
+            "authn_request_time",
+            400,
+            Box::new(|xml: String| {
+                let old = common::saml::instant(common::saml::now() - 3600);
+                let now = xml.split("IssueInstant=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+                xml.replace(&now, &old)
+            }),
+        ),
+    ];
+    for (expected, status, edit) in cases {
+        assert_eq!(redirect_request(&world, edit), status, "{expected}");
+        assert_eq!(reason(&world), expected);
+    }
+    assert_eq!(get_status(&world, &world.url("/nymgate/idp/sso?SAMLRequest=%25%25%25")), 400);
+    assert_eq!(reason(&world), "authn_request_encoding");
+    assert_eq!(get_status(&world, &world.url("/nymgate/idp/continue?request=forged&tenant=school-a")), 400);
+    assert_eq!(reason(&world), "bad_sp_request");
+}
