@@ -49,6 +49,7 @@ pub mod mint;
 pub mod proxy;
 pub mod pseudonym;
 pub mod reload;
+pub mod retention;
 pub mod sanitize;
 pub mod seal;
 pub mod secret;

@@ -177,6 +177,7 @@ impl RunningServer {
         )));
         tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
         tasks.push(tokio::spawn(probe_store(gateway.clone(), phase.subscribe())));
+        tasks.push(tokio::spawn(cull_retention(gateway.clone(), phase.subscribe())));
         // The admin listener's gateway follows reloads too, keeping what the probe knew.
         let admin_slot = gateway.clone();
         let (admin_metrics, admin_reducer) = (metrics.clone(), reducer.clone());
@@ -892,6 +893,34 @@ async fn probe_store(slot: GatewaySlot, mut phase: watch::Receiver<Phase>) {
         drop(gateway);
         tokio::select! {
             _ = tokio::time::sleep(STORE_PROBE_INTERVAL) => {}
+            _ = leaves_serving(&mut phase) => return,
+        }
+    }
+}
+
+/// The retention store's culling job (docs/RETENTION.md): every `retention.cull_interval`,
+/// records no login has refreshed within `cull_after` are deleted. The first run is at start.
+async fn cull_retention(slot: GatewaySlot, mut phase: watch::Receiver<Phase>) {
+    loop {
+        let gateway = slot.current();
+        let interval = match gateway.login.as_ref().and_then(|login| login.retention_interval()) {
+            Some(interval) => {
+                let login = gateway.login.clone().expect("checked above");
+                match login.cull_retention(crate::pseudonym::keyring::unix_now()).await {
+                    Ok(removed) => {
+                        tracing::info!(removed, "retention: culled records not seen within cull_after")
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "retention: culling failed; it runs again at the next interval")
+                    }
+                }
+                interval
+            }
+            None => Duration::from_secs(60),
+        };
+        drop(gateway);
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
             _ = leaves_serving(&mut phase) => return,
         }
     }

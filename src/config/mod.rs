@@ -85,6 +85,9 @@ pub struct Config {
     /// every replica (docs/DEPLOY.md).
     #[serde(default)]
     pub store: StoreConfig,
+    /// The separate store of retained personal values, off unless set (docs/RETENTION.md).
+    #[serde(default)]
+    pub retention: Option<RetentionConfig>,
     /// The file this config was loaded from (for reloads); not a config field.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -263,6 +266,43 @@ pub struct TenantConfig {
     /// This school's name, logo and colour on the pages that know the tenant.
     #[serde(default)]
     pub branding: BrandingConfig,
+    /// Personal values this tenant requires kept, for which roles (docs/RETENTION.md). Off
+    /// unless set; needs `[retention]`.
+    #[serde(default)]
+    pub retention: Option<TenantRetentionConfig>,
+}
+
+/// `[retention]`: where retained values live and how long an unseen record is kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// The SQLite file (created mode 0600), e.g. `/var/lib/nymgate/retained.db`.
+    pub sqlite_file: PathBuf,
+    /// A record no login has refreshed for this long is deleted (culling).
+    #[serde(default = "retention_cull_after", with = "humantime_serde")]
+    pub cull_after: Duration,
+    /// How often the culling job runs.
+    #[serde(default = "retention_cull_interval", with = "humantime_serde")]
+    pub cull_interval: Duration,
+}
+
+fn retention_cull_after() -> Duration {
+    Duration::from_secs(365 * 24 * 3600)
+}
+
+fn retention_cull_interval() -> Duration {
+    Duration::from_secs(3600)
+}
+
+/// `[tenants.retention]`: which logins leave a record, and what it holds.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantRetentionConfig {
+    /// nymgate's normalized roles whose values are kept, e.g. `["teacher"]`.
+    pub roles: Vec<String>,
+    /// The name a value is kept under → the IdP claims or SAML attributes (name, FriendlyName
+    /// or urn:oid) it is read from, e.g. `{ email = ["email", "mail"] }`.
+    pub attributes: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -662,6 +702,9 @@ impl Config {
         if let Some(file) = self.audit.file.as_mut() {
             fix(file);
         }
+        if let Some(retention) = self.retention.as_mut() {
+            fix(&mut retention.sqlite_file);
+        }
         self.alerts.resolve_paths(fix);
         if let Some(login) = self.login.as_mut() {
             if let Some(SecretSource::File(p)) = login.seal_secret.as_mut() {
@@ -824,6 +867,7 @@ impl Config {
             tenant.branding.validate(&format!("tenants[{i}].branding"), &mut problem);
         }
         self.validate_store(&mut problem);
+        self.validate_retention(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }
@@ -966,6 +1010,48 @@ impl Config {
 }
 
 impl Config {
+    /// `[retention]` and each tenant's `[tenants.retention]`.
+    fn validate_retention(&self, problem: &mut impl FnMut(&str, String)) {
+        if let Some(retention) = &self.retention {
+            if retention.sqlite_file.parent().is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
+            {
+                problem(
+                    "retention.sqlite_file",
+                    format!("{}: its folder does not exist", retention.sqlite_file.display()),
+                );
+            }
+            if retention.sqlite_file.exists() {
+                if let Err(message) = check_private_file(&retention.sqlite_file) {
+                    problem("retention.sqlite_file", message);
+                }
+            }
+            if retention.cull_after.is_zero() || retention.cull_interval.is_zero() {
+                problem("retention.cull_after", "cull_after and cull_interval must be more than 0s".into());
+            }
+        }
+        for (i, tenant) in self.tenants.iter().enumerate() {
+            let Some(rules) = &tenant.retention else { continue };
+            let field = |name: &str| format!("tenants[{i}].retention.{name}");
+            if self.retention.is_none() {
+                problem(&field("roles"), "needs [retention] (where retained values are stored)".into());
+            }
+            if rules.roles.is_empty() {
+                problem(&field("roles"), "must name at least one role (\"teacher\")".into());
+            }
+            for role in &rules.roles {
+                if !["student", "teacher", "staff", "other"].contains(&role.as_str()) {
+                    problem(&field("roles"), format!("{role:?}: use student, teacher, staff or other"));
+                }
+            }
+            if rules.attributes.is_empty() || rules.attributes.values().any(Vec::is_empty) {
+                problem(
+                    &field("attributes"),
+                    "must map each kept name to at least one claim or attribute".into(),
+                );
+            }
+        }
+    }
+
     fn validate_store(&self, problem: &mut impl FnMut(&str, String)) {
         let store = &self.store;
         if store.backend == StoreBackend::Memory {
@@ -1372,6 +1458,25 @@ mod tests {
             assert!(found.iter().any(|x| x == f), "{f} missing from {found:?}");
         }
         assert_eq!(fields(idp).iter().filter(|f| *f == "login.saml_idp.service_providers").count(), 1);
+    }
+
+    #[test]
+    fn retention_problems_name_their_field() {
+        let tenant = "[[tenants]]\nid = \"skola-a\"\nidp = \"oidc\"\nissuer = \"https://idp.example\"\n\
+                      [tenants.retention]\nroles = [\"teacher\", \"rektor\"]\nattributes = { email = [] }\n";
+        let c = Config::parse(&format!("{MINIMAL}\n{tenant}")).unwrap();
+        let fields: Vec<String> =
+            c.validate().into_iter().map(|p| p.field).filter(|f| f.contains("retention")).collect();
+        assert_eq!(
+            fields,
+            ["tenants[0].retention.roles", "tenants[0].retention.roles", "tenants[0].retention.attributes"],
+            "no [retention], an unknown role, an attribute read from nothing"
+        );
+        let store = "[retention]\nsqlite_file = \"/nonexistent-folder/retained.db\"\ncull_after = \"0s\"\n";
+        let c = Config::parse(&format!("{MINIMAL}\n{store}")).unwrap();
+        let fields: Vec<String> =
+            c.validate().into_iter().map(|p| p.field).filter(|f| f.contains("retention")).collect();
+        assert_eq!(fields, ["retention.sqlite_file", "retention.cull_after"]);
     }
 
     #[test]

@@ -155,6 +155,8 @@ enum FlowError {
     IdpError,
     #[error(transparent)]
     SamlOut(#[from] saml_idp::SamlOutError),
+    #[error(transparent)]
+    Retention(#[from] crate::retention::RetentionError),
 }
 
 impl FlowError {
@@ -170,6 +172,7 @@ impl FlowError {
             FlowError::Store(StoreError::Unavailable) => "store_unavailable",
             FlowError::IdpError => "idp_error",
             FlowError::SamlOut(e) => e.reason(),
+            FlowError::Retention(_) => "retention_unavailable",
         }
     }
 
@@ -181,7 +184,7 @@ impl FlowError {
             FlowError::Saml(saml_acs::SamlError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             FlowError::SamlMetadata(_) => StatusCode::BAD_GATEWAY,
             FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
-            FlowError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            FlowError::Store(_) | FlowError::Retention(_) => StatusCode::SERVICE_UNAVAILABLE,
             FlowError::SamlOut(saml_idp::SamlOutError::Signing) => StatusCode::INTERNAL_SERVER_ERROR,
             FlowError::SamlOut(saml_idp::SamlOutError::UnknownSp) => StatusCode::NOT_FOUND,
             _ => StatusCode::BAD_REQUEST,
@@ -228,6 +231,11 @@ pub struct Login {
     saml_sp: Option<saml_sp::SamlSp>,
     /// nymgate as the platform's SAML IdP, when `[login.saml_idp]` is configured.
     saml_idp: Option<saml_idp::SamlIdp>,
+    /// The retention store and each retaining tenant's rules (docs/RETENTION.md).
+    retention: Option<Arc<crate::retention::RetentionStore>>,
+    retention_rules: HashMap<String, crate::config::TenantRetentionConfig>,
+    /// `retention.cull_after` and `cull_interval`, in seconds.
+    retention_cull: Option<(u64, u64)>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
     saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
@@ -371,6 +379,27 @@ impl Login {
             }
             None => None,
         };
+        let retention = match (&config.retention, carried.and_then(|old| old.retention.clone())) {
+            (None, _) => None,
+            // A reload keeps the open database (the file is the same one, or a restart applies).
+            (Some(_), Some(open)) => Some(open),
+            (Some(settings), None) => Some(Arc::new(
+                crate::retention::RetentionStore::open(&settings.sqlite_file)
+                    .map_err(|e| format!("retention.sqlite_file: {e}"))?,
+            )),
+        };
+        let retention_rules: HashMap<_, _> =
+            config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.retention.clone()?))).collect();
+        if let Some(store) = &retention {
+            // Data keys follow the scopes' current key versions before anyone retires an old one.
+            for tenant in retention_rules.keys() {
+                if let Some(keys) = pseudonymizer.scope_keys(tenant) {
+                    store
+                        .rewrap(tenant, &crate::retention::WrapKeys::derive(keys, tenant))
+                        .map_err(|e| format!("retention: {e}"))?;
+                }
+            }
+        }
         let saml_idp = match &login.saml_idp {
             Some(settings) => Some(build_saml_idp(settings, &public_url)?),
             None => None,
@@ -408,6 +437,12 @@ impl Login {
             blocker,
             saml_sp,
             saml_idp,
+            retention,
+            retention_rules,
+            retention_cull: config
+                .retention
+                .as_ref()
+                .map(|r| (r.cull_after.as_secs(), r.cull_interval.as_secs().max(1))),
             saml,
             issuer,
             output: login.output,
@@ -678,7 +713,7 @@ impl Login {
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
             let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
-            let login = self.pseudonymizer.pseudonymize(&flow.tenant, &identity, now)?;
+            let login = self.pseudonymize(&flow.tenant, &identity, now).await?;
             self.deliver(login, flow.next, now, ctx.lang)
         }
         .await;
@@ -753,7 +788,7 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login = self.pseudonymizer.pseudonymize(&tenant_id, &verified.identity, now)?;
+            let login = self.pseudonymize(&tenant_id, &verified.identity, now).await?;
             self.deliver(login, next, now, ctx.lang)
         }
         .await;
@@ -762,6 +797,40 @@ impl Login {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
         }
         response
+    }
+
+    /// The pseudonym step of every login, then the retention store's record where the tenant
+    /// keeps values for this role. A record that can't be written fails the login (503): the
+    /// customer requires it, so a login without it would lose data silently.
+    async fn pseudonymize(
+        &self,
+        tenant: &str,
+        identity: &VerifiedIdentity,
+        now: u64,
+    ) -> Result<PseudonymousLogin, FlowError> {
+        let login = self.pseudonymizer.pseudonymize(tenant, identity, now)?;
+        let (Some(store), Some(rules)) = (&self.retention, self.retention_rules.get(tenant)) else {
+            return Ok(login);
+        };
+        if !rules.roles.iter().any(|r| r == login.role.as_str()) {
+            return Ok(login);
+        }
+        let values: crate::retention::Values = rules
+            .attributes
+            .iter()
+            .map(|(name, sources)| {
+                (name.clone(), identity.values(sources).into_iter().map(str::to_owned).collect::<Vec<_>>())
+            })
+            .filter(|(_, values)| !values.is_empty())
+            .collect();
+        let keys =
+            self.pseudonymizer.scope_keys(tenant).ok_or(PseudonymError::UnknownTenant(tenant.to_owned()))?;
+        let keys = crate::retention::WrapKeys::derive(keys, tenant);
+        let (store, tenant, account) = (store.clone(), tenant.to_owned(), login.sub.as_str().to_owned());
+        tokio::task::spawn_blocking(move || store.remember(&tenant, &keys, &account, &values, now))
+            .await
+            .map_err(|_| crate::retention::RetentionError::Database("the write did not finish".into()))??;
+        Ok(login)
     }
 
     /// Interception mode (docs/SAML_OUT.md): the entity ID of the platform whose ACS sits at
@@ -830,7 +899,7 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login = self.pseudonymizer.pseudonymize(tenant_id, &verified.identity, now)?;
+            let login = self.pseudonymize(tenant_id, &verified.identity, now).await?;
             let request = saml_idp::SpRequest {
                 sp: sp.entity_id.clone(),
                 request_id: verified.in_response_to.clone(),
@@ -1087,6 +1156,22 @@ impl Login {
         } else {
             Ok(blocker.blocked_for(client, unix_now()))
         }
+    }
+
+    /// How often the retention store is culled, when there is one.
+    pub fn retention_interval(&self) -> Option<std::time::Duration> {
+        self.retention.as_ref()?;
+        self.retention_cull.map(|(_, interval)| std::time::Duration::from_secs(interval))
+    }
+
+    /// Deletes retained records not seen since `now - cull_after`; how many.
+    pub async fn cull_retention(&self, now: u64) -> Result<usize, crate::retention::RetentionError> {
+        let (Some(store), Some((after, _))) = (self.retention.clone(), self.retention_cull) else {
+            return Ok(0);
+        };
+        tokio::task::spawn_blocking(move || store.cull(now.saturating_sub(after)))
+            .await
+            .map_err(|_| crate::retention::RetentionError::Database("the cull did not finish".into()))?
     }
 
     /// The shared store, for `/readyz` and its probe.

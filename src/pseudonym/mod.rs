@@ -250,6 +250,12 @@ impl Pseudonymizer {
         }
     }
 
+    /// The keys of a tenant's pseudonym scope (the retention store wraps its data keys with
+    /// keys derived from them).
+    pub fn scope_keys(&self, tenant_id: &str) -> Option<&keyring::ScopeKeys> {
+        self.keyring.scope(&self.tenants.get(tenant_id)?.scope).ok()
+    }
+
     pub fn tenant(&self, id: &str) -> Result<&TenantPseudonyms, PseudonymError> {
         self.tenants.get(id).ok_or_else(|| PseudonymError::UnknownTenant(id.to_owned()))
     }
