@@ -195,6 +195,44 @@ impl RetentionStore {
         }))
     }
 
+    /// Replaces an existing record's values (rectification, GDPR Art. 16); `false` when there
+    /// is no record. Its last-seen time and restriction stay.
+    pub fn rectify(
+        &self,
+        tenant: &str,
+        keys: &WrapKeys,
+        account_number: &str,
+        values: &Values,
+    ) -> Result<bool, RetentionError> {
+        let mut db = self.db();
+        let tx = db.transaction()?;
+        let data_key = data_key(&tx, tenant, keys)?;
+        let plain = serde_json::to_vec(values).expect("strings serialize");
+        let (nonce, ciphertext) = seal(&data_key, &record_aad(tenant, account_number), plain);
+        let changed = tx.execute(
+            "UPDATE records SET nonce = ?3, ciphertext = ?4 WHERE tenant = ?1 AND account_number = ?2",
+            params![tenant, account_number, nonce, ciphertext],
+        )?;
+        tx.commit()?;
+        Ok(changed > 0)
+    }
+
+    /// Restricts (or lifts the restriction of) a record (GDPR Art. 18, 21): kept, but not served
+    /// to the platform. `false` when there is no record.
+    pub fn restrict(
+        &self,
+        tenant: &str,
+        account_number: &str,
+        restricted: bool,
+    ) -> Result<bool, RetentionError> {
+        let db = self.db();
+        let changed = db.execute(
+            "UPDATE records SET restricted = ?3 WHERE tenant = ?1 AND account_number = ?2",
+            params![tenant, account_number, restricted],
+        )?;
+        Ok(changed > 0)
+    }
+
     /// Erases one record now. Returns whether there was one; `true` only once it is committed.
     pub fn erase(&self, tenant: &str, account_number: &str) -> Result<bool, RetentionError> {
         let db = self.db();
@@ -376,6 +414,15 @@ mod tests {
         store.remember("skola-a", &keys, "v1-A", &values(), 100).unwrap();
         store.remember("skola-a", &keys, "v1-B", &values(), 200).unwrap();
         store.remember("skola-b", &keys, "v1-C", &values(), 300).unwrap();
+        let changed: Values = [("email".to_owned(), vec!["ny@skola.example".to_owned()])].into();
+        assert!(store.rectify("skola-a", &keys, "v1-A", &changed).unwrap());
+        assert!(!store.rectify("skola-a", &keys, "v1-none", &changed).unwrap());
+        assert!(store.restrict("skola-a", "v1-A", true).unwrap());
+        let record = store.lookup("skola-a", &keys, "v1-A").unwrap().unwrap();
+        assert_eq!((record.values, record.restricted, record.last_seen), (changed, true, 100));
+        // A later login refreshes the values but keeps the restriction.
+        store.remember("skola-a", &keys, "v1-A", &values(), 150).unwrap();
+        assert!(store.lookup("skola-a", &keys, "v1-A").unwrap().unwrap().restricted);
         assert!(store.erase("skola-a", "v1-A").unwrap());
         assert!(!store.erase("skola-a", "v1-A").unwrap(), "erased once");
         assert_eq!(store.cull(250).unwrap(), 1, "v1-B, not seen since 200");

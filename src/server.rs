@@ -758,6 +758,14 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
                     };
                     text_response(status, report)
                 }
+                path if path.starts_with(crate::login::retention_api::PREFIX) => match gateway.login.as_ref()
+                {
+                    Some(login) => {
+                        let (parts, body) = req.into_parts();
+                        login.retention_api(&parts.method, parts.uri.path(), &parts.headers, body).await
+                    }
+                    None => text_response(StatusCode::NOT_FOUND, "not found\n"),
+                },
                 "/metrics" => {
                     let mut response = text_response(StatusCode::OK, gateway.metrics.render());
                     response.headers_mut().insert(

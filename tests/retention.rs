@@ -76,3 +76,90 @@ fn a_store_that_cannot_write_fails_the_login_closed() {
     );
     world.assert_no_personal_values(&[]);
 }
+
+const PLATFORM_TOKEN: &str = "platform-token-0123456789abcdef0123456789";
+const DPO_TOKEN: &str = "dpo-token-fedcba9876543210fedcba9876543210";
+
+/// A call to the admin API: (status, body as JSON).
+fn api(
+    world: &World,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u64, serde_json::Value) {
+    let auth = token.map(|t| format!("authorization: 'Bearer {t}',")).unwrap_or_default();
+    let body = body.map(|b| format!(", body: {b:?}")).unwrap_or_default();
+    let out = world.node_eval(&format!(
+        "const r = await fetch('http://127.0.0.1:{}/admin/v1/retention/{path}', {{method: {method:?}, headers: {{{auth} 'content-type': 'application/json'}}{body}}}); console.log(JSON.stringify({{status: r.status, body: await r.json()}}));",
+        world.admin_port
+    ));
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}"));
+    (v["status"].as_u64().unwrap(), v["body"].clone())
+}
+
+#[test]
+fn the_admin_api_serves_each_role_its_calls_and_audits_every_one() {
+    // The tokens come from the environment (SecretSource env), as a deployment may give them.
+    std::env::set_var("NYMGATE_TEST_RETENTION_PLATFORM", PLATFORM_TOKEN);
+    std::env::set_var("NYMGATE_TEST_RETENTION_DPO", DPO_TOKEN);
+    const KEEP_AND_SERVE: &str = "[tenants.retention]\nroles = [\"student\"]\nattributes = { email = [\"email\"], name = [\"name\"] }\nserve = [\"name\"]\n";
+    const STORE_AND_API: &str = "[retention]\nsqlite_file = \"retained.db\"\n[retention.api]\nplatform_token = { env = \"NYMGATE_TEST_RETENTION_PLATFORM\" }\ndpo_token = { env = \"NYMGATE_TEST_RETENTION_DPO\" }\n";
+    let world =
+        World::start(Options { tenant_a: KEEP_AND_SERVE, extra: STORE_AND_API, ..Options::default() });
+    let login = world.platform_login(serde_json::json!({}));
+    let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    let path = format!("school-a/{account}");
+    let last_admin = |world: &World| {
+        world.audit().into_iter().rev().find(|l| l["kind"] == "admin").expect("an admin audit line")
+    };
+
+    // No token, or a wrong one: 401, audited.
+    assert_eq!(api(&world, "GET", &path, None, None).0, 401);
+    assert_eq!(api(&world, "GET", &path, Some("not-a-token"), None).0, 401);
+    assert_eq!(last_admin(&world)["reason"], "bad_credentials");
+    // The platform: the `serve` values only.
+    let (status, body) = api(&world, "GET", &path, Some(PLATFORM_TOKEN), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["values"], serde_json::json!({"name": [alice("name")]}));
+    // The DPO: the whole record (access, portability).
+    let (status, body) = api(&world, "GET", &path, Some(DPO_TOKEN), None);
+    assert_eq!((status, &body["values"]["email"]), (200, &serde_json::json!([alice("email")])), "{body}");
+    let audit = last_admin(&world);
+    assert_eq!((audit["action"].as_str(), audit["outcome"].as_str()), (Some("retention_lookup"), Some("ok")));
+    assert_eq!(
+        (audit["tenant"].as_str(), audit["account_number"].as_str()),
+        (Some("school-a"), Some(account.as_str()))
+    );
+    // Only the DPO rectifies, restricts and erases.
+    let rectified = r#"{"values": {"name": ["Rättat Namn"]}}"#;
+    assert_eq!(api(&world, "PUT", &path, Some(PLATFORM_TOKEN), Some(rectified)).0, 403);
+    assert_eq!(last_admin(&world)["reason"], "platform_not_allowed");
+    assert_eq!(api(&world, "PUT", &path, Some(DPO_TOKEN), Some(rectified)).0, 200);
+    assert_eq!(
+        api(&world, "GET", &path, Some(DPO_TOKEN), None).1["values"]["name"],
+        serde_json::json!(["Rättat Namn"])
+    );
+    assert_eq!(api(&world, "PUT", &path, Some(DPO_TOKEN), Some("{\"name\": 1}")).0, 400);
+    assert_eq!(api(&world, "POST", &format!("{path}/restrict"), Some(DPO_TOKEN), None).0, 200);
+    assert_eq!(
+        api(&world, "GET", &path, Some(PLATFORM_TOKEN), None).0,
+        404,
+        "a restricted record is not served"
+    );
+    assert_eq!(last_admin(&world)["reason"], "restricted");
+    assert_eq!(api(&world, "GET", &path, Some(DPO_TOKEN), None).1["restricted"], true);
+    assert_eq!(api(&world, "POST", &format!("{path}/lift"), Some(DPO_TOKEN), None).0, 200);
+    assert_eq!(api(&world, "GET", &path, Some(PLATFORM_TOKEN), None).0, 200);
+    assert_eq!(api(&world, "DELETE", &path, Some(DPO_TOKEN), None).0, 200);
+    assert_eq!(
+        (last_admin(&world)["action"].as_str(), last_admin(&world)["outcome"].as_str()),
+        (Some("retention_erase"), Some("ok"))
+    );
+    assert_eq!(api(&world, "GET", &path, Some(DPO_TOKEN), None).0, 404, "erased");
+    assert_eq!(last_admin(&world)["reason"], "no_record");
+    // Calls for a tenant that keeps nothing, or an unknown path, find nothing.
+    assert_eq!(api(&world, "GET", &format!("school-b/{account}"), Some(DPO_TOKEN), None).0, 404);
+    // The logs, the audit log and the metrics hold no value of alice's.
+    world.assert_no_personal_values(&[]);
+}

@@ -284,6 +284,22 @@ pub struct RetentionConfig {
     /// How often the culling job runs.
     #[serde(default = "retention_cull_interval", with = "humantime_serde")]
     pub cull_interval: Duration,
+    /// The admin API's credentials (on the admin listener); without them it answers 404.
+    #[serde(default)]
+    pub api: RetentionApiConfig,
+}
+
+/// `[retention.api]`: one bearer token per role, from files or the environment. Every call is
+/// written to the audit log.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionApiConfig {
+    /// The platform: looks up a record's `serve` attributes (a teacher function), nothing else.
+    #[serde(default)]
+    pub platform_token: Option<SecretSource>,
+    /// The data protection officer: lookup, export, rectify, restrict, erase.
+    #[serde(default)]
+    pub dpo_token: Option<SecretSource>,
 }
 
 fn retention_cull_after() -> Duration {
@@ -303,6 +319,9 @@ pub struct TenantRetentionConfig {
     /// The name a value is kept under → the IdP claims or SAML attributes (name, FriendlyName
     /// or urn:oid) it is read from, e.g. `{ email = ["email", "mail"] }`.
     pub attributes: std::collections::BTreeMap<String, Vec<String>>,
+    /// The kept names the platform may look up (`GET …/records/…` with the platform token).
+    #[serde(default)]
+    pub serve: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -704,6 +723,13 @@ impl Config {
         }
         if let Some(retention) = self.retention.as_mut() {
             fix(&mut retention.sqlite_file);
+            for source in
+                [&mut retention.api.platform_token, &mut retention.api.dpo_token].into_iter().flatten()
+            {
+                if let SecretSource::File(p) = source {
+                    fix(p);
+                }
+            }
         }
         self.alerts.resolve_paths(fix);
         if let Some(login) = self.login.as_mut() {
@@ -1025,6 +1051,13 @@ impl Config {
                     problem("retention.sqlite_file", message);
                 }
             }
+            for (name, source) in
+                [("platform_token", &retention.api.platform_token), ("dpo_token", &retention.api.dpo_token)]
+            {
+                if let Some(source) = source {
+                    validate_secret_source(source, &format!("retention.api.{name}"), problem);
+                }
+            }
             if retention.cull_after.is_zero() || retention.cull_interval.is_zero() {
                 problem("retention.cull_after", "cull_after and cull_interval must be more than 0s".into());
             }
@@ -1041,6 +1074,11 @@ impl Config {
             for role in &rules.roles {
                 if !["student", "teacher", "staff", "other"].contains(&role.as_str()) {
                     problem(&field("roles"), format!("{role:?}: use student, teacher, staff or other"));
+                }
+            }
+            for name in &rules.serve {
+                if !rules.attributes.contains_key(name) {
+                    problem(&field("serve"), format!("{name:?} is not one of the kept attributes"));
                 }
             }
             if rules.attributes.is_empty() || rules.attributes.values().any(Vec::is_empty) {

@@ -18,6 +18,7 @@ pub mod jwks;
 pub mod oidc_rp;
 pub mod pages;
 mod provider;
+pub mod retention_api;
 pub use provider::pkce_s256;
 pub mod saml_acs;
 pub mod saml_idp;
@@ -236,6 +237,8 @@ pub struct Login {
     retention_rules: HashMap<String, crate::config::TenantRetentionConfig>,
     /// `retention.cull_after` and `cull_interval`, in seconds.
     retention_cull: Option<(u64, u64)>,
+    /// The admin API's bearer tokens (`[retention.api]`).
+    retention_tokens: Option<retention_api::RetentionTokens>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
     saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
@@ -439,6 +442,21 @@ impl Login {
             saml_idp,
             retention,
             retention_rules,
+            retention_tokens: match &config.retention {
+                Some(settings) => {
+                    let load = |source: &Option<crate::config::SecretSource>, field: &str| {
+                        source
+                            .as_ref()
+                            .map(|s| Secret::load(s).map_err(|e| format!("retention.api.{field}: {e}")))
+                            .transpose()
+                    };
+                    Some(retention_api::RetentionTokens {
+                        platform: load(&settings.api.platform_token, "platform_token")?,
+                        dpo: load(&settings.api.dpo_token, "dpo_token")?,
+                    })
+                }
+                None => None,
+            },
             retention_cull: config
                 .retention
                 .as_ref()
