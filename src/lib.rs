@@ -50,6 +50,7 @@ pub mod proxy;
 pub mod pseudonym;
 pub mod reload;
 pub mod retention;
+pub mod retention_cli;
 pub mod sanitize;
 pub mod seal;
 pub mod secret;

@@ -84,6 +84,13 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// The retention store: data-subject actions and offboarding.
+    Retention {
+        #[arg(long, short)]
+        config: PathBuf,
+        #[command(subcommand)]
+        command: RetentionCommand,
+    },
     /// Print the account number a known person has in a tenant, for a data-subject request
     /// (access, erasure). Writes an audit line without the subject.
     Pseudonym {
@@ -100,6 +107,48 @@ enum Command {
         #[arg(long)]
         issuer: Option<String>,
     },
+}
+
+/// `nymgate retention`: data-subject actions on the retention store, and offboarding
+/// (docs/RETENTION.md). Every action is audited to the config's audit log.
+#[derive(Subcommand)]
+enum RetentionCommand {
+    /// Print one person's whole record as JSON (access, portability).
+    Show(RecordArgs),
+    /// Replace a record's values: `--values '{"name": ["…"]}'`, or `-` to read them from
+    /// standard input (out of the shell history).
+    Rectify {
+        #[command(flatten)]
+        record: RecordArgs,
+        #[arg(long)]
+        values: String,
+    },
+    /// Restrict a record, or record an objection: kept, no longer served to the platform.
+    Restrict(RecordArgs),
+    /// Lift a restriction.
+    Lift(RecordArgs),
+    /// Erase one record now.
+    Erase(RecordArgs),
+    /// Delete the records not seen within `retention.cull_after`, now.
+    Cull,
+    /// Erase a tenant: its records, its data key, and its pseudonym scope's keys (when no other
+    /// tenant shares the scope). Prints what was removed.
+    Offboard {
+        #[arg(long)]
+        tenant: String,
+        /// The tenant id again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+#[derive(clap::Args)]
+struct RecordArgs {
+    #[arg(long)]
+    tenant: String,
+    /// The account number (the pseudonym the platform knows; `nymgate pseudonym` finds it).
+    #[arg(long)]
+    account: String,
 }
 
 #[derive(clap::Args)]
@@ -212,6 +261,7 @@ fn main() -> ExitCode {
         Command::Health { admin, ready } => health(admin, ready),
         Command::Loadtest(options) => loadtest(&options),
         Command::Keys { command } => keys(command),
+        Command::Retention { config, command } => retention(&config, command),
         Command::Pseudonym { config, tenant, subject, issuer } => {
             pseudonym(&config, &tenant, &subject, issuer.as_deref())
         }
@@ -409,6 +459,61 @@ fn keys(command: KeysCommand) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Err(message) => {
+            eprintln!("nymgate: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn retention(config: &std::path::Path, command: RetentionCommand) -> ExitCode {
+    use nymgate::retention_cli::Action;
+    let record = |r: RecordArgs| (r.tenant, r.account);
+    let action = match command {
+        RetentionCommand::Show(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Show { tenant, account })
+        }
+        RetentionCommand::Rectify { record: r, values } => {
+            let (tenant, account) = record(r);
+            let text = if values == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map(|_| text)
+                    .map_err(|e| e.to_string())
+            } else {
+                Ok(values)
+            };
+            text.and_then(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|_| "--values must be a JSON object of lists: {\"name\": [\"…\"]}".to_owned())
+            })
+            .map(|values| Action::Rectify { tenant, account, values })
+        }
+        RetentionCommand::Restrict(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Restrict { tenant, account })
+        }
+        RetentionCommand::Lift(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Lift { tenant, account })
+        }
+        RetentionCommand::Erase(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Erase { tenant, account })
+        }
+        RetentionCommand::Cull => Ok(Action::Cull),
+        RetentionCommand::Offboard { tenant, confirm } if confirm == tenant => {
+            Ok(Action::Offboard { tenant })
+        }
+        RetentionCommand::Offboard { .. } => Err("--confirm must repeat the tenant id".to_owned()),
+    };
+    let now = nymgate::pseudonym::keyring::unix_now();
+    match action.and_then(|action| nymgate::retention_cli::run(config, &action, now)) {
+        Ok(text) => {
+            println!("{text}");
+            ExitCode::SUCCESS
+        }
         Err(message) => {
             eprintln!("nymgate: {message}");
             ExitCode::FAILURE

@@ -163,3 +163,82 @@ fn the_admin_api_serves_each_role_its_calls_and_audits_every_one() {
     // The logs, the audit log and the metrics hold no value of alice's.
     world.assert_no_personal_values(&[]);
 }
+
+/// `nymgate retention --config … ARGS`: (success, stdout, stderr).
+fn cli(world: &World, args: &[&str]) -> (bool, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_nymgate"))
+        .arg("retention")
+        .arg("--config")
+        .arg(world.dir.path().join("nymgate.toml"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn the_shell_commands_show_rectify_restrict_erase_and_offboard_with_audit_lines() {
+    let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: STORE, ..Options::default() });
+    let login = world.platform_login(serde_json::json!({}));
+    let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    let who = ["--tenant", "school-a", "--account", account.as_str()];
+
+    let (ok, shown, err) = cli(&world, &[&["show"][..], &who].concat());
+    assert!(ok, "{err}");
+    let shown: serde_json::Value = serde_json::from_str(&shown).unwrap();
+    assert_eq!(shown["values"]["email"], serde_json::json!([alice("email")]));
+    let (ok, _, err) = cli(
+        &world,
+        &[&["rectify"][..], &who, &["--values", r#"{"email": ["ny@school-a.example"]}"#]].concat(),
+    );
+    assert!(ok, "{err}");
+    assert_eq!(record(&world, &account).unwrap().values["email"], ["ny@school-a.example"]);
+    assert!(cli(&world, &[&["restrict"][..], &who].concat()).0);
+    assert!(record(&world, &account).unwrap().restricted);
+    assert!(cli(&world, &[&["lift"][..], &who].concat()).0);
+    assert!(cli(&world, &[&["erase"][..], &who].concat()).0);
+    assert_eq!(record(&world, &account), None);
+    let (ok, _, err) = cli(&world, &[&["erase"][..], &who].concat());
+    assert!(!ok && err.contains("no record"), "{err}");
+    let actions: Vec<String> = world
+        .audit()
+        .iter()
+        .filter(|l| l["kind"] == "admin")
+        .map(|l| format!("{} {}", l["action"].as_str().unwrap(), l["outcome"].as_str().unwrap()))
+        .collect();
+    for expected in [
+        "retention_lookup ok",
+        "retention_rectify ok",
+        "retention_restrict ok",
+        "retention_lift ok",
+        "retention_erase ok",
+        "retention_erase failed",
+    ] {
+        assert!(actions.iter().any(|a| a == expected), "{expected} missing from {actions:?}");
+    }
+
+    // Offboarding: a new login leaves a record; offboard removes it, the data key and the
+    // school's pseudonym keys, and says so.
+    world.platform_login(serde_json::json!({}));
+    assert!(record(&world, &account).is_some());
+    let (ok, _, err) = cli(&world, &["offboard", "--tenant", "school-a", "--confirm", "school-b"]);
+    assert!(!ok && err.contains("--confirm"), "{err}");
+    let (ok, report, err) = cli(&world, &["offboard", "--tenant", "school-a", "--confirm", "school-a"]);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(report["retained_records_removed"], 1, "{report}");
+    assert_eq!(report["scope_keys_destroyed"], 1, "{report}");
+    let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
+    assert!(ring.scope("school-a").is_err(), "the school's pseudonym keys are gone");
+    assert!(ring.scope("school-b").is_ok(), "another school's keys stay");
+    let last = world.audit().into_iter().rev().find(|l| l["kind"] == "admin").unwrap();
+    assert_eq!(
+        (last["action"].as_str(), last["tenant"].as_str()),
+        (Some("tenant_offboard"), Some("school-a"))
+    );
+    world.assert_no_personal_values(&[("the offboarding report", &report.to_string())]);
+}

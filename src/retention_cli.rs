@@ -1,0 +1,158 @@
+//! `nymgate retention …`: the admin API's data-subject actions from a shell on the host, and
+//! tenant offboarding (docs/RETENTION.md, "From the shell"). Each action writes an audit line
+//! to the config's audit log, with the tenant and account number and never a value.
+
+use std::path::Path;
+
+use crate::audit::{AuditEvent, AuditSink};
+use crate::config::Config;
+use crate::pseudonym::keyring::Keyring;
+use crate::retention::{RetentionStore, Values, WrapKeys};
+
+/// One action.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// The whole record as JSON (access, portability).
+    Show {
+        tenant: String,
+        account: String,
+    },
+    Rectify {
+        tenant: String,
+        account: String,
+        values: Values,
+    },
+    Restrict {
+        tenant: String,
+        account: String,
+    },
+    Lift {
+        tenant: String,
+        account: String,
+    },
+    Erase {
+        tenant: String,
+        account: String,
+    },
+    /// Delete records not seen within `retention.cull_after`, now.
+    Cull,
+    /// Erase everything of a tenant: its records, its data key, and its pseudonym scope's keys
+    /// when no other tenant shares the scope.
+    Offboard {
+        tenant: String,
+    },
+}
+
+/// Runs `action` against the config's store and keyring; the text to print, or why not.
+pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, String> {
+    let config = Config::load(config_path).map_err(|e| e.to_string())?;
+    let settings = config.retention.as_ref().ok_or("the config has no [retention]")?;
+    let keyring_file = &config.pseudonyms.as_ref().ok_or("the config has no [pseudonyms]")?.keyring_file;
+    let store = RetentionStore::open(&settings.sqlite_file).map_err(|e| e.to_string())?;
+    let audit = AuditSink::from_config(&config.audit);
+    let scope_of = |tenant: &str| -> Result<String, String> {
+        let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
+        Ok(found.scope.clone().unwrap_or_else(|| found.id.clone()))
+    };
+    let keys = |tenant: &str| -> Result<WrapKeys, String> {
+        let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
+        let scope = scope_of(tenant)?;
+        Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, tenant))
+    };
+    let record = |action: &'static str, tenant: &str, account: Option<&str>, outcome: &'static str| {
+        let event = AuditEvent {
+            tenant: Some(tenant),
+            account_number: account,
+            reason: Some("by_shell"),
+            ..AuditEvent::admin(action, outcome)
+        };
+        audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))
+    };
+    let found = |yes: bool, what: &str| if yes { Ok(what.to_owned()) } else { Err("no record".to_owned()) };
+    let err = |e: crate::retention::RetentionError| e.to_string();
+    match action {
+        Action::Show { tenant, account } => {
+            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err)?;
+            record("retention_lookup", tenant, Some(account), if shown.is_some() { "ok" } else { "failed" })?;
+            let record = shown.ok_or("no record")?;
+            Ok(serde_json::to_string_pretty(&record).expect("a record serializes"))
+        }
+        Action::Rectify { tenant, account, values } => {
+            let done = store.rectify(tenant, &keys(tenant)?, account, values).map_err(err)?;
+            record("retention_rectify", tenant, Some(account), if done { "ok" } else { "failed" })?;
+            found(done, "rectified")
+        }
+        Action::Restrict { tenant, account } | Action::Lift { tenant, account } => {
+            let restrict = matches!(action, Action::Restrict { .. });
+            scope_of(tenant)?;
+            let done = store.restrict(tenant, account, restrict).map_err(err)?;
+            let name = if restrict { "retention_restrict" } else { "retention_lift" };
+            record(name, tenant, Some(account), if done { "ok" } else { "failed" })?;
+            found(done, if restrict { "restricted" } else { "restriction lifted" })
+        }
+        Action::Erase { tenant, account } => {
+            scope_of(tenant)?;
+            let done = store.erase(tenant, account).map_err(err)?;
+            record("retention_erase", tenant, Some(account), if done { "ok" } else { "failed" })?;
+            found(done, "erased")
+        }
+        Action::Cull => {
+            let removed = store.cull(now.saturating_sub(settings.cull_after.as_secs())).map_err(err)?;
+            audit
+                .record(&AuditEvent { reason: Some("by_shell"), ..AuditEvent::admin("retention_cull", "ok") })
+                .map_err(|e| e.to_string())?;
+            Ok(format!("culled {removed} record(s) not seen within cull_after"))
+        }
+        Action::Offboard { tenant } => offboard(&config, &store, keyring_file, tenant, &audit),
+    }
+}
+
+/// The report of an offboarding: what was removed, counted.
+fn offboard(
+    config: &Config,
+    store: &RetentionStore,
+    keyring_file: &Path,
+    tenant: &str,
+    audit: &AuditSink,
+) -> Result<String, String> {
+    let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
+    let scope = found.scope.clone().unwrap_or_else(|| found.id.clone());
+    let sharing: Vec<&str> = config
+        .tenants
+        .iter()
+        .filter(|t| t.id != tenant && t.scope.as_deref().unwrap_or(&t.id) == scope)
+        .map(|t| t.id.as_str())
+        .collect();
+    // The records and the data key first: once they are gone nothing is left to read, and a
+    // crash before the keys are erased leaves nothing readable behind.
+    let records = store.offboard(tenant).map_err(|e| e.to_string())?;
+    let keys_destroyed = if sharing.is_empty() {
+        let mut ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
+        match ring.erase(&scope) {
+            Ok(destroyed) => {
+                ring.save(keyring_file).map_err(|e| e.to_string())?;
+                destroyed
+            }
+            Err(_) => 0,
+        }
+    } else {
+        0
+    };
+    let event = AuditEvent {
+        tenant: Some(tenant),
+        scope: Some(&scope),
+        reason: Some("by_shell"),
+        ..AuditEvent::admin("tenant_offboard", "ok")
+    };
+    audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))?;
+    let report = serde_json::json!({
+        "tenant": tenant,
+        "retained_records_removed": records,
+        "data_key_removed": true,
+        "pseudonym_scope": scope,
+        "scope_keys_destroyed": keys_destroyed,
+        "scope_kept_for": sharing,
+        "next": "remove the tenant from the config and reload; destroy backups of the keyring and of the retention database",
+    });
+    Ok(serde_json::to_string_pretty(&report).expect("a report serializes"))
+}
