@@ -129,8 +129,14 @@ enum RetentionCommand {
     Lift(RecordArgs),
     /// Erase one record now.
     Erase(RecordArgs),
-    /// Delete the records not seen within `retention.cull_after`, now.
-    Cull,
+    /// Run the culling job now: tenants past their `offboard_on` lose their records, then
+    /// records not seen within `retention.cull_after` go.
+    Cull {
+        /// As of this time (unix seconds) instead of now: to run a date's culling ahead, in a
+        /// rehearsal or a test. Never earlier than now.
+        #[arg(long)]
+        at: Option<u64>,
+    },
     /// Erase a tenant: its records, its data key, and its pseudonym scope's keys (when no other
     /// tenant shares the scope). Prints what was removed.
     Offboard {
@@ -502,7 +508,7 @@ fn retention(config: &std::path::Path, command: RetentionCommand) -> ExitCode {
             let (tenant, account) = record(r);
             Ok(Action::Erase { tenant, account })
         }
-        RetentionCommand::Cull => Ok(Action::Cull),
+        RetentionCommand::Cull { at } => Ok(Action::Cull { at }),
         RetentionCommand::Offboard { tenant, confirm } if confirm == tenant => {
             Ok(Action::Offboard { tenant })
         }

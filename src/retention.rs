@@ -260,6 +260,24 @@ impl RetentionStore {
         Ok(removed)
     }
 
+    /// The culling job's work at `now`: every tenant whose offboarding time (`offboard`) has
+    /// come loses its records and data key; then every record not seen since `now - cull_after`
+    /// goes. Returns (records culled, tenants offboarded with their records removed).
+    pub fn cull_due(
+        &self,
+        now: u64,
+        cull_after: u64,
+        offboard: &[(String, u64)],
+    ) -> Result<(usize, Vec<(String, usize)>), RetentionError> {
+        let mut offboarded = Vec::new();
+        for (tenant, at) in offboard {
+            if *at <= now {
+                offboarded.push((tenant.clone(), self.offboard(tenant)?));
+            }
+        }
+        Ok((self.cull(now.saturating_sub(cull_after))?, offboarded))
+    }
+
     /// How many records a tenant has (for metrics and reports; no values).
     pub fn count(&self, tenant: &str) -> Result<usize, RetentionError> {
         let db = self.db();

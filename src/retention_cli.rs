@@ -34,8 +34,10 @@ pub enum Action {
         tenant: String,
         account: String,
     },
-    /// Delete records not seen within `retention.cull_after`, now.
-    Cull,
+    /// The culling job, as of `at` (unix seconds; never earlier than now) or now.
+    Cull {
+        at: Option<u64>,
+    },
     /// Erase everything of a tenant: its records, its data key, and its pseudonym scope's keys
     /// when no other tenant shares the scope.
     Offboard {
@@ -96,12 +98,30 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
             record("retention_erase", tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, "erased")
         }
-        Action::Cull => {
-            let removed = store.cull(now.saturating_sub(settings.cull_after.as_secs())).map_err(err)?;
+        Action::Cull { at } => {
+            // Ahead of time only: running it as of the past would keep what is due.
+            let now = at.map_or(now, |at| at.max(now));
+            let offboard: Vec<(String, u64)> =
+                config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.offboard_at()?))).collect();
+            let (culled, offboarded) =
+                store.cull_due(now, settings.cull_after.as_secs(), &offboard).map_err(err)?;
+            for (tenant, _) in &offboarded {
+                let event = AuditEvent {
+                    tenant: Some(tenant),
+                    reason: Some("offboard_date"),
+                    ..AuditEvent::admin("tenant_offboard", "ok")
+                };
+                audit.record(&event).map_err(|e| e.to_string())?;
+            }
             audit
                 .record(&AuditEvent { reason: Some("by_shell"), ..AuditEvent::admin("retention_cull", "ok") })
                 .map_err(|e| e.to_string())?;
-            Ok(format!("culled {removed} record(s) not seen within cull_after"))
+            let offboarded: Vec<String> =
+                offboarded.iter().map(|(t, n)| format!("{t} ({n} record(s))")).collect();
+            Ok(format!(
+                "culled {culled} record(s) not seen within cull_after; offboarded by date: {}",
+                if offboarded.is_empty() { "none".to_owned() } else { offboarded.join(", ") }
+            ))
         }
         Action::Offboard { tenant } => offboard(&config, &store, keyring_file, tenant, &audit),
     }

@@ -242,3 +242,51 @@ fn the_shell_commands_show_rectify_restrict_erase_and_offboard_with_audit_lines(
     );
     world.assert_no_personal_values(&[("the offboarding report", &report.to_string())]);
 }
+
+/// Unix seconds of a day, midnight UTC.
+fn day(date: &str) -> u64 {
+    nymgate::login::saml_acs::parse_instant(&format!("{date}T00:00:00Z")).unwrap()
+}
+
+#[test]
+fn culling_and_the_offboarding_date_are_honoured_at_the_time_given() {
+    // A record unseen for a year goes; one seen within the year stays.
+    let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: STORE, ..Options::default() });
+    let login = world.platform_login(serde_json::json!({}));
+    let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    let now = nymgate::pseudonym::keyring::unix_now();
+    let (ok, out, err) = cli(&world, &["cull", "--at", &(now + 300 * 86_400).to_string()]);
+    assert!(ok && out.contains("culled 0 record(s)"), "{out}{err}");
+    assert!(record(&world, &account).is_some());
+    let (ok, out, err) = cli(&world, &["cull", "--at", &(now + 366 * 86_400).to_string()]);
+    assert!(ok && out.contains("culled 1 record(s)"), "{out}{err}");
+    assert_eq!(record(&world, &account), None);
+
+    // The offboarding date: nothing before it, everything of the tenant from it on.
+    let world = World::start(Options {
+        tenant_a: concat!(
+            "offboard_on = \"2100-01-01\"\n",
+            "[tenants.retention]\nroles = [\"student\"]\nattributes = { email = [\"email\"] }\n"
+        ),
+        extra: "[retention]\nsqlite_file = \"retained.db\"\ncull_after = \"200y\"\n",
+        ..Options::default()
+    });
+    let login = world.platform_login(serde_json::json!({}));
+    let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    let (ok, out, err) = cli(&world, &["cull", "--at", &day("2099-12-31").to_string()]);
+    assert!(ok && out.contains("offboarded by date: none"), "{out}{err}");
+    assert!(record(&world, &account).is_some());
+    let (ok, out, err) = cli(&world, &["cull", "--at", &day("2100-01-01").to_string()]);
+    assert!(ok && out.contains("offboarded by date: school-a (1 record(s))"), "{out}{err}");
+    assert_eq!(record(&world, &account), None);
+    let last = world.audit().into_iter().rev().find(|l| l["action"] == "tenant_offboard").unwrap();
+    assert_eq!((last["tenant"].as_str(), last["reason"].as_str()), (Some("school-a"), Some("offboard_date")));
+}
+
+#[test]
+fn a_tenant_past_its_offboarding_date_signs_nobody_in() {
+    let world = World::start(Options { tenant_a: "offboard_on = \"2020-01-01\"\n", ..Options::default() });
+    let flow = world.browse(&world.url("/nymgate/login/school-a"), Some(&world.url("/nymgate/callback")));
+    assert_eq!(world.get_with_jar(flow["url"].as_str().unwrap(), &flow["jar"]), 400);
+    assert_eq!(world.last_login()["reason"], "tenant_offboarded");
+}

@@ -270,6 +270,17 @@ pub struct TenantConfig {
     /// unless set; needs `[retention]`.
     #[serde(default)]
     pub retention: Option<TenantRetentionConfig>,
+    /// The day (`YYYY-MM-DD`, UTC) the school's contract ends: from then on its logins are
+    /// refused and the culling job erases its retained records (docs/RETENTION.md).
+    #[serde(default)]
+    pub offboard_on: Option<String>,
+}
+
+impl TenantConfig {
+    /// `offboard_on` as unix seconds (midnight UTC), when set and valid.
+    pub fn offboard_at(&self) -> Option<u64> {
+        crate::login::saml_acs::parse_instant(&format!("{}T00:00:00Z", self.offboard_on.as_deref()?))
+    }
 }
 
 /// `[retention]`: where retained values live and how long an unseen record is kept.
@@ -1063,6 +1074,9 @@ impl Config {
             }
         }
         for (i, tenant) in self.tenants.iter().enumerate() {
+            if tenant.offboard_on.is_some() && tenant.offboard_at().is_none() {
+                problem(&format!("tenants[{i}].offboard_on"), "must be a date, YYYY-MM-DD".into());
+            }
             let Some(rules) = &tenant.retention else { continue };
             let field = |name: &str| format!("tenants[{i}].retention.{name}");
             if self.retention.is_none() {

@@ -237,6 +237,8 @@ pub struct Login {
     retention_rules: HashMap<String, crate::config::TenantRetentionConfig>,
     /// `retention.cull_after` and `cull_interval`, in seconds.
     retention_cull: Option<(u64, u64)>,
+    /// Each tenant's `offboard_on`, as unix seconds.
+    offboard_at: Vec<(String, u64)>,
     /// The admin API's bearer tokens (`[retention.api]`).
     retention_tokens: Option<retention_api::RetentionTokens>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
@@ -457,6 +459,11 @@ impl Login {
                 }
                 None => None,
             },
+            offboard_at: config
+                .tenants
+                .iter()
+                .filter_map(|t| Some((t.id.clone(), t.offboard_at()?)))
+                .collect(),
             retention_cull: config
                 .retention
                 .as_ref()
@@ -826,6 +833,9 @@ impl Login {
         identity: &VerifiedIdentity,
         now: u64,
     ) -> Result<PseudonymousLogin, FlowError> {
+        if self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
+            return Err(FlowError::BadRequest("tenant_offboarded"));
+        }
         let login = self.pseudonymizer.pseudonymize(tenant, identity, now)?;
         let (Some(store), Some(rules)) = (&self.retention, self.retention_rules.get(tenant)) else {
             return Ok(login);
@@ -1182,14 +1192,29 @@ impl Login {
         self.retention_cull.map(|(_, interval)| std::time::Duration::from_secs(interval))
     }
 
-    /// Deletes retained records not seen since `now - cull_after`; how many.
+    /// The culling job at `now` (docs/RETENTION.md): offboarded tenants' records go, then
+    /// records not seen within `cull_after`. Returns how many records were culled; each
+    /// offboarding is audited.
     pub async fn cull_retention(&self, now: u64) -> Result<usize, crate::retention::RetentionError> {
         let (Some(store), Some((after, _))) = (self.retention.clone(), self.retention_cull) else {
             return Ok(0);
         };
-        tokio::task::spawn_blocking(move || store.cull(now.saturating_sub(after)))
+        let offboard = self.offboard_at.clone();
+        let (culled, offboarded) = tokio::task::spawn_blocking(move || store.cull_due(now, after, &offboard))
             .await
-            .map_err(|_| crate::retention::RetentionError::Database("the cull did not finish".into()))?
+            .map_err(|_| crate::retention::RetentionError::Database("the cull did not finish".into()))??;
+        for (tenant, removed) in offboarded.iter().filter(|(_, removed)| *removed > 0) {
+            tracing::warn!(tenant, removed, "retention: the tenant's offboarding date has come; its records are erased. Erase its pseudonym keys with `nymgate retention offboard`");
+            let event = AuditEvent {
+                tenant: Some(tenant),
+                reason: Some("offboard_date"),
+                ..AuditEvent::admin("tenant_offboard", "ok")
+            };
+            if let Err(error) = self.audit.record_async(&event).await {
+                tracing::error!(%error, "audit line could not be written");
+            }
+        }
+        Ok(culled)
     }
 
     /// The shared store, for `/readyz` and its probe.
