@@ -290,3 +290,136 @@ fn a_tenant_past_its_offboarding_date_signs_nobody_in() {
     assert_eq!(world.get_with_jar(flow["url"].as_str().unwrap(), &flow["jar"]), 400);
     assert_eq!(world.last_login()["reason"], "tenant_offboarded");
 }
+
+// ---- crash safety ----------------------------------------------------------------------------
+
+/// The keys of the crash test's store (a fixed scope key: the test owns the file).
+fn crash_keys() -> WrapKeys {
+    use nymgate::pseudonym::keyring::{ScopeKey, ScopeKeys};
+    let scope = ScopeKeys {
+        keys: vec![ScopeKey::new(1, 0, nymgate::secret::Secret::new(vec![7; 32]))],
+        migration_until: None,
+    };
+    WrapKeys::derive(&scope, "skola-c")
+}
+
+fn crash_values(i: u64) -> nymgate::retention::Values {
+    [("name".to_owned(), vec![format!("Lärare {i}")])].into()
+}
+
+/// Writes `w-{i}` and erases `e-{i}` for i = 0.., printing each operation only after it is
+/// committed, for `limit` rounds (or until killed).
+fn crash_writer(path: &std::path::Path, limit: u64, out: &mut dyn std::io::Write) {
+    let store = RetentionStore::open(path).unwrap();
+    let keys = crash_keys();
+    for i in 0..limit {
+        store.remember("skola-c", &keys, &format!("w-{i}"), &crash_values(i), i).unwrap();
+        writeln!(out, "wrote w-{i}").unwrap();
+        if store.erase("skola-c", &format!("e-{i}")).unwrap() {
+            writeln!(out, "erased e-{i}").unwrap();
+        }
+        out.flush().unwrap();
+    }
+}
+
+/// What the store must hold after the writer printed `lines`: every written record whole, every
+/// record reported erased gone, and nothing that does not decrypt.
+fn check_after(path: &std::path::Path, lines: &[String], prepared: u64) {
+    let store = RetentionStore::open(path).unwrap();
+    let keys = crash_keys();
+    let written: Vec<u64> = lines.iter().filter_map(|l| l.strip_prefix("wrote w-")?.parse().ok()).collect();
+    let erased: Vec<u64> = lines.iter().filter_map(|l| l.strip_prefix("erased e-")?.parse().ok()).collect();
+    for &i in &written {
+        let record = store.lookup("skola-c", &keys, &format!("w-{i}")).unwrap();
+        assert_eq!(record.map(|r| r.values), Some(crash_values(i)), "w-{i} was reported written");
+    }
+    for &i in &erased {
+        assert_eq!(
+            store.lookup("skola-c", &keys, &format!("e-{i}")).unwrap(),
+            None,
+            "e-{i} was reported erased"
+        );
+    }
+    // Whatever else is there (the operation in flight at the kill, the records not reached)
+    // decrypts whole or is absent: never a half-written record.
+    let next = written.iter().max().map_or(0, |m| m + 2);
+    for i in 0..next.max(prepared) {
+        for account in [format!("w-{i}"), format!("e-{i}")] {
+            if let Err(error) = store.lookup("skola-c", &keys, &account) {
+                panic!("{account} is damaged: {error}");
+            }
+        }
+    }
+    let db = rusqlite::Connection::open(path).unwrap();
+    let integrity: String = db.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    assert_eq!(integrity, "ok");
+}
+
+/// The child process of the crash test when NYMGATE_CRASH_CHILD_DB is set: writes until
+/// killed. Run on its own it writes and checks 20 rounds.
+#[test]
+fn crash_child_writes_and_erases_until_killed() {
+    match std::env::var_os("NYMGATE_CRASH_CHILD_DB") {
+        Some(path) => crash_writer(std::path::Path::new(&path), u64::MAX, &mut std::io::stdout()),
+        None => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("crash.db");
+            prepare_erasable(&path, 20);
+            let mut out = Vec::new();
+            crash_writer(&path, 20, &mut out);
+            let lines: Vec<String> = String::from_utf8(out).unwrap().lines().map(str::to_owned).collect();
+            assert_eq!(lines.iter().filter(|l| l.starts_with("erased")).count(), 20);
+            check_after(&path, &lines, 20);
+        }
+    }
+}
+
+/// Records `e-0` … for the writer to erase.
+fn prepare_erasable(path: &std::path::Path, count: u64) {
+    let store = RetentionStore::open(path).unwrap();
+    for i in 0..count {
+        store.remember("skola-c", &crash_keys(), &format!("e-{i}"), &crash_values(i), 0).unwrap();
+    }
+}
+
+#[test]
+fn a_process_killed_during_writes_and_erasures_leaves_no_half_record_and_nothing_reported_erased() {
+    use std::io::BufRead;
+    for (round, millis) in [150u64, 400, 900].into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("crash.db");
+        // More than the writer reaches in the time given (each of its operations is a synced
+        // commit: about a millisecond here).
+        let prepared = 3_000;
+        prepare_erasable(&path, prepared);
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "crash_child_writes_and_erases_until_killed",
+                "--exact",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("NYMGATE_CRASH_CHILD_DB", &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            std::io::BufReader::new(stdout).lines().map_while(Result::ok).collect::<Vec<String>>()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+        child.kill().unwrap(); // SIGKILL: no destructor, no flush, as a crash
+        child.wait().unwrap();
+        let lines: Vec<String> = reader
+            .join()
+            .unwrap()
+            .into_iter()
+            .filter(|l| l.starts_with("wrote") || l.starts_with("erased"))
+            .collect();
+        assert!(lines.len() > 2, "round {round}: the writer did not get going: {lines:?}");
+        let erased = lines.iter().filter(|l| l.starts_with("erased")).count() as u64;
+        assert!(erased < prepared, "round {round}: the writer ran out of records to erase");
+        check_after(&path, &lines, 0);
+    }
+}
