@@ -137,27 +137,13 @@ fn offboard(
 ) -> Result<String, String> {
     let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
     let scope = found.scope.clone().unwrap_or_else(|| found.id.clone());
-    let sharing: Vec<&str> = config
+    let sharing: Vec<String> = config
         .tenants
         .iter()
         .filter(|t| t.id != tenant && t.scope.as_deref().unwrap_or(&t.id) == scope)
-        .map(|t| t.id.as_str())
+        .map(|t| t.id.clone())
         .collect();
-    // The records and the data key first: once they are gone nothing is left to read, and a
-    // crash before the keys are erased leaves nothing readable behind.
-    let records = store.offboard(tenant).map_err(|e| e.to_string())?;
-    let keys_destroyed = if sharing.is_empty() {
-        let mut ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
-        match ring.erase(&scope) {
-            Ok(destroyed) => {
-                ring.save(keyring_file).map_err(|e| e.to_string())?;
-                destroyed
-            }
-            Err(_) => 0,
-        }
-    } else {
-        0
-    };
+    let report = offboard_tenant(store, keyring_file, tenant, &scope, &sharing)?;
     let event = AuditEvent {
         tenant: Some(tenant),
         scope: Some(&scope),
@@ -165,7 +151,35 @@ fn offboard(
         ..AuditEvent::admin("tenant_offboard", "ok")
     };
     audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))?;
-    let report = serde_json::json!({
+    Ok(serde_json::to_string_pretty(&report).expect("a report serializes"))
+}
+
+/// Offboards `tenant` (the shell command and the admin API): its records and data key first
+/// (once they are gone nothing is left to read, so a crash before the keys leaves nothing
+/// readable behind), then its pseudonym scope's keys unless another tenant (`sharing`) uses the
+/// scope. Returns the report.
+pub fn offboard_tenant(
+    store: &RetentionStore,
+    keyring_file: &Path,
+    tenant: &str,
+    scope: &str,
+    sharing: &[String],
+) -> Result<serde_json::Value, String> {
+    let records = store.offboard(tenant).map_err(|e| e.to_string())?;
+    let keys_destroyed = if sharing.is_empty() {
+        let mut ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
+        match ring.erase(scope) {
+            Ok(destroyed) => {
+                ring.save(keyring_file).map_err(|e| e.to_string())?;
+                destroyed
+            }
+            // Already erased (a second run after an interruption).
+            Err(_) => 0,
+        }
+    } else {
+        0
+    };
+    Ok(serde_json::json!({
         "tenant": tenant,
         "retained_records_removed": records,
         "data_key_removed": true,
@@ -173,6 +187,5 @@ fn offboard(
         "scope_keys_destroyed": keys_destroyed,
         "scope_kept_for": sharing,
         "next": "remove the tenant from the config and reload; destroy backups of the keyring and of the retention database",
-    });
-    Ok(serde_json::to_string_pretty(&report).expect("a report serializes"))
+    }))
 }

@@ -160,8 +160,31 @@ fn the_admin_api_serves_each_role_its_calls_and_audits_every_one() {
     assert_eq!(last_admin(&world)["reason"], "no_record");
     // Calls for a tenant that keeps nothing, or an unknown path, find nothing.
     assert_eq!(api(&world, "GET", &format!("school-b/{account}"), Some(DPO_TOKEN), None).0, 404);
+
+    // Offboarding: the DPO's, confirmed; the report says what went.
+    world.platform_login(serde_json::json!({}));
+    assert!(record(&world, &account).is_some());
+    assert_eq!(
+        api(&world, "POST", "school-a", Some(PLATFORM_TOKEN), Some(r#"{"confirm": "school-a"}"#)).0,
+        403
+    );
+    assert_eq!(api(&world, "POST", "school-a", Some(DPO_TOKEN), Some(r#"{"confirm": "school-b"}"#)).0, 400);
+    let (status, report) =
+        api(&world, "POST", "school-a", Some(DPO_TOKEN), Some(r#"{"confirm": "school-a"}"#));
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(
+        (report["retained_records_removed"].as_u64(), report["scope_keys_destroyed"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
+    assert!(ring.scope("school-a").is_err() && ring.scope("school-b").is_ok());
+    let audit = last_admin(&world);
+    assert_eq!(
+        (audit["action"].as_str(), audit["reason"].as_str()),
+        (Some("tenant_offboard"), Some("by_dpo"))
+    );
     // The logs, the audit log and the metrics hold no value of alice's.
-    world.assert_no_personal_values(&[]);
+    world.assert_no_personal_values(&[("the offboarding report", &report.to_string())]);
 }
 
 /// `nymgate retention --config … ARGS`: (success, stdout, stderr).

@@ -239,6 +239,8 @@ pub struct Login {
     retention_cull: Option<(u64, u64)>,
     /// Each tenant's `offboard_on`, as unix seconds.
     offboard_at: Vec<(String, u64)>,
+    /// The keyring file, for an offboarding through the admin API.
+    keyring_file: std::path::PathBuf,
     /// The admin API's bearer tokens (`[retention.api]`).
     retention_tokens: Option<retention_api::RetentionTokens>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
@@ -459,6 +461,7 @@ impl Login {
                 }
                 None => None,
             },
+            keyring_file: keyring_file.clone(),
             offboard_at: config
                 .tenants
                 .iter()

@@ -9,6 +9,7 @@
 //! POST   /admin/v1/retention/{tenant}/{account}/restrict dpo: restrict or object (kept, not served)
 //! POST   /admin/v1/retention/{tenant}/{account}/lift     dpo: lift the restriction
 //! DELETE /admin/v1/retention/{tenant}/{account}          dpo: erase now
+//! POST   /admin/v1/retention/{tenant}                    dpo: {"confirm": "{tenant}"} offboards the tenant
 //! ```
 
 use http::{HeaderMap, Method, Response, StatusCode};
@@ -57,6 +58,9 @@ impl Login {
         };
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
         let parts: Vec<&str> = rest.split('/').collect();
+        if let ([tenant], &Method::POST) = (&parts[..], method) {
+            return self.retention_offboard(caller, tenant, body, store).await;
+        }
         let (tenant, account, verb) = match parts[..] {
             [tenant, account] => (tenant, account, None),
             [tenant, account, verb] => (tenant, account, Some(verb)),
@@ -160,6 +164,88 @@ impl Login {
         self.retention_audit(action, "ok", Some(tenant), Some(account), Some(caller_reason)).await;
         tracing::info!(action, caller = caller.name(), "retention API call");
         result
+    }
+
+    /// `POST /admin/v1/retention/{tenant}` with `{"confirm": "{tenant}"}` (dpo): offboards the
+    /// tenant, as `nymgate retention offboard` does, and answers its report.
+    async fn retention_offboard(
+        &self,
+        caller: Caller,
+        tenant: &str,
+        body: Incoming,
+        store: std::sync::Arc<crate::retention::RetentionStore>,
+    ) -> Response<Body> {
+        if caller != Caller::Dpo {
+            self.retention_audit(
+                "tenant_offboard",
+                "refused",
+                Some(tenant),
+                None,
+                Some("platform_not_allowed"),
+            )
+            .await;
+            return error(StatusCode::FORBIDDEN, "this call needs the dpo token");
+        }
+        let Some(scope) = self.pseudonymizer.tenant(tenant).ok().map(|t| t.scope.clone()) else {
+            return error(StatusCode::NOT_FOUND, "no such tenant");
+        };
+        #[derive(serde::Deserialize)]
+        struct Confirm {
+            confirm: String,
+        }
+        let confirmed = match http_body_util::Limited::new(body, MAX_BODY).collect().await {
+            Ok(bytes) => {
+                serde_json::from_slice::<Confirm>(&bytes.to_bytes()).is_ok_and(|c| c.confirm == tenant)
+            }
+            Err(_) => false,
+        };
+        if !confirmed {
+            return error(StatusCode::BAD_REQUEST, "send {\"confirm\": \"<tenant id>\"} to offboard");
+        }
+        let sharing = self.pseudonymizer.sharing_scope_with(tenant);
+        let (keyring_file, owned_tenant, owned_scope) =
+            (self.keyring_file.clone(), tenant.to_owned(), scope.clone());
+        let outcome = tokio::task::spawn_blocking(move || {
+            crate::retention_cli::offboard_tenant(
+                &store,
+                &keyring_file,
+                &owned_tenant,
+                &owned_scope,
+                &sharing,
+            )
+        })
+        .await;
+        match outcome {
+            Ok(Ok(report)) => {
+                let event = AuditEvent {
+                    tenant: Some(tenant),
+                    scope: Some(&scope),
+                    reason: Some("by_dpo"),
+                    ..AuditEvent::admin("tenant_offboard", "ok")
+                };
+                if let Err(failure) = self.audit.record_async(&event).await {
+                    tracing::error!(error = %failure, "audit line could not be written");
+                }
+                tracing::warn!(
+                    tenant,
+                    "tenant offboarded through the admin API; remove it from the config and reload"
+                );
+                json_response(StatusCode::OK, &report, "no-store")
+            }
+            Ok(Err(message)) => {
+                tracing::error!(error = message, "offboarding failed");
+                self.retention_audit(
+                    "tenant_offboard",
+                    "failed",
+                    Some(tenant),
+                    None,
+                    Some("retention_unavailable"),
+                )
+                .await;
+                error(StatusCode::SERVICE_UNAVAILABLE, "the offboarding failed; see the log")
+            }
+            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the call did not finish"),
+        }
     }
 
     /// The caller whose token the request carries, compared in constant time.

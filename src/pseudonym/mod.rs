@@ -256,6 +256,16 @@ impl Pseudonymizer {
         self.keyring.scope(&self.tenants.get(tenant_id)?.scope).ok()
     }
 
+    /// The other tenants that share `tenant`'s pseudonym scope.
+    pub fn sharing_scope_with(&self, tenant: &str) -> Vec<String> {
+        let Some(scope) = self.tenants.get(tenant).map(|t| &t.scope) else { return Vec::new() };
+        self.tenants
+            .iter()
+            .filter(|(id, t)| id.as_str() != tenant && &t.scope == scope)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     pub fn tenant(&self, id: &str) -> Result<&TenantPseudonyms, PseudonymError> {
         self.tenants.get(id).ok_or_else(|| PseudonymError::UnknownTenant(id.to_owned()))
     }
