@@ -50,7 +50,7 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     let settings = config.retention.as_ref().ok_or("the config has no [retention]")?;
     let keyring_file = &config.pseudonyms.as_ref().ok_or("the config has no [pseudonyms]")?.keyring_file;
-    let store = RetentionStore::open(&settings.sqlite_file).map_err(|e| e.to_string())?;
+    let store = RetentionStore::from_config(settings)?;
     let audit = AuditSink::from_config(&config.audit);
     let scope_of = |tenant: &str| -> Result<String, String> {
         let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;

@@ -18,12 +18,23 @@ const KEEP_STUDENTS: &str =
 const KEEP_TEACHERS: &str =
     "[tenants.retention]\nroles = [\"teacher\"]\nattributes = { email = [\"email\"] }\n";
 
-/// The record of `account_number` at school-a, read with the world's keyring.
+/// The record of `account_number` at school-a, read from the world's store (SQLite or
+/// PostgreSQL, as its config says) with its keyring.
 fn record(world: &World, account_number: &str) -> Option<nymgate::retention::Record> {
     let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
     let keys = WrapKeys::derive(ring.scope("school-a").unwrap(), "school-a");
-    let store = RetentionStore::open(&world.dir.path().join("retained.db")).unwrap();
+    let config = nymgate::config::Config::load(&world.dir.path().join("nymgate.toml")).unwrap();
+    let store = RetentionStore::from_config(config.retention.as_ref().unwrap()).unwrap();
     store.lookup("school-a", &keys, account_number).unwrap()
+}
+
+/// Runs `test` with the store in SQLite, then in a real PostgreSQL: `test` gets the
+/// `[retention]` section to use, without its `[retention.api]`.
+fn on_both_backends(test: impl Fn(&'static str)) {
+    test("[retention]\nsqlite_file = \"retained.db\"\n");
+    let server = common::postgres::PostgresServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    test(Box::leak(server.retention_toml(dir.path()).into_boxed_str()));
 }
 
 #[test]
@@ -100,13 +111,17 @@ fn api(
 
 #[test]
 fn the_admin_api_serves_each_role_its_calls_and_audits_every_one() {
+    on_both_backends(admin_api_on);
+}
+
+fn admin_api_on(store: &'static str) {
     // The tokens come from the environment (SecretSource env), as a deployment may give them.
     std::env::set_var("NYMGATE_TEST_RETENTION_PLATFORM", PLATFORM_TOKEN);
     std::env::set_var("NYMGATE_TEST_RETENTION_DPO", DPO_TOKEN);
     const KEEP_AND_SERVE: &str = "[tenants.retention]\nroles = [\"student\"]\nattributes = { email = [\"email\"], name = [\"name\"] }\nserve = [\"name\"]\n";
-    const STORE_AND_API: &str = "[retention]\nsqlite_file = \"retained.db\"\n[retention.api]\nplatform_token = { env = \"NYMGATE_TEST_RETENTION_PLATFORM\" }\ndpo_token = { env = \"NYMGATE_TEST_RETENTION_DPO\" }\n";
-    let world =
-        World::start(Options { tenant_a: KEEP_AND_SERVE, extra: STORE_AND_API, ..Options::default() });
+    const API: &str = "[retention.api]\nplatform_token = { env = \"NYMGATE_TEST_RETENTION_PLATFORM\" }\ndpo_token = { env = \"NYMGATE_TEST_RETENTION_DPO\" }\n";
+    let extra: &'static str = Box::leak(format!("{store}{API}").into_boxed_str());
+    let world = World::start(Options { tenant_a: KEEP_AND_SERVE, extra, ..Options::default() });
     let login = world.platform_login(serde_json::json!({}));
     let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
     let path = format!("school-a/{account}");
@@ -205,7 +220,11 @@ fn cli(world: &World, args: &[&str]) -> (bool, String, String) {
 
 #[test]
 fn the_shell_commands_show_rectify_restrict_erase_and_offboard_with_audit_lines() {
-    let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: STORE, ..Options::default() });
+    on_both_backends(shell_commands_on);
+}
+
+fn shell_commands_on(store: &'static str) {
+    let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: store, ..Options::default() });
     let login = world.platform_login(serde_json::json!({}));
     let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
     let who = ["--tenant", "school-a", "--account", account.as_str()];
@@ -445,4 +464,72 @@ fn a_process_killed_during_writes_and_erasures_leaves_no_half_record_and_nothing
         assert!(erased < prepared, "round {round}: the writer ran out of records to erase");
         check_after(&path, &lines, 0);
     }
+}
+
+// ---- PostgreSQL ------------------------------------------------------------------------------
+
+#[test]
+fn postgres_store_keeps_whole_encrypted_records_and_erases_them() {
+    let server = common::postgres::PostgresServer::start();
+    let password = nymgate::secret::Secret::new(server.password.clone().into_bytes());
+    let store = RetentionStore::postgres(&server.url(), Some(password)).unwrap();
+    let keys = crash_keys();
+    store.remember("skola-c", &keys, "v1-A", &crash_values(1), 100).unwrap();
+    store.remember("skola-c", &keys, "v1-B", &crash_values(2), 200).unwrap();
+    assert_eq!(store.lookup("skola-c", &keys, "v1-A").unwrap().unwrap().values, crash_values(1));
+    // The tables hold ciphertext only.
+    let mut client = postgres::Config::new()
+        .host("127.0.0.1")
+        .port(server.port)
+        .user(common::postgres::USER)
+        .password(&server.password)
+        .dbname("postgres")
+        .connect(postgres::NoTls)
+        .unwrap();
+    for row in client.query("SELECT tenant, account_number, ciphertext FROM nymgate_records", &[]).unwrap() {
+        let sealed: Vec<u8> = row.get(2);
+        assert!(!String::from_utf8_lossy(&sealed).contains("Lärare"), "a value in the clear");
+    }
+    assert!(store.restrict("skola-c", "v1-A", true).unwrap());
+    assert!(store.lookup("skola-c", &keys, "v1-A").unwrap().unwrap().restricted);
+    assert!(store.erase("skola-c", "v1-A").unwrap());
+    assert!(!store.erase("skola-c", "v1-A").unwrap());
+    assert_eq!(store.cull(150).unwrap(), 0);
+    assert_eq!(store.cull(250).unwrap(), 1);
+    store.remember("skola-c", &keys, "v1-C", &crash_values(3), 300).unwrap();
+    assert_eq!(store.offboard("skola-c").unwrap(), 1);
+    let keys_left: i64 = client.query_one("SELECT COUNT(*) FROM nymgate_data_keys", &[]).unwrap().get(0);
+    assert_eq!(keys_left, 0, "offboarding removes the data key");
+    // A wrong password is an error, not a panic, and the login path sees it as one.
+    let wrong =
+        RetentionStore::postgres(&server.url(), Some(nymgate::secret::Secret::new(b"wrong".to_vec())))
+            .unwrap();
+    assert!(wrong.lookup("skola-c", &keys, "v1-C").is_err());
+}
+
+#[test]
+fn replicas_sharing_postgres_see_each_others_records() {
+    let server = common::postgres::PostgresServer::start();
+    std::env::set_var("NYMGATE_TEST_RETENTION_DPO", DPO_TOKEN);
+    let dir = tempfile::tempdir().unwrap();
+    let retention: &'static str = Box::leak(
+        format!(
+            "{}[retention.api]\ndpo_token = {{ env = \"NYMGATE_TEST_RETENTION_DPO\" }}\n",
+            server.retention_toml(dir.path())
+        )
+        .into_boxed_str(),
+    );
+    let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: retention, ..Options::default() });
+    let replica = world.start_replica();
+    // A login on the first replica; the record is read through the second one's admin API.
+    let login = world.platform_login(serde_json::json!({}));
+    let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
+    let out = world.node_eval(&format!(
+        "const r = await fetch('http://127.0.0.1:{}/admin/v1/retention/school-a/{account}', {{headers: {{authorization: 'Bearer {DPO_TOKEN}'}}}}); console.log(JSON.stringify({{status: r.status, body: await r.json()}}));",
+        replica.admin_port
+    ));
+    let answer: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("{out}"));
+    assert_eq!(answer["status"], 200, "{answer}");
+    assert_eq!(answer["body"]["values"]["email"], serde_json::json!([alice("email")]));
+    world.assert_no_personal_values(&[]);
 }

@@ -19,6 +19,9 @@ DEB_PACKAGES+=(xmlsec1)
 DEB_PACKAGES+=(chromium fonts-dejavu-core)
 # redis-server is the shared store of several replicas (tests/replicas.rs).
 DEB_PACKAGES+=(redis-server)
+# postgresql is the retention store shared by replicas (tests/retention.rs starts a cluster of
+# its own per test; the package's own cluster is not used).
+DEB_PACKAGES+=(postgresql)
 # opensaml-tools gives samlsign (C++ OpenSAML, under the Shibboleth SP): a third SAML platform
 # checking nymgate's signed responses (tests/saml_out.rs).
 DEB_PACKAGES+=(opensaml-tools)

@@ -287,8 +287,17 @@ impl TenantConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RetentionConfig {
+    /// `sqlite` (default: one file, one nymgate process) or `postgres` (several replicas).
+    #[serde(default)]
+    pub backend: RetentionBackend,
     /// The SQLite file (created mode 0600), e.g. `/var/lib/nymgate/retained.db`.
-    pub sqlite_file: PathBuf,
+    #[serde(default)]
+    pub sqlite_file: Option<PathBuf>,
+    /// PostgreSQL: `postgres://user@host:port/database` (the password apart, below).
+    #[serde(default)]
+    pub postgres_url: Option<String>,
+    #[serde(default)]
+    pub postgres_password: Option<SecretSource>,
     /// A record no login has refreshed for this long is deleted (culling).
     #[serde(default = "retention_cull_after", with = "humantime_serde")]
     pub cull_after: Duration,
@@ -311,6 +320,14 @@ pub struct RetentionApiConfig {
     /// The data protection officer: lookup, export, rectify, restrict, erase.
     #[serde(default)]
     pub dpo_token: Option<SecretSource>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RetentionBackend {
+    #[default]
+    Sqlite,
+    Postgres,
 }
 
 fn retention_cull_after() -> Duration {
@@ -733,7 +750,10 @@ impl Config {
             fix(file);
         }
         if let Some(retention) = self.retention.as_mut() {
-            fix(&mut retention.sqlite_file);
+            retention.sqlite_file.iter_mut().for_each(&fix);
+            if let Some(SecretSource::File(p)) = retention.postgres_password.as_mut() {
+                fix(p);
+            }
             for source in
                 [&mut retention.api.platform_token, &mut retention.api.dpo_token].into_iter().flatten()
             {
@@ -1050,17 +1070,42 @@ impl Config {
     /// `[retention]` and each tenant's `[tenants.retention]`.
     fn validate_retention(&self, problem: &mut impl FnMut(&str, String)) {
         if let Some(retention) = &self.retention {
-            if retention.sqlite_file.parent().is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir())
-            {
-                problem(
-                    "retention.sqlite_file",
-                    format!("{}: its folder does not exist", retention.sqlite_file.display()),
-                );
-            }
-            if retention.sqlite_file.exists() {
-                if let Err(message) = check_private_file(&retention.sqlite_file) {
-                    problem("retention.sqlite_file", message);
+            match (retention.backend, &retention.sqlite_file, &retention.postgres_url) {
+                (RetentionBackend::Sqlite, Some(file), None) => {
+                    if file.parent().is_some_and(|dir| !dir.as_os_str().is_empty() && !dir.is_dir()) {
+                        problem(
+                            "retention.sqlite_file",
+                            format!("{}: its folder does not exist", file.display()),
+                        );
+                    }
+                    if file.exists() {
+                        if let Err(message) = check_private_file(file) {
+                            problem("retention.sqlite_file", message);
+                        }
+                    }
                 }
+                (RetentionBackend::Sqlite, _, _) => problem(
+                    "retention.sqlite_file",
+                    "the sqlite backend needs sqlite_file (and no postgres_url)".into(),
+                ),
+                (RetentionBackend::Postgres, None, Some(url)) => match url.parse::<postgres::Config>() {
+                    Err(_) => {
+                        problem("retention.postgres_url", "not a postgres:// URL or connection string".into())
+                    }
+                    Ok(parsed) if parsed.get_password().is_some() => problem(
+                        "retention.postgres_url",
+                        "put the password in postgres_password (a file or the environment), not in the URL"
+                            .into(),
+                    ),
+                    Ok(_) => {}
+                },
+                (RetentionBackend::Postgres, _, _) => problem(
+                    "retention.postgres_url",
+                    "the postgres backend needs postgres_url (and no sqlite_file)".into(),
+                ),
+            }
+            if let Some(source) = &retention.postgres_password {
+                validate_secret_source(source, "retention.postgres_password", problem);
             }
             for (name, source) in
                 [("platform_token", &retention.api.platform_token), ("dpo_token", &retention.api.dpo_token)]

@@ -390,10 +390,9 @@ impl Login {
             (None, _) => None,
             // A reload keeps the open database (the file is the same one, or a restart applies).
             (Some(_), Some(open)) => Some(open),
-            (Some(settings), None) => Some(Arc::new(
-                crate::retention::RetentionStore::open(&settings.sqlite_file)
-                    .map_err(|e| format!("retention.sqlite_file: {e}"))?,
-            )),
+            (Some(settings), None) => {
+                Some(Arc::new(crate::retention::RetentionStore::from_config(settings)?))
+            }
         };
         let retention_rules: HashMap<_, _> =
             config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.retention.clone()?))).collect();
@@ -401,9 +400,13 @@ impl Login {
             // Data keys follow the scopes' current key versions before anyone retires an old one.
             for tenant in retention_rules.keys() {
                 if let Some(keys) = pseudonymizer.scope_keys(tenant) {
-                    store
-                        .rewrap(tenant, &crate::retention::WrapKeys::derive(keys, tenant))
-                        .map_err(|e| format!("retention: {e}"))?;
+                    // Not fatal: the next record rewraps too, and a database that is down
+                    // refuses logins of retaining tenants (fail closed), not the whole config.
+                    if let Err(error) =
+                        store.rewrap(tenant, &crate::retention::WrapKeys::derive(keys, tenant))
+                    {
+                        tracing::warn!(tenant, %error, "retention: the data key could not be rewrapped now");
+                    }
                 }
             }
         }

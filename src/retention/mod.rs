@@ -8,20 +8,23 @@
 //! the database alone reveals nothing, and erasing the scope's keys (offboarding) makes every
 //! record unreadable even in a backup.
 //!
-//! Embedded SQLite (one file, WAL, every write in a transaction: a crash leaves a record whole or
-//! absent). Calls block: async callers use `spawn_blocking`.
+//! Two backends behind one [`Db`] interface, every operation one transaction (a crash leaves a
+//! record whole or absent): embedded SQLite by default (sqlite.rs: one file, WAL), PostgreSQL for
+//! several replicas (postgres.rs). Calls block: async callers use `spawn_blocking`.
+
+mod postgres;
+mod sqlite;
 
 use std::path::Path;
-use std::sync::Mutex;
 
 use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
-use rusqlite::{params, Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
 
 use crate::pseudonym::keyring::ScopeKeys;
 
 /// The keys that wrap one tenant's data key, one per scope key version, derived from the keyring
 /// before a blocking call (so that the call owns them). Never printed.
+#[derive(Clone)]
 pub struct WrapKeys {
     current: u32,
     by_version: Vec<(u32, [u8; 32])>,
@@ -76,6 +79,63 @@ impl From<rusqlite::Error> for RetentionError {
     }
 }
 
+impl From<::postgres::Error> for RetentionError {
+    fn from(error: ::postgres::Error) -> Self {
+        // The driver's messages name SQL states and columns, never values (they are parameters).
+        RetentionError::Database(error.to_string())
+    }
+}
+
+/// A stored record's row: (nonce, ciphertext, last seen, restricted).
+type RecordRow = (Vec<u8>, Vec<u8>, i64, bool);
+
+/// A stored data key's row: (scope key version, nonce, wrapped key).
+type KeyRow = (u32, Vec<u8>, Vec<u8>);
+
+/// What the store needs of a database, inside one transaction (sqlite.rs, postgres.rs).
+trait Db {
+    /// (key version, nonce, wrapped key) of the tenant's data key.
+    fn data_key_row(&mut self, tenant: &str) -> Result<Option<KeyRow>, RetentionError>;
+    fn put_data_key(
+        &mut self,
+        tenant: &str,
+        version: u32,
+        nonce: &[u8],
+        wrapped: &[u8],
+    ) -> Result<(), RetentionError>;
+    /// Inserts or replaces a record's values and last-seen time (its restriction stays).
+    fn upsert(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        nonce: &[u8],
+        sealed: &[u8],
+        last_seen: i64,
+    ) -> Result<(), RetentionError>;
+    fn record_row(&mut self, tenant: &str, account: &str) -> Result<Option<RecordRow>, RetentionError>;
+    /// Replaces an existing record's values; how many rows changed.
+    fn update_values(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        nonce: &[u8],
+        sealed: &[u8],
+    ) -> Result<u64, RetentionError>;
+    fn set_restricted(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        restricted: bool,
+    ) -> Result<u64, RetentionError>;
+    fn delete_record(&mut self, tenant: &str, account: &str) -> Result<u64, RetentionError>;
+    fn delete_unseen_since(&mut self, before: i64) -> Result<u64, RetentionError>;
+    /// Deletes the tenant's records and data key; how many records.
+    fn delete_tenant(&mut self, tenant: &str) -> Result<u64, RetentionError>;
+    fn count(&mut self, tenant: &str) -> Result<u64, RetentionError>;
+}
+
+/// An operation run in one transaction, on whichever thread the backend runs it.
+type Operation<R> = Box<dyn FnOnce(&mut dyn Db) -> Result<R, RetentionError> + Send>;
 /// What is kept of one person: attribute name → values, as the tenant's config names them.
 pub type Values = std::collections::BTreeMap<String, Vec<String>>;
 
@@ -91,10 +151,14 @@ pub struct Record {
     pub restricted: bool,
 }
 
-/// The store. One connection, behind a mutex: writes are one per retained login, and SQLite
-/// serializes writers anyway.
+/// The store.
 pub struct RetentionStore {
-    db: Mutex<Connection>,
+    backend: Backend,
+}
+
+enum Backend {
+    Sqlite(sqlite::Sqlite),
+    Postgres(postgres::Postgres),
 }
 
 impl std::fmt::Debug for RetentionStore {
@@ -103,44 +167,53 @@ impl std::fmt::Debug for RetentionStore {
     }
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS data_keys (
-    tenant TEXT PRIMARY KEY,
-    key_version INTEGER NOT NULL,
-    nonce BLOB NOT NULL,
-    wrapped BLOB NOT NULL
-);
-CREATE TABLE IF NOT EXISTS records (
-    tenant TEXT NOT NULL,
-    account_number TEXT NOT NULL,
-    nonce BLOB NOT NULL,
-    ciphertext BLOB NOT NULL,
-    last_seen INTEGER NOT NULL,
-    restricted INTEGER NOT NULL DEFAULT 0,
-    PRIMARY KEY (tenant, account_number)
-);
-CREATE INDEX IF NOT EXISTS records_last_seen ON records (last_seen);
-";
-
 impl RetentionStore {
-    /// Opens (or creates, mode 0600) the SQLite file.
-    pub fn open(path: &Path) -> Result<RetentionStore, RetentionError> {
-        if !path.exists() {
-            crate::certs::write(path, b"", 0o600).map_err(RetentionError::Database)?;
+    /// The store `[retention]` names.
+    pub fn from_config(settings: &crate::config::RetentionConfig) -> Result<RetentionStore, String> {
+        use crate::config::RetentionBackend;
+        match (settings.backend, &settings.sqlite_file, &settings.postgres_url) {
+            (RetentionBackend::Sqlite, Some(file), _) => {
+                RetentionStore::open(file).map_err(|e| format!("retention.sqlite_file: {e}"))
+            }
+            (RetentionBackend::Postgres, _, Some(url)) => {
+                let password = settings
+                    .postgres_password
+                    .as_ref()
+                    .map(|source| {
+                        crate::secret::Secret::load(source)
+                            .map_err(|e| format!("retention.postgres_password: {e}"))
+                    })
+                    .transpose()?;
+                RetentionStore::postgres(url, password).map_err(|e| format!("retention.postgres_url: {e}"))
+            }
+            _ => Err("retention: the backend's sqlite_file or postgres_url is missing".into()),
         }
-        let db = Connection::open(path)?;
-        // WAL: a reader never sees half a transaction, and a crash loses at most the
-        // transaction in flight. FULL: a commit is on disk before it is reported.
-        db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
-        // Erased rows are overwritten, not left in free pages.
-        db.pragma_update(None, "secure_delete", "ON")?;
-        db.execute_batch(SCHEMA)?;
-        Ok(RetentionStore { db: Mutex::new(db) })
     }
 
-    fn db(&self) -> std::sync::MutexGuard<'_, Connection> {
-        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    /// Opens (or creates, mode 0600) the SQLite file.
+    pub fn open(path: &Path) -> Result<RetentionStore, RetentionError> {
+        Ok(RetentionStore { backend: Backend::Sqlite(sqlite::Sqlite::open(path)?) })
+    }
+
+    /// PostgreSQL at `url` (`postgres://user@host:port/db`) with `password`; it connects at
+    /// first use, on a thread of its own, and creates its tables if they are missing.
+    pub fn postgres(
+        url: &str,
+        password: Option<crate::secret::Secret>,
+    ) -> Result<RetentionStore, RetentionError> {
+        Ok(RetentionStore { backend: Backend::Postgres(postgres::Postgres::new(url, password)?) })
+    }
+
+    /// Runs `operation` in one transaction: committed when it returns `Ok`, rolled back
+    /// otherwise.
+    fn transact<R: Send + 'static>(
+        &self,
+        operation: impl FnOnce(&mut dyn Db) -> Result<R, RetentionError> + Send + 'static,
+    ) -> Result<R, RetentionError> {
+        match &self.backend {
+            Backend::Sqlite(db) => db.transact(Box::new(operation)),
+            Backend::Postgres(db) => db.transact(Box::new(operation)),
+        }
     }
 
     /// Writes (or replaces) `account_number`'s record at a login, with `last_seen = now`. A
@@ -153,18 +226,13 @@ impl RetentionStore {
         values: &Values,
         now: u64,
     ) -> Result<(), RetentionError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let data_key = data_key(&tx, tenant, keys)?;
+        let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
-        let (nonce, ciphertext) = seal(&data_key, &record_aad(tenant, account_number), plain);
-        tx.execute(
-            "INSERT INTO records (tenant, account_number, nonce, ciphertext, last_seen) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT (tenant, account_number) DO UPDATE SET nonce = ?3, ciphertext = ?4, last_seen = ?5",
-            params![tenant, account_number, nonce, ciphertext, now as i64],
-        )?;
-        tx.commit()?;
-        Ok(())
+        self.transact(move |db| {
+            let data_key = data_key(db, &tenant, &keys)?;
+            let (nonce, sealed) = seal(&data_key, &record_aad(&tenant, &account), plain);
+            db.upsert(&tenant, &account, &nonce, &sealed, now as i64)
+        })
     }
 
     /// The record of `account_number`, decrypted, or `None`.
@@ -174,25 +242,22 @@ impl RetentionStore {
         keys: &WrapKeys,
         account_number: &str,
     ) -> Result<Option<Record>, RetentionError> {
-        let db = self.db();
-        let row: Option<(Vec<u8>, Vec<u8>, i64, bool)> = db
-            .query_row(
-                "SELECT nonce, ciphertext, last_seen, restricted FROM records WHERE tenant = ?1 AND account_number = ?2",
-                params![tenant, account_number],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-            )
-            .optional()?;
-        let Some((nonce, ciphertext, last_seen, restricted)) = row else { return Ok(None) };
-        let (data_key, _) = existing_data_key(&db, tenant, keys)?.ok_or(RetentionError::Corrupt)?;
-        let plain = open(&data_key, &record_aad(tenant, account_number), &nonce, ciphertext)?;
-        let values: Values = serde_json::from_slice(&plain).map_err(|_| RetentionError::Corrupt)?;
-        Ok(Some(Record {
-            tenant: tenant.to_owned(),
-            account_number: account_number.to_owned(),
-            values,
-            last_seen: last_seen.max(0) as u64,
-            restricted,
-        }))
+        let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
+        self.transact(move |db| {
+            let Some((nonce, sealed, last_seen, restricted)) = db.record_row(&tenant, &account)? else {
+                return Ok(None);
+            };
+            let (data_key, _) = existing_data_key(db, &tenant, &keys)?.ok_or(RetentionError::Corrupt)?;
+            let plain = open(&data_key, &record_aad(&tenant, &account), &nonce, sealed)?;
+            let values: Values = serde_json::from_slice(&plain).map_err(|_| RetentionError::Corrupt)?;
+            Ok(Some(Record {
+                tenant,
+                account_number: account,
+                values,
+                last_seen: last_seen.max(0) as u64,
+                restricted,
+            }))
+        })
     }
 
     /// Replaces an existing record's values (rectification, GDPR Art. 16); `false` when there
@@ -204,17 +269,13 @@ impl RetentionStore {
         account_number: &str,
         values: &Values,
     ) -> Result<bool, RetentionError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let data_key = data_key(&tx, tenant, keys)?;
+        let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
-        let (nonce, ciphertext) = seal(&data_key, &record_aad(tenant, account_number), plain);
-        let changed = tx.execute(
-            "UPDATE records SET nonce = ?3, ciphertext = ?4 WHERE tenant = ?1 AND account_number = ?2",
-            params![tenant, account_number, nonce, ciphertext],
-        )?;
-        tx.commit()?;
-        Ok(changed > 0)
+        self.transact(move |db| {
+            let data_key = data_key(db, &tenant, &keys)?;
+            let (nonce, sealed) = seal(&data_key, &record_aad(&tenant, &account), plain);
+            Ok(db.update_values(&tenant, &account, &nonce, &sealed)? > 0)
+        })
     }
 
     /// Restricts (or lifts the restriction of) a record (GDPR Art. 18, 21): kept, but not served
@@ -225,39 +286,26 @@ impl RetentionStore {
         account_number: &str,
         restricted: bool,
     ) -> Result<bool, RetentionError> {
-        let db = self.db();
-        let changed = db.execute(
-            "UPDATE records SET restricted = ?3 WHERE tenant = ?1 AND account_number = ?2",
-            params![tenant, account_number, restricted],
-        )?;
-        Ok(changed > 0)
+        let (tenant, account) = (tenant.to_owned(), account_number.to_owned());
+        self.transact(move |db| Ok(db.set_restricted(&tenant, &account, restricted)? > 0))
     }
 
     /// Erases one record now. Returns whether there was one; `true` only once it is committed.
     pub fn erase(&self, tenant: &str, account_number: &str) -> Result<bool, RetentionError> {
-        let db = self.db();
-        let removed = db.execute(
-            "DELETE FROM records WHERE tenant = ?1 AND account_number = ?2",
-            params![tenant, account_number],
-        )?;
-        Ok(removed > 0)
+        let (tenant, account) = (tenant.to_owned(), account_number.to_owned());
+        self.transact(move |db| Ok(db.delete_record(&tenant, &account)? > 0))
     }
 
     /// Deletes every record not seen since `before` (unix seconds). Returns how many.
     pub fn cull(&self, before: u64) -> Result<usize, RetentionError> {
-        let db = self.db();
-        Ok(db.execute("DELETE FROM records WHERE last_seen < ?1", params![before as i64])?)
+        self.transact(move |db| Ok(db.delete_unseen_since(before as i64)? as usize))
     }
 
     /// Erases a tenant: its records and its wrapped data key, in one transaction. Returns the
     /// number of records removed.
     pub fn offboard(&self, tenant: &str) -> Result<usize, RetentionError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        let removed = tx.execute("DELETE FROM records WHERE tenant = ?1", params![tenant])?;
-        tx.execute("DELETE FROM data_keys WHERE tenant = ?1", params![tenant])?;
-        tx.commit()?;
-        Ok(removed)
+        let tenant = tenant.to_owned();
+        self.transact(move |db| Ok(db.delete_tenant(&tenant)? as usize))
     }
 
     /// The culling job's work at `now`: every tenant whose offboarding time (`offboard`) has
@@ -280,10 +328,20 @@ impl RetentionStore {
 
     /// How many records a tenant has (for metrics and reports; no values).
     pub fn count(&self, tenant: &str) -> Result<usize, RetentionError> {
-        let db = self.db();
-        let n: i64 =
-            db.query_row("SELECT COUNT(*) FROM records WHERE tenant = ?1", params![tenant], |r| r.get(0))?;
-        Ok(n.max(0) as usize)
+        let tenant = tenant.to_owned();
+        self.transact(move |db| Ok(db.count(&tenant)? as usize))
+    }
+
+    /// Wraps the tenant's data key under the scope's current key version, if it is not already
+    /// (at start and after a reload, before anyone retires the old version).
+    pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<(), RetentionError> {
+        let (tenant, keys) = (tenant.to_owned(), keys.clone());
+        self.transact(move |db| {
+            if existing_data_key(db, &tenant, &keys)?.is_some() {
+                data_key(db, &tenant, &keys)?;
+            }
+            Ok(())
+        })
     }
 }
 
@@ -296,51 +354,26 @@ fn record_aad(tenant: &str, account_number: &str) -> Vec<u8> {
 /// The tenant's data key, made (random) at first use, and stored wrapped under the scope's
 /// current key version: one wrapped under an older version is wrapped again under the current
 /// one, so that retiring old versions after a rotation (docs/PSEUDONYMS.md) loses nothing.
-fn data_key(tx: &Connection, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
+fn data_key(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
     let version = keys.current;
-    let (key, stored_version) = match existing_data_key(tx, tenant, keys)? {
+    let (key, stored_version) = match existing_data_key(db, tenant, keys)? {
         Some((key, stored)) => (key, Some(stored)),
         None => (crate::secret::random_bytes::<32>(), None),
     };
     if stored_version != Some(version) {
         let (nonce, wrapped) = seal(keys.get(version)?, tenant.as_bytes(), key.to_vec());
-        tx.execute(
-            "INSERT INTO data_keys (tenant, key_version, nonce, wrapped) VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (tenant) DO UPDATE SET key_version = ?2, nonce = ?3, wrapped = ?4",
-            params![tenant, version, nonce, wrapped],
-        )?;
+        db.put_data_key(tenant, version, &nonce, &wrapped)?;
     }
     Ok(key)
 }
 
-impl RetentionStore {
-    /// Wraps the tenant's data key under the scope's current key version, if it is not already
-    /// (at start and after a reload, before anyone retires the old version).
-    pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<(), RetentionError> {
-        let mut db = self.db();
-        let tx = db.transaction()?;
-        if existing_data_key(&tx, tenant, keys)?.is_some() {
-            data_key(&tx, tenant, keys)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-}
-
 /// The stored data key and the scope key version it is wrapped under.
 fn existing_data_key(
-    db: &Connection,
+    db: &mut dyn Db,
     tenant: &str,
     keys: &WrapKeys,
 ) -> Result<Option<([u8; 32], u32)>, RetentionError> {
-    let row: Option<(u32, Vec<u8>, Vec<u8>)> = db
-        .query_row(
-            "SELECT key_version, nonce, wrapped FROM data_keys WHERE tenant = ?1",
-            params![tenant],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-        )
-        .optional()?;
-    let Some((version, nonce, wrapped)) = row else { return Ok(None) };
+    let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else { return Ok(None) };
     let plain = open(keys.get(version)?, tenant.as_bytes(), &nonce, wrapped)?;
     let key: [u8; 32] = plain.try_into().map_err(|_| RetentionError::Corrupt)?;
     Ok(Some((key, version)))
@@ -414,7 +447,7 @@ mod tests {
         store.remember("skola-a", &keys, "v1-A", &values(), 1).unwrap();
         store.remember("skola-a", &keys, "v1-B", &Values::new(), 1).unwrap();
         {
-            let db = store.db();
+            let db = rusqlite::Connection::open(dir.path().join("r.db")).unwrap();
             db.execute_batch(
                 "UPDATE records SET nonce = (SELECT nonce FROM records WHERE account_number = 'v1-A'),
                  ciphertext = (SELECT ciphertext FROM records WHERE account_number = 'v1-A') WHERE account_number = 'v1-B'",

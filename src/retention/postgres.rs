@@ -1,0 +1,192 @@
+//! The retention store in PostgreSQL, for several replicas sharing it. The blocking `postgres`
+//! client lives on a thread of its own, which runs each operation in one transaction: the client
+//! keeps a runtime of its own, which must never be started, blocked on or dropped inside
+//! nymgate's async runtime. The connection is made at first use, and again after it breaks.
+
+use std::sync::mpsc;
+use std::sync::Mutex;
+
+use ::postgres::{Client, NoTls, Transaction};
+
+use super::{Db, KeyRow, Operation, RecordRow, RetentionError};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS nymgate_data_keys (
+    tenant TEXT PRIMARY KEY,
+    key_version BIGINT NOT NULL,
+    nonce BYTEA NOT NULL,
+    wrapped BYTEA NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nymgate_records (
+    tenant TEXT NOT NULL,
+    account_number TEXT NOT NULL,
+    nonce BYTEA NOT NULL,
+    ciphertext BYTEA NOT NULL,
+    last_seen BIGINT NOT NULL,
+    restricted BOOLEAN NOT NULL DEFAULT FALSE,
+    PRIMARY KEY (tenant, account_number)
+);
+CREATE INDEX IF NOT EXISTS nymgate_records_last_seen ON nymgate_records (last_seen);
+";
+
+/// A job for the client's thread.
+type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
+
+pub(super) struct Postgres {
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Postgres {
+    /// Starts the client's thread; nothing connects until the first operation.
+    pub(super) fn new(
+        url: &str,
+        password: Option<crate::secret::Secret>,
+    ) -> Result<Postgres, RetentionError> {
+        let mut config: ::postgres::Config = url
+            .parse()
+            .map_err(|e: ::postgres::Error| RetentionError::Database(format!("postgres_url: {e}")))?;
+        if let Some(password) = &password {
+            config.password(password.expose());
+        }
+        // A database that does not answer must not hold a login (or a reload) for long.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(5));
+        }
+        let (jobs, queue) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name("nymgate-retention-pg".into())
+            .spawn(move || {
+                let mut client: Option<Client> = None;
+                while let Ok(job) = queue.recv() {
+                    if client.as_ref().is_none_or(Client::is_closed) {
+                        client = config.connect(NoTls).ok();
+                        if let Some(c) = client.as_mut() {
+                            if c.batch_execute(SCHEMA).is_err() {
+                                client = None;
+                            }
+                        }
+                    }
+                    job(&mut client);
+                }
+            })
+            .map_err(|e| RetentionError::Database(format!("cannot start the PostgreSQL thread: {e}")))?;
+        Ok(Postgres { jobs: Mutex::new(jobs) })
+    }
+
+    pub(super) fn transact<R: Send + 'static>(&self, operation: Operation<R>) -> Result<R, RetentionError> {
+        let (reply, answer) = mpsc::channel();
+        let job: Job = Box::new(move |client: &mut Option<Client>| {
+            let result = match client.as_mut() {
+                None => Err(RetentionError::Database("PostgreSQL is unreachable".into())),
+                Some(client) => (|| {
+                    let mut tx = client.transaction()?;
+                    let result = operation(&mut Tx(&mut tx))?;
+                    tx.commit()?;
+                    Ok(result)
+                })(),
+            };
+            let _ = reply.send(result);
+        });
+        let sent = self.jobs.lock().unwrap_or_else(|e| e.into_inner()).send(job);
+        sent.map_err(|_| RetentionError::Database("the PostgreSQL thread has stopped".into()))?;
+        answer.recv().map_err(|_| RetentionError::Database("the PostgreSQL thread has stopped".into()))?
+    }
+}
+
+struct Tx<'a, 'b>(&'a mut Transaction<'b>);
+
+impl Db for Tx<'_, '_> {
+    fn data_key_row(&mut self, tenant: &str) -> Result<Option<KeyRow>, RetentionError> {
+        let row = self.0.query_opt(
+            "SELECT key_version, nonce, wrapped FROM nymgate_data_keys WHERE tenant = $1",
+            &[&tenant],
+        )?;
+        Ok(row.map(|r| (r.get::<_, i64>(0) as u32, r.get(1), r.get(2))))
+    }
+
+    fn put_data_key(
+        &mut self,
+        tenant: &str,
+        version: u32,
+        nonce: &[u8],
+        wrapped: &[u8],
+    ) -> Result<(), RetentionError> {
+        self.0.execute(
+            "INSERT INTO nymgate_data_keys (tenant, key_version, nonce, wrapped) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (tenant) DO UPDATE SET key_version = $2, nonce = $3, wrapped = $4",
+            &[&tenant, &i64::from(version), &nonce, &wrapped],
+        )?;
+        Ok(())
+    }
+
+    fn upsert(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        nonce: &[u8],
+        sealed: &[u8],
+        last_seen: i64,
+    ) -> Result<(), RetentionError> {
+        self.0.execute(
+            "INSERT INTO nymgate_records (tenant, account_number, nonce, ciphertext, last_seen) VALUES ($1, $2, $3, $4, $5)
+             ON CONFLICT (tenant, account_number) DO UPDATE SET nonce = $3, ciphertext = $4, last_seen = $5",
+            &[&tenant, &account, &nonce, &sealed, &last_seen],
+        )?;
+        Ok(())
+    }
+
+    fn record_row(&mut self, tenant: &str, account: &str) -> Result<Option<RecordRow>, RetentionError> {
+        let row = self.0.query_opt(
+            "SELECT nonce, ciphertext, last_seen, restricted FROM nymgate_records WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account],
+        )?;
+        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+    }
+
+    fn update_values(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        nonce: &[u8],
+        sealed: &[u8],
+    ) -> Result<u64, RetentionError> {
+        Ok(self.0.execute(
+            "UPDATE nymgate_records SET nonce = $3, ciphertext = $4 WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account, &nonce, &sealed],
+        )?)
+    }
+
+    fn set_restricted(
+        &mut self,
+        tenant: &str,
+        account: &str,
+        restricted: bool,
+    ) -> Result<u64, RetentionError> {
+        Ok(self.0.execute(
+            "UPDATE nymgate_records SET restricted = $3 WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account, &restricted],
+        )?)
+    }
+
+    fn delete_record(&mut self, tenant: &str, account: &str) -> Result<u64, RetentionError> {
+        Ok(self.0.execute(
+            "DELETE FROM nymgate_records WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account],
+        )?)
+    }
+
+    fn delete_unseen_since(&mut self, before: i64) -> Result<u64, RetentionError> {
+        Ok(self.0.execute("DELETE FROM nymgate_records WHERE last_seen < $1", &[&before])?)
+    }
+
+    fn delete_tenant(&mut self, tenant: &str) -> Result<u64, RetentionError> {
+        let removed = self.0.execute("DELETE FROM nymgate_records WHERE tenant = $1", &[&tenant])?;
+        self.0.execute("DELETE FROM nymgate_data_keys WHERE tenant = $1", &[&tenant])?;
+        Ok(removed)
+    }
+
+    fn count(&mut self, tenant: &str) -> Result<u64, RetentionError> {
+        let row = self.0.query_one("SELECT COUNT(*) FROM nymgate_records WHERE tenant = $1", &[&tenant])?;
+        Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+}
