@@ -18,14 +18,8 @@ fn idp(algorithm: SignatureAlgorithm, sp_cert: Option<&str>) -> SamlIdp {
     let (cert, key) =
         nymgate::certs::generate_saml_signing_cert_for("https://learn.example/nymgate/idp", rcgen_algorithm)
             .unwrap();
-    let sp = SpSettings {
-        entity_id: SP.into(),
-        acs_url: format!("{SP}/acs"),
-        certificates: sp_cert.map(|c| vec![c.as_bytes().to_vec()]).unwrap_or_default(),
-        idp_initiated: false,
-        tenant: None,
-        intercept_path: None,
-    };
+    let certificates = sp_cert.map(|c| vec![c.as_bytes().to_vec()]).unwrap_or_default();
+    let sp = SpSettings { certificates, ..SpSettings::new(SP, &format!("{SP}/acs")) };
     SamlIdp::new(
         "https://learn.example/nymgate/idp".into(),
         "https://learn.example/nymgate/idp/sso".into(),

@@ -30,12 +30,6 @@ pub struct Echo {
     pub body_bytes: usize,
 }
 
-/// The echo of a request whose body nymgate wrote itself (an intercepted SAML response): the
-/// head as forwarded and the body's length.
-pub fn answer_bytes(parts: &Parts, body_bytes: usize) -> Response<Body> {
-    respond(parts, body_bytes)
-}
-
 pub async fn answer(
     parts: Parts,
     body: Pin<Box<GuardedBody<Incoming>>>,
@@ -61,11 +55,12 @@ pub async fn answer(
             ))
         }
     };
-    Ok(respond(&parts, bytes.len()))
+    Ok(answer_bytes(&parts, bytes.len()))
 }
 
-/// What the echo platform answers: what it received, as JSON or as a page.
-fn respond(parts: &Parts, body_bytes: usize) -> Response<Body> {
+/// What the echo platform answers: the head as forwarded and the body's length, as JSON or as a
+/// page. Directly for a body nymgate wrote itself (an intercepted SAML response).
+pub fn answer_bytes(parts: &Parts, body_bytes: usize) -> Response<Body> {
     let echo = Echo {
         method: parts.method.to_string(),
         path: parts.uri.path().to_owned(),

@@ -206,21 +206,9 @@ impl Minter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudonym::policy::Role;
 
     fn login() -> PseudonymousLogin {
-        let key = crate::pseudonym::keyring::ScopeKey::new(1, 0, crate::secret::Secret::new(vec![9; 32]));
-        PseudonymousLogin {
-            tenant: "school-a".into(),
-            sub: crate::pseudonym::derive_account_number(&key, "iss", "sub"),
-            nym_ver: 1,
-            sub_prev: None,
-            nym_src: None,
-            role: Role::Student,
-            school: Some("school-a".into()),
-            municipality: None,
-            removed: vec!["email".into()],
-        }
+        PseudonymousLogin::example()
     }
 
     /// Verified with jsonwebtoken, an independent JOSE implementation, through the JWKS.

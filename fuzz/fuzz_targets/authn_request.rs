@@ -24,12 +24,8 @@ static IDP: LazyLock<SamlIdp> = LazyLock::new(|| {
     let (cert, key) = nymgate::certs::generate_saml_signing_cert("https://learn.example/nymgate/idp").unwrap();
     let (sp_cert, _) = nymgate::certs::generate_saml_signing_cert(SIGNING_SP).unwrap();
     let sp = |entity_id: &str, certificates: Vec<Vec<u8>>| SpSettings {
-        entity_id: entity_id.into(),
-        acs_url: format!("{entity_id}/acs"),
         certificates,
-        idp_initiated: false,
-        tenant: None,
-        intercept_path: None,
+        ..SpSettings::new(entity_id, &format!("{entity_id}/acs"))
     };
     SamlIdp::new(
         "https://learn.example/nymgate/idp".into(),

@@ -388,11 +388,9 @@ impl Login {
         };
         let retention = match (&config.retention, carried.and_then(|old| old.retention.clone())) {
             (None, _) => None,
-            // A reload keeps the open database (the file is the same one, or a restart applies).
-            (Some(_), Some(open)) => Some(open),
-            (Some(settings), None) => {
-                Some(Arc::new(crate::retention::RetentionStore::from_config(settings)?))
-            }
+            // A reload keeps the open database when it names the same one.
+            (Some(settings), Some(open)) if open.serves(settings) => Some(open),
+            (Some(settings), _) => Some(Arc::new(crate::retention::RetentionStore::from_config(settings)?)),
         };
         let retention_rules: HashMap<_, _> =
             config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.retention.clone()?))).collect();
@@ -548,9 +546,7 @@ impl Login {
                 let params = form(query);
                 let return_to = safe_return_to(params.get("return_to").map(String::as_str));
                 let tenant = &p["/login/".len()..];
-                let mut response = self.start_or_fail(tenant, None, Next::Session { return_to }, ctx).await;
-                self.remember_school(tenant, &mut response);
-                response
+                self.start_chosen(tenant, Next::Session { return_to }, ctx).await
             }
             (&Method::GET, "/callback") => self.callback(query, &parts.headers, ctx).await,
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
@@ -565,20 +561,10 @@ impl Login {
                 self.acs(incoming, &parts.headers, ctx).await
             }
             (&Method::GET, "/saml/metadata") if self.saml_sp.is_some() => {
-                let xml = self.saml_sp.as_ref().map(|sp| sp.metadata()).unwrap_or_default();
-                let mut response = Response::new(body::full(xml));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
-                response
+                metadata_response(self.saml_sp.as_ref().map(|sp| sp.metadata()).unwrap_or_default())
             }
             (&Method::GET, "/idp/metadata") if self.saml_idp.is_some() => {
-                let xml = self.saml_idp.as_ref().map(|idp| idp.metadata()).unwrap_or_default();
-                let mut response = Response::new(body::full(xml));
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
-                response
+                metadata_response(self.saml_idp.as_ref().map(|idp| idp.metadata()).unwrap_or_default())
             }
             (&Method::GET, "/idp/sso") if self.saml_idp.is_some() => {
                 self.saml_sso(SsoInput::Redirect(query), ctx).await
@@ -670,6 +656,13 @@ impl Login {
     fn tenant_for_hint(&self, hint: Option<&String>) -> Option<String> {
         let domain = hint?.rsplit_once('@')?.1.to_ascii_lowercase();
         self.email_domains.get(&domain).cloned()
+    }
+
+    /// A login at the school the browser chose, remembered for its next visit's chooser.
+    async fn start_chosen(&self, tenant: &str, next: Next, ctx: &LoginContext<'_>) -> Response<Body> {
+        let mut response = self.start_or_fail(tenant, None, next, ctx).await;
+        self.remember_school(tenant, &mut response);
+        response
     }
 
     async fn start_or_fail(
@@ -920,15 +913,8 @@ impl Login {
                 self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
             tenant = Some(tenant_id.clone());
             let now = unix_now();
-            let expected = saml_acs::Expected {
-                sp_entity_id: &sp.entity_id,
-                acs_url: &sp.acs_url,
-                request_id: None,
-                now,
-                relay_in_response_to: true,
-            };
             let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-            let verified = saml_acs::verify(&xml, &trusted.trust, &expected)?;
+            let verified = saml_acs::verify(&xml, &trusted.trust, &sp.intercepted(now))?;
             let key = format!("{tenant_id}\n{}", verified.assertion_id);
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
@@ -971,8 +957,9 @@ impl Login {
                 .await;
         };
         let now = unix_now();
-        let (request, params) = match input {
-            SsoInput::Redirect(query) => (idp.read_redirect(query, now), form(query)),
+        // The request, and nymgate's own `tenant` parameter beside it.
+        let (request, tenant) = match input {
+            SsoInput::Redirect(query) => (idp.read_redirect(query, now), form(query).remove("tenant")),
             SsoInput::Post(fields) => {
                 let request = match fields.get("SAMLRequest") {
                     Some(request) => {
@@ -980,12 +967,13 @@ impl Login {
                     }
                     None => Err(saml_idp::SamlOutError::Encoding),
                 };
-                (request, fields.clone())
+                (request, fields.get("tenant").cloned())
             }
             SsoInput::Unsolicited(query) => {
-                let params = form(query);
+                let mut params = form(query);
                 let sp = params.get("sp").map(String::as_str).unwrap_or("");
-                (idp.unsolicited(sp, params.get("RelayState").map(String::as_str)), params)
+                let request = idp.unsolicited(sp, params.get("RelayState").map(String::as_str));
+                (request, params.remove("tenant"))
             }
         };
         let request = match request {
@@ -993,12 +981,8 @@ impl Login {
             Err(error) => return self.failed(None, error.into(), ctx, Some("saml")).await,
         };
         let sp_tenant = idp.service_provider(&request.sp).and_then(|sp| sp.tenant.clone());
-        match params.get("tenant").cloned().or(sp_tenant) {
-            Some(tenant) => {
-                let mut response = self.start_or_fail(&tenant, None, Next::SamlSp(request), ctx).await;
-                self.remember_school(&tenant, &mut response);
-                response
-            }
+        match tenant.or(sp_tenant) {
+            Some(tenant) => self.start_chosen(&tenant, Next::SamlSp(request), ctx).await,
             None => {
                 // The chooser is a GET page of its own (its search form reloads it), with the
                 // checked request sealed into its links.
@@ -1034,9 +1018,7 @@ impl Login {
             return self.failed(None, FlowError::BadRequest("bad_sp_request"), ctx, Some("saml")).await;
         };
         if let Some(tenant) = params.get("tenant") {
-            let mut response = self.start_or_fail(tenant, None, Next::SamlSp(request), ctx).await;
-            self.remember_school(tenant, &mut response);
-            return response;
+            return self.start_chosen(tenant, Next::SamlSp(request), ctx).await;
         }
         let hidden = vec![("request".to_owned(), sealed.to_owned())];
         let href = |id: &str| {
@@ -1537,6 +1519,15 @@ fn build_saml_idp(
         settings.assertion_lifetime.as_secs(),
         sps,
     )
+}
+
+/// SAML metadata (SAML Metadata §4.1.1's media type).
+fn metadata_response(xml: String) -> Response<Body> {
+    let mut response = Response::new(body::full(xml));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
+    response
 }
 
 fn redirect(location: &str) -> Response<Body> {

@@ -205,21 +205,28 @@ impl IdpTrust {
     }
 }
 
-/// The RSA modulus size of a PEM certificate's key, or `None` for a non-RSA key.
-fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
+/// A PEM certificate's RSA public key as PKCS#1 `RSAPublicKey` DER (what aws-lc verifies with),
+/// or `None` for a key of another type.
+pub fn rsa_public_key(pem: &[u8]) -> Result<Option<Vec<u8>>, String> {
     use rustls_pki_types::pem::PemObject;
-    use x509_cert::der::asn1::UintRef;
-    use x509_cert::der::{Decode, Reader, SliceReader};
+    use x509_cert::der::Decode;
     let der = rustls_pki_types::CertificateDer::from_pem_slice(pem)
         .map_err(|e| format!("not a PEM certificate: {e}"))?;
     let cert = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| format!("not X.509: {e}"))?;
     let spki = &cert.tbs_certificate.subject_public_key_info;
-    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
-        return Ok(None);
-    }
+    // rsaEncryption (RFC 8017 §A.1)
+    Ok((spki.algorithm.oid.to_string() == "1.2.840.113549.1.1.1")
+        .then(|| spki.subject_public_key.raw_bytes().to_vec()))
+}
+
+/// The RSA modulus size of a PEM certificate's key, or `None` for a non-RSA key.
+fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
+    use x509_cert::der::asn1::UintRef;
+    use x509_cert::der::{Decode, Reader, SliceReader};
+    let Some(key) = rsa_public_key(pem)? else { return Ok(None) };
     // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
     let unreadable = |_| "unreadable RSA key".to_owned();
-    let mut reader = SliceReader::new(spki.subject_public_key.raw_bytes()).map_err(unreadable)?;
+    let mut reader = SliceReader::new(&key).map_err(unreadable)?;
     let modulus = reader
         .sequence(|r| {
             let modulus = UintRef::decode(r)?;

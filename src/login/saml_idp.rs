@@ -120,6 +120,20 @@ pub struct ServiceProvider {
     pub intercept_path: Option<String>,
 }
 
+impl ServiceProvider {
+    /// What a response posted to this SP's intercepted ACS must match: this SP as the audience
+    /// and recipient, and the InResponseTo of a request nymgate never saw, relayed.
+    pub fn intercepted(&self, now: u64) -> saml_acs::Expected<'_> {
+        saml_acs::Expected {
+            sp_entity_id: &self.entity_id,
+            acs_url: &self.acs_url,
+            request_id: None,
+            now,
+            relay_in_response_to: true,
+        }
+    }
+}
+
 /// An SP's RSA public key (SubjectPublicKeyInfo's key, PKCS#1), for Redirect signatures.
 struct RequestKey(Vec<u8>);
 
@@ -166,6 +180,21 @@ pub struct SpSettings {
     pub intercept_path: Option<String>,
 }
 
+impl SpSettings {
+    /// A platform at `acs_url` that does not sign its requests, takes no IdP-initiated logins,
+    /// has no fixed school and is not intercepted.
+    pub fn new(entity_id: &str, acs_url: &str) -> SpSettings {
+        SpSettings {
+            entity_id: entity_id.to_owned(),
+            acs_url: acs_url.to_owned(),
+            certificates: Vec::new(),
+            idp_initiated: false,
+            tenant: None,
+            intercept_path: None,
+        }
+    }
+}
+
 impl SamlIdp {
     /// `cert_pem` and `key_pem`: nymgate's IdP signing certificate and its PKCS#8 key, of the
     /// type `algorithm` needs.
@@ -201,7 +230,13 @@ impl SamlIdp {
                 let request_keys = sp
                     .certificates
                     .iter()
-                    .map(|pem| rsa_public_key(pem).map_err(|e| format!("{field}: {e}")))
+                    .map(|pem| match saml_acs::rsa_public_key(pem) {
+                        Ok(Some(key)) => Ok(RequestKey(key)),
+                        Ok(None) => {
+                            Err(format!("{field}: AuthnRequest signatures are checked with RSA keys only"))
+                        }
+                        Err(e) => Err(format!("{field}: {e}")),
+                    })
                     .collect::<Result<Vec<_>, _>>()?;
                 let request_trust = (!sp.certificates.is_empty())
                     .then(|| {
@@ -256,14 +291,7 @@ impl SamlIdp {
     /// nymgate's own Response to `sp`, checked as that SP would (both signatures, audience,
     /// recipient, times; InResponseTo as it stands): an intercepted ACS forwards it unchanged.
     pub fn verify_own(&self, xml: &str, sp: &ServiceProvider, now: u64) -> Result<(), saml_acs::SamlError> {
-        let expected = saml_acs::Expected {
-            sp_entity_id: &sp.entity_id,
-            acs_url: &sp.acs_url,
-            request_id: None,
-            now,
-            relay_in_response_to: true,
-        };
-        saml_acs::verify(xml, &self.own_trust, &expected).map(|_| ())
+        saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now)).map(|_| ())
     }
 
     /// The SP whose ACS is intercepted at `path`, if any.
@@ -567,20 +595,6 @@ fn url_decode(value: &str) -> Result<String, SamlOutError> {
     String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)
 }
 
-/// The RSA public key of a PEM certificate, as aws-lc reads it (PKCS#1 RSAPublicKey).
-fn rsa_public_key(pem: &[u8]) -> Result<RequestKey, String> {
-    use rustls_pki_types::pem::PemObject;
-    use x509_cert::der::Decode;
-    let der = rustls_pki_types::CertificateDer::from_pem_slice(pem)
-        .map_err(|e| format!("not a PEM certificate: {e}"))?;
-    let cert = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| format!("not X.509: {e}"))?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    if spki.algorithm.oid.to_string() != "1.2.840.113549.1.1.1" {
-        return Err("AuthnRequest signatures are checked with RSA keys only".into());
-    }
-    Ok(RequestKey(spki.subject_public_key.raw_bytes().to_vec()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -592,18 +606,12 @@ mod tests {
     const SP: &str = "https://platform.example/saml";
     const ACS: &str = "https://platform.example/saml/acs";
 
+    /// A teacher's login (the role's two names differ: `faculty` and `teacher`).
     fn login() -> PseudonymousLogin {
-        let key = crate::pseudonym::keyring::ScopeKey::new(1, 0, crate::secret::Secret::new(vec![9; 32]));
         PseudonymousLogin {
-            tenant: "school-a".into(),
-            sub: crate::pseudonym::derive_account_number(&key, "iss", "sub"),
-            nym_ver: 1,
-            sub_prev: None,
-            nym_src: None,
             role: Role::Teacher,
             school: Some("SCH-A".into()),
-            municipality: None,
-            removed: vec!["email".into()],
+            ..PseudonymousLogin::example()
         }
     }
 
@@ -612,14 +620,8 @@ mod tests {
     fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
         let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
         let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
-        let settings = SpSettings {
-            entity_id: SP.into(),
-            acs_url: ACS.into(),
-            certificates: if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] },
-            idp_initiated: false,
-            tenant: None,
-            intercept_path: None,
-        };
+        let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
+        let settings = SpSettings { certificates, ..SpSettings::new(SP, ACS) };
         let idp = SamlIdp::new(
             IDP.into(),
             SSO.into(),
@@ -767,14 +769,7 @@ mod tests {
     fn the_fuzz_seeds_pass_at_their_time() {
         let (cert, key) =
             crate::certs::generate_saml_signing_cert("https://learn.example/nymgate/idp").unwrap();
-        let open = SpSettings {
-            entity_id: "https://open.example/saml".into(),
-            acs_url: "https://open.example/saml/acs".into(),
-            certificates: vec![],
-            idp_initiated: false,
-            tenant: None,
-            intercept_path: None,
-        };
+        let open = SpSettings::new("https://open.example/saml", "https://open.example/saml/acs");
         let idp = SamlIdp::new(
             "https://learn.example/nymgate/idp".into(),
             "https://learn.example/nymgate/idp/sso".into(),
@@ -805,14 +800,7 @@ mod tests {
             (SignatureAlgorithm::EcdsaSha256, &rcgen::PKCS_ECDSA_P256_SHA256, "xmldsig-more#ecdsa-sha256"),
         ] {
             let (cert, key) = crate::certs::generate_saml_signing_cert_for(IDP, rcgen_algorithm).unwrap();
-            let sp = SpSettings {
-                entity_id: SP.into(),
-                acs_url: ACS.into(),
-                certificates: vec![],
-                idp_initiated: true,
-                tenant: None,
-                intercept_path: None,
-            };
+            let sp = SpSettings { idp_initiated: true, ..SpSettings::new(SP, ACS) };
             let idp = SamlIdp::new(
                 IDP.into(),
                 SSO.into(),

@@ -128,6 +128,24 @@ pub struct PseudonymousLogin {
 }
 
 impl PseudonymousLogin {
+    /// A student's login at `school-a` under a fixed key, for unit tests of what is made from
+    /// a login (tokens, SAML responses).
+    #[cfg(test)]
+    pub(crate) fn example() -> PseudonymousLogin {
+        let key = keyring::ScopeKey::new(1, 0, crate::secret::Secret::new(vec![9; 32]));
+        PseudonymousLogin {
+            tenant: "school-a".into(),
+            sub: derive_account_number(&key, "iss", "sub"),
+            nym_ver: 1,
+            sub_prev: None,
+            nym_src: None,
+            role: policy::Role::Student,
+            school: Some("school-a".into()),
+            municipality: None,
+            removed: vec!["email".into()],
+        }
+    }
+
     /// The pseudonymous claims as JSON, for the tokens nymgate mints (shared/PRODUCT.md table).
     pub fn claims(&self) -> serde_json::Map<String, serde_json::Value> {
         use serde_json::Value;

@@ -154,6 +154,8 @@ pub struct Record {
 /// The store.
 pub struct RetentionStore {
     backend: Backend,
+    /// Which database this is (`location` of its config), to know whether a reload keeps it.
+    location: String,
 }
 
 enum Backend {
@@ -168,10 +170,20 @@ impl std::fmt::Debug for RetentionStore {
 }
 
 impl RetentionStore {
+    /// The database `[retention]` names: its backend, file or URL (not its password or API).
+    pub fn location(settings: &crate::config::RetentionConfig) -> String {
+        format!("{:?} {:?} {:?}", settings.backend, settings.sqlite_file, settings.postgres_url)
+    }
+
+    /// Whether this store is the database `settings` names (a reload keeps it open then).
+    pub fn serves(&self, settings: &crate::config::RetentionConfig) -> bool {
+        self.location == Self::location(settings)
+    }
+
     /// The store `[retention]` names.
     pub fn from_config(settings: &crate::config::RetentionConfig) -> Result<RetentionStore, String> {
         use crate::config::RetentionBackend;
-        match (settings.backend, &settings.sqlite_file, &settings.postgres_url) {
+        let mut store = match (settings.backend, &settings.sqlite_file, &settings.postgres_url) {
             (RetentionBackend::Sqlite, Some(file), _) => {
                 RetentionStore::open(file).map_err(|e| format!("retention.sqlite_file: {e}"))
             }
@@ -187,12 +199,14 @@ impl RetentionStore {
                 RetentionStore::postgres(url, password).map_err(|e| format!("retention.postgres_url: {e}"))
             }
             _ => Err("retention: the backend's sqlite_file or postgres_url is missing".into()),
-        }
+        }?;
+        store.location = Self::location(settings);
+        Ok(store)
     }
 
     /// Opens (or creates, mode 0600) the SQLite file.
     pub fn open(path: &Path) -> Result<RetentionStore, RetentionError> {
-        Ok(RetentionStore { backend: Backend::Sqlite(sqlite::Sqlite::open(path)?) })
+        Ok(RetentionStore { backend: Backend::Sqlite(sqlite::Sqlite::open(path)?), location: String::new() })
     }
 
     /// PostgreSQL at `url` (`postgres://user@host:port/db`) with `password`; it connects at
@@ -201,7 +215,10 @@ impl RetentionStore {
         url: &str,
         password: Option<crate::secret::Secret>,
     ) -> Result<RetentionStore, RetentionError> {
-        Ok(RetentionStore { backend: Backend::Postgres(postgres::Postgres::new(url, password)?) })
+        Ok(RetentionStore {
+            backend: Backend::Postgres(postgres::Postgres::new(url, password)?),
+            location: String::new(),
+        })
     }
 
     /// Runs `operation` in one transaction: committed when it returns `Ok`, rolled back
@@ -504,5 +521,17 @@ mod tests {
         store.rewrap("skola-a", &keys(&[1, 2])).unwrap();
         // Version 1 retired: the record still reads under version 2.
         assert_eq!(store.lookup("skola-a", &keys(&[2]), "v1-A").unwrap().unwrap().values, values());
+    }
+
+    #[test]
+    fn a_store_serves_the_database_its_config_names_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let settings = |file: &str| -> crate::config::RetentionConfig {
+            toml::from_str(&format!("sqlite_file = {:?}", dir.path().join(file).display().to_string()))
+                .unwrap()
+        };
+        let store = RetentionStore::from_config(&settings("a.db")).unwrap();
+        assert!(store.serves(&settings("a.db")), "a reload with the same file keeps the store");
+        assert!(!store.serves(&settings("b.db")), "a reload naming another file opens that one");
     }
 }
