@@ -154,6 +154,10 @@ impl<S> ClientIo<S> {
     pub fn get_ref(&self) -> &S {
         &self.inner
     }
+
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
 }
 
 impl<S: AsyncRead> AsyncRead for ClientIo<S> {

@@ -58,4 +58,5 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod tls;
+pub mod tls_stream;
 pub mod upstream;

@@ -36,7 +36,8 @@ pub struct Gateway {
     /// `None`: the built-in echo platform answers.
     pub upstream: Option<Upstream>,
     pub trusted_proxies: Vec<IpNet>,
-    pub limits: LimitsConfig,
+    /// Shared: every connection holds them for its life (server.rs).
+    pub limits: Arc<LimitsConfig>,
     /// nymgate's login face, when `[login]` is configured.
     pub login: Option<Arc<Login>>,
 }
@@ -60,7 +61,7 @@ impl Gateway {
             policy,
             upstream,
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
-            limits: config.limits.clone(),
+            limits: Arc::new(config.limits.clone()),
             login,
         }
     }

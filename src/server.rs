@@ -21,8 +21,6 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::server::TlsStream;
-use tokio_rustls::TlsAcceptor;
 
 use crate::body::{self, Body};
 use crate::client_ip::IpReducer;
@@ -35,6 +33,7 @@ use crate::proxy::{self, ConnInfo, Gateway};
 use crate::reload::{GatewaySlot, Generation, ReloadError, Reloader};
 use crate::secret::Secret;
 use crate::tls::{self, ReloadOutcome, ReloadingCertResolver, TlsError};
+use crate::tls_stream::{self, TlsStream};
 use crate::upstream::Upstream;
 
 /// How many over-cap connections may be in the middle of getting their 503 at once. Past this,
@@ -92,7 +91,7 @@ impl RunningServer {
         tls::install_crypto_provider();
         let metrics = Arc::new(Metrics::new());
         let certs = Arc::new(ReloadingCertResolver::new(&config.server.cert_file, &config.server.key_file)?);
-        let acceptor = TlsAcceptor::from(tls::server_config(certs.clone()));
+        let tls_config = tls::server_config(certs.clone());
         let secret = match &config.client_ip.hash_secret {
             Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
             None => None,
@@ -146,7 +145,7 @@ impl RunningServer {
             let worker = Worker {
                 generations: reloader.subscribe(),
                 listener,
-                acceptor: acceptor.clone(),
+                tls_config: tls_config.clone(),
                 metrics: metrics.clone(),
                 reducer: reducer.clone(),
                 connections: connections.clone(),
@@ -283,7 +282,7 @@ fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 struct Worker {
     generations: watch::Receiver<Arc<Generation>>,
     listener: std::net::TcpListener,
-    acceptor: TlsAcceptor,
+    tls_config: Arc<rustls::ServerConfig>,
     metrics: Arc<Metrics>,
     reducer: Arc<IpReducer>,
     connections: Arc<Semaphore>,
@@ -300,7 +299,8 @@ impl Worker {
                 return;
             }
         };
-        let Worker { generations, listener, acceptor, metrics, reducer, connections, shed, mut phase } = self;
+        let Worker { generations, listener, tls_config, metrics, reducer, connections, shed, mut phase } =
+            self;
         runtime.block_on(async move {
             // This worker's gateway, with its own connection pool to the platform, rebuilt for
             // each reloaded generation.
@@ -327,7 +327,7 @@ impl Worker {
             };
             tokio::spawn(gateway.clone().follow(generations, build));
             let public_loop =
-                PublicListener { listener, acceptor, gateway, connections, shed, phase: phase.clone() };
+                PublicListener { listener, tls_config, gateway, connections, shed, phase: phase.clone() };
             tokio::spawn(public_loop.run());
             // Connection tasks live on this runtime: keep it running until the grace is over.
             reaches(&mut phase, Phase::Closing).await;
@@ -338,7 +338,7 @@ impl Worker {
 /// The public HTTPS listener's accept loop.
 struct PublicListener {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls_config: Arc<rustls::ServerConfig>,
     gateway: GatewaySlot,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
@@ -349,7 +349,7 @@ impl PublicListener {
     /// A new connection, under the limits of the config in service now.
     fn connection(&self) -> Connection {
         Connection {
-            acceptor: self.acceptor.clone(),
+            tls_config: self.tls_config.clone(),
             limits: self.gateway.current().limits.clone(),
             gateway: self.gateway.clone(),
             phase: self.phase.clone(),
@@ -396,10 +396,10 @@ impl PublicListener {
 
 /// One client connection.
 struct Connection {
-    acceptor: TlsAcceptor,
+    tls_config: Arc<rustls::ServerConfig>,
     /// Read per request: a reload reaches open connections from their next request on.
     gateway: GatewaySlot,
-    limits: LimitsConfig,
+    limits: Arc<LimitsConfig>,
     phase: watch::Receiver<Phase>,
 }
 
@@ -411,11 +411,11 @@ impl Connection {
         let _open = scopeguard(move || closing.connection_closed());
 
         // The task's size is that of its largest state and it lasts as long as the connection,
-        // so the handshake and each way of serving are boxed: a parked HTTP/1.1 connection then
-        // pays only for what it holds. The stream (1.2 KB of rustls state) moves as a pointer.
-        let (acceptor, limit) = (&self.acceptor, self.limits.tls_handshake_timeout);
+        // so the handshake, HTTP/2 and shedding are boxed, and HTTP/1.1's state is kept small for
+        // parked connections (serve_h1). The stream (1.2 KB of rustls state) moves as a pointer.
+        let (tls_config, limit) = (&self.tls_config, self.limits.tls_handshake_timeout);
         let handshake = Box::pin(async move {
-            let tls = tokio::time::timeout(limit, acceptor.accept(tcp)).await;
+            let tls = tokio::time::timeout(limit, tls_stream::accept(tcp, tls_config.clone())).await;
             tls.map(|accepted| accepted.map(Box::new))
         });
         let tls = match handshake.await {
@@ -431,16 +431,16 @@ impl Connection {
                 return;
             }
         };
-        let is_h2 = tls.get_ref().1.alpn_protocol() == Some(tls::ALPN_H2);
+        let is_h2 = tls.alpn_protocol() == Some(tls::ALPN_H2);
         match (shed, is_h2) {
             (true, _) => Box::pin(self.serve_shed(tls, is_h2)).await,
             (false, true) => Box::pin(self.serve_h2(tls, peer)).await,
-            (false, false) => Box::pin(self.serve_h1(tls, peer)).await,
+            (false, false) => self.serve_h1(tls, peer).await,
         }
     }
 
     /// Over the connection cap: every request gets 503 with Retry-After, then the connection ends.
-    async fn serve_shed(self, tls: Box<TlsStream<TcpStream>>, is_h2: bool) {
+    async fn serve_shed(self, tls: Box<TlsStream>, is_h2: bool) {
         let service = service_fn(|_req: Request<Incoming>| async {
             let mut response = proxy::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -463,7 +463,7 @@ impl Connection {
         }
     }
 
-    async fn serve_h2(self, tls: Box<TlsStream<TcpStream>>, peer: SocketAddr) {
+    async fn serve_h2(self, tls: Box<TlsStream>, peer: SocketAddr) {
         let activity = Activity::new();
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
@@ -479,14 +479,18 @@ impl Connection {
         drive(std::pin::pin!(conn), &activity, limits.idle_timeout, &mut phase).await;
     }
 
-    async fn serve_h1(self, tls: Box<TlsStream<TcpStream>>, peer: SocketAddr) {
+    /// HTTP/1.1, parked between requests (conn_io.rs). This future is the connection's task for
+    /// its whole life, so what it holds while parked is what an idle connection costs: hyper's
+    /// connection and what drives it live in [`serve_until_parked`], boxed and dropped on parking.
+    async fn serve_h1(self, tls: Box<TlsStream>, peer: SocketAddr) {
+        let Connection { gateway, limits, mut phase, .. } = self;
+        let metrics = gateway.current().metrics.clone();
         let activity = Activity::new();
         let framing = Arc::new(FramingWatch::new());
-        let gate = ParkGate::new(framing.clone(), self.limits.park_after);
-        let io = ClientIo::new(tls, activity.clone(), None).parkable(gate.clone());
-        let gateway = self.gateway.clone();
+        let gate = ParkGate::new(framing.clone(), limits.park_after);
+        let responses = gate.responses.clone();
+        let mut io = ClientIo::new(tls, activity.clone(), None).parkable(gate);
         let info = ConnInfo { peer, framing: Some(framing) };
-        let responses = gate.responses;
         let service = service_fn(move |req| {
             let response = proxy::handle(gateway.current(), info.clone(), req);
             let responses = responses.clone();
@@ -495,79 +499,73 @@ impl Connection {
                 Ok::<_, std::convert::Infallible>(response.map(|b| CountedBody::new(b, responses)))
             }
         });
-        let limits = &self.limits;
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout)
-            .max_headers(limits.max_headers)
-            .max_buf_size(limits.max_header_bytes.max(8192));
-        let metrics = self.gateway.current().metrics.clone();
-        serve_http1(io, &builder, service, &activity, limits, &metrics, self.phase.clone()).await;
+        loop {
+            let serving = serve_until_parked(io, service.clone(), &activity, &limits, phase.clone());
+            let Some(parked) = Box::pin(serving).await else { return };
+            io = parked;
+            let _parked = metrics.connection_parked();
+            if !wait_while_parked(&io, &activity, limits.idle_timeout, &mut phase).await {
+                // Idle too long or shutting down: say goodbye properly (TLS close_notify).
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
+                return;
+            }
+        }
     }
 }
 
-/// Serves HTTP/1.1 on one client connection, parking it between requests (conn_io.rs): hyper's
-/// connection, with its buffers, exists only while the client is sending or being answered.
-async fn serve_http1<S>(
-    mut io: ClientIo<Box<TlsStream<TcpStream>>>,
-    builder: &http1::Builder,
+/// Serves HTTP/1.1 requests until the connection ends (`None`) or parks: then the stream comes
+/// back with its unread bytes kept and its idle buffers freed.
+async fn serve_until_parked<S>(
+    io: ClientIo<Box<TlsStream>>,
     service: S,
     activity: &Activity,
     limits: &LimitsConfig,
-    metrics: &Metrics,
     mut phase: watch::Receiver<Phase>,
-) where
-    S: hyper::service::HttpService<Incoming> + Clone + Send + Unpin + 'static,
+) -> Option<ClientIo<Box<TlsStream>>>
+where
+    S: hyper::service::HttpService<Incoming> + Send + Unpin + 'static,
     S::Future: Send + 'static,
     S::ResBody: Send + 'static,
     <S::ResBody as hyper::body::Body>::Data: Send,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    loop {
-        let parts = {
-            // Boxed, and dropped at the end of this block, so that a parked connection's task
-            // holds no hyper state at all.
-            let mut conn =
-                Box::new(builder.serve_connection(TokioIo::new(io), service.clone()).with_upgrades());
-            if drive(Pin::new(&mut *conn), activity, limits.idle_timeout, &mut phase).await == Ended::Closing
-            {
-                return;
-            }
-            let Some(parts) = conn.into_parts() else { return };
-            parts
-        };
-        io = parts.io.into_inner();
-        if !io.is_parked() {
-            return;
-        }
-        // hyper's read buffer comes back as a view of its whole 8 KiB allocation: keep only the
-        // bytes (normally none).
-        io.unpark(Bytes::copy_from_slice(&parts.read_buf));
-        drop(parts.read_buf);
-        drop(parts.service);
-        let parked = metrics.connection_parked();
-        let woken = wait_while_parked(&io, activity, limits.idle_timeout, &mut phase).await;
-        drop(parked);
-        if !woken {
-            // Idle too long or shutting down: say goodbye properly (TLS close_notify).
-            let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
-            return;
-        }
+    let mut builder = http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout)
+        .max_headers(limits.max_headers)
+        .max_buf_size(limits.max_header_bytes.max(8192));
+    let mut conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
+    if drive(Pin::new(&mut conn), activity, limits.idle_timeout, &mut phase).await == Ended::Closing {
+        return None;
     }
+    let parts = conn.into_parts()?;
+    let mut io = parts.io.into_inner();
+    if !io.is_parked() {
+        return None;
+    }
+    // hyper's read buffer comes back as a view of its whole 8 KiB allocation: keep only the
+    // bytes (normally none).
+    io.unpark(Bytes::copy_from_slice(&parts.read_buf));
+    // Parked, the connection keeps only its TLS session and socket (tls_stream.rs).
+    io.get_mut().release_idle_buffers();
+    Some(io)
 }
 
 /// Waits while a connection is parked: true when the client sent something, false when the
 /// connection should close (idle timeout, shutdown, socket error).
 async fn wait_while_parked(
-    io: &ClientIo<Box<TlsStream<TcpStream>>>,
+    io: &ClientIo<Box<TlsStream>>,
     activity: &Activity,
     idle_timeout: Duration,
     phase: &mut watch::Receiver<Phase>,
 ) -> bool {
+    // poll_read_ready keeps its waker in the socket's registration: no readiness future to hold
+    // for every parked connection.
+    let readable = std::future::poll_fn(|cx| io.get_ref().tcp().poll_read_ready(cx));
     tokio::select! {
-        readable = io.get_ref().get_ref().0.readable() => readable.is_ok(),
+        readable = readable => readable.is_ok(),
         _ = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for())) => false,
         _ = leaves_serving(phase) => false,
     }
