@@ -245,19 +245,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
     }
 
     /// After a fatal error rustls has queued its alert: move it to the outgoing buffer.
+    ///
+    /// Exactly one call: rustls hands out a queued record before it looks at the input again,
+    /// and a second call would process the refused input once more (and panic in rustls's debug
+    /// assertions when it queues a second alert). The input passed is the real one, as always:
+    /// rustls's handshake reassembly refers to positions in it (passing an empty slice here made
+    /// rustls panic; found by the tls_stream fuzz target).
     fn collect_alert(&mut self) {
-        for _ in 0..4 {
-            let UnbufferedStatus { state, .. } = self.conn.process_tls_records(&mut []);
-            match state {
-                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    if let Ok(n) = encode.encode(self.outgoing.spare(MAX_RECORD)) {
-                        self.outgoing.filled(n);
-                    }
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => transmit.done(),
-                _ => return,
+        let UnbufferedStatus { discard, state } = self.conn.process_tls_records(self.incoming.pending_mut());
+        if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
+            if let Ok(n) = encode.encode(self.outgoing.spare(MAX_RECORD)) {
+                self.outgoing.filled(n);
             }
         }
+        self.incoming.consume(discard);
     }
 
     /// Reads from the socket into the incoming buffer: the number of bytes, 0 at end of stream.
@@ -411,7 +412,15 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
                 return Poll::Ready(Ok(()));
             }
             let before = buf.filled().len();
-            match this.process(Some(buf))? {
+            let progress = match this.process(Some(buf)) {
+                Ok(progress) => progress,
+                Err(error) => {
+                    // Best effort: the alert rustls queued tells the client why.
+                    let _ = this.poll_send(cx);
+                    return Poll::Ready(Err(error));
+                }
+            };
+            match progress {
                 Progress::Data if buf.filled().len() > before => return Poll::Ready(Ok(())),
                 // An empty record, or the peer's close_notify: look again.
                 Progress::Data | Progress::PeerClosed => continue,
@@ -599,6 +608,26 @@ mod tests {
         let answer = client.await.unwrap();
         // rustls's alert, if any, is a plaintext TLS alert record: never anything of HTTP.
         assert!(answer.is_empty() || answer[0] == 21, "answered {answer:?}");
+    }
+
+    /// Found by the tls_stream fuzz target: a ClientHello split over records, then a record
+    /// rustls refuses. Collecting the alert once passed rustls an empty buffer while its
+    /// handshake reassembly still pointed into the real one, and rustls panicked.
+    #[tokio::test]
+    async fn a_refused_record_after_a_split_client_hello_is_an_error_not_a_panic() {
+        crate::tls::install_crypto_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let certs = crate::certs::generate_dev_certs(dir.path(), &[]).unwrap();
+        let resolver = Arc::new(crate::tls::ReloadingCertResolver::new(&certs.cert, &certs.key).unwrap());
+        let input = include_bytes!("../fuzz/seeds/tls_stream/regression-alert-after-split-client-hello");
+        let (split, bytes) = (usize::from(input[0]), &input[1..]);
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        for piece in bytes.chunks(split) {
+            client.write_all(piece).await.unwrap();
+        }
+        client.shutdown().await.unwrap();
+        let error = accept(server, crate::tls::server_config(resolver)).await.err().expect("no handshake");
+        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     }
 
     #[tokio::test]
