@@ -19,24 +19,21 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use rustls::server::UnbufferedServerConnection;
+use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, UnbufferedStatus,
 };
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-/// A TLS record is at most 2^14 bytes of plaintext plus 2,048 of expansion and a 5-byte header
-/// (RFC 8446 §5.2; RFC 5246 §6.2.3 allows TLS 1.2 the same expansion).
-const MAX_RECORD: usize = 5 + 16_384 + 2_048;
 /// How much plaintext one `poll_write` encrypts: bounds the outgoing buffer.
 const MAX_WRITE: usize = 4 * 16_384;
 /// Per-record overhead used to size the outgoing buffer before encrypting (header, TLS 1.3 inner
 /// content type, AEAD tag, TLS 1.2 explicit nonce); rustls says so when it needs more.
 const RECORD_OVERHEAD: usize = 64;
-/// The first read's buffer: enough for a ClientHello or a typical request.
-const FIRST_READ: usize = 4_096;
+/// The smallest read: enough for a ClientHello or a typical request.
+const MIN_READ: usize = 4_096;
 
 /// A byte buffer with a read position and a fill position: `data[start..end]` is pending.
 #[derive(Default)]
@@ -88,6 +85,21 @@ impl Buf {
     fn release_if_empty(&mut self) {
         if self.is_empty() {
             *self = Buf::default();
+        }
+    }
+}
+
+/// Appends a record rustls has ready (handshake, alert, key update), growing the buffer to the
+/// record's exact size.
+fn encode_into(encode: &mut EncodeTlsData<'_, ServerConnectionData>, out: &mut Buf) {
+    let mut want = 0;
+    loop {
+        match encode.encode(out.spare(want)) {
+            Ok(n) => return out.filled(n),
+            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                want = required_size
+            }
+            Err(EncodeError::AlreadyEncoded) => return,
         }
     }
 }
@@ -207,16 +219,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     Some(Progress::Data)
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    let mut want = MAX_RECORD;
-                    loop {
-                        match encode.encode(self.outgoing.spare(want)) {
-                            Ok(n) => break self.outgoing.filled(n),
-                            Err(EncodeError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                                want = required_size
-                            }
-                            Err(EncodeError::AlreadyEncoded) => break,
-                        }
-                    }
+                    encode_into(&mut encode, &mut self.outgoing);
                     None
                 }
                 // Appended to the outgoing buffer, which is sent before anything written later.
@@ -254,17 +257,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
     fn collect_alert(&mut self) {
         let UnbufferedStatus { discard, state } = self.conn.process_tls_records(self.incoming.pending_mut());
         if let Ok(ConnectionState::EncodeTlsData(mut encode)) = state {
-            if let Ok(n) = encode.encode(self.outgoing.spare(MAX_RECORD)) {
-                self.outgoing.filled(n);
-            }
+            encode_into(&mut encode, &mut self.outgoing);
         }
         self.incoming.consume(discard);
     }
 
+    /// How much room the next read needs: the rest of the record being received when that is
+    /// more than [`MIN_READ`]. Buffers grow only as far as the records need: 10,000 handshakes
+    /// that each took a full-size buffer left the heap fragmented (BENCHMARKS.md §1).
+    fn read_size(&self) -> usize {
+        let pending = self.incoming.pending();
+        let record = match pending {
+            [_, _, _, high, low, ..] => 5 + usize::from(u16::from_be_bytes([*high, *low])),
+            _ => 0,
+        };
+        record.saturating_sub(pending.len()).max(MIN_READ)
+    }
+
     /// Reads from the socket into the incoming buffer: the number of bytes, 0 at end of stream.
     fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let want = if self.incoming.data.is_empty() { FIRST_READ } else { MAX_RECORD };
-        let mut buf = ReadBuf::new(self.incoming.spare(want));
+        let mut buf = ReadBuf::new(self.incoming.spare(self.read_size()));
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
         let n = buf.filled().len();
         self.incoming.filled(n);
@@ -320,9 +332,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     false
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    if let Ok(n) = encode.encode(self.outgoing.spare(MAX_RECORD)) {
-                        self.outgoing.filled(n);
-                    }
+                    encode_into(&mut encode, &mut self.outgoing);
                     false
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
@@ -353,7 +363,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     return Err(io::Error::new(io::ErrorKind::InvalidData, error));
                 }
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let mut want = MAX_RECORD.min(256);
+                    let mut want = 64;
                     loop {
                         match traffic.queue_close_notify(self.outgoing.spare(want)) {
                             Ok(n) => break self.outgoing.filled(n),
@@ -371,9 +381,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     false
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    if let Ok(n) = encode.encode(self.outgoing.spare(MAX_RECORD)) {
-                        self.outgoing.filled(n);
-                    }
+                    encode_into(&mut encode, &mut self.outgoing);
                     false
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
