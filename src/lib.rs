@@ -8,6 +8,8 @@
 //! - [`server`]: listeners, connection cap, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, idle
 //!   timeout, drain on SIGTERM; the admin and redirect listeners.
 //! - [`tls`]: rustls (aws-lc-rs) with a certificate that reloads without a restart.
+//!   [`tls_stream`]: the public listener's TLS stream on rustls's unbuffered API, whose buffers
+//!   nymgate owns and frees while a connection is parked.
 //! - [`proxy`]: the request pipeline, top to bottom: framing and Host checks, client IP,
 //!   sanitize, forward, sanitize the response, count and log.
 //! - [`sanitize`]: hop-by-hop and identity headers, nymgate's forwarding headers, query policy.
