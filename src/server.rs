@@ -20,7 +20,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{self, Body};
 use crate::client_ip::IpReducer;
@@ -373,20 +373,14 @@ impl PublicListener {
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let conn = self.connection();
-                    tokio::spawn(async move {
-                        conn.serve(tcp, peer, false).await;
-                        drop(permit);
-                    });
+                    tokio::spawn(conn.serve(tcp, peer, false, permit));
                 }
                 Err(_) => {
                     self.gateway.current().metrics.connection_shed();
                     // Over the cap: a short answer if we can afford it, else just close.
                     if let Ok(permit) = self.shed.clone().try_acquire_owned() {
                         let conn = self.connection();
-                        tokio::spawn(async move {
-                            conn.serve(tcp, peer, true).await;
-                            drop(permit);
-                        });
+                        tokio::spawn(conn.serve(tcp, peer, true, permit));
                     }
                 }
             }
@@ -404,15 +398,13 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, tcp: TcpStream, peer: SocketAddr, shed: bool) {
+    async fn serve(self, tcp: TcpStream, peer: SocketAddr, shed: bool, permit: OwnedSemaphorePermit) {
         let metrics = self.gateway.current().metrics.clone();
-        metrics.connection_opened();
-        let closing = metrics.clone();
-        let _open = scopeguard(move || closing.connection_closed());
+        let open = Open::new(metrics.clone(), permit);
 
-        // The task's size is that of its largest state and it lasts as long as the connection,
-        // so the handshake, HTTP/2 and shedding are boxed, and HTTP/1.1's state is kept small for
-        // parked connections (serve_h1). The stream (1.2 KB of rustls state) moves as a pointer.
+        // The task's size is that of its largest state, so the handshake, HTTP/2 and shedding are
+        // boxed; a parked HTTP/1.1 connection waits in a task of its own (Http1::park). The stream
+        // (1.2 KB of rustls state) moves as a pointer.
         let (tls_config, limit) = (&self.tls_config, self.limits.tls_handshake_timeout);
         let handshake = Box::pin(async move {
             let tls = tokio::time::timeout(limit, tls_stream::accept(tcp, tls_config.clone())).await;
@@ -435,7 +427,7 @@ impl Connection {
         match (shed, is_h2) {
             (true, _) => Box::pin(self.serve_shed(tls, is_h2)).await,
             (false, true) => Box::pin(self.serve_h2(tls, peer)).await,
-            (false, false) => self.serve_h1(tls, peer).await,
+            (false, false) => self.serve_h1(tls, peer, open).await,
         }
     }
 
@@ -479,17 +471,15 @@ impl Connection {
         drive(std::pin::pin!(conn), &activity, limits.idle_timeout, &mut phase).await;
     }
 
-    /// HTTP/1.1, parked between requests (conn_io.rs). This future is the connection's task for
-    /// its whole life, so what it holds while parked is what an idle connection costs: hyper's
-    /// connection and what drives it live in [`serve_until_parked`], boxed and dropped on parking.
-    async fn serve_h1(self, tls: Box<TlsStream>, peer: SocketAddr) {
-        let Connection { gateway, limits, mut phase, .. } = self;
+    /// HTTP/1.1, parked between requests (conn_io.rs).
+    async fn serve_h1(self, tls: Box<TlsStream>, peer: SocketAddr, open: Open) {
+        let Connection { gateway, limits, phase, .. } = self;
         let metrics = gateway.current().metrics.clone();
         let activity = Activity::new();
         let framing = Arc::new(FramingWatch::new());
         let gate = ParkGate::new(framing.clone(), limits.park_after);
         let responses = gate.responses.clone();
-        let mut io = ClientIo::new(tls, activity.clone(), None).parkable(gate);
+        let io = ClientIo::new(tls, activity.clone(), None).parkable(gate);
         let info = ConnInfo { peer, framing: Some(framing) };
         let service = service_fn(move |req| {
             let response = proxy::handle(gateway.current(), info.clone(), req);
@@ -499,16 +489,75 @@ impl Connection {
                 Ok::<_, std::convert::Infallible>(response.map(|b| CountedBody::new(b, responses)))
             }
         });
-        loop {
+        Http1 { io, service, activity, limits, phase, metrics, _open: open }.serve().await;
+    }
+}
+
+/// A client connection's place under the connection cap and its count in the metrics, given
+/// back when the connection ends, in whichever task that is (a parked HTTP/1.1 connection moves
+/// between tasks).
+struct Open {
+    metrics: Arc<Metrics>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Open {
+    fn new(metrics: Arc<Metrics>, permit: OwnedSemaphorePermit) -> Self {
+        metrics.connection_opened();
+        Self { metrics, _permit: permit }
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.metrics.connection_closed();
+    }
+}
+
+/// An HTTP/1.1 connection between its tasks. A tokio task is as large as its future's largest
+/// state, and parked connections are most connections: so a connection is served in one task
+/// and, once parked, waits in another that holds only this (BENCHMARKS.md §1).
+struct Http1<S> {
+    io: ClientIo<Box<TlsStream>>,
+    service: S,
+    activity: Activity,
+    limits: Arc<LimitsConfig>,
+    phase: watch::Receiver<Phase>,
+    metrics: Arc<Metrics>,
+    _open: Open,
+}
+
+impl<S> Http1<S>
+where
+    S: hyper::service::HttpService<Incoming> + Clone + Send + Sync + Unpin + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    /// Serves requests until the connection ends, or parks: then a waiting task takes over.
+    /// Boxed as a trait object, which breaks the type cycle of two tasks that spawn each other.
+    fn serve(self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(async move {
+            let Http1 { io, service, activity, limits, phase, metrics, _open } = self;
             let serving = serve_until_parked(io, service.clone(), &activity, &limits, phase.clone());
-            let Some(parked) = Box::pin(serving).await else { return };
-            io = parked;
-            let _parked = metrics.connection_parked();
-            if !wait_while_parked(&io, &activity, limits.idle_timeout, &mut phase).await {
-                // Idle too long or shutting down: say goodbye properly (TLS close_notify).
-                let _ = tokio::time::timeout(Duration::from_secs(1), io.shutdown()).await;
-                return;
-            }
+            let Some(io) = serving.await else { return };
+            tokio::spawn(Http1 { io, service, activity, limits, phase, metrics, _open }.park());
+        })
+    }
+
+    /// Waits, parked, for the client's next bytes: then serves them in a new task.
+    async fn park(mut self) {
+        let parked = self.metrics.connection_parked();
+        let woken =
+            wait_while_parked(&self.io, &self.activity, self.limits.idle_timeout, &mut self.phase).await;
+        drop(parked);
+        if woken {
+            tokio::spawn(self.serve());
+        } else {
+            // Idle too long or shutting down: say goodbye properly (TLS close_notify).
+            let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
         }
     }
 }
@@ -662,19 +711,6 @@ async fn leaves_serving(phase: &mut watch::Receiver<Phase>) {
 /// Resolves when the server reaches `target` (or is gone).
 async fn reaches(phase: &mut watch::Receiver<Phase>, target: Phase) {
     let _ = phase.wait_for(|p| *p == target).await;
-}
-
-/// Runs `f` when dropped.
-fn scopeguard<F: FnOnce()>(f: F) -> impl Drop {
-    struct Guard<F: FnOnce()>(Option<F>);
-    impl<F: FnOnce()> Drop for Guard<F> {
-        fn drop(&mut self) {
-            if let Some(f) = self.0.take() {
-                f();
-            }
-        }
-    }
-    Guard(Some(f))
 }
 
 /// Serves plain HTTP/1.1 on a listener with `handler`, until the phase leaves `Serving`.
