@@ -22,6 +22,7 @@ use std::task::{ready, Context, Poll};
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
     ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, UnbufferedStatus,
+    WriteTraffic,
 };
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -201,12 +202,11 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     self.incoming.consume(discard);
                     // rustls queued an alert for the peer when it could: collect it to send.
                     self.collect_alert();
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                    return Err(invalid_data(error));
                 }
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
                     while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        let mut payload = record.payload;
+                        let mut payload = record.map_err(invalid_data)?.payload;
                         if let Some(out) = direct.as_deref_mut() {
                             let n = payload.len().min(out.remaining());
                             out.put_slice(&payload[..n]);
@@ -298,109 +298,95 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
     /// Encrypts up to [`MAX_WRITE`] bytes of `data` into the outgoing buffer.
     fn encrypt(&mut self, data: &[u8]) -> io::Result<usize> {
         let data = &data[..data.len().min(MAX_WRITE)];
-        loop {
-            let UnbufferedStatus { discard, state } =
-                self.conn.process_tls_records(self.incoming.pending_mut());
-            let encrypted = match state {
-                Err(error) => {
-                    self.incoming.consume(discard);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
-                }
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let mut want = data.len() + (data.len() / 16_384 + 1) * RECORD_OVERHEAD;
-                    loop {
-                        match traffic.encrypt(data, self.outgoing.spare(want)) {
-                            Ok(n) => {
-                                self.outgoing.filled(n);
-                                break true;
-                            }
-                            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                                want = required_size
-                            }
-                            Err(error @ EncryptError::EncryptExhausted) => {
-                                return Err(io::Error::other(error));
-                            }
-                        }
+        let written = self.when_writable(|traffic, out| {
+            let mut want = data.len() + (data.len() / 16_384 + 1) * RECORD_OVERHEAD;
+            loop {
+                match traffic.encrypt(data, out.spare(want)) {
+                    Ok(n) => {
+                        out.filled(n);
+                        return Ok(data.len());
                     }
-                }
-                // Records before our turn to write: keep their plaintext for the next read.
-                Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    while let Some(record) = traffic.next_record() {
-                        let record = record.map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                        self.plaintext.append(record.payload);
+                    Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        want = required_size
                     }
-                    false
+                    Err(error) => return Err(io::Error::other(error)),
                 }
-                Ok(ConnectionState::EncodeTlsData(mut encode)) => {
-                    encode_into(&mut encode, &mut self.outgoing);
-                    false
-                }
-                Ok(ConnectionState::TransmitTlsData(transmit)) => {
-                    transmit.done();
-                    false
-                }
-                Ok(ConnectionState::PeerClosed) => {
-                    self.read_closed = true;
-                    false
-                }
-                Ok(_) => return Err(io::ErrorKind::BrokenPipe.into()),
-            };
-            self.incoming.consume(discard);
-            if encrypted {
-                return Ok(data.len());
             }
-        }
+        })?;
+        written.ok_or_else(|| io::ErrorKind::BrokenPipe.into())
     }
 
-    /// Queues close_notify (RFC 8446 §6.1).
+    /// Queues close_notify (RFC 8446 §6.1). A connection already closed needs none.
     fn queue_close_notify(&mut self) -> io::Result<()> {
+        self.when_writable(|traffic, out| {
+            let mut want = 64;
+            loop {
+                match traffic.queue_close_notify(out.spare(want)) {
+                    Ok(n) => {
+                        out.filled(n);
+                        return Ok(());
+                    }
+                    Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
+                        want = required_size
+                    }
+                    Err(error) => return Err(io::Error::other(error)),
+                }
+            }
+        })?;
+        Ok(())
+    }
+
+    /// Runs rustls until it lets us write, keeping the plaintext of records it reads on the way
+    /// for the next read, then calls `write` with the encrypter and the outgoing buffer. `None`:
+    /// the connection can no longer send.
+    fn when_writable<R>(
+        &mut self,
+        write: impl FnOnce(&mut WriteTraffic<'_, ServerConnectionData>, &mut Buf) -> io::Result<R>,
+    ) -> io::Result<Option<R>> {
+        let mut write = Some(write);
         loop {
             let UnbufferedStatus { discard, state } =
                 self.conn.process_tls_records(self.incoming.pending_mut());
-            let done = match state {
+            let result = match state {
                 Err(error) => {
                     self.incoming.consume(discard);
-                    return Err(io::Error::new(io::ErrorKind::InvalidData, error));
+                    return Err(invalid_data(error));
                 }
-                Ok(ConnectionState::WriteTraffic(mut traffic)) => {
-                    let mut want = 64;
-                    loop {
-                        match traffic.queue_close_notify(self.outgoing.spare(want)) {
-                            Ok(n) => break self.outgoing.filled(n),
-                            Err(EncryptError::InsufficientSize(InsufficientSizeError { required_size })) => {
-                                want = required_size
-                            }
-                            Err(error) => return Err(io::Error::other(error)),
-                        }
-                    }
-                    true
-                }
+                Ok(ConnectionState::WriteTraffic(mut traffic)) => match write.take() {
+                    Some(write) => Some(write(&mut traffic, &mut self.outgoing).map(Some)),
+                    None => Some(Ok(None)),
+                },
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    // Nobody will read it any more.
-                    while traffic.next_record().is_some() {}
-                    false
+                    while let Some(record) = traffic.next_record() {
+                        self.plaintext.append(record.map_err(invalid_data)?.payload);
+                    }
+                    None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
                     encode_into(&mut encode, &mut self.outgoing);
-                    false
+                    None
                 }
                 Ok(ConnectionState::TransmitTlsData(transmit)) => {
                     transmit.done();
-                    false
+                    None
                 }
                 Ok(ConnectionState::PeerClosed) => {
                     self.read_closed = true;
-                    false
+                    None
                 }
-                // Closed already, or a state with no way to say goodbye.
-                Ok(_) => true,
+                // Closed, or a state with no way to write.
+                Ok(_) => Some(Ok(None)),
             };
             self.incoming.consume(discard);
-            if done {
-                return Ok(());
+            if let Some(result) = result {
+                return result;
             }
         }
     }
+}
+
+fn invalid_data(error: rustls::Error) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, error)
 }
 
 impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
