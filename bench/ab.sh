@@ -19,17 +19,8 @@ OUT=bench/out/ab-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-if ((${#need[@]})); then
-  if [[ $(id -u) == 0 ]]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "install: ${need[*]}" >&2
-    exit 1
-  fi
-fi
+source bench/lib.sh
+install_bench_tools
 
 build() { # REV NAME
   local tree="$OUT/src-$2"
@@ -48,32 +39,8 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 
 trap cleanup EXIT
 
 "$OUT/nymgate-test" certs dev --out "$OUT/certs" >/dev/null
-mkdir -p "$OUT/nginx-up/logs"
-cat >"$OUT/nginx-up/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $OUT/nginx-up/logs/error.log warn;
-pid $OUT/nginx-up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } }
-}
-EOF
-cat >"$OUT/nymgate.toml" <<EOF
-[server]
-listen = "127.0.0.1:$NYM"
-admin_listen = "127.0.0.1:$NYM_ADMIN"
-cert_file = "$OUT/certs/localhost.pem"
-key_file = "$OUT/certs/localhost-key.pem"
-[upstream]
-url = "http://127.0.0.1:$UP"
-[limits]
-idle_timeout = "120s"
-[log]
-level = "warn"
-EOF
+write_upstream_conf "$OUT/nginx-up" $UP
+nymgate_config $NYM $NYM_ADMIN >"$OUT/nymgate.toml"
 nginx -p "$OUT/nginx-up" -c "$OUT/nginx-up/nginx.conf" & pids+=($!)
 
 rate() { # h2load args...: requests/s of one run

@@ -26,17 +26,8 @@ OUT=bench/out/proxy-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
-need=()
-command -v nginx >/dev/null || need+=(nginx)
-command -v h2load >/dev/null || need+=(nghttp2-client)
-if ((${#need[@]})); then
-  if [[ $(id -u) == 0 ]]; then
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-  else
-    echo "install: ${need[*]}" >&2
-    exit 1
-  fi
-fi
+source bench/lib.sh
+install_bench_tools
 
 cargo build --release --locked -q
 ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
@@ -47,21 +38,8 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup EXIT
 
-mkdir -p "$OUT/nginx-up/logs" "$OUT/nginx-proxy/logs"
-# The upstream gets one worker: the two cores are shared by it, the proxy under test and h2load.
-cat >"$OUT/nginx-up/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-error_log $OUT/nginx-up/logs/error.log warn;
-pid $OUT/nginx-up/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  keepalive_requests 1000000;
-  server { listen 127.0.0.1:$UP; location / { return 200 "ok\n"; } }
-  server { listen 127.0.0.1:$UP_H2C http2; location / { return 200 "ok\n"; } }
-}
-EOF
+write_upstream_conf "$OUT/nginx-up" $UP $UP_H2C
+mkdir -p "$OUT/nginx-proxy/logs"
 cat >"$OUT/nginx-proxy/nginx.conf" <<EOF
 worker_processes auto;
 daemon off;
@@ -89,22 +67,6 @@ http {
   }
 }
 EOF
-nymgate_config() { # listen admin [extra limits lines]
-  cat <<EOF
-[server]
-listen = "127.0.0.1:$1"
-admin_listen = "127.0.0.1:$2"
-cert_file = "$OUT/certs/localhost.pem"
-key_file = "$OUT/certs/localhost-key.pem"
-[upstream]
-url = "http://127.0.0.1:$UP"
-[limits]
-idle_timeout = "120s"
-${3:-}
-[log]
-level = "warn"
-EOF
-}
 nymgate_config $NYM $NYM_ADMIN >"$OUT/nymgate.toml"
 # Idle keep-alive connections park between requests (src/conn_io.rs) and live until
 # limits.idle_timeout, 120 s here, longer than the 30 s the idle test holds them.

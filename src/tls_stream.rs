@@ -21,8 +21,8 @@ use std::task::{ready, Context, Poll};
 
 use rustls::server::{ServerConnectionData, UnbufferedServerConnection};
 use rustls::unbuffered::{
-    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, UnbufferedStatus,
-    WriteTraffic,
+    ConnectionState, EncodeError, EncodeTlsData, EncryptError, InsufficientSizeError, ReadTraffic,
+    UnbufferedStatus, WriteTraffic,
 };
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -205,17 +205,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     return Err(invalid_data(error));
                 }
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    while let Some(record) = traffic.next_record() {
-                        let mut payload = record.map_err(invalid_data)?.payload;
-                        if let Some(out) = direct.as_deref_mut() {
-                            let n = payload.len().min(out.remaining());
-                            out.put_slice(&payload[..n]);
-                            payload = &payload[n..];
-                        }
-                        if !payload.is_empty() {
-                            self.plaintext.append(payload);
-                        }
-                    }
+                    take_records(&mut traffic, direct.as_deref_mut(), &mut self.plaintext)?;
                     Some(Progress::Data)
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
@@ -350,6 +340,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
             let result = match state {
                 Err(error) => {
                     self.incoming.consume(discard);
+                    self.collect_alert();
                     return Err(invalid_data(error));
                 }
                 Ok(ConnectionState::WriteTraffic(mut traffic)) => match write.take() {
@@ -357,9 +348,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
                     None => Some(Ok(None)),
                 },
                 Ok(ConnectionState::ReadTraffic(mut traffic)) => {
-                    while let Some(record) = traffic.next_record() {
-                        self.plaintext.append(record.map_err(invalid_data)?.payload);
-                    }
+                    take_records(&mut traffic, None, &mut self.plaintext)?;
                     None
                 }
                 Ok(ConnectionState::EncodeTlsData(mut encode)) => {
@@ -383,6 +372,26 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
             }
         }
     }
+}
+
+/// Moves the decrypted records' plaintext into `direct` while it fits, the rest into `pending`.
+fn take_records(
+    traffic: &mut ReadTraffic<'_, '_, ServerConnectionData>,
+    mut direct: Option<&mut ReadBuf<'_>>,
+    pending: &mut Buf,
+) -> io::Result<()> {
+    while let Some(record) = traffic.next_record() {
+        let mut payload = record.map_err(invalid_data)?.payload;
+        if let Some(out) = direct.as_deref_mut() {
+            let n = payload.len().min(out.remaining());
+            out.put_slice(&payload[..n]);
+            payload = &payload[n..];
+        }
+        if !payload.is_empty() {
+            pending.append(payload);
+        }
+    }
+    Ok(())
 }
 
 fn invalid_data(error: rustls::Error) -> io::Error {
