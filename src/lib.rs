@@ -6,7 +6,8 @@
 //! # Map
 //! - [`config`]: the TOML file, refused on unknown fields, validated into one immutable struct.
 //! - [`server`]: listeners, connection cap, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, idle
-//!   timeout, drain on SIGTERM; the admin and redirect listeners.
+//!   timeout, drain on SIGTERM; the admin and redirect listeners. [`parking`]: each worker's
+//!   idle HTTP/1.1 connections, waiting for their clients without a task each.
 //! - [`tls`]: rustls (aws-lc-rs) with a certificate that reloads without a restart.
 //!   [`tls_stream`]: the public listener's TLS stream on rustls's unbuffered API, whose buffers
 //!   nymgate owns and frees while a connection is parked.
@@ -48,6 +49,7 @@ pub mod loadtest;
 pub mod login;
 pub mod metrics;
 pub mod mint;
+pub mod parking;
 pub mod proxy;
 pub mod pseudonym;
 pub mod reload;

@@ -232,16 +232,9 @@ impl Metrics {
         self.open_connections.dec();
     }
 
-    /// One connection parked until the returned guard is dropped.
-    pub fn connection_parked(&self) -> impl Drop + '_ {
-        struct Unpark<'a>(&'a Gauge<i64, std::sync::atomic::AtomicI64>);
-        impl Drop for Unpark<'_> {
-            fn drop(&mut self) {
-                self.0.dec();
-            }
-        }
-        self.parked_connections.inc();
-        Unpark(&self.parked_connections)
+    /// Connections entered (+) or left (-) a worker's parking lot (parking.rs).
+    pub fn parked_connections_changed(&self, by: i64) {
+        self.parked_connections.inc_by(by);
     }
 
     pub fn store_up(&self, up: bool) {

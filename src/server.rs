@@ -9,6 +9,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +30,7 @@ use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
 use crate::framing::FramingWatch;
 use crate::login::Login;
 use crate::metrics::{Metrics, RouteClass};
+use crate::parking::{Parked, ParkingLot};
 use crate::proxy::{self, ConnInfo, Gateway};
 use crate::reload::{GatewaySlot, Generation, ReloadError, Reloader};
 use crate::secret::Secret;
@@ -326,8 +328,18 @@ impl Worker {
                 }
             };
             tokio::spawn(gateway.clone().follow(generations, build));
-            let public_loop =
-                PublicListener { listener, tls_config, gateway, connections, shed, phase: phase.clone() };
+            let lot = ParkingLot::new(gateway.current().metrics.clone());
+            let mut lot_phase = phase.clone();
+            tokio::spawn(lot.clone().run(async move { leaves_serving(&mut lot_phase).await }));
+            let public_loop = PublicListener {
+                listener,
+                tls_config,
+                gateway,
+                lot,
+                connections,
+                shed,
+                phase: phase.clone(),
+            };
             tokio::spawn(public_loop.run());
             // Connection tasks live on this runtime: keep it running until the grace is over.
             reaches(&mut phase, Phase::Closing).await;
@@ -340,6 +352,8 @@ struct PublicListener {
     listener: TcpListener,
     tls_config: Arc<rustls::ServerConfig>,
     gateway: GatewaySlot,
+    /// Where this worker's HTTP/1.1 connections wait between requests.
+    lot: ParkingLot,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
@@ -352,6 +366,7 @@ impl PublicListener {
             tls_config: self.tls_config.clone(),
             limits: self.gateway.current().limits.clone(),
             gateway: self.gateway.clone(),
+            lot: self.lot.clone(),
             phase: self.phase.clone(),
         }
     }
@@ -394,6 +409,7 @@ struct Connection {
     /// Read per request: a reload reaches open connections from their next request on.
     gateway: GatewaySlot,
     limits: Arc<LimitsConfig>,
+    lot: ParkingLot,
     phase: watch::Receiver<Phase>,
 }
 
@@ -403,8 +419,8 @@ impl Connection {
         let open = Open::new(metrics.clone(), permit);
 
         // The task's size is that of its largest state, so the handshake, HTTP/2 and shedding are
-        // boxed; a parked HTTP/1.1 connection waits in a task of its own (Http1::park). The stream
-        // (1.2 KB of rustls state) moves as a pointer.
+        // boxed; a parked HTTP/1.1 connection leaves its task for the worker's parking lot
+        // (parking.rs). The stream (1.2 KB of rustls state) moves as a pointer.
         let (tls_config, limit) = (&self.tls_config, self.limits.tls_handshake_timeout);
         let handshake = Box::pin(async move {
             let tls = tokio::time::timeout(limit, tls_stream::accept(tcp, tls_config.clone())).await;
@@ -473,8 +489,7 @@ impl Connection {
 
     /// HTTP/1.1, parked between requests (conn_io.rs).
     async fn serve_h1(self, tls: Box<TlsStream>, peer: SocketAddr, open: Open) {
-        let Connection { gateway, limits, phase, .. } = self;
-        let metrics = gateway.current().metrics.clone();
+        let Connection { gateway, limits, lot, phase, .. } = self;
         let activity = Activity::new();
         let framing = Arc::new(FramingWatch::new());
         let gate = ParkGate::new(framing.clone(), limits.park_after);
@@ -489,13 +504,13 @@ impl Connection {
                 Ok::<_, std::convert::Infallible>(response.map(|b| CountedBody::new(b, responses)))
             }
         });
-        Http1 { io, service, activity, limits, phase, metrics, _open: open }.serve().await;
+        Http1 { io, service, activity, limits, lot, phase, _open: open }.serve().await;
     }
 }
 
 /// A client connection's place under the connection cap and its count in the metrics, given
-/// back when the connection ends, in whichever task that is (a parked HTTP/1.1 connection moves
-/// between tasks).
+/// back when the connection ends, wherever that is (an HTTP/1.1 connection moves between tasks
+/// and the parking lot).
 struct Open {
     metrics: Arc<Metrics>,
     _permit: OwnedSemaphorePermit,
@@ -514,16 +529,16 @@ impl Drop for Open {
     }
 }
 
-/// An HTTP/1.1 connection between its tasks. A tokio task is as large as its future's largest
-/// state, and parked connections are most connections: so a connection is served in one task
-/// and, once parked, waits in another that holds only this (BENCHMARKS.md §1).
+/// An HTTP/1.1 connection between its tasks. Parked connections are most connections, so a
+/// connection is served in a task and, once parked, waits without one in its worker's
+/// [`ParkingLot`]: then it holds only this (BENCHMARKS.md §1).
 struct Http1<S> {
     io: ClientIo<Box<TlsStream>>,
     service: S,
     activity: Activity,
     limits: Arc<LimitsConfig>,
+    lot: ParkingLot,
     phase: watch::Receiver<Phase>,
-    metrics: Arc<Metrics>,
     _open: Open,
 }
 
@@ -536,29 +551,40 @@ where
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    /// Serves requests until the connection ends, or parks: then a waiting task takes over.
-    /// Boxed as a trait object, which breaks the type cycle of two tasks that spawn each other.
-    fn serve(self) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-        Box::pin(async move {
-            let Http1 { io, service, activity, limits, phase, metrics, _open } = self;
-            let serving = serve_until_parked(io, service.clone(), &activity, &limits, phase.clone());
-            let Some(io) = serving.await else { return };
-            tokio::spawn(Http1 { io, service, activity, limits, phase, metrics, _open }.park());
-        })
+    /// Serves requests until the connection ends, or parks: then it goes to the parking lot.
+    async fn serve(self) {
+        let Http1 { io, service, activity, limits, lot, phase, _open } = self;
+        let serving = serve_until_parked(io, service.clone(), &activity, &limits, phase.clone());
+        let Some(io) = serving.await else { return };
+        let idle_for = limits.idle_timeout.saturating_sub(activity.idle_for());
+        let parked = Http1 { io, service, activity, limits, lot: lot.clone(), phase, _open };
+        lot.park(Box::new(parked), idle_for);
+    }
+}
+
+impl<S> Parked for Http1<S>
+where
+    S: hyper::service::HttpService<Incoming> + Clone + Send + Sync + Unpin + 'static,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // The waker waits in the socket's registration: nothing else to hold per connection.
+        self.io.get_ref().tcp().poll_read_ready(cx)
     }
 
-    /// Waits, parked, for the client's next bytes: then serves them in a new task.
-    async fn park(mut self) {
-        let parked = self.metrics.connection_parked();
-        let woken =
-            wait_while_parked(&self.io, &self.activity, self.limits.idle_timeout, &mut self.phase).await;
-        drop(parked);
-        if woken {
-            tokio::spawn(self.serve());
-        } else {
-            // Idle too long or shutting down: say goodbye properly (TLS close_notify).
+    fn resume(self: Box<Self>) {
+        tokio::spawn(self.serve());
+    }
+
+    fn close(mut self: Box<Self>) {
+        // Idle too long or shutting down: say goodbye properly (TLS close_notify).
+        tokio::spawn(async move {
             let _ = tokio::time::timeout(Duration::from_secs(1), self.io.shutdown()).await;
-        }
+        });
     }
 }
 
@@ -600,24 +626,6 @@ where
     // Parked, the connection keeps only its TLS session and socket (tls_stream.rs).
     io.get_mut().release_idle_buffers();
     Some(io)
-}
-
-/// Waits while a connection is parked: true when the client sent something, false when the
-/// connection should close (idle timeout, shutdown, socket error).
-async fn wait_while_parked(
-    io: &ClientIo<Box<TlsStream>>,
-    activity: &Activity,
-    idle_timeout: Duration,
-    phase: &mut watch::Receiver<Phase>,
-) -> bool {
-    // poll_read_ready keeps its waker in the socket's registration: no readiness future to hold
-    // for every parked connection.
-    let readable = std::future::poll_fn(|cx| io.get_ref().tcp().poll_read_ready(cx));
-    tokio::select! {
-        readable = readable => readable.is_ok(),
-        _ = tokio::time::sleep(idle_timeout.saturating_sub(activity.idle_for())) => false,
-        _ = leaves_serving(phase) => false,
-    }
 }
 
 /// A connection that can be asked to finish gracefully.
