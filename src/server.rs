@@ -123,13 +123,12 @@ impl RunningServer {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         let bind_error =
             |source| StartError::Bind { field: "server.listen", addr: config.server.listen, source };
-        let shared = bind_public(config.server.listen).map_err(bind_error)?;
-        let public_addr = shared.local_addr().expect("bound socket has an address");
-        let mut public = Vec::with_capacity(workers);
+        let first = bind_reuseport(config.server.listen).map_err(bind_error)?;
+        let public_addr = first.local_addr().expect("bound socket has an address");
+        let mut public = vec![first];
         for _ in 1..workers {
-            public.push(shared.try_clone().map_err(bind_error)?);
+            public.push(bind_reuseport(public_addr).map_err(bind_error)?);
         }
-        public.push(shared);
         let admin = bind("server.admin_listen", config.server.admin_listen).await?;
         let redirect = match config.server.redirect_listen {
             Some(addr) => Some(bind("server.redirect_listen", addr).await?),
@@ -266,16 +265,13 @@ impl RunningServer {
     }
 }
 
-/// The public listener's socket, one for all workers: each worker polls it and accepts when it
-/// is free, so new connections go to the workers with time for them. With a socket per worker
-/// (SO_REUSEPORT) the kernel spread connections by a hash of their addresses, blind to load:
-/// with few connections (16 HTTP/2 ones in the benchmark) one worker could get most of them and
-/// queue while the other idled (BENCHMARKS.md §1). nginx's workers share their listening socket
-/// in the same way.
-fn bind_public(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+/// A public-listener socket with SO_REUSEPORT, so that each worker has its own and the kernel
+/// spreads new connections across them (no shared accept queue, no cross-thread wakeups).
+fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(4096)?;
@@ -403,10 +399,6 @@ impl PublicListener {
                     }
                 }
             }
-            // One connection per turn: the new connection's handshake runs before this worker
-            // accepts again, so a burst of connections spreads over the workers sharing the
-            // socket instead of landing on whichever woke first (bind_public).
-            tokio::task::yield_now().await;
         }
     }
 }

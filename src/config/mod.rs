@@ -414,8 +414,8 @@ pub struct ServerConfig {
     pub cert_file: PathBuf,
     /// PEM private key (PKCS#8, PKCS#1 or SEC1).
     pub key_file: PathBuf,
-    /// Threads serving the public listener, each with its own event loop, all accepting from
-    /// the one listening socket, like nginx's worker processes. Default: one per CPU.
+    /// Threads serving the public listener, each with its own event loop and its own socket on
+    /// the port (SO_REUSEPORT), like nginx's worker processes. Default: one per CPU.
     #[serde(default)]
     pub workers: Option<usize>,
     /// How often the certificate files are checked for changes (SIGHUP reloads at once).
