@@ -1,4 +1,9 @@
 //! The connection to the platform: one upstream, http or https, over a pooled hyper client.
+//!
+//! [`h1`]: HTTP/1.1 toward the platform without I/O (request heads, response heads, chunked
+//! bodies): the codec of a client that will serve requests in their own task, not yet in use.
+
+pub mod h1;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
