@@ -17,7 +17,8 @@
 //! - [`client_ip`]: `X-Forwarded-For` over trusted proxies, and reduction (truncate, hash, drop).
 //! - [`body`]: streamed client bodies with a read-gap timeout.
 //! - [`framing`]: watches HTTP/1.1 framing for the Content-Length + Transfer-Encoding case.
-//! - [`upstream`]: the pooled client to the platform. [`echo`]: the built-in echo platform.
+//! - [`upstream`]: nymgate's HTTP/1.1 client to the platform, a pool per worker, each request
+//!   driven in its own task. [`echo`]: the built-in echo platform.
 //! - [`pseudonym`]: account numbers (HMAC under a scope key), the keyring, the stable-subject
 //!   ladder, the claim policy and the guard. Only a `VerifiedIdentity` goes in.
 //! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.

@@ -346,10 +346,11 @@ async fn forward(
     parts.version = Version::HTTP_11;
     let request = Request::from_parts(parts, body);
 
+    let (parts, body) = request.into_parts();
     let sent = Instant::now();
-    let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.request(request)).await;
+    let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.send(parts, body)).await;
     gateway.metrics.upstream_latency(sent.elapsed());
-    let mut response = match outcome {
+    let response = match outcome {
         Err(_) => return Err(ProxyError::UpstreamTimeout),
         Ok(Err(error)) => {
             // A request body that broke is the client's fault, whatever the client library says.
@@ -361,37 +362,42 @@ async fn forward(
         Ok(Ok(response)) => response,
     };
 
-    let upgraded = if response.status() == StatusCode::SWITCHING_PROTOCOLS {
-        splice_upgrade(&mut response, client_upgrade)
+    let (mut parts, body) = response.into_parts();
+    let (upgraded, body) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
+        match (body.into_upgraded(), client_upgrade) {
+            (Some(platform), Some(client)) => {
+                (splice_upgrade(&parts.headers, platform, client), crate::body::empty())
+            }
+            // A 101 nobody asked for: the platform's stream is dropped and the client told so.
+            _ => return Err(ProxyError::UpstreamUnavailable("unrequested 101 Switching Protocols".into())),
+        }
     } else {
-        None
+        (None, body.boxed_unsync())
     };
-    let (mut parts, incoming) = response.into_parts();
     sanitize::sanitize_response(&mut parts.headers, upgraded);
     parts.extensions = http::Extensions::new();
-    Ok(Response::from_parts(parts, incoming.map_err(Into::into).boxed_unsync()))
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Joins the client's and the platform's upgraded connections and copies bytes both ways until
 /// either side closes. Returns the `Upgrade` value to answer the client with.
 fn splice_upgrade(
-    response: &mut Response<Incoming>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    headers: &http::HeaderMap,
+    platform: crate::upstream::client::Upgraded,
+    client_upgrade: hyper::upgrade::OnUpgrade,
 ) -> Option<HeaderValue> {
-    let client_upgrade = client_upgrade?;
-    let protocol = response.headers().get(header::UPGRADE).cloned()?;
-    let upstream_upgrade = hyper::upgrade::on(response);
+    let protocol = headers.get(header::UPGRADE).cloned()?;
     tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client_upgrade, upstream_upgrade) {
-            Ok(pair) => pair,
+        let client = match client_upgrade.await {
+            Ok(client) => client,
             Err(error) => {
                 tracing::debug!(%error, "upgrade did not complete");
                 return;
             }
         };
         let mut client = hyper_util::rt::TokioIo::new(client);
-        let mut upstream = hyper_util::rt::TokioIo::new(upstream);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+        let mut platform = platform;
+        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut platform).await {
             tracing::debug!(%error, "upgraded connection ended");
         }
     });

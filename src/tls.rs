@@ -30,6 +30,8 @@ pub enum TlsError {
     Key { path: PathBuf, reason: String },
     #[error("the private key in {key} does not belong to the certificate in {cert}")]
     Mismatch { cert: PathBuf, key: PathBuf },
+    #[error("the platform's host {host} is neither a DNS name nor an IP address")]
+    ServerName { host: String },
 }
 
 /// The process-wide crypto provider: aws-lc-rs, installed once so that no other provider can be

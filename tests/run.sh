@@ -17,6 +17,9 @@ DEB_PACKAGES+=(xmlsec1)
 # Chromium runs the browser test of `nymgate demo` (tests/browser.rs, through playwright-core),
 # with a font for its screenshots.
 DEB_PACKAGES+=(chromium fonts-dejavu-core)
+# nginx is a platform nymgate's own HTTP/1.1 client talks to (tests/upstream_client.rs): pooled
+# keep-alive connections, chunked responses, TLS.
+DEB_PACKAGES+=(nginx)
 # redis-server is the shared store of several replicas (tests/replicas.rs).
 DEB_PACKAGES+=(redis-server)
 # postgresql is the retention store shared by replicas (tests/retention.rs starts a cluster of

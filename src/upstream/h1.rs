@@ -4,9 +4,7 @@
 //! Why nymgate's own: hyper's client runs each platform connection in a task of its own and
 //! hands every request and response across channels to it, and it keeps 24 KiB of buffers and
 //! channel blocks for every idle connection (BENCHMARKS.md §1). A client that reads and writes
-//! in the request's own task needs only this codec; the I/O around it is the forwarder's.
-//! Status: this codec is the first step of that client, and requests still go through hyper's
-//! (mod.rs) until the rest has landed and measured better (BENCHMARKS.md §1).
+//! in the request's own task needs only this codec; the I/O around it is client.rs's.
 //!
 //! The platform is trusted to be the platform, not to be well-behaved (lib.rs): every response
 //! is bounded (head size, header count, chunk-line and trailer lengths) and framing that could

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod login;
+pub mod nginx;
 pub mod postgres;
 pub mod redis;
 pub mod saml;

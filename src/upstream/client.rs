@@ -1,0 +1,702 @@
+//! nymgate's HTTP/1.1 client to the platform: a pool of connections per worker, and each request
+//! driven in the task that serves it, with the codec of h1.rs.
+//!
+//! Why not hyper's client: it runs every platform connection in a task of its own and hands each
+//! request, response and body chunk across channels between that task and the request's, and
+//! an idle connection keeps 24 KiB of buffers and channel blocks (BENCHMARKS.md §1). Here a
+//! request writes to and reads from its connection itself, and an idle connection keeps its
+//! socket only.
+//!
+//! A request's life:
+//! 1. A connection: the newest idle one in the pool that is still open, or a new one.
+//! 2. The head is written, then the body, streamed. The response head is read at the same time:
+//!    a platform may answer before it has read the whole body (a 413, say), and a streaming
+//!    platform may answer while it reads.
+//! 3. The response body is read as the client's side asks for it ([`ResponseBody`]); the rest
+//!    of the request body, if any, goes up meanwhile.
+//! 4. When both are complete and the platform keeps the connection alive, the connection goes
+//!    back to the pool, its read buffer freed.
+//!
+//! A pooled connection that the platform closed while idle fails before any of the response is
+//! read. Such a request is sent again, once, on a new connection, when none of its body had been
+//! read (RFC 9110 §9.2.2 allows it for idempotent requests; a request whose body was not yet
+//! read has not reached the platform's application at all).
+
+use std::future::poll_fn;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use http::{header, HeaderValue, Method, Response};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use rustls_pki_types::ServerName;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::h1::{self, ChunkedDecoder, Decoded, Framing, H1Error};
+use crate::body::{Body, BoxError};
+
+/// A read makes room for at least this much.
+const READ_SIZE: usize = 8 * 1024;
+/// Body chunks up to this size are copied next to their framing and written in one go; larger
+/// ones are written from their own buffer.
+const COALESCE: usize = 16 * 1024;
+
+/// Why a request to the platform failed. Nothing here holds request or response bytes.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("connect: {0}")]
+    Connect(io::Error),
+    #[error("connect timed out")]
+    ConnectTimeout,
+    #[error("TLS handshake: {0}")]
+    Tls(io::Error),
+    #[error("connection: {0}")]
+    Io(io::Error),
+    #[error("connection closed before the response head")]
+    ClosedBeforeHead,
+    #[error("{0}")]
+    Response(H1Error),
+    #[error("request body: {0}")]
+    RequestBody(BoxError),
+}
+
+/// The platform's address and how to reach it.
+pub struct Client {
+    host: String,
+    port: u16,
+    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    connect_timeout: Duration,
+    pool: Arc<Pool>,
+}
+
+impl Client {
+    pub fn new(
+        host: String,
+        port: u16,
+        tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+        connect_timeout: Duration,
+        pool: Pool,
+    ) -> Self {
+        Self { host, port, tls, connect_timeout, pool: Arc::new(pool) }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub(super) fn pool_arc(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+
+    /// Sends a request and returns the response once its head has arrived. `parts` must be
+    /// sanitized already; the framing of the body (`Content-Length` or chunked) is set here.
+    pub async fn send(
+        &self,
+        mut parts: http::request::Parts,
+        body: Body,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        let chunked = set_framing(&mut parts, &body);
+        let mut head = Vec::with_capacity(512);
+        h1::encode_request_head(&parts, &mut head);
+        let mut upload = Upload::new(Bytes::from(head), body, chunked);
+        let method = parts.method;
+        if let Some(conn) = self.pool.take() {
+            match exchange(conn, &mut upload, &method, &self.pool).await {
+                Ok(response) => return Ok(response),
+                // Closed while idle: nothing of this request reached the platform's application.
+                Err(Failed { error, retry: true }) => {
+                    tracing::debug!(%error, "pooled platform connection was closed; retrying on a new one");
+                    upload.rewind();
+                }
+                Err(Failed { error, .. }) => return Err(error),
+            }
+        }
+        let conn = self.connect().await?;
+        exchange(conn, &mut upload, &method, &self.pool).await.map_err(|failed| failed.error)
+    }
+
+    async fn connect(&self) -> Result<Connection, SendError> {
+        let connecting = TcpStream::connect((self.host.as_str(), self.port));
+        let tcp = match tokio::time::timeout(self.connect_timeout, connecting).await {
+            Err(_) => return Err(SendError::ConnectTimeout),
+            Ok(result) => result.map_err(SendError::Connect)?,
+        };
+        let _ = tcp.set_nodelay(true);
+        let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
+        let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
+        let stream = match &self.tls {
+            None => Stream::Plain(tcp),
+            Some((connector, name)) => {
+                let handshake = connector.connect(name.clone(), tcp);
+                match tokio::time::timeout(self.connect_timeout, handshake).await {
+                    Err(_) => return Err(SendError::ConnectTimeout),
+                    Ok(result) => Stream::Tls(Box::new(result.map_err(SendError::Tls)?)),
+                }
+            }
+        };
+        Ok(Connection { stream, read_buf: BytesMut::new(), reused: false })
+    }
+}
+
+/// Sets the body's framing on the request head; true when it is chunked.
+fn set_framing(parts: &mut http::request::Parts, body: &Body) -> bool {
+    // The client's Transfer-Encoding was removed with the hop-by-hop fields (sanitize.rs); a
+    // Content-Length it sent was checked against the body by hyper, and stays.
+    if parts.headers.contains_key(header::CONTENT_LENGTH) {
+        return false;
+    }
+    if body.is_end_stream() {
+        // RFC 9110 §8.6: a request with a body-carrying method says when it has none.
+        if matches!(parts.method, Method::POST | Method::PUT | Method::PATCH) {
+            parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from_static("0"));
+        }
+        return false;
+    }
+    if let Some(length) = body.size_hint().exact() {
+        parts.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+        return false;
+    }
+    parts.headers.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+    true
+}
+
+/// An exchange that failed, and whether the request may go again on a new connection.
+struct Failed {
+    error: SendError,
+    retry: bool,
+}
+
+/// Sends the request on `conn` and reads the response head.
+async fn exchange(
+    mut conn: Connection,
+    upload: &mut Upload,
+    method: &Method,
+    pool: &Arc<Pool>,
+) -> Result<Response<ResponseBody>, Failed> {
+    let reused = conn.reused;
+    let mut write_error = None;
+    let head = poll_fn(|cx| {
+        if write_error.is_none() && !upload.is_done() {
+            match upload.poll(cx, &mut conn.stream) {
+                Poll::Ready(Ok(())) | Poll::Pending => {}
+                Poll::Ready(Err(UploadError::Body(error))) => {
+                    return Poll::Ready(Err(SendError::RequestBody(error)))
+                }
+                // The platform may have stopped reading to answer (a 413): read on.
+                Poll::Ready(Err(UploadError::Io(error))) => write_error = Some(error),
+            }
+        }
+        conn.poll_response_head(cx, method)
+    })
+    .await;
+    let head = match head {
+        Ok(head) => head,
+        Err(error) => {
+            // Nothing of the response came, and nothing of the body left the client's side.
+            let untouched = conn.read_buf.is_empty() && !upload.body_started;
+            let error = match (error, write_error) {
+                (SendError::ClosedBeforeHead, Some(io)) => SendError::Io(io),
+                (error, _) => error,
+            };
+            let retry =
+                reused && untouched && !matches!(error, SendError::RequestBody(_) | SendError::Response(_));
+            return Err(Failed { error, retry });
+        }
+    };
+    let mut parts = http::response::Response::new(()).into_parts().0;
+    parts.status = head.status;
+    parts.version = http::Version::HTTP_11;
+    parts.headers = head.headers;
+    let state = match head.framing {
+        Framing::Empty => BodyState::Done,
+        Framing::Length(0) => BodyState::Done,
+        Framing::Length(n) => BodyState::Length(n),
+        Framing::Chunked => BodyState::Chunked(ChunkedDecoder::new()),
+        Framing::UntilClose => BodyState::UntilClose,
+    };
+    let upload = (write_error.is_none() && !upload.is_done()).then(|| upload.take());
+    // A request not wholly sent leaves the connection in an unknown state: never reused. An
+    // upgraded one belongs to the upgrade (`ResponseBody::into_upgraded`).
+    let upgraded = head.status == http::StatusCode::SWITCHING_PROTOCOLS;
+    let keep_alive = head.keep_alive && write_error.is_none() && !upgraded;
+    let body = ResponseBody { conn: Some(conn), upload, state, keep_alive, upgraded, pool: pool.clone() };
+    Ok(Response::from_parts(parts, body))
+}
+
+/// One connection to the platform.
+pub struct Connection {
+    stream: Stream,
+    read_buf: BytesMut,
+    reused: bool,
+}
+
+impl Connection {
+    /// Reads into the buffer; `Ok(0)` is the end of the stream.
+    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+        if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
+            self.read_buf.reserve(READ_SIZE);
+        }
+        tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read_buf)
+    }
+
+    /// Reads until a final response head (1xx other than 101 are skipped: RFC 9110 §15.2).
+    fn poll_response_head(
+        &mut self,
+        cx: &mut Context<'_>,
+        method: &Method,
+    ) -> Poll<Result<h1::ResponseHead, SendError>> {
+        loop {
+            match h1::parse_response_head(&mut self.read_buf, method) {
+                Ok(Some(head)) if head.status.is_informational() && head.status.as_u16() != 101 => continue,
+                Ok(Some(head)) => return Poll::Ready(Ok(head)),
+                Ok(None) => {}
+                Err(error) => return Poll::Ready(Err(SendError::Response(error))),
+            }
+            match ready!(self.poll_fill(cx)) {
+                Ok(0) => return Poll::Ready(Err(SendError::ClosedBeforeHead)),
+                Ok(_) => {}
+                Err(error) => return Poll::Ready(Err(SendError::Io(error))),
+            }
+        }
+    }
+
+    /// Whether an idle connection is still open and quiet: the platform may have closed it, and
+    /// it must not have sent anything unasked.
+    fn is_reusable(&mut self) -> bool {
+        let mut probe = [0u8; 1];
+        let mut buf = ReadBuf::new(&mut probe);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        matches!(Pin::new(&mut self.stream).poll_read(&mut cx, &mut buf), Poll::Pending)
+    }
+}
+
+/// A platform connection's byte stream: plain TCP or TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_read(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_write(cx, buf),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_flush(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Stream::Plain(tcp) => Pin::new(tcp).poll_shutdown(cx),
+            Stream::Tls(tls) => Pin::new(tls.as_mut()).poll_shutdown(cx),
+        }
+    }
+}
+
+/// The request on its way up: the head, then the body's frames with their framing.
+struct Upload {
+    head: Bytes,
+    body: Option<Body>,
+    chunked: bool,
+    /// Framing and small chunks, coalesced; then `large`, a chunk written from its own buffer.
+    out: BytesMut,
+    large: Bytes,
+    /// Whether any body data has been taken from the client's side.
+    body_started: bool,
+    /// Everything is written and flushed.
+    done: bool,
+}
+
+enum UploadError {
+    Body(BoxError),
+    Io(io::Error),
+}
+
+impl Upload {
+    fn new(head: Bytes, body: Body, chunked: bool) -> Self {
+        let body = (!body.is_end_stream()).then_some(body);
+        let mut upload = Self {
+            head,
+            body,
+            chunked,
+            out: BytesMut::new(),
+            large: Bytes::new(),
+            body_started: false,
+            done: false,
+        };
+        upload.rewind();
+        upload
+    }
+
+    /// Starts over (a retry on a new connection): only before any body data was taken.
+    fn rewind(&mut self) {
+        debug_assert!(!self.body_started);
+        self.out.clear();
+        self.out.extend_from_slice(&self.head);
+        self.large = Bytes::new();
+        self.done = false;
+        if self.body.is_none() && self.chunked {
+            self.out.extend_from_slice(h1::LAST_CHUNK);
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        self.done
+    }
+
+    /// What is left of the upload, for the response body to carry on with.
+    fn take(&mut self) -> Upload {
+        std::mem::replace(
+            self,
+            Upload {
+                head: Bytes::new(),
+                body: None,
+                chunked: false,
+                out: BytesMut::new(),
+                large: Bytes::new(),
+                body_started: self.body_started,
+                done: true,
+            },
+        )
+    }
+
+    /// Writes what is queued and takes more from the body; ready when all is written and flushed.
+    fn poll(&mut self, cx: &mut Context<'_>, stream: &mut Stream) -> Poll<Result<(), UploadError>> {
+        loop {
+            while !self.out.is_empty() {
+                let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.out)).map_err(UploadError::Io)?;
+                if n == 0 {
+                    return Poll::Ready(Err(UploadError::Io(io::ErrorKind::WriteZero.into())));
+                }
+                self.out.advance(n);
+            }
+            if !self.large.is_empty() {
+                while !self.large.is_empty() {
+                    let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.large))
+                        .map_err(UploadError::Io)?;
+                    if n == 0 {
+                        return Poll::Ready(Err(UploadError::Io(io::ErrorKind::WriteZero.into())));
+                    }
+                    self.large.advance(n);
+                }
+                if self.chunked {
+                    self.out.extend_from_slice(h1::CHUNK_END);
+                }
+                continue;
+            }
+            // Everything queued has gone to the stream; make sure it left (TLS buffers records).
+            ready!(Pin::new(&mut *stream).poll_flush(cx)).map_err(UploadError::Io)?;
+            let Some(body) = self.body.as_mut() else {
+                self.done = true;
+                return Poll::Ready(Ok(()));
+            };
+            match ready!(Pin::new(body).poll_frame(cx)) {
+                Some(Ok(frame)) => {
+                    // Trailers are not forwarded (the `Trailer` field was dropped as hop-by-hop).
+                    let Ok(data) = frame.into_data() else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    self.body_started = true;
+                    if self.chunked {
+                        let mut line = Vec::with_capacity(12);
+                        h1::chunk_header(data.len(), &mut line);
+                        self.out.extend_from_slice(&line);
+                    }
+                    if data.len() <= COALESCE {
+                        self.out.extend_from_slice(&data);
+                        if self.chunked {
+                            self.out.extend_from_slice(h1::CHUNK_END);
+                        }
+                    } else {
+                        self.large = data;
+                    }
+                }
+                None => {
+                    self.body = None;
+                    if self.chunked {
+                        self.out.extend_from_slice(h1::LAST_CHUNK);
+                    }
+                }
+                Some(Err(error)) => return Poll::Ready(Err(UploadError::Body(error))),
+            }
+        }
+    }
+}
+
+/// The platform's response body, read from the connection as it is asked for. When it is
+/// complete (and the request too) the connection goes back to the pool.
+pub struct ResponseBody {
+    conn: Option<Connection>,
+    /// The rest of the request body, when the platform answered before it was all sent.
+    upload: Option<Upload>,
+    state: BodyState,
+    keep_alive: bool,
+    /// A 101 response: the connection now carries the upgraded protocol.
+    upgraded: bool,
+    pool: Arc<Pool>,
+}
+
+/// Shows where the body is, never its bytes.
+impl std::fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("state", &self.state)
+            .field("keep_alive", &self.keep_alive)
+            .field("uploading", &self.upload.is_some())
+            .finish()
+    }
+}
+
+#[derive(Debug)]
+enum BodyState {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+    UntilClose,
+    Done,
+}
+
+/// The response body broke off: the platform closed early or sent a malformed body.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("platform closed the connection inside the response body")]
+    Incomplete,
+    #[error("{0}")]
+    Framing(H1Error),
+    #[error("connection: {0}")]
+    Io(io::Error),
+}
+
+impl ResponseBody {
+    /// After a 101 response: the connection, for the upgraded protocol, with any bytes the
+    /// platform already sent in it.
+    pub fn into_upgraded(mut self) -> Option<Upgraded> {
+        if !self.upgraded {
+            return None;
+        }
+        let conn = self.conn.take()?;
+        Some(Upgraded { stream: conn.stream, early: conn.read_buf })
+    }
+
+    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        self.conn = None;
+        self.state = BodyState::Done;
+        Poll::Ready(Some(Err(error.into())))
+    }
+
+    /// Returns the connection to the pool if the exchange is over and it may carry another.
+    fn release(&mut self) {
+        let Some(mut conn) = self.conn.take() else { return };
+        let complete = matches!(self.state, BodyState::Done) && self.upload.is_none();
+        if complete && self.keep_alive && !self.upgraded && conn.read_buf.is_empty() {
+            conn.read_buf = BytesMut::new();
+            self.pool.put(conn);
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
+        if let Some(upload) = this.upload.as_mut() {
+            match upload.poll(cx, &mut conn.stream) {
+                Poll::Pending => {}
+                Poll::Ready(Ok(())) => this.upload = None,
+                Poll::Ready(Err(error)) => {
+                    // The response goes on; the connection will not be reused.
+                    if let UploadError::Io(error) = &error {
+                        tracing::debug!(%error, "platform stopped reading the request body");
+                    }
+                    this.upload = None;
+                    this.keep_alive = false;
+                }
+            }
+        }
+        loop {
+            match &mut this.state {
+                BodyState::Done => {
+                    if this.upload.is_some() {
+                        // The response is complete but the request is not: the connection
+                        // cannot be reused, and waiting on the client's body would stall the
+                        // response's end.
+                        this.keep_alive = false;
+                        this.upload = None;
+                    }
+                    this.release();
+                    return Poll::Ready(None);
+                }
+                BodyState::Length(remaining) => {
+                    if !conn.read_buf.is_empty() {
+                        let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(conn.read_buf.len());
+                        *remaining -= take as u64;
+                        let data = conn.read_buf.split_to(take).freeze();
+                        if *remaining == 0 {
+                            this.state = BodyState::Done;
+                        }
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+                BodyState::Chunked(decoder) => match decoder.decode(&mut conn.read_buf) {
+                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
+                    Ok(Decoded::Done) => {
+                        this.state = BodyState::Done;
+                        continue;
+                    }
+                    Ok(Decoded::NeedMore) => {}
+                    Err(error) => return this.fail(BodyError::Framing(error)),
+                },
+                BodyState::UntilClose => {
+                    if !conn.read_buf.is_empty() {
+                        let data = conn.read_buf.split().freeze();
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                }
+            }
+            match ready!(conn.poll_fill(cx)) {
+                Ok(0) if matches!(this.state, BodyState::UntilClose) => {
+                    this.keep_alive = false;
+                    this.state = BodyState::Done;
+                }
+                Ok(0) => return this.fail(BodyError::Incomplete),
+                Ok(_) => {}
+                Err(error) => return this.fail(BodyError::Io(error)),
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self.state, BodyState::Done)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self.state {
+            BodyState::Done => SizeHint::with_exact(0),
+            BodyState::Length(n) => SizeHint::with_exact(n),
+            _ => SizeHint::default(),
+        }
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        // A body with nothing to read (HEAD, 204, 304, an empty one) is often never polled.
+        if matches!(self.state, BodyState::Done) && self.upload.is_none() {
+            self.release();
+        }
+    }
+}
+
+/// One worker's idle connections to the platform, newest last.
+pub struct Pool {
+    idle: Mutex<Vec<Idle>>,
+    max_idle: usize,
+    idle_timeout: Duration,
+}
+
+struct Idle {
+    conn: Connection,
+    since: Instant,
+}
+
+impl Pool {
+    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
+        Self { idle: Mutex::new(Vec::new()), max_idle, idle_timeout }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
+        // Every change under the lock is one push, pop or drain: a panic elsewhere leaves it whole.
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The newest idle connection that is still open; older ones past the idle timeout go.
+    fn take(&self) -> Option<Connection> {
+        let mut idle = self.lock();
+        let now = Instant::now();
+        while let Some(Idle { mut conn, since }) = idle.pop() {
+            if now.duration_since(since) >= self.idle_timeout {
+                // The newest is too old, so all are.
+                idle.clear();
+                return None;
+            }
+            if conn.is_reusable() {
+                conn.reused = true;
+                return Some(conn);
+            }
+        }
+        None
+    }
+
+    fn put(&self, conn: Connection) {
+        let mut idle = self.lock();
+        if idle.len() < self.max_idle {
+            idle.push(Idle { conn, since: Instant::now() });
+        }
+    }
+
+    /// Closes connections idle past the timeout (called periodically; `take` also does).
+    pub fn evict_expired(&self) {
+        let mut idle = self.lock();
+        let now = Instant::now();
+        idle.retain(|entry| now.duration_since(entry.since) < self.idle_timeout);
+    }
+
+    pub fn idle_count(&self) -> usize {
+        self.lock().len()
+    }
+}
+
+/// A platform connection after a 101 response, as the upgraded protocol's byte stream.
+pub struct Upgraded {
+    stream: Stream,
+    /// Bytes the platform sent right after its 101, read with the head.
+    early: BytesMut,
+}
+
+impl AsyncRead for Upgraded {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if !this.early.is_empty() {
+            let n = this.early.len().min(buf.remaining());
+            buf.put_slice(&this.early.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut this.stream).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for Upgraded {
+    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
+    }
+}
