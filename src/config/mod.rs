@@ -436,8 +436,11 @@ pub struct UpstreamConfig {
     /// Time from sending a request to receiving the response head.
     #[serde(default = "defaults::response_timeout", with = "humantime_serde")]
     pub response_timeout: Duration,
+    /// How long a connection to the platform may sit idle in a pool before it is closed.
     #[serde(default = "defaults::pool_idle_timeout", with = "humantime_serde")]
     pub pool_idle_timeout: Duration,
+    /// Idle connections to the platform each worker keeps (there is one platform, so "per host"
+    /// is per worker); a connection that comes back to a full pool is closed.
     #[serde(default = "defaults::pool_max_idle_per_host")]
     pub pool_max_idle_per_host: usize,
 }
