@@ -23,7 +23,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
-use crate::body::{self, Body};
+use crate::body::{self, Body, BoxError};
 use crate::client_ip::IpReducer;
 use crate::config::{Config, LimitsConfig};
 use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
@@ -529,6 +529,36 @@ impl Drop for Open {
     }
 }
 
+/// What serves a client's HTTP/1.1 requests (the proxy's service), with the bounds hyper and
+/// the tasks it moves between need, said once.
+trait ClientService:
+    hyper::service::HttpService<
+        Incoming,
+        Future: Send + 'static,
+        ResBody: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+        Error: Into<BoxError>,
+    > + Clone
+    + Send
+    + Sync
+    + Unpin
+    + 'static
+{
+}
+
+impl<S> ClientService for S where
+    S: hyper::service::HttpService<
+            Incoming,
+            Future: Send + 'static,
+            ResBody: hyper::body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static,
+            Error: Into<BoxError>,
+        > + Clone
+        + Send
+        + Sync
+        + Unpin
+        + 'static
+{
+}
+
 /// An HTTP/1.1 connection between its tasks. Parked connections are most connections, so a
 /// connection is served in a task and, once parked, waits without one in its worker's
 /// [`ParkingLot`]: then it holds only this (BENCHMARKS.md §1).
@@ -542,15 +572,7 @@ struct Http1<S> {
     _open: Open,
 }
 
-impl<S> Http1<S>
-where
-    S: hyper::service::HttpService<Incoming> + Clone + Send + Sync + Unpin + 'static,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<S: ClientService> Http1<S> {
     /// Serves requests until the connection ends, or parks: then it goes to the parking lot.
     async fn serve(self) {
         let Http1 { io, service, activity, limits, lot, phase, _open } = self;
@@ -562,15 +584,7 @@ where
     }
 }
 
-impl<S> Parked for Http1<S>
-where
-    S: hyper::service::HttpService<Incoming> + Clone + Send + Sync + Unpin + 'static,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+impl<S: ClientService> Parked for Http1<S> {
     fn poll_readable(&self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         // The waker waits in the socket's registration: nothing else to hold per connection.
         self.io.get_ref().tcp().poll_read_ready(cx)
@@ -590,21 +604,13 @@ where
 
 /// Serves HTTP/1.1 requests until the connection ends (`None`) or parks: then the stream comes
 /// back with its unread bytes kept and its idle buffers freed.
-async fn serve_until_parked<S>(
+async fn serve_until_parked<S: ClientService>(
     io: ClientIo<Box<TlsStream>>,
     service: S,
     activity: &Activity,
     limits: &LimitsConfig,
     mut phase: watch::Receiver<Phase>,
-) -> Option<ClientIo<Box<TlsStream>>>
-where
-    S: hyper::service::HttpService<Incoming> + Send + Unpin + 'static,
-    S::Future: Send + 'static,
-    S::ResBody: Send + 'static,
-    <S::ResBody as hyper::body::Body>::Data: Send,
-    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) -> Option<ClientIo<Box<TlsStream>>> {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
