@@ -342,7 +342,7 @@ async fn forward(
         .path_and_query(path_and_query)
         .build()
         .map_err(|_| ProxyError::BadRequest(RequestFault::BadHost))?;
-    // The platform always gets HTTP/1.1 (see upstream.rs).
+    // The platform always gets HTTP/1.1 (upstream/client.rs).
     parts.version = Version::HTTP_11;
     let request = Request::from_parts(parts, body);
 
