@@ -121,21 +121,17 @@ async fn https_to_nginx_with_the_configured_ca() {
     );
     let nginx = Nginx::start(dir.path(), "ssl", &server).await;
     let url = format!("https://localhost:{}", nginx.port);
-    let upstream = upstream(&url, &format!("ca_file = \"{}\"", certs.ca_cert.display()));
+    let trusting = upstream(&url, &format!("ca_file = \"{}\"", certs.ca_cert.display()));
     for _ in 0..2 {
-        assert_eq!(fetch(&upstream, get("/")).await.2, "over tls");
+        assert_eq!(fetch(&trusting, get("/")).await.2, "over tls");
     }
-    assert_eq!(upstream.client.pool().idle_count(), 1);
+    assert_eq!(trusting.client.pool().idle_count(), 1);
 
     // Without the CA the platform's certificate is refused.
-    let untrusting = upstream_without_ca(&url);
+    let untrusting = upstream(&url, "");
     let (parts, body) = get("/");
     let error = untrusting.client.send(parts, body).await.unwrap_err();
     assert!(error.to_string().contains("TLS"), "{error}");
-}
-
-fn upstream_without_ca(url: &str) -> Upstream {
-    upstream(url, "")
 }
 
 #[tokio::test]

@@ -85,11 +85,7 @@ impl Client {
         Self { host, port, tls, connect_timeout, pool: Arc::new(pool) }
     }
 
-    pub fn pool(&self) -> &Pool {
-        &self.pool
-    }
-
-    pub(super) fn pool_arc(&self) -> &Arc<Pool> {
+    pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
 
@@ -211,10 +207,6 @@ async fn exchange(
             return Err(Failed { error, retry });
         }
     };
-    let mut parts = http::response::Response::new(()).into_parts().0;
-    parts.status = head.status;
-    parts.version = http::Version::HTTP_11;
-    parts.headers = head.headers;
     let state = match head.framing {
         Framing::Empty => BodyState::Done,
         Framing::Length(0) => BodyState::Done,
@@ -228,7 +220,10 @@ async fn exchange(
     let upgraded = head.status == http::StatusCode::SWITCHING_PROTOCOLS;
     let keep_alive = head.keep_alive && write_error.is_none() && !upgraded;
     let body = ResponseBody { conn: Some(conn), upload, state, keep_alive, upgraded, pool: pool.clone() };
-    Ok(Response::from_parts(parts, body))
+    let mut response = Response::new(body);
+    *response.status_mut() = head.status;
+    *response.headers_mut() = head.headers;
+    Ok(response)
 }
 
 /// One connection to the platform.
@@ -420,9 +415,7 @@ impl Upload {
                     }
                     self.body_started = true;
                     if self.chunked {
-                        let mut line = Vec::with_capacity(12);
-                        h1::chunk_header(data.len(), &mut line);
-                        self.out.extend_from_slice(&line);
+                        h1::chunk_header(data.len(), &mut self.out);
                     }
                     if data.len() <= COALESCE {
                         self.out.extend_from_slice(&data);
@@ -608,11 +601,16 @@ impl HttpBody for ResponseBody {
 
 impl Drop for ResponseBody {
     fn drop(&mut self) {
-        // A body with nothing to read (HEAD, 204, 304, an empty one) is often never polled.
-        if matches!(self.state, BodyState::Done) && self.upload.is_none() {
-            self.release();
-        }
+        // A body with nothing to read (HEAD, 204, 304, an empty one) is often never polled;
+        // `release` pools the connection only if the exchange is complete.
+        self.release();
     }
+}
+
+/// Every change under the pool's locks is one push, pop or drain: a panic elsewhere leaves the
+/// pool whole, so a poisoned lock is used as it is.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// One worker's idle connections to the platform, newest last, and a few spare read buffers.
@@ -641,18 +639,13 @@ impl Pool {
         Self { idle: Mutex::new(Vec::new()), spare: Mutex::new(Vec::new()), max_idle, idle_timeout }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Idle>> {
-        // Every change under the lock is one push, pop or drain: a panic elsewhere leaves it whole.
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     fn spare_buffer(&self) -> BytesMut {
-        self.spare.lock().unwrap_or_else(PoisonError::into_inner).pop().unwrap_or_default()
+        lock(&self.spare).pop().unwrap_or_default()
     }
 
     fn recycle(&self, mut buffer: BytesMut) {
         buffer.clear();
-        let mut spare = self.spare.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut spare = lock(&self.spare);
         if spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
             spare.push(buffer);
         }
@@ -660,7 +653,7 @@ impl Pool {
 
     /// The newest idle connection that is still open; older ones past the idle timeout go.
     fn take(&self) -> Option<Connection> {
-        let mut idle = self.lock();
+        let mut idle = lock(&self.idle);
         let now = Instant::now();
         while let Some(Idle { mut conn, since }) = idle.pop() {
             if now.duration_since(since) >= self.idle_timeout {
@@ -677,7 +670,7 @@ impl Pool {
     }
 
     fn put(&self, conn: Connection) {
-        let mut idle = self.lock();
+        let mut idle = lock(&self.idle);
         if idle.len() < self.max_idle {
             idle.push(Idle { conn, since: Instant::now() });
         }
@@ -685,13 +678,13 @@ impl Pool {
 
     /// Closes connections idle past the timeout (called periodically; `take` also does).
     pub fn evict_expired(&self) {
-        let mut idle = self.lock();
+        let mut idle = lock(&self.idle);
         let now = Instant::now();
         idle.retain(|entry| now.duration_since(entry.since) < self.idle_timeout);
     }
 
     pub fn idle_count(&self) -> usize {
-        self.lock().len()
+        lock(&self.idle).len()
     }
 }
 

@@ -230,8 +230,9 @@ pub fn encode_request_head(parts: &http::request::Parts, out: &mut Vec<u8>) {
 }
 
 /// The line before a chunk of `len` bytes (`len` > 0; the last chunk is [`LAST_CHUNK`]).
-pub fn chunk_header(len: usize, out: &mut Vec<u8>) {
-    use std::io::Write;
+pub fn chunk_header(len: usize, out: &mut BytesMut) {
+    use std::fmt::Write;
+    // Writing to a BytesMut cannot fail.
     let _ = write!(out, "{len:X}\r\n");
 }
 
@@ -597,7 +598,7 @@ mod tests {
 
     #[test]
     fn chunk_headers_round_trip_through_the_decoder() {
-        let mut encoded = Vec::new();
+        let mut encoded = BytesMut::new();
         for piece in [&b"abc"[..], &[7u8; 300][..], b"z"] {
             chunk_header(piece.len(), &mut encoded);
             encoded.extend_from_slice(piece);

@@ -47,7 +47,7 @@ impl Upstream {
         let pool = client::Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout);
         let client = client::Client::new(host, port, tls, config.connect_timeout, pool);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(evict_idle(Arc::downgrade(client.pool_arc()), config.pool_idle_timeout));
+            runtime.spawn(evict_idle(Arc::downgrade(client.pool()), config.pool_idle_timeout));
         }
         Ok(Self {
             target,
