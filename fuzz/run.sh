@@ -7,13 +7,14 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-60}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 export RUSTC_BOOTSTRAP=1
+TRIPLE=$(rustc -vV | sed -n 's/^host: //p')
 shift || true
 targets=("$@")
 ((${#targets[@]})) || mapfile -t targets < <(cargo fuzz list)
-# Build first, so a target that no longer compiles fails this script (the runs below filter
-# their output and go on past errors).
-for target in "${targets[@]}"; do cargo fuzz build -O "$target"; done
+# Each target is built before it runs, so one that no longer compiles fails this script (the
+# runs below filter their output and go on past errors).
 for target in "${targets[@]}"; do
+  cargo fuzz build -O "$target"
   # The working corpus grows (it is not committed); it starts from the seeds in fuzz/seeds.
   mkdir -p "fuzz/corpus/$target"
   cp -n fuzz/seeds/"$target"/* "fuzz/corpus/$target/" 2>/dev/null || true
@@ -23,5 +24,11 @@ for target in "${targets[@]}"; do
   if compgen -G "fuzz/artifacts/$target/crash-*" >/dev/null; then
     echo "crash found in $target: fuzz/artifacts/$target" >&2
     exit 1
+  fi
+  # In CI each instrumented binary (about 140 MB, most of it line tables) is deleted once it
+  # has run, so that the disk holds one at a time: thirteen at once ran a CI machine out of
+  # disk (`issues ci`, 2026-12-04). By hand they stay, for reruns and for reproducing a crash.
+  if [[ ${CI:-} == true ]]; then
+    rm -f "fuzz/target/$TRIPLE/release/$target" "fuzz/target/$TRIPLE/release/deps/$target"-*
   fi
 done
