@@ -240,6 +240,19 @@ async fn body_over_the_limit_on_nymgates_own_endpoint_gets_413() {
 }
 
 #[tokio::test]
+async fn a_client_that_half_closes_after_its_request_still_gets_the_answer() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let mut raw = gw.raw().await;
+    // The platform takes 300 ms; the client's close_notify and FIN arrive long before.
+    write_all(&mut raw, b"GET /slow?ms=300 HTTP/1.1\r\nHost: learn.example\r\n\r\n").await;
+    tokio::io::AsyncWriteExt::shutdown(&mut raw).await.unwrap();
+    let (head, body) = read_response(&mut raw).await;
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert_eq!(body, b"slow done");
+}
+
+#[tokio::test]
 async fn unreachable_platform_gets_502_and_slow_platform_504() {
     // A port that was just free: nothing listens there.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
