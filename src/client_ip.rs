@@ -104,20 +104,34 @@ pub enum ReducedIp {
 impl ReducedIp {
     /// The `X-Forwarded-For` value, or none in drop mode.
     pub fn x_forwarded_for(&self) -> Option<String> {
+        let mut value = String::new();
+        self.write_x_forwarded_for(&mut value).then_some(value)
+    }
+
+    /// Writes the `X-Forwarded-For` value; false, with nothing written, in drop mode.
+    pub fn write_x_forwarded_for(&self, out: &mut impl fmt::Write) -> bool {
         match self {
-            ReducedIp::Network(ip) => Some(ip.to_string()),
-            ReducedIp::Token(t) => Some(t.clone()),
-            ReducedIp::Dropped => None,
+            ReducedIp::Network(ip) => write!(out, "{ip}").is_ok(),
+            ReducedIp::Token(t) => out.write_str(t).is_ok(),
+            ReducedIp::Dropped => false,
         }
     }
 
     /// The `for=` parameter of `Forwarded` (RFC 7239 §4, §6).
     pub fn forwarded_for(&self) -> String {
+        let mut value = String::new();
+        let _ = self.write_forwarded_for(&mut value);
+        value
+    }
+
+    /// Writes the `for=` parameter of `Forwarded` (RFC 7239 §4, §6): an IPv6 address is quoted
+    /// and bracketed, no address at all is `unknown`.
+    pub fn write_forwarded_for(&self, out: &mut impl fmt::Write) -> fmt::Result {
         match self {
-            ReducedIp::Network(IpAddr::V4(ip)) => format!("for={ip}"),
-            ReducedIp::Network(IpAddr::V6(ip)) => format!("for=\"[{ip}]\""),
-            ReducedIp::Token(t) => format!("for={t}"),
-            ReducedIp::Dropped => "for=unknown".to_owned(),
+            ReducedIp::Network(IpAddr::V4(ip)) => write!(out, "for={ip}"),
+            ReducedIp::Network(IpAddr::V6(ip)) => write!(out, "for=\"[{ip}]\""),
+            ReducedIp::Token(t) => write!(out, "for={t}"),
+            ReducedIp::Dropped => out.write_str("for=unknown"),
         }
     }
 }

@@ -150,10 +150,14 @@ pub async fn handle(
     let started = Instant::now();
     // Asked once per request, in order, whatever happens next (framing.rs).
     let head = conn.framing.as_ref().map_or(HeadVerdict::Clean, |f| f.next_verdict());
-    let request_id = next_request_id();
+    let request_id_value = next_request_id();
+    let request_id = request_id_value.to_str().unwrap_or_default();
     let method = request.method().clone();
     let version = request.version();
-    let path_class = first_segment(request.uri().path()).to_owned();
+    // Only when the request line below is written (level info): the scan and the copy are
+    // otherwise a cost per request for nothing.
+    let path_class =
+        tracing::enabled!(tracing::Level::INFO).then(|| first_segment(request.uri().path()).to_owned());
 
     // The client IP is reduced before anything else sees it; the raw address stops here (the
     // login blocker keeps only an HMAC of it, under a key that is never written).
@@ -165,7 +169,7 @@ pub async fn handle(
     let client = gateway.reducer.reduce(client_ip);
     let client_key = gateway.login.as_ref().and_then(|login| login.client_key(client_ip));
 
-    let (route, result) = route(&gateway, request, head, &client, client_key, &request_id).await;
+    let (route, result) = route(&gateway, request, head, &client, client_key, &request_id_value).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -178,19 +182,17 @@ pub async fn handle(
             }
             let close = error.closes_connection() && version != Version::HTTP_2;
             let route = if status.is_client_error() { RouteClass::Rejected } else { route };
-            (route, error_response(status, &request_id, close))
+            (route, error_response(status, request_id, close))
         }
     };
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        response.headers_mut().insert(X_REQUEST_ID, value);
-    }
+    response.headers_mut().insert(X_REQUEST_ID, request_id_value.clone());
     gateway.metrics.request(route, response.status());
     // The path's first segment only: later segments and the query can carry personal values.
     tracing::info!(
         request_id,
         route = route.as_str(),
         method = %method,
-        path = path_class,
+        path = path_class.as_deref().unwrap_or_default(),
         version = ?version,
         status = response.status().as_u16(),
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -206,8 +208,9 @@ async fn route(
     head: HeadVerdict,
     client: &ReducedIp,
     client_key: Option<crate::login::blocking::ClientKey>,
-    request_id: &str,
+    request_id_value: &HeaderValue,
 ) -> (RouteClass, Result<Response<Body>, ProxyError>) {
+    let request_id = request_id_value.to_str().unwrap_or_default();
     let class = if gateway.upstream.is_some() { RouteClass::Proxy } else { RouteClass::Echo };
     let (mut parts, incoming) = request.into_parts();
 
@@ -260,7 +263,8 @@ async fn route(
     parts.extensions = http::Extensions::new();
 
     // 3. Sanitize.
-    let facts = ForwardingFacts { client, host: &host, request_id, upgrade: upgrade.clone() };
+    let facts =
+        ForwardingFacts { client, host: &host, request_id: request_id_value, upgrade: upgrade.clone() };
     sanitize::sanitize_request(&mut parts, &gateway.policy, &gateway.reducer, facts);
     // Assertion-header output: nymgate's signed header for a browser with a session.
     if let Some(login) = &gateway.login {
@@ -335,18 +339,10 @@ async fn forward(
 ) -> Result<Response<Body>, ProxyError> {
     use http_body_util::BodyExt;
 
-    let path_and_query = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-    parts.uri = http::Uri::builder()
-        .scheme(upstream.target.scheme.clone())
-        .authority(upstream.target.authority.clone())
-        .path_and_query(path_and_query)
-        .build()
-        .map_err(|_| ProxyError::BadRequest(RequestFault::BadHost))?;
-    // The platform always gets HTTP/1.1 (upstream/client.rs).
+    // The URI stays as the client sent it: the platform client writes only its path and query
+    // (origin form, RFC 9112 §3.2.1), and `Host` was set by sanitize. The platform always gets
+    // HTTP/1.1 (upstream/client.rs).
     parts.version = Version::HTTP_11;
-    let request = Request::from_parts(parts, body);
-
-    let (parts, body) = request.into_parts();
     let sent = Instant::now();
     let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.send(parts, body)).await;
     gateway.metrics.upstream_latency(sent.elapsed());
@@ -404,15 +400,22 @@ fn splice_upgrade(
     Some(protocol)
 }
 
-/// A request id: a random per-process prefix and a counter. Unique across replicas and restarts
-/// without a system call per request; it is a reference for support, not a secret.
-fn next_request_id() -> String {
+/// A request id: a random per-process prefix and a counter, 24 hex digits. Unique across
+/// replicas and restarts without a system call per request; it is a reference for support, not
+/// a secret. Made once as a header value, shared by the platform's request and the response.
+fn next_request_id() -> HeaderValue {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<u64> = OnceLock::new();
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let prefix = *PREFIX.get_or_init(|| u64::from_be_bytes(crate::secret::random_bytes::<8>()));
-    format!("{prefix:016x}{:08x}", COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff)
+    let counter = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xffff_ffff;
+    let id = (u128::from(prefix) << 32) | u128::from(counter);
+    let mut digits = [0u8; 24];
+    for (i, digit) in digits.iter_mut().enumerate() {
+        *digit = b"0123456789abcdef"[((id >> (4 * (23 - i))) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&digits).expect("hex digits are a valid header value")
 }
 
 /// An error and its causes, for the log (hyper's top-level messages say little).
@@ -450,6 +453,20 @@ fn first_segment(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn request_ids_are_24_hex_digits_and_distinct() {
+        let first = next_request_id();
+        let second = next_request_id();
+        for id in [&first, &second] {
+            let id = id.to_str().unwrap();
+            assert_eq!(id.len(), 24, "{id}");
+            assert!(id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{id}");
+        }
+        assert_ne!(first, second);
+        // Same process, same prefix: only the counter differs.
+        assert_eq!(first.as_bytes()[..16], second.as_bytes()[..16]);
+    }
 
     #[test]
     fn log_path_keeps_only_a_harmless_first_segment() {

@@ -5,6 +5,7 @@
 //! configured drops and pseudonyms are applied, and only then does nymgate write its own
 //! forwarding headers. Nothing the client sent can survive under a name nymgate sets.
 
+use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 use http::Version;
@@ -206,7 +207,7 @@ impl SanitizePolicy {
 pub struct ForwardingFacts<'a> {
     pub client: &'a ReducedIp,
     pub host: &'a str,
-    pub request_id: &'a str,
+    pub request_id: &'a HeaderValue,
     /// The `Upgrade` value to keep (WebSocket), if this is an upgrade request.
     pub upgrade: Option<HeaderValue>,
 }
@@ -245,28 +246,40 @@ pub fn sanitize_request(
         }
     }
 
-    // nymgate's own forwarding headers (RFC 7239 for `Forwarded`).
-    let headers = &mut parts.headers;
-    if let Some(xff) = facts.client.x_forwarded_for() {
-        headers.insert(X_FORWARDED_FOR, HeaderValue::from_str(&xff).expect("an address or hex token"));
-    }
-    let host_param = if facts.host.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~:".contains(&b)) {
-        facts.host.to_owned()
+    // nymgate's own forwarding headers (RFC 7239 for `Forwarded`), written into one buffer that
+    // the header values then share: formatting each into a string of its own and copying that
+    // into a header value was about 5% of the proxy's CPU (`perf`, BENCHMARKS.md §1).
+    let host = facts.host.as_bytes();
+    let mut buf = BytesMut::with_capacity(2 * host.len() + 112);
+    let x_forwarded_for = facts.client.write_x_forwarded_for(&mut buf).then(|| buf.split().freeze());
+    let _ = facts.client.write_forwarded_for(&mut buf);
+    buf.extend_from_slice(b";proto=https;host=");
+    if host.iter().all(|b| b.is_ascii_alphanumeric() || b"-._~:".contains(b)) {
+        buf.extend_from_slice(host);
     } else {
-        format!("\"{}\"", facts.host)
-    };
-    let forwarded = format!("{};proto=https;host={host_param}", facts.client.forwarded_for());
-    if let Ok(value) = HeaderValue::from_str(&forwarded) {
+        // A quoted-string (RFC 7239 §4): the host was validated, it has no quote or backslash.
+        buf.extend_from_slice(b"\"");
+        buf.extend_from_slice(host);
+        buf.extend_from_slice(b"\"");
+    }
+    let forwarded = buf.split().freeze();
+    buf.extend_from_slice(host);
+    let host = buf.freeze();
+
+    let headers = &mut parts.headers;
+    headers.reserve(8);
+    if let Some(value) = x_forwarded_for.and_then(|v| HeaderValue::from_maybe_shared(v).ok()) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+    if let Ok(value) = HeaderValue::from_maybe_shared(forwarded) {
         headers.insert(header::FORWARDED, value);
     }
     headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static("https"));
-    if let Ok(value) = HeaderValue::from_str(facts.host) {
+    if let Ok(value) = HeaderValue::from_maybe_shared(host) {
         headers.insert(X_FORWARDED_HOST, value.clone());
         headers.insert(header::HOST, value);
     }
-    if let Ok(value) = HeaderValue::from_str(facts.request_id) {
-        headers.insert(X_REQUEST_ID, value);
-    }
+    headers.insert(X_REQUEST_ID, facts.request_id.clone());
     if let Some(upgrade) = facts.upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
@@ -451,8 +464,13 @@ mod tests {
             "/p?a=1&email=alice%40school.se&device=xyz&b=2",
         );
         let client = ReducedIp::Network("203.0.113.0".parse().unwrap());
-        let facts =
-            ForwardingFacts { client: &client, host: "learn.example", request_id: "r1", upgrade: None };
+        let request_id = HeaderValue::from_static("r1");
+        let facts = ForwardingFacts {
+            client: &client,
+            host: "learn.example",
+            request_id: &request_id,
+            upgrade: None,
+        };
         let r = reducer();
         sanitize_request(&mut p, &policy, &r, facts);
         let h = &p.headers;
