@@ -21,6 +21,7 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
 REPEAT=${REPEAT:-3}
+WARM_UP=2
 PARTS=${PARTS:-throughput memory}
 OUT=bench/out/proxy-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -28,6 +29,7 @@ OUT=$(cd "$OUT" && pwd)
 
 source bench/lib.sh
 install_bench_tools
+install_oha
 
 cargo build --release --locked -q
 ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
@@ -91,22 +93,25 @@ peak() { # name proto url
   local args=(-c "$CONNS" -m 1 --h1)
   [[ $2 == h2 ]] && args=(-c "$H2_CONNS" -m "$H2_STREAMS")
   h2load "${args[@]}" -D "$DURATION" --warm-up-time=2 "$3" >"$OUT/peak-$1-$2.txt" 2>&1
-  python3 bench/h2load_stats.py throughput "$OUT/peak-$1-$2.txt"
+  python3 bench/load_stats.py throughput "$OUT/peak-$1-$2.txt"
 }
 at_rate() { # name proto url total_rps
-  local clients=$CONNS args=(--h1 -m 1)
-  [[ $2 == h2 ]] && clients=$H2_CONNS args=(-m "$H2_STREAMS")
-  local per_client=$(($4 / clients))
-  h2load "${args[@]}" -c "$clients" --rps "$per_client" -D "$DURATION" --warm-up-time=2 \
-    --log-file="$OUT/lat-$1-$2.log" "$3" >"$OUT/lat-$1-$2.txt" 2>&1
-  python3 bench/h2load_stats.py latency "$OUT/lat-$1-$2.log"
+  # oha paces the requests (open loop, each timed from when it was due: --latency-correction)
+  # over as many connections (and HTTP/2 streams) as the peak runs used; the first WARM_UP
+  # seconds are left out (bench/load_stats.py).
+  local args=(-c "$CONNS")
+  [[ $2 == h2 ]] && args=(-c "$H2_CONNS" -p "$H2_STREAMS" --http2)
+  "$OHA" --no-tui --insecure --latency-correction --output-format csv "${args[@]}" -q "$4" \
+    -z "$((WARM_UP + DURATION))s" "$3" >"$OUT/lat-$1-$2.csv" 2>"$OUT/lat-$1-$2.err"
+  python3 bench/load_stats.py latency "$OUT/lat-$1-$2.csv" "$WARM_UP"
 }
 
 {
   echo "# Passthrough benchmark, $(date -u +%Y-%m-%dT%H:%MZ)"
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(uname -sr)."
-  echo "Load generator: $(h2load --version | head -1), on the same machine. nginx $(nginx -v 2>&1 | cut -d/ -f2);"
+  echo "Load generators, on the same machine: $(h2load --version | head -1) for the peaks (closed loop),"
+  echo "$("$OHA" --version) for the latencies (paced, ${WARM_UP}s warm-up left out). nginx $(nginx -v 2>&1 | cut -d/ -f2);"
   echo "nymgate $(git rev-parse --short HEAD). DURATION=${DURATION}s, HTTP/1.1: $CONNS connections;"
   echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams. Access logs off in nginx; nymgate log level warn."
   echo "Upstream: nginx, one worker, \`return 200\`. Proxy under test: nginx with worker_processes auto (2),"
