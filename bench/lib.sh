@@ -14,17 +14,6 @@ install_bench_tools() {
   fi
 }
 
-# oha, the paced (open-loop) load generator for the latency part: pinned, built from crates.io
-# into bench/.tools (4 to 8 minutes the first time, see ../shared/PEERS.md). h2load cannot pace:
-# its --rps timer never fires more often than every 10 ms, so each client sends its requests in
-# bursts and "latency at half of peak" becomes latency at full load half of the time.
-OHA_VERSION=1.16.0
-OHA=bench/.tools/bin/oha
-install_oha() {
-  if [[ -x $OHA ]] && "$OHA" --version | grep -q " $OHA_VERSION\$"; then return 0; fi
-  cargo install oha --version "$OHA_VERSION" --locked --root bench/.tools -q
-}
-
 # Writes DIR/nginx.conf for the upstream every path shares: nginx, one worker (the two cores are
 # shared by it, the proxy under test and h2load), `return 200` on 127.0.0.1:PORT, and on
 # H2C_PORT over cleartext HTTP/2 when given.

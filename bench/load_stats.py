@@ -2,15 +2,14 @@
 """Summarise load-generator runs for bench/proxy.sh.
 
 usage: load_stats.py throughput H2LOAD_REPORT   -> prints req/s (h2load's closed-loop report)
-       load_stats.py latency OHA_CSV WARM_UP_S  -> prints "p50_ms p99_ms count non2xx"
+       load_stats.py latency PACED_LOAD_JSON    -> prints "p50_ms p99_ms count failed+non2xx"
+       load_stats.py median P99_MS...           -> prints the median
 
-`latency` reads oha's per-request CSV (`--output-format csv`) and leaves out the requests due
-in the first WARM_UP_S seconds: oha has no warm-up of its own, and the TLS handshakes of all its
-connections at the start hold back the first requests, which with --latency-correction are
-timed from when they were due. Steady state is what the target is about.
+`latency` reads the JSON line of `examples/paced_load.rs`, whose warm-up is already left out.
 """
-import csv
+import json
 import re
+import statistics
 import sys
 
 
@@ -25,27 +24,22 @@ def throughput(path):
     print(f"{float(m.group(1)):.0f}")
 
 
-def latency(path, warm_up):
-    durations, bad = [], 0
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            if float(row["request-start"]) < warm_up:
-                continue
-            if not row["status"].startswith("2"):
-                bad += 1
-            durations.append(float(row["request-duration"]))
-    if not durations:
-        sys.exit(f"no requests after the warm-up in {path}")
-    durations.sort()
-
-    def pct(p):
-        return durations[min(len(durations) - 1, int(p / 100 * len(durations)))] * 1000
-
-    print(f"{pct(50):.3f} {pct(99):.3f} {len(durations)} {bad}")
+def latency(path):
+    text = open(path).read().strip()
+    try:
+        run = json.loads(text.splitlines()[-1])
+    except (IndexError, ValueError):
+        sys.exit(f"no paced_load summary in {path}:\n{text}")
+    if run["p99_ms"] is None:
+        sys.exit(f"no answered requests in {path}")
+    bad = run["failed"] + run["not_2xx"]
+    print(f"{run['p50_ms']:.3f} {run['p99_ms']:.3f} {run['measured']} {bad}")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "throughput":
         throughput(sys.argv[2])
+    elif sys.argv[1] == "latency":
+        latency(sys.argv[2])
     else:
-        latency(sys.argv[2], float(sys.argv[3]))
+        print(f"{statistics.median(float(x) for x in sys.argv[2:]):.3f}")

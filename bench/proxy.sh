@@ -4,12 +4,14 @@
 #   direct   h2load -> upstream nginx (plain HTTP; h2c for HTTP/2)
 #   nginx    h2load -> nginx 1.22 (TLS) -> upstream
 #   nymgate  h2load -> nymgate (TLS)    -> upstream
-# For HTTP/1.1 keep-alive and HTTP/2: peak requests/s (closed loop), then p50/p99 of all three at
-# half of nymgate's peak (open loop, --rps). Last, nymgate's resident memory with N idle
-# keep-alive TLS connections. Everything is on 127.0.0.1; every run is bounded in time.
+# For HTTP/1.1 keep-alive and HTTP/2: peak requests/s (closed loop, h2load), then p50/p99 of all
+# three at half of nymgate's peak (open loop, Poisson arrivals: examples/paced_load.rs). Last,
+# nymgate's resident memory with N idle keep-alive TLS connections. Everything is on 127.0.0.1;
+# every run is bounded in time. First, bench/stalls.py records how often this machine leaves a
+# runnable thread waiting more than 1 ms, since that is what a p99 here is made of.
 #
-# Peaks are measured REPEAT times, the three paths interleaved, and the median reported: on two
-# shared cores one run can be off by 20%.
+# Peaks and latencies are measured REPEAT times, the three paths interleaved, and the median
+# reported with every run beside it: on two shared cores one run can be off by 20%, one p99 by 2x.
 #
 # Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000), REPEAT (3),
 # PARTS ("throughput memory" by default; "memory" alone measures only the idle connections),
@@ -21,7 +23,6 @@ DURATION=${DURATION:-10}
 CONNS=${CONNS:-64}
 IDLE=${IDLE:-10000}
 REPEAT=${REPEAT:-3}
-WARM_UP=2
 PARTS=${PARTS:-throughput memory}
 OUT=bench/out/proxy-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$OUT"
@@ -29,9 +30,12 @@ OUT=$(cd "$OUT" && pwd)
 
 source bench/lib.sh
 install_bench_tools
-install_oha
 
 cargo build --release --locked -q
+# Its own invocation: an example builds with the dev-dependencies' features (tokio's test-util),
+# which must not reach the nymgate binary under test.
+cargo build --release --locked -q --example paced_load
+PACED=target/release/examples/paced_load
 ulimit -n "$(ulimit -Hn)"  # 10,000 idle connections need more than the usual 1024
 target/release/nymgate certs dev --out "$OUT/certs" >/dev/null
 
@@ -95,15 +99,15 @@ peak() { # name proto url
   h2load "${args[@]}" -D "$DURATION" --warm-up-time=2 "$3" >"$OUT/peak-$1-$2.txt" 2>&1
   python3 bench/load_stats.py throughput "$OUT/peak-$1-$2.txt"
 }
-at_rate() { # name proto url total_rps
-  # oha paces the requests (open loop, each timed from when it was due: --latency-correction)
-  # over as many connections (and HTTP/2 streams) as the peak runs used; the first WARM_UP
-  # seconds are left out (bench/load_stats.py).
-  local args=(-c "$CONNS")
-  [[ $2 == h2 ]] && args=(-c "$H2_CONNS" -p "$H2_STREAMS" --http2)
-  "$OHA" --no-tui --insecure --latency-correction --output-format csv "${args[@]}" -q "$4" \
-    -z "$((WARM_UP + DURATION))s" "$3" >"$OUT/lat-$1-$2.csv" 2>"$OUT/lat-$1-$2.err"
-  python3 bench/load_stats.py latency "$OUT/lat-$1-$2.csv" "$WARM_UP"
+at_rate() { # name proto url total_rps run
+  # Open loop: requests arrive as a Poisson process at total_rps and each is timed from when it
+  # was due, over as many connections (and HTTP/2 streams) as the peak runs used; 2 s of
+  # warm-up after the handshakes are left out (examples/paced_load.rs says why not oha or h2load).
+  local args=(--connections "$CONNS")
+  [[ $2 == h2 ]] && args=(--http 2 --connections "$H2_CONNS" --streams "$H2_STREAMS")
+  "$PACED" "${args[@]}" --rate "$4" --duration "${DURATION}s" --warm-up 2s --seed "$5" \
+    --ca "$OUT/certs/dev-ca.pem" "$3" >"$OUT/lat-$1-$2-$5.json" 2>"$OUT/lat-$1-$2-$5.err" || true
+  python3 bench/load_stats.py latency "$OUT/lat-$1-$2-$5.json"
 }
 
 {
@@ -111,11 +115,22 @@ at_rate() { # name proto url total_rps
   echo
   echo "Machine: $(nproc) cores, $(free -g | awk '/Mem/{print $2}') GiB; $(uname -sr)."
   echo "Load generators, on the same machine: $(h2load --version | head -1) for the peaks (closed loop),"
-  echo "$("$OHA" --version) for the latencies (paced, ${WARM_UP}s warm-up left out). nginx $(nginx -v 2>&1 | cut -d/ -f2);"
+  echo "examples/paced_load.rs for the latencies (Poisson arrivals, 2 s warm-up left out). nginx $(nginx -v 2>&1 | cut -d/ -f2);"
   echo "nymgate $(git rev-parse --short HEAD). DURATION=${DURATION}s, HTTP/1.1: $CONNS connections;"
   echo "HTTP/2: $H2_CONNS connections x $H2_STREAMS streams. Access logs off in nginx; nymgate log level warn."
   echo "Upstream: nginx, one worker, \`return 200\`. Proxy under test: nginx with worker_processes auto (2),"
-  echo "nymgate with server.workers at its default (one per CPU: 2). Peaks: median of $REPEAT interleaved runs."
+  echo "nymgate with server.workers at its default (one per CPU: 2). Peaks and latencies: median of $REPEAT"
+  echo "interleaved runs."
+  echo
+  echo "Stalls before the runs, idle machine (bench/stalls.py, 10 s per CPU: a thread sleeping 100 µs woken"
+  echo "more than 1 ms late):"
+  probes=()
+  for cpu in $(seq 0 $(($(nproc) - 1))); do python3 bench/stalls.py 10 "$cpu" >"$OUT/stalls-$cpu.txt" & probes+=($!); done
+  wait "${probes[@]}"
+  for cpu in $(seq 0 $(($(nproc) - 1))); do
+    read -r over1 over5 stalled max <"$OUT/stalls-$cpu.txt"
+    echo "CPU $cpu: $over1 wake-ups over 1 ms late ($over5 over 5 ms), $stalled ms in all, the longest $max ms."
+  done
   echo
 } >"$OUT/results.md"
 
@@ -134,17 +149,27 @@ for proto in h1 h2; do
   done
   for name in direct nginx nymgate; do PEAK[$name]=$(median ${RUNS[$name]}); done
   half=$((PEAK[nymgate] / 2))
+  declare -A P50=() P99=()
+  for rep in $(seq "$REPEAT"); do
+    for name in direct nginx nymgate; do
+      url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
+      read -r p50 p99 count bad < <(at_rate "$name" "$proto" "$url" "$half" "$rep")
+      echo "latency $proto $name run $rep at $half req/s: p50 $p50 ms p99 $p99 ms ($count requests, $bad failed or not 2xx)" >&2
+      P50[$name]="${P50[$name]:-} $p50"; P99[$name]="${P99[$name]:-} $p99"
+    done
+  done
   {
     echo "## $( [[ $proto == h1 ]] && echo 'HTTP/1.1 keep-alive' || echo 'HTTP/2')"
     echo
-    echo "| path | peak req/s (median) | runs | p50 ms at $half req/s | p99 ms at $half req/s |"
-    echo "| --- | ---: | --- | ---: | ---: |"
+    echo "| path | peak req/s (median) | runs | p50 ms at $half req/s | p99 ms at $half req/s | p99 runs | p99 added |"
+    echo "| --- | ---: | --- | ---: | ---: | --- | ---: |"
   } >>"$OUT/results.md"
+  direct_p99=$(python3 bench/load_stats.py median ${P99[direct]})
   for name in direct nginx nymgate; do
-    url=${URL_H1[$name]}; [[ $proto == h2 ]] && url=${URL_H2[$name]}
-    read -r p50 p99 count bad < <(at_rate "$name" "$proto" "$url" "$half")
-    echo "latency $proto $name at $half req/s: p50 $p50 ms p99 $p99 ms ($count requests, $bad not 2xx)" >&2
-    echo "| $name | ${PEAK[$name]} |${RUNS[$name]} | $p50 | $p99 |" >>"$OUT/results.md"
+    p50=$(python3 bench/load_stats.py median ${P50[$name]})
+    p99=$(python3 bench/load_stats.py median ${P99[$name]})
+    added=$(python3 -c "print(f'{$p99 - $direct_p99:+.2f}')")
+    echo "| $name | ${PEAK[$name]} |${RUNS[$name]} | $p50 | $p99 |${P99[$name]} | $added |" >>"$OUT/results.md"
   done
   ratio=$(python3 -c "print(f'{${PEAK[nymgate]}/${PEAK[nginx]}:.2f}')")
   echo -e "\nnymgate/nginx throughput ratio: **$ratio**\n" >>"$OUT/results.md"
