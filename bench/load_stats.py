@@ -30,7 +30,7 @@ def latency(path):
         run = json.loads(text.splitlines()[-1])
     except (IndexError, ValueError):
         sys.exit(f"no paced_load summary in {path}:\n{text}")
-    if run["p99_ms"] is None:
+    if run["answered"] == 0:
         sys.exit(f"no answered requests in {path}")
     bad = run["failed"] + run["not_2xx"]
     print(f"{run['p50_ms']:.3f} {run['p99_ms']:.3f} {run['measured']} {bad}")
@@ -41,5 +41,7 @@ if __name__ == "__main__":
         throughput(sys.argv[2])
     elif sys.argv[1] == "latency":
         latency(sys.argv[2])
-    else:
+    elif sys.argv[1] == "median":
         print(f"{statistics.median(float(x) for x in sys.argv[2:]):.3f}")
+    else:
+        sys.exit(__doc__)

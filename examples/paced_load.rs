@@ -2,7 +2,7 @@
 //! latency half of `bench/proxy.sh` (BENCHMARKS.md §1).
 //!
 //! ```sh
-//! cargo run --release --example paced_load -- --rate 29000 --ca certs/ca.pem https://127.0.0.1:19443/
+//! cargo run --release --example paced_load -- --rate 29000 --ca certs/dev-ca.pem https://127.0.0.1:19443/
 //! ```
 //!
 //! Why its own: the latency target is "p99 added at half of peak load", and at half of peak a
@@ -21,6 +21,7 @@
 //! is sent but left out of the figures. Results go into an array sized up front, so the
 //! generator itself never pauses to grow a list while it measures.
 
+use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper::client::conn::{http1, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use nymgate::loadtest::browser::{tls_config, HttpVersion};
+use nymgate::loadtest::report::Samples;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Mutex};
 
@@ -85,6 +87,8 @@ enum Arrivals {
 /// A result slot: latency in ns << 16 | status; `FAILED` when the request got no answer.
 const FAILED: u64 = u64::MAX;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// From the last connection open to the first arrival: the pacing thread's start-up.
+const LEAD: Duration = Duration::from_millis(20);
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
@@ -120,7 +124,11 @@ fn main() -> std::process::ExitCode {
 
 /// Where to connect and what to send.
 struct Target {
+    /// Absolute, for HTTP/2's :scheme and :authority.
     uri: Uri,
+    /// HTTP/1.1's origin-form request target and Host header, made once for every request.
+    path: Uri,
+    authority: http::HeaderValue,
     host: String,
     port: u16,
     tls: Option<tokio_rustls::TlsConnector>,
@@ -142,7 +150,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
     let host = uri.host().ok_or("the URL has no host")?.trim_matches(['[', ']']).to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let tls = if https { Some(tls_config(args.ca.as_deref(), false, args.http)?.into()) } else { None };
-    let target = Arc::new(Target { uri, host, port, tls, http: args.http });
+    let path: Uri = uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| format!("{e}"))?;
+    let authority =
+        uri.authority().ok_or("the URL has no host")?.as_str().parse().map_err(|e| format!("{e}"))?;
+    let target = Arc::new(Target { uri, path, authority, host, port, tls, http: args.http });
     let streams = if args.http == HttpVersion::Http2 { args.streams } else { 1 };
 
     // Every connection open before the first arrival: handshakes are not what is measured.
@@ -165,10 +176,10 @@ async fn run(args: Args) -> Result<serde_json::Value, String> {
         .into_iter()
         .map(|sender| tokio::spawn(work(target.clone(), sender, jobs.clone(), results.clone())))
         .collect();
-    let start = Instant::now() + Duration::from_millis(20);
+    let start = Instant::now() + LEAD;
     // The same instant on the wall clock, so that two runs side by side can be lined up.
-    let start_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
-        + Duration::from_millis(20);
+    let start_unix =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default() + LEAD;
     let pacer = {
         let offsets = offsets.clone();
         std::thread::spawn(move || pace(start, &offsets, queue))
@@ -200,17 +211,16 @@ fn schedule(total: usize, rate: f64, arrivals: Arrivals, seed: u64) -> Arc<Vec<f
     Arc::new(offsets)
 }
 
-/// Sleeps to each arrival and queues it; returns how late, at most, an arrival was queued.
+/// Sleeps to each arrival and queues it; returns how late, at most, an arrival was queued
+/// (a sleep that overran included).
 fn pace(start: Instant, offsets: &[f64], queue: mpsc::UnboundedSender<(usize, Instant)>) -> Duration {
     let mut latest = Duration::ZERO;
     for (index, offset) in offsets.iter().enumerate() {
         let due = start + Duration::from_secs_f64(*offset);
-        let now = Instant::now();
-        if due > now {
-            std::thread::sleep(due - now);
-        } else {
-            latest = latest.max(now - due);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
+        latest = latest.max(Instant::now().saturating_duration_since(due));
         if queue.send((index, due)).is_err() {
             break;
         }
@@ -249,8 +259,8 @@ async fn get(target: &Target, sender: &mut Sender) -> Option<u16> {
     let response = match sender {
         Sender::H1(h1) => {
             h1.ready().await.ok()?;
-            let path = target.uri.path_and_query().map_or("/", |p| p.as_str());
-            let request = Request::get(path).header(http::header::HOST, target.uri.authority()?.as_str());
+            let request =
+                Request::get(target.path.clone()).header(http::header::HOST, target.authority.clone());
             h1.send_request(request.body(Empty::new()).ok()?).await.ok()?
         }
         Sender::H2(h2) => {
@@ -304,36 +314,31 @@ fn report(
     lateness: Duration,
 ) -> Result<serde_json::Value, String> {
     let measured = &results[warm_up..];
-    let mut latencies_ms = Vec::with_capacity(measured.len());
+    let mut samples = Samples::default();
     let (mut failed, mut not_2xx) = (0usize, 0usize);
     let mut csv = String::new();
     for (slot, offset) in measured.iter().zip(&offsets[warm_up..]) {
         let slot = slot.load(Ordering::Relaxed);
-        let (latency_ms, status) = if slot == FAILED {
+        let (latency, status) = if slot == FAILED {
             failed += 1;
-            (f64::NAN, 0)
+            (None, 0)
         } else {
             let status = (slot & 0xffff) as u16;
             not_2xx += usize::from(!(200..300).contains(&status));
-            let latency = (slot >> 16) as f64 / 1e6;
-            latencies_ms.push(latency);
-            (latency, status)
+            let latency = Duration::from_nanos(slot >> 16);
+            samples.add(latency);
+            (Some(latency), status)
         };
         if args.csv.is_some() {
-            csv.push_str(&format!("{offset:.6},{latency_ms:.4},{status}\n"));
+            let latency_ms = latency.map_or(f64::NAN, |l| l.as_secs_f64() * 1e3);
+            let _ = writeln!(csv, "{offset:.6},{latency_ms:.4},{status}");
         }
     }
     if let Some(path) = &args.csv {
         std::fs::write(path, csv).map_err(|e| format!("{}: {e}", path.display()))?;
     }
-    latencies_ms.sort_by(f64::total_cmp);
-    let percentile = |p: f64| {
-        let last = latencies_ms.len().saturating_sub(1);
-        latencies_ms
-            .get(((p / 100.0) * latencies_ms.len() as f64) as usize)
-            .or(latencies_ms.get(last))
-            .copied()
-    };
+    // Nearest-rank percentiles of the answered requests, as `nymgate loadtest` reports them.
+    let latency = samples.summary();
     let summary = serde_json::json!({
         "url": args.url,
         "http": args.http,
@@ -344,11 +349,11 @@ fn report(
         "achieved_rps": offsets.len() as f64 / elapsed.as_secs_f64(),
         "failed": failed,
         "not_2xx": not_2xx,
-        "p50_ms": percentile(50.0),
-        "p90_ms": percentile(90.0),
-        "p99_ms": percentile(99.0),
-        "p99_9_ms": percentile(99.9),
-        "max_ms": latencies_ms.last(),
+        "answered": latency.count,
+        "p50_ms": latency.p50_ms,
+        "p90_ms": latency.p90_ms,
+        "p99_ms": latency.p99_ms,
+        "max_ms": latency.max_ms,
         "pacer_max_late_ms": lateness.as_secs_f64() * 1e3,
         "start_unix_s": start_unix.as_secs_f64(),
     });
@@ -445,6 +450,7 @@ mod tests {
         assert_eq!(summary["measured"], 1000);
         assert_eq!(summary["failed"], 0);
         assert_eq!(summary["not_2xx"], 0);
+        assert_eq!(summary["answered"], 1000);
         let (p50, p99) = (summary["p50_ms"].as_f64().unwrap(), summary["p99_ms"].as_f64().unwrap());
         assert!(p50 > 0.0 && p50 <= p99, "p50 {p50}, p99 {p99}");
     }
