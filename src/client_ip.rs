@@ -81,12 +81,63 @@ fn is_port_suffix(s: &str) -> bool {
         .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// IPv4-mapped IPv6 (`::ffff:1.2.3.4`) is treated as the IPv4 address it is, so that the /24
-/// truncation applies and a dual-stack socket does not leak the full address under /48.
+/// An IPv6 address that carries an IPv4 address is that IPv4 address: the IPv4 rule (/24 by
+/// default) applies to it, and no IPv6 prefix keeps it whole. A /48 of a 6to4 address, for one,
+/// is its entire IPv4 address. See [`embedded_ipv4`] for the forms.
 pub fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
+    }
+}
+
+/// RFC 8215's local-use NAT64 prefix: the IPv4 address sits where the operator's prefix length
+/// puts it (RFC 6052 §2.2 allows /32 to /96), which the address does not say, so it is never
+/// kept longer than this /48, which carries none of it.
+const NAT64_LOCAL_USE: (u128, u8) = (0x0064_ff9b_0001 << 80, 48);
+
+/// The IPv4 address inside an IPv6 address, where its form says where it is:
+/// - IPv4-mapped `::ffff:a.b.c.d` (RFC 4291 §2.5.5.2), IPv4-translated `::ffff:0:a.b.c.d`
+///   (RFC 7915) and IPv4-compatible `::a.b.c.d` (§2.5.5.1, deprecated but still routable inside
+///   a site), other than `::` and `::1`;
+/// - 6to4 `2002:AABB:CCDD::/16` (RFC 3056 §2), the address in bits 16-47;
+/// - NAT64 with the well-known prefix `64:ff9b::/96` (RFC 6052 §2.1), the last 32 bits;
+/// - Teredo `2001:0::/32` (RFC 4380 §4), the client's address in the last 32 bits, inverted;
+/// - ISATAP interface identifiers `…:0:5efe:a.b.c.d` and `…:200:5efe:a.b.c.d` (RFC 5214 §6.1).
+///
+/// NAT64 under an operator's own prefix (RFC 6052 §2.2) cannot be told from native IPv6 by
+/// the address alone; docs/PRIVACY.md says so.
+pub fn embedded_ipv4(v6: Ipv6Addr) -> Option<Ipv4Addr> {
+    let bits = u128::from(v6);
+    let low32 = Ipv4Addr::from(bits as u32);
+    let s = v6.segments();
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return Some(v4);
+    }
+    // IPv4-compatible, and IPv4-translated `::ffff:0:a.b.c.d` (SIIT, RFC 7915 §6.2).
+    if (s[..6] == [0; 6] && bits > 1) || (s[..4] == [0; 4] && s[4] == 0xffff && s[5] == 0) {
+        return Some(low32);
+    }
+    match s[0] {
+        0x2002 => return Some(Ipv4Addr::from((bits >> 80) as u32)),
+        0x2001 if s[1] == 0 => return Some(Ipv4Addr::from(!(bits as u32))),
+        0x0064 if s[1] == 0xff9b && s[2..6] == [0; 4] => return Some(low32),
+        _ => {}
+    }
+    if matches!(s[4], 0 | 0x0200) && s[5] == 0x5efe {
+        return Some(low32);
+    }
+    None
+}
+
+/// The IPv6 prefix length an address may keep at most, whatever is configured.
+fn ipv6_prefix_cap(v6: Ipv6Addr) -> u8 {
+    let (net, len) = NAT64_LOCAL_USE;
+    let mask = u128::MAX << (128 - u32::from(len));
+    if u128::from(v6) & mask == net {
+        len
+    } else {
+        128
     }
 }
 
@@ -148,7 +199,8 @@ pub fn truncate(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
             IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
         }
         IpAddr::V6(v6) => {
-            let mask = u128::MAX.checked_shl(128 - u32::from(v6_prefix.min(128))).unwrap_or(0);
+            let prefix = v6_prefix.min(ipv6_prefix_cap(v6));
+            let mask = u128::MAX.checked_shl(128 - u32::from(prefix)).unwrap_or(0);
             IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
         }
     }
@@ -177,8 +229,14 @@ impl IpReducer {
         match self.mode {
             IpMode::Truncate => ReducedIp::Network(truncate(ip, self.ipv4_prefix, self.ipv6_prefix)),
             IpMode::Hash => {
+                // Of an address whose IPv4 part cannot be located, only what truncation would
+                // keep enters the hash (the same token for the whole local-use NAT64 /48).
                 let bytes = match canonical(ip) {
                     IpAddr::V4(v4) => v4.octets().to_vec(),
+                    IpAddr::V6(v6) if ipv6_prefix_cap(v6) < 128 => match truncate(ip, 32, 128) {
+                        IpAddr::V6(net) => net.octets().to_vec(),
+                        IpAddr::V4(v4) => v4.octets().to_vec(),
+                    },
                     IpAddr::V6(v6) => v6.octets().to_vec(),
                 };
                 ReducedIp::Token(format!("_{}", self.keys.tag(b"nymgate/client-ip/v1", &[&bytes])))
@@ -290,6 +348,73 @@ mod tests {
     #[test]
     fn all_trusted_gives_leftmost_trusted() {
         assert_eq!(resolve("10.0.0.1", &["10.0.0.9, 10.0.0.2"], &["10.0.0.0/8"]), ip("10.0.0.9"));
+    }
+
+    /// Every form that carries an IPv4 address, generated around a random one.
+    fn embeddings(v4: Ipv4Addr, noise: u64, server: u32) -> Vec<(&'static str, Ipv6Addr)> {
+        let a = u128::from(u32::from(v4));
+        let noise = u128::from(noise);
+        vec![
+            ("mapped", Ipv6Addr::from(0xffff_u128 << 32 | a)),
+            ("compatible", Ipv6Addr::from(a)),
+            ("translated", Ipv6Addr::from(0xffff_u128 << 48 | a)),
+            ("6to4", Ipv6Addr::from(0x2002_u128 << 112 | a << 80 | (noise & ((1 << 80) - 1)))),
+            ("nat64", Ipv6Addr::from(0x0064_ff9b_u128 << 96 | a)),
+            (
+                "teredo",
+                Ipv6Addr::from(
+                    0x2001_0000_u128 << 96
+                        | u128::from(server) << 64
+                        | (noise & 0xffff_ffff) << 32
+                        | (!a & 0xffff_ffff),
+                ),
+            ),
+            ("isatap", Ipv6Addr::from((noise << 64) | 0x0000_5efe_u128 << 32 | a)),
+            ("isatap-global", Ipv6Addr::from((noise << 64) | 0x0200_5efe_u128 << 32 | a)),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(500))]
+
+        /// An IPv6 address that carries an IPv4 one is reduced as that IPv4 address, in
+        /// truncate and hash mode alike, and never shows more of it than the IPv4 rule does.
+        #[test]
+        fn ipv4_inside_ipv6_is_reduced_as_ipv4(octets: [u8; 4], noise: u64, server: u32, v4_prefix in 0u8..=32, v6_prefix in 0u8..=128) {
+            let v4 = Ipv4Addr::from(octets);
+            proptest::prop_assume!(u32::from(v4) > 1);
+            let hashing = IpReducer::new(&ClientIpConfig { mode: IpMode::Hash, ..Default::default() }, None);
+            let v4_token = hashing.reduce(IpAddr::V4(v4));
+            for (form, v6) in embeddings(v4, noise, server) {
+                let reduced = truncate(IpAddr::V6(v6), v4_prefix, v6_prefix);
+                proptest::prop_assert_eq!(reduced, truncate(IpAddr::V4(v4), v4_prefix, v6_prefix), "{} {}", form, v6);
+                proptest::prop_assert_eq!(hashing.reduce(IpAddr::V6(v6)), v4_token.clone(), "{}", form);
+            }
+        }
+
+        /// The local-use NAT64 prefix hides where its IPv4 address sits: nothing past its /48 is
+        /// kept, whatever the configured IPv6 prefix.
+        #[test]
+        fn nat64_local_use_never_keeps_more_than_its_prefix(low: u64, mid: u16, v6_prefix in 0u8..=128) {
+            let v6 = Ipv6Addr::from(0x0064_ff9b_0001_u128 << 80 | u128::from(mid) << 64 | u128::from(low));
+            let reduced = truncate(IpAddr::V6(v6), 24, v6_prefix);
+            proptest::prop_assert_eq!(reduced, truncate(IpAddr::V6(v6), 24, v6_prefix.min(48)));
+        }
+    }
+
+    #[test]
+    fn a_6to4_address_truncated_to_48_no_longer_carries_its_ipv4() {
+        let reducer = IpReducer::new(&ClientIpConfig::default(), None);
+        let reduced = reducer.reduce(ip("2002:cb00:7109:1::1"));
+        assert_eq!(reduced, ReducedIp::Network(ip("203.0.113.0")));
+        assert!(!reduced.to_string().contains("cb00:7109"), "{reduced}");
+    }
+
+    #[test]
+    fn native_ipv6_is_not_read_as_ipv4() {
+        for native in ["2001:db8::1", "2a00:1450:4001::1", "::1", "::", "fe80::1"] {
+            assert_eq!(embedded_ipv4(native.parse().unwrap()), None, "{native}");
+        }
     }
 
     #[test]

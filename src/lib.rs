@@ -13,6 +13,7 @@
 //!   nymgate owns and frees while a connection is parked.
 //! - [`proxy`]: the request pipeline, top to bottom: framing and Host checks, client IP,
 //!   sanitize, forward, sanitize the response, count and log.
+//! - [`target`]: the canonical request target (path, query names) every rule decides on.
 //! - [`sanitize`]: hop-by-hop and identity headers, nymgate's forwarding headers, query policy.
 //! - [`client_ip`]: `X-Forwarded-For` over trusted proxies, and reduction (truncate, hash, drop).
 //! - [`body`]: streamed client bodies with a read-gap timeout.
@@ -61,6 +62,7 @@ pub mod seal;
 pub mod secret;
 pub mod server;
 pub mod store;
+pub mod target;
 pub mod telemetry;
 pub mod tls;
 pub mod tls_stream;

@@ -222,6 +222,11 @@ async fn route(
         Ok(host) => host,
         Err(fault) => return (class, Err(fault.into())),
     };
+    // Every routing decision below is made on this one form (target.rs), never on raw bytes.
+    let canonical = match crate::target::canonical_path(parts.uri.path()) {
+        Ok(path) => path,
+        Err(_) => return (class, Err(RequestFault::UnsettledPath.into())),
+    };
 
     // 2. nymgate's own endpoints: logins and the provider face.
     let login_ctx = || LoginContext {
@@ -234,25 +239,36 @@ async fn route(
             parts.headers.get(http::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()),
         ),
     };
-    if let Some(login) = gateway.login.as_ref().filter(|_| Login::owns(parts.uri.path())) {
+    if Login::owns_canonical(&canonical) {
+        let Some(login) = gateway.login.as_ref() else {
+            // nymgate's paths are never the platform's, with or without a login configured.
+            return (RouteClass::Rejected, Ok(not_found()));
+        };
         let ctx = login_ctx();
         // Boxed: the login flows' state is large, and every proxied request's future (moved
         // into its task, and polled in place) would otherwise be as large.
-        return (RouteClass::Login, Ok(Box::pin(login.handle(parts, incoming, &ctx)).await));
+        return (RouteClass::Login, Ok(Box::pin(login.handle(parts, &canonical, incoming, &ctx)).await));
     }
-    // 2b. Interception (docs/SAML_OUT.md): a school's SAML response posted to the platform's
-    // ACS is replaced by nymgate's own before anything is forwarded.
-    let intercepted =
-        gateway.login.as_ref().and_then(|l| Some((l, l.intercepted_sp(&parts.method, parts.uri.path())?)));
+    // 2b. Interception (docs/SAML_OUT.md): a request to the platform's intercepted ACS, by any
+    // method and on any spelling of its path, has its school response verified and replaced by
+    // nymgate's own before anything is forwarded, or is refused.
+    let intercepted = gateway.login.as_ref().and_then(|l| Some((l, l.intercepted_sp(&canonical)?)));
     let body = match intercepted {
         Some((login, sp)) => {
             let ctx = login_ctx();
-            match Box::pin(login.intercept(&sp, incoming, &ctx)).await {
+            match Box::pin(login.intercept(&sp, &parts, incoming, &ctx)).await {
                 Ok(form) => RequestBody::Replaced(form),
                 Err(response) => return (RouteClass::Login, Ok(response)),
             }
         }
-        None => RequestBody::Client(incoming),
+        None => {
+            // Defence in depth on every other path: a SAML message in a query string is a
+            // school's login response (or an artifact for one) on its way past the verifier.
+            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, crate::login::SAML_MESSAGES)) {
+                return (class, Err(RequestFault::SamlMessage.into()));
+            }
+            RequestBody::Client(incoming)
+        }
     };
 
     // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
@@ -277,7 +293,11 @@ async fn route(
     let incoming = match body {
         RequestBody::Client(incoming) => incoming,
         RequestBody::Replaced(form) => {
-            // nymgate's form, whole: framed by its length, whatever the client's was.
+            // nymgate's form, whole: framed by its length, whatever the client's was, and sent
+            // to the ACS path alone (no query: nymgate vouches for its own form only).
+            let mut uri = http::uri::Parts::from(std::mem::take(&mut parts.uri));
+            uri.path_and_query = uri.path_and_query.and_then(|pq| pq.path().parse().ok());
+            parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
             let headers = &mut parts.headers;
             headers.remove(header::TRANSFER_ENCODING);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(form.len()));
@@ -305,6 +325,13 @@ async fn route(
         }
     };
     (class, result)
+}
+
+/// 404 for a nymgate path when no login is configured.
+fn not_found() -> Response<Body> {
+    let mut response = Response::new(body::full("404 Not Found\n"));
+    *response.status_mut() = StatusCode::NOT_FOUND;
+    response
 }
 
 /// A request's body toward the platform: the client's, streamed, or nymgate's replacement.
@@ -370,7 +397,11 @@ async fn forward(
     } else {
         (None, body.boxed_unsync())
     };
-    sanitize::sanitize_response(&mut parts.headers, upgraded);
+    let planted = sanitize::sanitize_response(&mut parts.headers, upgraded);
+    if planted > 0 {
+        // The cookie's value is the platform's bytes: only the count is logged.
+        tracing::warn!(cookies = planted, "the platform set nymgate's own cookie; dropped");
+    }
     parts.extensions = http::Extensions::new();
     Ok(Response::from_parts(parts, body))
 }

@@ -5,6 +5,8 @@
 //! configured drops and pseudonyms are applied, and only then does nymgate write its own
 //! forwarding headers. Nothing the client sent can survive under a name nymgate sets.
 
+use std::collections::HashSet;
+
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -12,6 +14,7 @@ use http::Version;
 
 use crate::client_ip::{IpReducer, ReducedIp};
 use crate::config::{PrivacyConfig, ALWAYS_REMOVED_IDENTITY_HEADERS};
+use crate::target::{canonical_param, canonical_rule_name, query_pairs};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and `proxy-connection`).
 /// They describe one connection and never cross the proxy in either direction.
@@ -65,6 +68,10 @@ pub enum RequestFault {
     BadTransferEncoding,
     #[error("both Content-Length and Transfer-Encoding")]
     LengthAndChunked,
+    #[error("the path is percent-encoded too many times over to be read")]
+    UnsettledPath,
+    #[error("a SAML response or artifact in the query of a path that is not an intercepted ACS")]
+    SamlMessage,
 }
 
 impl RequestFault {
@@ -77,6 +84,8 @@ impl RequestFault {
             RequestFault::HostMismatch => "host_mismatch",
             RequestFault::BadTransferEncoding => "bad_transfer_encoding",
             RequestFault::LengthAndChunked => "length_and_chunked",
+            RequestFault::UnsettledPath => "unsettled_path",
+            RequestFault::SamlMessage => "saml_message_outside_acs",
         }
     }
 }
@@ -159,11 +168,77 @@ fn is_valid_host(host: &str) -> bool {
     }
 }
 
+/// Identity header families, by prefix of the canonical name: whatever follows the prefix, a
+/// header of the family asserts who the user is (or carries their certificate) to the platform,
+/// and only nymgate may do that. oauth2-proxy (`x-auth-request-*`, `x-forwarded-*`), Azure App
+/// Service (`x-ms-client-principal*`), AWS ALB (`x-amzn-oidc-*`), Google IAP
+/// (`x-goog-authenticated-user-*`, `x-goog-iap-*`), Cloudflare Access (`cf-access-*`),
+/// mod_auth_openidc (`oidc-claim-*`, `oidc-access-token*`), mod_auth_mellon and Shibboleth
+/// (`mellon-*`, `shib-*`), TLS client certificates passed on by a proxy (`x-ssl-client-*`,
+/// `ssl-client-*`, `x-client-cert*`, `x-arr-clientcert`), and nymgate's own namespace.
+static IDENTITY_PREFIXES: [&str; 22] = [
+    "x-nymgate-",
+    "x-forwarded-",
+    "x-auth-request-",
+    "x-authenticated-",
+    "x-remote-",
+    "x-user-",
+    "x-email",
+    "x-ms-client-principal",
+    "x-amzn-oidc-",
+    "x-goog-authenticated-user-",
+    "x-goog-iap-",
+    "cf-access-",
+    "oidc-claim-",
+    "oidc-access-token",
+    "oidc-id-token",
+    "mellon-",
+    "shib-",
+    "x-shib-",
+    "x-ssl-client-",
+    "ssl-client-",
+    "x-client-cert",
+    "x-arr-clientcert",
+];
+
+/// Headers that tell a framework to route, or to take the method, from somewhere other than
+/// the request line and Host nymgate checked (IIS and Symfony `X-Original-URL`/`X-Rewrite-URL`,
+/// method overrides, host overrides). The platform must see what nymgate decided on: always
+/// removed.
+static ROUTING_OVERRIDES: [&str; 10] = [
+    "x-original-url",
+    "x-rewrite-url",
+    "x-original-uri",
+    "x-override-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+    "x-original-host",
+    "x-host",
+    "x-http-host-override",
+];
+
+/// The canonical form header rules decide on: lowercase (the `http` crate already gives that)
+/// with `_` read as `-`, since CGI, WSGI, Rack and PHP map `X_Forwarded_User` and
+/// `X-Forwarded-User` to one variable (`HTTP_X_FORWARDED_USER`).
+pub fn canonical_header_name(name: &str) -> std::borrow::Cow<'_, str> {
+    let lower_dashed = |b: u8| !(b == b'_' || b.is_ascii_uppercase());
+    if name.bytes().all(lower_dashed) {
+        return std::borrow::Cow::Borrowed(name);
+    }
+    std::borrow::Cow::Owned(
+        name.bytes().map(|b| if b == b'_' { '-' } else { b.to_ascii_lowercase() as char }).collect(),
+    )
+}
+
 /// The compiled header and query policy.
 pub struct SanitizePolicy {
-    identity_headers: Vec<HeaderName>,
-    drop_headers: Vec<HeaderName>,
-    pseudonymize_headers: Vec<HeaderName>,
+    /// Canonical names removed from every client request: hop-by-hop, forwarding, identity,
+    /// routing overrides and the configured drops. Their prefixes are in [`IDENTITY_PREFIXES`].
+    removed: HashSet<String>,
+    /// Canonical names whose values are replaced by a keyed hash.
+    pseudonymize_headers: HashSet<String>,
+    /// Canonical query parameter names (target.rs) removed, and pseudonymized.
     drop_query_params: Vec<String>,
     pseudonymize_query_params: Vec<String>,
 }
@@ -171,31 +246,43 @@ pub struct SanitizePolicy {
 impl SanitizePolicy {
     /// Builds the policy. Header names were validated with the config.
     pub fn new(config: &PrivacyConfig) -> Self {
-        let names = |list: &[String]| -> Vec<HeaderName> {
-            list.iter().filter_map(|n| HeaderName::from_bytes(n.as_bytes()).ok()).collect()
-        };
-        let mut identity_headers: Vec<HeaderName> =
-            ALWAYS_REMOVED_IDENTITY_HEADERS.iter().map(|n| HeaderName::from_static(n)).collect();
-        identity_headers.extend(names(&config.identity_headers));
+        let canonical = |name: &str| canonical_header_name(name).into_owned();
+        let mut removed: HashSet<String> = HOP_BY_HOP
+            .iter()
+            .chain(FORWARDING.iter())
+            .map(|n| n.as_str())
+            .chain(ROUTING_OVERRIDES)
+            .chain(ALWAYS_REMOVED_IDENTITY_HEADERS.iter().copied())
+            .map(canonical)
+            .collect();
+        removed.extend(config.identity_headers.iter().map(|n| canonical(n)));
+        removed.extend(config.drop_headers.iter().map(|n| canonical(n)));
         if config.strip_authorization {
-            identity_headers.push(header::AUTHORIZATION);
+            removed.insert("authorization".into());
         }
         Self {
-            identity_headers,
-            drop_headers: names(&config.drop_headers),
-            pseudonymize_headers: names(&config.pseudonymize_headers),
-            drop_query_params: config.drop_query_params.clone(),
-            pseudonymize_query_params: config.pseudonymize_query_params.clone(),
+            removed,
+            pseudonymize_headers: config.pseudonymize_headers.iter().map(|n| canonical(n)).collect(),
+            // Compared in canonical form (target.rs): the rule `email` takes `EMAIL`, `email[]`,
+            // `user[email]`, `e%6Dail` and every other spelling a framework reads as it.
+            drop_query_params: config.drop_query_params.iter().map(|n| canonical_rule_name(n)).collect(),
+            pseudonymize_query_params: config
+                .pseudonymize_query_params
+                .iter()
+                .map(|n| canonical_rule_name(n))
+                .collect(),
         }
     }
 
     /// Adds a header to the identity headers removed from every client request.
     pub fn remove_identity_header(&mut self, name: &str) {
-        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
-            if !self.identity_headers.contains(&name) {
-                self.identity_headers.push(name);
-            }
-        }
+        self.removed.insert(canonical_header_name(name).into_owned());
+    }
+
+    /// Whether a client's header of this name is removed before forwarding.
+    pub fn removes(&self, name: &str) -> bool {
+        let name = canonical_header_name(name);
+        self.removed.contains(name.as_ref()) || IDENTITY_PREFIXES.iter().any(|p| name.starts_with(p))
     }
 
     fn touches_query(&self) -> bool {
@@ -221,15 +308,28 @@ pub fn sanitize_request(
 ) {
     let headers = &mut parts.headers;
     remove_connection_named(headers);
-    remove_listed(headers, &[&HOP_BY_HOP, &FORWARDING, &policy.identity_headers, &policy.drop_headers]);
-    for name in &policy.pseudonymize_headers {
-        let values: Vec<HeaderValue> = headers.get_all(name).iter().cloned().collect();
-        if values.is_empty() {
-            continue;
+    // One pass over the names present (a handful) against the policy, in canonical form.
+    let mut removed = Vec::new();
+    let mut pseudonymized = Vec::new();
+    for name in headers.keys() {
+        if policy.removes(name.as_str()) {
+            removed.push(name.clone());
+        } else if !policy.pseudonymize_headers.is_empty()
+            && policy.pseudonymize_headers.contains(canonical_header_name(name.as_str()).as_ref())
+        {
+            pseudonymized.push(name.clone());
         }
+    }
+    for name in removed {
         headers.remove(name);
+    }
+    for name in pseudonymized {
+        let values: Vec<HeaderValue> = headers.get_all(&name).iter().cloned().collect();
+        headers.remove(&name);
+        // Keyed by the canonical name: `X_Client_Hash` and `x-client-hash` give one pseudonym.
+        let key = canonical_header_name(name.as_str()).into_owned();
         for value in values {
-            let pseudonym = reducer.pseudonymize_value(name.as_str(), value.as_bytes());
+            let pseudonym = reducer.pseudonymize_value(&key, value.as_bytes());
             headers.append(name.clone(), HeaderValue::from_str(&pseudonym).expect("hex is a valid value"));
         }
     }
@@ -320,35 +420,70 @@ fn remove_listed(headers: &mut HeaderMap, lists: &[&[HeaderName]]) {
     }
 }
 
+/// Whether a `Set-Cookie` value sets one of nymgate's own cookies. The name is compared
+/// case-insensitively with its `__Host-`/`__Secure-` prefix taken off (RFC 6265bis §4.1.3:
+/// browsers match those prefixes case-insensitively), so no spelling of `__Host-nymgate-session`
+/// gets through; every cookie whose name starts `nymgate` is nymgate's.
+pub fn sets_own_cookie(set_cookie: &[u8]) -> bool {
+    let pair = set_cookie.split(|b| *b == b';').next().unwrap_or_default();
+    let name = pair.split(|b| *b == b'=').next().unwrap_or_default().trim_ascii().to_ascii_lowercase();
+    let name = name.strip_prefix(b"__host-").or_else(|| name.strip_prefix(b"__secure-")).unwrap_or(&name);
+    name.starts_with(b"nymgate")
+}
+
 /// Response headers for the client: hop-by-hop removed; for a completed upgrade (101) the
 /// `Connection: upgrade` and `Upgrade` pair is put back, since it is the answer to the client's.
-pub fn sanitize_response(headers: &mut HeaderMap, upgraded: Option<HeaderValue>) {
+/// A `Set-Cookie` for one of nymgate's cookies is dropped (the platform could otherwise plant a
+/// session or a flow in the browser); the count of those is returned for the log.
+pub fn sanitize_response(headers: &mut HeaderMap, upgraded: Option<HeaderValue>) -> usize {
+    let mut planted = 0;
+    if headers.contains_key(header::SET_COOKIE) {
+        let cookies: Vec<HeaderValue> = headers.get_all(header::SET_COOKIE).iter().cloned().collect();
+        if cookies.iter().any(|c| sets_own_cookie(c.as_bytes())) {
+            headers.remove(header::SET_COOKIE);
+            for cookie in cookies {
+                if sets_own_cookie(cookie.as_bytes()) {
+                    planted += 1;
+                } else {
+                    headers.append(header::SET_COOKIE, cookie);
+                }
+            }
+        }
+    }
     strip_hop_by_hop(headers);
     if let Some(upgrade) = upgraded {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, upgrade);
     }
+    planted
 }
 
-/// Applies the query policy. Parameters are compared by their decoded name; everything else is
-/// kept byte for byte, in order.
+/// Applies the query policy. Pairs are split on `&` and `;` and their names compared in
+/// canonical form (target.rs); a pseudonymized pair keeps its raw name, and every pair no rule
+/// matches is kept byte for byte, in order, with its separator.
 pub fn sanitize_query(query: &str, policy: &SanitizePolicy, reducer: &IpReducer) -> String {
-    let mut out: Vec<String> = Vec::new();
-    for pair in query.split('&') {
-        let (raw_name, raw_value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = percent_decode(raw_name);
-        if policy.drop_query_params.iter().any(|n| n.as_bytes() == name.as_slice()) {
+    let mut out = String::with_capacity(query.len());
+    for pair in query_pairs(query) {
+        let name = canonical_param(pair.name);
+        if policy.drop_query_params.iter().any(|rule| name.matches(rule)) {
             continue;
         }
-        if policy.pseudonymize_query_params.iter().any(|n| n.as_bytes() == name.as_slice()) {
-            let value = percent_decode(raw_value);
-            let pseudonym = reducer.pseudonymize_value(&String::from_utf8_lossy(&name), &value);
-            out.push(format!("{raw_name}={pseudonym}"));
-            continue;
+        if !out.is_empty() {
+            out.push(pair.separator.unwrap_or('&'));
         }
-        out.push(pair.to_owned());
+        match policy.pseudonymize_query_params.iter().find(|rule| name.matches(rule)) {
+            Some(rule) => {
+                // Keyed by the rule's name, so that every spelling of one parameter gives the
+                // same pseudonym for the same value.
+                let value = percent_decode(pair.value);
+                out.push_str(pair.name);
+                out.push('=');
+                out.push_str(&reducer.pseudonymize_value(rule, &value));
+            }
+            None => out.push_str(pair.raw),
+        }
     }
-    out.join("&")
+    out
 }
 
 /// `application/x-www-form-urlencoded` decoding (WHATWG URL §5.1): `+` is a space, `%XX` a byte,
@@ -379,127 +514,5 @@ pub fn percent_decode(input: &str) -> Vec<u8> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ClientIpConfig;
-
-    fn parts(raw: &[(&str, &str)], uri: &str) -> Parts {
-        let mut b = http::Request::builder().uri(uri);
-        for (k, v) in raw {
-            b = b.header(*k, *v);
-        }
-        b.body(()).unwrap().into_parts().0
-    }
-
-    #[test]
-    fn hop_by_hop_and_connection_named_headers_go() {
-        let mut p = parts(
-            &[
-                ("connection", "x-secret, keep-alive"),
-                ("connection", "x-other"),
-                ("x-secret", "1"),
-                ("x-other", "2"),
-                ("keep-alive", "timeout=5"),
-                ("te", "trailers"),
-                ("x-kept", "3"),
-            ],
-            "/",
-        );
-        strip_hop_by_hop(&mut p.headers);
-        assert_eq!(p.headers.len(), 1, "{:?}", p.headers);
-        assert!(p.headers.contains_key("x-kept"));
-    }
-
-    #[test]
-    fn host_validation() {
-        for good in ["learn.example", "learn.example:8443", "127.0.0.1:80", "[::1]:8443", "[2001:db8::1]"] {
-            assert!(validated_host(&parts(&[("host", good)], "/")).is_ok(), "{good}");
-        }
-        for bad in ["a/b", "..", "a..b", "evil@host", "a b", "host:99999x", "[zz]", "h\\x", "", "host:"] {
-            assert_eq!(validated_host(&parts(&[("host", bad)], "/")), Err(RequestFault::BadHost), "{bad:?}");
-        }
-        let two = parts(&[("host", "a.example"), ("host", "b.example")], "/");
-        assert_eq!(validated_host(&two), Err(RequestFault::DuplicateHost));
-        let mismatch = parts(&[("host", "a.example")], "http://b.example/");
-        assert_eq!(validated_host(&mismatch), Err(RequestFault::HostMismatch));
-        assert_eq!(validated_host(&parts(&[], "/")), Err(RequestFault::MissingHost));
-    }
-
-    #[test]
-    fn transfer_encoding_must_be_exactly_chunked_once() {
-        assert!(check_framing(&parts(&[("transfer-encoding", "chunked")], "/")).is_ok());
-        for bad in [
-            &[("transfer-encoding", "gzip, chunked")][..],
-            &[("transfer-encoding", "chunked"), ("transfer-encoding", "chunked")],
-        ] {
-            assert_eq!(check_framing(&parts(bad, "/")), Err(RequestFault::BadTransferEncoding));
-        }
-    }
-
-    fn reducer() -> IpReducer {
-        IpReducer::new(&ClientIpConfig::default(), None)
-    }
-
-    #[test]
-    fn request_rewrite_removes_client_claims_and_sets_nymgate_headers() {
-        let policy = SanitizePolicy::new(&PrivacyConfig {
-            drop_headers: vec!["x-device".into()],
-            pseudonymize_headers: vec!["x-client-hash".into()],
-            drop_query_params: vec!["email".into()],
-            pseudonymize_query_params: vec!["device".into()],
-            ..Default::default()
-        });
-        let mut p = parts(
-            &[
-                ("host", "learn.example"),
-                ("x-forwarded-for", "6.6.6.6"),
-                ("forwarded", "for=6.6.6.6"),
-                ("x-real-ip", "6.6.6.6"),
-                ("x-nymgate-assertion", "forged"),
-                ("x-forwarded-email", "alice@school.se"),
-                ("x-device", "d"),
-                ("x-client-hash", "abc"),
-                ("x-request-id", "client-chosen"),
-            ],
-            "/p?a=1&email=alice%40school.se&device=xyz&b=2",
-        );
-        let client = ReducedIp::Network("203.0.113.0".parse().unwrap());
-        let request_id = HeaderValue::from_static("r1");
-        let facts = ForwardingFacts {
-            client: &client,
-            host: "learn.example",
-            request_id: &request_id,
-            upgrade: None,
-        };
-        let r = reducer();
-        sanitize_request(&mut p, &policy, &r, facts);
-        let h = &p.headers;
-        assert_eq!(h["x-forwarded-for"], "203.0.113.0");
-        assert_eq!(h["forwarded"], "for=203.0.113.0;proto=https;host=learn.example");
-        assert_eq!(h["x-forwarded-proto"], "https");
-        assert_eq!(h["x-request-id"], "r1");
-        for gone in ["x-real-ip", "x-nymgate-assertion", "x-forwarded-email", "x-device"] {
-            assert!(!h.contains_key(gone), "{gone}");
-        }
-        assert_ne!(h["x-client-hash"], "abc");
-        let q = p.uri.query().unwrap();
-        assert!(q.starts_with("a=1&device=_") && q.ends_with("&b=2") && !q.contains("alice"), "{q}");
-        assert!(!format!("{h:?}").contains("6.6.6.6"));
-    }
-
-    #[test]
-    fn query_names_compare_decoded() {
-        let policy = SanitizePolicy::new(&PrivacyConfig {
-            drop_query_params: vec!["e mail".into()],
-            ..Default::default()
-        });
-        assert_eq!(sanitize_query("e+mail=x&e%20mail=y&z=1", &policy, &reducer()), "z=1");
-    }
-
-    #[test]
-    fn percent_decoding_edges() {
-        assert_eq!(percent_decode("a%41%4"), b"aA%4");
-        assert_eq!(percent_decode("%"), b"%");
-        assert_eq!(percent_decode("%zz+"), b"%zz ");
-    }
-}
+#[path = "sanitize_tests.rs"]
+mod tests;

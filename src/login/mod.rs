@@ -58,6 +58,10 @@ pub use provider::IssuedCode;
 
 /// Every nymgate endpoint starts with this.
 pub const PREFIX: &str = "/nymgate";
+/// Query and form parameter names (canonical, target.rs) that carry a SAML protocol message
+/// with a school's identity in it: a Response (HTTP-POST or HTTP-Redirect binding) or an
+/// artifact that resolves to one (SAML Bindings §3.4-3.6). None reaches the platform unverified.
+pub const SAML_MESSAGES: &[&str] = &["samlresponse", "samlart"];
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
 const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.
@@ -508,8 +512,17 @@ impl Login {
     }
 
     /// Whether a path is one of nymgate's own.
+    ///
+    /// Decided on the canonical path (target.rs), so that no spelling of a nymgate path
+    /// (`/NYMGATE/callback`, `//nymgate/x`, `/a/../nymgate`, `/%6eymgate`) reaches the platform.
+    /// A path too deeply encoded to canonicalize is claimed too (and refused by the pipeline).
     pub fn owns(path: &str) -> bool {
-        path == PREFIX || path.strip_prefix(PREFIX).is_some_and(|rest| rest.starts_with('/'))
+        crate::target::canonical_path(path).map_or(true, |path| Self::owns_canonical(&path))
+    }
+
+    /// [`Login::owns`] for a path already in canonical form.
+    pub fn owns_canonical(path: &crate::target::CanonicalPath) -> bool {
+        path.is_under(PREFIX)
     }
 
     /// The key failed-attempt blocking knows a client IP by (an HMAC, never the address), or
@@ -522,10 +535,12 @@ impl Login {
     pub async fn handle(
         &self,
         parts: http::request::Parts,
+        canonical: &crate::target::CanonicalPath,
         incoming: Incoming,
         ctx: &LoginContext<'_>,
     ) -> Response<Body> {
-        let path = parts.uri.path().strip_prefix(PREFIX).unwrap_or("");
+        // Routed on the canonical path, the form `owns` decided on (tenant ids are lowercase).
+        let path = canonical.as_str().strip_prefix(PREFIX).unwrap_or("");
         let query = parts.uri.query().unwrap_or("");
         let provider = self.output == LoginOutput::Provider;
         // A blocked client gets no login endpoint at all (its metadata and keys stay public).
@@ -861,11 +876,8 @@ impl Login {
     }
 
     /// Interception mode (docs/SAML_OUT.md): the entity ID of the platform whose ACS sits at
-    /// this path behind nymgate, for a POST there.
-    pub fn intercepted_sp(&self, method: &Method, path: &str) -> Option<String> {
-        if method != Method::POST {
-            return None;
-        }
+    /// this path behind nymgate, for a request there by any method and any spelling of the path.
+    pub fn intercepted_sp(&self, path: &crate::target::CanonicalPath) -> Option<String> {
         Some(self.saml_idp.as_ref()?.intercepting(path)?.entity_id.clone())
     }
 
@@ -874,9 +886,17 @@ impl Login {
     /// the platform to check), pseudonymized, and replaced. `Ok`: the form to forward to the
     /// platform instead (`SAMLResponse` nymgate signed, the same `RelayState`). `Err`: the
     /// failure page; the school's response is never forwarded.
+    ///
+    /// Only the HTTP-POST binding of a Response is taken (SAML Bindings §3.5): a request to the
+    /// intercepted ACS by any other method, with a SAML message in its query (HTTP-Redirect,
+    /// §3.4, or an artifact, §3.6), or with an artifact in its form is refused and never
+    /// forwarded, since nymgate can neither verify nor replace it and the platform's SP library
+    /// may well accept it. The forwarded request carries no query at all: nymgate vouches for
+    /// its own form only.
     pub async fn intercept(
         &self,
         sp_entity_id: &str,
+        parts: &http::request::Parts,
         incoming: Incoming,
         ctx: &LoginContext<'_>,
     ) -> Result<Bytes, Response<Body>> {
@@ -893,12 +913,31 @@ impl Login {
                 .as_ref()
                 .and_then(|idp| Some((idp, idp.service_provider(sp_entity_id)?)))
                 .ok_or(FlowError::BadRequest("protocol_not_available"))?;
+            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, SAML_MESSAGES)) {
+                return Err(FlowError::BadRequest("saml_message_in_query"));
+            }
+            if parts.method != Method::POST {
+                return Err(FlowError::BadRequest("saml_binding_not_supported"));
+            }
+            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, SAML_MESSAGES)) {
+                return Err(FlowError::BadRequest("saml_message_in_query"));
+            }
+            if parts.method != Method::POST {
+                return Err(FlowError::BadRequest("saml_binding_not_supported"));
+            }
             let fields =
                 read_form_limited(incoming, ctx, ACS_FORM_LIMIT).await.map_err(|status| match status {
                     StatusCode::PAYLOAD_TOO_LARGE => FlowError::Saml(SamlError::TooLarge),
                     StatusCode::REQUEST_TIMEOUT => FlowError::BadRequest("body_timeout"),
                     _ => FlowError::BadRequest("unreadable_form"),
                 })?;
+            // Every field name is read in canonical form: `samlart`, `SAMLart[]` or an encoded
+            // spelling is an artifact all the same, and a response under another spelling than
+            // `SAMLResponse` is not one nymgate forwards (form_body takes that name only).
+            let names = fields.keys().map(|name| crate::target::canonical_param(name)).collect::<Vec<_>>();
+            if names.iter().any(|name| name.matches("samlart")) {
+                return Err(FlowError::BadRequest("saml_artifact_not_supported"));
+            }
             let field = fields.get("SAMLResponse").ok_or(FlowError::BadRequest("missing_saml_response"))?;
             let xml = saml_acs::decode_post(field)?;
             // The (unverified) Issuer picks the school whose pinned keys then decide.

@@ -116,8 +116,9 @@ pub struct ServiceProvider {
     pub idp_initiated: bool,
     /// The school to send its users to without the chooser (a platform of one school).
     pub tenant: Option<String>,
-    /// The path of this site whose school responses are replaced (interception mode).
-    pub intercept_path: Option<String>,
+    /// The path of this site whose school responses are replaced (interception mode), in the
+    /// canonical form requests are matched in (target.rs): every spelling of it is intercepted.
+    pub intercept_path: Option<crate::target::CanonicalPath>,
 }
 
 impl ServiceProvider {
@@ -258,7 +259,14 @@ impl SamlIdp {
                     request_trust,
                     idp_initiated: sp.idp_initiated,
                     tenant: sp.tenant,
-                    intercept_path: sp.intercept_path,
+                    intercept_path: sp
+                        .intercept_path
+                        .map(|path| {
+                            let path = path.split(['?', '#']).next().unwrap_or_default();
+                            crate::target::canonical_path(path)
+                        })
+                        .transpose()
+                        .map_err(|e| format!("login.saml_idp.service_providers[{i}].acs_url: {e}"))?,
                 })
             })
             .collect::<Result<Vec<_>, String>>()?;
@@ -294,9 +302,9 @@ impl SamlIdp {
         saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now)).map(|_| ())
     }
 
-    /// The SP whose ACS is intercepted at `path`, if any.
-    pub fn intercepting(&self, path: &str) -> Option<&ServiceProvider> {
-        self.sps.iter().find(|sp| sp.intercept_path.as_deref() == Some(path))
+    /// The SP whose ACS is intercepted at `path` (canonical: any spelling of it), if any.
+    pub fn intercepting(&self, path: &crate::target::CanonicalPath) -> Option<&ServiceProvider> {
+        self.sps.iter().find(|sp| sp.intercept_path.as_ref() == Some(path))
     }
 
     /// The IdP metadata the platform imports (SAML Metadata §2.4.3): entity ID, the SSO service

@@ -1,0 +1,208 @@
+//! The canonical form of a request target: the one spelling every routing and privacy rule
+//! decides on (issue 25, "Canonicalize once, then decide").
+//!
+//! A platform framework reads a path or a query parameter name more loosely than its bytes say:
+//! it percent-decodes (sometimes twice), drops `;params`, merges slashes, resolves `..`, ignores
+//! a trailing slash or letter case, and some servers read `\` as `/`. A rule that compares raw
+//! bytes is passed by any of these spellings. So nymgate turns the target into one *decision
+//! form* that is at least as loose as any framework it fronts, and matches rules only on that:
+//!
+//! - paths ([`canonical_path`]): percent-decoding of every escape, repeated while it changes
+//!   (double encoding), then NFKC and lowercase, `\` read as `/`, `;params` removed from every
+//!   segment (RFC 3986 §3.3), dot segments removed (RFC 3986 §5.2.4), empty segments and a
+//!   trailing slash dropped;
+//! - query parameter names ([`canonical_param`]): the same decoding and folding (`+` is a space,
+//!   WHATWG URL §5.1), surrounding space trimmed, and the bracket and dot suffixes of nested
+//!   names (`email[]`, `email[0]`, `user[email]`, `user.email`) split into keys that are
+//!   matched each; [`query_pairs`] splits on `&` and on `;` (HTML 4 §B.2.2, still honoured by
+//!   several frameworks).
+//!
+//! The decision form is stricter than RFC 3986 §6.2.2 on purpose: it is only ever compared, never
+//! forwarded, so reading more spellings as one costs at most a refusal of an odd path that would
+//! have meant nymgate's endpoint or an intercepted ACS to some framework anyway. What is
+//! forwarded to the platform is the client's target, unchanged, unless a rule rewrote it.
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Rounds of percent-decoding at most: enough for any double or triple encoding a chain of
+/// decoders applies; a path that still changes after that is read as its last round.
+const MAX_DECODE_ROUNDS: usize = 4;
+
+/// The decision form of a request path; see the module doc. Always starts with `/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalPath(String);
+
+impl CanonicalPath {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this path is `prefix` or below it (`prefix` in canonical form, without a
+    /// trailing slash): `/nymgate` owns `/nymgate` and `/nymgate/x`, not `/nymgatex`.
+    pub fn is_under(&self, prefix: &str) -> bool {
+        self.0 == prefix || self.0.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('/'))
+    }
+}
+
+/// A path still percent-encoded after [`MAX_DECODE_ROUNDS`] rounds of decoding: no framework
+/// decodes that deep, and no rule can say what it means, so the request is refused (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the request path is percent-encoded more than {MAX_DECODE_ROUNDS} times over")]
+pub struct Unsettled;
+
+/// The decision form of a path (the part of a request target before `?`).
+pub fn canonical_path(raw: &str) -> Result<CanonicalPath, Unsettled> {
+    let decoded = fold(&decode_repeatedly(raw.as_bytes(), false).ok_or(Unsettled)?);
+    let mut segments: Vec<&str> = Vec::new();
+    // `\` is a separator to IIS, some Java containers and Windows-hosted frameworks.
+    for segment in decoded.split(['/', '\\']) {
+        // Path parameters (RFC 3986 §3.3; Java's `;jsessionid=`) belong to their segment only.
+        let segment = segment.split(';').next().unwrap_or("");
+        match segment {
+            "" | "." => {}
+            ".." => {
+                segments.pop();
+            }
+            s => segments.push(s),
+        }
+    }
+    let mut out = String::with_capacity(decoded.len() + 1);
+    for segment in &segments {
+        out.push('/');
+        out.push_str(segment);
+    }
+    if out.is_empty() {
+        out.push('/');
+    }
+    Ok(CanonicalPath(out))
+}
+
+/// A query parameter's name in decision form, with the keys a framework may read it as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CanonicalParam {
+    /// The whole name, decoded and folded (`user[email]`).
+    pub name: String,
+    /// The parts of a nested name: `user[email]` and `user.email` give `user`, `email`;
+    /// `email[]` and `email[0]` give `email`. Numeric and empty keys are left out.
+    pub keys: Vec<String>,
+}
+
+impl CanonicalParam {
+    /// Whether a rule naming `rule` (already canonical, see [`canonical_rule_name`]) applies.
+    pub fn matches(&self, rule: &str) -> bool {
+        self.name == rule || self.keys.iter().any(|k| k == rule)
+    }
+}
+
+/// The decision form of a raw (still encoded) query parameter name.
+pub fn canonical_param(raw_name: &str) -> CanonicalParam {
+    // A name still encoded after every round is read as it is: it then matches no rule's
+    // plain name, and names (unlike paths) are not refused for it, since the value is what a
+    // rule protects and the whole pair is what a drop rule removes.
+    let decoded = decode_repeatedly(raw_name.as_bytes(), true)
+        .unwrap_or_else(|| String::from_utf8_lossy(raw_name.as_bytes()).into_owned());
+    let name = fold(&decoded).trim().to_owned();
+    let keys = name
+        .split(['[', ']', '.'])
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_owned)
+        .collect();
+    CanonicalParam { name, keys }
+}
+
+/// A configured parameter name in the form [`CanonicalParam::matches`] compares with.
+pub fn canonical_rule_name(name: &str) -> String {
+    fold(name).trim().to_owned()
+}
+
+/// The pairs of a raw query, split on `&` and `;`: each with the separator before it (`None`
+/// for the first), its raw name and its raw value.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = QueryPair<'_>> {
+    let mut rest = Some(query);
+    let mut separator = None;
+    std::iter::from_fn(move || {
+        let text = rest?;
+        let (pair, next) = match text.find(['&', ';']) {
+            Some(i) => (&text[..i], Some((&text[i + 1..], text.as_bytes()[i] as char))),
+            None => (text, None),
+        };
+        let this = separator;
+        match next {
+            Some((after, sep)) => {
+                rest = Some(after);
+                separator = Some(sep);
+            }
+            None => rest = None,
+        }
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        Some(QueryPair { separator: this, raw: pair, name, value })
+    })
+}
+
+/// One `name=value` of a query, raw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueryPair<'a> {
+    pub separator: Option<char>,
+    pub raw: &'a str,
+    pub name: &'a str,
+    pub value: &'a str,
+}
+
+/// Whether a raw query carries a parameter whose canonical name matches one of `rules`.
+pub fn query_has(query: &str, rules: &[&str]) -> bool {
+    query_pairs(query).any(|pair| {
+        let param = canonical_param(pair.name);
+        rules.iter().any(|rule| param.matches(rule))
+    })
+}
+
+/// NFKC (fullwidth and compatibility letters read as their plain forms) and lowercase.
+fn fold(text: &str) -> String {
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    text.nfkc().collect::<String>().to_lowercase()
+}
+
+/// Percent-decodes until nothing changes; `None` when it still changes after
+/// [`MAX_DECODE_ROUNDS`] rounds. `plus_is_space` for form-encoded names (first round only: a
+/// `%2B` is a literal plus). Bytes that are not UTF-8 become U+FFFD: they match no rule.
+fn decode_repeatedly(input: &[u8], plus_is_space: bool) -> Option<String> {
+    let mut current = input.to_vec();
+    for round in 0..=MAX_DECODE_ROUNDS {
+        let next = percent_decode(&current, plus_is_space && round == 0);
+        if next == current {
+            return Some(String::from_utf8_lossy(&current).into_owned());
+        }
+        current = next;
+    }
+    None
+}
+
+/// One round of percent-decoding; a `%` not followed by two hex digits stays as it is.
+fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' if plus_is_space => out.push(b' '),
+            b'%' => {
+                let hex = |b: Option<&u8>| b.and_then(|b| (*b as char).to_digit(16));
+                if let (Some(h), Some(l)) = (hex(bytes.get(i + 1)), hex(bytes.get(i + 2))) {
+                    out.push((h * 16 + l) as u8);
+                    i += 3;
+                    continue;
+                }
+                out.push(b'%');
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+#[path = "target_tests.rs"]
+mod tests;
