@@ -54,6 +54,7 @@ pub mod mint;
 pub mod parking;
 pub mod proxy;
 pub mod pseudonym;
+pub mod public_hosts;
 pub mod reload;
 pub mod retention;
 pub mod retention_cli;

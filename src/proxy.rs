@@ -24,7 +24,9 @@ use crate::echo;
 use crate::framing::{FramingWatch, HeadVerdict};
 use crate::login::{Login, LoginContext};
 use crate::metrics::{Metrics, RouteClass};
+use crate::public_hosts::HostSet;
 use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
+use crate::tls::ReloadingCertResolver;
 use crate::upstream::Upstream;
 
 /// Everything the pipeline needs, built once from the config and shared by all connections.
@@ -40,6 +42,32 @@ pub struct Gateway {
     pub limits: Arc<LimitsConfig>,
     /// nymgate's login face, when `[login]` is configured.
     pub login: Option<Arc<Login>>,
+    /// The hosts a request may name (421 otherwise).
+    pub public_hosts: PublicHosts,
+}
+
+/// Where the public hosts come from: `server.public_hosts`, or the certificate in service
+/// (which a certificate reload changes without a config reload).
+pub enum PublicHosts {
+    Listed(HostSet),
+    Certificate(Arc<ReloadingCertResolver>),
+}
+
+impl PublicHosts {
+    pub fn new(config: &Config, certs: &Arc<ReloadingCertResolver>) -> Self {
+        if config.server.public_hosts.is_empty() {
+            PublicHosts::Certificate(certs.clone())
+        } else {
+            PublicHosts::Listed(HostSet::new(config.server.public_hosts.iter().map(String::as_str)))
+        }
+    }
+
+    pub fn allows(&self, host: &str) -> bool {
+        match self {
+            PublicHosts::Listed(hosts) => hosts.allows(host),
+            PublicHosts::Certificate(certs) => certs.hosts().allows(host),
+        }
+    }
 }
 
 impl Gateway {
@@ -49,6 +77,7 @@ impl Gateway {
         reducer: Arc<IpReducer>,
         upstream: Option<Upstream>,
         login: Option<Arc<Login>>,
+        certs: &Arc<ReloadingCertResolver>,
     ) -> Self {
         let mut policy = SanitizePolicy::new(&config.privacy);
         if let Some(login) = &config.login {
@@ -63,6 +92,7 @@ impl Gateway {
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
             limits: Arc::new(config.limits.clone()),
             login,
+            public_hosts: PublicHosts::new(config, certs),
         }
     }
 }
@@ -95,6 +125,8 @@ pub enum ProxyError {
 impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
+            // RFC 9110 §15.5.20: this server is not the one for that authority.
+            ProxyError::BadRequest(RequestFault::UnknownHost) => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::Malformed) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::Timeout) => StatusCode::REQUEST_TIMEOUT,
@@ -119,6 +151,10 @@ impl ProxyError {
     /// Client faults close the connection: after a framing error nothing later on it can be
     /// trusted to be a request boundary.
     fn closes_connection(&self) -> bool {
+        // A request for a host nymgate does not serve was framed well: the next one is read.
+        if matches!(self, ProxyError::BadRequest(RequestFault::UnknownHost)) {
+            return false;
+        }
         matches!(self, ProxyError::BadRequest(_) | ProxyError::ClientBody(_) | ProxyError::PayloadTooLarge)
     }
 }
@@ -222,6 +258,9 @@ async fn route(
         Ok(host) => host,
         Err(fault) => return (class, Err(fault.into())),
     };
+    if !gateway.public_hosts.allows(&host) {
+        return (class, Err(RequestFault::UnknownHost.into()));
+    }
     // Every routing decision below is made on this one form (target.rs), never on raw bytes.
     let canonical = match crate::target::canonical_path(parts.uri.path()) {
         Ok(path) => path,

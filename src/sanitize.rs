@@ -72,6 +72,8 @@ pub enum RequestFault {
     UnsettledPath,
     #[error("a SAML response or artifact in the query of a path that is not an intercepted ACS")]
     SamlMessage,
+    #[error("Host is not one of nymgate's public hosts")]
+    UnknownHost,
 }
 
 impl RequestFault {
@@ -86,6 +88,7 @@ impl RequestFault {
             RequestFault::LengthAndChunked => "length_and_chunked",
             RequestFault::UnsettledPath => "unsettled_path",
             RequestFault::SamlMessage => "saml_message_outside_acs",
+            RequestFault::UnknownHost => "unknown_host",
         }
     }
 }

@@ -111,6 +111,7 @@ impl RunningServer {
             reducer.clone(),
             upstream,
             login.clone(),
+            &certs,
         ));
         let reloader = Reloader::new(Generation::new(config.clone(), login), metrics.clone());
 
@@ -148,6 +149,7 @@ impl RunningServer {
                 generations: reloader.subscribe(),
                 listener,
                 tls_config: tls_config.clone(),
+                certs: certs.clone(),
                 metrics: metrics.clone(),
                 reducer: reducer.clone(),
                 connections: connections.clone(),
@@ -181,7 +183,7 @@ impl RunningServer {
         tasks.push(tokio::spawn(cull_retention(gateway.clone(), phase.subscribe())));
         // The admin listener's gateway follows reloads too, keeping what the probe knew.
         let admin_slot = gateway.clone();
-        let (admin_metrics, admin_reducer) = (metrics.clone(), reducer.clone());
+        let (admin_metrics, admin_reducer, admin_certs) = (metrics.clone(), reducer.clone(), certs.clone());
         tasks.push(tokio::spawn(gateway.clone().follow(reloader.subscribe(), move |generation| {
             let upstream = generation
                 .config
@@ -199,6 +201,7 @@ impl RunningServer {
                 admin_reducer.clone(),
                 upstream,
                 generation.login.clone(),
+                &admin_certs,
             ))
         })));
         let watch_phase = phase.subscribe();
@@ -285,6 +288,8 @@ struct Worker {
     generations: watch::Receiver<Arc<Generation>>,
     listener: std::net::TcpListener,
     tls_config: Arc<rustls::ServerConfig>,
+    /// The certificate in service, whose names are the public hosts when none are configured.
+    certs: Arc<ReloadingCertResolver>,
     metrics: Arc<Metrics>,
     reducer: Arc<IpReducer>,
     connections: Arc<Semaphore>,
@@ -301,8 +306,17 @@ impl Worker {
                 return;
             }
         };
-        let Worker { generations, listener, tls_config, metrics, reducer, connections, shed, mut phase } =
-            self;
+        let Worker {
+            generations,
+            listener,
+            tls_config,
+            certs,
+            metrics,
+            reducer,
+            connections,
+            shed,
+            mut phase,
+        } = self;
         runtime.block_on(async move {
             // This worker's gateway, with its own connection pool to the platform, rebuilt for
             // each reloaded generation.
@@ -310,7 +324,14 @@ impl Worker {
                 let config = &generation.config;
                 let upstream =
                     config.upstream.as_ref().map(Upstream::new).transpose().map_err(|e| e.to_string())?;
-                Ok(Gateway::new(config, metrics.clone(), reducer.clone(), upstream, generation.login.clone()))
+                Ok(Gateway::new(
+                    config,
+                    metrics.clone(),
+                    reducer.clone(),
+                    upstream,
+                    generation.login.clone(),
+                    &certs,
+                ))
             };
             let first = generations.borrow().clone();
             let gateway = match build(&first) {

@@ -18,6 +18,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::public_hosts::HostSet;
+
 /// ALPN protocols offered, most preferred first (RFC 7301).
 pub const ALPN_H2: &[u8] = b"h2";
 pub const ALPN_HTTP11: &[u8] = b"http/1.1";
@@ -74,6 +76,9 @@ pub struct ReloadingCertResolver {
     cert_file: PathBuf,
     key_file: PathBuf,
     current: ArcSwap<CertifiedKey>,
+    /// The names of the certificate in service, for the Host check when `server.public_hosts`
+    /// is empty (public_hosts.rs): swapped with the certificate.
+    hosts: ArcSwap<HostSet>,
     /// Modification times and sizes seen at the last load, to notice a change cheaply.
     seen: std::sync::Mutex<FileStamp>,
 }
@@ -99,6 +104,7 @@ impl ReloadingCertResolver {
         Ok(Self {
             cert_file: cert_file.to_owned(),
             key_file: key_file.to_owned(),
+            hosts: ArcSwap::from_pointee(leaf_hosts(&key)),
             current: ArcSwap::from_pointee(key),
             seen: std::sync::Mutex::new(seen),
         })
@@ -113,10 +119,22 @@ impl ReloadingCertResolver {
             return Ok(ReloadOutcome::Unchanged);
         }
         let key = load_certified_key(&self.cert_file, &self.key_file)?;
+        self.hosts.store(Arc::new(leaf_hosts(&key)));
         self.current.store(Arc::new(key));
         *seen = now;
         Ok(ReloadOutcome::Reloaded)
     }
+}
+
+impl ReloadingCertResolver {
+    /// The names of the certificate in service.
+    pub fn hosts(&self) -> Arc<HostSet> {
+        self.hosts.load_full()
+    }
+}
+
+fn leaf_hosts(key: &CertifiedKey) -> HostSet {
+    key.cert.first().map(|leaf| HostSet::from_certificate(leaf)).unwrap_or_default()
 }
 
 impl ResolvesServerCert for ReloadingCertResolver {

@@ -134,6 +134,22 @@ fn audit_line_for_token_request_failed() {
     audited(&world, 502, login(&world), "token_request_failed");
 }
 
+/// An IdP that writes the user's email (and name) into its token endpoint's `error` and
+/// `error_description` fields: nymgate logs, audits and counts only its own word for the code
+/// (`other`), so neither reaches any log at trace level, the audit log or the metrics.
+#[test]
+fn an_idp_error_carrying_an_email_leaves_no_trace_in_any_log() {
+    let world = assertion_world(Options::default());
+    let email = common::login::ALICE.iter().find(|(k, _)| *k == "email").unwrap().1;
+    world.idp.hook(
+        &world,
+        "fail",
+        json!({"path": "/token", "status": 400, "error": email, "error_description": format!("no account for Alice Andersson <{email}>")}),
+    );
+    audited(&world, 502, login(&world), "token_request_failed");
+    assert!(world.log().contains("error response: other"), "the code is logged as `other`");
+}
+
 #[test]
 fn audit_line_for_no_id_token() {
     let world = assertion_world(Options::default());

@@ -323,7 +323,7 @@ async fn certificate_reload_keeps_open_connections() {
 
     // A new CA and certificate replace the files; nymgate swaps them in.
     let new_dir = gw.dir.path().join("new");
-    let fresh = nymgate::certs::generate_dev_certs(&new_dir, &[]).unwrap();
+    let fresh = nymgate::certs::generate_dev_certs(&new_dir, &["learn.example".to_owned()]).unwrap();
     std::fs::copy(&fresh.cert, gw.dir.path().join("certs/localhost.pem")).unwrap();
     std::fs::copy(&fresh.key, gw.dir.path().join("certs/localhost-key.pem")).unwrap();
     gw.server.reload_certs().unwrap();
@@ -657,4 +657,33 @@ async fn shutdown_closes_parked_connections_with_close_notify() {
     // A clean TLS end (close_notify, then EOF) reads as Ok(0); a bare reset would be an error.
     let end = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await;
     assert!(matches!(end, Ok(Ok(0))), "{end:?}");
+}
+
+/// With no `server.public_hosts`, the public hosts are the names of the certificate in service:
+/// a reloaded certificate without a name takes that name out of service (421), one with a new
+/// name adds it, without a config reload.
+#[tokio::test]
+async fn public_hosts_follow_the_certificate_in_service() {
+    let gw = Gateway::start("").await;
+    let mut h1 = gw.h1().await;
+    assert_eq!(h1.send(get("/").body(empty()).unwrap()).await.status(), 200);
+    let renamed =
+        nymgate::certs::generate_dev_certs(&gw.dir.path().join("new"), &["school.example".to_owned()])
+            .unwrap();
+    std::fs::copy(&renamed.cert, gw.dir.path().join("certs/localhost.pem")).unwrap();
+    std::fs::copy(&renamed.key, gw.dir.path().join("certs/localhost-key.pem")).unwrap();
+    gw.server.reload_certs().unwrap();
+    assert_eq!(h1.send(get("/").body(empty()).unwrap()).await.status(), 421);
+    let request = Request::get("/").header("host", "school.example").body(empty()).unwrap();
+    assert_eq!(h1.send(request).await.status(), 200);
+}
+
+/// `server.public_hosts`, when set, is the whole list: the certificate's names are not added.
+#[tokio::test]
+async fn configured_public_hosts_are_the_whole_list() {
+    let gw = Gateway::start("public_hosts = [\"*.school.example\"]\n").await;
+    let mut h1 = gw.h1().await;
+    assert_eq!(h1.send(get("/").body(empty()).unwrap()).await.status(), 421);
+    let request = Request::get("/").header("host", "a.school.example").body(empty()).unwrap();
+    assert_eq!(h1.send(request).await.status(), 200);
 }

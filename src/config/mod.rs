@@ -421,6 +421,11 @@ pub struct ServerConfig {
     /// How often the certificate files are checked for changes (SIGHUP reloads at once).
     #[serde(default = "defaults::cert_reload_interval", with = "humantime_serde")]
     pub cert_reload_interval: Duration,
+    /// The host names (and IP literals; `*.example.org` for one label) nymgate answers for. A
+    /// request naming any other Host gets 421 and never reaches the platform (public_hosts.rs).
+    /// Empty: the names of the TLS certificate in service.
+    #[serde(default)]
+    pub public_hosts: Vec<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -810,6 +815,20 @@ impl Config {
     }
 
     /// Semantic checks that serde can't do. Returns every problem found.
+    /// The hosts nymgate answers for, as configured, or else those of the certificate file;
+    /// `None` when neither can be read (the certificate's own problem is reported then).
+    pub fn public_hosts(&self) -> Option<crate::public_hosts::HostSet> {
+        if !self.server.public_hosts.is_empty() {
+            return Some(crate::public_hosts::HostSet::new(
+                self.server.public_hosts.iter().map(String::as_str),
+            ));
+        }
+        let pem = std::fs::read(&self.server.cert_file).ok()?;
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem).next()?.ok()?;
+        Some(crate::public_hosts::HostSet::from_certificate(&der))
+    }
+
     pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut problem =
@@ -844,6 +863,23 @@ impl Config {
         }
         if self.server.cert_reload_interval < std::time::Duration::from_secs(1) {
             problem("server.cert_reload_interval", "must be at least 1s".into());
+        }
+        for (i, host) in self.server.public_hosts.iter().enumerate() {
+            let name = host.strip_prefix("*.").unwrap_or(host);
+            let plain = name.parse::<std::net::IpAddr>().is_ok()
+                || (!name.is_empty()
+                    && name.len() <= 253
+                    && name.split('.').all(|label| {
+                        !label.is_empty()
+                            && label.len() <= 63
+                            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                    }));
+            if !plain {
+                problem(
+                    &format!("server.public_hosts[{i}]"),
+                    format!("{host:?} is not a host name, an IP address or *.name; write it without scheme, port or path"),
+                );
+            }
         }
 
         if let Some(upstream) = &self.upstream {
@@ -1303,6 +1339,18 @@ impl Config {
         let Some(login) = &self.login else { return };
         if let Err(message) = validate_https_url(&login.public_url, false) {
             problem("login.public_url", message);
+        } else if let Some(hosts) = self.public_hosts() {
+            // Every link nymgate hands out names public_url: a host it would then refuse with
+            // 421 breaks every login.
+            let host = login.public_url.split("://").nth(1).unwrap_or("").split(['/', '?', '#']).next();
+            if !host.is_some_and(|h| hosts.allows(h)) {
+                problem(
+                    "login.public_url",
+                    "its host is not one of server.public_hosts (or, with none listed, a name of the \
+                     TLS certificate): add it there"
+                        .into(),
+                );
+            }
         }
         if let Some(source) = &login.seal_secret {
             validate_secret_source(source, "login.seal_secret", problem);

@@ -637,14 +637,20 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 ) -> String {
     match error {
         openidconnect::RequestTokenError::ServerResponse(response) => {
-            // The standard error code only (RFC 6749 §5.2), e.g. invalid_grant for a replayed code.
-            serde_json::to_value(response)
+            // The standard error code only (RFC 6749 §5.2), e.g. invalid_grant for a replayed
+            // code, and only as nymgate's own spelling of it: the IdP chose these bytes, and
+            // an IdP that puts the user's email in `error` must not write it into the log.
+            let code = serde_json::to_value(response)
                 .ok()
-                .and_then(|v| v.get("error").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or_else(|| "error response".into())
+                .and_then(|v| {
+                    v.get("error").and_then(Value::as_str).map(crate::pseudonym::vocabulary::oauth_error)
+                })
+                .unwrap_or(crate::pseudonym::vocabulary::OTHER);
+            format!("error response: {code}")
         }
         openidconnect::RequestTokenError::Request(e) => e.to_string(),
-        openidconnect::RequestTokenError::Parse(e, _) => format!("unparsable token response at {}", e.path()),
+        // Not the JSON path of the failure: its keys are the IdP's.
+        openidconnect::RequestTokenError::Parse(..) => "unparsable token response".into(),
         openidconnect::RequestTokenError::Other(_) => "unexpected token response".into(),
     }
 }

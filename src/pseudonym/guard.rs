@@ -37,7 +37,8 @@
 //! name is "Anna" cannot log in to a tenant whose school code is `annaskolan`, nor a pupil named
 //! "Holm" where a value contains `stockholm`, nor a "Per" where a code is `per-albin`. A tenant sees
 //! such a refusal as a failed login with the audit reason `guard_tripped`, the claim (`school`,
-//! `municipality`, `tenant`, `role`) and the detector (`identifying_value`, `email`, `phone`,
+//! `municipality`, `role`; the tenant id, from nymgate's own config, goes through the detectors
+//! only) and the detector (`identifying_value`, `email`, `phone`,
 //! `se_personnummer`, `fi_hetu`, `no_fodselsnummer`, `dk_cpr`), counted in
 //! `nymgate_guard_trips_total` and alerted on; never the value. The fix is the tenant's map: map
 //! the school to a code that is not a word (the Skolverket unit code) instead of a name.

@@ -29,6 +29,7 @@ pub mod guard;
 pub mod identity;
 pub mod keyring;
 pub mod policy;
+pub mod vocabulary;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -317,13 +318,27 @@ impl Pseudonymizer {
         if let Some(municipality) = &mapped.municipality {
             guard.check("municipality", municipality)?;
         }
-        guard.check("tenant", tenant_id)?;
+        // The tenant id comes from nymgate's config, not the IdP, and is the same for every
+        // pupil of the school: it cannot carry a pupil's value, so it is run through the
+        // detectors only. Fragments would refuse a pupil named "Holm" at `stockholm-skola`.
+        if let Some(detector) = guard::detect_personal_pattern(&guard::normalize(tenant_id)) {
+            return Err(GuardTrip { claim: "tenant", detector }.into());
+        }
 
+        // Names the IdP chose: written only as the vocabulary's own names or `other`, since
+        // they reach the log line of the login and the transparency page (vocabulary.rs).
         let mut removed: Vec<String> = identity
             .attributes()
             .iter()
-            .map(|a| a.friendly_name.clone().unwrap_or_else(|| a.name.clone()))
-            .filter(|name| !PROTOCOL_CLAIMS.contains(&name.as_str()))
+            .filter(|a| !PROTOCOL_CLAIMS.contains(&a.name.as_str()))
+            .map(|a| {
+                let by_name = vocabulary::claim_name(&a.name);
+                let name = match (by_name, &a.friendly_name) {
+                    (vocabulary::OTHER, Some(friendly)) => vocabulary::claim_name(friendly),
+                    _ => by_name,
+                };
+                name.to_owned()
+            })
             .collect();
         removed.sort();
         removed.dedup();

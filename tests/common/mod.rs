@@ -44,7 +44,11 @@ impl Gateway {
 
     /// As [`Gateway::start`], in a folder the test has already put files in.
     pub async fn start_in(dir: tempfile::TempDir, extra: &str) -> Gateway {
-        let files = nymgate::certs::generate_dev_certs(&dir.path().join("certs"), &[]).unwrap();
+        // learn.example, the host the raw-request tests name, is one of the certificate's names and
+        // so one of nymgate's public hosts (public_hosts.rs).
+        let files =
+            nymgate::certs::generate_dev_certs(&dir.path().join("certs"), &["learn.example".to_owned()])
+                .unwrap();
         let text = format!(
             "[server]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\n{extra}\n"
         );

@@ -6,7 +6,8 @@
 //   POST /__test/rotate            new signing key; JWKS publishes new and old
 //   POST /__test/tamper {mode}     the next token response carries a tampered ID token
 //   POST /__test/userinfo_sub {sub} the next userinfo response claims another subject
-//   POST /__test/fail {path, status} the next request to `path` gets `status` and an OAuth error
+//   POST /__test/fail {path, status, error?, error_description?} the next request to `path`
+//                                  gets `status` and an OAuth error (these, when given)
 //   POST /__test/issuer {issuer}   the provider names another issuer in its metadata and tokens
 //   tamper mode "drop_id_token"    the next token response has no ID token
 import { readFileSync } from 'node:fs';
@@ -182,10 +183,12 @@ const server = https.createServer(
       return;
     }
     if (failNext && new URL(req.url, 'https://localhost').pathname === failNext.path) {
-      const { status } = failNext;
+      const { status, error, error_description } = failNext;
       failNext = null;
       res.writeHead(status, { 'content-type': 'application/json' });
-      res.end(JSON.stringify({ error: status >= 500 ? 'server_error' : 'invalid_grant' }));
+      const answer = { error: error ?? (status >= 500 ? 'server_error' : 'invalid_grant') };
+      if (error_description) answer.error_description = error_description;
+      res.end(JSON.stringify(answer));
       return;
     }
     provider.callback()(req, res);
