@@ -293,10 +293,10 @@ async fn route(
     // nymgate's own before anything is forwarded, or is refused.
     let intercepted = gateway.login.as_ref().and_then(|l| Some((l, l.intercepted_sp(&canonical)?)));
     let body = match intercepted {
-        Some((login, sp)) => {
+        Some((login, (sp, acs_path))) => {
             let ctx = login_ctx();
             match Box::pin(login.intercept(&sp, &parts, incoming, &ctx)).await {
-                Ok(form) => RequestBody::Replaced(form),
+                Ok(form) => RequestBody::Replaced(form, acs_path),
                 Err(response) => return (RouteClass::Login, Ok(response)),
             }
         }
@@ -331,11 +331,12 @@ async fn route(
     // 4. Forward.
     let incoming = match body {
         RequestBody::Client(incoming) => incoming,
-        RequestBody::Replaced(form) => {
+        RequestBody::Replaced(form, acs_path) => {
             // nymgate's form, whole: framed by its length, whatever the client's was, and sent
-            // to the ACS path alone (no query: nymgate vouches for its own form only).
+            // to the configured ACS path, without a query: nymgate vouches for its own form at
+            // that destination only, not for the spelling or the parameters the browser used.
             let mut uri = http::uri::Parts::from(std::mem::take(&mut parts.uri));
-            uri.path_and_query = uri.path_and_query.and_then(|pq| pq.path().parse().ok());
+            uri.path_and_query = acs_path.parse().ok();
             parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
             let headers = &mut parts.headers;
             headers.remove(header::TRANSFER_ENCODING);
@@ -376,7 +377,8 @@ fn not_found() -> Response<Body> {
 /// A request's body toward the platform: the client's, streamed, or nymgate's replacement.
 enum RequestBody {
     Client(Incoming),
-    Replaced(bytes::Bytes),
+    /// The form nymgate made, and the intercepted ACS's configured path it goes to.
+    Replaced(bytes::Bytes, String),
 }
 
 /// The `Upgrade` value of an HTTP/1.1 request that asks for one in `Connection` too.

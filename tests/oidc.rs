@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::login::{Options, World, ALICE, PLATFORM_CLIENT};
+use common::login::{alice_sub, Options, World, ALICE, PLATFORM_CLIENT};
 use serde_json::{json, Value};
 
 /// Alice's account number as nymgate must compute it, independently of the login path.
@@ -534,4 +534,117 @@ fn nymgate_cookies_never_reach_the_platform_with_the_provider_output() {
     let seen: nymgate::echo::Echo = serde_json::from_str(out.trim()).unwrap();
     let cookie = seen.headers.iter().find(|(k, _)| k == "cookie").map(|(_, v)| v.as_str());
     assert_eq!(cookie, Some("theme=dark"), "{out}");
+}
+
+/// A small deterministic generator: the same numbers every run, spread over the class.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+    fn date(&mut self) -> (u64, u64, u64) {
+        (1 + self.below(28), 1 + self.below(12), self.below(100))
+    }
+}
+
+/// Valid national identity numbers, each as digit groups (date part, rest) so that every
+/// separator of the class can be put between them; check digits computed here, apart from the
+/// guard's own code.
+fn national_ids(rng: &mut Lcg) -> Vec<(&'static str, String, String)> {
+    let digits = |s: &str| s.bytes().map(|b| u32::from(b - b'0')).collect::<Vec<_>>();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        // Swedish personnummer (Luhn over YYMMDDNNN), and samordningsnummer (day + 60).
+        let (d, m, y) = rng.date();
+        let day = if rng.below(2) == 0 { d } else { d + 60 };
+        let body = format!("{y:02}{m:02}{day:02}{:03}", rng.below(1000));
+        let sum: u32 = digits(&body)
+            .iter()
+            .enumerate()
+            .map(|(i, d)| {
+                if i % 2 == 0 {
+                    let x = d * 2;
+                    x / 10 + x % 10
+                } else {
+                    *d
+                }
+            })
+            .sum();
+        let check = (10 - sum % 10) % 10;
+        out.push(("se", body[..6].to_owned(), format!("{}{check}", &body[6..])));
+        // Norwegian fødselsnummer, two mod-11 check digits (a draw that needs a 10 is redrawn).
+        loop {
+            let (d, m, y) = rng.date();
+            let body = format!("{d:02}{m:02}{y:02}{:03}", rng.below(1000));
+            let k = |w: &[u32], ds: &[u32]| match 11 - w.iter().zip(ds).map(|(a, b)| a * b).sum::<u32>() % 11
+            {
+                11 => Some(0),
+                10 => None,
+                k => Some(k),
+            };
+            let mut ds = digits(&body);
+            let Some(k1) = k(&[3, 7, 6, 1, 8, 9, 4, 5, 2], &ds) else { continue };
+            ds.push(k1);
+            let Some(k2) = k(&[5, 4, 3, 2, 7, 6, 5, 4, 3, 2], &ds) else { continue };
+            out.push(("no", body[..6].to_owned(), format!("{}{k1}{k2}", &body[6..])));
+            break;
+        }
+        // Danish CPR: a date and four digits.
+        let (d, m, y) = rng.date();
+        out.push(("dk", format!("{d:02}{m:02}{y:02}"), format!("{:04}", rng.below(10_000))));
+        // Finnish henkilötunnus: DDMMYY, the century sign, ZZZ and the mod-31 check character.
+        let (d, m, y) = rng.date();
+        let zzz = 2 + rng.below(897);
+        let n: u64 = format!("{d:02}{m:02}{y:02}{zzz:03}").parse().unwrap();
+        let check = b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(n % 31) as usize] as char;
+        let century = ["-", "A", "+"][rng.below(3) as usize];
+        out.push(("fi", format!("{d:02}{m:02}{y:02}{century}"), format!("{zzz:03}{check}")));
+    }
+    out
+}
+
+/// issue 25, "The guard by class": a tenant whose map copies the IdP's school code lets through
+/// no national identity number of any Nordic format in any separator form a person or system
+/// writes, no phone number in common punctuation and no fragment of the login's own values; each
+/// such login fails closed with guard_tripped and names only the claim.
+#[test]
+fn guard_national_ids_in_every_separator_form_through_the_real_idp() {
+    // Every dash and space a directory or a person writes between the date and the rest.
+    let separators = [
+        "", "-", "+", " ", " - ", "\u{2010}", "\u{2011}", "\u{2013}", "\u{2014}", "\u{2212}", "\u{00a0}",
+        "\u{202f}",
+    ];
+    let mut rng = Lcg(25);
+    let mut codes = Vec::new();
+    for (kind, date, rest) in national_ids(&mut rng) {
+        // The Finnish century sign is the separator itself.
+        let separator =
+            if kind == "fi" { "" } else { separators[rng.below(separators.len() as u64) as usize] };
+        codes.push(format!("{date}{separator}{rest}"));
+    }
+    // Phones in common punctuation.
+    codes.extend(
+        ["+46 (0)70-123 45 67", "(070) 123 45 67", "070.123.45.67", "0047 912 34 567"].map(String::from),
+    );
+    // Fragments of the login's own values: the email's local part, a name token in another case
+    // and inside a longer code.
+    codes.extend(["alice.andersson", "ANDERSSON", "klass-andersson-7b"].map(String::from));
+    let world =
+        World::start(Options { provider: false, copied_school_codes: codes.clone(), ..Options::default() });
+    for code in &codes {
+        world.idp.hook(&world, "claim", json!({"user": alice_sub(), "name": "school_code", "value": code}));
+        let page = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+        assert_eq!(page["status"], 403, "{code:?} passed the guard: {page}");
+        let audit = world.last_login();
+        assert_eq!(
+            (audit["reason"].as_str(), audit["claim"].as_str()),
+            (Some("guard_tripped"), Some("school")),
+            "{code:?}"
+        );
+        let text = format!("{}{}", world.log(), world.file("audit.log"));
+        assert!(!text.contains(code.as_str()), "{code:?} reached nymgate's log or audit log");
+    }
+    world.assert_no_personal_values(&[]);
 }

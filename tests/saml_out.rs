@@ -471,3 +471,137 @@ fn refused_authn_requests_are_audited_with_their_reason() {
     assert_eq!(get_status(&world, &world.url("/nymgate/idp/continue?request=forged&tenant=school-a")), 400);
     assert_eq!(reason(&world), "bad_sp_request");
 }
+
+/// One request from a browser-like client (node's fetch), by any method, with a body as given.
+fn send(world: &World, method: &str, url: &str, content_type: &str, body: &str) -> (u16, String) {
+    let path = world.dir.path().join("send-body.txt");
+    std::fs::write(&path, body).unwrap();
+    let has_body = !matches!(method, "GET" | "HEAD");
+    let out = world.node_eval(&format!(
+        r#"import {{ readFileSync }} from 'node:fs';
+const body = {has_body} ? readFileSync({path:?}, 'utf8') : undefined;
+const r = await fetch({url:?}, {{method: {method:?}, redirect: 'manual', body, headers: {{'content-type': {content_type:?}}}}});
+console.log(JSON.stringify({{status: r.status, body: await r.text()}}));"#,
+        path = path.to_str().unwrap(),
+    ));
+    let v: Value = serde_json::from_str(out.trim()).unwrap_or_else(|_| panic!("no answer: {out}"));
+    (v["status"].as_u64().unwrap() as u16, v["body"].as_str().unwrap().to_owned())
+}
+
+fn deflate_base64(xml: &str) -> String {
+    use base64::Engine;
+    use std::io::Write;
+    let mut encoder = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(xml.as_bytes()).unwrap();
+    base64::engine::general_purpose::STANDARD.encode(encoder.finish().unwrap())
+}
+
+fn form_encode(pairs: &[(&str, &str)]) -> String {
+    let mut form = openidconnect::url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        form.append_pair(name, value);
+    }
+    form.finish()
+}
+
+/// issue 25, "Interception by exact path and by method": a school's signed response sent to
+/// the intercepted ACS under any spelling of its path is verified and replaced (node-saml, which
+/// trusts only nymgate's key, accepts what arrives); sent by any other method, in a query
+/// (plain or deflated), as an artifact, or in the query beside a good form, it is refused and
+/// nothing of it reaches the platform, whose every received request is scanned.
+#[test]
+fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
+    use base64::Engine;
+    let platform = InterceptedPlatform::start();
+    let world = World::start(Options {
+        saml: Some(SamlIdpKind::Samlify),
+        saml_out: true,
+        upstream: Some(platform.url.clone()),
+        ..Options::default()
+    });
+    let idp_cert = std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap();
+    let configure = serde_json::json!({
+        "idp_cert": idp_cert,
+        "entity_id": common::login::SAML_INTERCEPTED,
+        "acs_url": world.url("/saml/acs"),
+        "sso_url": world.url("/nymgate/idp/sso"),
+    });
+    assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    let fresh = || {
+        let id = platform.call(&world, "GET", "/start", None)["id"].as_str().unwrap().to_owned();
+        school_response_to_platform(&world, &id, "both")
+    };
+    let form = "application/x-www-form-urlencoded";
+
+    // Every spelling of the path: verified and replaced, and what the platform accepted is
+    // nymgate's response.
+    let spellings = [
+        "/saml/acs/",
+        "/SAML/ACS",
+        "//saml//acs",
+        "/saml/./acs",
+        "/x/../saml/acs",
+        "/saml/%61cs",
+        "/saml/acs;jsessionid=1",
+    ];
+    for path in spellings {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(fresh());
+        let (status, body) =
+            send(&world, "POST", &world.url(path), form, &form_encode(&[("SAMLResponse", &encoded)]));
+        assert_eq!(status, 200, "{path}: {body}");
+        let seen: Value = serde_json::from_str(&body).unwrap_or_else(|_| panic!("{path}: {body}"));
+        assert_eq!(seen["ok"], true, "{path}: the platform did not get nymgate's response: {seen}");
+        assert_eq!(world.last_login()["outcome"], "ok", "{path}");
+    }
+
+    // Every other way: refused by nymgate, never forwarded.
+    let xml = fresh();
+    let plain = base64::engine::general_purpose::STANDARD.encode(&xml);
+    let deflated = deflate_base64(&xml);
+    let query = |name: &str, value: &str| form_encode(&[(name, value)]);
+    let good_form =
+        form_encode(&[("SAMLResponse", &base64::engine::general_purpose::STANDARD.encode(fresh()))]);
+    let refused: Vec<(&str, String, &str, String)> = vec![
+        ("GET", format!("/saml/acs?{}", query("SAMLResponse", &plain)), form, String::new()),
+        ("GET", format!("/saml/acs?{}", query("SAMLResponse", &deflated)), form, String::new()),
+        ("GET", format!("/SAML/acs/?{}", query("samlresponse", &plain)), form, String::new()),
+        ("GET", format!("/saml/acs?{}", query("SAMLart", "AAQAAMh48/1oXIM")), form, String::new()),
+        ("POST", "/saml/acs".into(), form, query("SAMLart", "AAQAAMh48/1oXIM")),
+        ("PUT", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
+        ("PATCH", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
+        ("DELETE", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
+        ("POST", format!("/saml/acs?{}", query("SAMLResponse", &plain)), form, good_form.clone()),
+        (
+            "POST",
+            "/saml/acs".into(),
+            "multipart/form-data; boundary=b",
+            format!(
+                "--b\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n{plain}\r\n--b--\r\n"
+            ),
+        ),
+        // The defence in depth on every other path: a response in any query.
+        ("GET", format!("/elsewhere?{}", query("SAMLResponse", &plain)), form, String::new()),
+    ];
+    for (method, path, content_type, body) in &refused {
+        let (status, answer) = send(&world, method, &world.url(path), content_type, body);
+        assert!((400..500).contains(&status), "{method} {path}: {status} {answer}");
+    }
+    let requests = platform.call(&world, "GET", "/requests", None);
+    let requests = requests.as_array().unwrap();
+    assert_eq!(
+        requests.len(),
+        spellings.len(),
+        "only nymgate's replaced responses reached the platform: {requests:?}"
+    );
+    for request in requests {
+        assert_eq!(
+            (request["method"].as_str(), request["url"].as_str()),
+            (Some("POST"), Some("/saml/acs")),
+            "{request}"
+        );
+    }
+    let school = &world.school().entity_id;
+    let text = serde_json::to_string(requests).unwrap();
+    assert!(!text.contains(school.as_str()), "a school's response reached the platform");
+    world.assert_no_personal_values(&[("platform's received requests", &text)]);
+}

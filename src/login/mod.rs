@@ -877,8 +877,12 @@ impl Login {
 
     /// Interception mode (docs/SAML_OUT.md): the entity ID of the platform whose ACS sits at
     /// this path behind nymgate, for a request there by any method and any spelling of the path.
-    pub fn intercepted_sp(&self, path: &crate::target::CanonicalPath) -> Option<String> {
-        Some(self.saml_idp.as_ref()?.intercepting(path)?.entity_id.clone())
+    /// Returns its entity ID and the path of its `acs_url`, which the replaced request is sent
+    /// to whatever spelling the browser used: nymgate vouches for that destination only.
+    pub fn intercepted_sp(&self, path: &crate::target::CanonicalPath) -> Option<(String, String)> {
+        let sp = self.saml_idp.as_ref()?.intercepting(path)?;
+        let acs_path = sp.acs_url.parse::<http::Uri>().ok().map(|uri| uri.path().to_owned())?;
+        Some((sp.entity_id.clone(), acs_path))
     }
 
     /// A school's SAML response posted to the platform's intercepted ACS: verified as nymgate's

@@ -243,6 +243,9 @@ pub struct Options {
     pub explicit_endpoints: bool,
     /// What school-a's policy maps the school code to (a bad policy can leak a value).
     pub school_value: &'static str,
+    /// School codes school-a's policy maps to themselves (a careless map that copies IdP
+    /// values): the guard must stop any of them that is personal.
+    pub copied_school_codes: Vec<String>,
     /// A SAML school (tenant `school-s`) and which IdP it signs in with.
     pub saml: Option<SamlIdpKind>,
     /// `required_signatures` of the SAML tenant.
@@ -292,6 +295,7 @@ impl Default for Options {
             upstream: None,
             explicit_endpoints: false,
             school_value: "school-a-01",
+            copied_school_codes: Vec::new(),
             saml: None,
             saml_required: "either",
             saml_unsolicited: false,
@@ -408,10 +412,19 @@ jwks_refetch_interval = "1s"
 role_from = ["roles"]
 role_map = {{ "Student" = "student", "Teacher" = "teacher" }}
 school_from = ["school_code"]
-school_map = {{ "SCH-A-01" = "{school}" }}
+school_map = {{ "SCH-A-01" = "{school}"{copied} }}
 "#,
                 userinfo = options.userinfo,
                 school = options.school_value,
+                copied = options
+                    .copied_school_codes
+                    .iter()
+                    .map(|code| {
+                        // A JSON string is a TOML basic string (raw UTF-8, `\"` and `\\` escaped).
+                        let code = serde_json::to_string(code).unwrap();
+                        format!(", {code} = {code}")
+                    })
+                    .collect::<String>(),
                 tenant_extra = if id == "school-a" { options.tenant_a } else { "" },
                 oidc_extra = if id == "school-a" { options.oidc_a } else { "" },
             )

@@ -8,6 +8,7 @@
 //   POST /__test/userinfo_sub {sub} the next userinfo response claims another subject
 //   POST /__test/fail {path, status, error?, error_description?} the next request to `path`
 //                                  gets `status` and an OAuth error (these, when given)
+//   POST /__test/claim {user, name, value} the user's claim `name` is `value` from now on
 //   POST /__test/issuer {issuer}   the provider names another issuer in its metadata and tokens
 //   tamper mode "drop_id_token"    the next token response has no ID token
 import { readFileSync } from 'node:fs';
@@ -175,6 +176,10 @@ const server = https.createServer(
       } else if (req.url === '/__test/fail') {
         failNext = body;
         answer = { armed: body.path };
+      } else if (req.url === '/__test/claim') {
+        // The user's claim `name` is `value` from now on (what a school's directory holds).
+        config.users[body.user][body.name] = body.value;
+        answer = { armed: body.name };
       } else if (req.url === '/__test/issuer') {
         provider = buildProvider(body.issuer);
         answer = { armed: body.issuer };

@@ -10,6 +10,8 @@
 //   POST /saml/acs   the form as it arrived: answers {ok, profile, relay_state, xml} or {ok:
 //                    false, error}, and counts it
 //   GET  /received   every ACS body received so far, raw (for the privacy scan)
+//   GET  /requests   every other request received so far, any method and path: {method, url,
+//                    body}, raw (what a school's response sent past nymgate would show up in)
 //
 // Run: node saml_platform_server.mjs [ANY] → prints `ready URL` once listening.
 import { createServer } from 'node:http';
@@ -19,6 +21,7 @@ import { InMemoryCacheProvider } from '@node-saml/node-saml/lib/in-memory-cache-
 
 let saml = null;
 const received = [];
+const requests = [];
 
 async function body(request) {
   const chunks = [];
@@ -58,8 +61,12 @@ const server = createServer(async (request, response) => {
     if (request.method === 'GET' && url.pathname === '/received') {
       return answer(response, 200, received);
     }
+    if (request.method === 'GET' && url.pathname === '/requests') {
+      return answer(response, 200, requests);
+    }
+    const raw = await body(request);
+    requests.push({ method: request.method, url: request.url, body: raw });
     if (request.method === 'POST' && url.pathname === '/saml/acs') {
-      const raw = await body(request);
       received.push(raw);
       const form = new URLSearchParams(raw);
       const xml = Buffer.from(form.get('SAMLResponse') ?? '', 'base64').toString('utf8');
