@@ -39,7 +39,9 @@ impl HostSet {
     }
 
     /// The names of a DER certificate's subjectAltName; an empty set when it has none or does
-    /// not parse (then every request gets 421, and `check` and the start-up log say why).
+    /// not parse. Then every request gets 421 (logged as `unknown_host`); with `[login]`,
+    /// `check`, the start and a config reload refuse `login.public_url` as outside the set, and
+    /// without it nothing warns.
     pub fn from_certificate(der: &[u8]) -> Self {
         Self::new(certificate_names(der).iter().map(String::as_str))
     }

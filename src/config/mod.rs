@@ -814,7 +814,6 @@ impl Config {
         }
     }
 
-    /// Semantic checks that serde can't do. Returns every problem found.
     /// The hosts nymgate answers for, as configured, or else those of the certificate file;
     /// `None` when neither can be read (the certificate's own problem is reported then).
     pub fn public_hosts(&self) -> Option<crate::public_hosts::HostSet> {
@@ -829,6 +828,7 @@ impl Config {
         Some(crate::public_hosts::HostSet::from_certificate(&der))
     }
 
+    /// Semantic checks that serde can't do. Returns every problem found.
     pub fn validate(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut problem =
