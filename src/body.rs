@@ -17,6 +17,8 @@ use http_body_util::{BodyExt, Empty, Full};
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Sleep};
 
+use crate::form_scan::FormScanner;
+
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The body type of every response nymgate sends.
@@ -37,6 +39,9 @@ pub enum BodyFault {
     Timeout,
     #[error("the client's body framing was malformed")]
     Malformed,
+    /// A form field carrying a SAML message outside an intercepted ACS (form_scan.rs).
+    #[error("the client's form carried a SAML response or artifact outside an intercepted ACS")]
+    SamlMessage,
 }
 
 /// Shared record of a body's failure, read by the handler after the upstream call fails.
@@ -54,6 +59,9 @@ pin_project! {
         deadline: Sleep,
         armed: bool,
         fault: FaultCell,
+        // A watch over a form body for SAML messages; `None` for bodies no framework reads as
+        // a form.
+        scan: Option<FormScanner>,
     }
 }
 
@@ -70,7 +78,15 @@ where
             deadline: tokio::time::sleep(gap),
             armed: false,
             fault: FaultCell::default(),
+            scan: None,
         }
+    }
+
+    /// Watches the body as it streams with `scan` (form_scan.rs): a SAML message in it fails
+    /// the body before the chunk that holds it is passed on.
+    pub fn with_form_scan(mut self, scan: Option<FormScanner>) -> Self {
+        self.scan = scan;
+        self
     }
 
     pub fn fault_cell(&self) -> FaultCell {
@@ -124,13 +140,25 @@ where
         match this.inner.poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
                 this.deadline.as_mut().reset(Instant::now() + *this.gap);
+                if let (Some(scan), Some(data)) = (this.scan.as_mut(), frame.data_ref()) {
+                    if scan.feed(data).is_err() {
+                        let _ = this.fault.set(BodyFault::SamlMessage);
+                        return Poll::Ready(Some(Err(Box::new(BodyFault::SamlMessage))));
+                    }
+                }
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => {
                 let _ = this.fault.set(BodyFault::Malformed);
                 Poll::Ready(Some(Err(e.into())))
             }
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                if this.scan.as_mut().is_some_and(|scan| scan.finish().is_err()) {
+                    let _ = this.fault.set(BodyFault::SamlMessage);
+                    return Poll::Ready(Some(Err(Box::new(BodyFault::SamlMessage))));
+                }
+                Poll::Ready(None)
+            }
             Poll::Pending => {
                 ready!(this.deadline.poll(cx));
                 let _ = this.fault.set(BodyFault::Timeout);

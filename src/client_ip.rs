@@ -81,10 +81,23 @@ fn is_port_suffix(s: &str) -> bool {
         .is_some_and(|p| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// An IPv6 address that carries an IPv4 address is that IPv4 address: the IPv4 rule (/24 by
-/// default) applies to it, and no IPv6 prefix keeps it whole. A /48 of a 6to4 address, for one,
-/// is its entire IPv4 address. See [`embedded_ipv4`] for the forms.
+/// The address a socket or a proxy means: IPv4-mapped IPv6 (`::ffff:1.2.3.4`, a dual-stack
+/// socket's form of an IPv4 peer) is that IPv4 address. This form decides trust
+/// (`trusted_proxies`): only the mapped form is the same host, whereas a 6to4, Teredo or ISATAP
+/// address is an IPv6 host anyone with an IPv6 prefix can pick to *look* like any IPv4 address,
+/// a trusted proxy's among them.
 pub fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        v4 => v4,
+    }
+}
+
+/// The form an address is reduced in: an IPv6 address that carries an IPv4 address is that
+/// IPv4 address, so that the IPv4 rule (/24 by default) applies and no IPv6 prefix keeps it
+/// whole (a /48 of a 6to4 address is its entire IPv4 address). See [`embedded_ipv4`] for the
+/// forms. Never used to decide trust (see [`canonical`]).
+pub fn reduction_form(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => embedded_ipv4(v6).map(IpAddr::V4).unwrap_or(ip),
         v4 => v4,
@@ -193,7 +206,7 @@ impl fmt::Debug for ReducedIp {
 
 /// Zeroes the host bits of `ip` beyond `prefix`.
 pub fn truncate(ip: IpAddr, v4_prefix: u8, v6_prefix: u8) -> IpAddr {
-    match canonical(ip) {
+    match reduction_form(ip) {
         IpAddr::V4(v4) => {
             let mask = u32::MAX.checked_shl(32 - u32::from(v4_prefix.min(32))).unwrap_or(0);
             IpAddr::V4(Ipv4Addr::from(u32::from(v4) & mask))
@@ -231,7 +244,7 @@ impl IpReducer {
             IpMode::Hash => {
                 // Of an address whose IPv4 part cannot be located, only what truncation would
                 // keep enters the hash (the same token for the whole local-use NAT64 /48).
-                let bytes = match canonical(ip) {
+                let bytes = match reduction_form(ip) {
                     IpAddr::V4(v4) => v4.octets().to_vec(),
                     IpAddr::V6(v6) if ipv6_prefix_cap(v6) < 128 => match truncate(ip, 32, 128) {
                         IpAddr::V6(net) => net.octets().to_vec(),
@@ -400,6 +413,18 @@ mod tests {
             let reduced = truncate(IpAddr::V6(v6), 24, v6_prefix);
             proptest::prop_assert_eq!(reduced, truncate(IpAddr::V6(v6), 24, v6_prefix.min(48)));
         }
+    }
+
+    /// An IPv6 client that picks an address embedding a trusted proxy's IPv4 address (ISATAP,
+    /// 6to4, Teredo, compatible) is not that proxy: its X-Forwarded-For is ignored.
+    #[test]
+    fn an_embedded_ipv4_address_never_makes_a_client_a_trusted_proxy() {
+        for spoof in ["2a00:1450::5efe:10.0.0.1", "2002:a00:1::1", "2001:0:1:2:0:0:f5ff:fffe", "::10.0.0.1"] {
+            let got = resolve(spoof, &["203.0.113.9"], &["10.0.0.0/8"]);
+            assert_eq!(got, ip(spoof), "{spoof} was trusted");
+        }
+        // The mapped form of a trusted proxy's own address is that proxy.
+        assert_eq!(resolve("::ffff:10.0.0.1", &["203.0.113.9"], &["10.0.0.0/8"]), ip("203.0.113.9"));
     }
 
     #[test]

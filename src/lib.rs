@@ -46,6 +46,7 @@ pub mod config;
 pub mod conn_io;
 pub mod demo;
 pub mod echo;
+pub mod form_scan;
 pub mod framing;
 pub mod loadtest;
 pub mod login;

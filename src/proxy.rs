@@ -129,6 +129,7 @@ impl ProxyError {
             ProxyError::BadRequest(RequestFault::UnknownHost) => StatusCode::MISDIRECTED_REQUEST,
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::Malformed) => StatusCode::BAD_REQUEST,
+            ProxyError::ClientBody(BodyFault::SamlMessage) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::Timeout) => StatusCode::REQUEST_TIMEOUT,
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
@@ -141,6 +142,7 @@ impl ProxyError {
         match self {
             ProxyError::BadRequest(fault) => fault.reason(),
             ProxyError::ClientBody(BodyFault::Malformed) => "malformed_body",
+            ProxyError::ClientBody(BodyFault::SamlMessage) => "saml_message_outside_acs",
             ProxyError::ClientBody(BodyFault::Timeout) => "body_timeout",
             ProxyError::PayloadTooLarge => "body_too_large",
             ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
@@ -303,7 +305,7 @@ async fn route(
         None => {
             // Defence in depth on every other path: a SAML message in a query string is a
             // school's login response (or an artifact for one) on its way past the verifier.
-            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, crate::login::SAML_MESSAGES)) {
+            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, crate::target::SAML_MESSAGES)) {
                 return (class, Err(RequestFault::SamlMessage.into()));
             }
             RequestBody::Client(incoming)
@@ -352,7 +354,14 @@ async fn route(
             return (class, result);
         }
     };
-    let mut body = Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout));
+    // Defence in depth (form_scan.rs): a form body is watched for a school's SAML response as
+    // it streams. The Content-Type was read before sanitize, which keeps it as the client sent.
+    let scan = crate::form_scan::FormScanner::for_content_type(
+        parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
+    );
+    let scan = scan.filter(|_| !incoming_is_empty(&incoming));
+    let mut body =
+        Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout).with_form_scan(scan));
     if let Err(fault) = body.as_mut().prime().await {
         return (class, Err(ProxyError::ClientBody(fault)));
     }
@@ -365,6 +374,12 @@ async fn route(
         }
     };
     (class, result)
+}
+
+/// A body known to be empty (GET without one, Content-Length: 0) needs no watching.
+fn incoming_is_empty(incoming: &Incoming) -> bool {
+    use http_body::Body as _;
+    incoming.is_end_stream()
 }
 
 /// 404 for a nymgate path when no login is configured.

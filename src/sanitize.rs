@@ -423,15 +423,11 @@ fn remove_listed(headers: &mut HeaderMap, lists: &[&[HeaderName]]) {
     }
 }
 
-/// Whether a `Set-Cookie` value sets one of nymgate's own cookies. The name is compared
-/// case-insensitively with its `__Host-`/`__Secure-` prefix taken off (RFC 6265bis §4.1.3:
-/// browsers match those prefixes case-insensitively), so no spelling of `__Host-nymgate-session`
-/// gets through; every cookie whose name starts `nymgate` is nymgate's.
+/// Whether a `Set-Cookie` value sets one of nymgate's own cookies
+/// ([`crate::target::is_own_cookie_name`]).
 pub fn sets_own_cookie(set_cookie: &[u8]) -> bool {
     let pair = set_cookie.split(|b| *b == b';').next().unwrap_or_default();
-    let name = pair.split(|b| *b == b'=').next().unwrap_or_default().trim_ascii().to_ascii_lowercase();
-    let name = name.strip_prefix(b"__host-").or_else(|| name.strip_prefix(b"__secure-")).unwrap_or(&name);
-    name.starts_with(b"nymgate")
+    crate::target::is_own_cookie_name(pair.split(|b| *b == b'=').next().unwrap_or_default())
 }
 
 /// Response headers for the client: hop-by-hop removed; for a completed upgrade (101) the

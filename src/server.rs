@@ -168,6 +168,7 @@ impl RunningServer {
             tasks.push(tokio::spawn(serve_redirect(
                 listener,
                 https_port,
+                gateway.clone(),
                 metrics.clone(),
                 phase.subscribe(),
             )));
@@ -862,13 +863,15 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
 async fn serve_redirect(
     listener: TcpListener,
     https_port: u16,
+    gateway: GatewaySlot,
     metrics: Arc<Metrics>,
     phase: watch::Receiver<Phase>,
 ) {
     serve_plain(listener, phase, move |req: Request<Incoming>| {
         let metrics = metrics.clone();
+        let gateway = gateway.current();
         async move {
-            let response = redirect_response(&req, https_port);
+            let response = redirect_response(&req, https_port, &gateway.public_hosts);
             metrics.request(RouteClass::Redirect, response.status());
             response
         }
@@ -876,7 +879,13 @@ async fn serve_redirect(
     .await
 }
 
-fn redirect_response(req: &Request<Incoming>, https_port: u16) -> Response<Body> {
+/// A redirect only to one of nymgate's public hosts (public_hosts.rs): a redirect to any Host
+/// the client names would send a browser wherever a link's author chose.
+fn redirect_response(
+    req: &Request<Incoming>,
+    https_port: u16,
+    hosts: &crate::proxy::PublicHosts,
+) -> Response<Body> {
     if req.uri().path() == "/healthz" {
         return text_response(StatusCode::OK, "ok\n");
     }
@@ -890,6 +899,9 @@ fn redirect_response(req: &Request<Incoming>, https_port: u16) -> Response<Body>
     let Ok(host) = crate::sanitize::validated_host(&parts) else {
         return text_response(StatusCode::BAD_REQUEST, "400 Bad Request\n");
     };
+    if !hosts.allows(&host) {
+        return text_response(StatusCode::MISDIRECTED_REQUEST, "421 Misdirected Request\n");
+    }
     let hostname = match host.rsplit_once(':') {
         Some((name, port))
             if !name.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.ends_with(']') =>

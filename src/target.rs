@@ -24,6 +24,11 @@
 
 use unicode_normalization::UnicodeNormalization;
 
+/// Query and form parameter names (canonical) that carry a SAML protocol message with a school's
+/// identity in it: a Response (HTTP-POST or HTTP-Redirect binding) or an artifact that resolves
+/// to one (SAML Bindings §3.4-3.6). None reaches the platform unverified.
+pub const SAML_MESSAGES: &[&str] = &["samlresponse", "samlart"];
+
 /// Rounds of percent-decoding at most: enough for any double or triple encoding a chain of
 /// decoders applies; a path that still changes after that is read as its last round.
 const MAX_DECODE_ROUNDS: usize = 4;
@@ -52,7 +57,7 @@ pub struct Unsettled;
 
 /// The decision form of a path (the part of a request target before `?`).
 pub fn canonical_path(raw: &str) -> Result<CanonicalPath, Unsettled> {
-    let decoded = fold(&decode_repeatedly(raw.as_bytes(), false).ok_or(Unsettled)?);
+    let decoded = settle(raw, false).ok_or(Unsettled)?;
     let mut segments: Vec<&str> = Vec::new();
     // `\` is a separator to IIS, some Java containers and Windows-hosted frameworks.
     for segment in decoded.split(['/', '\\']) {
@@ -99,9 +104,8 @@ pub fn canonical_param(raw_name: &str) -> CanonicalParam {
     // A name still encoded after every round is read as it is: it then matches no rule's
     // plain name, and names (unlike paths) are not refused for it, since the value is what a
     // rule protects and the whole pair is what a drop rule removes.
-    let decoded = decode_repeatedly(raw_name.as_bytes(), true)
-        .unwrap_or_else(|| String::from_utf8_lossy(raw_name.as_bytes()).into_owned());
-    let name = fold(&decoded).trim().to_owned();
+    let decoded = settle(raw_name, true).unwrap_or_else(|| fold(raw_name));
+    let name = decoded.trim().to_owned();
     let keys = name
         .split(['[', ']', '.'])
         .map(str::trim)
@@ -157,6 +161,17 @@ pub fn query_has(query: &str, rules: &[&str]) -> bool {
     })
 }
 
+/// Whether a cookie name is one of nymgate's own (`__Host-nymgate-session`, the flow and school
+/// cookies): compared without letter case and without its `__Host-`/`__Secure-` prefix
+/// (RFC 6265bis §4.1.3: browsers match those prefixes case-insensitively), so that every
+/// cookie whose name starts `nymgate` is nymgate's, however it is spelled. Decides both which
+/// cookies a request carries on to the platform and which `Set-Cookie` the platform may send.
+pub fn is_own_cookie_name(name: &[u8]) -> bool {
+    let name = name.trim_ascii().to_ascii_lowercase();
+    let name = name.strip_prefix(b"__host-").or_else(|| name.strip_prefix(b"__secure-")).unwrap_or(&name);
+    name.starts_with(b"nymgate")
+}
+
 /// NFKC (fullwidth and compatibility letters read as their plain forms) and lowercase.
 fn fold(text: &str) -> String {
     if text.is_ascii() {
@@ -165,15 +180,19 @@ fn fold(text: &str) -> String {
     text.nfkc().collect::<String>().to_lowercase()
 }
 
-/// Percent-decodes until nothing changes; `None` when it still changes after
-/// [`MAX_DECODE_ROUNDS`] rounds. `plus_is_space` for form-encoded names (first round only: a
-/// `%2B` is a literal plus). Bytes that are not UTF-8 become U+FFFD: they match no rule.
-fn decode_repeatedly(input: &[u8], plus_is_space: bool) -> Option<String> {
-    let mut current = input.to_vec();
+/// Percent-decodes and folds until nothing changes; `None` when it still changes after
+/// [`MAX_DECODE_ROUNDS`] rounds. Folding is inside the loop because it can make escapes: NFKC
+/// reads a fullwidth `％` as `%`, so `/％6eymgate` is `/%6eymgate` and then `/nymgate` to a
+/// framework that normalizes before it decodes. `plus_is_space` for form-encoded names (first
+/// round only: a `%2B` is a literal plus). Bytes that are not UTF-8 become U+FFFD: they match
+/// no rule.
+fn settle(input: &str, plus_is_space: bool) -> Option<String> {
+    let mut current = input.to_owned();
     for round in 0..=MAX_DECODE_ROUNDS {
-        let next = percent_decode(&current, plus_is_space && round == 0);
+        let decoded = percent_decode(current.as_bytes(), plus_is_space && round == 0);
+        let next = fold(&String::from_utf8_lossy(&decoded));
         if next == current {
-            return Some(String::from_utf8_lossy(&current).into_owned());
+            return Some(current);
         }
         current = next;
     }

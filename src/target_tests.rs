@@ -75,7 +75,7 @@ proptest! {
     }
 
     #[test]
-    fn canonical_form_is_a_fixed_point(raw in "[ -~]{0,40}") {
+    fn canonical_form_is_a_fixed_point(raw in "(\\PC|%[0-9a-fA-F]{2}|％|／|．){0,40}") {
         let Ok(once) = canonical_path(&raw) else { return Ok(()) };
         prop_assert_eq!(canonical_path(once.as_str()).unwrap(), once.clone());
         prop_assert!(once.as_str().starts_with('/'));
@@ -135,6 +135,8 @@ fn named_spellings_of_an_acs_path() {
         "/saml/acs%2F",
         "/ｓａｍｌ/acs",
         "/saml/..;/saml/acs",
+        "/saml/％61cs",
+        "/saml／acs",
     ] {
         assert_eq!(canonical_path(spelled).unwrap(), acs, "{spelled}");
     }

@@ -422,6 +422,15 @@ async fn plain_http_only_redirects_to_https() {
     )
     .await;
     assert!(reply.starts_with("HTTP/1.1 400"), "{reply}");
+    // A redirect goes only to one of nymgate's public hosts, never to one the client names.
+    let mut tcp = tokio::net::TcpStream::connect(plain).await.unwrap();
+    let reply = raw_exchange(
+        &mut tcp,
+        b"GET /login HTTP/1.1\r\nHost: evil.example\r\nConnection: close\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    assert!(reply.starts_with("HTTP/1.1 421") && !reply.contains("evil.example"), "{reply}");
     assert_eq!(plain_get(plain, "/healthz").await.0, 200);
 }
 

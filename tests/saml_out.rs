@@ -561,16 +561,66 @@ fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
     let query = |name: &str, value: &str| form_encode(&[(name, value)]);
     let good_form =
         form_encode(&[("SAMLResponse", &base64::engine::general_purpose::STANDARD.encode(fresh()))]);
-    let refused: Vec<(&str, String, &str, String)> = vec![
-        ("GET", format!("/saml/acs?{}", query("SAMLResponse", &plain)), form, String::new()),
-        ("GET", format!("/saml/acs?{}", query("SAMLResponse", &deflated)), form, String::new()),
-        ("GET", format!("/SAML/acs/?{}", query("samlresponse", &plain)), form, String::new()),
-        ("GET", format!("/saml/acs?{}", query("SAMLart", "AAQAAMh48/1oXIM")), form, String::new()),
-        ("POST", "/saml/acs".into(), form, query("SAMLart", "AAQAAMh48/1oXIM")),
-        ("PUT", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
-        ("PATCH", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
-        ("DELETE", "/saml/acs".into(), form, query("SAMLResponse", &plain)),
-        ("POST", format!("/saml/acs?{}", query("SAMLResponse", &plain)), form, good_form.clone()),
+    // (method, path, content type, body, the login's audited reason; None: not a login, the
+    // proxy's own refusal).
+    let refused: Vec<(&str, String, &str, String, Option<&str>)> = vec![
+        (
+            "GET",
+            format!("/saml/acs?{}", query("SAMLResponse", &plain)),
+            form,
+            String::new(),
+            Some("saml_message_in_query"),
+        ),
+        (
+            "GET",
+            format!("/saml/acs?{}", query("SAMLResponse", &deflated)),
+            form,
+            String::new(),
+            Some("saml_message_in_query"),
+        ),
+        (
+            "GET",
+            format!("/SAML/acs/?{}", query("samlresponse", &plain)),
+            form,
+            String::new(),
+            Some("saml_message_in_query"),
+        ),
+        (
+            "GET",
+            format!("/saml/acs?{}", query("SAMLart", "AAQAAMh48/1oXIM")),
+            form,
+            String::new(),
+            Some("saml_message_in_query"),
+        ),
+        (
+            "POST",
+            "/saml/acs".into(),
+            form,
+            query("SAMLart", "AAQAAMh48/1oXIM"),
+            Some("saml_artifact_not_supported"),
+        ),
+        ("PUT", "/saml/acs".into(), form, query("SAMLResponse", &plain), Some("saml_binding_not_supported")),
+        (
+            "PATCH",
+            "/saml/acs".into(),
+            form,
+            query("SAMLResponse", &plain),
+            Some("saml_binding_not_supported"),
+        ),
+        (
+            "DELETE",
+            "/saml/acs".into(),
+            form,
+            query("SAMLResponse", &plain),
+            Some("saml_binding_not_supported"),
+        ),
+        (
+            "POST",
+            format!("/saml/acs?{}", query("SAMLResponse", &plain)),
+            form,
+            good_form.clone(),
+            Some("saml_message_in_query"),
+        ),
         (
             "POST",
             "/saml/acs".into(),
@@ -578,13 +628,31 @@ fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
             format!(
                 "--b\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n{plain}\r\n--b--\r\n"
             ),
+            Some("missing_saml_response"),
         ),
-        // The defence in depth on every other path: a response in any query.
-        ("GET", format!("/elsewhere?{}", query("SAMLResponse", &plain)), form, String::new()),
+        // The defence in depth on every other path: a response in any query, or in a form body
+        // of any encoding (form_scan.rs).
+        ("GET", format!("/elsewhere?{}", query("SAMLResponse", &plain)), form, String::new(), None),
+        ("POST", "/elsewhere".into(), form, query("SAMLResponse", &plain), None),
+        ("POST", "/elsewhere".into(), "text/plain", format!("SAMLResponse={plain}"), None),
+        (
+            "POST",
+            "/elsewhere".into(),
+            "multipart/form-data; boundary=b",
+            format!(
+                "--b\r\nContent-Disposition: form-data; name=\"SAMLResponse\"\r\n\r\n{plain}\r\n--b--\r\n"
+            ),
+            None,
+        ),
     ];
-    for (method, path, content_type, body) in &refused {
+    for (method, path, content_type, body, reason) in &refused {
+        let logins = world.audit().len();
         let (status, answer) = send(&world, method, &world.url(path), content_type, body);
         assert!((400..500).contains(&status), "{method} {path}: {status} {answer}");
+        match reason {
+            Some(reason) => assert_eq!(world.last_login()["reason"], *reason, "{method} {path}"),
+            None => assert_eq!(world.audit().len(), logins, "{method} {path}: not a login"),
+        }
     }
     let requests = platform.call(&world, "GET", "/requests", None);
     let requests = requests.as_array().unwrap();

@@ -53,15 +53,12 @@ use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin};
 use crate::seal::Sealer;
 use crate::secret::Secret;
 use crate::store::{Space, Store, StoreError};
+use crate::target::SAML_MESSAGES;
 use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 
 /// Every nymgate endpoint starts with this.
 pub const PREFIX: &str = "/nymgate";
-/// Query and form parameter names (canonical, target.rs) that carry a SAML protocol message
-/// with a school's identity in it: a Response (HTTP-POST or HTTP-Redirect binding) or an
-/// artifact that resolves to one (SAML Bindings §3.4-3.6). None reaches the platform unverified.
-pub const SAML_MESSAGES: &[&str] = &["samlresponse", "samlart"];
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
 const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.
@@ -923,12 +920,6 @@ impl Login {
             if parts.method != Method::POST {
                 return Err(FlowError::BadRequest("saml_binding_not_supported"));
             }
-            if parts.uri.query().is_some_and(|q| crate::target::query_has(q, SAML_MESSAGES)) {
-                return Err(FlowError::BadRequest("saml_message_in_query"));
-            }
-            if parts.method != Method::POST {
-                return Err(FlowError::BadRequest("saml_binding_not_supported"));
-            }
             let fields =
                 read_form_limited(incoming, ctx, ACS_FORM_LIMIT).await.map_err(|status| match status {
                     StatusCode::PAYLOAD_TOO_LARGE => FlowError::Saml(SamlError::TooLarge),
@@ -1487,7 +1478,10 @@ fn strip_own_cookies(headers: &mut HeaderMap) {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .map(str::trim)
-        .filter(|pair| !pair.is_empty() && !pair.starts_with("__Host-nymgate-"))
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && !crate::target::is_own_cookie_name(name.as_bytes())
+        })
         .map(str::to_owned)
         .collect();
     headers.remove(header::COOKIE);
@@ -1620,6 +1614,10 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("a=1; __Host-nymgate-session=xyz"));
         headers.append(header::COOKIE, HeaderValue::from_static("__Host-nymgate-flow-abc=1; b=2"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("__HOST-Nymgate-session=1; __Secure-nymgate-x=2"),
+        );
         strip_own_cookies(&mut headers);
         assert_eq!(headers.get(header::COOKIE).unwrap(), "a=1; b=2");
         let mut only_ours = HeaderMap::new();
