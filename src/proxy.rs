@@ -120,6 +120,8 @@ pub enum ProxyError {
     UpstreamUnavailable(String),
     #[error("platform did not answer within upstream.response_timeout")]
     UpstreamTimeout,
+    #[error("request body refused: {0}")]
+    Body(crate::form_scan::BodyRefusal),
 }
 
 impl ProxyError {
@@ -134,6 +136,8 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            ProxyError::Body(refusal) if refusal.is_unsupported_media() => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProxyError::Body(_) => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -147,6 +151,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => "body_too_large",
             ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::Body(refusal) => refusal.reason(),
         }
     }
 
@@ -157,7 +162,13 @@ impl ProxyError {
         if matches!(self, ProxyError::BadRequest(RequestFault::UnknownHost)) {
             return false;
         }
-        matches!(self, ProxyError::BadRequest(_) | ProxyError::ClientBody(_) | ProxyError::PayloadTooLarge)
+        matches!(
+            self,
+            ProxyError::BadRequest(_)
+                | ProxyError::ClientBody(_)
+                | ProxyError::PayloadTooLarge
+                | ProxyError::Body(_)
+        )
     }
 }
 
@@ -308,7 +319,21 @@ async fn route(
             if parts.uri.query().is_some_and(|q| crate::target::query_has(q, crate::target::SAML_MESSAGES)) {
                 return (class, Err(RequestFault::SamlMessage.into()));
             }
-            RequestBody::Client(incoming)
+            // ... and in a body (form_scan.rs), watched as it streams; read from the headers as
+            // the client sent them, before sanitize (`Connection: content-type` would remove one).
+            let watch = if incoming_is_empty(&incoming) {
+                None
+            } else {
+                let headers = &parts.headers;
+                match crate::form_scan::FormScanner::for_request(
+                    headers.get_all(header::CONTENT_TYPE).iter().map(HeaderValue::as_bytes),
+                    headers.get_all(header::CONTENT_ENCODING).iter().map(HeaderValue::as_bytes),
+                ) {
+                    Ok(watch) => watch,
+                    Err(refusal) => return (class, Err(ProxyError::Body(refusal))),
+                }
+            };
+            RequestBody::Client(incoming, watch)
         }
     };
 
@@ -331,8 +356,8 @@ async fn route(
     }
 
     // 4. Forward.
-    let incoming = match body {
-        RequestBody::Client(incoming) => incoming,
+    let (incoming, watch) = match body {
+        RequestBody::Client(incoming, watch) => (incoming, watch),
         RequestBody::Replaced(form, acs_path) => {
             // nymgate's form, whole: framed by its length, whatever the client's was, and sent
             // to the configured ACS path, without a query: nymgate vouches for its own form at
@@ -342,6 +367,8 @@ async fn route(
             parts.uri = http::Uri::from_parts(uri).unwrap_or_default();
             let headers = &mut parts.headers;
             headers.remove(header::TRANSFER_ENCODING);
+            // The client's description of its own body does not describe nymgate's form.
+            headers.remove(header::CONTENT_ENCODING);
             headers.insert(header::CONTENT_LENGTH, HeaderValue::from(form.len()));
             headers
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
@@ -354,14 +381,8 @@ async fn route(
             return (class, result);
         }
     };
-    // Defence in depth (form_scan.rs): a form body is watched for a school's SAML response as
-    // it streams. The Content-Type was read before sanitize, which keeps it as the client sent.
-    let scan = crate::form_scan::FormScanner::for_content_type(
-        parts.headers.get(header::CONTENT_TYPE).map(HeaderValue::as_bytes),
-    );
-    let scan = scan.filter(|_| !incoming_is_empty(&incoming));
     let mut body =
-        Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout).with_form_scan(scan));
+        Box::pin(GuardedBody::new(incoming, gateway.limits.body_read_timeout).with_form_scan(watch));
     if let Err(fault) = body.as_mut().prime().await {
         return (class, Err(ProxyError::ClientBody(fault)));
     }
@@ -391,7 +412,8 @@ fn not_found() -> Response<Body> {
 
 /// A request's body toward the platform: the client's, streamed, or nymgate's replacement.
 enum RequestBody {
-    Client(Incoming),
+    /// The client's body, and the watch over it (form_scan.rs) when it has one to watch.
+    Client(Incoming, Option<crate::form_scan::FormScanner>),
     /// The form nymgate made, and the intercepted ACS's configured path it goes to.
     Replaced(bytes::Bytes, String),
 }

@@ -172,29 +172,42 @@ fn is_valid_host(host: &str) -> bool {
 }
 
 /// Identity header families, by prefix of the canonical name: whatever follows the prefix, a
-/// header of the family asserts who the user is (or carries their certificate) to the platform,
-/// and only nymgate may do that. oauth2-proxy (`x-auth-request-*`, `x-forwarded-*`), Azure App
-/// Service (`x-ms-client-principal*`), AWS ALB (`x-amzn-oidc-*`), Google IAP
-/// (`x-goog-authenticated-user-*`, `x-goog-iap-*`), Cloudflare Access (`cf-access-*`),
-/// mod_auth_openidc (`oidc-claim-*`, `oidc-access-token*`), mod_auth_mellon and Shibboleth
-/// (`mellon-*`, `shib-*`), TLS client certificates passed on by a proxy (`x-ssl-client-*`,
-/// `ssl-client-*`, `x-client-cert*`, `x-arr-clientcert`), and nymgate's own namespace.
-static IDENTITY_PREFIXES: [&str; 22] = [
+/// header of the family asserts who the user is (or carries their token or certificate) to the
+/// platform, and only nymgate may do that. oauth2-proxy and Keycloak Gatekeeper (`x-auth-*`,
+/// `x-forwarded-*`), Authelia (`remote-*`), Grafana and Gitea (`x-webauth-*`), authentik,
+/// Pomerium, Vouch, Kong (`x-consumer-*`, `x-userinfo`), WSO2 (`x-jwt-*`), lua-resty-openidc
+/// (`x-id-token`, `x-access-token`), Azure App Service (`x-ms-client-principal*`,
+/// `x-ms-token-*`), AWS ALB (`x-amzn-oidc-*`), Google IAP (`x-goog-*`), Cloudflare Access
+/// (`cf-access-*`), mod_auth_openidc (`oidc-*`), mod_auth_mellon and Shibboleth (`mellon-*`,
+/// `shib-*`), TLS client certificates passed on by a proxy (`x-ssl-client-*`, `ssl-client-*`,
+/// `x-client-cert*`, `x-arr-clientcert`), the `x-user*` and `x-email*` shorthands, and
+/// nymgate's own namespace.
+static IDENTITY_PREFIXES: [&str; 32] = [
     "x-nymgate-",
     "x-forwarded-",
-    "x-auth-request-",
+    "x-auth-",
     "x-authenticated-",
+    "x-authentik-",
+    "x-webauth-",
     "x-remote-",
-    "x-user-",
+    "remote-",
+    "x-user",
     "x-email",
+    "x-token-",
+    "x-id-token",
+    "x-access-token",
+    "x-userinfo",
+    "x-jwt-",
+    "x-consumer-",
+    "x-pomerium-",
+    "x-vouch-",
     "x-ms-client-principal",
+    "x-ms-token-",
     "x-amzn-oidc-",
     "x-goog-authenticated-user-",
     "x-goog-iap-",
     "cf-access-",
-    "oidc-claim-",
-    "oidc-access-token",
-    "oidc-id-token",
+    "oidc-",
     "mellon-",
     "shib-",
     "x-shib-",
@@ -206,9 +219,13 @@ static IDENTITY_PREFIXES: [&str; 22] = [
 
 /// Headers that tell a framework to route, or to take the method, from somewhere other than
 /// the request line and Host nymgate checked (IIS and Symfony `X-Original-URL`/`X-Rewrite-URL`,
-/// method overrides, host overrides). The platform must see what nymgate decided on: always
+/// Envoy's original path, gunicorn's `SCRIPT_NAME` header, method and host overrides). The platform must see what nymgate decided on: always
 /// removed.
-static ROUTING_OVERRIDES: [&str; 10] = [
+static ROUTING_OVERRIDES: [&str; 14] = [
+    "script-name",
+    "path-info",
+    "x-envoy-original-path",
+    "x-original-method",
     "x-original-url",
     "x-rewrite-url",
     "x-original-uri",
@@ -425,9 +442,13 @@ fn remove_listed(headers: &mut HeaderMap, lists: &[&[HeaderName]]) {
 
 /// Whether a `Set-Cookie` value sets one of nymgate's own cookies
 /// ([`crate::target::is_own_cookie_name`]).
+/// A pair without a name (`=__Host-nymgate-session=v`) is read by browsers without RFC 6265bis's
+/// check as that cookie, so every `name=` before the value is checked.
 pub fn sets_own_cookie(set_cookie: &[u8]) -> bool {
     let pair = set_cookie.split(|b| *b == b';').next().unwrap_or_default();
-    crate::target::is_own_cookie_name(pair.split(|b| *b == b'=').next().unwrap_or_default())
+    // Leading `=`s and white space are no name: the first name after them is the cookie's.
+    let start = pair.iter().position(|b| !(*b == b'=' || b.is_ascii_whitespace())).unwrap_or(pair.len());
+    crate::target::is_own_cookie_name(pair[start..].split(|b| *b == b'=').next().unwrap_or_default())
 }
 
 /// Response headers for the client: hop-by-hop removed; for a completed upgrade (101) the
@@ -464,7 +485,7 @@ pub fn sanitize_query(query: &str, policy: &SanitizePolicy, reducer: &IpReducer)
     let mut out = String::with_capacity(query.len());
     for pair in query_pairs(query) {
         let name = canonical_param(pair.name);
-        if policy.drop_query_params.iter().any(|rule| name.matches(rule)) {
+        if crate::target::pair_matches(&pair, &policy.drop_query_params) {
             continue;
         }
         if !out.is_empty() {

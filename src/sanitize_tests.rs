@@ -210,9 +210,11 @@ proptest::proptest! {
         name in proptest::sample::select(vec!["nymgate-session", "nymgate-flow-abc", "nymgate-school"]),
         hows in proptest::collection::vec(proptest::bool::ANY, 1..20),
         space in proptest::bool::ANY,
+        nameless in proptest::bool::ANY,
     ) {
         let name = spell_header(name, &hows).replace('_', "-");
-        let cookie = format!("{}{prefix}{name}=forged; Path=/; Secure", if space { " " } else { "" });
+        let lead = match (space, nameless) { (false, false) => "", (true, false) => " ", (_, true) => "=" };
+        let cookie = format!("{lead}{prefix}{name}=forged; Path=/; Secure");
         let mut headers = HeaderMap::new();
         headers.append(header::SET_COOKIE, HeaderValue::from_str(&cookie).unwrap());
         headers.append(header::SET_COOKIE, HeaderValue::from_static("platform=1; Path=/"));
@@ -238,6 +240,21 @@ fn named_identity_headers_of_common_proxies_go() {
         "X-Original-URL",
         "X-Rewrite-URL",
         "X-HTTP-Method-Override",
+        "X-Auth-Email",
+        "X-WEBAUTH-USER",
+        "Remote-Email",
+        "X-Pomerium-Claim-Email",
+        "X-Vouch-User",
+        "X-Authentik-Email",
+        "X-MS-TOKEN-AAD-ID-TOKEN",
+        "X-Userinfo",
+        "X-Consumer-Username",
+        "X-JWT-Assertion",
+        "X-UserId",
+        "X-Username",
+        "OIDC_userinfo_json",
+        "SCRIPT_NAME",
+        "X-Envoy-Original-Path",
     ] {
         assert!(policy.removes(&name.to_ascii_lowercase()), "{name}");
     }

@@ -42,6 +42,22 @@ impl CanonicalPath {
         &self.0
     }
 
+    /// Whether this path is `route`, or `route` with a format suffix on its last segment
+    /// (`/saml/acs.json`, `/saml/acs.xml`): Rails' optional `(.:format)` and Spring's suffix
+    /// patterns route those to the same action.
+    pub fn routes_to(&self, route: &CanonicalPath) -> bool {
+        if self == route {
+            return true;
+        }
+        match self.0.rsplit_once('/') {
+            Some((_, last)) if last.contains('.') => {
+                let stem = &self.0[..self.0.len() - (last.len() - last.find('.').unwrap_or(last.len()))];
+                stem == route.0
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this path is `prefix` or below it (`prefix` in canonical form, without a
     /// trailing slash): `/nymgate` owns `/nymgate` and `/nymgate/x`, not `/nymgatex`.
     pub fn is_under(&self, prefix: &str) -> bool {
@@ -63,6 +79,15 @@ pub fn canonical_path(raw: &str) -> Result<CanonicalPath, Unsettled> {
     for segment in decoded.split(['/', '\\']) {
         // Path parameters (RFC 3986 §3.3; Java's `;jsessionid=`) belong to their segment only.
         let segment = segment.split(';').next().unwrap_or("");
+        // Windows-hosted servers ignore a segment's trailing dots and spaces and an NTFS stream
+        // name (`acs.`, `acs%20`, `acs::$DATA`); a NUL ends the segment for C-string readers.
+        let segment = segment.split('\0').next().unwrap_or("");
+        let segment = segment.split("::").next().unwrap_or("");
+        let segment = match segment {
+            "." | ".." => segment,
+            s if s.trim_end_matches(['.', ' ']).is_empty() => "",
+            s => s.trim_end_matches(['.', ' ']),
+        };
         match segment {
             "" | "." => {}
             ".." => {
@@ -106,12 +131,25 @@ pub fn canonical_param(raw_name: &str) -> CanonicalParam {
     // rule protects and the whole pair is what a drop rule removes.
     let decoded = settle(raw_name, true).unwrap_or_else(|| fold(raw_name));
     let name = decoded.trim().to_owned();
-    let keys = name
-        .split(['[', ']', '.'])
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
-        .map(str::to_owned)
-        .collect();
+    // PHP and other C-string readers end a name at NUL (`SAMLResponse%00x` is `samlresponse`);
+    // other control characters are dropped, as no framework's route or rule names hold them.
+    let cut: String = name.split('\0').next().unwrap_or("").chars().filter(|c| !c.is_control()).collect();
+    let cut = cut.trim();
+    let mut keys: Vec<String> = Vec::new();
+    for part in [name.as_str(), cut] {
+        // Nested names: PHP and Rack brackets, Spring's `user['email']`, ASP.NET's dots.
+        keys.extend(
+            part.split(['[', ']', '.'])
+                .map(|k| k.trim().trim_matches(['\'', '"']).trim())
+                .filter(|k| !k.is_empty() && !k.bytes().all(|b| b.is_ascii_digit()))
+                .map(str::to_owned),
+        );
+    }
+    if cut != name {
+        keys.push(cut.to_owned());
+    }
+    keys.sort();
+    keys.dedup();
     CanonicalParam { name, keys }
 }
 
@@ -155,10 +193,23 @@ pub struct QueryPair<'a> {
 
 /// Whether a raw query carries a parameter whose canonical name matches one of `rules`.
 pub fn query_has(query: &str, rules: &[&str]) -> bool {
-    query_pairs(query).any(|pair| {
-        let param = canonical_param(pair.name);
-        rules.iter().any(|rule| param.matches(rule))
-    })
+    query_pairs(query).any(|pair| pair_matches(&pair, rules))
+}
+
+/// Whether a pair is a parameter one of `rules` names: by its own name, or by a name inside it
+/// once decoded, since a stack that decodes the query before splitting it reads
+/// `x=1%26email%3Dv` as `x=1&email=v`.
+pub fn pair_matches<R: AsRef<str>>(pair: &QueryPair<'_>, rules: &[R]) -> bool {
+    let matches = |param: &CanonicalParam| rules.iter().any(|rule| param.matches(rule.as_ref()));
+    if matches(&canonical_param(pair.name)) {
+        return true;
+    }
+    if !pair.raw.contains('%') {
+        return false;
+    }
+    let decoded = settle(pair.raw, true).unwrap_or_default();
+    decoded.contains(['&', ';'])
+        && query_pairs(&decoded).skip(1).any(|inner| matches(&canonical_param(inner.name)))
 }
 
 /// Whether a cookie name is one of nymgate's own (`__Host-nymgate-session`, the flow and school
@@ -177,7 +228,20 @@ fn fold(text: &str) -> String {
     if text.is_ascii() {
         return text.to_ascii_lowercase();
     }
-    text.nfkc().collect::<String>().to_lowercase()
+    // Case-insensitive comparisons in Java (`equalsIgnoreCase`) and .NET read the Turkish
+    // dotted and dotless I and the long s as i and s; NFKC and lowercase leave them apart
+    // (`İ` lowercases to `i̇`, i and a combining dot).
+    text.nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .chars()
+        .filter(|c| *c != '\u{0307}')
+        .map(|c| match c {
+            'ı' => 'i',
+            'ſ' => 's',
+            c => c,
+        })
+        .collect()
 }
 
 /// Percent-decodes and folds until nothing changes; `None` when it still changes after
@@ -212,6 +276,16 @@ fn percent_decode(bytes: &[u8], plus_is_space: bool) -> Vec<u8> {
                     out.push((h * 16 + l) as u8);
                     i += 3;
                     continue;
+                }
+                // IIS and classic ASP.NET also read `%uXXXX` as the UTF-16 code unit XXXX.
+                if matches!(bytes.get(i + 1), Some(b'u' | b'U')) {
+                    let unit = (2..6).try_fold(0u32, |n, k| hex(bytes.get(i + k)).map(|d| n * 16 + d));
+                    if let Some(c) = unit.and_then(char::from_u32) {
+                        let mut utf8 = [0u8; 4];
+                        out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+                        i += 6;
+                        continue;
+                    }
                 }
                 out.push(b'%');
             }

@@ -137,6 +137,12 @@ fn named_spellings_of_an_acs_path() {
         "/saml/..;/saml/acs",
         "/saml/％61cs",
         "/saml／acs",
+        "/saml/acs.",
+        "/saml/acs%20",
+        "/saml/acs::$DATA",
+        "/saml/acs%00.php",
+        "/saml/%u0061cs",
+        "/saml/acs/..%2f/acs",
     ] {
         assert_eq!(canonical_path(spelled).unwrap(), acs, "{spelled}");
     }
@@ -175,4 +181,34 @@ fn a_path_encoded_deeper_than_any_framework_decodes_is_refused() {
     assert_eq!(canonical_path(&format!("/{deep}")), Err(Unsettled));
     let shallow = (0..MAX_DECODE_ROUNDS - 1).fold("%61".to_owned(), |p, _| p.replacen('%', "%25", 1));
     assert_eq!(canonical_path(&format!("/{shallow}")).unwrap().as_str(), "/a");
+}
+
+#[test]
+fn a_format_suffix_routes_to_the_same_action() {
+    let acs = canonical_path("/saml/acs").unwrap();
+    for spelled in ["/saml/acs.json", "/SAML/acs.xml", "/saml/acs.html/"] {
+        assert!(canonical_path(spelled).unwrap().routes_to(&acs), "{spelled}");
+    }
+    for other in ["/saml/acsx.json", "/saml.json/acs2", "/saml/acs/x.json"] {
+        assert!(!canonical_path(other).unwrap().routes_to(&acs), "{other}");
+    }
+}
+
+#[test]
+fn names_that_frameworks_cut_or_fold_match() {
+    let rule = canonical_rule_name("email");
+    for name in ["email%00x", "emai%u006c", "EMAİL", "emaıl", "user['email']", "user[\"email\"]", "email%01"]
+    {
+        assert!(canonical_param(name).matches(&rule), "{name}");
+    }
+    let saml = canonical_rule_name("SAMLResponse");
+    assert!(canonical_param("SAMLResponse%00.x").matches(&saml));
+    assert!(canonical_param("%u0053AMLResponse").matches(&saml));
+}
+
+#[test]
+fn a_name_hidden_in_an_encoded_pair_is_found() {
+    assert!(query_has("x=1%26email%3Dalice", &["email"]));
+    assert!(query_has("x=1%3BSAMLResponse%3Dabc", SAML_MESSAGES));
+    assert!(!query_has("x=1%26y%3D2", &["email"]));
 }

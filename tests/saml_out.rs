@@ -635,6 +635,16 @@ fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
         ("GET", format!("/elsewhere?{}", query("SAMLResponse", &plain)), form, String::new(), None),
         ("POST", "/elsewhere".into(), form, query("SAMLResponse", &plain), None),
         ("POST", "/elsewhere".into(), "text/plain", format!("SAMLResponse={plain}"), None),
+        // By value, under any name and type: JSON, and a form whose field is named otherwise.
+        ("POST", "/api/sso".into(), "application/json", format!("{{\"response\":\"{plain}\"}}"), None),
+        ("POST", "/elsewhere".into(), form, query("payload", &plain), None),
+        (
+            "POST",
+            "/elsewhere".into(),
+            "application/x-www-form-urlencoded; charset=utf-16",
+            query("a", "b"),
+            None,
+        ),
         (
             "POST",
             "/elsewhere".into(),

@@ -302,9 +302,10 @@ impl SamlIdp {
         saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now)).map(|_| ())
     }
 
-    /// The SP whose ACS is intercepted at `path` (canonical: any spelling of it), if any.
+    /// The SP whose ACS is intercepted at `path` (canonical: any spelling of it, with or without
+    /// a format suffix), if any.
     pub fn intercepting(&self, path: &crate::target::CanonicalPath) -> Option<&ServiceProvider> {
-        self.sps.iter().find(|sp| sp.intercept_path.as_ref() == Some(path))
+        self.sps.iter().find(|sp| sp.intercept_path.as_ref().is_some_and(|acs| path.routes_to(acs)))
     }
 
     /// The IdP metadata the platform imports (SAML Metadata §2.4.3): entity ID, the SSO service
