@@ -44,6 +44,8 @@ pub struct Gateway {
     pub login: Option<Arc<Login>>,
     /// The hosts a request may name (421 otherwise).
     pub public_hosts: PublicHosts,
+    /// The port a Host may carry on to the platform: `login.public_url`'s, else the listener's.
+    pub public_port: u16,
 }
 
 /// Where the public hosts come from: `server.public_hosts`, or the certificate in service
@@ -93,6 +95,12 @@ impl Gateway {
             limits: Arc::new(config.limits.clone()),
             login,
             public_hosts: PublicHosts::new(config, certs),
+            public_port: config
+                .login
+                .as_ref()
+                .and_then(|login| login.public_url.parse::<http::Uri>().ok())
+                .map(|url| url.port_u16().unwrap_or(443))
+                .unwrap_or(config.server.listen.port()),
         }
     }
 }
@@ -205,8 +213,7 @@ pub async fn handle(
     let version = request.version();
     // Only when the request line below is written (level info): the scan and the copy are
     // otherwise a cost per request for nothing.
-    let path_class =
-        tracing::enabled!(tracing::Level::INFO).then(|| first_segment(request.uri().path()).to_owned());
+    let path_class = tracing::enabled!(tracing::Level::INFO).then(|| first_segment(request.uri().path()));
 
     // The client IP is reduced before anything else sees it; the raw address stops here (the
     // login blocker keeps only an HMAC of it, under a key that is never written).
@@ -241,7 +248,7 @@ pub async fn handle(
         request_id,
         route = route.as_str(),
         method = %method,
-        path = path_class.as_deref().unwrap_or_default(),
+        path = path_class.unwrap_or_default(),
         version = ?version,
         status = response.status().as_u16(),
         elapsed_us = started.elapsed().as_micros() as u64,
@@ -274,6 +281,7 @@ async fn route(
     if !gateway.public_hosts.allows(&host) {
         return (class, Err(RequestFault::UnknownHost.into()));
     }
+    let host = crate::public_hosts::forwarded_host(&host, gateway.public_port);
     // Every routing decision below is made on this one form (target.rs), never on raw bytes.
     let canonical = match crate::target::canonical_path(parts.uri.path()) {
         Ok(path) => path,
@@ -539,24 +547,76 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The first path segment, for logs: `/api/users/alice@x` → `/api`. Longer or odd segments
-/// become `/…`, since a path can carry personal values.
-fn first_segment(path: &str) -> &str {
-    let end = path[1.min(path.len())..].find('/').map(|i| i + 1).unwrap_or(path.len());
-    let segment = &path[..end];
-    // Short, plain, no run of six digits (ids, dates of birth), nothing the guard's detectors
-    // call personal (emails, phone numbers, national ids with valid check digits).
-    let digit_run = segment.as_bytes().windows(6).any(|w| w.iter().all(u8::is_ascii_digit));
-    if segment.len() <= 24
-        && segment.bytes().skip(1).all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-        && !segment.contains('@')
-        && !digit_run
-        && crate::pseudonym::guard::detect_personal_pattern(segment.get(1..).unwrap_or_default()).is_none()
-    {
-        segment
-    } else {
-        "/…"
+/// First path segments the request log writes as they are: common framework and platform
+/// route prefixes. Anything else is logged as `/…`. An allowlist, since a pupil's name in a
+/// path (`/anna/`) cannot be told from a route word by its shape; a platform route not listed
+/// here is still counted, only under `/…`.
+const LOGGED_PATHS: &[&str] = &[
+    "/api",
+    "/app",
+    "/assets",
+    "/static",
+    "/public",
+    "/css",
+    "/js",
+    "/img",
+    "/images",
+    "/fonts",
+    "/media",
+    "/favicon.ico",
+    "/robots.txt",
+    "/login",
+    "/logout",
+    "/auth",
+    "/oauth",
+    "/oauth2",
+    "/saml",
+    "/lti",
+    "/sso",
+    "/course",
+    "/courses",
+    "/mod",
+    "/lib",
+    "/theme",
+    "/blocks",
+    "/admin",
+    "/my",
+    "/dashboard",
+    "/calendar",
+    "/message",
+    "/grade",
+    "/grades",
+    "/user",
+    "/users",
+    "/graphql",
+    "/ws",
+    "/socket.io",
+    "/health",
+    "/healthz",
+    "/v1",
+    "/v2",
+    "/v3",
+    "/uploads",
+    "/files",
+    "/search",
+    "/webservice",
+    "/pluginfile.php",
+    "/index.php",
+    "/.well-known",
+    "/echo",
+    "/nymgate",
+];
+
+/// The path for the request log: the first segment of the canonical path (target.rs) when it
+/// is one of [`LOGGED_PATHS`], otherwise `/…`. Later segments and the query are never logged:
+/// they can carry personal values.
+fn first_segment(path: &str) -> &'static str {
+    let Ok(canonical) = crate::target::canonical_path(path) else { return "/…" };
+    let first = canonical.as_str()[1..].split('/').next().unwrap_or("");
+    if first.is_empty() {
+        return "/";
     }
+    LOGGED_PATHS.iter().find(|p| p[1..] == *first).copied().unwrap_or("/…")
 }
 
 #[cfg(test)]
@@ -578,17 +638,25 @@ mod tests {
     }
 
     #[test]
-    fn log_path_keeps_only_a_harmless_first_segment() {
+    fn log_path_keeps_only_a_route_word() {
         assert_eq!(first_segment("/api/users/alice@school.se"), "/api");
         assert_eq!(first_segment("/"), "/");
-        assert_eq!(first_segment(""), "");
-        assert_eq!(first_segment("/alice@school.se"), "/…");
-        assert_eq!(first_segment("/a%40b/x"), "/…");
-        // A national id (valid check digit), a phone number, a long number: none is logged.
-        assert_eq!(first_segment("/19990101-2389/grades"), "/…");
-        assert_eq!(first_segment("/+46701234567"), "/…");
-        assert_eq!(first_segment("/4815162342"), "/…");
+        assert_eq!(first_segment(""), "/");
+        assert_eq!(first_segment("/API//x"), "/api");
         assert_eq!(first_segment("/v2/courses"), "/v2");
+        assert_eq!(first_segment("/nymgate/callback?code=x"), "/nymgate");
+        // A name, an email, a national id, a phone number, a number: none is logged.
+        for personal in [
+            "/anna.svensson/x",
+            "/alice@school.se",
+            "/a%40b/x",
+            "/19990101-2389/grades",
+            "/+46701234567",
+            "/4815162342",
+            "/Anna",
+        ] {
+            assert_eq!(first_segment(personal), "/…", "{personal}");
+        }
     }
 
     #[test]

@@ -63,6 +63,23 @@ impl HostSet {
     }
 }
 
+/// The Host the platform is given for a request that named `host` (validated, allowed): the
+/// canonical name (lowercase, no trailing dot), and the port only when it is `public_port`. A
+/// platform that builds links, redirects or cache keys from Host then never sees a spelling or
+/// a port the client chose (host header poisoning, shared/SECURITY.md).
+pub fn forwarded_host(host: &str, public_port: u16) -> String {
+    let name = canonical_host(strip_port(host));
+    let name = if name.contains(':') { format!("[{name}]") } else { name };
+    let port = match host.strip_prefix('[') {
+        Some(rest) => rest.split_once("]:").map(|(_, port)| port),
+        None => host.rsplit_once(':').map(|(_, port)| port),
+    };
+    match port.and_then(|p| p.parse::<u16>().ok()) {
+        Some(port) if port == public_port => format!("{name}:{port}"),
+        _ => name,
+    }
+}
+
 /// `host[:port]` or `[v6][:port]` without the port.
 fn strip_port(host: &str) -> &str {
     if let Some(rest) = host.strip_prefix('[') {
@@ -138,6 +155,16 @@ mod tests {
         for refused in ["evil.example", "127.0.0.2", "localhost.evil.example", "example"] {
             assert!(!hosts.allows(refused), "{refused}");
         }
+    }
+
+    #[test]
+    fn the_platform_gets_the_canonical_host_and_only_the_public_port() {
+        assert_eq!(forwarded_host("LEARN.example.:8443", 8443), "learn.example:8443");
+        assert_eq!(forwarded_host("learn.example:1", 8443), "learn.example");
+        assert_eq!(forwarded_host("learn.example", 8443), "learn.example");
+        assert_eq!(forwarded_host("[::1]:8443", 8443), "[::1]:8443");
+        assert_eq!(forwarded_host("[0:0::1]:9", 8443), "[::1]");
+        assert_eq!(forwarded_host("127.0.0.1:8443", 443), "127.0.0.1");
     }
 
     #[test]

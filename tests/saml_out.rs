@@ -664,6 +664,18 @@ fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
             None => assert_eq!(world.audit().len(), logins, "{method} {path}: not a login"),
         }
     }
+    // What nymgate would relay into its own Response is checked as anything that leaves: a
+    // RelayState past 80 bytes, or carrying the pupil's email, is refused.
+    let email = common::login::ALICE.iter().find(|(k, _)| *k == "email").unwrap().1;
+    for (relay_state, reason) in
+        [("r".repeat(81), "saml_relay_state"), (format!("next={email}"), "guard_tripped")]
+    {
+        let encoded = base64::engine::general_purpose::STANDARD.encode(fresh());
+        let body = form_encode(&[("SAMLResponse", &encoded), ("RelayState", &relay_state)]);
+        let (status, answer) = send(&world, "POST", &world.url("/saml/acs"), form, &body);
+        assert!((400..500).contains(&status), "{relay_state}: {status} {answer}");
+        assert_eq!(world.last_login()["reason"], reason, "{relay_state}");
+    }
     let requests = platform.call(&world, "GET", "/requests", None);
     let requests = requests.as_array().unwrap();
     assert_eq!(

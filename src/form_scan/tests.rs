@@ -145,7 +145,7 @@ fn the_patterns_are_the_prefix_at_every_offset() {
     let prefix = b"urn:oasis:names:tc:SAML:";
     for lead in 0..3 {
         for tail in [&b"2.0:protocol"[..], b"1.0:assertion", b"2.0:assertion\" ID=\"_x\""] {
-            let mut doc = b"<p ".repeat(1)[..lead].to_vec();
+            let mut doc = b"<p "[..lead].to_vec();
             doc.extend_from_slice(prefix);
             doc.extend_from_slice(tail);
             let encoded = base64::engine::general_purpose::STANDARD.encode(&doc);

@@ -76,7 +76,8 @@ impl IdpKeys {
     /// for encryption, of another type, or malformed is skipped, not an error: IdPs publish
     /// such keys beside their signing keys. `Err` only when the document is not a JWKS.
     pub fn parse(json: &[u8], allowed: &[Alg]) -> Result<IdpKeys, String> {
-        let set: JwkSet = serde_json::from_slice(json).map_err(|e| format!("not a JWKS: {e}"))?;
+        let set: JwkSet = serde_json::from_slice(json)
+            .map_err(|e| format!("not a JWKS: {}", super::oidc_rp::json_fault(&e)))?;
         let keys = set
             .keys
             .into_iter()

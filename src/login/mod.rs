@@ -78,6 +78,18 @@ enum Next {
     SamlSp(saml_idp::SpRequest),
 }
 
+/// SAML Bindings §3.5.3: RelayState "MUST NOT exceed 80 bytes".
+const MAX_RELAY_STATE: usize = 80;
+
+/// An xsd:ID (an NCName, XML Schema Part 2 §3.3.8), bounded: what an ID or InResponseTo may
+/// be. ASCII only, which every SAML library's generated IDs are.
+fn is_xsd_id(id: &str) -> bool {
+    let mut bytes = id.bytes();
+    id.len() <= 256
+        && bytes.next().is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
 /// What an intercepted ACS forwards: nymgate's replacement for a school's response (and the
 /// login, for the audit), or nymgate's own Response as the browser posted it.
 enum Passed {
@@ -954,10 +966,25 @@ impl Login {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
             let login = self.pseudonymize(tenant_id, &verified.identity, now).await?;
+            // Bytes that nymgate relays into its own signed Response are checked as any value
+            // that leaves: RelayState (the browser's or, unsolicited, the IdP's choice) within
+            // SAML Bindings §3.5.3's 80 bytes and through the guard; InResponseTo an xsd:ID.
+            let relay_state = fields.get("RelayState").cloned();
+            if let Some(relay_state) = &relay_state {
+                if relay_state.len() > MAX_RELAY_STATE {
+                    return Err(FlowError::BadRequest("saml_relay_state"));
+                }
+                crate::pseudonym::guard::Guard::new(verified.identity.identifying_values())
+                    .check("relay_state", relay_state)
+                    .map_err(|trip| FlowError::Pseudonym(trip.into()))?;
+            }
+            if verified.in_response_to.as_deref().is_some_and(|id| !is_xsd_id(id)) {
+                return Err(FlowError::Saml(SamlError::InResponseTo));
+            }
             let request = saml_idp::SpRequest {
                 sp: sp.entity_id.clone(),
                 request_id: verified.in_response_to.clone(),
-                relay_state: fields.get("RelayState").cloned(),
+                relay_state,
             };
             let (response, _) = idp.response(&login, &request, now)?;
             let mut form = openidconnect::url::form_urlencoded::Serializer::new(String::new());

@@ -232,18 +232,19 @@ impl OidcIdp {
         Ok(advertised.to_owned())
     }
 
-    async fn fetch_json(&self, url: &str) -> Result<Vec<u8>, OidcError> {
+    /// `what` names the document for the log: never its URL, which (for the JWKS) the IdP chose.
+    async fn fetch_json(&self, url: &str, what: &'static str) -> Result<Vec<u8>, OidcError> {
         let response =
             self.http.get(url, "application/json").await.map_err(|e| OidcError::Metadata(e.to_string()))?;
         if !response.status().is_success() {
-            return Err(OidcError::Metadata(format!("{url} answered {}", response.status())));
+            return Err(OidcError::Metadata(format!("the {what} answered {}", response.status().as_u16())));
         }
         Ok(response.into_body())
     }
 
     async fn fetch_keys(&self, jwks_uri: &str) -> Result<IdpKeys, OidcError> {
         *self.last_jwks_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        let body = self.fetch_json(jwks_uri).await?;
+        let body = self.fetch_json(jwks_uri, "JWKS endpoint").await?;
         let keys =
             IdpKeys::parse(&body, &self.algorithms).map_err(|e| OidcError::Metadata(format!("JWKS: {e}")))?;
         if keys.is_empty() {
@@ -271,9 +272,9 @@ impl OidcIdp {
             None => {
                 let url =
                     format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
-                let body = self.fetch_json(&url).await?;
+                let body = self.fetch_json(&url, "discovery document").await?;
                 let metadata: Metadata = serde_json::from_slice(&body)
-                    .map_err(|e| OidcError::Metadata(format!("discovery: {e}")))?;
+                    .map_err(|e| OidcError::Metadata(format!("discovery: {}", json_fault(&e))))?;
                 let issuer = self.expected_issuer(&metadata.issuer)?;
                 (metadata, issuer)
             }
@@ -616,6 +617,19 @@ fn decode_part(compact: &str, index: usize) -> Result<Map<String, Value>, OidcEr
     let part = compact.split('.').nth(index).ok_or(OidcError::Malformed)?;
     let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| OidcError::Malformed)?;
     serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
+}
+
+/// What is wrong with an IdP's JSON, without serde's message, which quotes the IdP's values
+/// (`invalid type: string "…"`) and names its keys: the kind of fault and where it is.
+pub(crate) fn json_fault(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let kind = match error.classify() {
+        Category::Io => "unreadable",
+        Category::Syntax => "not JSON",
+        Category::Data => "JSON of the wrong shape",
+        Category::Eof => "JSON cut short",
+    };
+    format!("{kind} at line {} column {}", error.line(), error.column())
 }
 
 /// openidconnect's verdict, as a reason. Its messages quote claim values, so only the kind

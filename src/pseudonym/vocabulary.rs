@@ -84,8 +84,8 @@ const CLAIMS: &[&str] = &[
     "subject-id",
 ];
 
-/// SAML attribute names (`urn:oid:…`, OASIS subject identifiers) and the friendly name each is
-/// written as.
+/// Attribute and claim names (`urn:oid:…`, OASIS subject identifiers, other spellings of known
+/// attributes) and the vocabulary's name each is written as.
 const SAML_OIDS: &[(&str, &str)] = &[
     ("urn:oid:1.3.6.1.4.1.5923.1.1.1.6", "eduPersonPrincipalName"),
     ("urn:oid:1.3.6.1.4.1.5923.1.1.1.10", "eduPersonTargetedID"),
@@ -120,6 +120,20 @@ const SAML_OIDS: &[(&str, &str)] = &[
     ("urn:oid:1.2.752.29.4.13", "personalIdentityNumber"),
     ("urn:oasis:names:tc:SAML:attribute:pairwise-id", "pairwise-id"),
     ("urn:oasis:names:tc:SAML:attribute:subject-id", "subject-id"),
+    // Other spellings of the same attributes: OIDC claims for a national identity number
+    // (Sweden's id.oidc.se, Norway's ID-porten `pid`, the demo IdP's), and the WS-Federation
+    // claim URIs that Entra ID and ADFS put in SAML assertions.
+    ("https://id.oidc.se/claim/personalIdentityNumber", "personalIdentityNumber"),
+    ("personal_identity_number", "personalIdentityNumber"),
+    ("pid", "personalIdentityNumber"),
+    ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "email"),
+    ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", "given_name"),
+    ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname", "family_name"),
+    ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", "name"),
+    ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn", "upn"),
+    ("http://schemas.microsoft.com/identity/claims/displayname", "name"),
+    ("http://schemas.microsoft.com/identity/claims/objectidentifier", "oid"),
+    ("http://schemas.microsoft.com/identity/claims/tenantid", "tid"),
 ];
 
 /// The vocabulary's name for a claim or attribute the IdP named `name`, or [`OTHER`]. Names
