@@ -107,7 +107,7 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
     let admin_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let public_port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{public_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\n[client_ip]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[log]\nlevel = \"trace\"\n"
+        "[server]\nlisten = \"127.0.0.1:{public_port}\"\nadmin_listen = \"127.0.0.1:{admin_port}\"\ncert_file = \"certs/localhost.pem\"\nkey_file = \"certs/localhost-key.pem\"\npublic_hosts = [\"learn.example\", \"localhost\"]\n[client_ip]\ntrusted_proxies = [\"127.0.0.0/8\"]\n[log]\nlevel = \"trace\"\n"
     );
     std::fs::write(dir.path().join("nymgate.toml"), config).unwrap();
     // Logs go to a file: trace output outgrows a pipe's buffer and would block the server.
