@@ -4,7 +4,6 @@
 
 use super::*;
 use proptest::prelude::*;
-use unicode_normalization::UnicodeNormalization;
 
 /// Unicode 16 general category Pd (DerivedGeneralCategory.txt), and U+2212 MINUS SIGN: written
 /// out here rather than taken from the guard.
@@ -47,21 +46,34 @@ const SPACES: &[char] = &[
 
 const NATIONAL_IDS: [&str; 4] = ["se_personnummer", "no_fodselsnummer", "dk_cpr", "fi_hetu"];
 
-/// Every separator form between the parts of a number: none, one dash, one space, `+`, `.`,
-/// `/`, a dash or `+` with spaces around it, two spaces.
-fn separator() -> impl Strategy<Value = String> {
+/// The other separator characters people and systems write between digits: `+`, `.`, `/`,
+/// `_`, `,`, `'`, the middle dot and the typographic apostrophe.
+const OTHER_SEPARATORS: &[char] = &['+', '.', '/', '_', ',', '\'', '\u{B7}', '\u{2019}'];
+
+/// One separator character of the class: a dash, a space or another.
+fn separator_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        prop::sample::select(DASHES),
+        prop::sample::select(SPACES),
+        prop::sample::select(OTHER_SEPARATORS),
+    ]
+}
+
+/// How Norway and Denmark write their 8-digit numbers.
+const PHONE_GROUPINGS: &[&[usize]] = &[&[3, 2, 3], &[2, 2, 2, 2], &[3, 3, 2], &[2, 3, 3]];
+
+/// Every separator form between the parts of a number: none, one character of the class, a
+/// dash or `+` with spaces around it, and any run of up to eight characters of the class
+/// (`" -- "`, `"  -  "`, `"_,"`).
+pub(super) fn separator() -> impl Strategy<Value = String> {
     let dash = prop::sample::select(DASHES);
     let space = prop::sample::select(SPACES);
     prop_oneof![
         Just(String::new()),
-        dash.clone().prop_map(String::from),
-        space.clone().prop_map(String::from),
-        Just("+".to_owned()),
-        Just(".".to_owned()),
-        Just("/".to_owned()),
+        separator_char().prop_map(String::from),
         (space.clone(), dash, space.clone()).prop_map(|(a, d, b)| format!("{a}{d}{b}")),
-        (space.clone(), space.clone()).prop_map(|(a, b)| format!("{a}{b}")),
         (space.clone(), space).prop_map(|(a, b)| format!("{a}+{b}")),
+        prop::collection::vec(separator_char(), 2..=8).prop_map(|run| run.into_iter().collect()),
     ]
 }
 
@@ -74,7 +86,7 @@ fn context() -> impl Strategy<Value = (&'static str, &'static str)> {
 }
 
 /// ASCII digits and letters to their fullwidth forms (which NFKC maps back).
-fn fullwidth(text: &str) -> String {
+pub(super) fn fullwidth(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_ascii_alphanumeric() { char::from_u32(c as u32 + 0xFEE0).unwrap() } else { c })
         .collect()
@@ -122,7 +134,7 @@ fn mod11(digits: &[u32], weights: &[u32]) -> Option<u32> {
 }
 
 /// Whether the guard names `text` a national id of some country.
-fn national_id_detected(text: &str) -> bool {
+pub(super) fn national_id_detected(text: &str) -> bool {
     detect_personal_pattern(text).is_some_and(|d| NATIONAL_IDS.contains(&d))
 }
 
@@ -131,13 +143,16 @@ proptest! {
 
     /// Swedish personnummer and samordningsnummer, Norwegian fødselsnummer, D- and H-numbers,
     /// Danish CPR and Finnish henkilötunnus, generated with valid check digits and rendered with
-    /// any separator of the class, with and without century, in fullwidth digits, inside text.
+    /// any separator of the class (runs of them too) after the date and inside it, with and
+    /// without century, in fullwidth digits, inside text.
     #[test]
     fn national_ids_in_every_separator_form(
         (year, month, day) in birth_date(),
         serial in 0u32..1000,
         variant in 0u32..3,
         sep in separator(),
+        (date_sep1, date_sep2) in (separator(), separator()),
+        no_check_sep in prop_oneof![Just(String::new()), separator()],
         century in any::<bool>(),
         wide in any::<bool>(),
         (before, after) in context(),
@@ -156,7 +171,12 @@ proptest! {
         let se_day = if variant == 1 { day + 60 } else { day };
         let nine = format!("{yy:02}{month:02}{se_day:02}{serial:03}");
         let check = luhn_check_digit(&nine);
-        let date = if century { format!("{year}{month:02}{se_day:02}") } else { nine[..6].to_owned() };
+        let (s1, s2) = (&date_sep1, &date_sep2);
+        let date = if century {
+            format!("{year}{s1}{month:02}{s2}{se_day:02}")
+        } else {
+            format!("{yy:02}{s1}{month:02}{s2}{se_day:02}")
+        };
         let se = render(format!("{date}{sep}{serial:03}{check}"));
         prop_assert_eq!(detect_personal_pattern(&se), Some("se_personnummer"), "{:?}", se);
         prop_assert!(Guard::new([]).check("school", &se).is_err());
@@ -167,14 +187,14 @@ proptest! {
         if let Some(k1) = mod11(&nine, &[3, 7, 6, 1, 8, 9, 4, 5, 2]) {
             let ten: Vec<u32> = nine.iter().copied().chain([k1]).collect();
             if let Some(k2) = mod11(&ten, &[5, 4, 3, 2, 7, 6, 5, 4, 3, 2]) {
-                let no = render(format!("{no_day:02}{no_month:02}{yy:02}{sep}{serial:03}{k1}{k2}"));
+                let no = render(format!("{no_day:02}{s1}{no_month:02}{s2}{yy:02}{sep}{serial:03}{no_check_sep}{k1}{k2}"));
                 prop_assert_eq!(detect_personal_pattern(&no), Some("no_fodselsnummer"), "{:?}", no);
             }
         }
 
         // Denmark: any valid date and four digits (the Luhn check may name it Swedish: either
         // way a national id).
-        let dk = render(format!("{day:02}{month:02}{yy:02}{sep}{serial:03}{}", serial % 10));
+        let dk = render(format!("{day:02}{s1}{month:02}{s2}{yy:02}{sep}{serial:03}{}", serial % 10));
         prop_assert!(national_id_detected(&dk), "{:?} -> {:?}", dk, detect_personal_pattern(&dk));
 
         // Finland: the century sign for the year (the 2023 signs among them), any dash for `-`.
@@ -193,7 +213,7 @@ proptest! {
         let individual = 2 + serial % 898;
         let n: u64 = format!("{day:02}{month:02}{yy:02}{individual:03}").parse().unwrap();
         let q = b"0123456789ABCDEFHJKLMNPRSTUVWXY"[(n % 31) as usize] as char;
-        let hetu = format!("{day:02}{month:02}{yy:02}{sign}{individual:03}{q}");
+        let hetu = format!("{day:02}{s1}{month:02}{s2}{yy:02}{sign}{individual:03}{q}");
         let hetu = render(if upper { hetu.to_uppercase() } else { hetu.to_lowercase() });
         prop_assert!(national_id_detected(&hetu), "{:?} -> {:?}", hetu, detect_personal_pattern(&hetu));
         if q.is_ascii_alphabetic() {
@@ -245,59 +265,46 @@ proptest! {
         prop_assert_eq!(scan_numbers(folded.as_bytes(), |n| is_phone(n).then_some("phone")), Some("phone"), "{:?}", phone);
     }
 
-    /// Names with diacritic letters, as the IdP sends them, and the outgoing value spelled with
-    /// diacritics dropped, transliterated, uppercased, fullwidth or decomposed, alone or in text.
+    /// Norwegian and Danish numbers (8 digits, no trunk prefix) and Stockholm numbers (`08` and
+    /// six digits) in the groupings their directories write, with any separator of the class
+    /// between the groups, with or without the country code, inside text.
     #[test]
-    fn identifying_fragments_after_folding(
-        given in prop::collection::vec(prop::sample::select(LETTERS), 3..8),
-        family in prop::collection::vec(prop::sample::select(LETTERS), 3..10),
-        which in 0usize..4,
-        mode in 0usize..9,
-        (before, after) in prop::sample::select(&[("", ""), ("class-", "-2024"), ("9b ", " klass"), ("x.", "")][..]),
+    fn national_phones_without_trunk_zero(
+        first in "[2-9]",
+        rest in "[0-9]{7}",
+        grouping in prop::sample::select(PHONE_GROUPINGS),
+        seps in prop::collection::vec(separator_char().prop_map(String::from), 3),
+        runs in prop::collection::vec(separator(), 3),
+        use_runs in any::<bool>(),
+        country in prop::sample::select(&["", "+47 ", "+45 ", "0047 ", "(+45) ", "+47\u{A0}"][..]),
+        stockholm in any::<bool>(),
+        (before, after) in context(),
     ) {
-        let spell = |name: &[Letter], part: fn(&Letter) -> &'static str| name.iter().map(part).collect::<String>();
-        let capital = |name: String| -> String {
-            let mut chars = name.chars();
-            chars.next().map(|c| c.to_uppercase().chain(chars).collect()).unwrap_or_default()
-        };
-        let given_original = capital(spell(&given, |l| l.0));
-        let family_original = capital(spell(&family, |l| l.0));
-        let email = format!("{}.{}@school.example", spell(&given, |l| l.1), spell(&family, |l| l.1));
-        let guard = Guard::new([
-            given_original.as_str(),
-            family_original.as_str(),
-            &format!("{given_original} {family_original}"),
-            &email,
-            "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
-        ]);
+        let digits = if stockholm { format!("08{}", &rest[..6]) } else { format!("{first}{rest}") };
+        let grouping = if stockholm { &[2usize, 2, 2, 2][..] } else { grouping };
+        let mut number = String::new();
+        let mut at = 0;
+        for (i, len) in grouping.iter().enumerate() {
+            if i > 0 {
+                let sep = if use_runs && !runs[i - 1].is_empty() { &runs[i - 1] } else { &seps[i - 1] };
+                number.push_str(sep);
+            }
+            number.push_str(&digits[at..at + len]);
+            at += len;
+        }
+        let country = if stockholm { "" } else { country };
+        let phone = format!("{before}{country}{number}{after}");
+        prop_assert!(detect_personal_pattern(&phone).is_some(), "{:?}", phone);
+        let folded = normalize(&phone);
+        prop_assert_eq!(scan_numbers(folded.as_bytes(), |n| is_phone(n).then_some("phone")), Some("phone"), "{:?}", phone);
+    }
 
-        let render = |name: &[Letter], original: &str| match mode {
-            0 => original.to_owned(),
-            1 => original.to_uppercase(),
-            2 => spell(name, |l| l.1),
-            3 => spell(name, |l| l.2),
-            4 => spell(name, |l| l.1).to_uppercase(),
-            5 => spell(name, |l| l.2).to_uppercase(),
-            6 => fullwidth(&spell(name, |l| l.1)),
-            7 => original.nfd().collect(),
-            _ => fullwidth(&spell(name, |l| l.2).to_uppercase()),
-        };
-        let leak = match which {
-            0 => render(&given, &given_original),
-            1 => render(&family, &family_original),
-            2 => format!("{} {}", render(&given, &given_original), render(&family, &family_original)),
-            _ => format!("{}-{}", render(&family, &family_original), render(&given, &given_original)),
-        };
-        let value = format!("{before}{leak}{after}");
-        prop_assume!(!ROLE_WORDS.contains(&normalize(&value).as_str()));
-        prop_assert_eq!(
-            guard.check("school", &value),
-            Err(GuardTrip { claim: "school", detector: "identifying_value" }),
-            "{:?} with {:?}", value, (&given_original, &family_original)
-        );
-        // The same guard lets the organisation's own values and the role words through.
-        for fine in ["21648755", "0180", "school-a", "student", "teacher", "staff", "other"] {
-            prop_assert_eq!(guard.check("school", fine), Ok(()), "{}", fine);
+    /// Bare 8-digit codes, and the same digits split once (`2164 8755`, `2164-8755`), are not
+    /// phones: a phone grouping has at least two separators.
+    #[test]
+    fn eight_digit_codes_are_not_phones(code in "[0-9]{8}", sep in separator_char()) {
+        for value in [code.clone(), format!("{}{sep}{}", &code[..4], &code[4..])] {
+            prop_assert_eq!(detect_personal_pattern(&value), None, "{:?}", value);
         }
     }
 
@@ -367,14 +374,6 @@ proptest! {
         );
     }
 
-    /// Role words never trip, whatever the person is called.
-    #[test]
-    fn role_words_never_trip(name in "[A-Za-z]{2,10}", other in "(Dent|Cher|Stud|Staff|Other|Teacher)") {
-        let guard = Guard::new([name.as_str(), other.as_str(), &format!("{name} {other}")]);
-        for role in ROLE_WORDS {
-            prop_assert_eq!(guard.check("role", role), Ok(()));
-        }
-    }
 
     /// Emails, however they are embedded and whatever width their characters.
     #[test]
@@ -393,52 +392,6 @@ proptest! {
         let _ = fold(&value, Spelling::Digraph);
     }
 }
-
-/// (as the IdP writes it, diacritics dropped, digraph spelling): an independent table.
-type Letter = (&'static str, &'static str, &'static str);
-const LETTERS: &[Letter] = &[
-    ("a", "a", "a"),
-    ("b", "b", "b"),
-    ("d", "d", "d"),
-    ("e", "e", "e"),
-    ("g", "g", "g"),
-    ("h", "h", "h"),
-    ("i", "i", "i"),
-    ("k", "k", "k"),
-    ("l", "l", "l"),
-    ("m", "m", "m"),
-    ("n", "n", "n"),
-    ("o", "o", "o"),
-    ("r", "r", "r"),
-    ("s", "s", "s"),
-    ("t", "t", "t"),
-    ("u", "u", "u"),
-    ("å", "a", "aa"),
-    ("ä", "a", "ae"),
-    ("ö", "o", "oe"),
-    ("ø", "o", "oe"),
-    ("ü", "u", "ue"),
-    ("æ", "ae", "ae"),
-    ("œ", "oe", "oe"),
-    ("ß", "ss", "ss"),
-    ("þ", "th", "th"),
-    ("ð", "d", "d"),
-    ("đ", "d", "d"),
-    ("ł", "l", "l"),
-    ("é", "e", "e"),
-    ("è", "e", "e"),
-    ("ñ", "n", "n"),
-    ("č", "c", "c"),
-    ("š", "s", "s"),
-    ("ž", "z", "z"),
-    ("í", "i", "i"),
-    ("ó", "o", "o"),
-    ("ý", "y", "y"),
-    ("ç", "c", "c"),
-    ("ğ", "g", "g"),
-    ("ř", "r", "r"),
-    ("ż", "z", "z"),
-];
 
 /// The whole separator class, exhaustively, on known numbers.
 #[test]
@@ -466,6 +419,104 @@ fn national_ids_with_every_dash_and_space() {
     }
 }
 
+/// Dates, written with 8 digits (`YYYYMMDD`, `DDMMYYYY`, `MMDDYYYY`) or 6 (`YYMMDD`, `DDMMYY`)
+/// and nothing after them, never trip a detector, whatever separates their parts. Measured:
+/// every date from 1850 to 2099 (91,311) in the 5 orders, compact and with `-`, and every date
+/// of 1999 and 2000 (731) in the 5 orders with each of 15 more separators of the class (the
+/// wider ones and runs among them): 913,110 + 54,825 = 967,935 renderings, 0 trips. (The detectors read
+/// digits and where separator groups stand, not which characters they are; the two years carry
+/// every separator through the fold, the whole range every date.) An 8-digit date always has a
+/// group of four (its year) or none at all, so the phone grouping (groups of two or three) never
+/// fits it, and no national id has 8 digits or fewer.
+#[test]
+fn eight_digit_dates_never_trip() {
+    use std::fmt::Write;
+    let every_separator = [
+        "", "-", ".", "/", " ", "_", ",", "'", "+", " - ", "--", ". ", " / ", "  -  ", "\u{B7}", "\u{2013}",
+        "\u{A0}",
+    ];
+    let mut renderings = 0usize;
+    let mut value = String::new();
+    for year in 1850u32..2100 {
+        let separators =
+            if matches!(year, 1999 | 2000) { &every_separator[..] } else { &every_separator[..2] };
+        let yy = year % 100;
+        for month in 1u32..=12 {
+            for day in 1..=days_in(month, year) {
+                for sep in separators {
+                    for order in 0..5 {
+                        value.clear();
+                        let _ = match order {
+                            0 => write!(value, "{year}{sep}{month:02}{sep}{day:02}"),
+                            1 => write!(value, "{day:02}{sep}{month:02}{sep}{year}"),
+                            2 => write!(value, "{month:02}{sep}{day:02}{sep}{year}"),
+                            3 => write!(value, "{yy:02}{sep}{month:02}{sep}{day:02}"),
+                            _ => write!(value, "{day:02}{sep}{month:02}{sep}{yy:02}"),
+                        };
+                        assert_eq!(detect_personal_pattern(&value), None, "{value:?}");
+                        renderings += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert_eq!(renderings, 91_311 * 5 * 2 + 731 * 5 * (every_separator.len() - 2));
+}
+
+#[test]
+fn separators_inside_the_date_part() {
+    for (number, detector) in [
+        ("1981-12-18-9876", "se_personnummer"),
+        ("81 12 18-9876", "se_personnummer"),
+        ("81.12.18 9876", "se_personnummer"),
+        ("01.01.00 123 56", "no_fodselsnummer"),
+        ("01 01 00 12356", "no_fodselsnummer"),
+        ("07.07.61-4286", "dk_cpr"),
+        ("07/07/61 4286", "dk_cpr"),
+        ("13.10.52-308T", "fi_hetu"),
+        ("13 10 52 A 308T", "fi_hetu"),
+    ] {
+        assert_eq!(detect_personal_pattern(number), Some(detector), "{number:?}");
+    }
+    // Still checked: a wrong check digit or date is no national id.
+    for wrong in ["1981-12-18-9877", "01.01.00 123 57", "32.07.61-4286", "13.10.52-308U"] {
+        assert!(!national_id_detected(wrong), "{wrong:?}");
+    }
+}
+
+#[test]
+fn separator_runs_and_the_wider_class() {
+    for number in [
+        "811218 -- 9876",
+        "811218  -  9876",
+        "811218_9876",
+        "811218,9876",
+        "811218\u{B7}9876",
+        "811218'9876",
+        "811218\u{2019}9876",
+        "811218 \u{2010}\u{2010} 9876",
+        "811218 - - - 9876",
+        "811218\u{A0}\u{A0}-\u{A0}\u{A0}9876",
+    ] {
+        assert_eq!(detect_personal_pattern(number), Some("se_personnummer"), "{number:?}");
+    }
+    // A run longer than eight characters ends the number.
+    assert_eq!(detect_personal_pattern("811218         9876"), None);
+    assert_eq!(detect_personal_pattern("131052 -- 308T"), Some("fi_hetu"));
+}
+
+#[test]
+fn national_phones() {
+    for phone in
+        ["412 34 567", "20 12 34 56", "41 23 45 67", "+47 412 34 567", "08-12 34 56", "tel. 20.12.34.56"]
+    {
+        assert_eq!(detect_personal_pattern(phone), Some("phone"), "{phone:?}");
+    }
+    for code in ["21648755", "2164 8755", "2024-01-05", "05.01.2024", "NO 975 278 921 MVA"] {
+        assert_eq!(detect_personal_pattern(code), None, "{code:?}");
+    }
+}
+
 #[test]
 fn swedish_personnummer_and_samordningsnummer() {
     // Valid check digits (Skatteverket's test numbers follow the same rules).
@@ -473,7 +524,11 @@ fn swedish_personnummer_and_samordningsnummer() {
     {
         assert_eq!(detect_personal_pattern(valid), Some("se_personnummer"), "{valid}");
     }
-    for invalid in ["811218-9875", "811318-9876", "8112-189876", "19811218-9877", "30811218-9876"] {
+    // A separator stands between the parts of the date or before the last four digits, and
+    // nowhere else (`8112-18 9876` is a date written with a dash; `81121-89876` is not).
+    for invalid in
+        ["811218-9875", "811318-9876", "81121-89876", "811218-98-76", "19811218-9877", "30811218-9876"]
+    {
         assert_ne!(detect_personal_pattern(invalid), Some("se_personnummer"), "{invalid}");
     }
 }
@@ -530,97 +585,4 @@ fn emails_and_phones() {
     {
         assert_eq!(detect_personal_pattern(code), None, "{code}");
     }
-}
-
-#[test]
-fn identifying_values_match_normalized_and_inside() {
-    let guard = Guard::new(["Åsa Öberg", "asa.oberg@school.example", "Bo", "12345"]);
-    assert!(guard.check("school", "ÅSA ÖBERG").is_err());
-    // Compatibility forms (fullwidth letters) normalize to the same text.
-    assert!(guard.check("school", "Ａｓａ.oberg@school.example").is_err());
-    assert!(guard.check("school", "class-of-åsa öberg").is_err());
-    assert!(guard.check("school", "bo").is_err(), "short values still match exactly");
-    assert!(guard.check("school", "bollnas-skola").is_ok(), "short values are not searched inside");
-    assert_eq!(
-        guard.check("municipality", "x12345y").unwrap_err(),
-        GuardTrip { claim: "municipality", detector: "identifying_value" }
-    );
-    assert!(guard.check("school", "21648755").is_ok());
-    // Parts: one name token, the surname transliterated, the email's local part.
-    for part in ["oeberg-skolan", "class-asa", "asa.oberg", "OBERG"] {
-        assert!(guard.check("school", part).is_err(), "{part}");
-    }
-    // The email's domain is not a fragment; three-letter tokens match whole only.
-    for fine in ["school-a", "example", "kasam", "basalt"] {
-        assert!(guard.check("school", fine).is_ok(), "{fine}");
-    }
-}
-
-#[test]
-fn both_spellings_on_both_sides() {
-    let guard = Guard::new(["Jörg Müller", "Ærø", "Mueller-Lüdenscheidt"]);
-    for leak in [
-        "muller",
-        "mueller",
-        "MÜLLER",
-        "joerg",
-        "jorg",
-        "aero",
-        "AERØ",
-        "Müller-Lüdenscheidt",
-        "ludenscheidt",
-    ] {
-        assert!(guard.check("school", leak).is_err(), "{leak}");
-    }
-    let numbers = Guard::new(["19990101-1234", "+46 (0)70-123 45 67"]);
-    for leak in ["1999 0101 1234", "id199901011234", "46070 123 4567"] {
-        assert!(numbers.check("school", leak).is_err(), "{leak}");
-    }
-    for fine in ["21648755", "1999", "0101", "19990101"] {
-        assert!(numbers.check("school", fine).is_ok(), "{fine}");
-    }
-    let subject = Guard::new(["pupil-1234"]);
-    assert!(subject.check("school", "pupil-school").is_ok(), "a subject counts whole only");
-}
-
-#[test]
-fn trip_names_claim_and_detector_never_the_value() {
-    let guard = Guard::new([]);
-    let trip = guard.check("school", "811218-9876").unwrap_err();
-    let text = format!("{trip} {trip:?}");
-    assert!(text.contains("school") && text.contains("se_personnummer") && !text.contains("9876"), "{text}");
-}
-
-/// Under 10 µs for a typical login in a release build; the test build is unoptimized (and its
-/// dependencies too), so it is held to 20 times that, against blow-ups rather than for speed.
-#[test]
-fn a_typical_login_is_fast() {
-    let identifying = [
-        "f81d4fae-7dec-11d0-a765-00a0c91e6bf6",
-        "asa.oberg@skola.example",
-        "Åsa Öberg",
-        "Åsa",
-        "Öberg",
-        "asa.oberg@skola.example",
-    ];
-    let outgoing = ["student", "21648755", "0180", "school-a"];
-    let run = || {
-        let guard = Guard::new(identifying);
-        for value in outgoing {
-            assert!(guard.check("school", value).is_ok());
-        }
-    };
-    let best = (0..20)
-        .map(|_| {
-            let start = std::time::Instant::now();
-            for _ in 0..200 {
-                run();
-            }
-            start.elapsed() / 200
-        })
-        .min()
-        .unwrap();
-    println!("guard, one typical login: {best:?}");
-    let limit = if cfg!(debug_assertions) { 200 } else { 10 };
-    assert!(best < std::time::Duration::from_micros(limit), "{best:?}");
 }

@@ -41,11 +41,29 @@ pub mod names {
     pub const MOBILE: &str = "urn:oid:0.9.2342.19200300.100.1.41";
     pub const TELEPHONE: &str = "urn:oid:2.5.4.20";
 
-    /// Attributes whose values identify a person: all of them feed the guard, whatever the policy.
+    /// norEdu and SCHAC attributes about the person (norEdu 1.6, SCHAC 1.6).
+    pub const NOREDU_PERSON_LIN: &str = "urn:oid:1.3.6.1.4.1.2428.90.1.4";
+    pub const NOREDU_PERSON_LEGAL_NAME: &str = "urn:oid:1.3.6.1.4.1.2428.90.1.10";
+    pub const NOREDU_PERSON_BIRTH_DATE: &str = "urn:oid:1.3.6.1.4.1.2428.90.1.3";
+    pub const SCHAC_DATE_OF_BIRTH: &str = "urn:oid:1.3.6.1.4.1.25178.1.2.3";
+    /// eduPersonUniqueId (eduPerson 202208 §2.2.14).
+    pub const EDU_PERSON_UNIQUE_ID: &str = "urn:oid:1.3.6.1.4.1.5923.1.1.1.13";
+    /// Skolfederation and Swedish e-identification: personalIdentityNumber (urn:oid:1.2.752.29.4.13).
+    pub const PERSONAL_IDENTITY_NUMBER: &str = "urn:oid:1.2.752.29.4.13";
+
+    /// Attributes whose values identify a person, by name or friendly name, compared without
+    /// regard to ASCII case. Every attribute that is not known to be impersonal
+    /// ([`NON_PERSONAL`]) or read by the tenant's policy feeds the guard anyway
+    /// (`VerifiedIdentity::identifying_values_except`); this list says which ones feed it
+    /// *whatever* the policy reads and whatever their other name says.
     pub const IDENTIFYING: &[&str] = &[
+        // OpenID Connect Core §5.1, Entra ID, Keycloak, ID-porten, Swedish OIDC claims.
         "sub",
         "oid",
         "email",
+        "emails",
+        "verified_primary_email",
+        "verified_secondary_email",
         "upn",
         "unique_name",
         "preferred_username",
@@ -57,11 +75,48 @@ pub mod names {
         "phone_number",
         "birthdate",
         "address",
+        "picture",
+        "profile",
+        "website",
+        "login_hint",
+        "ipaddr",
+        "onprem_sid",
+        "pid",
+        "personal_identity_number",
+        "https://id.oidc.se/claim/personalIdentityNumber",
+        "https://id.oidc.se/claim/coordinationNumber",
+        // Entra ID and ADFS SAML claim URIs (WS-Federation claim types).
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/upn",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/nameidentifier",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/mobilephone",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/homephone",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/otherphone",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/dateofbirth",
+        "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/streetaddress",
+        "http://schemas.microsoft.com/identity/claims/displayname",
+        "http://schemas.microsoft.com/identity/claims/objectidentifier",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/windowsaccountname",
+        "http://schemas.xmlsoap.org/claims/CommonName",
+        "http://schemas.xmlsoap.org/claims/EmailAddress",
+        "http://schemas.xmlsoap.org/claims/UPN",
+        // SAML: eduPerson, inetOrgPerson, norEdu, SCHAC, by OID and by friendly name.
         EPPN,
         EPTID,
+        EDU_PERSON_UNIQUE_ID,
+        "urn:oid:1.3.6.1.4.1.5923.1.1.1.16", // eduPersonOrcid
         MAIL,
         NOREDU_PERSON_NIN,
+        NOREDU_PERSON_LIN,
+        NOREDU_PERSON_LEGAL_NAME,
+        NOREDU_PERSON_BIRTH_DATE,
         SCHAC_PERSONAL_UNIQUE_ID,
+        "urn:oid:1.3.6.1.4.1.25178.1.2.14", // schacPersonalUniqueCode
+        SCHAC_DATE_OF_BIRTH,
+        PERSONAL_IDENTITY_NUMBER,
         DISPLAY_NAME,
         GIVEN_NAME,
         SURNAME,
@@ -69,10 +124,18 @@ pub mod names {
         UID,
         MOBILE,
         TELEPHONE,
+        "urn:oid:0.9.2342.19200300.100.1.20", // homePhone
+        "urn:oid:0.9.2342.19200300.100.1.39", // homePostalAddress
+        "urn:oid:2.5.4.16",                   // postalAddress
+        "urn:oid:2.5.4.9",                    // street
+        "urn:oid:2.5.4.43",                   // initials
+        "urn:oid:2.16.840.1.113730.3.1.3",    // employeeNumber
         SAML_PAIRWISE_ID,
         SAML_SUBJECT_ID,
         "eduPersonPrincipalName",
         "eduPersonTargetedID",
+        "eduPersonUniqueId",
+        "eduPersonOrcid",
         "mail",
         "displayName",
         "givenName",
@@ -80,10 +143,127 @@ pub mod names {
         "cn",
         "uid",
         "norEduPersonNIN",
+        "norEduPersonLIN",
+        "norEduPersonLegalName",
+        "norEduPersonBirthDate",
+        "schacDateOfBirth",
+        "schacPersonalUniqueID",
+        "schacPersonalUniqueCode",
+        "personalIdentityNumber",
         "mobile",
         "telephoneNumber",
-        "schacPersonalUniqueID",
+        "homePhone",
+        "homePostalAddress",
+        "postalAddress",
+        "street",
+        "initials",
+        "employeeNumber",
+        "pairwise-id",
+        "subject-id",
     ];
+
+    /// OIDC and JWT protocol claims: about the token, not the person (OpenID Connect Core §2,
+    /// RFC 7519 §4.1, Entra ID's token claims). Not listed as "removed" on a login either.
+    pub const PROTOCOL: &[&str] = &[
+        "iss",
+        "aud",
+        "exp",
+        "iat",
+        "nbf",
+        "nonce",
+        "at_hash",
+        "c_hash",
+        "auth_time",
+        "azp",
+        "sid",
+        "jti",
+        "acr",
+        "amr",
+        "ver",
+        "uti",
+        "rh",
+        "aio",
+        "idp",
+        "s_hash",
+    ];
+
+    /// Claims and attributes known to say nothing about the person, besides [`PROTOCOL`]:
+    /// verification flags and preferences, the directory (tenant) and its groups and roles, the
+    /// hosted domain, affiliations and entitlements, organisation ids and names. Compared
+    /// without regard to ASCII case; a name in [`IDENTIFYING`] wins over these.
+    pub const NON_PERSONAL: &[&str] = &[
+        "email_verified",
+        "phone_number_verified",
+        "locale",
+        "zoneinfo",
+        "updated_at",
+        "tid",
+        "groups",
+        "roles",
+        "wids",
+        "hasgroups",
+        "hd",
+        // Entra ID's SAML names for tid, groups, roles, idp and amr.
+        "http://schemas.microsoft.com/identity/claims/tenantid",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/groups",
+        "http://schemas.microsoft.com/ws/2008/06/identity/claims/role",
+        "http://schemas.microsoft.com/identity/claims/identityprovider",
+        "http://schemas.microsoft.com/claims/authnmethodsreferences",
+        // eduPerson (202208): affiliations, entitlement, the organisation's DNs.
+        AFFILIATION,
+        SCOPED_AFFILIATION,
+        PRIMARY_AFFILIATION,
+        "urn:oid:1.3.6.1.4.1.5923.1.1.1.7", // eduPersonEntitlement
+        "urn:oid:1.3.6.1.4.1.5923.1.1.1.3", // eduPersonOrgDN
+        ORG_UNIT_DN,
+        "urn:oid:1.3.6.1.4.1.5923.1.1.1.8", // eduPersonPrimaryOrgUnitDN
+        "eduPersonAffiliation",
+        "eduPersonScopedAffiliation",
+        "eduPersonPrimaryAffiliation",
+        "eduPersonEntitlement",
+        "eduPersonOrgDN",
+        "eduPersonOrgUnitDN",
+        "eduPersonPrimaryOrgUnitDN",
+        // norEdu (1.6): the organisation's and the unit's numbers, ids and acronym.
+        "urn:oid:1.3.6.1.4.1.2428.90.1.1", // norEduOrgUniqueNumber
+        "urn:oid:1.3.6.1.4.1.2428.90.1.2", // norEduOrgUnitUniqueNumber
+        "urn:oid:1.3.6.1.4.1.2428.90.1.6", // norEduOrgAcronym
+        "urn:oid:1.3.6.1.4.1.2428.90.1.7", // norEduOrgUniqueIdentifier
+        NOREDU_ORG_UNIT_ID,
+        NOREDU_ORG_NIN,
+        "norEduOrgUniqueNumber",
+        "norEduOrgUnitUniqueNumber",
+        "norEduOrgAcronym",
+        "norEduOrgUniqueIdentifier",
+        "norEduOrgUnitUniqueIdentifier",
+        "norEduOrgNIN",
+        // SCHAC (1.6): the home organisation and its type.
+        "urn:oid:1.3.6.1.4.1.25178.1.2.9",  // schacHomeOrganization
+        "urn:oid:1.3.6.1.4.1.25178.1.2.10", // schacHomeOrganizationType
+        "schacHomeOrganization",
+        "schacHomeOrganizationType",
+        // X.520 organisation and unit names.
+        "urn:oid:2.5.4.10",
+        "urn:oid:2.5.4.11",
+        "o",
+        "ou",
+        "organizationName",
+        "organizationalUnitName",
+    ];
+
+    fn listed(list: &[&str], name: &str) -> bool {
+        list.iter().any(|known| known.eq_ignore_ascii_case(name))
+    }
+
+    /// Whether `name` (an attribute's name or friendly name) is known to identify a person.
+    pub fn is_identifying(name: &str) -> bool {
+        listed(IDENTIFYING, name)
+    }
+
+    /// Whether `name` is known to say nothing about the person ([`PROTOCOL`], [`NON_PERSONAL`]).
+    pub fn is_non_personal(name: &str) -> bool {
+        listed(PROTOCOL, name) || listed(NON_PERSONAL, name)
+    }
 }
 
 /// SAML NameID formats (SAML core §8.3).
@@ -195,15 +375,34 @@ impl VerifiedIdentity {
             .filter(|v| !v.is_empty())
     }
 
-    /// Every value that identifies the person, for the guard.
+    /// Every value that may identify the person, for the guard: see
+    /// [`identifying_values_except`](Self::identifying_values_except), with no policy sources.
     pub fn identifying_values(&self) -> Vec<&str> {
+        self.identifying_values_except::<&str>(&[])
+    }
+
+    /// Every value that may identify the person, for the guard, and the NameID. An attribute
+    /// counts unless it is known to be impersonal: its name or friendly name is among
+    /// `policy_sources` (the names the tenant's policy reads, compared as the policy compares
+    /// them: exactly) or [`names::PROTOCOL`] or [`names::NON_PERSONAL`]. A name in
+    /// [`names::IDENTIFYING`] makes it count whatever its other name is and whatever the policy
+    /// reads. Known lists compare without regard to ASCII case (`EMAIL`, `Mail`).
+    ///
+    /// Inverted on purpose: an IdP sends claims nobody listed (an ID-porten `pid`, a custom
+    /// `personnummer`, a directory's `homeroom_teacher`), and a value the guard does not know
+    /// is a value it cannot stop.
+    pub fn identifying_values_except<S: AsRef<str>>(&self, policy_sources: &[S]) -> Vec<&str> {
+        let impersonal = |attribute: &Attribute| {
+            let names = || std::iter::once(attribute.name.as_str()).chain(attribute.friendly_name.as_deref());
+            let exempt = |name: &str| {
+                names::is_non_personal(name) || policy_sources.iter().any(|source| source.as_ref() == name)
+            };
+            names().any(exempt) && !names().any(names::is_identifying)
+        };
         let mut out: Vec<&str> = self
             .attributes
             .iter()
-            .filter(|a| {
-                names::IDENTIFYING.contains(&a.name.as_str())
-                    || a.friendly_name.as_deref().is_some_and(|f| names::IDENTIFYING.contains(&f))
-            })
+            .filter(|a| !impersonal(a))
             .flat_map(|a| a.values.iter().map(String::as_str))
             .collect();
         if let Some(name_id) = &self.name_id {
@@ -318,91 +517,5 @@ impl VerifiedIdentity {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn oidc(claims: serde_json::Value) -> VerifiedIdentity {
-        VerifiedIdentity::from_oidc("https://idp.example", claims.as_object().unwrap())
-    }
-
-    fn attr(name: &str, value: &str) -> Attribute {
-        Attribute { name: name.into(), friendly_name: None, values: vec![value.into()] }
-    }
-
-    #[test]
-    fn entra_uses_tid_and_oid_not_sub() {
-        let id = oidc(json!({"sub": "pairwise", "tid": "t-1", "oid": "o-1", "email": "a@b.se"}));
-        let s = id.stable_subject(IdpKind::Entra, &SubjectRules::default()).unwrap();
-        assert_eq!((s.issuer, s.subject, s.source), ("t-1", "o-1", SubjectSource::EntraObjectId));
-    }
-
-    #[test]
-    fn generic_oidc_uses_iss_and_sub() {
-        let id = oidc(json!({"sub": "248289761001", "email": "a@b.se"}));
-        let s = id.stable_subject(IdpKind::Google, &SubjectRules::default()).unwrap();
-        assert_eq!((s.issuer, s.subject), ("https://idp.example", "248289761001"));
-    }
-
-    #[test]
-    fn saml_ladder_in_order() {
-        let persistent = NameId { value: "nid".into(), format: Some(name_id_format::PERSISTENT.into()) };
-        let rules = SubjectRules { attribute: Some(names::EPPN.into()), allow_email: false };
-        let all = VerifiedIdentity::from_saml(
-            "https://idp.school",
-            Some(persistent.clone()),
-            vec![
-                attr(names::EPPN, "e@school"),
-                attr(names::SAML_SUBJECT_ID, "sid@school"),
-                attr(names::SAML_PAIRWISE_ID, "pw@school"),
-            ],
-        );
-        assert_eq!(all.stable_subject(IdpKind::Saml, &rules).unwrap().source, SubjectSource::SamlPairwiseId);
-        let no_pairwise = VerifiedIdentity::from_saml(
-            "https://idp.school",
-            Some(persistent.clone()),
-            vec![attr(names::EPPN, "e@school"), attr(names::SAML_SUBJECT_ID, "sid@school")],
-        );
-        assert_eq!(
-            no_pairwise.stable_subject(IdpKind::Saml, &rules).unwrap().source,
-            SubjectSource::SamlSubjectId
-        );
-        let nameid_only = VerifiedIdentity::from_saml(
-            "https://idp.school",
-            Some(persistent),
-            vec![attr(names::EPPN, "e@school")],
-        );
-        assert_eq!(
-            nameid_only.stable_subject(IdpKind::Saml, &rules).unwrap().source,
-            SubjectSource::SamlPersistentNameId
-        );
-        let transient = NameId { value: "t".into(), format: Some(name_id_format::TRANSIENT.into()) };
-        let attribute_only = VerifiedIdentity::from_saml(
-            "https://idp.school",
-            Some(transient),
-            vec![attr(names::EPPN, "e@school")],
-        );
-        let s = attribute_only.stable_subject(IdpKind::Saml, &rules).unwrap();
-        assert_eq!((s.subject, s.source), ("e@school", SubjectSource::SamlAttribute));
-    }
-
-    #[test]
-    fn email_only_on_explicit_opt_in() {
-        let id = VerifiedIdentity::from_saml(
-            "https://idp.school",
-            None,
-            vec![attr(names::MAIL, "alice@school.se")],
-        );
-        assert!(id.stable_subject(IdpKind::Saml, &SubjectRules::default()).is_err());
-        let rules = SubjectRules { attribute: None, allow_email: true };
-        let s = id.stable_subject(IdpKind::Saml, &rules).unwrap();
-        assert_eq!((s.subject, s.source), ("alice@school.se", SubjectSource::Email));
-    }
-
-    #[test]
-    fn debug_shows_names_not_values() {
-        let id = oidc(json!({"sub": "s-123", "email": "alice@school.se"}));
-        let text = format!("{id:?}");
-        assert!(text.contains("email") && !text.contains("alice") && !text.contains("s-123"), "{text}");
-    }
-}
+#[path = "identity_tests.rs"]
+mod tests;

@@ -23,7 +23,9 @@
 //!
 //! # The pipeline
 //! [`Pseudonymizer::pseudonymize`] takes only a [`VerifiedIdentity`]: stable subject (ladder per
-//! IdP kind) → account number(s) → claim policy (explicit maps) → guard on every outgoing value.
+//! IdP kind) → account number(s) → claim policy (explicit maps) → guard on every outgoing value,
+//! against every value of the login but those of known impersonal attributes and of the
+//! attributes the policy reads (guard.rs, "Identifying values").
 
 pub mod guard;
 pub mod identity;
@@ -202,30 +204,6 @@ impl PseudonymError {
     }
 }
 
-/// OIDC and JWT protocol claims: not about the person, so not listed as "removed".
-const PROTOCOL_CLAIMS: &[&str] = &[
-    "iss",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "nonce",
-    "at_hash",
-    "c_hash",
-    "auth_time",
-    "azp",
-    "sid",
-    "jti",
-    "acr",
-    "amr",
-    "ver",
-    "uti",
-    "rh",
-    "aio",
-    "idp",
-    "s_hash",
-];
-
 /// The keyring and every tenant's settings.
 #[derive(Debug)]
 pub struct Pseudonymizer {
@@ -307,8 +285,13 @@ impl Pseudonymizer {
         let mapped = tenant.policy.apply(identity);
 
         // The guard checks every value that came from the IdP through the policy, against the
-        // login's identifying values (the stable subject among them) and the detectors.
-        let mut identifying = identity.identifying_values();
+        // login's identifying values (the stable subject among them) and the detectors. Every
+        // attribute counts as identifying but the known impersonal ones and those the policy
+        // reads: their values are what the maps translate (a school code mapped to itself must
+        // not refuse the login), and a map that copies a personal one is caught by the
+        // detectors (identity.rs, `identifying_values_except`).
+        let sources: Vec<&str> = tenant.policy.sources().collect();
+        let mut identifying = identity.identifying_values_except(&sources);
         identifying.push(subject.subject);
         let guard = Guard::new(identifying);
         guard.check("role", mapped.role.as_str())?;
@@ -330,7 +313,7 @@ impl Pseudonymizer {
         let mut removed: Vec<String> = identity
             .attributes()
             .iter()
-            .filter(|a| !PROTOCOL_CLAIMS.contains(&a.name.as_str()))
+            .filter(|a| !identity::names::PROTOCOL.contains(&a.name.as_str()))
             .map(|a| {
                 let by_name = vocabulary::claim_name(&a.name);
                 let name = match (by_name, &a.friendly_name) {

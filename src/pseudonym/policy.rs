@@ -131,6 +131,12 @@ impl Policy {
         }
     }
 
+    /// The attribute names this policy reads (by name or friendly name): the guard does not
+    /// count their values as identifying, since they are what the maps translate (mod.rs).
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.role_from.iter().chain(&self.school_from).chain(&self.municipality_from).map(String::as_str)
+    }
+
     /// Maps one login's attributes. Unmapped values are dropped; no role maps to `other`.
     pub fn apply(&self, identity: &VerifiedIdentity) -> MappedClaims {
         let role = identity

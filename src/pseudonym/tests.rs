@@ -291,3 +291,126 @@ fn unknown_tenant_is_an_error() {
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
     assert_eq!(p.pseudonymize("nope", &saml_alice(), 0).unwrap_err().reason(), "unknown_tenant");
 }
+
+/// The logins of the integration fixtures (tests/common/login.rs ALICE through oidc-provider,
+/// tests/common/saml.rs, the demo IdP of src/demo) and the claims Entra ID, Google and
+/// Keycloak put in an ID token: with every attribute but the policy's sources and the known
+/// impersonal ones now identifying, none of them refuses its own login.
+#[test]
+fn normal_logins_of_every_fixture_pass() {
+    let config = config_with(
+        r#"
+[[tenants]]
+id = "school-a"
+idp = "oidc"
+issuer = "https://idp.school-a.example"
+policy = { role_from = ["roles"], role_map = { "Student" = "student", "Teacher" = "teacher" }, school_from = ["school_code"], school_map = { "SCH-A-01" = "school-a-01", "NORD-01" = "nordskolan", "21648755" = "21648755" }, municipality_from = ["municipality"], municipality_map = { "0180" = "0180" } }
+
+[[tenants]]
+id = "school-s"
+idp = "saml"
+issuer = "https://idp.school-s.example"
+policy = { role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], role_map = { "student" = "student", "faculty" = "teacher" }, school_from = ["urn:oid:1.3.6.1.4.1.2428.90.1.8"], school_map = { "21648755" = "21648755" } }
+"#,
+    );
+    let p = Pseudonymizer::new(&config, keyring_with(&["school-a", "school-s"])).unwrap();
+    let oidc = |claims: serde_json::Value| {
+        let login = p
+            .pseudonymize(
+                "school-a",
+                &VerifiedIdentity::from_oidc("https://idp.school-a.example", claims.as_object().unwrap()),
+                0,
+            )
+            .unwrap_or_else(|e| panic!("{e} for {claims}"));
+        assert!(login.school.is_some(), "{claims}");
+    };
+    // oidc-provider: Alice of tests/common/login.rs, with the protocol claims it adds.
+    oidc(json!({
+        "iss": "https://idp.school-a.example", "aud": "nymgate-school-a", "exp": 1_800_000_300,
+        "iat": 1_800_000_000, "nonce": "n-1", "at_hash": "x", "sid": "f2b0c4d6", "auth_time": 1_800_000_000,
+        "sub": "idp-subject-alice-7f3a9c", "email": "alice.andersson@school-a.example",
+        "name": "Alice Andersson", "given_name": "Alicia", "family_name": "Andersson",
+        "eppn": "alice.a@idp.school-a.example", "national_id": "19990101-2389",
+        "email_verified": true, "roles": ["Student"], "school_code": "SCH-A-01",
+    }));
+    // The demo IdP (src/demo/idp.rs) and its personnummer claim.
+    oidc(json!({
+        "iss": "https://localhost:9443/nordskolan", "aud": "c", "iat": 1, "exp": 2, "nonce": "n",
+        "sub": "5b0e7c1a-3f52-4d8e-9a61-2c7f0d4e8b13", "email": "elsa.lindqvist@nordskolan.example",
+        "email_verified": true, "name": "Elsa Lindqvist", "given_name": "Elsa", "family_name": "Lindqvist",
+        "personal_identity_number": "20090312-2380", "roles": ["Student"], "school_code": "NORD-01",
+    }));
+    // Entra ID (v2.0 ID token with optional claims), Google, Keycloak: protocol claims,
+    // preferences and flags a map never reads.
+    oidc(json!({
+        "ver": "2.0", "iss": "https://login.microsoftonline.com/t/v2.0", "aud": "a", "tid": "9188040d-6c67-4c5b-b112-36a304b66dad",
+        "oid": "00000000-0000-0000-66f3-3332eca7ea81", "sub": "AAAAAAAAAAAAAAAAAAAAAIkzqFVrSaSaFHy782bbtaQ",
+        "preferred_username": "alice.andersson@school-a.example", "name": "Alice Andersson",
+        "uti": "AbCdEf", "rh": "0.ARoA", "aio": "Df2UVXL1ix", "idp": "https://sts.windows.net/t/",
+        "groups": ["2b4c7e8a-1111-2222-3333-444455556666"], "wids": ["b79fbf4d-3ef9-4689-8143-76b194e85509"],
+        "hasgroups": true, "roles": ["Student"], "school_code": "21648755", "municipality": "0180",
+        "locale": "sv-SE", "zoneinfo": "Europe/Stockholm", "updated_at": 1_700_000_000, "hd": "school-a.example",
+        "email_verified": true, "phone_number_verified": false, "amr": ["pwd", "mfa"], "acr": "1",
+    }));
+    // SAML: Alice as tests/common/saml.rs sends her, with a school unit code.
+    let attr = |name: &str, friendly: &str, value: &str| Attribute {
+        name: name.into(),
+        friendly_name: Some(friendly.into()),
+        values: vec![value.into()],
+    };
+    let saml = VerifiedIdentity::from_saml(
+        "https://idp.school-s.example",
+        Some(NameId {
+            value: "idp-subject-alice-7f3a9c".into(),
+            format: Some(identity::name_id_format::PERSISTENT.into()),
+        }),
+        vec![
+            attr("urn:oid:0.9.2342.19200300.100.1.3", "mail", "alice.andersson@school-a.example"),
+            attr("urn:oid:2.16.840.1.113730.3.1.241", "displayName", "Alice Andersson"),
+            attr("urn:oid:2.5.4.42", "givenName", "Alicia"),
+            attr("urn:oid:2.5.4.4", "sn", "Andersson"),
+            attr("urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "eduPersonAffiliation", "student"),
+            attr(
+                "urn:oid:1.3.6.1.4.1.5923.1.1.1.6",
+                "eduPersonPrincipalName",
+                "alice.a@idp.school-a.example",
+            ),
+            attr("urn:oid:1.3.6.1.4.1.2428.90.1.5", "norEduPersonNIN", "19990101-2389"),
+            attr("urn:oid:1.3.6.1.4.1.2428.90.1.8", "norEduOrgUnitUniqueIdentifier", "21648755"),
+            attr("urn:oid:1.3.6.1.4.1.25178.1.2.9", "schacHomeOrganization", "school-s.example"),
+        ],
+    );
+    let login = p.pseudonymize("school-s", &saml, 0).unwrap();
+    assert_eq!((login.role, login.school.as_deref()), (Role::Student, Some("21648755")));
+}
+
+/// End to end: a value the IdP sent under a name nobody listed stops a map that copies it,
+/// while the same value in the attribute the policy reads is what the map translates.
+#[test]
+fn unlisted_attributes_stop_a_copying_map() {
+    let config = config_with(
+        r#"
+[[tenants]]
+id = "school-e"
+idp = "oidc"
+issuer = "https://idp.e.example"
+policy = { school_from = ["school"], school_map = { "holmskolan" = "holmskolan", "E1" = "e-1" } }
+"#,
+    );
+    let p = Pseudonymizer::new(&config, keyring_with(&["school-e"])).unwrap();
+    let login = |claims: serde_json::Value| {
+        p.pseudonymize(
+            "school-e",
+            &VerifiedIdentity::from_oidc("https://idp.e.example", claims.as_object().unwrap()),
+            0,
+        )
+    };
+    // The school's own name, read by the policy and mapped to itself: fine.
+    assert!(login(json!({"sub": "s-1", "school": "holmskolan"})).is_ok());
+    // A pupil named Holm in a claim nymgate does not know refuses it.
+    assert_eq!(
+        login(json!({"sub": "s-1", "school": "holmskolan", "familjenamn": "Holm"})).unwrap_err(),
+        PseudonymError::Guard(GuardTrip { claim: "school", detector: "identifying_value" })
+    );
+    assert!(login(json!({"sub": "s-1", "school": "E1", "familjenamn": "Holm"})).is_ok());
+}
