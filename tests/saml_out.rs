@@ -511,10 +511,20 @@ fn form_encode(pairs: &[(&str, &str)]) -> String {
 /// nothing of it reaches the platform, whose every received request is scanned.
 #[test]
 fn interception_by_any_spelling_and_method_never_passes_a_school_response() {
+    interception_by_any_spelling_and_method(SamlIdpKind::Samlify);
+}
+
+/// The same with the school's responses signed by pysaml2 (xmlsec1), a second SAML stack.
+#[test]
+fn interception_by_any_spelling_and_method_never_passes_a_pysaml2_response() {
+    interception_by_any_spelling_and_method(SamlIdpKind::Pysaml2);
+}
+
+fn interception_by_any_spelling_and_method(school: SamlIdpKind) {
     use base64::Engine;
     let platform = InterceptedPlatform::start();
     let world = World::start(Options {
-        saml: Some(SamlIdpKind::Samlify),
+        saml: Some(school),
         saml_out: true,
         upstream: Some(platform.url.clone()),
         ..Options::default()
