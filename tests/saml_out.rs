@@ -227,11 +227,13 @@ fn school_response_to_platform(world: &World, request_id: &str, sign: &str) -> S
     world.saml_sign(&fields.xml(), sign, "idp", None)
 }
 
-#[test]
-fn interception_replaces_the_schools_response_before_the_platform_sees_it() {
+/// nymgate in front of the node-saml platform whose ACS (`/saml/acs`) it intercepts, the
+/// platform configured to trust nymgate's IdP certificate, and a SAML school signing with
+/// `school`.
+fn intercepted_world(school: SamlIdpKind) -> (InterceptedPlatform, World) {
     let platform = InterceptedPlatform::start();
     let world = World::start(Options {
-        saml: Some(SamlIdpKind::Samlify),
+        saml: Some(school),
         saml_out: true,
         upstream: Some(platform.url.clone()),
         ..Options::default()
@@ -244,6 +246,12 @@ fn interception_replaces_the_schools_response_before_the_platform_sees_it() {
         "sso_url": world.url("/nymgate/idp/sso"),
     });
     assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    (platform, world)
+}
+
+#[test]
+fn interception_replaces_the_schools_response_before_the_platform_sees_it() {
+    let (platform, world) = intercepted_world(SamlIdpKind::Samlify);
     let request_id = platform.call(&world, "GET", "/start", None)["id"].as_str().unwrap().to_owned();
 
     // The school answers the platform's request; the POST goes through nymgate.
@@ -522,21 +530,7 @@ fn interception_by_any_spelling_and_method_never_passes_a_pysaml2_response() {
 
 fn interception_by_any_spelling_and_method(school: SamlIdpKind) {
     use base64::Engine;
-    let platform = InterceptedPlatform::start();
-    let world = World::start(Options {
-        saml: Some(school),
-        saml_out: true,
-        upstream: Some(platform.url.clone()),
-        ..Options::default()
-    });
-    let idp_cert = std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap();
-    let configure = serde_json::json!({
-        "idp_cert": idp_cert,
-        "entity_id": common::login::SAML_INTERCEPTED,
-        "acs_url": world.url("/saml/acs"),
-        "sso_url": world.url("/nymgate/idp/sso"),
-    });
-    assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    let (platform, world) = intercepted_world(school);
     let fresh = || {
         let id = platform.call(&world, "GET", "/start", None)["id"].as_str().unwrap().to_owned();
         school_response_to_platform(&world, &id, "both")
