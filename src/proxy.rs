@@ -211,9 +211,13 @@ pub async fn handle(
     let request_id = request_id_value.to_str().unwrap_or_default();
     let method = request.method().clone();
     let version = request.version();
-    // Only when the request line below is written (level info): the scan and the copy are
-    // otherwise a cost per request for nothing.
-    let path_class = tracing::enabled!(tracing::Level::INFO).then(|| first_segment(request.uri().path()));
+    // The canonical path (target.rs), made once: routing decides on it, and the log's path class
+    // is read from it, only when the request line below is written (level info).
+    let canonical = crate::target::canonical_path(request.uri().path());
+    let path_class = tracing::enabled!(tracing::Level::INFO).then(|| match &canonical {
+        Ok(path) => first_segment(path),
+        Err(_) => "/…",
+    });
 
     // The client IP is reduced before anything else sees it; the raw address stops here (the
     // login blocker keeps only an HMAC of it, under a key that is never written).
@@ -225,7 +229,8 @@ pub async fn handle(
     let client = gateway.reducer.reduce(client_ip);
     let client_key = gateway.login.as_ref().and_then(|login| login.client_key(client_ip));
 
-    let (route, result) = route(&gateway, request, head, &client, client_key, &request_id_value).await;
+    let (route, result) =
+        route(&gateway, request, canonical, head, &client, client_key, &request_id_value).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -261,6 +266,7 @@ pub async fn handle(
 async fn route(
     gateway: &Gateway,
     request: Request<Incoming>,
+    canonical: Result<crate::target::CanonicalPath, crate::target::Unsettled>,
     head: HeadVerdict,
     client: &ReducedIp,
     client_key: Option<crate::login::blocking::ClientKey>,
@@ -283,7 +289,7 @@ async fn route(
     }
     let host = crate::public_hosts::forwarded_host(&host, gateway.public_port);
     // Every routing decision below is made on this one form (target.rs), never on raw bytes.
-    let canonical = match crate::target::canonical_path(parts.uri.path()) {
+    let canonical = match canonical {
         Ok(path) => path,
         Err(_) => return (class, Err(RequestFault::UnsettledPath.into())),
     };
@@ -610,8 +616,7 @@ const LOGGED_PATHS: &[&str] = &[
 /// The path for the request log: the first segment of the canonical path (target.rs) when it
 /// is one of [`LOGGED_PATHS`], otherwise `/…`. Later segments and the query are never logged:
 /// they can carry personal values.
-fn first_segment(path: &str) -> &'static str {
-    let Ok(canonical) = crate::target::canonical_path(path) else { return "/…" };
+fn first_segment(canonical: &crate::target::CanonicalPath) -> &'static str {
     let first = canonical.as_str()[1..].split('/').next().unwrap_or("");
     if first.is_empty() {
         return "/";
@@ -637,14 +642,18 @@ mod tests {
         assert_eq!(first.as_bytes()[..16], second.as_bytes()[..16]);
     }
 
+    fn log_path(path: &str) -> &'static str {
+        crate::target::canonical_path(path).map_or("/…", |path| first_segment(&path))
+    }
+
     #[test]
     fn log_path_keeps_only_a_route_word() {
-        assert_eq!(first_segment("/api/users/alice@school.se"), "/api");
-        assert_eq!(first_segment("/"), "/");
-        assert_eq!(first_segment(""), "/");
-        assert_eq!(first_segment("/API//x"), "/api");
-        assert_eq!(first_segment("/v2/courses"), "/v2");
-        assert_eq!(first_segment("/nymgate/callback?code=x"), "/nymgate");
+        assert_eq!(log_path("/api/users/alice@school.se"), "/api");
+        assert_eq!(log_path("/"), "/");
+        assert_eq!(log_path(""), "/");
+        assert_eq!(log_path("/API//x"), "/api");
+        assert_eq!(log_path("/v2/courses"), "/v2");
+        assert_eq!(log_path("/nymgate/callback?code=x"), "/nymgate");
         // A name, an email, a national id, a phone number, a number: none is logged.
         for personal in [
             "/anna.svensson/x",
@@ -655,7 +664,7 @@ mod tests {
             "/4815162342",
             "/Anna",
         ] {
-            assert_eq!(first_segment(personal), "/…", "{personal}");
+            assert_eq!(log_path(personal), "/…", "{personal}");
         }
     }
 

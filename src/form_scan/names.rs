@@ -40,7 +40,7 @@ impl Names {
 
     pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<(), SamlMessageInForm> {
         match self {
-            Names::Urlencoded(u) => bytes.iter().try_for_each(|b| u.byte(*b)),
+            Names::Urlencoded(u) => u.feed(bytes),
             Names::Multipart(m) => bytes.iter().try_for_each(|b| m.byte(*b)),
         }
     }
@@ -109,6 +109,21 @@ pub(super) struct Urlencoded {
 }
 
 impl Urlencoded {
+    /// A value's bytes are skipped to the next separator in one search, not byte by byte.
+    fn feed(&mut self, mut bytes: &[u8]) -> Result<(), SamlMessageInForm> {
+        while !bytes.is_empty() {
+            if self.in_value {
+                match bytes.iter().position(|b| matches!(b, b'&' | b';' | b'\r' | b'\n')) {
+                    Some(at) => bytes = &bytes[at..],
+                    None => return Ok(()),
+                }
+            }
+            self.byte(bytes[0])?;
+            bytes = &bytes[1..];
+        }
+        Ok(())
+    }
+
     fn byte(&mut self, b: u8) -> Result<(), SamlMessageInForm> {
         let separator = matches!(b, b'&' | b';' | b'\r' | b'\n');
         if self.in_value {

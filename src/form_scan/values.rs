@@ -29,8 +29,48 @@ pub(super) struct Values {
     backslash: bool,
 }
 
+/// The shortest pattern: a match needs this many normalized bytes in a row.
+const MIN_MATCH: usize = 28;
+
+/// A byte that no pattern holds and that the normalizer never skips or decodes through: every
+/// match lies wholly between two of them.
+fn breaks_runs(b: u8) -> bool {
+    !(b.is_ascii_alphanumeric() || b.is_ascii_whitespace() || matches!(b, b'%' | b'\\' | b'+'))
+}
+
 impl Values {
+    /// Reads the next bytes. A stretch between two run-breaking bytes that is shorter than the
+    /// shortest pattern cannot hold a match (normalizing only shortens), so it is skipped with
+    /// the state reset, as reading it byte by byte would leave it; the first stretch continues
+    /// what the last chunk left, and the last one may go on in the next chunk, so both are read.
     pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<(), super::SamlMessageInForm> {
+        let mut stretches = bytes.split(|b| breaks_runs(*b));
+        let Some(first) = stretches.next() else { return Ok(()) };
+        self.read(first)?;
+        let mut last = None;
+        for stretch in stretches {
+            if let Some(previous) = last.replace(stretch) {
+                self.reset();
+                if previous.len() >= MIN_MATCH {
+                    self.read(previous)?;
+                }
+            }
+        }
+        if let Some(last) = last {
+            self.reset();
+            self.read(last)?;
+        }
+        Ok(())
+    }
+
+    /// What a run-breaking byte leaves: nothing a match could continue from.
+    fn reset(&mut self) {
+        self.recent.clear();
+        self.escape = None;
+        self.backslash = false;
+    }
+
+    fn read(&mut self, bytes: &[u8]) -> Result<(), super::SamlMessageInForm> {
         for &b in bytes {
             if let Some(first) = self.escape {
                 let hex = |c: u8| (c as char).to_digit(16).map(|d| d as u8);
@@ -48,7 +88,7 @@ impl Values {
                         if let Some(first) = first {
                             self.normalized(first)?;
                         }
-                        self.feed(&[b])?;
+                        self.read(&[b])?;
                     }
                 }
                 continue;
