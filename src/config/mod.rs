@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub mod alerts;
 pub mod branding;
+pub mod issuer;
 pub mod login;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
