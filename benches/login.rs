@@ -87,7 +87,9 @@ fn bench(c: &mut Criterion) {
     let callback = || {
         let claims = check_id_token(&rules, &keys, &id_token, "n-0S6_WzA2Mj", now as i64).unwrap();
         let identity = VerifiedIdentity::unverified_for_benchmarks(ISSUER, &claims);
-        let login = pseudonymizer.pseudonymize("school-a", &identity, now).unwrap();
+        let login = pseudonymizer
+            .pseudonymize("school-a", &identity, nymgate::pseudonym::Sector::Primary, now)
+            .unwrap();
         let request =
             TokenRequest { audience: "learning-platform", nonce: Some("p-nonce"), now, lifetime_secs: 300 };
         minter.mint(&login, &request)

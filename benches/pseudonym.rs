@@ -51,7 +51,11 @@ fn bench(c: &mut Criterion) {
     let pseudonymizer = Pseudonymizer::new(&config, keyring).unwrap();
     let identity = typical_entra_login();
     assert_eq!(
-        pseudonymizer.pseudonymize("school-a", &identity, 0).unwrap().school.as_deref(),
+        pseudonymizer
+            .pseudonymize("school-a", &identity, nymgate::pseudonym::Sector::Primary, 0)
+            .unwrap()
+            .school
+            .as_deref(),
         Some("school-a")
     );
 
@@ -66,7 +70,9 @@ fn bench(c: &mut Criterion) {
         })
     });
     c.bench_function("pseudonymize_typical_login", |b| {
-        b.iter(|| pseudonymizer.pseudonymize("school-a", &identity, 0).unwrap())
+        b.iter(|| {
+            pseudonymizer.pseudonymize("school-a", &identity, nymgate::pseudonym::Sector::Primary, 0).unwrap()
+        })
     });
 }
 

@@ -48,7 +48,9 @@ fn bench(c: &mut Criterion) {
 
     let acs = || {
         let verified = saml_acs::verify(TYPICAL, &trust, &expected).unwrap();
-        let login = pseudonymizer.pseudonymize("school-s", &verified.identity, expected.now).unwrap();
+        let login = pseudonymizer
+            .pseudonymize("school-s", &verified.identity, nymgate::pseudonym::Sector::Primary, expected.now)
+            .unwrap();
         let request = TokenRequest {
             audience: "learning-platform",
             nonce: Some("p-nonce"),
@@ -67,7 +69,9 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("saml_acs_work_verify_pseudonymize_mint", |b| b.iter(acs));
     let verified = saml_acs::verify(TYPICAL, &trust, &expected).unwrap();
-    let login = pseudonymizer.pseudonymize("school-s", &verified.identity, expected.now).unwrap();
+    let login = pseudonymizer
+        .pseudonymize("school-s", &verified.identity, nymgate::pseudonym::Sector::Primary, expected.now)
+        .unwrap();
     let request = TokenRequest {
         audience: "learning-platform",
         nonce: Some("p-nonce"),
@@ -76,7 +80,16 @@ fn bench(c: &mut Criterion) {
     };
     c.bench_function("mint_eddsa_token", |b| b.iter(|| minter.mint(&login, &request)));
     c.bench_function("saml_pseudonymize_typical", |b| {
-        b.iter(|| pseudonymizer.pseudonymize("school-s", &verified.identity, expected.now).unwrap())
+        b.iter(|| {
+            pseudonymizer
+                .pseudonymize(
+                    "school-s",
+                    &verified.identity,
+                    nymgate::pseudonym::Sector::Primary,
+                    expected.now,
+                )
+                .unwrap()
+        })
     });
 }
 

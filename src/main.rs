@@ -576,8 +576,30 @@ fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -
         }
     };
     let sink = AuditSink::from_config(&config.audit);
-    match pseudonymizer.lookup(tenant, issuer, &subject, unix_now()) {
-        Ok(lookup) => {
+    use nymgate::pseudonym::Sector;
+    // Each named sector's platforms know the person by another number (docs/PSEUDONYMS.md,
+    // "Sectors"): a DPO's answer lists them all.
+    let mut sectors: Vec<String> = config
+        .login
+        .iter()
+        .flat_map(|login| {
+            let sps = login.saml_idp.iter().flat_map(|idp| idp.service_providers.iter().map(|sp| &sp.sector));
+            sps.chain(login.clients.iter().map(|client| &client.sector))
+        })
+        .filter_map(|sector| sector.clone())
+        .filter(|sector| Sector::of(Some(sector)) != Sector::Primary)
+        .collect();
+    sectors.sort();
+    sectors.dedup();
+    let in_sectors: Result<Vec<_>, _> = sectors
+        .iter()
+        .map(|sector| pseudonymizer.lookup(tenant, issuer, &subject, Sector::Named(sector), unix_now()))
+        .collect();
+    match pseudonymizer
+        .lookup(tenant, issuer, &subject, Sector::Primary, unix_now())
+        .and_then(|l| Ok((l, in_sectors?)))
+    {
+        Ok((lookup, in_sectors)) => {
             let event = AuditEvent {
                 tenant: Some(tenant),
                 account_number: Some(lookup.current.as_str()),
@@ -589,6 +611,12 @@ fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -
             println!("{}", lookup.current);
             if let Some(previous) = lookup.previous {
                 println!("{previous} (previous key, during the migration window)");
+            }
+            for (sector, lookup) in sectors.iter().zip(in_sectors) {
+                println!("{} (sector {sector})", lookup.current);
+                if let Some(previous) = lookup.previous {
+                    println!("{previous} (sector {sector}, previous key, during the migration window)");
+                }
             }
             ExitCode::SUCCESS
         }
@@ -659,6 +687,10 @@ fn check(path: &Path) -> ExitCode {
                 }
             }
             println!("{}: valid", path.display());
+            // Tenants on one IdP: how each login is filed (docs/PSEUDONYMS.md).
+            for note in config.explain_shared_issuers() {
+                println!("  note: {note}");
+            }
             ExitCode::SUCCESS
         }
         Err(ConfigError::Invalid { path, problems }) => {

@@ -161,6 +161,12 @@ pub struct SamlServiceProviderConfig {
     /// school's never reaches the platform.
     #[serde(default)]
     pub intercept: bool,
+    /// The pseudonym sector of this platform: its persistent NameIDs are pairwise (SAML Core
+    /// §8.3.7), so two platforms get unlinkable account numbers for one pupil unless they name
+    /// the same sector. Unset: the primary sector (today's numbers); only one platform may
+    /// leave it unset (config/identity.rs).
+    #[serde(default)]
+    pub sector: Option<String>,
 }
 
 /// A tenant's SAML IdP.
@@ -243,6 +249,12 @@ pub struct PlatformClientConfig {
     pub client_secret: SecretSource,
     /// Exact matches only (RFC 9700 §4.1.3).
     pub redirect_uris: Vec<String>,
+    /// The pseudonym sector of this platform (OIDC Core §8.1): platforms in different sectors
+    /// get unlinkable account numbers for one pupil. Unset: the primary sector, whose numbers
+    /// are the ones nymgate made before sectors; only one platform may leave it unset
+    /// (config/identity.rs).
+    #[serde(default)]
+    pub sector: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub mod alerts;
 pub mod branding;
+pub mod identity;
 pub mod issuer;
 pub mod login;
 pub use alerts::{AlertsConfig, WebhookConfig};
@@ -246,8 +247,20 @@ pub struct TenantConfig {
     pub scope: Option<String>,
     pub idp: IdpKind,
     /// The issuer: the OIDC issuer URL, the SAML IdP entity id, or for Entra ID the directory
-    /// (tenant) id. It is also the default issuer of `nymgate pseudonym` lookups.
+    /// (tenant) id. It is also the default issuer of `nymgate pseudonym` lookups. Its canonical
+    /// form (config/issuer.rs) enters the account number: fixed here at onboarding, never the
+    /// spelling an IdP advertises on the day (docs/PSEUDONYMS.md, "A stable issuer").
     pub issuer: String,
+    /// The exact issuer string this tenant's account numbers were made from before nymgate
+    /// canonicalized issuers, for a tenant onboarded earlier whose IdP spelled its issuer in
+    /// another form (a trailing `/`, capitals): set it to that spelling and every number stays.
+    /// Used verbatim; leave it unset for a new tenant.
+    #[serde(default)]
+    pub account_issuer: Option<String>,
+    /// Which verified attribute files a login under this tenant when several tenants share one
+    /// IdP (config/identity.rs, docs/PSEUDONYMS.md "One IdP, several schools").
+    #[serde(default)]
+    pub select: Option<identity::TenantSelectConfig>,
     #[serde(default)]
     pub subject: SubjectConfig,
     #[serde(default)]
@@ -965,6 +978,7 @@ impl Config {
         }
         self.validate_store(&mut problem);
         self.validate_retention(&mut problem);
+        self.validate_identity(&mut problem);
         if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
             problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
         }

@@ -361,7 +361,10 @@ pub async fn run(options: &Options) -> Result<Report, String> {
             let scope = options.scope.clone().unwrap_or_else(|| options.tenant.clone());
             ring.scope(&scope).map_err(|e| format!("--keyring: {e}"))?;
             let (Some(idp), Some(school)) = (&idp, school) else { unreachable!("refused above") };
-            Arc::new(Derived { ring, scope, issuer: idp.issuer(school) })
+            // The account number is made from the issuer's canonical form (config/issuer.rs).
+            let issuer = crate::config::issuer::canonical_issuer(&idp.issuer(school))
+                .map_err(|e| format!("the demo IdP's issuer {e}"))?;
+            Arc::new(Derived { ring, scope, issuer })
         }
         None => Arc::new(Consistent::default()),
     };

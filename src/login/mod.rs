@@ -25,6 +25,7 @@ pub mod saml_idp;
 pub mod saml_metadata;
 pub mod saml_sp;
 mod saml_tenant;
+mod tenant_choice;
 pub use provider::basic_credentials;
 
 use std::collections::HashMap;
@@ -49,13 +50,14 @@ use crate::metrics::Metrics;
 use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use crate::pseudonym::identity::VerifiedIdentity;
 use crate::pseudonym::keyring::{unix_now, Keyring};
-use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin};
+use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin, Sector};
 use crate::seal::Sealer;
 use crate::secret::Secret;
 use crate::store::{Space, Store, StoreError};
 use crate::target::SAML_MESSAGES;
 use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
+use tenant_choice::{ChoiceError, TenantChoice};
 
 /// Every nymgate endpoint starts with this.
 pub const PREFIX: &str = "/nymgate";
@@ -171,6 +173,12 @@ enum FlowError {
     SamlOut(#[from] saml_idp::SamlOutError),
     #[error(transparent)]
     Retention(#[from] crate::retention::RetentionError),
+    #[error(transparent)]
+    Choice(#[from] ChoiceError),
+    /// A platform bound to one tenant (`service_providers.tenant`) asked for, or was sent,
+    /// another tenant's login.
+    #[error("the platform is bound to another tenant")]
+    TenantNotAllowed,
 }
 
 impl FlowError {
@@ -187,6 +195,8 @@ impl FlowError {
             FlowError::IdpError => "idp_error",
             FlowError::SamlOut(e) => e.reason(),
             FlowError::Retention(_) => "retention_unavailable",
+            FlowError::Choice(e) => e.reason(),
+            FlowError::TenantNotAllowed => "tenant_not_allowed",
         }
     }
 
@@ -197,7 +207,9 @@ impl FlowError {
             FlowError::Oidc(OidcError::TokenRequest(_) | OidcError::Userinfo(_)) => StatusCode::BAD_GATEWAY,
             FlowError::Saml(saml_acs::SamlError::TooLarge) => StatusCode::PAYLOAD_TOO_LARGE,
             FlowError::SamlMetadata(_) => StatusCode::BAD_GATEWAY,
-            FlowError::Pseudonym(_) => StatusCode::FORBIDDEN,
+            FlowError::Pseudonym(_) | FlowError::Choice(_) | FlowError::TenantNotAllowed => {
+                StatusCode::FORBIDDEN
+            }
             FlowError::Store(_) | FlowError::Retention(_) => StatusCode::SERVICE_UNAVAILABLE,
             FlowError::SamlOut(saml_idp::SamlOutError::Signing) => StatusCode::INTERNAL_SERVER_ERROR,
             FlowError::SamlOut(saml_idp::SamlOutError::UnknownSp) => StatusCode::NOT_FOUND,
@@ -258,6 +270,10 @@ pub struct Login {
     retention_tokens: Option<retention_api::RetentionTokens>,
     /// SAML tenants: where to send the browser, and what to trust in the answer.
     saml: HashMap<String, saml_tenant::SamlTenant>,
+    /// Which tenant a verified login belongs to (tenant_choice.rs).
+    choice: TenantChoice,
+    /// Each SAML platform's pseudonym sector, by entity id (`None`: the primary sector).
+    sp_sectors: HashMap<String, Option<String>>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
     audit: AuditSink,
@@ -383,6 +399,7 @@ impl Login {
                     id: client.client_id.clone(),
                     secret,
                     redirect_uris: client.redirect_uris.clone(),
+                    sector: client.sector.clone(),
                 },
             );
         }
@@ -486,6 +503,13 @@ impl Login {
                 .as_ref()
                 .map(|r| (r.cull_after.as_secs(), r.cull_interval.as_secs().max(1))),
             saml,
+            choice: TenantChoice::new(config),
+            sp_sectors: login
+                .saml_idp
+                .iter()
+                .flat_map(|idp| idp.service_providers.iter())
+                .map(|sp| (sp.entity_id.clone(), sp.sector.clone()))
+                .collect(),
             issuer,
             output: login.output,
             sealer,
@@ -761,7 +785,7 @@ impl Login {
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
             let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
-            let login = self.pseudonymize(&flow.tenant, &identity, now).await?;
+            let login = self.pseudonymize(&flow.tenant, &identity, self.sector(&flow.next), now).await?;
             self.deliver(login, flow.next, now, ctx.lang)
         }
         .await;
@@ -801,19 +825,14 @@ impl Login {
                 };
                 (flow.tenant, Some(request_id), flow.next)
             } else {
-                // IdP-initiated: the (unverified) Issuer picks the tenant whose pinned keys then
-                // decide. There is no platform request to answer, so only the assertion output
-                // can take it; RelayState is then at most a path on this site.
-                let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
-                let (id, _) =
-                    self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
-                tenant = Some(id.clone());
+                // IdP-initiated: there is no platform request to answer, so only the assertion
+                // output can take it; RelayState is then at most a path on this site. The
+                // tenant is picked after verification (`verify_unsolicited`).
                 if self.output != LoginOutput::AssertionHeader {
                     return Err(SamlError::Unsolicited.into());
                 }
-                (id.clone(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) })
+                (String::new(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) })
             };
-            let saml = self.saml.get(&tenant_id).ok_or(FlowError::UnknownTenant)?;
             let sp = self.saml_sp.as_ref().ok_or(FlowError::BadRequest("protocol_not_available"))?;
             let expected = saml_acs::Expected {
                 sp_entity_id: &sp.entity_id,
@@ -822,8 +841,14 @@ impl Login {
                 now,
                 relay_in_response_to: false,
             };
-            let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-            let verified = saml_acs::verify(&xml, &trusted.trust, &expected)?;
+            let (tenant_id, verified) = if solicited {
+                let saml = self.saml.get(&tenant_id).ok_or(FlowError::UnknownTenant)?;
+                let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
+                (tenant_id, saml_acs::verify(&xml, &trusted.trust, &expected)?)
+            } else {
+                let candidates = self.saml_tenants_of(&xml)?;
+                self.verify_unsolicited(&xml, &candidates, &expected, &mut tenant).await?
+            };
             if verified.weak_algorithm {
                 tracing::warn!(
                     request_id = ctx.request_id,
@@ -836,7 +861,7 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login = self.pseudonymize(&tenant_id, &verified.identity, now).await?;
+            let login = self.pseudonymize(&tenant_id, &verified.identity, self.sector(&next), now).await?;
             self.deliver(login, next, now, ctx.lang)
         }
         .await;
@@ -847,6 +872,75 @@ impl Login {
         response
     }
 
+    /// The sector of the platform a login goes to: its number is made for that platform
+    /// (pseudonym/mod.rs, "Sectors"). The assertion header's platform is the primary one.
+    fn sector(&self, next: &Next) -> Sector<'_> {
+        let configured = match next {
+            Next::Platform(request) => {
+                self.clients.get(request.client_id()).and_then(|c| c.sector.as_deref())
+            }
+            Next::SamlSp(request) => return self.sp_sector(&request.sp),
+            Next::Session { .. } => None,
+        };
+        Sector::of(configured)
+    }
+
+    /// The tenant a SAML platform is bound to (`service_providers.tenant`), if any.
+    fn bound_tenant(&self, sp: &str) -> Option<&str> {
+        self.saml_idp.as_ref()?.service_provider(sp)?.tenant.as_deref()
+    }
+
+    fn sp_sector(&self, entity_id: &str) -> Sector<'_> {
+        Sector::of(self.sp_sectors.get(entity_id).and_then(Option::as_deref))
+    }
+
+    async fn saml_trust(&self, tenant: &str) -> Result<Arc<saml_tenant::Trusted>, FlowError> {
+        let saml = self.saml.get(tenant).ok_or(FlowError::UnknownTenant)?;
+        saml.trusted().await.map_err(FlowError::SamlMetadata)
+    }
+
+    /// The SAML tenants whose issuer a response's (unverified) Issuer names, in config order.
+    fn saml_tenants_of(&self, xml: &str) -> Result<Vec<String>, FlowError> {
+        let issuer = saml_acs::claimed_issuer(xml).ok_or(saml_acs::SamlError::Issuer)?;
+        let candidates: Vec<String> = self
+            .choice
+            .by_issuer(&issuer)
+            .into_iter()
+            .filter(|id| self.saml.contains_key(*id))
+            .map(str::to_owned)
+            .collect();
+        if candidates.is_empty() {
+            return Err(saml_acs::SamlError::Issuer.into());
+        }
+        Ok(candidates)
+    }
+
+    /// A response no flow of nymgate's asked for, from an IdP that `candidates` (config order)
+    /// share: verified with the first one's trust, filed under the one tenant its verified
+    /// `select` attribute names (tenant_choice.rs), and verified with that tenant's own trust
+    /// too when it is another. `tenant` is set for the audit once the tenant is known.
+    async fn verify_unsolicited(
+        &self,
+        xml: &str,
+        candidates: &[String],
+        expected: &saml_acs::Expected<'_>,
+        tenant: &mut Option<String>,
+    ) -> Result<(String, saml_acs::VerifiedResponse), FlowError> {
+        let first = candidates.first().ok_or(saml_acs::SamlError::Issuer)?;
+        if candidates.len() == 1 {
+            *tenant = Some(first.clone());
+        }
+        let verified = saml_acs::verify(xml, &self.saml_trust(first).await?.trust, expected)?;
+        let names: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        let chosen = self.choice.pick(&names, &verified.identity)?.to_owned();
+        *tenant = Some(chosen.clone());
+        if chosen == *first {
+            return Ok((chosen, verified));
+        }
+        let verified = saml_acs::verify(xml, &self.saml_trust(&chosen).await?.trust, expected)?;
+        Ok((chosen, verified))
+    }
+
     /// The pseudonym step of every login, then the retention store's record where the tenant
     /// keeps values for this role. A record that can't be written fails the login (503): the
     /// customer requires it, so a login without it would lose data silently.
@@ -854,12 +948,15 @@ impl Login {
         &self,
         tenant: &str,
         identity: &VerifiedIdentity,
+        sector: Sector<'_>,
         now: u64,
     ) -> Result<PseudonymousLogin, FlowError> {
         if self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
             return Err(FlowError::BadRequest("tenant_offboarded"));
         }
-        let login = self.pseudonymizer.pseudonymize(tenant, identity, now)?;
+        // A tenant that shares its IdP files only the logins its verified attribute names.
+        self.choice.confirm(tenant, identity)?;
+        let login = self.pseudonymizer.pseudonymize(tenant, identity, sector, now)?;
         let (Some(store), Some(rules)) = (&self.retention, self.retention_rules.get(tenant)) else {
             return Ok(login);
         };
@@ -955,17 +1052,24 @@ impl Login {
                 idp.verify_own(&xml, sp, unix_now())?;
                 return Ok(Passed::Own(Bytes::from(form_body(&fields))));
             }
-            let (tenant_id, saml) =
-                self.saml.iter().find(|(_, t)| t.entity_id == issuer).ok_or(SamlError::Issuer)?;
-            tenant = Some(tenant_id.clone());
+            // A platform bound to one school takes that school's responses only.
+            let mut candidates = self.saml_tenants_of(&xml)?;
+            if let Some(bound) = &sp.tenant {
+                candidates.retain(|id| id == bound);
+                if candidates.is_empty() {
+                    return Err(FlowError::TenantNotAllowed);
+                }
+            }
             let now = unix_now();
-            let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-            let verified = saml_acs::verify(&xml, &trusted.trust, &sp.intercepted(now))?;
+            let (tenant_id, verified) =
+                self.verify_unsolicited(&xml, &candidates, &sp.intercepted(now), &mut tenant).await?;
+            let tenant_id = tenant_id.as_str();
             let key = format!("{tenant_id}\n{}", verified.assertion_id);
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login = self.pseudonymize(tenant_id, &verified.identity, now).await?;
+            let login =
+                self.pseudonymize(tenant_id, &verified.identity, self.sp_sector(&sp.entity_id), now).await?;
             // Bytes that nymgate relays into its own signed Response are checked as any value
             // that leaves: RelayState (the browser's or, unsolicited, the IdP's choice) within
             // SAML Bindings §3.5.3's 80 bytes and through the guard; InResponseTo an xsd:ID.
@@ -1041,8 +1145,17 @@ impl Login {
             Ok(request) => request,
             Err(error) => return self.failed(None, error.into(), ctx, Some("saml")).await,
         };
+        // A platform bound to one school gets that school's logins whatever its request says:
+        // the `tenant` parameter is unsigned, and an SP's signature covers no nymgate parameter.
         let sp_tenant = idp.service_provider(&request.sp).and_then(|sp| sp.tenant.clone());
-        match tenant.or(sp_tenant) {
+        let tenant = match (sp_tenant, tenant) {
+            (Some(bound), Some(asked)) if asked != bound => {
+                return self.failed(None, FlowError::TenantNotAllowed, ctx, Some("saml")).await
+            }
+            (Some(bound), _) => Some(bound),
+            (None, asked) => asked,
+        };
+        match tenant {
             Some(tenant) => self.start_chosen(&tenant, Next::SamlSp(request), ctx).await,
             None => {
                 // The chooser is a GET page of its own (its search form reloads it), with the
@@ -1079,6 +1192,9 @@ impl Login {
             return self.failed(None, FlowError::BadRequest("bad_sp_request"), ctx, Some("saml")).await;
         };
         if let Some(tenant) = params.get("tenant") {
+            if self.bound_tenant(&request.sp).is_some_and(|bound| bound != tenant) {
+                return self.failed(None, FlowError::TenantNotAllowed, ctx, Some("saml")).await;
+            }
             return self.start_chosen(tenant, Next::SamlSp(request), ctx).await;
         }
         let hidden = vec![("request".to_owned(), sealed.to_owned())];
@@ -1163,6 +1279,10 @@ impl Login {
                 Ok((response, login))
             }
             Next::SamlSp(request) => {
+                // The last word before a bound platform receives a login: its own school's only.
+                if self.bound_tenant(&request.sp).is_some_and(|bound| bound != login.tenant) {
+                    return Err(FlowError::TenantNotAllowed);
+                }
                 let idp = self.saml_idp.as_ref().ok_or(FlowError::BadRequest("protocol_not_available"))?;
                 let (xml, acs_url) = idp.response(&login, &request, now)?;
                 let encoded = base64::engine::general_purpose::STANDARD.encode(xml);

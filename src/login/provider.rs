@@ -23,6 +23,15 @@ pub struct PlatformClient {
     pub id: String,
     pub secret: Secret,
     pub redirect_uris: Vec<String>,
+    /// Its pseudonym sector (`login.clients.sector`): `None` is the primary one.
+    pub sector: Option<String>,
+}
+
+impl AuthorizeRequest {
+    /// The platform client that asked, whose sector the login's number is made for.
+    pub(super) fn client_id(&self) -> &str {
+        &self.client_id
+    }
 }
 
 /// The platform's authorization request, carried through the school login in the flow cookie.

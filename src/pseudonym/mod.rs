@@ -16,6 +16,18 @@
 //! n² / 2⁸¹. For 10 million people (every pupil and teacher of a country in one scope) that is
 //! 10¹⁴ / 2.4·10²⁴ ≈ 4·10⁻¹¹. Guessing a given person's number without the key is 1 in 2⁸⁰.
 //!
+//! The issuer in that input is the tenant's configured issuer in canonical form
+//! (config/issuer.rs), or its `account_issuer` when one is set: never the spelling the IdP
+//! advertises on the day, so a discovery document that gains a trailing slash changes no
+//! number. The verified login's own issuer must be the same issuer (else `issuer_mismatch`).
+//!
+//! # Sectors
+//! A platform in a named sector (`sector = "…"` on its config) gets
+//! `HMAC(key, "nymgate/account-number/v1/sector" ‖ len(sector) ‖ sector ‖ len(issuer) ‖ issuer ‖
+//! len(subject) ‖ subject)` instead: pairwise numbers (OIDC Core §8.1, SAML Core §8.3.7), so two
+//! vendors behind one nymgate can't join their data on the number. The primary sector keeps the
+//! number above, the one nymgate made before sectors existed.
+//!
 //! The number is deterministic (same key, same person, same number, on every replica and after
 //! every restart, with no database), unlinkable across scopes (each scope has its own random
 //! key), not reversible without the key, rotatable (a new version gives new numbers; during the
@@ -46,6 +58,8 @@ use policy::{Policy, Role};
 
 /// Domain separation: an account number's MAC can't be confused with any other use of the key.
 const DOMAIN_TAG: &[u8] = b"nymgate/account-number/v1";
+/// The same for a named sector's numbers: no sector's input can equal the primary one's.
+const SECTOR_DOMAIN_TAG: &[u8] = b"nymgate/account-number/v1/sector";
 /// Crockford's base32 alphabet.
 const CROCKFORD: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 /// Bits of the MAC kept: 16 base32 characters.
@@ -74,11 +88,44 @@ impl fmt::Debug for AccountNumber {
     }
 }
 
+/// The platform a login's number is made for (module doc, "Sectors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sector<'a> {
+    /// The numbers nymgate made before sectors existed.
+    Primary,
+    /// A named sector's pairwise numbers.
+    Named(&'a str),
+}
+
+impl<'a> Sector<'a> {
+    /// A platform's configured sector: unset and `"primary"` are the primary sector.
+    pub fn of(configured: Option<&'a str>) -> Sector<'a> {
+        match configured {
+            None | Some(crate::config::identity::PRIMARY_SECTOR) => Sector::Primary,
+            Some(name) => Sector::Named(name),
+        }
+    }
+}
+
 /// Derives the account number of (issuer, subject) under one scope key. See the module doc.
 pub fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> AccountNumber {
+    derive_in_sector(key, Sector::Primary, issuer, subject)
+}
+
+/// Derives the account number of (issuer, subject) for a platform in `sector`.
+pub fn derive_in_sector(key: &ScopeKey, sector: Sector<'_>, issuer: &str, subject: &str) -> AccountNumber {
     let mut mac = key.mac();
-    mac.update(DOMAIN_TAG);
-    for field in [issuer.as_bytes(), subject.as_bytes()] {
+    let fields: &[&[u8]] = match sector {
+        Sector::Primary => {
+            mac.update(DOMAIN_TAG);
+            &[issuer.as_bytes(), subject.as_bytes()]
+        }
+        Sector::Named(name) => {
+            mac.update(SECTOR_DOMAIN_TAG);
+            &[name.as_bytes(), issuer.as_bytes(), subject.as_bytes()]
+        }
+    };
+    for field in fields {
         // u32 lengths: identifiers are far shorter; a longer one is cut by try_from failing closed.
         let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
         mac.update(&len.to_be_bytes());
@@ -103,8 +150,10 @@ pub fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> Acc
 pub struct TenantPseudonyms {
     pub scope: String,
     pub idp: IdpKind,
-    /// The default issuer for `nymgate pseudonym` lookups (see `TenantConfig::issuer`).
+    /// The configured issuer in canonical form: a verified login's issuer must be this one.
     pub issuer: String,
+    /// The issuer that enters the account number: `issuer`, or `TenantConfig::account_issuer`.
+    pub account_issuer: String,
     pub subject: SubjectRules,
     pub policy: Policy,
 }
@@ -190,6 +239,8 @@ pub enum PseudonymError {
     Guard(#[from] GuardTrip),
     #[error("scope {0:?} has no keys")]
     NoKeys(String),
+    #[error("the login's issuer is not the tenant's configured issuer")]
+    IssuerMismatch,
 }
 
 impl PseudonymError {
@@ -200,6 +251,7 @@ impl PseudonymError {
             PseudonymError::Subject(_) => "no_stable_subject",
             PseudonymError::Guard(_) => "guard_tripped",
             PseudonymError::NoKeys(_) => "no_pseudonym_keys",
+            PseudonymError::IssuerMismatch => "issuer_mismatch",
         }
     }
 }
@@ -226,12 +278,22 @@ impl Pseudonymizer {
                     ),
                 });
             }
+            // Validation refuses an issuer with no canonical form; should one reach here the
+            // tenant is still refused rather than given numbers from a raw spelling.
+            let Ok(issuer) = crate::config::issuer::canonical_issuer(&tenant.issuer) else {
+                problems.push(ConfigProblem {
+                    field: format!("tenants[{i}].issuer"),
+                    message: "is not an issuer".into(),
+                });
+                continue;
+            };
             tenants.insert(
                 tenant.id.clone(),
                 TenantPseudonyms {
                     scope,
                     idp: tenant.idp,
-                    issuer: tenant.issuer.clone(),
+                    account_issuer: tenant.account_issuer.clone().unwrap_or_else(|| issuer.clone()),
+                    issuer,
                     subject: SubjectRules {
                         attribute: tenant.subject.attribute.clone(),
                         allow_email: tenant.subject.allow_email,
@@ -268,20 +330,27 @@ impl Pseudonymizer {
     }
 
     /// The whole pseudonym step of a login. `now` is unix seconds (injected for rotation tests).
+    /// `sector` is the platform's that receives the login.
     pub fn pseudonymize(
         &self,
         tenant_id: &str,
         identity: &VerifiedIdentity,
+        sector: Sector<'_>,
         now: u64,
     ) -> Result<PseudonymousLogin, PseudonymError> {
         let tenant = self.tenant(tenant_id)?;
         let subject = identity.stable_subject(tenant.idp, &tenant.subject)?;
+        // The verifier checked the login's issuer against what the IdP advertises; this checks
+        // it names the tenant's configured issuer, whose fixed form then makes the number.
+        if crate::config::issuer::canonical_issuer(subject.issuer).ok().as_deref() != Some(&tenant.issuer) {
+            return Err(PseudonymError::IssuerMismatch);
+        }
         let keys =
             self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
         let current = keys.current();
-        let sub = derive_account_number(current, subject.issuer, subject.subject);
-        let sub_prev =
-            keys.previous(now).map(|key| derive_account_number(key, subject.issuer, subject.subject));
+        let issuer = tenant.account_issuer.as_str();
+        let sub = derive_in_sector(current, sector, issuer, subject.subject);
+        let sub_prev = keys.previous(now).map(|key| derive_in_sector(key, sector, issuer, subject.subject));
         let mapped = tenant.policy.apply(identity);
 
         // The guard checks every value that came from the IdP through the policy, against the
@@ -338,22 +407,31 @@ impl Pseudonymizer {
         })
     }
 
-    /// The account numbers a known person has in a tenant, for a data-subject request
-    /// (`nymgate pseudonym`). `issuer` defaults to the tenant's configured issuer.
+    /// The account numbers a known person has in a tenant for a platform in `sector`, for a
+    /// data-subject request (`nymgate pseudonym`). `issuer` defaults to the tenant's; any
+    /// spelling of the tenant's issuer gives the numbers its logins got, and another issuer
+    /// (a school's former IdP) is taken in its own canonical form, as a login from it was.
     pub fn lookup(
         &self,
         tenant_id: &str,
         issuer: Option<&str>,
         subject: &str,
+        sector: Sector<'_>,
         now: u64,
     ) -> Result<Lookup, PseudonymError> {
         let tenant = self.tenant(tenant_id)?;
         let keys =
             self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
-        let issuer = issuer.unwrap_or(&tenant.issuer);
+        let canonical = match issuer {
+            None => tenant.issuer.clone(),
+            Some(issuer) => {
+                crate::config::issuer::canonical_issuer(issuer).map_err(|_| PseudonymError::IssuerMismatch)?
+            }
+        };
+        let issuer = if canonical == tenant.issuer { tenant.account_issuer.as_str() } else { &canonical };
         Ok(Lookup {
-            current: derive_account_number(keys.current(), issuer, subject),
-            previous: keys.previous(now).map(|key| derive_account_number(key, issuer, subject)),
+            current: derive_in_sector(keys.current(), sector, issuer, subject),
+            previous: keys.previous(now).map(|key| derive_in_sector(key, sector, issuer, subject)),
         })
     }
 }
@@ -426,3 +504,7 @@ impl TryFrom<LoginWire> for PseudonymousLogin {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "drift_tests.rs"]
+mod drift_tests;

@@ -168,7 +168,7 @@ fn saml_alice() -> VerifiedIdentity {
 #[test]
 fn saml_login_keeps_only_the_number_and_mapped_claims() {
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
-    let login = p.pseudonymize("school-a", &saml_alice(), 2_000).unwrap();
+    let login = p.pseudonymize("school-a", &saml_alice(), Sector::Primary, 2_000).unwrap();
     assert_eq!(login.role, Role::Student);
     assert_eq!(login.school.as_deref(), Some("school-a"));
     assert_eq!((login.nym_ver, login.sub_prev.as_ref(), login.nym_src), (1, None, None));
@@ -180,17 +180,23 @@ fn saml_login_keeps_only_the_number_and_mapped_claims() {
         login.removed.contains(&"mail".to_owned()) && login.removed.contains(&"norEduPersonNIN".to_owned())
     );
     // The same person through the DPO lookup gets the same number.
-    let lookup = p.lookup("school-a", None, "alice@school-a.example", 2_000).unwrap();
+    let lookup = p.lookup("school-a", None, "alice@school-a.example", Sector::Primary, 2_000).unwrap();
     assert_eq!(lookup.current, login.sub);
 }
 
 #[test]
 fn a_shared_scope_gives_the_same_number_in_each_school() {
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
-    let a = p.lookup("school-a", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
-    let b = p.lookup("school-b", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
+    let a = p
+        .lookup("school-a", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .unwrap();
+    let b = p
+        .lookup("school-b", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .unwrap();
     assert_eq!(a, b);
-    let c = p.lookup("school-c", Some("https://idp.municipality-x.example"), "pupil-17", 0).unwrap();
+    let c = p
+        .lookup("school-c", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .unwrap();
     assert_ne!(a.current, c.current, "another scope, another number");
 }
 
@@ -202,14 +208,17 @@ fn guard_trips_on_a_smuggled_email_and_names_only_the_claim() {
         "https://idp.school-b.example",
         json!({"sub": "s-1", "role": "pupil", "school": "B1"}).as_object().unwrap(),
     );
-    let err = p.pseudonymize("school-b", &smuggled, 0).unwrap_err();
+    let err = p.pseudonymize("school-b", &smuggled, Sector::Primary, 0).unwrap_err();
     assert_eq!(err, PseudonymError::Guard(GuardTrip { claim: "school", detector: "email" }));
     assert!(!err.to_string().contains("alice"));
     let fine = VerifiedIdentity::from_oidc(
         "https://idp.school-b.example",
         json!({"sub": "s-1", "role": "pupil", "school": "B2"}).as_object().unwrap(),
     );
-    assert_eq!(p.pseudonymize("school-b", &fine, 0).unwrap().school.as_deref(), Some("school-b"));
+    assert_eq!(
+        p.pseudonymize("school-b", &fine, Sector::Primary, 0).unwrap().school.as_deref(),
+        Some("school-b")
+    );
 }
 
 #[test]
@@ -231,11 +240,11 @@ policy = { school_from = ["school"], school_map = { "D1" = "811218-9876", "D2" =
         )
     };
     assert_eq!(
-        p.pseudonymize("school-d", &id("D1"), 0).unwrap_err(),
+        p.pseudonymize("school-d", &id("D1"), Sector::Primary, 0).unwrap_err(),
         PseudonymError::Guard(GuardTrip { claim: "school", detector: "se_personnummer" })
     );
     assert_eq!(
-        p.pseudonymize("school-d", &id("D2"), 0).unwrap_err(),
+        p.pseudonymize("school-d", &id("D2"), Sector::Primary, 0).unwrap_err(),
         PseudonymError::Guard(GuardTrip { claim: "school", detector: "identifying_value" })
     );
 }
@@ -248,6 +257,7 @@ fn email_subject_only_with_opt_in_and_recorded() {
         .pseudonymize(
             "school-c",
             &VerifiedIdentity::from_oidc("https://accounts.google.com", no_sub.as_object().unwrap()),
+            Sector::Primary,
             0,
         )
         .unwrap();
@@ -258,6 +268,7 @@ fn email_subject_only_with_opt_in_and_recorded() {
         .pseudonymize(
             "school-b",
             &VerifiedIdentity::from_oidc("https://idp.school-b.example", no_sub.as_object().unwrap()),
+            Sector::Primary,
             0,
         )
         .unwrap_err();
@@ -276,20 +287,23 @@ fn rotation_window_carries_sub_prev_then_stops() {
         Keyring::load(&path).unwrap()
     })
     .unwrap();
-    let old = p1.pseudonymize("school-a", &saml_alice(), 1_500).unwrap().sub;
+    let old = p1.pseudonymize("school-a", &saml_alice(), Sector::Primary, 1_500).unwrap().sub;
     ring.rotate("municipality-x", 2_000, 1_000).unwrap();
     let p2 = Pseudonymizer::new(&config_with(TENANTS), ring).unwrap();
-    let during = p2.pseudonymize("school-a", &saml_alice(), 2_500).unwrap();
+    let during = p2.pseudonymize("school-a", &saml_alice(), Sector::Primary, 2_500).unwrap();
     assert_eq!((during.nym_ver, during.sub_prev.as_ref()), (2, Some(&old)));
     assert_ne!(during.sub, old);
-    let after = p2.pseudonymize("school-a", &saml_alice(), 3_000).unwrap();
+    let after = p2.pseudonymize("school-a", &saml_alice(), Sector::Primary, 3_000).unwrap();
     assert_eq!((after.sub, after.sub_prev), (during.sub, None));
 }
 
 #[test]
 fn unknown_tenant_is_an_error() {
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
-    assert_eq!(p.pseudonymize("nope", &saml_alice(), 0).unwrap_err().reason(), "unknown_tenant");
+    assert_eq!(
+        p.pseudonymize("nope", &saml_alice(), Sector::Primary, 0).unwrap_err().reason(),
+        "unknown_tenant"
+    );
 }
 
 /// The logins of the integration fixtures (tests/common/login.rs ALICE through oidc-provider,
@@ -319,6 +333,7 @@ policy = { role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], role_map = { "stude
             .pseudonymize(
                 "school-a",
                 &VerifiedIdentity::from_oidc("https://idp.school-a.example", claims.as_object().unwrap()),
+                Sector::Primary,
                 0,
             )
             .unwrap_or_else(|e| panic!("{e} for {claims}"));
@@ -380,7 +395,7 @@ policy = { role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], role_map = { "stude
             attr("urn:oid:1.3.6.1.4.1.25178.1.2.9", "schacHomeOrganization", "school-s.example"),
         ],
     );
-    let login = p.pseudonymize("school-s", &saml, 0).unwrap();
+    let login = p.pseudonymize("school-s", &saml, Sector::Primary, 0).unwrap();
     assert_eq!((login.role, login.school.as_deref()), (Role::Student, Some("21648755")));
 }
 
@@ -402,6 +417,7 @@ policy = { school_from = ["school"], school_map = { "holmskolan" = "holmskolan",
         p.pseudonymize(
             "school-e",
             &VerifiedIdentity::from_oidc("https://idp.e.example", claims.as_object().unwrap()),
+            Sector::Primary,
             0,
         )
     };

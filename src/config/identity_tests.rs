@@ -1,0 +1,113 @@
+use super::*;
+
+const SERVER: &str = "[server]\nlisten = \"127.0.0.1:8443\"\nadmin_listen = \"127.0.0.1:9090\"\n\
+                      cert_file = \"c.pem\"\nkey_file = \"k.pem\"\n";
+
+fn problems(text: &str) -> Vec<(String, String)> {
+    let config = Config::parse(&format!("{SERVER}{text}")).unwrap();
+    let mut found = Vec::new();
+    config.validate_identity(&mut |field: &str, message: String| found.push((field.to_owned(), message)));
+    found
+}
+
+fn fields(text: &str) -> Vec<String> {
+    problems(text).into_iter().map(|(field, _)| field).collect()
+}
+
+fn saml_tenant(id: &str, issuer: &str, unsolicited: bool, select: Option<(&str, &str)>) -> String {
+    let mut text = format!(
+        "[[tenants]]\nid = \"{id}\"\nidp = \"saml\"\nissuer = \"{issuer}\"\n\
+         [tenants.saml]\nsso_url = \"https://idp.example/sso\"\nallow_unsolicited = {unsolicited}\n"
+    );
+    if let Some((attribute, value)) = select {
+        text.push_str(&format!("[tenants.select]\nattribute = \"{attribute}\"\nvalues = [\"{value}\"]\n"));
+    }
+    text
+}
+
+#[test]
+fn an_issuer_that_is_no_issuer_is_refused_at_start() {
+    let text = "[[tenants]]\nid = \"a\"\nidp = \"oidc\"\nissuer = \"https://idp.example/?realm=x\"\n";
+    assert_eq!(fields(text), ["tenants[0].issuer"]);
+}
+
+#[test]
+fn shared_issuer_with_unsolicited_logins_needs_a_select_on_every_tenant() {
+    let text = [
+        saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
+        saml_tenant("skole-b", "https://IDP.feide.no/", false, None),
+    ]
+    .concat();
+    assert_eq!(fields(&text), ["tenants[1].select"]);
+    // Without any unsolicited route, a started login keeps its tenant: nothing to decide.
+    let solicited_only = [
+        saml_tenant("skole-a", "https://idp.feide.no", false, None),
+        saml_tenant("skole-b", "https://idp.feide.no", false, None),
+    ]
+    .concat();
+    assert!(fields(&solicited_only).is_empty());
+}
+
+#[test]
+fn shared_issuer_selects_must_use_one_attribute_and_disjoint_values() {
+    let same_value = [
+        saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
+        saml_tenant("skole-b", "https://idp.feide.no", true, Some(("schacHomeOrganization", "SKOLE-A.no "))),
+    ]
+    .concat();
+    assert_eq!(fields(&same_value), ["tenants[1].select.values"]);
+    let two_attributes = [
+        saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
+        saml_tenant("skole-b", "https://idp.feide.no", true, Some(("eduPersonOrgDN", "skole-b.no"))),
+    ]
+    .concat();
+    assert_eq!(fields(&two_attributes), ["tenants[1].select.attribute"]);
+}
+
+#[test]
+fn check_explains_shared_issuers() {
+    let text = [
+        saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
+        saml_tenant("skole-b", "https://idp.feide.no/", true, Some(("schacHomeOrganization", "skole-b.no"))),
+        saml_tenant("other", "https://idp.other.example", true, None),
+    ]
+    .concat();
+    let config = Config::parse(&format!("{SERVER}{text}")).unwrap();
+    let explained = config.explain_shared_issuers();
+    assert_eq!(explained.len(), 1, "{explained:?}");
+    assert!(explained[0].contains("skole-a, skole-b") && explained[0].contains("schacHomeOrganization"));
+}
+
+const IDP: &str = "[login]\npublic_url = \"https://learn.example\"\noutput = \"saml\"\n\
+                   [login.saml_idp]\ncert_file = \"c.pem\"\nkey_file = \"k.pem\"\n";
+
+fn sp(entity_id: &str, sector: Option<&str>) -> String {
+    let sector = sector.map(|s| format!("sector = \"{s}\"\n")).unwrap_or_default();
+    format!(
+        "[[login.saml_idp.service_providers]]\nentity_id = \"{entity_id}\"\nacs_url = \"{entity_id}/acs\"\n{sector}"
+    )
+}
+
+#[test]
+fn two_platforms_without_a_sector_are_refused() {
+    let text = format!("{IDP}{}{}", sp("https://a.example", None), sp("https://b.example", None));
+    let found = problems(&text);
+    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["login.saml_idp.service_providers[0].sector", "login.saml_idp.service_providers[1].sector"]
+    );
+    assert!(found[0].1.contains("join their data"), "{}", found[0].1);
+    // One platform may stay in the primary sector; the others name theirs.
+    let text = format!("{IDP}{}{}", sp("https://a.example", None), sp("https://b.example", Some("vendor-b")));
+    assert!(problems(&text).is_empty());
+    // Sharing is a deliberate choice: the same sector named on both.
+    let text = format!(
+        "{IDP}{}{}",
+        sp("https://a.example", Some("shared")),
+        sp("https://b.example", Some("shared"))
+    );
+    assert!(problems(&text).is_empty());
+    let text = format!("{IDP}{}", sp("https://a.example", Some("Vendor B")));
+    assert_eq!(problems(&text).len(), 1);
+}
