@@ -191,3 +191,76 @@ fn redis_over_tls_with_an_acl_user_shares_state() {
     assert_eq!(world.get_with_jar(&b.moved(&world, on_a), &flow["jar"]), 400);
     assert_eq!(last_login_b(&world)["reason"], "state_replayed");
 }
+
+/// An IdP-initiated response from SimpleSAMLphp for alice, caught before the browser posts it.
+fn simplesamlphp_unsolicited(world: &World) -> String {
+    let school = world.school();
+    let start = format!(
+        "{}?spentityid={}",
+        school.sso_url,
+        openidconnect::url::form_urlencoded::byte_serialize(school.sp_entity_id.as_bytes())
+            .collect::<String>()
+    );
+    let page = world.browse(&start, Some(&school.acs_url));
+    let response =
+        page["form"]["SAMLResponse"].as_str().unwrap_or_else(|| panic!("no response form: {page}"));
+    let xml = base64::Engine::decode(&base64::engine::general_purpose::STANDARD, response).unwrap();
+    String::from_utf8(xml).unwrap()
+}
+
+/// Two tenants on one SimpleSAMLphp entity id (as Feide serves every Norwegian school), both
+/// taking IdP-initiated logins: alice is filed under the school her verified
+/// eduPersonPrincipalName's scope names, with the same account number, on replica A and on
+/// replica B (two processes, each with its own hash seeds), every time. Before issue 26 a hash
+/// map's order picked the tenant. A login she starts from the other school's tile is refused.
+#[test]
+fn two_tenants_on_one_simplesamlphp_entity_id_file_a_pupil_under_her_school_on_every_replica() {
+    let options = Options {
+        saml: Some(SamlIdpKind::SimpleSamlPhp),
+        saml_unsolicited: true,
+        saml_shared_tenant: true,
+        provider: false,
+        ..Options::default()
+    };
+    let (world, b, _redis) = world_with_redis(options, false);
+    let mut numbers = Vec::new();
+    for round in 0..3 {
+        let on_a = world.post_acs(None, &simplesamlphp_unsolicited(&world));
+        assert_eq!(on_a.status, 303, "round {round} on A: {on_a:?}\n{}", world.log());
+        let audit = world.last_login();
+        assert_eq!((audit["outcome"].as_str(), audit["tenant"].as_str()), (Some("ok"), Some("school-s")));
+        numbers.push(audit["account_number"].clone());
+
+        let acs_b = b.moved(&world, &world.school().acs_url);
+        let on_b = world.post_acs_at(&acs_b, None, &simplesamlphp_unsolicited(&world));
+        assert_eq!(on_b.status, 303, "round {round} on B: {on_b:?}");
+        let audit = last_login_b(&world);
+        assert_eq!((audit["outcome"].as_str(), audit["tenant"].as_str()), (Some("ok"), Some("school-s")));
+        numbers.push(audit["account_number"].clone());
+    }
+    numbers.dedup();
+    assert_eq!(numbers.len(), 1, "one pupil, one number: {numbers:?}");
+
+    // Alice starts at school T's tile: the login stays T's and her scope refuses it there.
+    let acs = world.school().acs_url.clone();
+    let page = world.browse(&world.url("/nymgate/login/school-t"), Some(&acs));
+    let form = &page["form"];
+    let flow = common::saml::SamlFlow {
+        jar: page["jar"].clone(),
+        relay_state: form["RelayState"].as_str().unwrap().to_owned(),
+        request_id: String::new(),
+    };
+    let xml = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        form["SAMLResponse"].as_str().unwrap(),
+    )
+    .unwrap();
+    let answer = world.post_acs(Some(&flow), &String::from_utf8(xml).unwrap());
+    assert_eq!(answer.status, 403, "{answer:?}");
+    let audit = world.last_login();
+    assert_eq!(
+        (audit["tenant"].as_str(), audit["reason"].as_str()),
+        (Some("school-t"), Some("tenant_mismatch"))
+    );
+    world.assert_no_personal_values(&[("replica B's log and audit", &replicas_logs(&world))]);
+}

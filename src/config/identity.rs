@@ -152,6 +152,10 @@ impl Config {
     fn validate_sectors(&self, problem: &mut impl FnMut(&str, String)) {
         let Some(login) = &self.login else { return };
         let mut implicit: Vec<(String, String)> = Vec::new();
+        // The platform behind nymgate that reads the assertion header is in the primary sector.
+        if login.output == super::LoginOutput::AssertionHeader {
+            implicit.push(("login.output".into(), "the assertion-header platform".into()));
+        }
         let service_providers =
             login.saml_idp.iter().flat_map(|idp| idp.service_providers.iter()).enumerate();
         for (i, sp) in service_providers {
@@ -162,7 +166,9 @@ impl Config {
             }
         }
         let mut client_hosts: Vec<Vec<String>> = Vec::new();
-        for (i, client) in login.clients.iter().enumerate() {
+        // Clients are platforms only where the provider output answers them.
+        let clients = login.clients.iter().filter(|_| login.output == super::LoginOutput::Provider);
+        for (i, client) in clients.enumerate() {
             let field = format!("login.clients[{i}].sector");
             match &client.sector {
                 Some(sector) => check_sector_name(sector, &field, problem),
@@ -183,7 +189,8 @@ impl Config {
         }
         if implicit.len() > 1 {
             let names: Vec<&str> = implicit.iter().map(|(_, name)| name.as_str()).collect();
-            for (field, _) in &implicit {
+            // The assertion-header platform has no sector of its own to set: the others must.
+            for (field, _) in implicit.iter().filter(|(field, _)| field != "login.output") {
                 problem(
                     field,
                     format!(

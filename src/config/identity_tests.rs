@@ -111,3 +111,11 @@ fn two_platforms_without_a_sector_are_refused() {
     let text = format!("{IDP}{}", sp("https://a.example", Some("Vendor B")));
     assert_eq!(problems(&text).len(), 1);
 }
+
+#[test]
+fn the_assertion_header_platform_is_in_the_primary_sector() {
+    let idp = IDP.replace("output = \"saml\"", "output = \"assertion_header\"");
+    let found = fields(&format!("{idp}{}", sp("https://a.example", None)));
+    assert_eq!(found, ["login.saml_idp.service_providers[0].sector"]);
+    assert!(fields(&format!("{idp}{}", sp("https://a.example", Some("vendor-a")))).is_empty());
+}

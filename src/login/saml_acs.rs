@@ -16,6 +16,7 @@
 //! come from children of the one Assertion whose signature (or whose Response's signature) was
 //! verified, and a value is all of its text nodes together (comment-injection class).
 
+use crate::config::issuer::same_issuer;
 use std::collections::HashSet;
 
 use base64::engine::general_purpose::STANDARD;
@@ -349,7 +350,8 @@ pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<Ve
         return Err(SamlError::Structure("Assertion Version is not 2.0"));
     }
     let issuer = child(&doc, assertion, SAML, "Issuer").ok_or(SamlError::Issuer)?;
-    if full_text(&doc, issuer)?.trim() != trust.entity_id {
+    // One issuer in any spelling (config/issuer.rs): the keys, not the spelling, vouch for it.
+    if !same_issuer(full_text(&doc, issuer)?.trim(), &trust.entity_id) {
         return Err(SamlError::Issuer);
     }
     let issued = instant(&doc, assertion, "IssueInstant")?.ok_or(SamlError::Time("IssueInstant missing"))?;
@@ -646,7 +648,7 @@ fn check_response(
         return Err(SamlError::Structure("Response Version is not 2.0"));
     }
     if let Some(issuer) = child(doc, response, SAML, "Issuer") {
-        if full_text(doc, issuer)?.trim() != trust.entity_id {
+        if !same_issuer(full_text(doc, issuer)?.trim(), &trust.entity_id) {
             return Err(SamlError::Issuer);
         }
     }

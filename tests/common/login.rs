@@ -251,6 +251,9 @@ pub struct Options {
     /// `required_signatures` of the SAML tenant.
     pub saml_required: &'static str,
     pub saml_unsolicited: bool,
+    /// A second SAML tenant, `school-t`, on school-s's IdP entity id; both pick their logins
+    /// by the eduPersonPrincipalName's scope.
+    pub saml_shared_tenant: bool,
     pub saml_weak: bool,
     /// The samlify school's keys and SSO from its metadata instead of the config: "file",
     /// "url", or "signed_url" (signed by a federation key nymgate pins).
@@ -299,6 +302,7 @@ impl Default for Options {
             saml: None,
             saml_required: "either",
             saml_unsolicited: false,
+            saml_shared_tenant: false,
             saml_weak: false,
             saml_metadata: None,
             blocking: "",
@@ -382,6 +386,7 @@ impl World {
         ring.new_scope("school-a", now).unwrap();
         ring.new_scope("school-b", now).unwrap();
         ring.new_scope("school-s", now).unwrap();
+        ring.new_scope("school-t", now).unwrap();
         ring.save(&keyring).unwrap();
 
         let tenant = |id: &str, url: &str| {
@@ -494,9 +499,10 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             config.push_str(&format!(
                 "\n[login.saml_idp]\ncert_file = \"saml-out.pem\"\nkey_file = \"saml-out-key.pem\"\n\
                  [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_PLATFORM}\"\nacs_url = \"{SAML_PLATFORM_ACS}\"\n\
-                 certificate_files = [\"saml-platform.pem\"]\n\
+                 certificate_files = [\"saml-platform.pem\"]\nsector = \"saml-platform\"\n\
                  [[login.saml_idp.service_providers]]\nentity_id = \"{SAML_INTERCEPTED}\"\n\
-                 acs_url = \"https://localhost:{port}/saml/acs\"\nintercept = true\nidp_initiated = true\n"
+                 acs_url = \"https://localhost:{port}/saml/acs\"\nintercept = true\nidp_initiated = true\n\
+                 sector = \"intercepted\"\n"
             ));
         }
         config.push_str(&format!("\n{}\n", options.extra));

@@ -239,6 +239,7 @@ idp = "saml"
 issuer = "{entity}"
 email_domains = ["school-s.example"]
 {max_failed}
+{select}
 [tenants.saml]
 {source}
 name_id_format = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
@@ -249,7 +250,7 @@ clock_skew = "60s"
 [tenants.policy]
 role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"]
 role_map = {{ "student" = "student", "faculty" = "teacher" }}
-"#,
+{shared}"#,
             entity = self.entity_id,
             required = options.saml_required,
             max_failed = options
@@ -258,6 +259,22 @@ role_map = {{ "student" = "student", "faculty" = "teacher" }}
                 .unwrap_or_default(),
             unsolicited = options.saml_unsolicited,
             weak = options.saml_weak,
+            select = if options.saml_shared_tenant { select("idp.school-a.example") } else { String::new() },
+            shared = if options.saml_shared_tenant {
+                // A second school on the same IdP entity id (issue 26), told apart by the
+                // verified eduPersonPrincipalName's scope.
+                format!(
+                    "\n[[tenants]]\nid = \"school-t\"\nname = \"Skola T\"\nidp = \"saml\"\nissuer = \"{entity}\"\n{select}\
+                     [tenants.saml]\n{source}\nname_id_format = \"urn:oasis:names:tc:SAML:2.0:nameid-format:persistent\"\n\
+                     allow_unsolicited = {unsolicited}\n[tenants.policy]\nrole_from = [\"urn:oid:1.3.6.1.4.1.5923.1.1.1.1\"]\n\
+                     role_map = {{ \"student\" = \"student\" }}\n",
+                    entity = self.entity_id,
+                    select = select("school-t.example"),
+                    unsolicited = options.saml_unsolicited,
+                )
+            } else {
+                String::new()
+            },
         )
     }
 }
@@ -286,6 +303,11 @@ impl SamlSchool {
     pub fn metadata_file(&self, dir: &Path) -> std::path::PathBuf {
         dir.join(METADATA_FILE)
     }
+}
+
+/// `[tenants.select]` on the eduPersonPrincipalName's scope.
+fn select(scope: &str) -> String {
+    format!("[tenants.select]\nattribute = \"urn:oid:1.3.6.1.4.1.5923.1.1.1.6\"\nvalues = [\"{scope}\"]\n")
 }
 
 /// Alice's SAML subject-id at SimpleSAMLphp: her IdP subject, scoped (so the privacy scan,
