@@ -285,7 +285,11 @@ fn every_documented_reason_code_has_an_audit_test() {
     // and a reload all refuse both).
     // Nor is a failure to sign nymgate's own SAML Response: its key and algorithm are checked
     // at start and at every reload (src/login/saml_idp.rs unit-tests a mismatched key).
-    let untestable = ["store_full", "protocol_not_available", "no_pseudonym_keys", "response_signing"];
+    // And `issuer_mismatch`: every verifier refuses a login from another issuer first
+    // (`bad_issuer`, `discovery_issuer_mismatch`, `saml_wrong_issuer`); the pseudonymizer's own
+    // check behind them is unit-tested (src/pseudonym/drift_tests.rs).
+    let untestable =
+        ["store_full", "protocol_not_available", "no_pseudonym_keys", "response_signing", "issuer_mismatch"];
     let missing: Vec<&String> = documented
         .iter()
         .filter(|r| !untestable.contains(&r.as_str()) && !tests.contains(&format!("\"{r}\"")))
@@ -300,6 +304,7 @@ fn every_documented_reason_code_has_an_audit_test() {
         "src/login/provider.rs",
         "src/login/saml_idp.rs",
         "src/pseudonym/mod.rs",
+        "src/login/tenant_choice.rs",
     ] {
         source.push_str(&std::fs::read_to_string(root.join(file)).unwrap());
     }

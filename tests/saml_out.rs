@@ -134,38 +134,10 @@ fn idp_metadata_names_the_sso_service_and_the_signing_certificate() {
 }
 
 /// The InResponseTo of nymgate's Response (the platform's request ID).
-fn in_response_to(xml: &str) -> &str {
-    xml.split("InResponseTo=\"").nth(1).and_then(|rest| rest.split('"').next()).unwrap()
-}
-
-/// PyPI python3-saml (OneLogin) in strict mode validates the Response nymgate posted, and a copy
-/// with `tamper` applied (tests/peers/saml_platform_py.py).
+/// PyPI python3-saml (OneLogin) in strict mode validates the Response nymgate posted to the
+/// node-saml platform, and a copy with `tamper` applied.
 fn python3_saml(world: &World, xml: &str, tamper: (&str, &str)) -> Value {
-    let path = world.dir.path();
-    let config = serde_json::json!({
-        "xml": xml,
-        "entity_id": common::login::SAML_PLATFORM,
-        "acs_url": common::login::SAML_PLATFORM_ACS,
-        "idp_entity_id": world.url("/nymgate/idp"),
-        "sso_url": world.url("/nymgate/idp/sso"),
-        "idp_cert": std::fs::read_to_string(path.join("saml-out.pem")).unwrap(),
-        "request_id": in_response_to(xml),
-        "tamper_from": tamper.0,
-        "tamper_to": tamper.1,
-    });
-    let file = path.join("python3-saml.json");
-    std::fs::write(&file, config.to_string()).unwrap();
-    let peers = common::login::peers_dir();
-    let python = peers.join(".venv/bin/python");
-    assert!(python.exists(), "python3-saml is not installed: run tests/run.sh (tests/peers/.venv)");
-    let out = std::process::Command::new(python)
-        .arg(peers.join("saml_platform_py.py"))
-        .arg(&file)
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
-        panic!("saml_platform_py.py printed no JSON: {}", String::from_utf8_lossy(&out.stderr))
-    })
+    world.python3_saml(xml, common::login::SAML_PLATFORM, common::login::SAML_PLATFORM_ACS, Some(tamper))
 }
 
 /// Debian opensaml-tools' `samlsign` verifies the signature of the document's root, or of the

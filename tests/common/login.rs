@@ -680,6 +680,40 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         })
     }
 
+    /// PyPI python3-saml (OneLogin) in strict mode, as the platform `entity_id` with its ACS at
+    /// `acs_url`, validates a Response nymgate posted, and a copy with `tamper` applied
+    /// (tests/peers/saml_platform_py.py).
+    pub fn python3_saml(
+        &self,
+        xml: &str,
+        entity_id: &str,
+        acs_url: &str,
+        tamper: Option<(&str, &str)>,
+    ) -> Value {
+        let path = self.dir.path();
+        let request_id = xml.split("InResponseTo=\"").nth(1).and_then(|rest| rest.split('"').next());
+        let config = json!({
+            "xml": xml,
+            "entity_id": entity_id,
+            "acs_url": acs_url,
+            "idp_entity_id": self.url("/nymgate/idp"),
+            "sso_url": self.url("/nymgate/idp/sso"),
+            "idp_cert": std::fs::read_to_string(path.join("saml-out.pem")).unwrap(),
+            "request_id": request_id,
+            "tamper_from": tamper.map(|t| t.0),
+            "tamper_to": tamper.map(|t| t.1),
+        });
+        let file = path.join("python3-saml.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        let python = peers_dir().join(".venv/bin/python");
+        assert!(python.exists(), "python3-saml is not installed: run tests/run.sh (tests/peers/.venv)");
+        let out =
+            Command::new(python).arg(peers_dir().join("saml_platform_py.py")).arg(&file).output().unwrap();
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| {
+            panic!("saml_platform_py.py printed no JSON: {}", String::from_utf8_lossy(&out.stderr))
+        })
+    }
+
     /// The platform (node openid-client) logs alice in through nymgate's provider face.
     pub fn platform_login(&self, extra: Value) -> Value {
         let mut config = json!({
