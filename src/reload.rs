@@ -148,7 +148,7 @@ impl Reloader {
     pub async fn reload(&self) -> Result<(), ReloadError> {
         let _one = self.busy.lock().await;
         let path = self.path.as_deref().ok_or(ReloadError::NoFile)?;
-        match self.build(path) {
+        match self.build(path).await {
             Ok(generation) => {
                 let generation = Arc::new(generation);
                 self.sender.send_replace(generation.clone());
@@ -168,12 +168,15 @@ impl Reloader {
         }
     }
 
-    fn build(&self, path: &Path) -> Result<Generation, String> {
+    async fn build(&self, path: &Path) -> Result<Generation, String> {
         let config = Config::load(path).map_err(|e| e.to_string())?;
         let old = self.current();
         warn_about_restart_only_changes(&old.config, &config);
         let alerts = crate::alert::Alerts::new(&config.alerts, self.metrics.clone())?;
         let login = Login::new_after(&config, self.metrics.clone(), alerts, old.login.as_deref())?;
+        if let Some(login) = &login {
+            login.check_issuers().await?;
+        }
         Ok(Generation::new(config, login))
     }
 }

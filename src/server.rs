@@ -105,6 +105,9 @@ impl RunningServer {
         // One login face for the whole process: its single-use stores must be shared.
         let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
         let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;
+        if let Some(login) = &login {
+            login.check_issuers().await.map_err(StartError::Login)?;
+        }
         let gateway = GatewaySlot::new(Gateway::new(
             &config,
             metrics.clone(),

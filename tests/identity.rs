@@ -67,8 +67,10 @@ fn oidc_issuer_gaining_and_losing_a_trailing_slash_keeps_every_account_number() 
     world.assert_no_personal_values(&[]);
 }
 
+/// An IdP that starts naming another issuer (a path added) is refused: at the next login once
+/// its discovery document is re-read, by a reload, and by a start, each with a clear error.
 #[test]
-fn oidc_discovery_naming_another_issuer_is_refused() {
+fn oidc_discovery_naming_another_issuer_is_refused_at_login_reload_and_start() {
     let world = World::start(Options { oidc_a: "metadata_ttl = \"1s\"", ..Options::default() });
     platform_sub(&world);
     let other = format!("{}/realms/other", world.idp.url);
@@ -79,6 +81,41 @@ fn oidc_discovery_naming_another_issuer_is_refused() {
     let audit = world.last_login();
     assert_eq!(audit["reason"], "discovery_issuer_mismatch", "{audit}");
     assert!(audit["account_number"].is_null());
+
+    world.signal("HUP");
+    let refused = (0..50).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        world.log().contains("config not reloaded") && world.log().contains("names another issuer")
+    });
+    assert!(refused, "the reload was not refused: {}", world.log());
+
+    // The same config, started afresh (on ports of its own), does not start.
+    let config = world.file("nymgate.toml");
+    let moved = config
+        .replace(&format!("listen = \"127.0.0.1:{}\"", world.port), "listen = \"127.0.0.1:0\"")
+        .replace(
+            &format!("admin_listen = \"127.0.0.1:{}\"", world.admin_port),
+            "admin_listen = \"127.0.0.1:0\"",
+        );
+    std::fs::write(world.dir.path().join("nymgate-fresh.toml"), moved).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_nymgate"))
+        .current_dir(world.dir.path())
+        .args(["serve", "--config", "nymgate-fresh.toml"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = (0..100).find_map(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        child.try_wait().unwrap()
+    });
+    if exited.is_none() {
+        let _ = child.kill();
+    }
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+    assert!(exited.is_some_and(|status| !status.success()), "it started: {stderr}");
+    assert!(stderr.contains("tenant school-a") && stderr.contains("names another issuer"), "{stderr}");
 }
 
 /// A second SAML platform behind the same nymgate, run by another vendor: python3-saml

@@ -284,6 +284,9 @@ pub struct Login {
     metrics: Arc<Metrics>,
 }
 
+/// How long the start and a reload wait for the OIDC IdPs' discovery documents.
+const ISSUER_CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Largest ACS form accepted, checked before anything is parsed: the base64 of
 /// `saml_acs::MAX_RESPONSE_BYTES` plus RelayState and encoding.
 const ACS_FORM_LIMIT: usize = 192 * 1024;
@@ -542,6 +545,45 @@ impl Login {
             alerts,
             metrics,
         })))
+    }
+
+    /// At start and at a reload: every OIDC tenant's IdP is asked for its discovery document at
+    /// once (bounded by `ISSUER_CHECK_WITHIN`), and one that names another issuer than the
+    /// tenant's configured one refuses the start or the reload (docs/PSEUDONYMS.md, "A stable
+    /// issuer"). An IdP that does not answer in time is logged and retried at the first login:
+    /// a school's outage must not stop every other school's logins.
+    pub async fn check_issuers(&self) -> Result<(), String> {
+        let checks = self.oidc.iter().map(|(tenant, idp)| async move {
+            (tenant, tokio::time::timeout(ISSUER_CHECK_WITHIN, idp.check_issuer()).await)
+        });
+        let mut problems = Vec::new();
+        for (tenant, outcome) in futures_util::future::join_all(checks).await {
+            match outcome {
+                Ok(Ok(())) => {}
+                Ok(Err(OidcError::DiscoveryIssuerMismatch)) => problems.push(format!(
+                    "tenant {tenant}: the IdP's discovery document names another issuer than the tenant's \
+                     `issuer` (in any spelling); account numbers are made from the configured issuer, so \
+                     correct the config or the IdP"
+                )),
+                Ok(Err(error)) => {
+                    tracing::warn!(
+                        tenant,
+                        reason = error.reason(),
+                        "IdP discovery not read at start; retried at the first login"
+                    )
+                }
+                Err(_) => tracing::warn!(
+                    tenant,
+                    "IdP discovery did not answer at start; retried at the first login"
+                ),
+            }
+        }
+        problems.sort();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("; "))
+        }
     }
 
     /// Whether a path is one of nymgate's own.

@@ -328,6 +328,9 @@ impl OidcIdp {
                 Ok(fresh)
             }
             Err(error) => match stale {
+                // An IdP that now names another issuer is not having a blip: the cached copy
+                // would keep logins going under an issuer the IdP no longer claims.
+                Some(_) if error == OidcError::DiscoveryIssuerMismatch => Err(error),
                 Some(stale) => {
                     tracing::warn!(tenant = self.tenant, reason = error.reason(), detail = %error, "IdP metadata refresh failed; using the cached copy");
                     Ok(stale)
@@ -416,6 +419,13 @@ impl OidcIdp {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// At start and at a reload: whether the IdP's discovery document names this tenant's
+    /// issuer. An IdP that names another is refused then, with a clear error, rather than at the
+    /// first pupil's login; one that does not answer is retried at the first login.
+    pub async fn check_issuer(&self) -> Result<(), OidcError> {
+        self.discovered().await.map(|_| ())
     }
 
     /// Finishes a login: checks the RFC 9207 `iss`, redeems the code with the PKCE verifier,
