@@ -85,6 +85,57 @@ fn check_names_every_bad_field_and_what_fixes_it() {
     assert!(stdout.contains("client_ip.ipv4_prefix"), "{stdout}");
 }
 
+/// Tenants that share one IdP (issue 26): `check` refuses them while an IdP-initiated login
+/// could reach either without a `select`, and explains how each login is filed once it can.
+#[test]
+fn check_explains_shared_issuers_and_refuses_them_without_select() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    let tenant = |id: &str, issuer: &str, select: bool| {
+        let select = if select {
+            format!("[tenants.select]\nattribute = \"eduPersonPrincipalName\"\nvalues = [\"{id}.no\"]\n")
+        } else {
+            String::new()
+        };
+        format!(
+            "[[tenants]]\nid = \"{id}\"\nidp = \"saml\"\nissuer = \"{issuer}\"\n{select}\
+             [tenants.saml]\nsso_url = \"https://idp.feide.example/sso\"\nallow_unsolicited = true\n\
+             certificate_files = [\"certs/localhost.pem\"]\n"
+        )
+    };
+    for scope in ["skole-a", "skole-b"] {
+        let keyring = dir.path().join("keyring.toml");
+        let made =
+            nymgate().args(["keys", "new", "--keyring"]).arg(&keyring).args(["--scope", scope]).output();
+        assert!(made.unwrap().status.success());
+    }
+    let check = |text: String| {
+        std::fs::write(dir.path().join("nymgate.toml"), text).unwrap();
+        let out =
+            nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let valid = format!("{VALID}[pseudonyms]\nkeyring_file = \"keyring.toml\"\n");
+    let (code, stdout) = check(format!(
+        "{valid}\n{}{}",
+        tenant("skole-a", "https://idp.feide.example", false),
+        tenant("skole-b", "https://IDP.feide.example/", false)
+    ));
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains("tenants[0].select") && stdout.contains("tenants[1].select"), "{stdout}");
+    let (code, stdout) = check(format!(
+        "{valid}\n{}{}",
+        tenant("skole-a", "https://idp.feide.example", true),
+        tenant("skole-b", "https://IDP.feide.example/", true)
+    ));
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(
+        stdout.contains("note: tenants skole-a, skole-b share the issuer https://idp.feide.example")
+            && stdout.contains("eduPersonPrincipalName"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn check_refuses_unknown_fields_by_name() {
     let dir = tempfile::tempdir().unwrap();

@@ -35,7 +35,10 @@ pub struct TenantSelectConfig {
 /// removed, lower case. A scope (`SKOLA-A.no`, `skola-a.no `) is one value in every spelling.
 pub fn canonical_select_value(value: &str) -> String {
     use unicode_normalization::UnicodeNormalization;
-    value.nfkc().collect::<String>().trim().to_lowercase()
+    // Lower case after NFKC, and NFKC once more: a few capitals lower-case to sequences that
+    // compose, and the form must be its own canonical form.
+    let lower = value.nfkc().collect::<String>().to_lowercase();
+    lower.nfkc().collect::<String>().trim().to_owned()
 }
 
 /// Tenants whose issuers are one issuer, grouped by its canonical form, in config order.
