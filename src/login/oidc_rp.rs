@@ -29,6 +29,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::idp_http::IdpHttp;
+use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
 use crate::secret::Secret;
 
@@ -241,9 +242,11 @@ impl OidcIdp {
             let tid = self.entra_tid.as_deref().ok_or(OidcError::DiscoveryIssuerMismatch)?;
             return Ok(advertised.replace("{tenantid}", tid));
         }
-        // OIDC Discovery §4.3: the issuer in the document must be the one discovered.
-        let trim = |s: &str| s.trim_end_matches('/').to_owned();
-        if trim(advertised) != trim(&self.discovery_url) {
+        // OIDC Discovery §4.3: the issuer in the document must be the one discovered, here in
+        // the canonical form (config/issuer.rs): an IdP that adds a trailing slash or writes
+        // its host in capitals is still this IdP. The advertised spelling is kept, and ID
+        // tokens and RFC 9207 parameters must carry it byte for byte (OIDC Core §3.1.3.7).
+        if !same_issuer(advertised, &self.discovery_url) {
             return Err(OidcError::DiscoveryIssuerMismatch);
         }
         Ok(advertised.to_owned())
@@ -412,15 +415,17 @@ impl OidcIdp {
     ) -> Result<Map<String, Value>, OidcError> {
         let discovered = self.discovered().await?;
         // Mix-up defence (RFC 9207 §2.4): the answer must come from the IdP this flow went to.
+        // The flow remembers the issuer as advertised when it started; the IdP may have
+        // re-spelled it since (a trailing slash), so the flow's IdP is compared by canonical
+        // form (config/issuer.rs). The `iss` parameter itself is compared byte for byte with
+        // the issuer the IdP advertises now (RFC 9207 §2.4: simple string comparison).
+        if !same_issuer(&pending.issuer, &discovered.issuer) {
+            return Err(OidcError::IssParameterMismatch);
+        }
         match iss_parameter {
-            Some(iss) if iss != pending.issuer || iss != discovered.issuer => {
-                return Err(OidcError::IssParameterMismatch)
-            }
+            Some(iss) if iss != discovered.issuer => return Err(OidcError::IssParameterMismatch),
             None if discovered.iss_parameter_supported => return Err(OidcError::IssParameterMissing),
             _ => {}
-        }
-        if pending.issuer != discovered.issuer {
-            return Err(OidcError::IssParameterMismatch);
         }
 
         let response = discovered

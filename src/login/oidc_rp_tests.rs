@@ -57,6 +57,22 @@ fn rp_discovery_issuer_not_matching_config_is_refused() {
     let rp = idp(IdpKind::Oidc, "https://idp.school.example", None);
     assert_eq!(rp.expected_issuer("https://idp.school.example/").unwrap(), "https://idp.school.example/");
     assert_eq!(rp.expected_issuer("https://evil.example"), Err(OidcError::DiscoveryIssuerMismatch));
+    // Spellings of the same issuer (config/issuer.rs) are this IdP; the advertised spelling is
+    // what ID tokens must carry byte for byte.
+    for spelling in
+        ["HTTPS://IDP.School.example", "https://idp.school.example:443//", "https://idp.school.example/./"]
+    {
+        assert_eq!(rp.expected_issuer(spelling).as_deref(), Ok(spelling), "{spelling}");
+    }
+    // A prefix, a path, another scheme or a userinfo is another issuer.
+    for other in [
+        "https://idp.school.example.evil",
+        "https://idp.school.example/tenant",
+        "http://idp.school.example",
+        "https://a@idp.school.example",
+    ] {
+        assert_eq!(rp.expected_issuer(other), Err(OidcError::DiscoveryIssuerMismatch), "{other}");
+    }
 }
 
 #[test]
