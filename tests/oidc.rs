@@ -2,6 +2,8 @@
 //! `nymgate` binary, node `openid-client` as the platform (provider output) or a real upstream
 //! server (assertion-header output). Every test scans what the platform received and every log.
 
+#[path = "oidc/code_refusals.rs"]
+mod code_refusals;
 mod common;
 
 use common::login::{alice_sub, Options, World, ALICE, PLATFORM_CLIENT};

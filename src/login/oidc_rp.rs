@@ -49,6 +49,8 @@ pub enum OidcError {
     IssParameterMissing,
     #[error("token request failed: {0}")]
     TokenRequest(String),
+    #[error("the IdP refused the code (invalid_grant): replayed, expired, or redeemed with another browser's PKCE verifier")]
+    CodeRefused,
     #[error("the token response has no ID token")]
     NoIdToken,
     #[error("the ID token's kid is not in the IdP's JWKS, even after a refetch")]
@@ -81,6 +83,7 @@ impl OidcError {
             OidcError::IssParameterMismatch => "iss_parameter_mismatch",
             OidcError::IssParameterMissing => "iss_parameter_missing",
             OidcError::TokenRequest(_) => "token_request_failed",
+            OidcError::CodeRefused => "code_refused",
             OidcError::NoIdToken => "no_id_token",
             OidcError::UnknownKid => "unknown_kid",
             OidcError::BadSignature => "bad_signature",
@@ -442,6 +445,16 @@ impl OidcIdp {
                 {
                     OidcError::Malformed
                 }
+                // RFC 6749 §5.2: the code (or its PKCE verifier, RFC 7636 §4.6) is not valid
+                // for this client: replayed, expired, or swapped in from another browser's
+                // flow. The person's browser brought it, so it is a refusal (4xx, counted
+                // toward blocking), not an outage. Every other error code (invalid_client,
+                // unauthorized_client, ...) is nymgate's own registration: 502.
+                openidconnect::RequestTokenError::ServerResponse(response)
+                    if oauth_error_code(response).as_deref() == Some("invalid_grant") =>
+                {
+                    OidcError::CodeRefused
+                }
                 _ => OidcError::TokenRequest(token_error(&e)),
             })?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
@@ -635,6 +648,13 @@ fn classify(error: ClaimsVerificationError) -> OidcError {
         ClaimsVerificationError::Expired(_) => OidcError::BadTime,
         _ => OidcError::Malformed,
     }
+}
+
+/// The standard error code (RFC 6749 §5.2) of a token-endpoint error response, as the IdP sent it:
+/// for comparison only, never for a log.
+fn oauth_error_code<T: openidconnect::ErrorResponse + 'static>(response: &T) -> Option<String> {
+    let value = serde_json::to_value(response).ok()?;
+    value.get("error").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A token-endpoint failure, described without the response body (it may hold an ID token).

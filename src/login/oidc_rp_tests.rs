@@ -97,3 +97,19 @@ fn entra_multi_tenant_issuer_template_takes_the_tenants_directory_id() {
 fn hs256_is_not_an_allowed_idp_algorithm() {
     assert!(!crate::config::login::ALLOWED_IDP_ALGORITHMS.iter().any(|a| a.starts_with("HS")));
 }
+
+#[test]
+fn only_invalid_grant_is_a_refused_code() {
+    use openidconnect::core::CoreErrorResponseType;
+    use openidconnect::StandardErrorResponse;
+    let response = |error: CoreErrorResponseType| StandardErrorResponse::new(error, None, None);
+    assert_eq!(
+        oauth_error_code(&response(CoreErrorResponseType::InvalidGrant)).as_deref(),
+        Some("invalid_grant")
+    );
+    assert_eq!(
+        oauth_error_code(&response(CoreErrorResponseType::InvalidClient)).as_deref(),
+        Some("invalid_client")
+    );
+    assert_eq!(OidcError::CodeRefused.reason(), "code_refused");
+}
