@@ -5,6 +5,8 @@
 #[path = "oidc/code_refusals.rs"]
 mod code_refusals;
 mod common;
+#[path = "oidc/key_rotation.rs"]
+mod key_rotation;
 
 use common::login::{alice_sub, Options, World, ALICE, PLATFORM_CLIENT};
 use serde_json::{json, Value};
