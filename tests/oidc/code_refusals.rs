@@ -60,8 +60,14 @@ fn code_replayed_at_the_idp_is_a_4xx_code_refused() {
 
     let replica = world.start_replica();
     let status = world.get_with_jar(&replica.moved(&world, url), &flow["jar"]);
-    let audit =
-        world.file("audit-b.log").lines().filter_map(|l| serde_json::from_str(l).ok()).last().unwrap();
+    // The replica's own audit log: its last login line.
+    let audit = world
+        .file("audit-b.log")
+        .lines()
+        .rev()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .find(|event| event["kind"] == "login")
+        .expect("the replica audited the attempt");
     let blocked = world.get_with_jar(&replica.moved(&world, &world.url(LOGIN)), &json!({}));
     assert_refused_and_counted(&world, status, audit, blocked);
     world.assert_no_personal_values(&[("replica's log", &world.file("nymgate-b.log"))]);
