@@ -127,11 +127,21 @@ fn audit_line_for_discovery_issuer_mismatch() {
     audited(&world, 400, login(&world), "discovery_issuer_mismatch");
 }
 
+/// An error about nymgate's own registration at the IdP is an outage to fix, not the browser's
+/// doing: 502, not counted toward blocking.
 #[test]
 fn audit_line_for_token_request_failed() {
     let world = assertion_world(Options::default());
-    world.idp.hook(&world, "fail", json!({"path": "/token", "status": 400}));
+    world.idp.hook(&world, "fail", json!({"path": "/token", "status": 401, "error": "invalid_client"}));
     audited(&world, 502, login(&world), "token_request_failed");
+}
+
+/// The IdP's `invalid_grant` (RFC 6749 §5.2): a replayed, expired or swapped code.
+#[test]
+fn audit_line_for_code_refused() {
+    let world = assertion_world(Options::default());
+    world.idp.hook(&world, "fail", json!({"path": "/token", "status": 400, "error": "invalid_grant"}));
+    audited(&world, 400, login(&world), "code_refused");
 }
 
 /// An IdP that writes the user's email (and name) into its token endpoint's `error` and

@@ -2,7 +2,11 @@
 //! `nymgate` binary, node `openid-client` as the platform (provider output) or a real upstream
 //! server (assertion-header output). Every test scans what the platform received and every log.
 
+#[path = "oidc/code_refusals.rs"]
+mod code_refusals;
 mod common;
+#[path = "oidc/key_rotation.rs"]
+mod key_rotation;
 
 use common::login::{alice_sub, Options, World, ALICE, PLATFORM_CLIENT};
 use serde_json::{json, Value};

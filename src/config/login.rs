@@ -317,10 +317,19 @@ pub struct OidcTenantConfig {
     /// The CA bundle for the IdP's TLS; default: the system roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// How often at most an unknown `kid` refetches the IdP's JWKS.
+    /// How old the IdP's keys (its JWKS) may be when an ID token is verified: older ones are
+    /// refetched first, so a key the IdP removed stops being accepted within this time. The
+    /// keys are shared by every tenant of the same IdP (same JWKS URI and `ca_file`); each
+    /// tenant's own value applies to its logins. When the IdP can't be reached the last keys
+    /// serve for 15 minutes more (docs/LOGIN.md).
+    #[serde(default = "defaults::jwks_refresh", with = "humantime_serde")]
+    pub jwks_refresh: Duration,
+    /// An ID token whose `kid` is unknown refetches the JWKS at once (the IdP rotated), unless
+    /// a fetch of that IdP's JWKS was tried this recently, for any of its tenants (so forged
+    /// kids can't make nymgate hammer the IdP). Also how often a failing JWKS is retried.
     #[serde(default = "defaults::jwks_refetch_interval", with = "humantime_serde")]
     pub jwks_refetch_interval: Duration,
-    /// How long discovery and JWKS are cached before a refresh.
+    /// How long discovery is cached before a refresh (the keys follow `jwks_refresh`).
     #[serde(default = "defaults::metadata_ttl", with = "humantime_serde")]
     pub metadata_ttl: Duration,
 }
@@ -389,8 +398,14 @@ pub mod defaults {
     pub fn sign_authn_requests() -> bool {
         true
     }
+    /// Short enough that a removed key is soon refused everywhere; long enough that the IdP
+    /// sees one JWKS request per IdP every few minutes, whatever the number of logins.
+    pub fn jwks_refresh() -> Duration {
+        Duration::from_secs(5 * 60)
+    }
+    /// A rotated key waits at most this long; a burst of forged kids costs one fetch per this.
     pub fn jwks_refetch_interval() -> Duration {
-        Duration::from_secs(60)
+        Duration::from_secs(5)
     }
     pub fn metadata_ttl() -> Duration {
         Duration::from_secs(3600)

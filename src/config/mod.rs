@@ -1342,6 +1342,12 @@ fn validate_oidc_tenant(
     if oidc.clock_skew > Duration::from_secs(600) {
         problem(&field("oidc.clock_skew"), "must be at most 10m".into());
     }
+    if oidc.jwks_refresh < Duration::from_secs(1) {
+        problem(
+            &field("oidc.jwks_refresh"),
+            "must be at least 1s (the JWKS would be fetched for every login)".into(),
+        );
+    }
     if let Some(ca) = &oidc.ca_file {
         if let Err(e) = std::fs::metadata(ca) {
             problem(&field("oidc.ca_file"), format!("cannot read {}: {e}", ca.display()));

@@ -95,9 +95,17 @@ impl IdpKeys {
         Ok(IdpKeys { keys })
     }
 
-    /// Whether a usable key has this `kid` (an unknown one makes the caller refetch the JWKS).
-    pub fn has_kid(&self, kid: &str) -> bool {
-        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid))
+    /// Whether a key with this `kid` can verify one of `allowed` (an unknown one makes the
+    /// caller refetch the JWKS). The set may be parsed for more algorithms than one tenant
+    /// allows (it is shared by the tenants of one IdP, key_cache.rs): a key usable only with
+    /// another tenant's algorithm is unknown to this one, as if the tenant had parsed alone.
+    pub fn has_kid(&self, kid: &str, allowed: &[Alg]) -> bool {
+        self.keys.iter().any(|k| k.kid.as_deref() == Some(kid) && k.verifies_one_of(allowed))
+    }
+
+    /// Whether any key can verify one of `allowed`.
+    pub fn usable_with(&self, allowed: &[Alg]) -> bool {
+        self.keys.iter().any(|k| k.verifies_one_of(allowed))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -141,6 +149,12 @@ impl IdpKeys {
         // The signing input is the header and payload exactly as sent (RFC 7515 §5.2 step 8).
         let signed = &compact[..header_b64.len() + 1 + payload_b64.len()];
         key.verify_sig(signed.as_bytes(), &signature).map_err(|_| SignatureError::BadSignature)
+    }
+}
+
+impl IdpKey {
+    fn verifies_one_of(&self, allowed: &[Alg]) -> bool {
+        self.verifiers.iter().any(|(alg, _)| allowed.contains(alg))
     }
 }
 
@@ -271,7 +285,10 @@ mod tests {
             RsaKeyPair::generate(KeySize::Rsa2048).unwrap(),
         );
         let set = keys(json!({"keys": [rsa_jwk(&a, "a"), rsa_jwk(&b, "b")]}), RS256);
-        assert!(set.has_kid("a") && set.has_kid("b") && !set.has_kid("c"));
+        assert!(set.has_kid("a", RS256) && set.has_kid("b", RS256) && !set.has_kid("c", RS256));
+        // A kid is known only for the algorithms the caller allows.
+        assert!(!set.has_kid("a", &[Alg::EcdsaP256Sha256]) && !set.usable_with(&[Alg::EcdsaP256Sha256]));
+        assert!(set.usable_with(&[Alg::EcdsaP256Sha256, Alg::RsaSsaPkcs1V15Sha256]));
         assert_eq!(set.verify(&rsa_token(&b, json!({"alg": "RS256", "kid": "b"})), RS256), Ok(()));
         // Signed by b but naming a: a's key does not verify it.
         let wrong = rsa_token(&b, json!({"alg": "RS256", "kid": "a"}));

@@ -1,33 +1,38 @@
 //! nymgate as an OIDC relying party of one school's IdP: the authorization code flow with
 //! PKCE S256, state and nonce (OIDC Core §3.1, RFC 9700), with openidconnect doing the token
 //! request and the ID-token checks it knows (signature, `iss`, `aud`, `exp`, nonce) and this
-//! module adding what it leaves out (shared/DEPENDENCIES.md): caching of discovery and JWKS, a
-//! rate-limited JWKS refetch on an unknown `kid`, RFC 9207 `iss`, `nbf`, `azp`, `iat`, the
-//! userinfo `sub` match, required claims, and Entra ID's multi-tenant issuer form.
+//! module adding what it leaves out (shared/DEPENDENCIES.md): caching of discovery, the IdP's
+//! keys from the JWKS cache its tenants share (key_cache.rs: a refresh schedule and a bounded
+//! refetch on an unknown `kid`), RFC 9207 `iss`, `nbf`, `azp`, `iat`, the userinfo `sub`
+//! match, required claims, and Entra ID's multi-tenant issuer form.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet,
-    CoreJwsSigningAlgorithm,
+    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
-
-use super::jwks::{IdpKeys, SignatureError};
 use openidconnect::{
-    AccessToken, AuthUrl, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret, CsrfToken,
-    EndpointNotSet, EndpointSet, IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    RedirectUrl, Scope, TokenResponse, TokenUrl,
+    AccessToken, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::idp_http::IdpHttp;
+use super::key_cache::{FetchedKeys, JwksCache, KeyCaches};
+use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
 use crate::secret::Secret;
+
+#[path = "id_token.rs"]
+mod id_token;
+use id_token::decode_part;
+pub(crate) use id_token::json_fault;
+pub use id_token::{check_id_token, IdTokenRules};
 
 type RpClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -45,6 +50,8 @@ pub enum OidcError {
     IssParameterMissing,
     #[error("token request failed: {0}")]
     TokenRequest(String),
+    #[error("the IdP refused the code (invalid_grant): replayed, expired, or redeemed with another browser's PKCE verifier")]
+    CodeRefused,
     #[error("the token response has no ID token")]
     NoIdToken,
     #[error("the ID token's kid is not in the IdP's JWKS, even after a refetch")]
@@ -77,6 +84,7 @@ impl OidcError {
             OidcError::IssParameterMismatch => "iss_parameter_mismatch",
             OidcError::IssParameterMissing => "iss_parameter_missing",
             OidcError::TokenRequest(_) => "token_request_failed",
+            OidcError::CodeRefused => "code_refused",
             OidcError::NoIdToken => "no_id_token",
             OidcError::UnknownKid => "unknown_kid",
             OidcError::BadSignature => "bad_signature",
@@ -122,16 +130,16 @@ struct Metadata {
     authorization_response_iss_parameter_supported: bool,
 }
 
-/// Discovery and keys as fetched, with the client built from them.
+/// Discovery as fetched, with the client built from it.
 struct Discovered {
     /// The exact `iss` expected in ID tokens and RFC 9207 parameters.
     issuer: String,
     client: RpClient,
-    keys: IdpKeys,
+    /// The IdP's keys, shared with every tenant of the same JWKS (key_cache.rs).
+    jwks: Arc<JwksCache>,
     userinfo_endpoint: Option<String>,
     end_session_endpoint: Option<String>,
     iss_parameter_supported: bool,
-    jwks_uri: String,
     fetched: Instant,
 }
 
@@ -153,14 +161,19 @@ pub struct OidcIdp {
     clock_skew: Duration,
     userinfo: bool,
     required_claims: Vec<(String, String)>,
+    /// Keys older than this are refetched before a verification.
+    jwks_refresh: Duration,
+    /// An unknown kid refetches the JWKS unless a fetch of it was tried this recently.
     jwks_refetch_interval: Duration,
     metadata_ttl: Duration,
     redirect_uri: RedirectUrl,
     http: IdpHttp,
+    /// The trust the IdP's TLS is checked with: tenants share a key cache only with the same.
+    ca_file: Option<PathBuf>,
+    key_caches: Arc<KeyCaches>,
     cached: ArcSwapOption<Discovered>,
-    /// One fetch at a time; the others wait and reuse its result.
+    /// One discovery at a time; the others wait and reuse its result.
     fetching: tokio::sync::Mutex<()>,
-    last_jwks_fetch: std::sync::Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for OidcIdp {
@@ -174,8 +187,14 @@ fn unix_now() -> i64 {
 }
 
 impl OidcIdp {
-    /// `redirect_uri` is nymgate's callback, `{public_url}/nymgate/callback`.
-    pub fn new(tenant: &TenantConfig, oidc: &OidcTenantConfig, redirect_uri: &str) -> Result<Self, String> {
+    /// `redirect_uri` is nymgate's callback, `{public_url}/nymgate/callback`; `key_caches` is
+    /// shared by every tenant of the login face, so tenants of one IdP share its keys.
+    pub fn new(
+        tenant: &TenantConfig,
+        oidc: &OidcTenantConfig,
+        redirect_uri: &str,
+        key_caches: &Arc<KeyCaches>,
+    ) -> Result<Self, String> {
         let discovery_url = match (&oidc.discovery_url, tenant.idp) {
             (Some(url), _) => url.clone(),
             (None, IdpKind::Entra) => format!("https://login.microsoftonline.com/{}/v2.0", tenant.issuer),
@@ -193,6 +212,7 @@ impl OidcIdp {
         let client_secret = Secret::load(&oidc.client_secret)
             .map_err(|e| format!("tenant {}: oidc.client_secret: {e}", tenant.id))?;
         let http = IdpHttp::new(oidc.ca_file.as_deref()).map_err(|e| format!("tenant {}: {e}", tenant.id))?;
+        key_caches.register(oidc.ca_file.as_deref(), &algorithms);
         Ok(Self {
             tenant: tenant.id.clone(),
             kind: tenant.idp,
@@ -207,13 +227,15 @@ impl OidcIdp {
             clock_skew: oidc.clock_skew,
             userinfo: oidc.userinfo,
             required_claims: oidc.required_claims.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            jwks_refresh: oidc.jwks_refresh,
             jwks_refetch_interval: oidc.jwks_refetch_interval,
             metadata_ttl: oidc.metadata_ttl,
             redirect_uri: RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| e.to_string())?,
             http,
+            ca_file: oidc.ca_file.clone(),
+            key_caches: key_caches.clone(),
             cached: ArcSwapOption::empty(),
             fetching: tokio::sync::Mutex::new(()),
-            last_jwks_fetch: std::sync::Mutex::new(None),
         })
     }
 
@@ -224,9 +246,11 @@ impl OidcIdp {
             let tid = self.entra_tid.as_deref().ok_or(OidcError::DiscoveryIssuerMismatch)?;
             return Ok(advertised.replace("{tenantid}", tid));
         }
-        // OIDC Discovery §4.3: the issuer in the document must be the one discovered.
-        let trim = |s: &str| s.trim_end_matches('/').to_owned();
-        if trim(advertised) != trim(&self.discovery_url) {
+        // OIDC Discovery §4.3: the issuer in the document must be the one discovered, here in
+        // the canonical form (config/issuer.rs): an IdP that adds a trailing slash or writes
+        // its host in capitals is still this IdP. The advertised spelling is kept, and ID
+        // tokens and RFC 9207 parameters must carry it byte for byte (OIDC Core §3.1.3.7).
+        if !same_issuer(advertised, &self.discovery_url) {
             return Err(OidcError::DiscoveryIssuerMismatch);
         }
         Ok(advertised.to_owned())
@@ -242,12 +266,12 @@ impl OidcIdp {
         Ok(response.into_body())
     }
 
-    async fn fetch_keys(&self, jwks_uri: &str) -> Result<IdpKeys, OidcError> {
-        *self.last_jwks_fetch.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
-        let body = self.fetch_json(jwks_uri, "JWKS endpoint").await?;
+    /// The IdP's keys for this tenant, no older than `jwks_refresh` (key_cache.rs).
+    async fn keys(&self, jwks: &JwksCache) -> Result<Arc<FetchedKeys>, OidcError> {
         let keys =
-            IdpKeys::parse(&body, &self.algorithms).map_err(|e| OidcError::Metadata(format!("JWKS: {e}")))?;
-        if keys.is_empty() {
+            jwks.fresh(self.jwks_refresh, self.jwks_refetch_interval).await.map_err(OidcError::Metadata)?;
+        // The set may be shared with tenants that allow other algorithms.
+        if !keys.keys.usable_with(&self.algorithms) {
             return Err(OidcError::Metadata(
                 "JWKS: no signing key for the algorithms tenants.oidc.algorithms allows".into(),
             ));
@@ -279,7 +303,13 @@ impl OidcIdp {
                 (metadata, issuer)
             }
         };
-        let keys = self.fetch_keys(&metadata.jwks_uri).await?;
+        let http = self.http.clone();
+        let jwks =
+            self.key_caches
+                .cache_for(&metadata.jwks_uri, self.ca_file.as_deref(), &self.tenant, || Arc::new(http));
+        // The keys are fetched with discovery (or found in the shared cache), so an IdP whose
+        // JWKS is unusable fails the login at its start, not after the person signed in.
+        self.keys(&jwks).await?;
         let bad = |what: &str| OidcError::Metadata(format!("discovery: {what} is not a URL"));
         let client = CoreClient::new(
             ClientId::new(self.client_id.clone()),
@@ -297,17 +327,16 @@ impl OidcIdp {
         Ok(Discovered {
             issuer,
             client,
-            keys,
+            jwks,
             userinfo_endpoint: metadata.userinfo_endpoint,
             end_session_endpoint: metadata.end_session_endpoint,
             iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
-            jwks_uri: metadata.jwks_uri,
             fetched: Instant::now(),
         })
     }
 
-    /// Discovery and keys, cached for `metadata_ttl`. When a refresh fails the stale copy
-    /// serves on (an IdP blip must not stop logins that its known keys can still verify).
+    /// Discovery, cached for `metadata_ttl` (the keys have their own schedule, key_cache.rs).
+    /// When a refresh fails the stale copy serves on (an IdP blip must not stop logins).
     async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
         if let Some(current) = self.cached.load_full() {
             if current.fetched.elapsed() < self.metadata_ttl {
@@ -338,44 +367,6 @@ impl OidcIdp {
                 None => Err(error),
             },
         }
-    }
-
-    /// An unknown `kid`: the IdP may have rotated its key. Refetch the JWKS, at most once per
-    /// `jwks_refetch_interval` (so forged kids can't make nymgate hammer the IdP).
-    async fn refetch_keys(&self, current: &Discovered) -> Option<Arc<Discovered>> {
-        let _one_at_a_time = self.fetching.lock().await;
-        if let Some(newer) = self.cached.load_full() {
-            if newer.fetched > current.fetched {
-                return Some(newer);
-            }
-        }
-        let recent = self
-            .last_jwks_fetch
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some_and(|at| at.elapsed() < self.jwks_refetch_interval);
-        if recent {
-            return None;
-        }
-        let keys = match self.fetch_keys(&current.jwks_uri).await {
-            Ok(keys) => keys,
-            Err(error) => {
-                tracing::warn!(tenant = self.tenant, detail = %error, "JWKS refetch failed");
-                return None;
-            }
-        };
-        let fresh = Arc::new(Discovered {
-            issuer: current.issuer.clone(),
-            client: current.client.clone(),
-            keys,
-            userinfo_endpoint: current.userinfo_endpoint.clone(),
-            end_session_endpoint: current.end_session_endpoint.clone(),
-            iss_parameter_supported: current.iss_parameter_supported,
-            jwks_uri: current.jwks_uri.clone(),
-            fetched: Instant::now(),
-        });
-        self.cached.store(Some(fresh.clone()));
-        Some(fresh)
     }
 
     /// Starts a login: the IdP's authorization URL and what the flow cookie must remember.
@@ -438,15 +429,17 @@ impl OidcIdp {
     ) -> Result<Map<String, Value>, OidcError> {
         let discovered = self.discovered().await?;
         // Mix-up defence (RFC 9207 §2.4): the answer must come from the IdP this flow went to.
+        // The flow remembers the issuer as advertised when it started; the IdP may have
+        // re-spelled it since (a trailing slash), so the flow's IdP is compared by canonical
+        // form (config/issuer.rs). The `iss` parameter itself is compared byte for byte with
+        // the issuer the IdP advertises now (RFC 9207 §2.4: simple string comparison).
+        if !same_issuer(&pending.issuer, &discovered.issuer) {
+            return Err(OidcError::IssParameterMismatch);
+        }
         match iss_parameter {
-            Some(iss) if iss != pending.issuer || iss != discovered.issuer => {
-                return Err(OidcError::IssParameterMismatch)
-            }
+            Some(iss) if iss != discovered.issuer => return Err(OidcError::IssParameterMismatch),
             None if discovered.iss_parameter_supported => return Err(OidcError::IssParameterMissing),
             _ => {}
-        }
-        if pending.issuer != discovered.issuer {
-            return Err(OidcError::IssParameterMismatch);
         }
 
         let response = discovered
@@ -462,6 +455,16 @@ impl OidcIdp {
                     if serde_json::from_slice::<Value>(body).is_ok_and(|v| v["id_token"].is_string()) =>
                 {
                     OidcError::Malformed
+                }
+                // RFC 6749 §5.2: the code (or its PKCE verifier, RFC 7636 §4.6) is not valid
+                // for this client: replayed, expired, or swapped in from another browser's
+                // flow. The person's browser brought it, so it is a refusal (4xx, counted
+                // toward blocking), not an outage. Every other error code (invalid_client,
+                // unauthorized_client, ...) is nymgate's own registration: 502.
+                openidconnect::RequestTokenError::ServerResponse(response)
+                    if oauth_error_code(response).as_deref() == Some("invalid_grant") =>
+                {
+                    OidcError::CodeRefused
                 }
                 _ => OidcError::TokenRequest(token_error(&e)),
             })?;
@@ -487,19 +490,22 @@ impl OidcIdp {
 
     async fn verify_id_token(
         &self,
-        mut discovered: Arc<Discovered>,
+        discovered: Arc<Discovered>,
         id_token: &CoreIdToken,
         nonce: &str,
     ) -> Result<Map<String, Value>, OidcError> {
         let compact = id_token.to_string();
         let header = decode_part(&compact, 0)?;
+        // Keys no older than jwks_refresh: a key the IdP removed stops verifying on schedule.
+        let mut keys = self.keys(&discovered.jwks).await?;
         // jku, x5u and an embedded jwk are never fetched or used: keys come only from the
-        // IdP's JWKS (shared/SECURITY.md). The kid only selects among those.
+        // IdP's JWKS (shared/SECURITY.md). The kid only selects among those; an unknown one
+        // may be the IdP's new key (OIDC Core §10.1.1), fetched at once within the bound.
         if let Some(kid) = header.get("kid").and_then(Value::as_str) {
-            let known = |d: &Discovered| d.keys.has_kid(kid);
-            if !known(&discovered) {
-                discovered = match self.refetch_keys(&discovered).await {
-                    Some(fresh) if known(&fresh) => fresh,
+            if !keys.keys.has_kid(kid, &self.algorithms) {
+                keys = match discovered.jwks.with_kid(kid, &self.algorithms, self.jwks_refetch_interval).await
+                {
+                    Some(fresh) if fresh.keys.has_kid(kid, &self.algorithms) => fresh,
                     _ => return Err(OidcError::UnknownKid),
                 };
             }
@@ -511,7 +517,7 @@ impl OidcIdp {
             algorithms: &self.algorithms,
             clock_skew: self.clock_skew,
         };
-        check_id_token(&rules, &discovered.keys, id_token, nonce, unix_now())
+        check_id_token(&rules, &keys.keys, id_token, nonce, unix_now())
     }
 
     /// Userinfo claims join the ID token's; the ID token's win, and `sub` must match (OIDC
@@ -547,112 +553,11 @@ impl OidcIdp {
     }
 }
 
-/// What an ID token is checked against: the tenant's client id, the IdP's issuer, the allowed
-/// algorithms and the clock skew.
-pub struct IdTokenRules<'a> {
-    pub client_id: &'a str,
-    pub issuer: &'a str,
-    pub algorithms: &'a [CoreJwsSigningAlgorithm],
-    pub clock_skew: Duration,
-}
-
-/// Every ID-token check that needs no network (OIDC Core §3.1.3.7): openidconnect's signature,
-/// algorithm, `iss`, `aud`, `exp`, `iat` and nonce checks, then `nbf`, `azp` and `sub` here.
-/// Returns the claims read from the verified bytes. `now` is unix seconds.
-pub fn check_id_token(
-    rules: &IdTokenRules<'_>,
-    keys: &IdpKeys,
-    id_token: &CoreIdToken,
-    nonce: &str,
-    now: i64,
-) -> Result<Map<String, Value>, OidcError> {
-    let compact = id_token.to_string();
-    // OIDC Core §3.1.3.7 (6, 7): the signature, with an allowed algorithm and the IdP's key,
-    // checked with aws-lc (jwks.rs) before any claim is read.
-    keys.verify(&compact, rules.algorithms).map_err(|error| match error {
-        SignatureError::Malformed => OidcError::Malformed,
-        SignatureError::DisallowedAlgorithm
-        | SignatureError::NoMatchingKey
-        | SignatureError::BadSignature => OidcError::BadSignature,
-    })?;
-    let skew = rules.clock_skew.as_secs() as i64;
-    let verifier = CoreIdTokenVerifier::new_public_client(
-        ClientId::new(rules.client_id.to_owned()),
-        IssuerUrl::new(rules.issuer.to_owned()).map_err(|_| OidcError::BadIssuer)?,
-        CoreJsonWebKeySet::new(Vec::new()),
-    )
-    // The signature was checked just above, against the same bytes openidconnect reads.
-    .insecure_disable_signature_check()
-    // `exp` with leeway: openidconnect refuses when now >= exp, so move "now" back by the skew.
-    .set_time_fn(move || chrono::DateTime::from_timestamp(now - skew, 0).unwrap_or_default())
-    .set_issue_time_verifier_fn(move |iat| {
-        let iat = iat.timestamp();
-        if iat > now + skew {
-            Err("issued in the future".into())
-        } else if iat < now - skew - 3600 {
-            // An ID token is redeemed seconds after issue; an hour-old one is a replay.
-            Err("issued too long ago".into())
-        } else {
-            Ok(())
-        }
-    });
-    id_token.claims(&verifier, &Nonce::new(nonce.to_owned())).map_err(classify)?;
-
-    // The signature covered these exact bytes; read every claim from them.
-    let claims = decode_part(&compact, 1)?;
-    if let Some(nbf) = claims.get("nbf") {
-        if nbf.as_i64().is_none_or(|nbf| nbf > now + skew) {
-            return Err(OidcError::BadTime);
-        }
-    }
-    // OIDC Core §3.1.3.7 (4, 5): azp, when present, must be us; several audiences need it.
-    let audiences = match claims.get("aud") {
-        Some(Value::Array(list)) => list.len(),
-        _ => 1,
-    };
-    match claims.get("azp").map(Value::as_str) {
-        Some(Some(azp)) if azp == rules.client_id => {}
-        Some(_) => return Err(OidcError::BadAudience),
-        None if audiences > 1 => return Err(OidcError::BadAudience),
-        None => {}
-    }
-    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
-        return Err(OidcError::Malformed);
-    }
-    Ok(claims)
-}
-
-/// One base64url JSON part of a compact JWS (0: header, 1: payload).
-fn decode_part(compact: &str, index: usize) -> Result<Map<String, Value>, OidcError> {
-    let part = compact.split('.').nth(index).ok_or(OidcError::Malformed)?;
-    let bytes = URL_SAFE_NO_PAD.decode(part).map_err(|_| OidcError::Malformed)?;
-    serde_json::from_slice(&bytes).map_err(|_| OidcError::Malformed)
-}
-
-/// What is wrong with an IdP's JSON, without serde's message, which quotes the IdP's values
-/// (`invalid type: string "…"`) and names its keys: the kind of fault and where it is.
-pub(crate) fn json_fault(error: &serde_json::Error) -> String {
-    use serde_json::error::Category;
-    let kind = match error.classify() {
-        Category::Io => "unreadable",
-        Category::Syntax => "not JSON",
-        Category::Data => "JSON of the wrong shape",
-        Category::Eof => "JSON cut short",
-    };
-    format!("{kind} at line {} column {}", error.line(), error.column())
-}
-
-/// openidconnect's verdict, as a reason. Its messages quote claim values, so only the kind
-/// is kept.
-fn classify(error: ClaimsVerificationError) -> OidcError {
-    match error {
-        ClaimsVerificationError::SignatureVerification(_) => OidcError::BadSignature,
-        ClaimsVerificationError::InvalidIssuer(_) => OidcError::BadIssuer,
-        ClaimsVerificationError::InvalidAudience(_) => OidcError::BadAudience,
-        ClaimsVerificationError::InvalidNonce(_) => OidcError::BadNonce,
-        ClaimsVerificationError::Expired(_) => OidcError::BadTime,
-        _ => OidcError::Malformed,
-    }
+/// The standard error code (RFC 6749 §5.2) of a token-endpoint error response, as the IdP sent it:
+/// for comparison only, never for a log.
+fn oauth_error_code<T: openidconnect::ErrorResponse + 'static>(response: &T) -> Option<String> {
+    let value = serde_json::to_value(response).ok()?;
+    value.get("error").and_then(Value::as_str).map(str::to_owned)
 }
 
 /// A token-endpoint failure, described without the response body (it may hold an ID token).
@@ -680,85 +585,5 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The id_token fuzz target's seeds: the valid ones pass every check at the seeds' time, so
-    /// the fuzzer starts from accepted tokens; the expired and unsigned ones do not.
-    #[test]
-    fn the_fuzz_seeds_check_as_expected() {
-        use std::str::FromStr;
-        let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];
-        let keys = IdpKeys::parse(include_bytes!("../../fuzz/id-token-jwks.json"), &algorithms).unwrap();
-        let rules = IdTokenRules {
-            client_id: "nymgate-school-a",
-            issuer: "https://idp.school-a.example",
-            algorithms: &algorithms,
-            clock_skew: Duration::from_secs(60),
-        };
-        let check = |name: &str, text: &str| {
-            let token = CoreIdToken::from_str(text.trim()).map_err(|_| format!("{name}: unparsable"))?;
-            check_id_token(&rules, &keys, &token, "n-fuzz", 1_795_600_800).map_err(|e| e.reason().to_owned())
-        };
-        let valid = check("valid", include_str!("../../fuzz/seeds/id_token/valid.jwt")).unwrap();
-        assert_eq!(valid["sub"], "s-1001");
-        // A second audience that nymgate does not trust (OIDC Core §3.1.3.7 step 3).
-        let extra_audience = check("azp_nbf", include_str!("../../fuzz/seeds/id_token/azp_nbf.jwt"));
-        assert_eq!(extra_audience.unwrap_err(), "bad_audience");
-        let expired = check("expired", include_str!("../../fuzz/seeds/id_token/expired.jwt"));
-        assert_eq!(expired.unwrap_err(), "bad_time");
-        assert!(check("alg_none", include_str!("../../fuzz/seeds/id_token/alg_none.jwt")).is_err());
-    }
-
-    fn idp(kind: IdpKind, issuer: &str, discovery_url: Option<&str>) -> OidcIdp {
-        std::env::set_var("NYMGATE_TEST_OIDC_SECRET", "a-client-secret-of-length");
-        let tenant: TenantConfig = toml::from_str(&format!(
-            r#"id = "t"
-idp = "{}"
-issuer = "{issuer}"
-[oidc]
-client_id = "nymgate"
-client_secret = {{ env = "NYMGATE_TEST_OIDC_SECRET" }}
-{}"#,
-            match kind {
-                IdpKind::Entra => "entra",
-                IdpKind::Google => "google",
-                _ => "oidc",
-            },
-            discovery_url.map(|u| format!("discovery_url = \"{u}\"")).unwrap_or_default()
-        ))
-        .unwrap();
-        OidcIdp::new(&tenant, tenant.oidc.as_ref().unwrap(), "https://learn.example/nymgate/callback")
-            .unwrap()
-    }
-
-    #[test]
-    fn rp_discovery_issuer_not_matching_config_is_refused() {
-        let rp = idp(IdpKind::Oidc, "https://idp.school.example", None);
-        assert_eq!(rp.expected_issuer("https://idp.school.example/").unwrap(), "https://idp.school.example/");
-        assert_eq!(rp.expected_issuer("https://evil.example"), Err(OidcError::DiscoveryIssuerMismatch));
-    }
-
-    #[test]
-    fn entra_multi_tenant_issuer_template_takes_the_tenants_directory_id() {
-        let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
-        let rp = idp(IdpKind::Entra, tid, Some("https://login.microsoftonline.com/organizations/v2.0"));
-        assert_eq!(
-            rp.expected_issuer("https://login.microsoftonline.com/{tenantid}/v2.0").unwrap(),
-            format!("https://login.microsoftonline.com/{tid}/v2.0")
-        );
-        // A template is no wildcard for a generic OIDC tenant.
-        let generic = idp(IdpKind::Oidc, "https://idp.example", None);
-        assert!(generic.expected_issuer("https://idp.example/{tenantid}").is_err());
-        // Entra's default discovery URL is the tenant-specific one.
-        assert_eq!(
-            idp(IdpKind::Entra, tid, None).discovery_url,
-            format!("https://login.microsoftonline.com/{tid}/v2.0")
-        );
-    }
-
-    #[test]
-    fn hs256_is_not_an_allowed_idp_algorithm() {
-        assert!(!crate::config::login::ALLOWED_IDP_ALGORITHMS.iter().any(|a| a.starts_with("HS")));
-    }
-}
+#[path = "oidc_rp_tests.rs"]
+mod tests;

@@ -178,7 +178,18 @@ pub struct SchoolIdp {
 impl SchoolIdp {
     /// `nymgate_port`: where nymgate's callback lives, for the registered redirect URI.
     pub fn start(dir: &Path, name: &str, nymgate_port: u16, conform_id_token_claims: bool) -> SchoolIdp {
-        let client_secret = std::fs::read_to_string(dir.join(format!("{name}-client-secret"))).unwrap();
+        SchoolIdp::start_for(dir, name, &[name], nymgate_port, conform_id_token_claims)
+    }
+
+    /// As [`SchoolIdp::start`], with a client registered for each school in `schools` (one IdP
+    /// serving several schools, as a municipality's or Feide does).
+    pub fn start_for(
+        dir: &Path,
+        name: &str,
+        schools: &[&str],
+        nymgate_port: u16,
+        conform_id_token_claims: bool,
+    ) -> SchoolIdp {
         // oidc-provider's dev login makes the typed login the account id, which is the `sub`.
         let mut users = serde_json::Map::new();
         users.insert(
@@ -196,12 +207,15 @@ impl SchoolIdp {
             "host": "127.0.0.1",
             "cert": dir.join("certs/localhost.pem"),
             "key": dir.join("certs/localhost-key.pem"),
-            "clients": [{
-                "client_id": format!("nymgate-{name}"),
-                "client_secret": client_secret.trim(),
-                "redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/callback")],
-                "post_logout_redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/logged-out")],
-            }],
+            "clients": schools.iter().map(|school| {
+                let client_secret = std::fs::read_to_string(dir.join(format!("{school}-client-secret"))).unwrap();
+                json!({
+                    "client_id": format!("nymgate-{school}"),
+                    "client_secret": client_secret.trim(),
+                    "redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/callback")],
+                    "post_logout_redirect_uris": [format!("https://localhost:{nymgate_port}/nymgate/logged-out")],
+                })
+            }).collect::<Vec<_>>(),
             "conform_id_token_claims": conform_id_token_claims,
             "claims": {
                 "openid": ["sub", "roles", "school_code"],
@@ -237,6 +251,9 @@ pub struct Options {
     pub userinfo: bool,
     /// A second school (tenant `school-b`) with its own IdP, for mix-up tests.
     pub second_school: bool,
+    /// A second school (tenant `school-b`) that signs in at school-a's IdP, with its own client
+    /// there (one IdP serving several schools). Not with `second_school`.
+    pub shared_idp: bool,
     /// The platform behind nymgate (`http://…`); default: the built-in echo platform.
     pub upstream: Option<String>,
     /// Configure school-a's IdP by explicit endpoints instead of discovery.
@@ -268,6 +285,8 @@ pub struct Options {
     pub tenant_a: &'static str,
     /// TOML lines added to school-a's `[tenants.oidc]` table (`required_claims = …`).
     pub oidc_a: &'static str,
+    /// TOML lines added to school-b's `[tenants.oidc]` table.
+    pub oidc_b: &'static str,
     /// TOML tables added at the end of the config (`[limits]` …).
     pub extra: &'static str,
     /// Start the alert webhook receiver; these TOML lines are added to `[alerts.webhook]`.
@@ -295,6 +314,7 @@ impl Default for Options {
             conform_id_token_claims: false,
             userinfo: false,
             second_school: false,
+            shared_idp: false,
             upstream: None,
             explicit_endpoints: false,
             school_value: "school-a-01",
@@ -312,6 +332,7 @@ impl Default for Options {
             saml_out: false,
             tenant_a: "",
             oidc_a: "",
+            oidc_b: "",
             extra: "",
         }
     }
@@ -375,7 +396,8 @@ impl World {
         write_private(&path.join("platform-secret"), &platform_secret);
         write_private(&path.join("seal-secret"), &secret());
 
-        let idp = SchoolIdp::start(path, "school-a", port, options.conform_id_token_claims);
+        let schools: &[&str] = if options.shared_idp { &["school-a", "school-b"] } else { &["school-a"] };
+        let idp = SchoolIdp::start_for(path, "school-a", schools, port, options.conform_id_token_claims);
         let idp_b = options
             .second_school
             .then(|| SchoolIdp::start(path, "school-b", port, options.conform_id_token_claims));
@@ -431,7 +453,7 @@ school_map = {{ "SCH-A-01" = "{school}"{copied} }}
                     })
                     .collect::<String>(),
                 tenant_extra = if id == "school-a" { options.tenant_a } else { "" },
-                oidc_extra = if id == "school-a" { options.oidc_a } else { "" },
+                oidc_extra = if id == "school-a" { options.oidc_a } else { options.oidc_b },
             )
         };
         let mut config = format!(
@@ -468,6 +490,9 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
         );
         if let Some(b) = &idp_b {
             config.push_str(&tenant("school-b", &b.url));
+        }
+        if options.shared_idp {
+            config.push_str(&tenant("school-b", &idp.url));
         }
         let saml = options.saml.map(|kind| {
             let school = super::saml::SamlSchool::start(path, kind, port);

@@ -3,7 +3,9 @@
 // Prints `ready https://localhost:<port>` once listening.
 //
 // Test hooks (this is a test peer, so it may lie on request):
-//   POST /__test/rotate            new signing key; JWKS publishes new and old
+//   POST /__test/rotate {drop_old?} new signing key; JWKS publishes new and old, or with
+//                                  drop_old only the new one (the old keys are retired)
+//   POST /__test/jwks_fetches      how many times the JWKS was served: {count}
 //   POST /__test/tamper {mode}     the next token response carries a tampered ID token
 //   POST /__test/userinfo_sub {sub} the next userinfo response claims another subject
 //   POST /__test/fail {path, status, error?, error_description?} the next request to `path`
@@ -11,6 +13,8 @@
 //   POST /__test/claim {user, name, value} the user's claim `name` is `value` from now on
 //   POST /__test/issuer {issuer}   the provider names another issuer in its metadata and tokens
 //   tamper mode "drop_id_token"    the next token response has no ID token
+//   tamper mode "retired_key"      the next ID token is signed by the last key dropped by
+//                                  rotate {drop_old}, under its kid (the IdP's removed key)
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { randomBytes } from 'node:crypto';
@@ -29,6 +33,9 @@ async function newKey(kid = `k-${randomBytes(6).toString('hex')}`) {
 }
 
 let keys = [await newKey()];
+// Keys removed from the JWKS by rotate {drop_old}, newest first.
+let retired = [];
+let jwksFetches = 0;
 let tamper = null;
 let userinfoSub = null;
 let failNext = null;
@@ -56,6 +63,7 @@ async function forge(mode, idToken) {
       return `${parts[0]}.${parts[1]}.${sig.toString('base64url')}`;
     }
     case 'foreign_key': return sign(header, payload, (await newKey()).privateKey);
+    case 'retired_key': return sign({ ...header, kid: retired[0].kid }, payload, retired[0].privateKey);
     case 'unknown_kid': {
       const other = await newKey();
       return sign({ ...header, kid: other.kid }, payload, other.privateKey);
@@ -164,9 +172,17 @@ const server = https.createServer(
       const body = await readJson(req);
       let answer = {};
       if (req.url === '/__test/rotate') {
-        keys = [await newKey(), ...keys];
+        const fresh = await newKey();
+        if (body.drop_old) {
+          retired = [...keys, ...retired];
+          keys = [fresh];
+        } else {
+          keys = [fresh, ...keys];
+        }
         provider = buildProvider(issuer);
         answer = { kid: keys[0].kid };
+      } else if (req.url === '/__test/jwks_fetches') {
+        answer = { count: jwksFetches };
       } else if (req.url === '/__test/tamper') {
         tamper = body.mode;
         answer = { armed: tamper };
@@ -187,7 +203,9 @@ const server = https.createServer(
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer));
       return;
     }
-    if (failNext && new URL(req.url, 'https://localhost').pathname === failNext.path) {
+    const pathname = new URL(req.url, 'https://localhost').pathname;
+    if (pathname === '/jwks') jwksFetches += 1;
+    if (failNext && pathname === failNext.path) {
       const { status, error, error_description } = failNext;
       failNext = null;
       res.writeHead(status, { 'content-type': 'application/json' });

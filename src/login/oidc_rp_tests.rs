@@ -1,0 +1,116 @@
+//! Unit tests of oidc_rp.rs that need no IdP.
+
+use super::*;
+use crate::login::jwks::IdpKeys;
+
+/// The id_token fuzz target's seeds: the valid ones pass every check at the seeds' time, so
+/// the fuzzer starts from accepted tokens; the expired and unsigned ones do not.
+#[test]
+fn the_fuzz_seeds_check_as_expected() {
+    use std::str::FromStr;
+    let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];
+    let keys = IdpKeys::parse(include_bytes!("../../fuzz/id-token-jwks.json"), &algorithms).unwrap();
+    let rules = IdTokenRules {
+        client_id: "nymgate-school-a",
+        issuer: "https://idp.school-a.example",
+        algorithms: &algorithms,
+        clock_skew: Duration::from_secs(60),
+    };
+    let check = |name: &str, text: &str| {
+        let token = CoreIdToken::from_str(text.trim()).map_err(|_| format!("{name}: unparsable"))?;
+        check_id_token(&rules, &keys, &token, "n-fuzz", 1_795_600_800).map_err(|e| e.reason().to_owned())
+    };
+    let valid = check("valid", include_str!("../../fuzz/seeds/id_token/valid.jwt")).unwrap();
+    assert_eq!(valid["sub"], "s-1001");
+    // A second audience that nymgate does not trust (OIDC Core §3.1.3.7 step 3).
+    let extra_audience = check("azp_nbf", include_str!("../../fuzz/seeds/id_token/azp_nbf.jwt"));
+    assert_eq!(extra_audience.unwrap_err(), "bad_audience");
+    let expired = check("expired", include_str!("../../fuzz/seeds/id_token/expired.jwt"));
+    assert_eq!(expired.unwrap_err(), "bad_time");
+    assert!(check("alg_none", include_str!("../../fuzz/seeds/id_token/alg_none.jwt")).is_err());
+}
+
+fn idp(kind: IdpKind, issuer: &str, discovery_url: Option<&str>) -> OidcIdp {
+    std::env::set_var("NYMGATE_TEST_OIDC_SECRET", "a-client-secret-of-length");
+    let tenant: TenantConfig = toml::from_str(&format!(
+        r#"id = "t"
+idp = "{}"
+issuer = "{issuer}"
+[oidc]
+client_id = "nymgate"
+client_secret = {{ env = "NYMGATE_TEST_OIDC_SECRET" }}
+{}"#,
+        match kind {
+            IdpKind::Entra => "entra",
+            IdpKind::Google => "google",
+            _ => "oidc",
+        },
+        discovery_url.map(|u| format!("discovery_url = \"{u}\"")).unwrap_or_default()
+    ))
+    .unwrap();
+    let caches = Arc::new(KeyCaches::default());
+    OidcIdp::new(&tenant, tenant.oidc.as_ref().unwrap(), "https://learn.example/nymgate/callback", &caches)
+        .unwrap()
+}
+
+#[test]
+fn rp_discovery_issuer_not_matching_config_is_refused() {
+    let rp = idp(IdpKind::Oidc, "https://idp.school.example", None);
+    assert_eq!(rp.expected_issuer("https://idp.school.example/").unwrap(), "https://idp.school.example/");
+    assert_eq!(rp.expected_issuer("https://evil.example"), Err(OidcError::DiscoveryIssuerMismatch));
+    // Spellings of the same issuer (config/issuer.rs) are this IdP; the advertised spelling is
+    // what ID tokens must carry byte for byte.
+    for spelling in
+        ["HTTPS://IDP.School.example", "https://idp.school.example:443//", "https://idp.school.example/./"]
+    {
+        assert_eq!(rp.expected_issuer(spelling).as_deref(), Ok(spelling), "{spelling}");
+    }
+    // A prefix, a path, another scheme or a userinfo is another issuer.
+    for other in [
+        "https://idp.school.example.evil",
+        "https://idp.school.example/tenant",
+        "http://idp.school.example",
+        "https://a@idp.school.example",
+    ] {
+        assert_eq!(rp.expected_issuer(other), Err(OidcError::DiscoveryIssuerMismatch), "{other}");
+    }
+}
+
+#[test]
+fn entra_multi_tenant_issuer_template_takes_the_tenants_directory_id() {
+    let tid = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let rp = idp(IdpKind::Entra, tid, Some("https://login.microsoftonline.com/organizations/v2.0"));
+    assert_eq!(
+        rp.expected_issuer("https://login.microsoftonline.com/{tenantid}/v2.0").unwrap(),
+        format!("https://login.microsoftonline.com/{tid}/v2.0")
+    );
+    // A template is no wildcard for a generic OIDC tenant.
+    let generic = idp(IdpKind::Oidc, "https://idp.example", None);
+    assert!(generic.expected_issuer("https://idp.example/{tenantid}").is_err());
+    // Entra's default discovery URL is the tenant-specific one.
+    assert_eq!(
+        idp(IdpKind::Entra, tid, None).discovery_url,
+        format!("https://login.microsoftonline.com/{tid}/v2.0")
+    );
+}
+
+#[test]
+fn hs256_is_not_an_allowed_idp_algorithm() {
+    assert!(!crate::config::login::ALLOWED_IDP_ALGORITHMS.iter().any(|a| a.starts_with("HS")));
+}
+
+#[test]
+fn only_invalid_grant_is_a_refused_code() {
+    use openidconnect::core::CoreErrorResponseType;
+    use openidconnect::StandardErrorResponse;
+    let response = |error: CoreErrorResponseType| StandardErrorResponse::new(error, None, None);
+    assert_eq!(
+        oauth_error_code(&response(CoreErrorResponseType::InvalidGrant)).as_deref(),
+        Some("invalid_grant")
+    );
+    assert_eq!(
+        oauth_error_code(&response(CoreErrorResponseType::InvalidClient)).as_deref(),
+        Some("invalid_client")
+    );
+    assert_eq!(OidcError::CodeRefused.reason(), "code_refused");
+}
