@@ -279,6 +279,17 @@ impl OidcIdp {
         Ok(keys)
     }
 
+    /// The discovery document (OIDC Discovery §4), and the issuer it names once checked
+    /// against the tenant's (`expected_issuer`).
+    async fn read_discovery(&self) -> Result<(Metadata, String), OidcError> {
+        let url = format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
+        let body = self.fetch_json(&url, "discovery document").await?;
+        let metadata: Metadata = serde_json::from_slice(&body)
+            .map_err(|e| OidcError::Metadata(format!("discovery: {}", json_fault(&e))))?;
+        let issuer = self.expected_issuer(&metadata.issuer)?;
+        Ok((metadata, issuer))
+    }
+
     async fn discover(&self) -> Result<Discovered, OidcError> {
         let (metadata, issuer) = match &self.endpoints {
             Some(endpoints) => (
@@ -293,15 +304,7 @@ impl OidcIdp {
                 },
                 self.explicit_issuer.clone(),
             ),
-            None => {
-                let url =
-                    format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
-                let body = self.fetch_json(&url, "discovery document").await?;
-                let metadata: Metadata = serde_json::from_slice(&body)
-                    .map_err(|e| OidcError::Metadata(format!("discovery: {}", json_fault(&e))))?;
-                let issuer = self.expected_issuer(&metadata.issuer)?;
-                (metadata, issuer)
-            }
+            None => self.read_discovery().await?,
         };
         let http = self.http.clone();
         let jwks =
@@ -415,8 +418,13 @@ impl OidcIdp {
     /// At start and at a reload: whether the IdP's discovery document names this tenant's
     /// issuer. An IdP that names another is refused then, with a clear error, rather than at the
     /// first pupil's login; one that does not answer is retried at the first login.
+    /// Nothing is cached or fetched beyond the document: the first login still reads the
+    /// metadata and keys as it always does.
     pub async fn check_issuer(&self) -> Result<(), OidcError> {
-        self.discovered().await.map(|_| ())
+        match &self.endpoints {
+            Some(_) => Ok(()),
+            None => self.read_discovery().await.map(|_| ()),
+        }
     }
 
     /// Finishes a login: checks the RFC 9207 `iss`, redeems the code with the PKCE verifier,
