@@ -94,6 +94,11 @@ fn canonical_url(raw: &str) -> Result<String, IssuerError> {
     while out.ends_with('/') {
         out.pop();
     }
+    // Percent-encoding can triple a long path: the bound holds for the canonical form too, so
+    // that a canonical form is always its own (fuzz target `issuer`).
+    if out.len() > MAX_ISSUER_BYTES {
+        return Err(IssuerError::TooLong);
+    }
     Ok(out)
 }
 

@@ -50,6 +50,10 @@ fn strings_that_are_no_issuer_are_refused() {
     assert_eq!(canonical_issuer("https://idp.example/%zz"), Err(IssuerError::BadUrl));
     assert_eq!(canonical_issuer(&"a".repeat(MAX_ISSUER_BYTES + 1)), Err(IssuerError::TooLong));
     assert!(!same_issuer("", ""));
+    // Found by the fuzz target: a path that percent-encoding makes longer than the bound.
+    let long = format!("https:http://s//II{}", "\u{FFFD}".repeat(120));
+    assert!(long.len() < MAX_ISSUER_BYTES);
+    assert_eq!(canonical_issuer(&long), Err(IssuerError::TooLong));
 }
 
 #[test]
