@@ -752,7 +752,7 @@ impl Login {
         let state = random_token();
         let now = unix_now();
         let (url, pending, same_site) = if let Some(idp) = self.oidc.get(&known.id) {
-            let (url, pending) = idp.start(&state, login_hint).await?;
+            let (url, pending) = idp.start(&state, login_hint, None).await?;
             (url, Pending::Oidc(pending), SameSite::Lax)
         } else if let (Some(sp), Some(saml)) = (&self.saml_sp, self.saml.get(&known.id)) {
             // RelayState carries the state (Bindings §3.4.3: at most 80 bytes; ours is 43).
