@@ -27,6 +27,8 @@ const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redire
 const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
+/// The prefix of every status code URI (SAML Core §3.2.2.2).
+const STATUS: &str = "urn:oasis:names:tc:SAML:2.0:status:";
 
 /// The signature algorithms nymgate signs responses with (`signature_algorithm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +72,14 @@ pub enum SamlOutError {
     WrongAcs,
     #[error("the AuthnRequest's Destination is not nymgate's SSO URL")]
     WrongDestination,
+    #[error("the AuthnRequest is signed and names no Destination")]
+    NoDestination,
+    #[error("the AuthnRequest's Version is not 2.0")]
+    VersionMismatch,
+    #[error("the RelayState is longer than the binding's 80 bytes")]
+    RelayState,
+    #[error("the AuthnRequest's ID was used before")]
+    Replayed,
     #[error("the AuthnRequest is too old or from the future")]
     Stale,
     #[error("the AuthnRequest has no usable ID")]
@@ -93,6 +103,10 @@ impl SamlOutError {
             Self::UnknownSp => "unknown_service_provider",
             Self::WrongAcs => "authn_request_acs",
             Self::WrongDestination => "authn_request_destination",
+            Self::NoDestination => "authn_request_no_destination",
+            Self::VersionMismatch => "authn_request_version",
+            Self::RelayState => "saml_relay_state",
+            Self::Replayed => "authn_request_replayed",
             Self::Stale => "authn_request_time",
             Self::NoId => "authn_request_malformed",
             Self::Unsigned => "authn_request_unsigned",
@@ -145,6 +159,62 @@ pub struct SpRequest {
     pub request_id: Option<String>,
     /// Returned to the SP as sent (Bindings §3.4.3, §3.5.3).
     pub relay_state: Option<String>,
+    /// ForceAuthn (SAML Core §3.4.1): the school must authenticate the user afresh, whatever
+    /// session it holds (on a shared classroom device, the pupil at the keyboard).
+    #[serde(default)]
+    pub force_authn: bool,
+    /// IsPassive (SAML Core §3.4.1): neither nymgate nor the school may show the user anything;
+    /// when a login needs a page, the answer is NoPassive (§3.2.2.2).
+    #[serde(default)]
+    pub is_passive: bool,
+}
+
+impl SpRequest {
+    /// A request of `sp` that asks for nothing beyond a login: IdP-initiated, or relayed.
+    pub fn new(sp: &str, request_id: Option<String>, relay_state: Option<String>) -> SpRequest {
+        SpRequest { sp: sp.to_owned(), request_id, relay_state, force_authn: false, is_passive: false }
+    }
+}
+
+/// A platform request as read: what it asks for, what makes it single-use, and, when it can't
+/// be answered with a login, the status it is answered with instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub request: SpRequest,
+    /// The key its ID is claimed under (the SP's entity ID and the ID) and until when: while it
+    /// could still pass the IssueInstant check, on any replica. `None`: IdP-initiated, no ID.
+    pub single_use: Option<(String, u64)>,
+    /// The request is good but can't be honoured (a NameIDPolicy nymgate can't meet).
+    pub answer: Option<StatusAnswer>,
+}
+
+/// A verified request nymgate answers with a non-Success status instead of a login: a signed
+/// Response without an Assertion, posted to the SP's ACS (SAML Core §3.2.2, §3.4.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusAnswer {
+    /// Requester/InvalidNameIDPolicy (§3.4.1.1): a NameID Format or SPNameQualifier nymgate
+    /// does not issue.
+    InvalidNameIdPolicy,
+    /// Responder/NoPassive (§3.2.2.2): IsPassive, and the login needs the user's interaction.
+    NoPassive,
+}
+
+impl StatusAnswer {
+    /// The reason code for the audit log and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidNameIdPolicy => "invalid_name_id_policy",
+            Self::NoPassive => "no_passive",
+        }
+    }
+
+    /// The top-level and second-level status codes (SAML Core §3.2.2.2).
+    fn codes(self) -> (&'static str, &'static str) {
+        match self {
+            Self::InvalidNameIdPolicy => ("Requester", "InvalidNameIDPolicy"),
+            Self::NoPassive => ("Responder", "NoPassive"),
+        }
+    }
 }
 
 /// nymgate's SAML IdP face.
@@ -296,8 +366,14 @@ impl SamlIdp {
 
     /// nymgate's own Response to `sp`, checked as that SP would (both signatures, audience,
     /// recipient, times; InResponseTo as it stands): an intercepted ACS forwards it unchanged.
-    pub fn verify_own(&self, xml: &str, sp: &ServiceProvider, now: u64) -> Result<(), saml_acs::SamlError> {
-        saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now)).map(|_| ())
+    /// Returns what identifies it once: its Assertion's ID and until when it could be presented.
+    pub fn verify_own(
+        &self,
+        xml: &str,
+        sp: &ServiceProvider,
+        now: u64,
+    ) -> Result<saml_acs::VerifiedResponse, saml_acs::SamlError> {
+        saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now))
     }
 
     /// The SP whose ACS is intercepted at `path` (canonical: any spelling of it, with or without
@@ -366,6 +442,36 @@ impl SamlIdp {
             signature = self.signature_template(&response_id),
         );
         // bergshamra signs the first Signature in document order: the Response's.
+        let signed =
+            bergshamra::dsig::sign::sign_owned(&self.signer, response).map_err(|_| SamlOutError::Signing)?;
+        Ok((strip_xml_declaration(&signed).to_owned(), &sp.acs_url))
+    }
+
+    /// A signed Response with `answer`'s status and no Assertion (SAML Core §3.2.2), for a
+    /// request nymgate will not answer with a login, and the SP's ACS URL it goes to. Signed like
+    /// every Response, so an SP that requires a signed Response (node-saml, for NoPassive) can
+    /// trust the status.
+    pub fn status_response(
+        &self,
+        request: &SpRequest,
+        answer: StatusAnswer,
+        now: u64,
+    ) -> Result<(String, &str), SamlOutError> {
+        let sp = self.service_provider(&request.sp).ok_or(SamlOutError::UnknownSp)?;
+        let response_id = format!("_r{}", crate::secret::random_hex::<20>());
+        let in_response_to = request
+            .request_id
+            .as_deref()
+            .map(|id| format!(r#" InResponseTo="{}""#, escape(id)))
+            .unwrap_or_default();
+        let (top, second) = answer.codes();
+        let response = format!(
+            r##"<samlp:Response xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{response_id}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{in_response_to}><saml:Issuer>{entity}</saml:Issuer>{signature}<samlp:Status><samlp:StatusCode Value="{STATUS}{top}"><samlp:StatusCode Value="{STATUS}{second}"/></samlp:StatusCode></samlp:Status></samlp:Response>"##,
+            issue = rfc3339(now),
+            acs = escape(&sp.acs_url),
+            entity = escape(&self.entity_id),
+            signature = self.signature_template(&response_id),
+        );
         let signed =
             bergshamra::dsig::sign::sign_owned(&self.signer, response).map_err(|_| SamlOutError::Signing)?;
         Ok((strip_xml_declaration(&signed).to_owned(), &sp.acs_url))
