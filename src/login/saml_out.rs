@@ -155,3 +155,66 @@ fn second_level_status(xml: &str) -> Option<String> {
     let code = child(child(status, "StatusCode")?, "StatusCode")?;
     doc.element(code)?.get_attribute("Value").map(str::to_owned)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(force_authn: bool, is_passive: bool) -> Next {
+        let request =
+            SpRequest { force_authn, is_passive, ..SpRequest::new("https://sp.example", None, None) };
+        Next::SamlSp(request)
+    }
+
+    fn is_no_passive(error: &FlowError) -> bool {
+        matches!(error, FlowError::SamlStatus(StatusAnswer::NoPassive, _))
+    }
+
+    #[test]
+    fn the_oidc_prompt_follows_the_platforms_request() {
+        assert_eq!(oidc_prompt(&next(false, false)).unwrap(), None);
+        assert_eq!(oidc_prompt(&next(true, false)).unwrap(), Some("login"));
+        assert_eq!(oidc_prompt(&next(false, true)).unwrap(), Some("none"));
+        assert!(is_no_passive(&oidc_prompt(&next(true, true)).unwrap_err()));
+        let session = Next::Session { return_to: "/".into() };
+        assert_eq!(oidc_prompt(&session).unwrap(), None);
+        assert_eq!(saml_options(&session), saml_sp::AuthnOptions::default());
+        let both = saml_options(&next(true, true));
+        assert!(both.force_authn && both.is_passive);
+    }
+
+    #[test]
+    fn an_oidc_error_is_no_passive_only_for_a_passive_request_that_needed_the_user() {
+        for error in NEEDS_INTERACTION {
+            assert!(is_no_passive(&oidc_error(&next(false, true), error)), "{error}");
+            assert!(matches!(oidc_error(&next(false, false), error), FlowError::IdpError), "{error}");
+        }
+        for error in ["access_denied", "server_error", "LOGIN_REQUIRED", ""] {
+            assert!(matches!(oidc_error(&next(false, true), error), FlowError::IdpError), "{error}");
+        }
+    }
+
+    /// A school's status Response, unsigned, with `second` as its second-level code.
+    fn status(second: Option<&str>) -> String {
+        let nested = second
+            .map(|code| format!(r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:{code}"/>"#))
+            .unwrap_or_default();
+        format!(
+            r#"<samlp:Response xmlns:samlp="{PROTOCOL}" ID="_s" Version="2.0" IssueInstant="2026-12-06T08:00:00Z"><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder">{nested}</samlp:StatusCode></samlp:Status></samlp:Response>"#
+        )
+    }
+
+    #[test]
+    fn a_saml_schools_no_passive_is_passed_on_to_a_passive_request_only() {
+        let no_passive = status(Some("NoPassive"));
+        let error = || saml_acs::SamlError::Status;
+        assert!(is_no_passive(&saml_error(&next(false, true), &no_passive, error())));
+        // Not passive, another status, or another failure: the error as it was.
+        let not = |next: &Next, xml: &str, e| matches!(saml_error(next, xml, e), FlowError::Saml(_));
+        assert!(not(&next(false, false), &no_passive, error()));
+        assert!(not(&next(false, true), &status(Some("AuthnFailed")), error()));
+        assert!(not(&next(false, true), &status(None), error()));
+        assert!(not(&next(false, true), &no_passive, saml_acs::SamlError::Issuer));
+        assert!(not(&next(false, true), "not xml", error()));
+    }
+}
