@@ -377,7 +377,7 @@ fn an_authn_request_id_is_claimed_once_until_it_is_stale() {
         let again = idp.read_redirect(&query, now).unwrap().single_use.unwrap();
         assert!(!store.claim(space, &again.0, again.1, now).await.unwrap(), "the same ID twice");
         // The same ID from another platform is another request.
-        assert!(store.claim(space, &format!("https://other.example\n_once"), until, now).await.unwrap());
+        assert!(store.claim(space, "https://other.example\n_once", until, now).await.unwrap());
     });
     // An IdP-initiated start has no ID to claim.
     assert_eq!(idp.unsolicited(SP, None).unwrap().single_use, None);
