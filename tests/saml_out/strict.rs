@@ -252,3 +252,54 @@ fn nymgates_own_response_posted_twice_to_an_intercepted_acs_is_refused_the_secon
     let received = platform.call(&world, "GET", "/received", None);
     assert_eq!(received.as_array().unwrap().len(), 1, "the platform got nymgate's Response once: {received}");
 }
+
+/// A passive request of the (unsigned) intercepted platform, sent on to the pysaml2 school with
+/// IsPassive; the school answers with a signed Responder/NoPassive, and the platform gets
+/// nymgate's own signed NoPassive for its request (Debian `samlsign` verifies it), not
+/// nymgate's failure page.
+#[test]
+fn a_saml_schools_no_passive_reaches_the_platform_as_no_passive() {
+    use base64::Engine;
+    let world =
+        World::start(Options { saml: Some(SamlIdpKind::Pysaml2), saml_out: true, ..Options::default() });
+    let request = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-passive" Version="2.0" IssueInstant="{now}" Destination="{sso}" IsPassive="true" AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
+        now = common::saml::instant(common::saml::now()),
+        sso = world.url("/nymgate/idp/sso"),
+        acs = world.url("/saml/acs"),
+        sp = common::login::SAML_INTERCEPTED,
+    );
+    let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-s")]);
+    let school_sso = world.school().sso_url.clone();
+    let sent = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&school_sso));
+    let url = sent["url"].as_str().unwrap().to_owned();
+    let asked = world.saml_read_request(&url);
+    assert_eq!(asked["is_passive"], "true", "{asked}");
+    let relay_state = openidconnect::url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "RelayState")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    let request_id = asked["id"].as_str().unwrap().to_owned();
+    let answer = format!(
+        r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_school-status" Version="2.0" IssueInstant="{now}" Destination="{acs}" InResponseTo="{request_id}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
+        now = common::saml::instant(common::saml::now()),
+        acs = world.school().acs_url,
+        issuer = world.school().entity_id,
+    );
+    let signed = world.saml_sign(&answer, "response", "idp", None);
+    let flow = common::saml::SamlFlow { jar: sent["jar"].clone(), relay_state, request_id };
+    let page = world.post_acs(Some(&flow), &signed);
+    assert_eq!(page.status, 200, "{page:?}");
+    let field = page.body.split("name=\"SAMLResponse\" value=\"").nth(1).unwrap().split('"').next().unwrap();
+    let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(field).unwrap()).unwrap();
+    assert!(xml.contains("urn:oasis:names:tc:SAML:2.0:status:NoPassive"), "{xml}");
+    assert!(xml.contains(r#"InResponseTo="_req-passive""#), "{xml}");
+    assert!(xml.contains(&format!(r#"Destination="{}""#, world.url("/saml/acs"))), "{xml}");
+    assert!(!xml.contains(&world.school().entity_id), "{xml}");
+    let (verifies, log) = samlsign_verifies(&world, &xml, None);
+    assert!(verifies, "samlsign refused the NoPassive Response's signature: {log}");
+    let audit = world.last_login();
+    assert_eq!((audit["reason"].as_str(), audit["tenant"].as_str()), (Some("no_passive"), Some("school-s")));
+}
