@@ -1,5 +1,7 @@
 //! nymgate as a SAML 2.0 IdP toward a SAML-only platform (docs/SAML_OUT.md): its metadata,
-//! the platform's AuthnRequest, and a fresh Response that nymgate builds and signs.
+//! the platform's AuthnRequest (read strictly in saml_idp_request.rs), and a fresh Response
+//! that nymgate builds and signs: a login, or a status without an Assertion when the request
+//! can't be answered with one (InvalidNameIDPolicy, NoPassive; SAML Core §3.2.2.2).
 //!
 //! Whatever the school sent (OIDC or SAML), the platform gets a Response and an Assertion
 //! written here from the pseudonymous login alone, never an edited copy of the school's XML:
