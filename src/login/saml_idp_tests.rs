@@ -298,6 +298,12 @@ fn a_signed_authn_request_without_destination_is_refused() {
     assert!(open.read_redirect(&redirect(&without, None, None), now()).is_ok());
     let refused = open.read_redirect(&redirect(&without, None, Some(&key)), now());
     assert_eq!(refused, Err(SamlOutError::NoDestination));
+    // The same over HTTP-POST: a ds:Signature on the request makes it a signed message.
+    assert!(open.read_post(&STANDARD.encode(&without), None, now()).is_ok());
+    let signature = r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>"#;
+    let carrying = without.replace("</saml:Issuer>", &format!("</saml:Issuer>{signature}"));
+    let refused = open.read_post(&STANDARD.encode(carrying), None, now());
+    assert_eq!(refused, Err(SamlOutError::NoDestination));
 }
 
 #[test]
