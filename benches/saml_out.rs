@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
         municipality: Some("0180".into()),
         removed: vec![],
     };
-    let request = SpRequest { sp: SP.into(), request_id: Some("_req1".into()), relay_state: None };
+    let request = SpRequest::new(SP, Some("_req1".into()), None);
     let now = nymgate::pseudonym::keyring::unix_now();
     for (name, algorithm) in
         [("rsa_sha256", SignatureAlgorithm::RsaSha256), ("ecdsa_sha256", SignatureAlgorithm::EcdsaSha256)]

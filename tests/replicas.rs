@@ -264,3 +264,30 @@ fn two_tenants_on_one_simplesamlphp_entity_id_file_a_pupil_under_her_school_on_e
     );
     world.assert_no_personal_values(&[("replica B's log and audit", &replicas_logs(&world))]);
 }
+
+/// A platform's AuthnRequest read by one replica is refused on the other (its ID is claimed in
+/// Redis, SAML out's single use, issue 26).
+#[test]
+fn a_platforms_authn_request_read_on_one_replica_is_refused_on_another() {
+    use base64::Engine;
+    use std::io::Write;
+    let (world, b, _redis) = world_with_redis(Options { saml_out: true, ..Options::default() }, false);
+    let sso = world.url("/nymgate/idp/sso");
+    let request = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-replicas" Version="2.0" IssueInstant="{now}" Destination="{sso}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
+        now = common::saml::instant(common::saml::now()),
+        sp = common::login::SAML_INTERCEPTED,
+    );
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater.write_all(request.as_bytes()).unwrap();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(deflater.finish().unwrap());
+    let query: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SAMLRequest", &encoded)
+        .append_pair("tenant", "school-a")
+        .finish();
+    let on_a = format!("{sso}?{query}");
+    assert_eq!(world.get_with_jar(&on_a, &json!({})), 303, "A reads the request and sends it to the school");
+    assert_eq!(world.get_with_jar(&b.moved(&world, &on_a), &json!({})), 400);
+    assert_eq!(last_login_b(&world)["reason"], "authn_request_replayed");
+    world.assert_no_personal_values(&[("replica B's log and audit", &replicas_logs(&world))]);
+}

@@ -5,6 +5,9 @@
 //! persistent NameID and nothing personal in it.
 
 mod common;
+/// Issue 26's strict reading of the platform's requests.
+#[path = "saml_out/strict.rs"]
+mod strict;
 
 use common::login::{Options, SamlIdpKind, World};
 use serde_json::Value;

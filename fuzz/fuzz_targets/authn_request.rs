@@ -54,7 +54,8 @@ fuzz_target!(|data: &[u8]| {
         }
         _ => IDP.read_post(&STANDARD.encode(text), None, NOW),
     };
-    if let Ok(request) = result {
+    if let Ok(read) = result {
+        let request = read.request;
         assert_eq!(request.sp, OPEN_SP, "only the SP that does not sign can be reached without a key");
         let id = request.request_id.expect("an SP-initiated request has an ID");
         assert!(!id.is_empty() && id.len() <= 128);

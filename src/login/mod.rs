@@ -25,6 +25,7 @@ mod flow_identity;
 pub mod saml_acs;
 pub mod saml_idp;
 pub mod saml_metadata;
+mod saml_out;
 pub mod saml_sp;
 mod saml_tenant;
 mod tenant_choice;
@@ -173,6 +174,9 @@ enum FlowError {
     IdpError,
     #[error(transparent)]
     SamlOut(#[from] saml_idp::SamlOutError),
+    /// Answered to the platform with a SAML status instead of a login (saml_out.rs).
+    #[error("answered the platform with a SAML status")]
+    SamlStatus(saml_idp::StatusAnswer, Box<saml_idp::SpRequest>),
     #[error(transparent)]
     Retention(#[from] crate::retention::RetentionError),
     #[error(transparent)]
@@ -196,6 +200,7 @@ impl FlowError {
             FlowError::Store(StoreError::Unavailable) => "store_unavailable",
             FlowError::IdpError => "idp_error",
             FlowError::SamlOut(e) => e.reason(),
+            FlowError::SamlStatus(answer, _) => answer.reason(),
             FlowError::Retention(_) => "retention_unavailable",
             FlowError::Choice(e) => e.reason(),
             FlowError::TenantNotAllowed => "tenant_not_allowed",
@@ -752,12 +757,13 @@ impl Login {
         let state = random_token();
         let now = unix_now();
         let (url, pending, same_site) = if let Some(idp) = self.oidc.get(&known.id) {
-            let (url, pending) = idp.start(&state, login_hint).await?;
+            let (url, pending) = idp.start(&state, login_hint, saml_out::oidc_prompt(&next)?).await?;
             (url, Pending::Oidc(pending), SameSite::Lax)
         } else if let (Some(sp), Some(saml)) = (&self.saml_sp, self.saml.get(&known.id)) {
             // RelayState carries the state (Bindings §3.4.3: at most 80 bytes; ours is 43).
             let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-            let (url, request_id) = sp.login_url(&trusted.idp, &state, now);
+            let (url, request_id) =
+                sp.login_url_with(&trusted.idp, &state, now, saml_out::saml_options(&next));
             // The answer comes back as a cross-site POST, which a Lax cookie would miss.
             (url, Pending::Saml { request_id }, SameSite::None)
         } else {
@@ -781,8 +787,8 @@ impl Login {
         let outcome = async {
             let now = unix_now();
             let flow = self.take_flow(state, headers, now, &mut tenant).await?;
-            if params.contains_key("error") {
-                return Err(FlowError::IdpError);
+            if let Some(error) = params.get("error") {
+                return Err(saml_out::oidc_error(&flow.next, error));
             }
             let Pending::Oidc(pending) = &flow.pending else {
                 return Err(FlowError::BadRequest("protocol_mismatch"));
@@ -851,7 +857,9 @@ impl Login {
             let (tenant_id, verified) = if solicited {
                 let saml = self.saml.get(&tenant_id).ok_or(FlowError::UnknownTenant)?;
                 let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-                (tenant_id, saml_acs::verify(&xml, &trusted.trust, &expected)?)
+                let verified = saml_acs::verify(&xml, &trusted.trust, &expected)
+                    .map_err(|error| saml_out::saml_error(&next, &xml, error))?;
+                (tenant_id, verified)
             } else {
                 let candidates = self.saml_tenants_of(&xml)?;
                 self.verify_unsolicited(&xml, &candidates, &expected, &mut tenant).await?
@@ -987,7 +995,13 @@ impl Login {
             if issuer == idp.entity_id {
                 // nymgate's own Response (a login through its IdP face, posted by the browser):
                 // forwarded as it is, once it verifies. It was audited when it was made.
-                idp.verify_own(&xml, sp, unix_now())?;
+                let own = idp.verify_own(&xml, sp, unix_now())?;
+                // And once only, on every replica: a second post of the same Response is a
+                // replay (SAML Profiles §4.1.4.5), whoever holds it.
+                let key = format!("{}\n{}", sp.entity_id, own.assertion_id);
+                if !self.store.claim(Space::IssuedResponse, &key, own.replay_until, unix_now()).await? {
+                    return Err(FlowError::BadRequest("saml_replayed"));
+                }
                 return Ok(Passed::Own(Bytes::from(form_body(&fields))));
             }
             // A platform bound to one school takes that school's responses only.
@@ -1023,11 +1037,8 @@ impl Login {
             if verified.in_response_to.as_deref().is_some_and(|id| !is_xsd_id(id)) {
                 return Err(FlowError::Saml(SamlError::InResponseTo));
             }
-            let request = saml_idp::SpRequest {
-                sp: sp.entity_id.clone(),
-                request_id: verified.in_response_to.clone(),
-                relay_state,
-            };
+            let request =
+                saml_idp::SpRequest::new(&sp.entity_id, verified.in_response_to.clone(), relay_state);
             let (response, _) = idp.response(&login, &request, now)?;
             let mut form = openidconnect::url::form_urlencoded::Serializer::new(String::new());
             form.append_pair("SAMLResponse", &base64::engine::general_purpose::STANDARD.encode(response));
@@ -1079,9 +1090,9 @@ impl Login {
                 (request, params.remove("tenant"))
             }
         };
-        let request = match request {
+        let request = match self.admit_sp_request(request, now).await {
             Ok(request) => request,
-            Err(error) => return self.failed(None, error.into(), ctx, Some("saml")).await,
+            Err(error) => return self.failed(None, error, ctx, Some("saml")).await,
         };
         // A platform bound to one school gets that school's logins whatever its request says:
         // the `tenant` parameter is unsigned, and an SP's signature covers no nymgate parameter.
@@ -1095,6 +1106,9 @@ impl Login {
         };
         match tenant {
             Some(tenant) => self.start_chosen(&tenant, Next::SamlSp(request), ctx).await,
+            None if request.is_passive => {
+                self.failed(None, saml_out::passive_without_school(request), ctx, Some("saml")).await
+            }
             None => {
                 // The chooser is a GET page of its own (its search form reloads it), with the
                 // checked request sealed into its links.
@@ -1271,6 +1285,10 @@ impl Login {
         .await;
         if let Some(kind) = AlertKind::of_reason(reason) {
             self.alerts.observe(kind, tenant, reason);
+        }
+        if let Some(page) = self.status_page(&error, tenant, ctx) {
+            tracing::info!(request_id = ctx.request_id, tenant, reason, "login answered with a SAML status");
+            return page;
         }
         let status = error.status();
         // An unknown kid after the refetch is the IdP signing with a key it does not (yet)

@@ -378,6 +378,7 @@ impl OidcIdp {
         &self,
         state: &str,
         login_hint: Option<&str>,
+        prompt: Option<&str>,
     ) -> Result<(String, PendingOidc), OidcError> {
         let discovered = self.discovered().await?;
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
@@ -396,6 +397,10 @@ impl OidcIdp {
         if let Some(hint) = login_hint {
             // Passed on to the IdP, which knows the person anyway; nymgate keeps nothing of it.
             request = request.add_extra_param("login_hint", hint.to_owned());
+        }
+        if let Some(prompt) = prompt {
+            // OIDC Core §3.1.2.1: `login` (a platform's ForceAuthn) or `none` (IsPassive).
+            request = request.add_extra_param("prompt", prompt.to_owned());
         }
         let (url, _state, nonce) = request.url();
         let pending = PendingOidc {

@@ -1,5 +1,7 @@
 //! nymgate as a SAML 2.0 IdP toward a SAML-only platform (docs/SAML_OUT.md): its metadata,
-//! the platform's AuthnRequest, and a fresh Response that nymgate builds and signs.
+//! the platform's AuthnRequest (read strictly in saml_idp_request.rs), and a fresh Response
+//! that nymgate builds and signs: a login, or a status without an Assertion when the request
+//! can't be answered with one (InvalidNameIDPolicy, NoPassive; SAML Core §3.2.2.2).
 //!
 //! Whatever the school sent (OIDC or SAML), the platform gets a Response and an Assertion
 //! written here from the pseudonymous login alone, never an edited copy of the school's XML:
@@ -8,9 +10,6 @@
 //! C14N, SHA-256 digests; SAML Core §5, Profiles §4.1.3.5), so an SP that requires either or
 //! both finds them.
 
-use std::io::Read;
-
-use aws_lc_rs::signature::{self, UnparsedPublicKey};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
@@ -19,16 +18,19 @@ use super::saml_acs;
 use crate::audit::rfc3339;
 use crate::pseudonym::PseudonymousLogin;
 
+#[path = "saml_idp_request.rs"]
+mod request;
+#[cfg(test)]
+#[path = "saml_idp_tests.rs"]
+mod tests;
+
 const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";
 const PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
 const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
-/// An AuthnRequest is a few hundred bytes; this bounds the inflated XML (a DEFLATE bomb stops
-/// here).
-const MAX_REQUEST_BYTES: u64 = 16 * 1024;
-/// How old an AuthnRequest's IssueInstant may be (beyond the clock skew).
-const MAX_REQUEST_AGE: u64 = 300;
+/// The prefix of every status code URI (SAML Core §3.2.2.2).
+const STATUS: &str = "urn:oasis:names:tc:SAML:2.0:status:";
 
 /// The signature algorithms nymgate signs responses with (`signature_algorithm`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,6 +74,14 @@ pub enum SamlOutError {
     WrongAcs,
     #[error("the AuthnRequest's Destination is not nymgate's SSO URL")]
     WrongDestination,
+    #[error("the AuthnRequest is signed and names no Destination")]
+    NoDestination,
+    #[error("the AuthnRequest's Version is not 2.0")]
+    VersionMismatch,
+    #[error("the RelayState is longer than the binding's 80 bytes")]
+    RelayState,
+    #[error("the AuthnRequest's ID was used before")]
+    Replayed,
     #[error("the AuthnRequest is too old or from the future")]
     Stale,
     #[error("the AuthnRequest has no usable ID")]
@@ -95,6 +105,10 @@ impl SamlOutError {
             Self::UnknownSp => "unknown_service_provider",
             Self::WrongAcs => "authn_request_acs",
             Self::WrongDestination => "authn_request_destination",
+            Self::NoDestination => "authn_request_no_destination",
+            Self::VersionMismatch => "authn_request_version",
+            Self::RelayState => "saml_relay_state",
+            Self::Replayed => "authn_request_replayed",
             Self::Stale => "authn_request_time",
             Self::NoId => "authn_request_malformed",
             Self::Unsigned => "authn_request_unsigned",
@@ -147,6 +161,62 @@ pub struct SpRequest {
     pub request_id: Option<String>,
     /// Returned to the SP as sent (Bindings §3.4.3, §3.5.3).
     pub relay_state: Option<String>,
+    /// ForceAuthn (SAML Core §3.4.1): the school must authenticate the user afresh, whatever
+    /// session it holds (on a shared classroom device, the pupil at the keyboard).
+    #[serde(default)]
+    pub force_authn: bool,
+    /// IsPassive (SAML Core §3.4.1): neither nymgate nor the school may show the user anything;
+    /// when a login needs a page, the answer is NoPassive (§3.2.2.2).
+    #[serde(default)]
+    pub is_passive: bool,
+}
+
+impl SpRequest {
+    /// A request of `sp` that asks for nothing beyond a login: IdP-initiated, or relayed.
+    pub fn new(sp: &str, request_id: Option<String>, relay_state: Option<String>) -> SpRequest {
+        SpRequest { sp: sp.to_owned(), request_id, relay_state, force_authn: false, is_passive: false }
+    }
+}
+
+/// A platform request as read: what it asks for, what makes it single-use, and, when it can't
+/// be answered with a login, the status it is answered with instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadRequest {
+    pub request: SpRequest,
+    /// The key its ID is claimed under (the SP's entity ID and the ID) and until when: while it
+    /// could still pass the IssueInstant check, on any replica. `None`: IdP-initiated, no ID.
+    pub single_use: Option<(String, u64)>,
+    /// The request is good but can't be honoured (a NameIDPolicy nymgate can't meet).
+    pub answer: Option<StatusAnswer>,
+}
+
+/// A verified request nymgate answers with a non-Success status instead of a login: a signed
+/// Response without an Assertion, posted to the SP's ACS (SAML Core §3.2.2, §3.4.1.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusAnswer {
+    /// Requester/InvalidNameIDPolicy (§3.4.1.1): a NameID Format or SPNameQualifier nymgate
+    /// does not issue.
+    InvalidNameIdPolicy,
+    /// Responder/NoPassive (§3.2.2.2): IsPassive, and the login needs the user's interaction.
+    NoPassive,
+}
+
+impl StatusAnswer {
+    /// The reason code for the audit log and metrics.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Self::InvalidNameIdPolicy => "invalid_name_id_policy",
+            Self::NoPassive => "no_passive",
+        }
+    }
+
+    /// The top-level and second-level status codes (SAML Core §3.2.2.2).
+    fn codes(self) -> (&'static str, &'static str) {
+        match self {
+            Self::InvalidNameIdPolicy => ("Requester", "InvalidNameIDPolicy"),
+            Self::NoPassive => ("Responder", "NoPassive"),
+        }
+    }
 }
 
 /// nymgate's SAML IdP face.
@@ -298,8 +368,14 @@ impl SamlIdp {
 
     /// nymgate's own Response to `sp`, checked as that SP would (both signatures, audience,
     /// recipient, times; InResponseTo as it stands): an intercepted ACS forwards it unchanged.
-    pub fn verify_own(&self, xml: &str, sp: &ServiceProvider, now: u64) -> Result<(), saml_acs::SamlError> {
-        saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now)).map(|_| ())
+    /// Returns what identifies it once: its Assertion's ID and until when it could be presented.
+    pub fn verify_own(
+        &self,
+        xml: &str,
+        sp: &ServiceProvider,
+        now: u64,
+    ) -> Result<saml_acs::VerifiedResponse, saml_acs::SamlError> {
+        saml_acs::verify(xml, &self.own_trust, &sp.intercepted(now))
     }
 
     /// The SP whose ACS is intercepted at `path` (canonical: any spelling of it, with or without
@@ -329,153 +405,6 @@ impl SamlIdp {
             cert = self.cert_b64,
             sso = escape(&self.sso_url),
         )
-    }
-
-    /// An AuthnRequest over HTTP-Redirect (Bindings §3.4): `raw_query` exactly as received, for
-    /// the signature, which covers `SAMLRequest=…&RelayState=…&SigAlg=…` as URL-encoded by the
-    /// SP (§3.4.4.1).
-    pub fn read_redirect(&self, raw_query: &str, now: u64) -> Result<SpRequest, SamlOutError> {
-        let mut parts: Vec<(&str, &str)> = Vec::new();
-        for pair in raw_query.split('&') {
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            if matches!(name, "SAMLRequest" | "RelayState" | "SigAlg" | "Signature") {
-                if parts.iter().any(|(n, _)| *n == name) {
-                    // Two of a signed parameter: which one was signed would be ambiguous.
-                    return Err(SamlOutError::Encoding);
-                }
-                parts.push((name, value));
-            }
-        }
-        let raw = |name: &str| parts.iter().find(|(n, _)| *n == name).map(|(_, v)| *v);
-        let decoded = |name: &str| raw(name).map(url_decode).transpose();
-        let request = decoded("SAMLRequest")?.ok_or(SamlOutError::Encoding)?;
-        let relay_state = decoded("RelayState")?;
-        let deflated = STANDARD.decode(request.as_bytes()).map_err(|_| SamlOutError::Encoding)?;
-        let xml = inflate_limited(&deflated)?;
-        let (sp, request_id) = self.read_authn_request(&xml, now, |sp, _, _| {
-            if sp.request_keys.is_empty() {
-                return Ok(());
-            }
-            let (Some(sig_alg), Some(signature)) = (decoded("SigAlg")?, decoded("Signature")?) else {
-                return Err(SamlOutError::Unsigned);
-            };
-            let algorithm: &'static signature::RsaParameters = match sig_alg.as_str() {
-                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" => &signature::RSA_PKCS1_2048_8192_SHA256,
-                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384" => &signature::RSA_PKCS1_2048_8192_SHA384,
-                "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512" => &signature::RSA_PKCS1_2048_8192_SHA512,
-                _ => return Err(SamlOutError::BadSignature),
-            };
-            let signature = STANDARD.decode(signature.as_bytes()).map_err(|_| SamlOutError::BadSignature)?;
-            // The signed octets, in the binding's order, as the SP encoded them.
-            let mut signed = format!("SAMLRequest={}", raw("SAMLRequest").unwrap_or(""));
-            if let Some(relay) = raw("RelayState") {
-                signed.push_str(&format!("&RelayState={relay}"));
-            }
-            signed.push_str(&format!("&SigAlg={}", raw("SigAlg").unwrap_or("")));
-            let verifies = sp.request_keys.iter().any(|key| {
-                UnparsedPublicKey::new(algorithm, &key.0).verify(signed.as_bytes(), &signature).is_ok()
-            });
-            verifies.then_some(()).ok_or(SamlOutError::BadSignature)
-        })?;
-        Ok(SpRequest { sp, request_id: Some(request_id), relay_state })
-    }
-
-    /// An AuthnRequest over HTTP-POST (Bindings §3.5): base64 XML, signed (when the SP signs)
-    /// by an enveloped XML signature on the AuthnRequest itself.
-    pub fn read_post(
-        &self,
-        saml_request: &str,
-        relay_state: Option<&str>,
-        now: u64,
-    ) -> Result<SpRequest, SamlOutError> {
-        let compact: Vec<u8> = saml_request.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-        if compact.len() as u64 > MAX_REQUEST_BYTES / 3 * 4 + 4 {
-            return Err(SamlOutError::Encoding);
-        }
-        let bytes = STANDARD.decode(compact).map_err(|_| SamlOutError::Encoding)?;
-        // Bindings §3.5.4 sends the XML as it is, but node-saml (passport-saml) DEFLATEs POST
-        // requests too unless told not to: XML is taken as it is, anything else inflated.
-        let xml = if bytes.trim_ascii_start().starts_with(b"<") {
-            String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)?
-        } else {
-            inflate_limited(&bytes)?
-        };
-        let (sp, request_id) = self.read_authn_request(&xml, now, |sp, doc, root| {
-            let Some(trust) = &sp.request_trust else { return Ok(()) };
-            saml_acs::verify_root_signature(doc, &xml, root, trust).map_err(|error| match error {
-                saml_acs::SamlError::Unsigned(_) => SamlOutError::Unsigned,
-                _ => SamlOutError::BadSignature,
-            })
-        })?;
-        Ok(SpRequest { sp, request_id: Some(request_id), relay_state: relay_state.map(str::to_owned) })
-    }
-
-    /// The checks both bindings share (SAML Core §3.4.1, Profiles §4.1.4.1): an AuthnRequest,
-    /// from a registered SP (its Issuer), signed as that SP requires (`check_signature`), for
-    /// its registered ACS and the POST binding, addressed to this IdP, fresh. Returns the SP's
-    /// entity ID and the request's ID.
-    fn read_authn_request(
-        &self,
-        xml: &str,
-        now: u64,
-        check_signature: impl FnOnce(
-            &ServiceProvider,
-            &uppsala::Document<'_>,
-            uppsala::NodeId,
-        ) -> Result<(), SamlOutError>,
-    ) -> Result<(String, String), SamlOutError> {
-        let doc = saml_acs::parse(xml).map_err(|_| SamlOutError::Encoding)?;
-        let root = doc.document_element().ok_or(SamlOutError::NotAnAuthnRequest)?;
-        let element = doc.element(root).ok_or(SamlOutError::NotAnAuthnRequest)?;
-        if !element.matches_name_ns(PROTOCOL, "AuthnRequest") {
-            return Err(SamlOutError::NotAnAuthnRequest);
-        }
-        let issuers: Vec<_> = doc
-            .children_iter(root)
-            .filter(|&c| doc.element(c).is_some_and(|e| e.matches_name_ns(ASSERTION, "Issuer")))
-            .collect();
-        let [issuer] = issuers[..] else { return Err(SamlOutError::UnknownSp) };
-        let issuer = doc.text_content_deep(issuer);
-        let sp = self.service_provider(issuer.trim()).ok_or(SamlOutError::UnknownSp)?;
-        check_signature(sp, &doc, root)?;
-        let attribute = |name: &str| element.get_attribute(name);
-        if attribute("AssertionConsumerServiceURL").is_some_and(|acs| acs != sp.acs_url)
-            || attribute("ProtocolBinding").is_some_and(|binding| binding != POST_BINDING)
-            || attribute("AssertionConsumerServiceIndex").is_some_and(|index| index != "0")
-        {
-            return Err(SamlOutError::WrongAcs);
-        }
-        if attribute("Destination").is_some_and(|destination| destination != self.sso_url) {
-            return Err(SamlOutError::WrongDestination);
-        }
-        let issued = attribute("IssueInstant")
-            .and_then(saml_acs::parse_instant)
-            .ok_or(SamlOutError::NotAnAuthnRequest)?;
-        if issued > now + self.clock_skew || issued + MAX_REQUEST_AGE + self.clock_skew < now {
-            return Err(SamlOutError::Stale);
-        }
-        // xs:ID (an NCName), and short: it comes back in InResponseTo.
-        let id = attribute("ID")
-            .filter(|id| {
-                (1..=128).contains(&id.len())
-                    && id.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
-                    && id.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            })
-            .ok_or(SamlOutError::NoId)?;
-        Ok((sp.entity_id.clone(), id.to_owned()))
-    }
-
-    /// An IdP-initiated start for `sp` (Profiles §4.1.5), where the SP allows it.
-    pub fn unsolicited(&self, sp: &str, relay_state: Option<&str>) -> Result<SpRequest, SamlOutError> {
-        let sp = self.service_provider(sp).ok_or(SamlOutError::UnknownSp)?;
-        if !sp.idp_initiated {
-            return Err(SamlOutError::NoIdpInitiated);
-        }
-        Ok(SpRequest {
-            sp: sp.entity_id.clone(),
-            request_id: None,
-            relay_state: relay_state.map(str::to_owned),
-        })
     }
 
     /// The signed Response for `login`, as the XML text, and the SP's ACS URL it goes to.
@@ -515,6 +444,36 @@ impl SamlIdp {
             signature = self.signature_template(&response_id),
         );
         // bergshamra signs the first Signature in document order: the Response's.
+        let signed =
+            bergshamra::dsig::sign::sign_owned(&self.signer, response).map_err(|_| SamlOutError::Signing)?;
+        Ok((strip_xml_declaration(&signed).to_owned(), &sp.acs_url))
+    }
+
+    /// A signed Response with `answer`'s status and no Assertion (SAML Core §3.2.2), for a
+    /// request nymgate will not answer with a login, and the SP's ACS URL it goes to. Signed like
+    /// every Response, so an SP that requires a signed Response (node-saml, for NoPassive) can
+    /// trust the status.
+    pub fn status_response(
+        &self,
+        request: &SpRequest,
+        answer: StatusAnswer,
+        now: u64,
+    ) -> Result<(String, &str), SamlOutError> {
+        let sp = self.service_provider(&request.sp).ok_or(SamlOutError::UnknownSp)?;
+        let response_id = format!("_r{}", crate::secret::random_hex::<20>());
+        let in_response_to = request
+            .request_id
+            .as_deref()
+            .map(|id| format!(r#" InResponseTo="{}""#, escape(id)))
+            .unwrap_or_default();
+        let (top, second) = answer.codes();
+        let response = format!(
+            r##"<samlp:Response xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{response_id}" Version="2.0" IssueInstant="{issue}" Destination="{acs}"{in_response_to}><saml:Issuer>{entity}</saml:Issuer>{signature}<samlp:Status><samlp:StatusCode Value="{STATUS}{top}"><samlp:StatusCode Value="{STATUS}{second}"/></samlp:StatusCode></samlp:Status></samlp:Response>"##,
+            issue = rfc3339(now),
+            acs = escape(&sp.acs_url),
+            entity = escape(&self.entity_id),
+            signature = self.signature_template(&response_id),
+        );
         let signed =
             bergshamra::dsig::sign::sign_owned(&self.signer, response).map_err(|_| SamlOutError::Signing)?;
         Ok((strip_xml_declaration(&signed).to_owned(), &sp.acs_url))
@@ -574,277 +533,9 @@ fn attribute_statement(login: &PseudonymousLogin) -> String {
     out
 }
 
-/// Raw DEFLATE (RFC 1951) of UTF-8, at most `MAX_REQUEST_BYTES` inflated: a DEFLATE bomb stops
-/// at the limit.
-fn inflate_limited(deflated: &[u8]) -> Result<String, SamlOutError> {
-    let mut xml = String::new();
-    flate2::read::DeflateDecoder::new(deflated)
-        .take(MAX_REQUEST_BYTES + 1)
-        .read_to_string(&mut xml)
-        .map_err(|_| SamlOutError::Encoding)?;
-    if xml.len() as u64 > MAX_REQUEST_BYTES {
-        return Err(SamlOutError::Encoding);
-    }
-    Ok(xml)
-}
-
 fn strip_xml_declaration(xml: &str) -> &str {
     match xml.strip_prefix("<?xml") {
         Some(rest) => rest.split_once("?>").map_or(xml, |(_, after)| after.trim_start()),
         None => xml,
-    }
-}
-
-/// Percent-decoding of one query value (`+` is a space, as in forms).
-fn url_decode(value: &str) -> Result<String, SamlOutError> {
-    let bytes: Vec<u8> = openidconnect::url::form_urlencoded::parse(format!("v={value}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned().into_bytes())
-        .unwrap_or_default();
-    String::from_utf8(bytes).map_err(|_| SamlOutError::Encoding)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::login::saml_acs::{Expected, IdpTrust, RequiredSignatures};
-    use crate::pseudonym::policy::Role;
-
-    const IDP: &str = "https://learn.example/nymgate/idp";
-    const SSO: &str = "https://learn.example/nymgate/idp/sso";
-    const SP: &str = "https://platform.example/saml";
-    const ACS: &str = "https://platform.example/saml/acs";
-
-    /// A teacher's login (the role's two names differ: `faculty` and `teacher`).
-    fn login() -> PseudonymousLogin {
-        PseudonymousLogin {
-            role: Role::Teacher,
-            school: Some("SCH-A".into()),
-            ..PseudonymousLogin::example()
-        }
-    }
-
-    /// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
-    /// (nymgate's SAML SP code stands in for a platform that signs its requests).
-    fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
-        let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
-        let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
-        let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
-        let settings = SpSettings { certificates, ..SpSettings::new(SP, ACS) };
-        let idp = SamlIdp::new(
-            IDP.into(),
-            SSO.into(),
-            cert.as_bytes(),
-            key.as_bytes(),
-            SignatureAlgorithm::RsaSha256,
-            300,
-            vec![settings],
-        )
-        .unwrap();
-        let sp = crate::login::saml_sp::SamlSp::new(SP, ACS, sp_cert.as_bytes(), sp_key.as_bytes()).unwrap();
-        (idp, cert, sp)
-    }
-
-    /// The platform's signed AuthnRequest over HTTP-Redirect, as its query string, and its ID.
-    fn redirect_query(sp: &crate::login::saml_sp::SamlSp, sign: bool) -> (String, String) {
-        let target = crate::login::saml_sp::SamlIdp {
-            tenant: "t".into(),
-            entity_id: IDP.into(),
-            sso_url: SSO.into(),
-            name_id_format: None,
-            sign_requests: sign,
-        };
-        let (url, id) = sp.login_url(&target, "platform-relay", crate::pseudonym::keyring::unix_now());
-        (url.split_once('?').unwrap().1.to_owned(), id)
-    }
-
-    fn now() -> u64 {
-        crate::pseudonym::keyring::unix_now()
-    }
-
-    #[test]
-    fn response_carries_two_signatures_and_only_pseudonymous_values() {
-        let (idp, cert, sp) = parties(true);
-        let (query, id) = redirect_query(&sp, true);
-        let request = idp.read_redirect(&query, now()).unwrap();
-        assert_eq!(
-            request,
-            SpRequest {
-                sp: SP.into(),
-                request_id: Some(id.clone()),
-                relay_state: Some("platform-relay".into())
-            }
-        );
-        let login = login();
-        let (xml, acs) = idp.response(&login, &request, now()).unwrap();
-        assert_eq!(acs, ACS);
-        // nymgate's own strict ACS profile, requiring both signatures, accepts it.
-        let trust =
-            IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
-        let expected = Expected {
-            sp_entity_id: SP,
-            acs_url: ACS,
-            request_id: Some(&id),
-            now: now(),
-            relay_in_response_to: false,
-        };
-        let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
-        let rules = crate::pseudonym::identity::SubjectRules::default();
-        let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
-        assert_eq!(subject.subject, login.sub.as_str());
-        assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["faculty"]);
-        assert_eq!(verified.identity.values(&["role".to_owned()]), ["teacher"]);
-        assert_eq!(verified.identity.values(&["school".to_owned()]), ["SCH-A"]);
-        assert!(!xml.contains("email") && !xml.contains("<?xml"), "{xml}");
-    }
-
-    #[test]
-    fn a_response_changed_after_signing_is_refused() {
-        let (idp, cert, _) = parties(false);
-        let request = SpRequest { sp: SP.into(), request_id: Some("_req1".into()), relay_state: None };
-        let (xml, _) = idp.response(&login(), &request, now()).unwrap();
-        let trust =
-            IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
-        let expected = Expected {
-            sp_entity_id: SP,
-            acs_url: ACS,
-            request_id: Some("_req1"),
-            now: now(),
-            relay_in_response_to: false,
-        };
-        let changed = xml.replace(">teacher<", ">staff<");
-        assert_ne!(changed, xml);
-        assert!(saml_acs::verify(&changed, &trust, &expected).is_err());
-    }
-
-    #[test]
-    fn authn_requests_are_checked_against_the_registered_sp() {
-        let (idp, _, sp) = parties(true);
-        // Unsigned, from an SP that signs: refused.
-        let (unsigned, _) = redirect_query(&sp, false);
-        assert_eq!(idp.read_redirect(&unsigned, now()), Err(SamlOutError::Unsigned));
-        // A changed RelayState breaks the signature.
-        let (query, _) = redirect_query(&sp, true);
-        let forged = query.replace("platform-relay", "other-relay");
-        assert_eq!(idp.read_redirect(&forged, now()), Err(SamlOutError::BadSignature));
-        // Signed by another key.
-        let (_, _, stranger) = parties(true);
-        let (foreign, _) = redirect_query(&stranger, true);
-        assert_eq!(idp.read_redirect(&foreign, now()), Err(SamlOutError::BadSignature));
-        // A duplicated signed parameter is ambiguous.
-        assert_eq!(idp.read_redirect(&format!("{query}&RelayState=x"), now()), Err(SamlOutError::Encoding));
-        // Too old.
-        assert_eq!(idp.read_redirect(&query, now() + 3600), Err(SamlOutError::Stale));
-        // Garbage of every kind is an error, not a panic.
-        for junk in ["", "SAMLRequest=%%%", "SAMLRequest=aGVsbG8=", "SAMLRequest="] {
-            assert!(idp.read_redirect(junk, now()).is_err(), "{junk}");
-        }
-    }
-
-    #[test]
-    fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {
-        let (idp, _, sp) = parties(false);
-        let (query, _) = redirect_query(&sp, false);
-        assert!(idp.read_redirect(&query, now()).is_ok());
-        // The same request naming another ACS (the SP code builds it for nymgate's SP ACS).
-        let other = crate::login::saml_sp::SamlSp::new(
-            SP,
-            "https://evil.example/acs",
-            crate::certs::generate_saml_signing_cert(SP).unwrap().0.as_bytes(),
-            crate::certs::generate_saml_signing_cert(SP).unwrap().1.as_bytes(),
-        )
-        .unwrap();
-        let (query, _) = redirect_query(&other, false);
-        assert_eq!(idp.read_redirect(&query, now()), Err(SamlOutError::WrongAcs));
-        assert_eq!(idp.unsolicited(SP, None), Err(SamlOutError::NoIdpInitiated));
-        assert_eq!(idp.unsolicited("https://unknown.example", None), Err(SamlOutError::UnknownSp));
-    }
-
-    #[test]
-    fn metadata_names_the_sso_service_and_the_signing_certificate() {
-        let (idp, cert, _) = parties(true);
-        let xml = idp.metadata();
-        assert!(xml.contains(&format!(r#"entityID="{IDP}""#)));
-        assert!(xml.contains(&format!(r#"Location="{SSO}""#)));
-        assert!(xml.contains(r#"WantAuthnRequestsSigned="true""#));
-        let der = cert.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
-        assert!(xml.contains(&der));
-        assert!(saml_acs::parse(&xml).is_ok());
-    }
-
-    /// The authn_request fuzz target's seeds at the seeds' time: the open SP's request passes in
-    /// every encoding, so mutations start from accepted requests.
-    #[test]
-    fn the_fuzz_seeds_pass_at_their_time() {
-        let (cert, key) =
-            crate::certs::generate_saml_signing_cert("https://learn.example/nymgate/idp").unwrap();
-        let open = SpSettings::new("https://open.example/saml", "https://open.example/saml/acs");
-        let idp = SamlIdp::new(
-            "https://learn.example/nymgate/idp".into(),
-            "https://learn.example/nymgate/idp/sso".into(),
-            cert.as_bytes(),
-            key.as_bytes(),
-            SignatureAlgorithm::RsaSha256,
-            300,
-            vec![open],
-        )
-        .unwrap();
-        let seed = |name: &str| {
-            std::fs::read(format!("{}/fuzz/seeds/authn_request/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-        };
-        let now = 1_795_600_830;
-        let query = String::from_utf8(seed("redirect_query")[1..].to_vec()).unwrap();
-        assert_eq!(idp.read_redirect(&query, now).unwrap().request_id.as_deref(), Some("_req1"));
-        let field = String::from_utf8(seed("post_field")[1..].to_vec()).unwrap();
-        assert_eq!(idp.read_post(&field, None, now).unwrap().sp, "https://open.example/saml");
-        let signing = String::from_utf8(seed("xml_signing_sp_unsigned")[1..].to_vec()).unwrap();
-        assert!(signing.contains("https://signing.example/saml"));
-    }
-
-    /// `rsa-sha512` and `ecdsa-sha256` sign as configured, and the strict verifier accepts both.
-    #[test]
-    fn every_signature_algorithm_signs_what_a_strict_verifier_accepts() {
-        for (algorithm, rcgen_algorithm, uri) in [
-            (SignatureAlgorithm::RsaSha512, &rcgen::PKCS_RSA_SHA256, "xmldsig-more#rsa-sha512"),
-            (SignatureAlgorithm::EcdsaSha256, &rcgen::PKCS_ECDSA_P256_SHA256, "xmldsig-more#ecdsa-sha256"),
-        ] {
-            let (cert, key) = crate::certs::generate_saml_signing_cert_for(IDP, rcgen_algorithm).unwrap();
-            let sp = SpSettings { idp_initiated: true, ..SpSettings::new(SP, ACS) };
-            let idp = SamlIdp::new(
-                IDP.into(),
-                SSO.into(),
-                cert.as_bytes(),
-                key.as_bytes(),
-                algorithm,
-                300,
-                vec![sp],
-            )
-            .unwrap();
-            let request = idp.unsolicited(SP, None).unwrap();
-            let (xml, _) = idp.response(&login(), &request, now()).unwrap();
-            assert_eq!(xml.matches(uri).count(), 2, "{xml}");
-            let trust =
-                IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, true).unwrap();
-            let expected = Expected {
-                sp_entity_id: SP,
-                acs_url: ACS,
-                request_id: None,
-                now: now(),
-                relay_in_response_to: false,
-            };
-            saml_acs::verify(&xml, &trust, &expected).unwrap();
-        }
-        // A key of the wrong type for the algorithm is a config error, not a failed login later.
-        let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
-        let wrong = SamlIdp::new(
-            IDP.into(),
-            SSO.into(),
-            cert.as_bytes(),
-            key.as_bytes(),
-            SignatureAlgorithm::EcdsaSha256,
-            300,
-            vec![],
-        );
-        assert!(wrong.is_err());
     }
 }

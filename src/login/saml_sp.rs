@@ -43,6 +43,16 @@ pub struct SamlIdp {
     pub sign_requests: bool,
 }
 
+/// What nymgate asks of the school's IdP in its AuthnRequest on a platform's behalf (SAML Core
+/// §3.4.1): the platform's ForceAuthn and IsPassive, passed on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AuthnOptions {
+    /// ForceAuthn="true": authenticate afresh, whatever session the IdP holds.
+    pub force_authn: bool,
+    /// IsPassive="true": show the user nothing; answer NoPassive when that can't be done.
+    pub is_passive: bool,
+}
+
 /// nymgate's SP entity ID when `login.saml.entity_id` is not set (docs/SAML.md).
 pub fn default_entity_id(public_url: &str) -> String {
     format!("{}{}/saml", public_url.trim_end_matches('/'), super::PREFIX)
@@ -93,15 +103,22 @@ impl SamlSp {
     }
 
     /// The AuthnRequest XML (SAML Core §3.4.1). `id` must start with a letter or `_` (xs:ID).
-    fn authn_request(&self, idp: &SamlIdp, id: &str, issue_instant: &str) -> String {
+    fn authn_request(&self, idp: &SamlIdp, id: &str, issue_instant: &str, options: AuthnOptions) -> String {
         let policy = match &idp.name_id_format {
             Some(format) => {
                 format!(r#"<samlp:NameIDPolicy Format="{}" AllowCreate="true"/>"#, escape(format))
             }
             None => r#"<samlp:NameIDPolicy AllowCreate="true"/>"#.to_owned(),
         };
+        let mut asks = String::new();
+        if options.force_authn {
+            asks.push_str(r#" ForceAuthn="true""#);
+        }
+        if options.is_passive {
+            asks.push_str(r#" IsPassive="true""#);
+        }
         format!(
-            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{issue_instant}" Destination="{dest}" AssertionConsumerServiceURL="{acs}" ProtocolBinding="{POST_BINDING}"><saml:Issuer>{issuer}</saml:Issuer>{policy}</samlp:AuthnRequest>"#,
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{issue_instant}" Destination="{dest}"{asks} AssertionConsumerServiceURL="{acs}" ProtocolBinding="{POST_BINDING}"><saml:Issuer>{issuer}</saml:Issuer>{policy}</samlp:AuthnRequest>"#,
             dest = escape(&idp.sso_url),
             acs = escape(&self.acs_url),
             issuer = escape(&self.entity_id),
@@ -112,8 +129,20 @@ impl SamlSp {
     /// the request's ID (kept in the flow cookie so the response's InResponseTo can be checked
     /// by any replica).
     pub fn login_url(&self, idp: &SamlIdp, relay_state: &str, now: u64) -> (String, String) {
+        self.login_url_with(idp, relay_state, now, AuthnOptions::default())
+    }
+
+    /// As [`SamlSp::login_url`], asking the IdP for `options` (a platform's ForceAuthn and
+    /// IsPassive, docs/SAML_OUT.md).
+    pub fn login_url_with(
+        &self,
+        idp: &SamlIdp,
+        relay_state: &str,
+        now: u64,
+        options: AuthnOptions,
+    ) -> (String, String) {
         let id = format!("_{}", crate::secret::random_hex::<16>());
-        let xml = self.authn_request(idp, &id, &crate::audit::rfc3339(now));
+        let xml = self.authn_request(idp, &id, &crate::audit::rfc3339(now), options);
         // Bindings §3.4.4.1: DEFLATE (RFC 1951, raw), base64, then URL-encode.
         let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
         deflater.write_all(xml.as_bytes()).expect("writing to a Vec cannot fail");
@@ -202,6 +231,28 @@ mod tests {
         );
         public.verify(&query.as_bytes()[start..end], &signature).expect("signature verifies");
         assert!(public.verify(query[start..end].replace("relay", "other").as_bytes(), &signature).is_err());
+    }
+
+    /// A platform's ForceAuthn and IsPassive reach the school's IdP as the same attributes of
+    /// nymgate's AuthnRequest (SAML Core §3.4.1), and are absent when not asked for.
+    #[test]
+    fn force_authn_and_is_passive_are_passed_on() {
+        let xml_of = |options: AuthnOptions| {
+            let (url, _) = sp().login_url_with(&idp(), "relay", 1_795_994_100, options);
+            let parsed = openidconnect::url::Url::parse(&url).unwrap();
+            let request = parsed.query_pairs().find(|(k, _)| k == "SAMLRequest").unwrap().1.into_owned();
+            let mut xml = String::new();
+            flate2::read::DeflateDecoder::new(&STANDARD.decode(request).unwrap()[..])
+                .read_to_string(&mut xml)
+                .unwrap();
+            xml
+        };
+        let plain = xml_of(AuthnOptions::default());
+        assert!(!plain.contains("ForceAuthn") && !plain.contains("IsPassive"), "{plain}");
+        let force = xml_of(AuthnOptions { force_authn: true, is_passive: false });
+        assert!(force.contains(r#" ForceAuthn="true""#) && !force.contains("IsPassive"), "{force}");
+        let both = xml_of(AuthnOptions { force_authn: true, is_passive: true });
+        assert!(both.contains(r#" ForceAuthn="true""#) && both.contains(r#" IsPassive="true""#), "{both}");
     }
 
     /// A tenant with `sign_authn_requests = false`: the same request, no SigAlg or Signature.

@@ -33,7 +33,16 @@ pub enum Space {
     Code,
     /// A SAML assertion ID accepted (replay cache).
     SamlAssertion,
+    /// A platform's AuthnRequest ID read by nymgate's IdP face, keyed by the platform's entity
+    /// ID and the ID (SAML out: each request answered once).
+    AuthnRequest,
+    /// A Response of nymgate's IdP face forwarded by an intercepted ACS (keyed by the platform
+    /// and its Assertion's ID): each forwarded once.
+    IssuedResponse,
 }
+
+/// How many kinds of claim there are (the memory backend keeps one store for each).
+const SPACES: usize = 5;
 
 impl Space {
     fn name(self) -> &'static str {
@@ -41,6 +50,8 @@ impl Space {
             Space::State => "state",
             Space::Code => "code",
             Space::SamlAssertion => "saml",
+            Space::AuthnRequest => "authn_request",
+            Space::IssuedResponse => "issued_response",
         }
     }
 }
@@ -56,8 +67,14 @@ pub enum StoreError {
 }
 
 enum Backend {
-    Memory { states: SingleUseStore<()>, codes: SingleUseStore<()>, saml: SingleUseStore<()> },
-    Redis { client: RedisClient, prefix: String },
+    /// One bounded store per [`Space`], in its declaration order.
+    Memory {
+        spaces: [SingleUseStore<()>; SPACES],
+    },
+    Redis {
+        client: RedisClient,
+        prefix: String,
+    },
 }
 
 pub struct Store {
@@ -69,11 +86,7 @@ pub struct Store {
 impl Store {
     pub fn memory(capacity: usize) -> Self {
         Store {
-            backend: Backend::Memory {
-                states: SingleUseStore::new(capacity),
-                codes: SingleUseStore::new(capacity),
-                saml: SingleUseStore::new(capacity),
-            },
+            backend: Backend::Memory { spaces: std::array::from_fn(|_| SingleUseStore::new(capacity)) },
             up: AtomicBool::new(true),
         }
     }
@@ -129,13 +142,8 @@ impl Store {
     /// already, by this replica or another.
     pub async fn claim(&self, space: Space, key: &str, expires: u64, now: u64) -> Result<bool, StoreError> {
         match &self.backend {
-            Backend::Memory { states, codes, saml } => {
-                let store = match space {
-                    Space::State => states,
-                    Space::Code => codes,
-                    Space::SamlAssertion => saml,
-                };
-                store.claim(key, expires, now).map_err(|StoreFull| StoreError::Full)
+            Backend::Memory { spaces } => {
+                spaces[space as usize].claim(key, expires, now).map_err(|StoreFull| StoreError::Full)
             }
             Backend::Redis { client, prefix } => {
                 let redis_key = format!("{prefix}{}:{}", space.name(), hashed(key));

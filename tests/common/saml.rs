@@ -513,6 +513,17 @@ impl World {
         body
     }
 
+    /// The AuthnRequest of `url` (nymgate sending the browser to the school, HTTP-Redirect) as
+    /// the pysaml2 school reads it (tests/peers/saml_idp_pysaml2.py `/authn-request`).
+    pub fn saml_read_request(&self, url: &str) -> Value {
+        let school = self.school();
+        assert_eq!(school.kind, SamlIdpKind::Pysaml2, "only the pysaml2 school reads requests");
+        let signer = school.signer_url.as_ref().expect("pysaml2");
+        let (status, body) = post_plain(&format!("{signer}/authn-request"), &json!({"url": url}).to_string());
+        assert_eq!(status, 200, "pysaml2 could not read the request: {body}");
+        serde_json::from_str(&body).unwrap()
+    }
+
     /// The browser posts a response to nymgate's ACS (the HTTP-POST binding's form).
     pub fn post_acs(&self, flow: Option<&SamlFlow>, xml: &str) -> AcsAnswer {
         let encoded = STANDARD.encode(xml);

@@ -12,6 +12,9 @@
 //                                  gets `status` and an OAuth error (these, when given)
 //   POST /__test/claim {user, name, value} the user's claim `name` is `value` from now on
 //   POST /__test/issuer {issuer}   the provider names another issuer in its metadata and tokens
+//   POST /__test/last_authorization {} what the last authorization request asked: {prompt,
+//                                  max_age} as sent (null when absent), then forgets it; {}
+//                                  when there was none since the last call
 //   tamper mode "drop_id_token"    the next token response has no ID token
 //   tamper mode "retired_key"      the next ID token is signed by the last key dropped by
 //                                  rotate {drop_old}, under its kid (the IdP's removed key)
@@ -39,6 +42,7 @@ let jwksFetches = 0;
 let tamper = null;
 let userinfoSub = null;
 let failNext = null;
+let lastAuthorization = {};
 
 // Each forgery starts from the genuine token the provider just issued.
 async function forge(mode, idToken) {
@@ -138,6 +142,10 @@ function buildProvider(issuer) {
   });
   // Post-process the JSON bodies of the token and userinfo endpoints when a hook asked for it.
   provider.use(async (ctx, next) => {
+    if (ctx.path === '/auth') {
+      // What the relying party asked of the login (OIDC Core §3.1.2.1), for /__test/last_authorization.
+      lastAuthorization = { prompt: ctx.query.prompt ?? null, max_age: ctx.query.max_age ?? null };
+    }
     await next();
     if (ctx.path === '/token' && ctx.body?.id_token && tamper) {
       const mode = tamper;
@@ -196,6 +204,9 @@ const server = https.createServer(
         // The user's claim `name` is `value` from now on (what a school's directory holds).
         config.users[body.user][body.name] = body.value;
         answer = { armed: body.name };
+      } else if (req.url === '/__test/last_authorization') {
+        answer = lastAuthorization;
+        lastAuthorization = {};
       } else if (req.url === '/__test/issuer') {
         provider = buildProvider(body.issuer);
         answer = { armed: body.issuer };

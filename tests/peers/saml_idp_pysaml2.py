@@ -6,6 +6,9 @@ library. Same contract as saml_idp.mjs:
   CONFIG: {"entity_id", "sp_entity_id", "acs_url", "keys": {NAME: {"cert": PEM file, "key": PEM file}}}
   POST /sign {"xml", "sign": "assertion"|"response"|"both", "key": NAME, "algorithm"?: URI}
     → the signed XML (text/xml).
+  POST /authn-request {"url"} → the HTTP-Redirect AuthnRequest in `url` (an SP sending the browser
+    to this IdP) as pysaml2 reads it: {"id", "destination", "issuer", "force_authn",
+    "is_passive"} (application/json), the attributes as sent or null.
 
 The signature templates are pysaml2's own (pre_signature_part: enveloped signature, exclusive
 C14N), placed where SAML's schema puts them, right after the signed element's Issuer, and
@@ -18,8 +21,10 @@ import re
 import shutil
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urlsplit
 
-from saml2 import xmldsig
+from saml2 import samlp, xmldsig
+from saml2.s_utils import decode_base64_and_inflate
 from saml2.sigver import CryptoBackendXmlSec1, pre_signature_part
 
 ASSERTION = "urn:oasis:names:tc:SAML:2.0:assertion:Assertion"
@@ -59,13 +64,30 @@ def sign(request):
     return xml
 
 
+def authn_request(request):
+    """The AuthnRequest of an HTTP-Redirect URL (SAML Bindings §3.4.4.1), parsed by pysaml2."""
+    query = parse_qs(urlsplit(request["url"]).query)
+    xml = decode_base64_and_inflate(query["SAMLRequest"][0])
+    parsed = samlp.authn_request_from_string(xml)
+    return {
+        "id": parsed.id,
+        "destination": parsed.destination,
+        "issuer": parsed.issuer.text if parsed.issuer is not None else None,
+        "force_authn": parsed.force_authn,
+        "is_passive": parsed.is_passive,
+    }
+
+
 class Handler(BaseHTTPRequestHandler):
     def do_POST(self):
         try:
-            if self.path != "/sign":
-                raise ValueError(f"no route POST {self.path}")
             body = self.rfile.read(int(self.headers["content-length"]))
-            answer, status, kind = sign(json.loads(body)).encode(), 200, "text/xml"
+            if self.path == "/sign":
+                answer, status, kind = sign(json.loads(body)).encode(), 200, "text/xml"
+            elif self.path == "/authn-request":
+                answer, status, kind = json.dumps(authn_request(json.loads(body))).encode(), 200, "application/json"
+            else:
+                raise ValueError(f"no route POST {self.path}")
         except Exception as error:  # the test prints whatever went wrong
             answer, status, kind = repr(error).encode(), 500, "text/plain"
         self.send_response(status)

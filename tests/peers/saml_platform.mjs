@@ -7,6 +7,14 @@
 // and validates it: first a copy changed after signing (which must be refused), then the real
 // one. Prints one JSON line: the profile, the raw XML received, and the tampered copy's error.
 //
+// Options in CONFIG besides the platform's own settings: `force_authn` and `passive` (node-saml's
+// forceAuthn and passive: ForceAuthn / IsPassive in its AuthnRequest); `identifier_format` (the
+// NameIDPolicy Format, persistent by default) and `sp_name_qualifier`; `stop_at` (a URL prefix:
+// the browser stops there and `stopped_at` is where it was going, e.g. the school's SSO with
+// nymgate's AuthnRequest); `replay_request` (after the login, the same signed Redirect request is
+// sent again and `replay_status` is nymgate's answer). A status Response without an Assertion
+// (NoPassive) is validated too: node-saml answers a profile of null once its signature holds.
+//
 // Run: node saml_platform.mjs CONFIG.json. TLS trust: NODE_EXTRA_CA_CERTS.
 import { readFileSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
@@ -27,7 +35,12 @@ function platform(validateInResponseTo = 'always') {
     signatureAlgorithm: 'sha256',
     // node-saml's default digest for signed requests is SHA-1, which nymgate refuses.
     digestAlgorithm: config.digest ?? 'sha256',
-    identifierFormat: 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
+    identifierFormat: config.identifier_format === undefined
+      ? 'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent'
+      : config.identifier_format,
+    spNameQualifier: config.sp_name_qualifier ?? undefined,
+    forceAuthn: config.force_authn ?? false,
+    passive: config.passive ?? false,
     validateInResponseTo,
     cacheProvider: cache,
     additionalAuthorizeParams: config.tenant && config.binding !== 'post' ? { tenant: config.tenant } : {},
@@ -63,7 +76,12 @@ try {
     first = { method: 'POST', body: form.toString() };
     start = config.sso_url;
   }
-  const landed = await browse(start, { user: config.user, jar, stopAt: config.acs_url, ...first });
+  const landed = await browse(start, { user: config.user, jar, stopAt: config.stop_at ?? config.acs_url, ...first });
+  if (config.stop_at) {
+    result.stopped_at = landed.url;
+    console.log(JSON.stringify(result));
+    process.exit(0);
+  }
   if (!landed.form?.SAMLResponse) {
     throw new Error(`no SAMLResponse form: ended at ${landed.url} (${landed.status}): ${String(landed.body).slice(0, 400)}`);
   }
@@ -88,6 +106,11 @@ try {
   });
   result.logged_out = loggedOut;
   result.profile = profile;
+  if (config.replay_request) {
+    // The same signed AuthnRequest (its URL as the platform sent it) a second time.
+    const again = await fetch(start, { redirect: 'manual' });
+    result.replay_status = again.status;
+  }
   // A second presentation of the same response: its InResponseTo was used up.
   try {
     await saml.validatePostResponseAsync({ SAMLResponse: landed.form.SAMLResponse });

@@ -1,0 +1,499 @@
+//! Unit tests of src/login/saml_idp.rs and saml_idp_request.rs.
+
+use super::*;
+use crate::login::saml_acs::{Expected, IdpTrust, RequiredSignatures};
+use crate::pseudonym::policy::Role;
+
+const IDP: &str = "https://learn.example/nymgate/idp";
+const SSO: &str = "https://learn.example/nymgate/idp/sso";
+const SP: &str = "https://platform.example/saml";
+const ACS: &str = "https://platform.example/saml/acs";
+
+/// A teacher's login (the role's two names differ: `faculty` and `teacher`).
+fn login() -> PseudonymousLogin {
+    PseudonymousLogin { role: Role::Teacher, school: Some("SCH-A".into()), ..PseudonymousLogin::example() }
+}
+
+/// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
+/// (nymgate's SAML SP code stands in for a platform that signs its requests).
+fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
+    let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
+    let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
+    let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
+    let settings = SpSettings { certificates, ..SpSettings::new(SP, ACS) };
+    let idp = SamlIdp::new(
+        IDP.into(),
+        SSO.into(),
+        cert.as_bytes(),
+        key.as_bytes(),
+        SignatureAlgorithm::RsaSha256,
+        300,
+        vec![settings],
+    )
+    .unwrap();
+    let sp = crate::login::saml_sp::SamlSp::new(SP, ACS, sp_cert.as_bytes(), sp_key.as_bytes()).unwrap();
+    (idp, cert, sp)
+}
+
+/// The platform's signed AuthnRequest over HTTP-Redirect, as its query string, and its ID.
+fn redirect_query(sp: &crate::login::saml_sp::SamlSp, sign: bool) -> (String, String) {
+    let target = crate::login::saml_sp::SamlIdp {
+        tenant: "t".into(),
+        entity_id: IDP.into(),
+        sso_url: SSO.into(),
+        name_id_format: None,
+        sign_requests: sign,
+    };
+    let (url, id) = sp.login_url(&target, "platform-relay", crate::pseudonym::keyring::unix_now());
+    (url.split_once('?').unwrap().1.to_owned(), id)
+}
+
+fn now() -> u64 {
+    crate::pseudonym::keyring::unix_now()
+}
+
+#[test]
+fn response_carries_two_signatures_and_only_pseudonymous_values() {
+    let (idp, cert, sp) = parties(true);
+    let (query, id) = redirect_query(&sp, true);
+    let read = idp.read_redirect(&query, now()).unwrap();
+    assert_eq!(read.answer, None);
+    assert_eq!(read.single_use.as_ref().map(|(key, _)| key.as_str()), Some(&*format!("{SP}\n{id}")));
+    let request = read.request;
+    assert_eq!(request, SpRequest::new(SP, Some(id.clone()), Some("platform-relay".into())));
+    let login = login();
+    let (xml, acs) = idp.response(&login, &request, now()).unwrap();
+    assert_eq!(acs, ACS);
+    // nymgate's own strict ACS profile, requiring both signatures, accepts it.
+    let trust = IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
+    let expected = Expected {
+        sp_entity_id: SP,
+        acs_url: ACS,
+        request_id: Some(&id),
+        now: now(),
+        relay_in_response_to: false,
+    };
+    let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
+    let rules = crate::pseudonym::identity::SubjectRules::default();
+    let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
+    assert_eq!(subject.subject, login.sub.as_str());
+    assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["faculty"]);
+    assert_eq!(verified.identity.values(&["role".to_owned()]), ["teacher"]);
+    assert_eq!(verified.identity.values(&["school".to_owned()]), ["SCH-A"]);
+    assert!(!xml.contains("email") && !xml.contains("<?xml"), "{xml}");
+}
+
+#[test]
+fn a_response_changed_after_signing_is_refused() {
+    let (idp, cert, _) = parties(false);
+    let request = SpRequest::new(SP, Some("_req1".into()), None);
+    let (xml, _) = idp.response(&login(), &request, now()).unwrap();
+    let trust = IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
+    let expected = Expected {
+        sp_entity_id: SP,
+        acs_url: ACS,
+        request_id: Some("_req1"),
+        now: now(),
+        relay_in_response_to: false,
+    };
+    let changed = xml.replace(">teacher<", ">staff<");
+    assert_ne!(changed, xml);
+    assert!(saml_acs::verify(&changed, &trust, &expected).is_err());
+}
+
+#[test]
+fn authn_requests_are_checked_against_the_registered_sp() {
+    let (idp, _, sp) = parties(true);
+    // Unsigned, from an SP that signs: refused.
+    let (unsigned, _) = redirect_query(&sp, false);
+    assert_eq!(idp.read_redirect(&unsigned, now()), Err(SamlOutError::Unsigned));
+    // A changed RelayState breaks the signature.
+    let (query, _) = redirect_query(&sp, true);
+    let forged = query.replace("platform-relay", "other-relay");
+    assert_eq!(idp.read_redirect(&forged, now()), Err(SamlOutError::BadSignature));
+    // Signed by another key.
+    let (_, _, stranger) = parties(true);
+    let (foreign, _) = redirect_query(&stranger, true);
+    assert_eq!(idp.read_redirect(&foreign, now()), Err(SamlOutError::BadSignature));
+    // A duplicated signed parameter is ambiguous.
+    assert_eq!(idp.read_redirect(&format!("{query}&RelayState=x"), now()), Err(SamlOutError::Encoding));
+    // Too old.
+    assert_eq!(idp.read_redirect(&query, now() + 3600), Err(SamlOutError::Stale));
+    // Garbage of every kind is an error, not a panic.
+    for junk in ["", "SAMLRequest=%%%", "SAMLRequest=aGVsbG8=", "SAMLRequest="] {
+        assert!(idp.read_redirect(junk, now()).is_err(), "{junk}");
+    }
+}
+
+#[test]
+fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {
+    let (idp, _, sp) = parties(false);
+    let (query, _) = redirect_query(&sp, false);
+    assert!(idp.read_redirect(&query, now()).is_ok());
+    // The same request naming another ACS (the SP code builds it for nymgate's SP ACS).
+    let other = crate::login::saml_sp::SamlSp::new(
+        SP,
+        "https://evil.example/acs",
+        crate::certs::generate_saml_signing_cert(SP).unwrap().0.as_bytes(),
+        crate::certs::generate_saml_signing_cert(SP).unwrap().1.as_bytes(),
+    )
+    .unwrap();
+    let (query, _) = redirect_query(&other, false);
+    assert_eq!(idp.read_redirect(&query, now()), Err(SamlOutError::WrongAcs));
+    assert_eq!(idp.unsolicited(SP, None), Err(SamlOutError::NoIdpInitiated));
+    assert_eq!(idp.unsolicited("https://unknown.example", None), Err(SamlOutError::UnknownSp));
+}
+
+#[test]
+fn metadata_names_the_sso_service_and_the_signing_certificate() {
+    let (idp, cert, _) = parties(true);
+    let xml = idp.metadata();
+    assert!(xml.contains(&format!(r#"entityID="{IDP}""#)));
+    assert!(xml.contains(&format!(r#"Location="{SSO}""#)));
+    assert!(xml.contains(r#"WantAuthnRequestsSigned="true""#));
+    let der = cert.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+    assert!(xml.contains(&der));
+    assert!(saml_acs::parse(&xml).is_ok());
+}
+
+/// The authn_request fuzz target's seeds at the seeds' time: the open SP's request passes in
+/// every encoding, so mutations start from accepted requests.
+#[test]
+fn the_fuzz_seeds_pass_at_their_time() {
+    let (cert, key) = crate::certs::generate_saml_signing_cert("https://learn.example/nymgate/idp").unwrap();
+    let open = SpSettings::new("https://open.example/saml", "https://open.example/saml/acs");
+    let idp = SamlIdp::new(
+        "https://learn.example/nymgate/idp".into(),
+        "https://learn.example/nymgate/idp/sso".into(),
+        cert.as_bytes(),
+        key.as_bytes(),
+        SignatureAlgorithm::RsaSha256,
+        300,
+        vec![open],
+    )
+    .unwrap();
+    let seed = |name: &str| {
+        std::fs::read(format!("{}/fuzz/seeds/authn_request/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    };
+    let now = 1_795_600_830;
+    let query = String::from_utf8(seed("redirect_query")[1..].to_vec()).unwrap();
+    assert_eq!(idp.read_redirect(&query, now).unwrap().request.request_id.as_deref(), Some("_req1"));
+    let field = String::from_utf8(seed("post_field")[1..].to_vec()).unwrap();
+    assert_eq!(idp.read_post(&field, None, now).unwrap().request.sp, "https://open.example/saml");
+    let signing = String::from_utf8(seed("xml_signing_sp_unsigned")[1..].to_vec()).unwrap();
+    assert!(signing.contains("https://signing.example/saml"));
+}
+
+/// `rsa-sha512` and `ecdsa-sha256` sign as configured, and the strict verifier accepts both.
+#[test]
+fn every_signature_algorithm_signs_what_a_strict_verifier_accepts() {
+    for (algorithm, rcgen_algorithm, uri) in [
+        (SignatureAlgorithm::RsaSha512, &rcgen::PKCS_RSA_SHA256, "xmldsig-more#rsa-sha512"),
+        (SignatureAlgorithm::EcdsaSha256, &rcgen::PKCS_ECDSA_P256_SHA256, "xmldsig-more#ecdsa-sha256"),
+    ] {
+        let (cert, key) = crate::certs::generate_saml_signing_cert_for(IDP, rcgen_algorithm).unwrap();
+        let sp = SpSettings { idp_initiated: true, ..SpSettings::new(SP, ACS) };
+        let idp =
+            SamlIdp::new(IDP.into(), SSO.into(), cert.as_bytes(), key.as_bytes(), algorithm, 300, vec![sp])
+                .unwrap();
+        let request = idp.unsolicited(SP, None).unwrap().request;
+        let (xml, _) = idp.response(&login(), &request, now()).unwrap();
+        assert_eq!(xml.matches(uri).count(), 2, "{xml}");
+        let trust =
+            IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, true).unwrap();
+        let expected = Expected {
+            sp_entity_id: SP,
+            acs_url: ACS,
+            request_id: None,
+            now: now(),
+            relay_in_response_to: false,
+        };
+        saml_acs::verify(&xml, &trust, &expected).unwrap();
+    }
+    // A key of the wrong type for the algorithm is a config error, not a failed login later.
+    let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
+    let wrong = SamlIdp::new(
+        IDP.into(),
+        SSO.into(),
+        cert.as_bytes(),
+        key.as_bytes(),
+        SignatureAlgorithm::EcdsaSha256,
+        300,
+        vec![],
+    );
+    assert!(wrong.is_err());
+}
+
+/// An AuthnRequest of the platform `SP` as XML, well-formed and fresh, with `attributes` added
+/// to its root and `children` after its Issuer.
+fn request_xml(id: &str, attributes: &str, children: &str) -> String {
+    format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="{PROTOCOL}" xmlns:saml="{ASSERTION}" ID="{id}" IssueInstant="{now}" AssertionConsumerServiceURL="{ACS}"{attributes}><saml:Issuer>{SP}</saml:Issuer>{children}</samlp:AuthnRequest>"#,
+        now = rfc3339(now()),
+    )
+}
+
+/// The Redirect binding's query for `xml` (Bindings §3.4.4.1), signed with `key` (the SP's
+/// PKCS#8 PEM) when given, and with `relay_state`.
+fn redirect(xml: &str, relay_state: Option<&str>, key: Option<&str>) -> String {
+    use std::io::Write;
+    let mut deflater = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    deflater.write_all(xml.as_bytes()).unwrap();
+    let encode = |value: &str| -> String {
+        openidconnect::url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    };
+    let mut query = format!("SAMLRequest={}", encode(&STANDARD.encode(deflater.finish().unwrap())));
+    if let Some(relay_state) = relay_state {
+        query.push_str(&format!("&RelayState={}", encode(relay_state)));
+    }
+    let Some(key) = key else { return query };
+    use rustls_pki_types::pem::PemObject;
+    query.push_str(&format!("&SigAlg={}", encode("http://www.w3.org/2001/04/xmldsig-more#rsa-sha256")));
+    let der = rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let pair = aws_lc_rs::rsa::KeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+    let mut signature = vec![0; pair.public_modulus_len()];
+    let rng = aws_lc_rs::rand::SystemRandom::new();
+    pair.sign(&aws_lc_rs::signature::RSA_PKCS1_SHA256, &rng, query.as_bytes(), &mut signature).unwrap();
+    format!("{query}&Signature={}", encode(&STANDARD.encode(signature)))
+}
+
+/// nymgate's IdP with `SP` as its one platform, signing its requests with the returned key
+/// when `signs`.
+fn idp_for(signs: bool) -> (SamlIdp, String) {
+    let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
+    let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
+    let certificates = if signs { vec![sp_cert.into_bytes()] } else { vec![] };
+    let settings = SpSettings { certificates, idp_initiated: true, ..SpSettings::new(SP, ACS) };
+    let idp = SamlIdp::new(
+        IDP.into(),
+        SSO.into(),
+        cert.as_bytes(),
+        key.as_bytes(),
+        SignatureAlgorithm::RsaSha256,
+        300,
+        vec![settings],
+    )
+    .unwrap();
+    (idp, sp_key)
+}
+
+const DESTINATION: &str = r#" Version="2.0" Destination="https://learn.example/nymgate/idp/sso""#;
+
+#[test]
+fn a_signed_authn_request_without_destination_is_refused() {
+    let (idp, key) = idp_for(true);
+    let with = request_xml("_d1", DESTINATION, "");
+    assert!(idp.read_redirect(&redirect(&with, None, Some(&key)), now()).is_ok());
+    let without = request_xml("_d2", r#" Version="2.0""#, "");
+    let refused = idp.read_redirect(&redirect(&without, None, Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::NoDestination));
+    assert_eq!(SamlOutError::NoDestination.reason(), "authn_request_no_destination");
+    // Another SSO URL, signed or not, is refused as before.
+    let elsewhere = request_xml("_d3", r#" Version="2.0" Destination="https://other.example/sso""#, "");
+    let refused = idp.read_redirect(&redirect(&elsewhere, None, Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::WrongDestination));
+    // A platform that does not sign may leave Destination out (Bindings §3.4.5.2 asks it of
+    // signed messages only), unless it signs all the same.
+    let (open, _) = idp_for(false);
+    assert!(open.read_redirect(&redirect(&without, None, None), now()).is_ok());
+    let refused = open.read_redirect(&redirect(&without, None, Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::NoDestination));
+    // The same over HTTP-POST: a ds:Signature on the request makes it a signed message.
+    assert!(open.read_post(&STANDARD.encode(&without), None, now()).is_ok());
+    let signature = r#"<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"/>"#;
+    let carrying = without.replace("</saml:Issuer>", &format!("</saml:Issuer>{signature}"));
+    let refused = open.read_post(&STANDARD.encode(carrying), None, now());
+    assert_eq!(refused, Err(SamlOutError::NoDestination));
+}
+
+#[test]
+fn an_authn_request_of_another_version_is_refused() {
+    let (idp, key) = idp_for(true);
+    let sso = r#" Destination="https://learn.example/nymgate/idp/sso""#;
+    for version in ["1.1", "2.1", "2.0 ", " 2.0", "2", "2.00", "3.0", ""] {
+        let xml = request_xml("_v1", &format!(r#" Version="{version}"{sso}"#), "");
+        let refused = idp.read_redirect(&redirect(&xml, None, Some(&key)), now());
+        assert_eq!(refused, Err(SamlOutError::VersionMismatch), "{version:?}");
+    }
+    let xml = request_xml("_v2", sso, "");
+    let refused = idp.read_redirect(&redirect(&xml, None, Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::VersionMismatch), "no Version at all");
+    assert_eq!(SamlOutError::VersionMismatch.reason(), "authn_request_version");
+}
+
+#[test]
+fn a_relay_state_past_80_bytes_is_refused_in_every_binding() {
+    let (idp, key) = idp_for(true);
+    let xml = request_xml("_r1", DESTINATION, "");
+    let at_limit = "r".repeat(80);
+    let read = idp.read_redirect(&redirect(&xml, Some(&at_limit), Some(&key)), now()).unwrap();
+    assert_eq!(read.request.relay_state.as_deref(), Some(at_limit.as_str()));
+    let over = "r".repeat(81);
+    let refused = idp.read_redirect(&redirect(&xml, Some(&over), Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::RelayState));
+    // 80 bytes, not 80 characters: 41 two-byte letters are 82 bytes.
+    let refused = idp.read_redirect(&redirect(&xml, Some(&"å".repeat(41)), Some(&key)), now());
+    assert_eq!(refused, Err(SamlOutError::RelayState));
+    let (open, _) = idp_for(false);
+    let field = STANDARD.encode(request_xml("_r2", DESTINATION, ""));
+    assert!(open.read_post(&field, Some(&at_limit), now()).is_ok());
+    assert_eq!(open.read_post(&field, Some(&over), now()), Err(SamlOutError::RelayState));
+    assert_eq!(open.unsolicited(SP, Some(&over)), Err(SamlOutError::RelayState));
+    assert!(open.unsolicited(SP, Some(&at_limit)).is_ok());
+    assert_eq!(SamlOutError::RelayState.reason(), "saml_relay_state");
+}
+
+#[test]
+fn force_authn_and_is_passive_are_read_as_xs_boolean() {
+    let (idp, _) = idp_for(false);
+    let read = |attributes: &str| {
+        let xml = request_xml("_f1", &format!("{DESTINATION}{attributes}"), "");
+        idp.read_redirect(&redirect(&xml, None, None), now())
+            .map(|r| (r.request.force_authn, r.request.is_passive))
+    };
+    assert_eq!(read(""), Ok((false, false)));
+    assert_eq!(read(r#" ForceAuthn="true""#), Ok((true, false)));
+    assert_eq!(read(r#" ForceAuthn="1" IsPassive="0""#), Ok((true, false)));
+    assert_eq!(read(r#" IsPassive="true""#), Ok((false, true)));
+    assert_eq!(read(r#" ForceAuthn="false" IsPassive="1""#), Ok((false, true)));
+    assert_eq!(read(r#" ForceAuthn="yes""#), Err(SamlOutError::NotAnAuthnRequest));
+    assert_eq!(read(r#" IsPassive="TRUE""#), Err(SamlOutError::NotAnAuthnRequest));
+}
+
+/// Each read gives the key its ID is claimed under and a claim that outlives every moment at
+/// which the same request would still pass the time check; the store then refuses a second
+/// claim (src/login/saml_out.rs claims it before anything else happens).
+#[test]
+fn an_authn_request_id_is_claimed_once_until_it_is_stale() {
+    let (idp, key) = idp_for(true);
+    let xml = request_xml("_once", DESTINATION, "");
+    let query = redirect(&xml, None, Some(&key));
+    let now = now();
+    let read = idp.read_redirect(&query, now).unwrap();
+    let (claim, until) = read.single_use.clone().unwrap();
+    assert_eq!(claim, format!("{SP}\n_once"));
+    // Past `until` the request itself is refused as stale, so the claim may end there.
+    assert!(idp.read_redirect(&query, until).is_err());
+    assert!(idp.read_redirect(&query, until - 2).is_ok());
+    let store = crate::store::Store::memory(16);
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(async {
+        let space = crate::store::Space::AuthnRequest;
+        assert!(store.claim(space, &claim, until, now).await.unwrap());
+        let again = idp.read_redirect(&query, now).unwrap().single_use.unwrap();
+        assert!(!store.claim(space, &again.0, again.1, now).await.unwrap(), "the same ID twice");
+        // The same ID from another platform is another request.
+        assert!(store.claim(space, "https://other.example\n_once", until, now).await.unwrap());
+    });
+    // An IdP-initiated start has no ID to claim.
+    assert_eq!(idp.unsolicited(SP, None).unwrap().single_use, None);
+}
+
+/// The NameIDPolicy formats nymgate honours: it issues persistent NameIDs only.
+const HONOURED: [&str; 2] = [
+    "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+    "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+];
+
+/// Format URIs an SP may ask for: SAML Core §8.3's, the same with a changed case or an extra
+/// character, and arbitrary ones.
+fn format_uri() -> impl proptest::strategy::Strategy<Value = String> {
+    use proptest::prelude::*;
+    let known = prop::sample::select(vec![
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:X509SubjectName",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:WindowsDomainQualifiedName",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:kerberos",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:entity",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:transient",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:encrypted",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified",
+        "urn:oasis:names:tc:SAML:2.0:nameid-format:unspecified",
+        "urn:oasis:names:tc:SAML:1.1:nameid-format:persistent",
+    ])
+    .prop_map(str::to_owned);
+    let variant = (known.clone(), 0..3u8).prop_map(|(uri, how)| match how {
+        0 => uri.to_uppercase(),
+        1 => format!("{uri} "),
+        _ => format!("{uri}x"),
+    });
+    prop_oneof![known, variant, "[a-z:./0-9]{0,60}"]
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::test_runner::Config { cases: 64, ..Default::default() })]
+
+    /// Every Format but persistent and unspecified, and every SPNameQualifier but the SP's own,
+    /// is answered with InvalidNameIDPolicy: never refused, never a login.
+    #[test]
+    fn an_unhonourable_name_id_policy_is_answered_with_invalid_name_id_policy(
+        format in format_uri(),
+        qualifier in proptest::option::of(proptest::prop_oneof![
+            proptest::strategy::Just(SP.to_owned()),
+            proptest::strategy::Just("https://affiliation.example".to_owned()),
+        ]),
+        allow_create in proptest::bool::ANY,
+    ) {
+        let (idp, _) = idp_for(false);
+        let qualifier_attribute =
+            qualifier.as_deref().map(|q| format!(r#" SPNameQualifier="{q}""#)).unwrap_or_default();
+        let policy = format!(
+            r#"<samlp:NameIDPolicy Format="{}"{qualifier_attribute} AllowCreate="{allow_create}"/>"#,
+            escape(&format)
+        );
+        let xml = request_xml("_n1", DESTINATION, &policy);
+        let read = idp.read_redirect(&redirect(&xml, None, None), now()).unwrap();
+        let honoured = HONOURED.contains(&format.as_str()) && qualifier.as_deref().is_none_or(|q| q == SP);
+        let expected = (!honoured).then_some(StatusAnswer::InvalidNameIdPolicy);
+        proptest::prop_assert_eq!(read.answer, expected, "{}", policy);
+        // The ID is claimed all the same: the status is the request's one answer.
+        proptest::prop_assert!(read.single_use.is_some());
+    }
+}
+
+#[test]
+fn no_name_id_policy_or_one_without_format_is_honoured_and_two_are_malformed() {
+    let (idp, _) = idp_for(false);
+    let read = |children: &str| {
+        let xml = request_xml("_n2", DESTINATION, children);
+        idp.read_redirect(&redirect(&xml, None, None), now()).map(|r| r.answer)
+    };
+    assert_eq!(read(""), Ok(None));
+    assert_eq!(read(r#"<samlp:NameIDPolicy AllowCreate="true"/>"#), Ok(None));
+    let two = r#"<samlp:NameIDPolicy/><samlp:NameIDPolicy Format="urn:oasis:names:tc:SAML:2.0:nameid-format:transient"/>"#;
+    assert_eq!(read(two), Err(SamlOutError::NotAnAuthnRequest));
+}
+
+/// The status Response: signed, no Assertion, the two status levels, InResponseTo and the
+/// RelayState's request, to the configured ACS.
+#[test]
+fn a_status_answer_is_a_signed_response_without_an_assertion() {
+    let (idp, cert, _) = parties(false);
+    let request = SpRequest::new(SP, Some("_req9".into()), None);
+    for (answer, top, second) in [
+        (StatusAnswer::InvalidNameIdPolicy, "Requester", "InvalidNameIDPolicy"),
+        (StatusAnswer::NoPassive, "Responder", "NoPassive"),
+    ] {
+        let (xml, acs) = idp.status_response(&request, answer, now()).unwrap();
+        assert_eq!(acs, ACS);
+        assert!(!xml.contains("Assertion"), "{xml}");
+        let codes = format!(
+            r#"<samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:{top}"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:{second}"/></samlp:StatusCode>"#
+        );
+        assert!(xml.contains(&codes), "{xml}");
+        assert!(xml.contains(r#"InResponseTo="_req9""#) && xml.contains(&format!(r#"Destination="{ACS}""#)));
+        // Its signature verifies with nymgate's key over the Response (what node-saml checks
+        // before it believes a NoPassive).
+        let doc = saml_acs::parse(&xml).unwrap();
+        let root = doc.document_element().unwrap();
+        let trust =
+            IdpTrust::new(IDP, &[cert.clone().into_bytes()], RequiredSignatures::Response, false, 60, false)
+                .unwrap();
+        saml_acs::verify_root_signature(&doc, &xml, root, &trust).unwrap();
+        let changed = xml.replace(second, "AuthnFailed");
+        let doc = saml_acs::parse(&changed).unwrap();
+        let root = doc.document_element().unwrap();
+        assert!(saml_acs::verify_root_signature(&doc, &changed, root, &trust).is_err());
+    }
+}
