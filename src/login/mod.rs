@@ -131,6 +131,9 @@ enum Pending {
     /// The AuthnRequest's ID, for InResponseTo: kept in the browser so any replica can check it.
     Saml {
         request_id: String,
+        /// When the login asked the school for ForceAuthn: its AuthnInstant must be this late.
+        #[serde(default)]
+        fresh_since: Option<u64>,
     },
 }
 
@@ -762,10 +765,11 @@ impl Login {
         } else if let (Some(sp), Some(saml)) = (&self.saml_sp, self.saml.get(&known.id)) {
             // RelayState carries the state (Bindings §3.4.3: at most 80 bytes; ours is 43).
             let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
-            let (url, request_id) =
-                sp.login_url_with(&trusted.idp, &state, now, saml_out::saml_options(&next));
+            let options = saml_out::saml_options(&next);
+            let fresh_since = options.force_authn.then_some(now);
+            let (url, request_id) = sp.login_url_with(&trusted.idp, &state, now, options);
             // The answer comes back as a cross-site POST, which a Lax cookie would miss.
-            (url, Pending::Saml { request_id }, SameSite::None)
+            (url, Pending::Saml { request_id, fresh_since }, SameSite::None)
         } else {
             return Err(FlowError::BadRequest("protocol_not_available"));
         };
@@ -830,13 +834,13 @@ impl Login {
             let now = unix_now();
             let solicited =
                 is_token(relay_state) && cookie_value(headers, &flow_cookie_name(relay_state)).is_some();
-            let (tenant_id, request_id, next) = if solicited {
+            let (tenant_id, request_id, next, fresh_since) = if solicited {
                 flow_cookie_to_clear = Some(flow_cookie_name(relay_state));
                 let flow = self.take_flow(relay_state, headers, now, &mut tenant).await?;
-                let Pending::Saml { request_id } = flow.pending else {
+                let Pending::Saml { request_id, fresh_since } = flow.pending else {
                     return Err(FlowError::BadRequest("protocol_mismatch"));
                 };
-                (flow.tenant, Some(request_id), flow.next)
+                (flow.tenant, Some(request_id), flow.next, fresh_since)
             } else {
                 // IdP-initiated: there is no platform request to answer, so only the assertion
                 // output can take it; RelayState is then at most a path on this site. The
@@ -844,7 +848,7 @@ impl Login {
                 if self.output != LoginOutput::AssertionHeader {
                     return Err(SamlError::Unsolicited.into());
                 }
-                (String::new(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) })
+                (String::new(), None, Next::Session { return_to: safe_return_to(Some(relay_state)) }, None)
             };
             let sp = self.saml_sp.as_ref().ok_or(FlowError::BadRequest("protocol_not_available"))?;
             let expected = saml_acs::Expected {
@@ -859,6 +863,9 @@ impl Login {
                 let trusted = saml.trusted().await.map_err(FlowError::SamlMetadata)?;
                 let verified = saml_acs::verify(&xml, &trusted.trust, &expected)
                     .map_err(|error| saml_out::saml_error(&next, &xml, error))?;
+                if fresh_since.is_some_and(|since| !verified.authenticated_since(since, &trusted.trust)) {
+                    return Err(FlowError::BadRequest("auth_not_fresh"));
+                }
                 (tenant_id, verified)
             } else {
                 let candidates = self.saml_tenants_of(&xml)?;

@@ -74,6 +74,8 @@ pub enum OidcError {
     Userinfo(String),
     #[error("userinfo sub differs from the ID token's sub")]
     UserinfoSubMismatch,
+    #[error("a fresh login was asked for and the ID token's auth_time is older, or absent")]
+    NotFresh,
 }
 
 impl OidcError {
@@ -96,6 +98,7 @@ impl OidcError {
             OidcError::RequiredClaim(_) => "required_claim",
             OidcError::Userinfo(_) => "userinfo_failed",
             OidcError::UserinfoSubMismatch => "userinfo_sub_mismatch",
+            OidcError::NotFresh => "auth_not_fresh",
         }
     }
 
@@ -112,6 +115,10 @@ pub struct PendingOidc {
     pub issuer: String,
     pub nonce: String,
     pub pkce_verifier: String,
+    /// When the login asked the school for a fresh authentication (`prompt=login`, a
+    /// platform's ForceAuthn): the ID token's `auth_time` must be this late (unix seconds).
+    #[serde(default)]
+    pub fresh_since: Option<i64>,
 }
 
 /// The IdP's discovery document: only the members nymgate uses (OIDC Discovery §3, RFC 9207
@@ -402,11 +409,18 @@ impl OidcIdp {
             // OIDC Core §3.1.2.1: `login` (a platform's ForceAuthn) or `none` (IsPassive).
             request = request.add_extra_param("prompt", prompt.to_owned());
         }
+        // A fresh login is checked, not only asked for: `max_age=0` makes `auth_time` a required
+        // claim of the ID token (OIDC Core §3.1.2.1, §2), which `finish` compares with now.
+        let fresh_since = (prompt == Some("login")).then(unix_now);
+        if fresh_since.is_some() {
+            request = request.add_extra_param("max_age", "0");
+        }
         let (url, _state, nonce) = request.url();
         let pending = PendingOidc {
             issuer: discovered.issuer.clone(),
             nonce: nonce.secret().clone(),
             pkce_verifier: verifier.secret().clone(),
+            fresh_since,
         };
         Ok((url.to_string(), pending))
     }
@@ -483,6 +497,13 @@ impl OidcIdp {
             })?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let claims = self.verify_id_token(discovered, id_token, &pending.nonce).await?;
+        // From the ID token only: userinfo's claims are not signed (OIDC Core §3.1.3.7 step 13).
+        if let Some(since) = pending.fresh_since {
+            let auth_time = claims.get("auth_time").and_then(Value::as_i64);
+            if auth_time.is_none_or(|at| at + (self.clock_skew.as_secs() as i64) < since) {
+                return Err(OidcError::NotFresh);
+            }
+        }
         let claims = match (self.userinfo, &claims) {
             (true, _) => self.merge_userinfo(claims, response.access_token()).await?,
             (false, _) => claims,

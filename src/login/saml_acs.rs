@@ -267,6 +267,18 @@ pub struct VerifiedResponse {
     pub weak_algorithm: bool,
     /// The Response's InResponseTo (what a relayed one answers).
     pub in_response_to: Option<String>,
+    /// The earliest AuthnInstant of the Assertion's AuthnStatements (SAML Core §2.7.2): when
+    /// the person last authenticated, for a login that asked for a fresh one (ForceAuthn).
+    pub authn_instant: u64,
+}
+
+impl VerifiedResponse {
+    /// Whether the person authenticated at `since` or later (within the tenant's skew): the
+    /// school honoured a ForceAuthn sent at `since` (SAML Core §3.4.1) rather than reusing a
+    /// session, which on a shared classroom device may be the previous pupil's.
+    pub fn authenticated_since(&self, since: u64, trust: &IdpTrust) -> bool {
+        self.authn_instant + trust.clock_skew >= since
+    }
 }
 
 /// The posted `SAMLResponse` field as XML text.
@@ -362,7 +374,7 @@ pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<Ve
         only_child(&doc, assertion, SAML, "Subject")?.ok_or(SamlError::SubjectConfirmation("no Subject"))?;
     let confirmed_until = check_subject_confirmation(&doc, subject, expected, skew)?;
     let conditions_until = check_conditions(&doc, assertion, expected, skew)?;
-    check_authn_statement(&doc, assertion, now, skew)?;
+    let authn_instant = check_authn_statement(&doc, assertion, now, skew)?;
 
     let name_id = read_name_id(&doc, subject)?;
     let attributes = read_attributes(&doc, assertion)?;
@@ -373,6 +385,7 @@ pub fn verify(xml: &str, trust: &IdpTrust, expected: &Expected<'_>) -> Result<Ve
         replay_until: confirmed_until.min(conditions_until) + skew,
         weak_algorithm: weak,
         in_response_to,
+        authn_instant,
     })
 }
 
@@ -770,24 +783,32 @@ fn check_conditions(
     Ok(until.unwrap_or(u64::MAX / 2))
 }
 
+/// Each AuthnStatement's session still open; returns the earliest AuthnInstant (required by
+/// SAML Core §2.7.2; one in the future is refused like an early IssueInstant).
 fn check_authn_statement(
     doc: &Document<'_>,
     assertion: NodeId,
     now: u64,
     skew: u64,
-) -> Result<(), SamlError> {
+) -> Result<u64, SamlError> {
     let statements = children_named(doc, assertion, SAML, "AuthnStatement");
     if statements.is_empty() {
         return Err(SamlError::Structure("no AuthnStatement"));
     }
+    let mut earliest = u64::MAX;
     for statement in statements {
         if let Some(until) = instant(doc, statement, "SessionNotOnOrAfter")? {
             if now >= until + skew {
                 return Err(SamlError::Expired("SessionNotOnOrAfter"));
             }
         }
+        let at = instant(doc, statement, "AuthnInstant")?.ok_or(SamlError::Time("AuthnInstant missing"))?;
+        if at > now + skew {
+            return Err(SamlError::Time("AuthnInstant in the future"));
+        }
+        earliest = earliest.min(at);
     }
-    Ok(())
+    Ok(earliest)
 }
 
 fn read_name_id(doc: &Document<'_>, subject: NodeId) -> Result<Option<NameId>, SamlError> {

@@ -16,6 +16,7 @@
 //                                  max_age} as sent (null when absent), then forgets it; {}
 //                                  when there was none since the last call
 //   tamper mode "drop_id_token"    the next token response has no ID token
+//   tamper mode "stale_auth_time"  the next ID token says the user authenticated an hour ago
 //   tamper mode "retired_key"      the next ID token is signed by the last key dropped by
 //                                  rotate {drop_old}, under its kid (the IdP's removed key)
 import { readFileSync } from 'node:fs';
@@ -85,6 +86,8 @@ async function forge(mode, idToken) {
       const aud = [].concat(payload.aud, 'someone-else');
       return sign(header, { ...payload, aud, azp: [].concat(payload.aud)[0] }, current.privateKey);
     }
+    // An IdP that answers prompt=login / max_age=0 with a session an hour old.
+    case 'stale_auth_time': return sign(header, { ...payload, auth_time: now - 3600 }, current.privateKey);
     case 'wrong_nonce': return sign(header, { ...payload, nonce: 'not-the-nonce' }, current.privateKey);
     case 'expired': return sign(header, { ...payload, exp: now - 600, iat: now - 1200 }, current.privateKey);
     case 'no_sub': {

@@ -34,8 +34,77 @@ fn force_authn_reaches_an_oidc_school_as_prompt_login() {
     );
     let asked = world.idp.hook(&world, "last_authorization", serde_json::json!({}));
     assert_eq!(asked["prompt"], "login", "{asked}");
+    // And `max_age=0`, so the ID token must say when the pupil authenticated (`auth_time`).
+    assert_eq!(asked["max_age"], "0", "{asked}");
     assert_pseudonymous_login(&world, &forced, "school-a");
     assert_eq!(forced["profile"]["nameID"], plain["profile"]["nameID"], "the same pupil, the same number");
+}
+
+/// A school that answers ForceAuthn with a session it already had (on a shared classroom
+/// device, possibly the previous pupil's) is refused: the ID token's `auth_time` is older than
+/// the login, and the platform gets no Response.
+#[test]
+fn force_authn_answered_from_an_old_session_by_an_oidc_school_is_refused() {
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    world.idp.hook(&world, "tamper", serde_json::json!({"mode": "stale_auth_time"}));
+    let forced = world.saml_platform_login_with(
+        serde_json::json!({"tenant": "school-a", "force_authn": true}),
+        true,
+        None,
+    );
+    assert!(forced["xml"].is_null(), "the platform got a Response: {forced}");
+    let audit = world.last_login();
+    assert_eq!(
+        (audit["outcome"].as_str(), audit["reason"].as_str()),
+        (Some("failed"), Some("auth_not_fresh"))
+    );
+}
+
+/// The same for a SAML school: nymgate's AuthnRequest carries ForceAuthn, and a Response whose
+/// AuthnInstant is older than the login is refused; one authenticated now goes through.
+#[test]
+fn force_authn_answered_from_an_old_session_by_a_saml_school_is_refused() {
+    let world =
+        World::start(Options { saml: Some(SamlIdpKind::Pysaml2), saml_out: true, ..Options::default() });
+    let answer = |authn_instant: u64| {
+        let request = format!(
+            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-{authn_instant}" Version="2.0" IssueInstant="{now}" Destination="{sso}" ForceAuthn="true" AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
+            now = common::saml::instant(common::saml::now()),
+            sso = world.url("/nymgate/idp/sso"),
+            acs = world.url("/saml/acs"),
+            sp = common::login::SAML_INTERCEPTED,
+        );
+        let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-s")]);
+        let school_sso = world.school().sso_url.clone();
+        let sent = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&school_sso));
+        let url = sent["url"].as_str().unwrap().to_owned();
+        let asked = world.saml_read_request(&url);
+        assert_eq!(asked["force_authn"], "true", "{asked}");
+        let relay_state = openidconnect::url::Url::parse(&url)
+            .unwrap()
+            .query_pairs()
+            .find(|(name, _)| name == "RelayState")
+            .map(|(_, value)| value.into_owned())
+            .unwrap();
+        let request_id = asked["id"].as_str().unwrap().to_owned();
+        let flow = common::saml::SamlFlow { jar: sent["jar"].clone(), relay_state, request_id };
+        let fields = common::saml::ResponseFields::for_flow(world.school(), Some(&flow));
+        let xml = fields.xml().replace(
+            &format!(r#"AuthnInstant="{}""#, fields.issue_instant),
+            &format!(r#"AuthnInstant="{}""#, common::saml::instant(authn_instant)),
+        );
+        let signed = world.saml_sign(&xml, "both", "idp", None);
+        (world.post_acs(Some(&flow), &signed), world.last_login())
+    };
+    let (page, audit) = answer(common::saml::now() - 3600);
+    assert_eq!(page.status, 400, "{page:?}");
+    assert_eq!(
+        (audit["reason"].as_str(), audit["tenant"].as_str()),
+        (Some("auth_not_fresh"), Some("school-s"))
+    );
+    let (page, audit) = answer(common::saml::now());
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(audit["outcome"], "ok", "{audit}");
 }
 
 /// IsPassive reaches an OIDC school as `prompt=none`; oidc-provider, with no session in this
