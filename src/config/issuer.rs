@@ -9,9 +9,9 @@
 //!
 //! * an `http`/`https` URL (RFC 3986 §6.2.2 syntax-based and §6.2.3 scheme-based
 //!   normalization): scheme and host in lower case (an internationalized host in its
-//!   A-label form), the default port dropped, dot segments resolved, percent-encodings of
-//!   unreserved characters decoded and the others in upper case, and every trailing `/` of
-//!   the path dropped (so `https://idp.example/` and `https://idp.example` are one issuer;
+//!   A-label form, without a root dot), the default port dropped, dot segments resolved,
+//!   percent-encodings of unreserved characters decoded and the others in upper case, and
+//!   every trailing `/` of the path dropped (so `https://idp.example/` and `https://idp.example` are one issuer;
 //!   OIDC Discovery §4.3 compares them exactly, which is why discovery still checks the
 //!   advertised spelling against the ID token's `iss` byte for byte). A user, a password, a
 //!   query or a fragment is refused: an issuer has none (OIDC Discovery §3).
@@ -84,7 +84,9 @@ fn canonical_url(raw: &str) -> Result<String, IssuerError> {
     if url.fragment().is_some() || raw.contains('#') || raw.contains('?') {
         return Err(IssuerError::UrlParts);
     }
+    // A fully qualified host's root dot (`idp.example.`) names the same host (RFC 1034 §3.1).
     let host = url.host_str().ok_or(IssuerError::BadUrl)?;
+    let host = host.strip_suffix('.').filter(|h| !h.is_empty()).unwrap_or(host);
     let mut out = format!("{}://{host}", url.scheme());
     if let Some(port) = url.port() {
         out.push(':');

@@ -13,6 +13,7 @@ fn equivalent_spellings_of_an_issuer_url_are_one_issuer() {
         "https://idp.school.example/realms/./x/../skola",
         "https://idp.school.example/realms/%73kola",
         "https://idp.school.example/realms/sk%6Fla/",
+        "https://idp.school.example./realms/skola",
     ] {
         assert_eq!(canonical_issuer(spelling).as_deref(), Ok(canonical), "{spelling}");
     }
