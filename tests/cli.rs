@@ -119,14 +119,14 @@ fn check_explains_shared_issuers_and_refuses_them_without_select() {
     let (code, stdout) = check(format!(
         "{valid}\n{}{}",
         tenant("skole-a", "https://idp.feide.example", false),
-        tenant("skole-b", "https://IDP.feide.example/", false)
+        tenant("skole-b", "https://idp.feide.example", false)
     ));
     assert_eq!(code, Some(1), "{stdout}");
     assert!(stdout.contains("tenants[0].select") && stdout.contains("tenants[1].select"), "{stdout}");
     let (code, stdout) = check(format!(
         "{valid}\n{}{}",
         tenant("skole-a", "https://idp.feide.example", true),
-        tenant("skole-b", "https://IDP.feide.example/", true)
+        tenant("skole-b", "https://idp.feide.example", true)
     ));
     assert_eq!(code, Some(0), "{stdout}");
     assert!(

@@ -6,8 +6,11 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::issuer::canonical_issuer;
+use super::issuer::{canonical_issuer, same_issuer};
 use super::{Config, IdpKind, TenantConfig};
+
+/// Google's OIDC issuer, for every Google Workspace.
+const GOOGLE_ISSUER: &str = "https://accounts.google.com";
 
 /// The sector whose account numbers are the ones nymgate made before sectors existed: a
 /// platform in it keeps every number it has.
@@ -60,8 +63,27 @@ impl Config {
     /// Issuers, shared IdPs and sectors (docs/PSEUDONYMS.md).
     pub(super) fn validate_identity(&self, problem: &mut impl FnMut(&str, String)) {
         for (i, tenant) in self.tenants.iter().enumerate() {
-            if let Err(error) = canonical_issuer(&tenant.issuer) {
-                problem(&format!("tenants[{i}].issuer"), format!("{error}"));
+            match canonical_issuer(&tenant.issuer) {
+                Err(error) => problem(&format!("tenants[{i}].issuer"), format!("{error}")),
+                // Numbers used to be made from this spelling (SAML) or the IdP's (OIDC): an
+                // upgrade must not renumber a school's pupils without the config saying so.
+                Ok(canonical) if canonical != tenant.issuer && tenant.account_issuer.is_none() => problem(
+                    &format!("tenants[{i}].issuer"),
+                    format!(
+                        "is not in canonical form ({canonical:?}), and account numbers are made from the \
+                         canonical form: write it so for a new tenant, or, for a tenant onboarded before \
+                         canonical issuers whose numbers must stay, set account_issuer to the spelling \
+                         they were made from (docs/PSEUDONYMS.md, \"Upgrading\")"
+                    ),
+                ),
+                Ok(_) => {}
+            }
+            // Google has one issuer for every Workspace (a school is told apart by `hd`).
+            if tenant.idp == IdpKind::Google && !same_issuer(&tenant.issuer, GOOGLE_ISSUER) {
+                problem(
+                    &format!("tenants[{i}].issuer"),
+                    format!("for idp = \"google\" it is {GOOGLE_ISSUER:?} (pin the school with required_claims hd)"),
+                );
             }
             if let Some(account_issuer) = &tenant.account_issuer {
                 if account_issuer.is_empty() || account_issuer.chars().any(char::is_control) {
@@ -155,6 +177,9 @@ impl Config {
     fn validate_sectors(&self, problem: &mut impl FnMut(&str, String)) {
         let Some(login) = &self.login else { return };
         let mut implicit: Vec<(String, String)> = Vec::new();
+        // Platforms that name the primary sector: they share it on purpose, but one that names
+        // nothing must not join them by omission.
+        let mut explicit_primary = 0;
         // The platform behind nymgate that reads the assertion header is in the primary sector.
         if login.output == super::LoginOutput::AssertionHeader {
             implicit.push(("login.output".into(), "the assertion-header platform".into()));
@@ -164,7 +189,10 @@ impl Config {
         for (i, sp) in service_providers {
             let field = format!("login.saml_idp.service_providers[{i}].sector");
             match &sp.sector {
-                Some(sector) => check_sector_name(sector, &field, problem),
+                Some(sector) => {
+                    check_sector_name(sector, &field, problem);
+                    explicit_primary += usize::from(sector == PRIMARY_SECTOR);
+                }
                 None => implicit.push((field, format!("service provider {:?}", sp.entity_id))),
             }
         }
@@ -174,7 +202,10 @@ impl Config {
         for (i, client) in clients.enumerate() {
             let field = format!("login.clients[{i}].sector");
             match &client.sector {
-                Some(sector) => check_sector_name(sector, &field, problem),
+                Some(sector) => {
+                    check_sector_name(sector, &field, problem);
+                    explicit_primary += usize::from(sector == PRIMARY_SECTOR);
+                }
                 None => {
                     let mut hosts: Vec<String> = client
                         .redirect_uris
@@ -190,7 +221,7 @@ impl Config {
                 }
             }
         }
-        if implicit.len() > 1 {
+        if implicit.len() + explicit_primary > 1 {
             let names: Vec<&str> = implicit.iter().map(|(_, name)| name.as_str()).collect();
             // The assertion-header platform has no sector of its own to set: the others must.
             for (field, _) in implicit.iter().filter(|(field, _)| field != "login.output") {

@@ -27,15 +27,37 @@ fn saml_tenant(id: &str, issuer: &str, unsolicited: bool, select: Option<(&str, 
 
 #[test]
 fn an_issuer_that_is_no_issuer_is_refused_at_start() {
-    let text = "[[tenants]]\nid = \"a\"\nidp = \"oidc\"\nissuer = \"https://idp.example/?realm=x\"\n";
+    let text = "[[tenants]]\nid = \"a\"\nidp = \"oidc\"\nissuer = \"https://idp.example/#realm\"\n";
     assert_eq!(fields(text), ["tenants[0].issuer"]);
+}
+
+/// Before canonical issuers, a SAML tenant's numbers were made from its configured issuer as
+/// written, and an OIDC tenant's from the IdP's spelling: a configured issuer in another form
+/// than its canonical one would renumber every pupil at the upgrade. It is refused until the
+/// config says which: the canonical spelling (new numbers) or `account_issuer` (the old ones).
+#[test]
+fn a_non_canonical_issuer_is_refused_unless_account_issuer_says_which_numbers_stay() {
+    for spelling in [
+        "https://sts.windows.net/9188040d-6c67-4c5b-b112-36a304b66dad/",
+        "http://ADFS.school.example/adfs/services/trust",
+        "https://idp.school.example:443/idp",
+        "9188040D-6C67-4C5B-B112-36A304B66DAD",
+    ] {
+        let text = format!("[[tenants]]\nid = \"a\"\nidp = \"oidc\"\nissuer = \"{spelling}\"\n");
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{spelling}: {found:?}");
+        assert_eq!(found[0].0, "tenants[0].issuer");
+        assert!(found[0].1.contains("account_issuer"), "{}", found[0].1);
+        let kept = format!("{text}account_issuer = \"{spelling}\"\n");
+        assert!(problems(&kept).is_empty(), "{spelling}");
+    }
 }
 
 #[test]
 fn shared_issuer_with_unsolicited_logins_needs_a_select_on_every_tenant() {
     let text = [
         saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
-        saml_tenant("skole-b", "https://IDP.feide.no/", false, None),
+        saml_tenant("skole-b", "https://idp.feide.no", false, None),
     ]
     .concat();
     assert_eq!(fields(&text), ["tenants[1].select"]);
@@ -68,7 +90,7 @@ fn shared_issuer_selects_must_use_one_attribute_and_disjoint_values() {
 fn check_explains_shared_issuers() {
     let text = [
         saml_tenant("skole-a", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-a.no"))),
-        saml_tenant("skole-b", "https://idp.feide.no/", true, Some(("schacHomeOrganization", "skole-b.no"))),
+        saml_tenant("skole-b", "https://idp.feide.no", true, Some(("schacHomeOrganization", "skole-b.no"))),
         saml_tenant("other", "https://idp.other.example", true, None),
     ]
     .concat();
@@ -92,9 +114,9 @@ fn sp(entity_id: &str, sector: Option<&str>) -> String {
 fn two_platforms_without_a_sector_are_refused() {
     let text = format!("{IDP}{}{}", sp("https://a.example", None), sp("https://b.example", None));
     let found = problems(&text);
-    let fields: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
+    let named: Vec<&str> = found.iter().map(|(f, _)| f.as_str()).collect();
     assert_eq!(
-        fields,
+        named,
         ["login.saml_idp.service_providers[0].sector", "login.saml_idp.service_providers[1].sector"]
     );
     assert!(found[0].1.contains("join their data"), "{}", found[0].1);
@@ -110,6 +132,15 @@ fn two_platforms_without_a_sector_are_refused() {
     assert!(problems(&text).is_empty());
     let text = format!("{IDP}{}", sp("https://a.example", Some("Vendor B")));
     assert_eq!(problems(&text).len(), 1);
+    // Naming the primary sector on one does not let another join it by saying nothing.
+    let text = format!("{IDP}{}{}", sp("https://a.example", Some("primary")), sp("https://b.example", None));
+    assert_eq!(fields(&text), ["login.saml_idp.service_providers[1].sector"]);
+    let text = format!(
+        "{IDP}{}{}",
+        sp("https://a.example", Some("primary")),
+        sp("https://b.example", Some("primary"))
+    );
+    assert!(problems(&text).is_empty(), "both named it: shared on purpose");
 }
 
 #[test]

@@ -13,8 +13,9 @@
 //!   percent-encodings of unreserved characters decoded and the others in upper case, and
 //!   every trailing `/` of the path dropped (so `https://idp.example/` and `https://idp.example` are one issuer;
 //!   OIDC Discovery §4.3 compares them exactly, which is why discovery still checks the
-//!   advertised spelling against the ID token's `iss` byte for byte). A user, a password, a
-//!   query or a fragment is refused: an issuer has none (OIDC Discovery §3).
+//!   advertised spelling against the ID token's `iss` byte for byte). A query is kept as
+//!   written (a SAML entity id may have one); a user, a password or a fragment is refused: an
+//!   issuer has none.
 //! * a URN (RFC 8141 §3.1): `urn:` and the namespace id in lower case, the rest as written.
 //! * anything else (an Entra directory id, a bare entity id): ASCII letters in lower case, so
 //!   a GUID in either case is one id.
@@ -39,7 +40,7 @@ pub enum IssuerError {
     Whitespace,
     #[error("is not a valid URL")]
     BadUrl,
-    #[error("has a user name, password, query or fragment, which no issuer has")]
+    #[error("has a user name, password or fragment, which no issuer has")]
     UrlParts,
 }
 
@@ -78,10 +79,10 @@ fn canonical_url(raw: &str) -> Result<String, IssuerError> {
     // The url crate applies RFC 3986 §6.2.2.1 (case), §6.2.2.3 (dot segments), §6.2.3 (default
     // port, empty path) and IDNA (UTS #46) to the host.
     let url = Url::parse(raw).map_err(|_| IssuerError::BadUrl)?;
-    if !url.username().is_empty() || url.password().is_some() || url.query().is_some() {
+    if !url.username().is_empty() || url.password().is_some() {
         return Err(IssuerError::UrlParts);
     }
-    if url.fragment().is_some() || raw.contains('#') || raw.contains('?') {
+    if url.fragment().is_some() || raw.contains('#') {
         return Err(IssuerError::UrlParts);
     }
     // A fully qualified host's root dot (`idp.example.`) names the same host (RFC 1034 §3.1).
@@ -95,6 +96,14 @@ fn canonical_url(raw: &str) -> Result<String, IssuerError> {
     out.push_str(&normalize_percent(url.path()).ok_or(IssuerError::BadUrl)?);
     while out.ends_with('/') {
         out.pop();
+    }
+    // A SAML entity id may carry a query (Google Workspace's
+    // `https://accounts.google.com/o/saml2?idpid=…`; SAML Core §8.3.6 allows any URI): it is
+    // part of the id, kept as written, in its order. An OIDC issuer has none (OIDC Discovery
+    // §3), and the ID token's `iss` is compared byte for byte anyway.
+    if let Some(query) = url.query() {
+        out.push('?');
+        out.push_str(query);
     }
     // Percent-encoding can triple a long path: the bound holds for the canonical form too, so
     // that a canonical form is always its own (fuzz target `issuer`).

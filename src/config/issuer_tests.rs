@@ -44,7 +44,12 @@ fn strings_that_are_no_issuer_are_refused() {
     assert_eq!(canonical_issuer(""), Err(IssuerError::Empty));
     assert_eq!(canonical_issuer(" https://idp.example"), Err(IssuerError::Whitespace));
     assert_eq!(canonical_issuer("https://idp.example\n"), Err(IssuerError::Whitespace));
-    assert_eq!(canonical_issuer("https://idp.example/?tenant=a"), Err(IssuerError::UrlParts));
+    // Google Workspace's SAML entity id: the query is part of the id, kept as written.
+    let google = "https://accounts.google.com/o/saml2?idpid=C01abc23d";
+    assert_eq!(canonical_issuer(google).as_deref(), Ok(google));
+    assert!(same_issuer(google, "HTTPS://accounts.google.com/o/saml2/?idpid=C01abc23d"));
+    assert!(!same_issuer(google, "https://accounts.google.com/o/saml2?idpid=C09xyz"));
+    assert!(!same_issuer(google, "https://accounts.google.com/o/saml2"));
     assert_eq!(canonical_issuer("https://idp.example/#x"), Err(IssuerError::UrlParts));
     assert_eq!(canonical_issuer("https://u:p@idp.example"), Err(IssuerError::UrlParts));
     assert_eq!(canonical_issuer("https://"), Err(IssuerError::BadUrl));

@@ -1044,6 +1044,9 @@ impl Config {
                     problem(&field("saml"), "applies to idp = \"saml\" only".into())
                 }
                 (Some(saml), IdpKind::Saml) => {
+                    if saml.clock_skew > Duration::from_secs(600) {
+                        problem(&field("saml.clock_skew"), "must be at most 10m".into());
+                    }
                     if let Some(Err(message)) =
                         saml.sso_url.as_deref().map(|url| validate_https_url(url, true))
                     {
@@ -1342,10 +1345,18 @@ fn validate_oidc_tenant(
     if oidc.clock_skew > Duration::from_secs(600) {
         problem(&field("oidc.clock_skew"), "must be at most 10m".into());
     }
-    if oidc.jwks_refresh < Duration::from_secs(1) {
+    if oidc.jwks_refresh < Duration::from_secs(1) || oidc.jwks_refresh > Duration::from_secs(3600) {
         problem(
             &field("oidc.jwks_refresh"),
-            "must be at least 1s (the JWKS would be fetched for every login)".into(),
+            "must be from 1s (below, the JWKS would be fetched for every login) to 1h (a key the IdP \
+             removed is accepted until the next refresh)"
+                .into(),
+        );
+    }
+    if oidc.jwks_refetch_interval < Duration::from_secs(1) {
+        problem(
+            &field("oidc.jwks_refetch_interval"),
+            "must be at least 1s: every token with an unknown kid would refetch the JWKS".into(),
         );
     }
     if let Some(ca) = &oidc.ca_file {

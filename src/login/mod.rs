@@ -210,6 +210,26 @@ impl FlowError {
         }
     }
 
+    /// Whether the client is answerable for this refusal, and it counts toward blocking it
+    /// (a 4xx still has to be one, `count_failure`). Not these, which say what the school's
+    /// IdP or nymgate's config did, from bytes the IdP signed and sent over its back channel
+    /// or a verified response; counting them would block a whole school behind one NAT for an
+    /// IdP's or a config's fault (issue 26). Each is still audited and alerted on.
+    /// - `unknown_kid`: the IdP signs with a key it does not (yet) publish, a rotation nymgate
+    ///   could not follow (the ID token came from the token endpoint, not the browser);
+    /// - `auth_not_fresh`: the IdP answered a ForceAuthn from an earlier session;
+    /// - `issuer_mismatch`, `no_pseudonym_keys`: the IdP's or the config's issuer or keys;
+    /// - `tenant_not_selected`, `tenant_ambiguous`: the IdP released no, or two, select values.
+    fn counts_toward_blocking(&self) -> bool {
+        !matches!(
+            self,
+            FlowError::Oidc(OidcError::UnknownKid | OidcError::NotFresh)
+                | FlowError::BadRequest("auth_not_fresh")
+                | FlowError::Pseudonym(PseudonymError::IssuerMismatch | PseudonymError::NoKeys(_))
+                | FlowError::Choice(ChoiceError::NotSelected | ChoiceError::Ambiguous)
+        )
+    }
+
     fn status(&self) -> StatusCode {
         match self {
             FlowError::UnknownTenant => StatusCode::NOT_FOUND,
@@ -1298,11 +1318,7 @@ impl Login {
             return page;
         }
         let status = error.status();
-        // An unknown kid after the refetch is the IdP signing with a key it does not (yet)
-        // publish, a rotation nymgate could not follow: the ID token came from the IdP's
-        // token endpoint, not from the browser, so the pupil is not answerable for it and
-        // must not be blocked for it (issue 26). It is still audited and alerted on.
-        if !matches!(error, FlowError::Oidc(OidcError::UnknownKid)) {
+        if error.counts_toward_blocking() {
             self.count_failure(tenant, status, ctx).await;
         }
         if status.is_server_error() {

@@ -260,6 +260,12 @@ impl OidcIdp {
         if !same_issuer(advertised, &self.discovery_url) {
             return Err(OidcError::DiscoveryIssuerMismatch);
         }
+        // And it must be the tenant's configured issuer, whose canonical form makes the account
+        // numbers: a `discovery_url` that names itself elsewhere is refused here, at the start,
+        // not at every pupil's login (Entra's tenant issuer is its directory id, pinned by `tid`).
+        if self.kind != IdpKind::Entra && !same_issuer(advertised, &self.explicit_issuer) {
+            return Err(OidcError::DiscoveryIssuerMismatch);
+        }
         Ok(advertised.to_owned())
     }
 
@@ -405,7 +411,9 @@ impl OidcIdp {
             // Passed on to the IdP, which knows the person anyway; nymgate keeps nothing of it.
             request = request.add_extra_param("login_hint", hint.to_owned());
         }
-        if let Some(prompt) = prompt {
+        // Google's authorization endpoint documents `prompt` as none, consent and
+        // select_account only: for a Google school ForceAuthn is asked with `max_age=0` alone.
+        if let Some(prompt) = prompt.filter(|p| !(self.kind == IdpKind::Google && *p == "login")) {
             // OIDC Core §3.1.2.1: `login` (a platform's ForceAuthn) or `none` (IsPassive).
             request = request.add_extra_param("prompt", prompt.to_owned());
         }
