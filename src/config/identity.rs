@@ -123,10 +123,24 @@ impl Config {
     /// nothing the school controls.
     fn validate_shared_issuers(&self, problem: &mut impl FnMut(&str, String)) {
         for (_, members) in shared_issuers(&self.tenants) {
+            let ids: Vec<&str> = members.iter().map(|t| t.id.as_str()).collect();
             if !members.iter().any(|t| self.unsolicited_possible(t)) {
+                // Only logins nymgate started: each stays with its tenant, and each tenant must
+                // still say which of the IdP's users are its own, or a pupil of school B who
+                // starts at school A's tile is filed under A (deny by default).
+                for tenant in members.iter().filter(|t| !pins_its_users(t)) {
+                    problem(
+                        &format!("tenants[{}].select", self.index_of(&tenant.id)),
+                        format!(
+                            "tenants {} share one IdP: each needs `select` (or, for OIDC, \
+                             `oidc.required_claims` such as Google's hd) saying which of its users \
+                             are this school's",
+                            ids.join(", ")
+                        ),
+                    );
+                }
                 continue;
             }
-            let ids: Vec<&str> = members.iter().map(|t| t.id.as_str()).collect();
             let attribute = members[0].select.as_ref().map(|s| s.attribute.as_str());
             let mut owner: BTreeMap<String, &str> = BTreeMap::new();
             for tenant in &members {
@@ -261,6 +275,11 @@ impl Config {
             })
             .collect()
     }
+}
+
+/// Whether a tenant says, by a verified attribute, which of a shared IdP's users are its own.
+fn pins_its_users(tenant: &TenantConfig) -> bool {
+    tenant.select.is_some() || tenant.oidc.as_ref().is_some_and(|oidc| !oidc.required_claims.is_empty())
 }
 
 fn check_sector_name(sector: &str, field: &str, problem: &mut impl FnMut(&str, String)) {

@@ -61,13 +61,20 @@ fn shared_issuer_with_unsolicited_logins_needs_a_select_on_every_tenant() {
     ]
     .concat();
     assert_eq!(fields(&text), ["tenants[1].select"]);
-    // Without any unsolicited route, a started login keeps its tenant: nothing to decide.
+    // Without any unsolicited route a started login keeps its tenant, and each tenant must
+    // still say which users are its own (overlapping values are allowed: a pupil of both).
     let solicited_only = [
         saml_tenant("skole-a", "https://idp.feide.no", false, None),
-        saml_tenant("skole-b", "https://idp.feide.no", false, None),
+        saml_tenant("skole-b", "https://idp.feide.no", false, Some(("schacHomeOrganization", "skole-b.no"))),
     ]
     .concat();
-    assert!(fields(&solicited_only).is_empty());
+    assert_eq!(fields(&solicited_only), ["tenants[0].select"]);
+    let both = [
+        saml_tenant("skole-a", "https://idp.feide.no", false, Some(("eduPersonOrgDN", "skole-a.no"))),
+        saml_tenant("skole-b", "https://idp.feide.no", false, Some(("schacHomeOrganization", "skole-a.no"))),
+    ]
+    .concat();
+    assert!(fields(&both).is_empty());
 }
 
 #[test]

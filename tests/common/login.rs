@@ -434,6 +434,7 @@ userinfo = {userinfo}
 ca_file = "certs/dev-ca.pem"
 jwks_refetch_interval = "1s"
 {oidc_extra}
+{pinned}
 {endpoints}
 [tenants.policy]
 role_from = ["roles"]
@@ -454,6 +455,9 @@ school_map = {{ "SCH-A-01" = "{school}"{copied} }}
                     .collect::<String>(),
                 tenant_extra = if id == "school-a" { options.tenant_a } else { "" },
                 oidc_extra = if id == "school-a" { options.oidc_a } else { options.oidc_b },
+                // Two tenants on one IdP each say which of its users are theirs (issue 26).
+                pinned =
+                    if options.shared_idp { "required_claims = { school_code = \"SCH-A-01\" }" } else { "" },
             )
         };
         let mut config = format!(
