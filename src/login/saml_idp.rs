@@ -199,6 +199,10 @@ pub enum StatusAnswer {
     InvalidNameIdPolicy,
     /// Responder/NoPassive (§3.2.2.2): IsPassive, and the login needs the user's interaction.
     NoPassive,
+    /// Requester/RequestUnsupported (§3.2.2.2): the request names a `<Subject>`, whose
+    /// identity nymgate would have to check against the login (§3.4.1) and does not: a login
+    /// for whoever signs in must not answer a request for one person.
+    RequestUnsupported,
 }
 
 impl StatusAnswer {
@@ -207,6 +211,7 @@ impl StatusAnswer {
         match self {
             Self::InvalidNameIdPolicy => "invalid_name_id_policy",
             Self::NoPassive => "no_passive",
+            Self::RequestUnsupported => "request_unsupported",
         }
     }
 
@@ -215,6 +220,7 @@ impl StatusAnswer {
         match self {
             Self::InvalidNameIdPolicy => ("Requester", "InvalidNameIDPolicy"),
             Self::NoPassive => ("Responder", "NoPassive"),
+            Self::RequestUnsupported => ("Requester", "RequestUnsupported"),
         }
     }
 }

@@ -230,7 +230,10 @@ impl SamlIdp {
             valid_until: issued + MAX_REQUEST_AGE + self.clock_skew + 1,
             force_authn: boolean(attribute("ForceAuthn"))?,
             is_passive: boolean(attribute("IsPassive"))?,
-            answer: name_id_policy(&doc, root, &sp.entity_id)?,
+            answer: match has_subject(&doc, root) {
+                true => Some(StatusAnswer::RequestUnsupported),
+                false => name_id_policy(&doc, root, &sp.entity_id)?,
+            },
         })
     }
 
@@ -247,6 +250,13 @@ impl SamlIdp {
             answer: None,
         })
     }
+}
+
+/// Whether the request names the person it is for (`<saml:Subject>`, SAML Core §3.4.1).
+fn has_subject(doc: &uppsala::Document<'_>, root: uppsala::NodeId) -> bool {
+    doc.children_iter(root)
+        .filter_map(|c| doc.element(c))
+        .any(|e| e.matches_name_ns("urn:oasis:names:tc:SAML:2.0:assertion", "Subject"))
 }
 
 /// Whether nymgate can honour the request's NameIDPolicy (SAML Core §3.4.1.1): it issues one

@@ -372,3 +372,30 @@ fn a_saml_schools_no_passive_reaches_the_platform_as_no_passive() {
     let audit = world.last_login();
     assert_eq!((audit["reason"].as_str(), audit["tenant"].as_str()), (Some("no_passive"), Some("school-s")));
 }
+
+/// A request that names its person (`<saml:Subject>`) gets the signed status
+/// Requester/RequestUnsupported: nymgate would log in whoever signs in, not that person.
+#[test]
+fn authn_request_naming_a_subject_is_answered_request_unsupported() {
+    use base64::Engine;
+    let world = World::start(Options { saml_out: true, ..Options::default() });
+    let request = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-subject" Version="2.0" IssueInstant="{now}" AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer><saml:Subject><saml:NameID>v1-AAAA-BBBB-CCCC-DDDD</saml:NameID></saml:Subject></samlp:AuthnRequest>"#,
+        now = common::saml::instant(common::saml::now()),
+        acs = world.url("/saml/acs"),
+        sp = common::login::SAML_INTERCEPTED,
+    );
+    let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-a")]);
+    let page = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&world.url("/saml/acs")));
+    let field = page["form"]["SAMLResponse"].as_str().unwrap_or_else(|| panic!("no status form: {page}"));
+    let xml = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(field).unwrap()).unwrap();
+    assert!(xml.contains("urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"), "{xml}");
+    assert!(!xml.contains("Assertion"), "{xml}");
+    let audit = world.last_login();
+    assert_eq!(
+        (audit["outcome"].as_str(), audit["reason"].as_str()),
+        (Some("failed"), Some("request_unsupported"))
+    );
+    // The school was never asked.
+    assert_eq!(world.idp.hook(&world, "last_authorization", serde_json::json!({})), serde_json::json!({}));
+}
