@@ -69,6 +69,14 @@ fn bench(c: &mut Criterion) {
             )
         })
     });
+    // The canonical issuer (issue 26): made once per login, for the issuer check.
+    c.bench_function("canonical_issuer", |b| {
+        b.iter(|| {
+            nymgate::config::issuer::canonical_issuer(std::hint::black_box(
+                "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
+            ))
+        })
+    });
     c.bench_function("pseudonymize_typical_login", |b| {
         b.iter(|| {
             pseudonymizer.pseudonymize("school-a", &identity, nymgate::pseudonym::Sector::Primary, 0).unwrap()

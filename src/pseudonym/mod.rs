@@ -342,7 +342,10 @@ impl Pseudonymizer {
         let subject = identity.stable_subject(tenant.idp, &tenant.subject)?;
         // The verifier checked the login's issuer against what the IdP advertises; this checks
         // it names the tenant's configured issuer, whose fixed form then makes the number.
-        if crate::config::issuer::canonical_issuer(subject.issuer).ok().as_deref() != Some(&tenant.issuer) {
+        // Byte-equal first (the usual case, 0.6 µs saved per login; BENCHMARKS.md §9).
+        if subject.issuer != tenant.issuer
+            && crate::config::issuer::canonical_issuer(subject.issuer).ok().as_deref() != Some(&tenant.issuer)
+        {
             return Err(PseudonymError::IssuerMismatch);
         }
         let keys =
