@@ -67,27 +67,9 @@ fn force_authn_answered_from_an_old_session_by_a_saml_school_is_refused() {
     let world =
         World::start(Options { saml: Some(SamlIdpKind::Pysaml2), saml_out: true, ..Options::default() });
     let answer = |authn_instant: u64| {
-        let request = format!(
-            r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-{authn_instant}" Version="2.0" IssueInstant="{now}" Destination="{sso}" ForceAuthn="true" AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
-            now = common::saml::instant(common::saml::now()),
-            sso = world.url("/nymgate/idp/sso"),
-            acs = world.url("/saml/acs"),
-            sp = common::login::SAML_INTERCEPTED,
-        );
-        let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-s")]);
-        let school_sso = world.school().sso_url.clone();
-        let sent = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&school_sso));
-        let url = sent["url"].as_str().unwrap().to_owned();
-        let asked = world.saml_read_request(&url);
+        let (flow, asked) =
+            request_at_the_saml_school(&world, &format!("_req-{authn_instant}"), r#"ForceAuthn="true""#);
         assert_eq!(asked["force_authn"], "true", "{asked}");
-        let relay_state = openidconnect::url::Url::parse(&url)
-            .unwrap()
-            .query_pairs()
-            .find(|(name, _)| name == "RelayState")
-            .map(|(_, value)| value.into_owned())
-            .unwrap();
-        let request_id = asked["id"].as_str().unwrap().to_owned();
-        let flow = common::saml::SamlFlow { jar: sent["jar"].clone(), relay_state, request_id };
         let fields = common::saml::ResponseFields::for_flow(world.school(), Some(&flow));
         let xml = fields.xml().replace(
             &format!(r#"AuthnInstant="{}""#, fields.issue_instant),
@@ -331,26 +313,9 @@ fn a_saml_schools_no_passive_reaches_the_platform_as_no_passive() {
     use base64::Engine;
     let world =
         World::start(Options { saml: Some(SamlIdpKind::Pysaml2), saml_out: true, ..Options::default() });
-    let request = format!(
-        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_req-passive" Version="2.0" IssueInstant="{now}" Destination="{sso}" IsPassive="true" AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
-        now = common::saml::instant(common::saml::now()),
-        sso = world.url("/nymgate/idp/sso"),
-        acs = world.url("/saml/acs"),
-        sp = common::login::SAML_INTERCEPTED,
-    );
-    let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-s")]);
-    let school_sso = world.school().sso_url.clone();
-    let sent = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&school_sso));
-    let url = sent["url"].as_str().unwrap().to_owned();
-    let asked = world.saml_read_request(&url);
+    let (flow, asked) = request_at_the_saml_school(&world, "_req-passive", r#"IsPassive="true""#);
     assert_eq!(asked["is_passive"], "true", "{asked}");
-    let relay_state = openidconnect::url::Url::parse(&url)
-        .unwrap()
-        .query_pairs()
-        .find(|(name, _)| name == "RelayState")
-        .map(|(_, value)| value.into_owned())
-        .unwrap();
-    let request_id = asked["id"].as_str().unwrap().to_owned();
+    let request_id = flow.request_id.clone();
     let answer = format!(
         r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_school-status" Version="2.0" IssueInstant="{now}" Destination="{acs}" InResponseTo="{request_id}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:Responder"><samlp:StatusCode Value="urn:oasis:names:tc:SAML:2.0:status:NoPassive"/></samlp:StatusCode></samlp:Status></samlp:Response>"#,
         now = common::saml::instant(common::saml::now()),
@@ -358,7 +323,6 @@ fn a_saml_schools_no_passive_reaches_the_platform_as_no_passive() {
         issuer = world.school().entity_id,
     );
     let signed = world.saml_sign(&answer, "response", "idp", None);
-    let flow = common::saml::SamlFlow { jar: sent["jar"].clone(), relay_state, request_id };
     let page = world.post_acs(Some(&flow), &signed);
     assert_eq!(page.status, 200, "{page:?}");
     let field = page.body.split("name=\"SAMLResponse\" value=\"").nth(1).unwrap().split('"').next().unwrap();
@@ -398,4 +362,31 @@ fn authn_request_naming_a_subject_is_answered_request_unsupported() {
     );
     // The school was never asked.
     assert_eq!(world.idp.hook(&world, "last_authorization", serde_json::json!({})), serde_json::json!({}));
+}
+
+/// The intercepted (unsigned) platform's AuthnRequest with `attributes` (`ForceAuthn="true"`,
+/// `IsPassive="true"`), sent through nymgate to the pysaml2 school: the browser's flow at the
+/// school (its cookies, nymgate's RelayState and AuthnRequest ID) and nymgate's request to the
+/// school as pysaml2 read it.
+fn request_at_the_saml_school(world: &World, id: &str, attributes: &str) -> (common::saml::SamlFlow, Value) {
+    let request = format!(
+        r#"<samlp:AuthnRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{sso}" {attributes} AssertionConsumerServiceURL="{acs}"><saml:Issuer>{sp}</saml:Issuer></samlp:AuthnRequest>"#,
+        now = common::saml::instant(common::saml::now()),
+        sso = world.url("/nymgate/idp/sso"),
+        acs = world.url("/saml/acs"),
+        sp = common::login::SAML_INTERCEPTED,
+    );
+    let query = form_encode(&[("SAMLRequest", &deflate_base64(&request)), ("tenant", "school-s")]);
+    let school_sso = world.school().sso_url.clone();
+    let sent = world.browse(&world.url(&format!("/nymgate/idp/sso?{query}")), Some(&school_sso));
+    let url = sent["url"].as_str().unwrap().to_owned();
+    let asked = world.saml_read_request(&url);
+    let relay_state = openidconnect::url::Url::parse(&url)
+        .unwrap()
+        .query_pairs()
+        .find(|(name, _)| name == "RelayState")
+        .map(|(_, value)| value.into_owned())
+        .unwrap();
+    let request_id = asked["id"].as_str().unwrap().to_owned();
+    (common::saml::SamlFlow { jar: sent["jar"].clone(), relay_state, request_id }, asked)
 }
