@@ -87,7 +87,12 @@ fn canonical_url(raw: &str) -> Result<String, IssuerError> {
     }
     // A fully qualified host's root dot (`idp.example.`) names the same host (RFC 1034 §3.1).
     let host = url.host_str().ok_or(IssuerError::BadUrl)?;
-    let host = host.strip_suffix('.').filter(|h| !h.is_empty()).unwrap_or(host);
+    let host = host.strip_suffix('.').unwrap_or(host);
+    // An empty label (`idp..`, `%2e%2e`) is no host: refused, so that no spelling has two
+    // canonical forms (found by the fuzz target `issuer`).
+    if host.is_empty() || host.ends_with('.') {
+        return Err(IssuerError::BadUrl);
+    }
     let mut out = format!("{}://{host}", url.scheme());
     if let Some(port) = url.port() {
         out.push(':');

@@ -60,6 +60,9 @@ fn strings_that_are_no_issuer_are_refused() {
     let long = format!("https:http://s//II{}", "\u{FFFD}".repeat(120));
     assert!(long.len() < MAX_ISSUER_BYTES);
     assert_eq!(canonical_issuer(&long), Err(IssuerError::TooLong));
+    // Found by the fuzz target too: a host whose encoded dots make an empty last label.
+    assert_eq!(canonical_issuer("https://sköl%2e%2e/"), Err(IssuerError::BadUrl));
+    assert_eq!(canonical_issuer("https://idp.example../"), Err(IssuerError::BadUrl));
 }
 
 #[test]
