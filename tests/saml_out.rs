@@ -293,8 +293,9 @@ fn the_school_chooser_carries_the_platforms_request() {
     assert_pseudonymous_login(&world, &result, "school-a");
 }
 
-#[test]
-fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
+/// nymgate in front of the node-saml platform whose ACS it intercepts, the platform trusting
+/// nymgate's IdP certificate and taking a Response without InResponseTo (IdP-initiated).
+fn idp_initiated_world() -> (InterceptedPlatform, World) {
     let platform = InterceptedPlatform::start();
     let world =
         World::start(Options { saml_out: true, upstream: Some(platform.url.clone()), ..Options::default() });
@@ -306,6 +307,13 @@ fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
         "validate_in_response_to": "ifPresent",
     });
     assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    (platform, world)
+}
+
+#[test]
+fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
+    // The platform's process lives as long as the test.
+    let (_platform, world) = idp_initiated_world();
     let sp: String = url_encode(common::login::SAML_INTERCEPTED);
     // nymgate's own Response is posted by the browser to the intercepted ACS, which forwards it
     // once it verifies; the platform's answer comes back through nymgate.

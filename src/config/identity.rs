@@ -105,8 +105,8 @@ impl Config {
         self.validate_sectors(problem);
     }
 
-    /// Whether a response that no flow of nymgate's asked for can reach a tenant of `kind`:
-    /// IdP-initiated SAML, or a school's response posted to an intercepted platform ACS.
+    /// Whether a response that no flow of nymgate's asked for can reach `tenant`: IdP-initiated
+    /// SAML, or a school's response posted to an intercepted platform ACS.
     fn unsolicited_possible(&self, tenant: &TenantConfig) -> bool {
         let intercepting = self
             .login
@@ -267,8 +267,8 @@ impl Config {
                          tenant whose value it carries",
                         select.attribute
                     ),
-                    None => "a login stays with the tenant it was started for; unsolicited logins \
-                             cannot reach them"
+                    None => "a login stays with the tenant it was started for and must carry that \
+                             tenant's required_claims; unsolicited logins cannot reach them"
                         .to_owned(),
                 };
                 format!("tenants {} share the issuer {issuer}: {rule}", ids.join(", "))
@@ -283,10 +283,7 @@ fn pins_its_users(tenant: &TenantConfig) -> bool {
 }
 
 fn check_sector_name(sector: &str, field: &str, problem: &mut impl FnMut(&str, String)) {
-    let valid = !sector.is_empty()
-        && sector.len() <= 64
-        && sector.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if !valid {
+    if !super::is_valid_name(sector) {
         problem(field, format!("{sector:?} is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'"));
     }
 }

@@ -986,9 +986,16 @@ impl Config {
     }
 }
 
+/// The one rule for the names the config gives things that reach files, logs, metric labels
+/// and tokens (tenant ids, pseudonym scopes, sectors): 1 to 64 of a-z, 0-9, '-' and '_'.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
 impl Config {
     fn validate_tenants(&self, problem: &mut impl FnMut(&str, String)) {
-        use crate::pseudonym::keyring::is_valid_scope_name;
         match &self.pseudonyms {
             None if !self.tenants.is_empty() => problem(
                 "pseudonyms.keyring_file",
@@ -1007,7 +1014,7 @@ impl Config {
         }
         let mut seen = std::collections::HashSet::new();
         for (i, tenant) in self.tenants.iter().enumerate() {
-            if !is_valid_scope_name(&tenant.id) {
+            if !is_valid_name(&tenant.id) {
                 problem(
                     &format!("tenants[{i}].id"),
                     format!("{:?} is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'", tenant.id),
@@ -1017,7 +1024,7 @@ impl Config {
                 problem(&format!("tenants[{i}].id"), format!("{:?} is used by two tenants", tenant.id));
             }
             if let Some(scope) = &tenant.scope {
-                if !is_valid_scope_name(scope) {
+                if !is_valid_name(scope) {
                     problem(
                         &format!("tenants[{i}].scope"),
                         format!("{scope:?} is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'"),

@@ -69,7 +69,8 @@ impl Login {
     }
 
     pub(super) fn sp_sector(&self, entity_id: &str) -> Sector<'_> {
-        Sector::of(self.sp_sectors.get(entity_id).and_then(Option::as_deref))
+        let sp = self.saml_idp.as_ref().and_then(|idp| idp.service_provider(entity_id));
+        Sector::of(sp.and_then(|sp| sp.sector.as_deref()))
     }
 
     async fn saml_trust(&self, tenant: &str) -> Result<Arc<saml_tenant::Trusted>, FlowError> {

@@ -211,23 +211,11 @@ impl FlowError {
     }
 
     /// Whether the client is answerable for this refusal, and it counts toward blocking it
-    /// (a 4xx still has to be one, `count_failure`). Not these, which say what the school's
-    /// IdP or nymgate's config did, from bytes the IdP signed and sent over its back channel
-    /// or a verified response; counting them would block a whole school behind one NAT for an
-    /// IdP's or a config's fault (issue 26). Each is still audited and alerted on.
-    /// - `unknown_kid`: the IdP signs with a key it does not (yet) publish, a rotation nymgate
-    ///   could not follow (the ID token came from the token endpoint, not the browser);
-    /// - `auth_not_fresh`: the IdP answered a ForceAuthn from an earlier session;
-    /// - `issuer_mismatch`, `no_pseudonym_keys`: the IdP's or the config's issuer or keys;
-    /// - `tenant_not_selected`, `tenant_ambiguous`: the IdP released no, or two, select values.
+    /// (a 4xx still has to be one, `count_failure`). Decided on the reason code, the one name
+    /// each refusal has whichever protocol raised it (`auth_not_fresh` comes from the OIDC
+    /// and the SAML checks alike): see [`NOT_COUNTED`].
     fn counts_toward_blocking(&self) -> bool {
-        !matches!(
-            self,
-            FlowError::Oidc(OidcError::UnknownKid | OidcError::NotFresh)
-                | FlowError::BadRequest("auth_not_fresh")
-                | FlowError::Pseudonym(PseudonymError::IssuerMismatch | PseudonymError::NoKeys(_))
-                | FlowError::Choice(ChoiceError::NotSelected | ChoiceError::Ambiguous)
-        )
+        !NOT_COUNTED.contains(&self.reason())
     }
 
     fn status(&self) -> StatusCode {
@@ -302,8 +290,6 @@ pub struct Login {
     saml: HashMap<String, saml_tenant::SamlTenant>,
     /// Which tenant a verified login belongs to (tenant_choice.rs).
     choice: TenantChoice,
-    /// Each SAML platform's pseudonym sector, by entity id (`None`: the primary sector).
-    sp_sectors: HashMap<String, Option<String>>,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
     audit: AuditSink,
@@ -316,6 +302,24 @@ pub struct Login {
 
 /// How long the start and a reload wait for the OIDC IdPs' discovery documents.
 const ISSUER_CHECK_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Refusals that say what the school's IdP or nymgate's config did, from bytes the IdP signed
+/// and sent over its back channel or in a verified response, not what the client did:
+/// counting them would block a whole school behind one NAT for an IdP's or a config's fault
+/// (issue 26). Each is still audited and alerted on (docs/LOGIN.md, "Blocking").
+/// - `unknown_kid`: the IdP signs with a key it does not (yet) publish, a rotation nymgate
+///   could not follow (the ID token came from the token endpoint, not the browser);
+/// - `auth_not_fresh`: the IdP answered a ForceAuthn from an earlier session;
+/// - `issuer_mismatch`, `no_pseudonym_keys`: the IdP's or the config's issuer or keys;
+/// - `tenant_not_selected`, `tenant_ambiguous`: the IdP released no, or two, select values.
+const NOT_COUNTED: [&str; 6] = [
+    "unknown_kid",
+    "auth_not_fresh",
+    "issuer_mismatch",
+    "no_pseudonym_keys",
+    "tenant_not_selected",
+    "tenant_ambiguous",
+];
 
 /// Largest ACS form accepted, checked before anything is parsed: the base64 of
 /// `saml_acs::MAX_RESPONSE_BYTES` plus RelayState and encoding.
@@ -539,12 +543,6 @@ impl Login {
                 .map(|r| (r.cull_after.as_secs(), r.cull_interval.as_secs().max(1))),
             saml,
             choice: TenantChoice::new(config),
-            sp_sectors: login
-                .saml_idp
-                .iter()
-                .flat_map(|idp| idp.service_providers.iter())
-                .map(|sp| (sp.entity_id.clone(), sp.sector.clone()))
-                .collect(),
             issuer,
             output: login.output,
             sealer,
@@ -1672,6 +1670,7 @@ fn build_saml_idp(
                 certificates: sp.certificate_files.iter().map(|p| read(p)).collect::<Result<_, String>>()?,
                 idp_initiated: sp.idp_initiated,
                 tenant: sp.tenant.clone(),
+                sector: sp.sector.clone(),
                 intercept_path: sp
                     .intercept
                     .then(|| sp.acs_url.strip_prefix(public_url).map(str::to_owned))
@@ -1722,6 +1721,34 @@ fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Resp
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Blocking decides on the reason code: each uncounted code is one these errors raise (a
+    /// renamed code would otherwise be counted again unnoticed), and an attack signal counts.
+    #[test]
+    fn refusals_of_the_idp_or_the_config_do_not_count_toward_blocking() {
+        let not_counted = [
+            FlowError::Oidc(OidcError::UnknownKid),
+            FlowError::Oidc(OidcError::NotFresh),
+            FlowError::BadRequest("auth_not_fresh"),
+            FlowError::Pseudonym(PseudonymError::IssuerMismatch),
+            FlowError::Pseudonym(PseudonymError::NoKeys("s".into())),
+            FlowError::Choice(ChoiceError::NotSelected),
+            FlowError::Choice(ChoiceError::Ambiguous),
+        ];
+        let mut reasons: Vec<&str> = not_counted.iter().map(FlowError::reason).collect();
+        reasons.dedup();
+        assert_eq!(reasons, NOT_COUNTED);
+        assert!(not_counted.iter().all(|e| !e.counts_toward_blocking()));
+        for counted in [
+            FlowError::Oidc(OidcError::BadSignature),
+            FlowError::Oidc(OidcError::CodeRefused),
+            FlowError::Choice(ChoiceError::Mismatch),
+            FlowError::TenantNotAllowed,
+            FlowError::BadRequest("state_replayed"),
+        ] {
+            assert!(counted.counts_toward_blocking(), "{}", counted.reason());
+        }
+    }
 
     #[test]
     fn return_to_stays_on_this_site() {

@@ -130,6 +130,8 @@ pub struct ServiceProvider {
     pub idp_initiated: bool,
     /// The school to send its users to without the chooser (a platform of one school).
     pub tenant: Option<String>,
+    /// Its pseudonym sector (`service_providers.sector`): `None` is the primary one.
+    pub sector: Option<String>,
     /// The path of this site whose school responses are replaced (interception mode), in the
     /// canonical form requests are matched in (target.rs): every spelling of it is intercepted.
     pub intercept_path: Option<crate::target::CanonicalPath>,
@@ -253,6 +255,7 @@ pub struct SpSettings {
     pub certificates: Vec<Vec<u8>>,
     pub idp_initiated: bool,
     pub tenant: Option<String>,
+    pub sector: Option<String>,
     /// Interception mode: the path of `acs_url` on nymgate's public listener.
     pub intercept_path: Option<String>,
 }
@@ -267,6 +270,7 @@ impl SpSettings {
             certificates: Vec::new(),
             idp_initiated: false,
             tenant: None,
+            sector: None,
             intercept_path: None,
         }
     }
@@ -335,6 +339,7 @@ impl SamlIdp {
                     request_trust,
                     idp_initiated: sp.idp_initiated,
                     tenant: sp.tenant,
+                    sector: sp.sector,
                     intercept_path: sp
                         .intercept_path
                         .map(|path| {

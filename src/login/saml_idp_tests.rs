@@ -14,13 +14,14 @@ fn login() -> PseudonymousLogin {
     PseudonymousLogin { role: Role::Teacher, school: Some("SCH-A".into()), ..PseudonymousLogin::example() }
 }
 
-/// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
-/// (nymgate's SAML SP code stands in for a platform that signs its requests).
-fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
+/// nymgate's IdP (RSA) with `SP` as its one platform (requests signed when `sp_signs`,
+/// IdP-initiated logins when `idp_initiated`): the IdP, its certificate, and the SP's signing
+/// certificate and key (PEM).
+fn build(sp_signs: bool, idp_initiated: bool) -> (SamlIdp, String, String, String) {
     let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
     let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
     let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
-    let settings = SpSettings { certificates, ..SpSettings::new(SP, ACS) };
+    let settings = SpSettings { certificates, idp_initiated, ..SpSettings::new(SP, ACS) };
     let idp = SamlIdp::new(
         IDP.into(),
         SSO.into(),
@@ -31,6 +32,13 @@ fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
         vec![settings],
     )
     .unwrap();
+    (idp, cert, sp_cert, sp_key)
+}
+
+/// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
+/// (nymgate's SAML SP code stands in for a platform that signs its requests).
+fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
+    let (idp, cert, sp_cert, sp_key) = build(sp_signs, false);
     let sp = crate::login::saml_sp::SamlSp::new(SP, ACS, sp_cert.as_bytes(), sp_key.as_bytes()).unwrap();
     (idp, cert, sp)
 }
@@ -260,20 +268,7 @@ fn redirect(xml: &str, relay_state: Option<&str>, key: Option<&str>) -> String {
 /// nymgate's IdP with `SP` as its one platform, signing its requests with the returned key
 /// when `signs`.
 fn idp_for(signs: bool) -> (SamlIdp, String) {
-    let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
-    let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
-    let certificates = if signs { vec![sp_cert.into_bytes()] } else { vec![] };
-    let settings = SpSettings { certificates, idp_initiated: true, ..SpSettings::new(SP, ACS) };
-    let idp = SamlIdp::new(
-        IDP.into(),
-        SSO.into(),
-        cert.as_bytes(),
-        key.as_bytes(),
-        SignatureAlgorithm::RsaSha256,
-        300,
-        vec![settings],
-    )
-    .unwrap();
+    let (idp, _, _, sp_key) = build(signs, true);
     (idp, sp_key)
 }
 

@@ -32,11 +32,10 @@ use serde::{Deserialize, Serialize};
 use crate::config::check_private_file;
 use crate::secret::Secret;
 
-/// Scope names: what tenant ids allow, so that they can't smuggle anything into files or logs.
+/// Scope names: what tenant ids allow (the config's one name rule), so that they can't
+/// smuggle anything into files or logs.
 pub fn is_valid_scope_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    crate::config::is_valid_name(name)
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -276,17 +276,7 @@ fn signed_requests_without_destination_or_of_another_version_are_refused() {
 /// received it once.
 #[test]
 fn nymgates_own_response_posted_twice_to_an_intercepted_acs_is_refused_the_second_time() {
-    let platform = InterceptedPlatform::start();
-    let world =
-        World::start(Options { saml_out: true, upstream: Some(platform.url.clone()), ..Options::default() });
-    let configure = serde_json::json!({
-        "idp_cert": std::fs::read_to_string(world.dir.path().join("saml-out.pem")).unwrap(),
-        "entity_id": common::login::SAML_INTERCEPTED,
-        "acs_url": world.url("/saml/acs"),
-        "sso_url": world.url("/nymgate/idp/sso"),
-        "validate_in_response_to": "ifPresent",
-    });
-    assert_eq!(platform.call(&world, "POST", "/configure", Some(configure))["ok"], true);
+    let (platform, world) = idp_initiated_world();
     let sp = url_encode(common::login::SAML_INTERCEPTED);
     let acs = world.url("/saml/acs");
     let page = world.browse(&world.url(&format!("/nymgate/idp/init?sp={sp}&tenant=school-a")), Some(&acs));
