@@ -97,6 +97,14 @@ impl FramingWatch {
         (matches!(watcher.state, State::Head) && watcher.buf.is_empty()).then_some(watcher.heads_seen)
     }
 
+    /// The connection was upgraded (a 101 went out): its bytes are a tunnel's from here on, and
+    /// no request follows on it.
+    pub fn upgraded(&self) {
+        let mut watcher = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        watcher.state = State::Off;
+        watcher.buf = Vec::new();
+    }
+
     /// The verdict for the next request the handler sees (hyper hands them over in order).
     /// `Clean` when the watcher had stopped or never saw that head.
     pub fn next_verdict(&self) -> HeadVerdict {

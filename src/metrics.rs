@@ -91,6 +91,9 @@ pub struct Metrics {
     tls_handshake_failures: Counter<u64, AtomicU64>,
     shed_connections: Counter<u64, AtomicU64>,
     rejected_requests: Family<ReasonLabels, Counter>,
+    /// Connections and responses a deadline cut off (src/conn_bounds.rs), by which one: a
+    /// rising count is clients that stall, or limits set too short for real ones.
+    deadline_cuts: Family<ReasonLabels, Counter>,
     cert_reloads: Family<OutcomeLabels, Counter>,
     config_reloads: Family<OutcomeLabels, Counter>,
     guard_trips: Family<GuardLabels, Counter>,
@@ -158,6 +161,12 @@ impl Metrics {
             "Requests refused by nymgate's own checks, by reason",
             rejected_requests.clone(),
         );
+        let deadline_cuts = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "deadline_cuts",
+            "Connections or responses cut off by a deadline (send_timeout, close_grace, tunnel_idle)",
+            deadline_cuts.clone(),
+        );
         let cert_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
         let config_reloads = Family::<OutcomeLabels, Counter>::default();
@@ -210,6 +219,7 @@ impl Metrics {
             tls_handshake_failures,
             shed_connections,
             rejected_requests,
+            deadline_cuts,
             cert_reloads,
             config_reloads,
             guard_trips,
@@ -247,6 +257,11 @@ impl Metrics {
 
     pub fn connection_shed(&self) {
         self.shed_connections.inc();
+    }
+
+    /// A deadline cut something off: `send_timeout`, `close_grace`, `tunnel_idle`.
+    pub fn deadline_cut(&self, reason: &'static str) {
+        self.deadline_cuts.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     pub fn rejected(&self, reason: &'static str) {

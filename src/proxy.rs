@@ -27,6 +27,7 @@ use crate::metrics::{Metrics, RouteClass};
 use crate::public_hosts::HostSet;
 use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
 use crate::tls::ReloadingCertResolver;
+use crate::upgrade::UpgradeAsk;
 use crate::upstream::Upstream;
 
 /// Everything the pipeline needs, built once from the config and shared by all connections.
@@ -46,6 +47,8 @@ pub struct Gateway {
     pub public_hosts: PublicHosts,
     /// The port a Host may carry on to the platform: `login.public_url`'s, else the listener's.
     pub public_port: u16,
+    /// `upstream.upgrade_protocols`; none for the echo platform (upgrade.rs).
+    pub upgrade_protocols: Vec<String>,
 }
 
 /// Where the public hosts come from: `server.public_hosts`, or the certificate in service
@@ -93,6 +96,11 @@ impl Gateway {
             upstream,
             trusted_proxies: config.client_ip.trusted_proxies.clone(),
             limits: Arc::new(config.limits.clone()),
+            upgrade_protocols: config
+                .upstream
+                .as_ref()
+                .map(|u| u.upgrade_protocols.clone())
+                .unwrap_or_default(),
             login,
             public_hosts: PublicHosts::new(config, certs),
             public_port: config
@@ -112,6 +120,8 @@ pub struct ConnInfo {
     pub peer: SocketAddr,
     /// HTTP/1.1 connections: what the framing watcher saw in each request head.
     pub framing: Option<Arc<FramingWatch>>,
+    /// HTTP/1.1 connections: the bounds an upgraded tunnel keeps (conn_bounds.rs).
+    pub tunnel: Option<crate::conn_bounds::Tunnel>,
 }
 
 /// Why nymgate answered instead of the platform. The client gets a generic body with a
@@ -230,7 +240,7 @@ pub async fn handle(
     let client_key = gateway.login.as_ref().and_then(|login| login.client_key(client_ip));
 
     let (route, result) =
-        route(&gateway, request, canonical, head, &client, client_key, &request_id_value).await;
+        route(&gateway, &conn, request, canonical, head, &client, client_key, &request_id_value).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -265,6 +275,7 @@ pub async fn handle(
 
 async fn route(
     gateway: &Gateway,
+    conn: &ConnInfo,
     request: Request<Incoming>,
     canonical: Result<crate::target::CanonicalPath, crate::target::Unsettled>,
     head: HeadVerdict,
@@ -351,10 +362,20 @@ async fn route(
         }
     };
 
-    // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8).
-    let upgrade = upgrade_request(&parts);
-    let client_upgrade =
-        upgrade.as_ref().and_then(|_| parts.extensions.remove::<hyper::upgrade::OnUpgrade>());
+    // An HTTP/1.1 upgrade (WebSocket) keeps its Upgrade header across the proxy (RFC 9110 §7.8),
+    // for a configured protocol only (upgrade.rs).
+    let upgrade = match crate::upgrade::read(parts.version, &parts.headers, &gateway.upgrade_protocols) {
+        UpgradeAsk::None => None,
+        UpgradeAsk::Allowed(value) => Some(value),
+        UpgradeAsk::Refused => return (class, Err(RequestFault::UpgradeRefused.into())),
+    };
+    let client_upgrade = match (&upgrade, &conn.tunnel) {
+        (Some(_), Some(tunnel)) => parts
+            .extensions
+            .remove::<hyper::upgrade::OnUpgrade>()
+            .map(|on| (on, tunnel.clone(), conn.framing.clone())),
+        _ => None,
+    };
     // Extensions are per-hop state of hyper's; none of them belongs to the upstream request.
     parts.extensions = http::Extensions::new();
 
@@ -432,21 +453,6 @@ enum RequestBody {
     Replaced(bytes::Bytes, String),
 }
 
-/// The `Upgrade` value of an HTTP/1.1 request that asks for one in `Connection` too.
-fn upgrade_request(parts: &http::request::Parts) -> Option<HeaderValue> {
-    if parts.version != Version::HTTP_11 {
-        return None;
-    }
-    let asks = parts
-        .headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
-    asks.then(|| parts.headers.get(header::UPGRADE).cloned()).flatten()
-}
-
 /// `fault`: where the client body's failure is recorded, when the body is the client's.
 async fn forward(
     gateway: &Gateway,
@@ -454,10 +460,12 @@ async fn forward(
     mut parts: http::request::Parts,
     body: Body,
     fault: Option<crate::body::FaultCell>,
-    client_upgrade: Option<hyper::upgrade::OnUpgrade>,
+    client_upgrade: Option<ClientUpgrade>,
 ) -> Result<Response<Body>, ProxyError> {
     use http_body_util::BodyExt;
 
+    // The protocol the client may be switched to: what sanitize put in the request.
+    let asked = client_upgrade.as_ref().and(parts.headers.get(header::UPGRADE).cloned());
     // The URI stays as the client sent it: the platform client writes only its path and query
     // (origin form, RFC 9112 §3.2.1), and `Host` was set by sanitize. The platform always gets
     // HTTP/1.1 (upstream/client.rs).
@@ -479,11 +487,19 @@ async fn forward(
 
     let (mut parts, body) = response.into_parts();
     let (upgraded, body) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
-        match (body.into_upgraded(), client_upgrade) {
-            (Some(platform), Some(client)) => {
-                (splice_upgrade(&parts.headers, platform, client), crate::body::empty())
+        match (body.into_upgraded(), client_upgrade, asked) {
+            (Some(platform), Some((client, tunnel, framing)), Some(asked))
+                if crate::upgrade::platform_agrees(&asked, parts.headers.get(header::UPGRADE)) =>
+            {
+                // From here the connection's bytes are the tunnel's, not requests.
+                if let Some(framing) = framing {
+                    framing.upgraded();
+                }
+                crate::upgrade::splice(tunnel, platform, client, gateway.metrics.clone());
+                (Some(asked), crate::body::empty())
             }
-            // A 101 nobody asked for: the platform's stream is dropped and the client told so.
+            // A 101 nobody asked for, or to another protocol: the platform's stream is dropped
+            // and the client told so.
             _ => return Err(ProxyError::UpstreamUnavailable("unrequested 101 Switching Protocols".into())),
         }
     } else {
@@ -498,30 +514,9 @@ async fn forward(
     Ok(Response::from_parts(parts, body))
 }
 
-/// Joins the client's and the platform's upgraded connections and copies bytes both ways until
-/// either side closes. Returns the `Upgrade` value to answer the client with.
-fn splice_upgrade(
-    headers: &http::HeaderMap,
-    platform: crate::upstream::client::Upgraded,
-    client_upgrade: hyper::upgrade::OnUpgrade,
-) -> Option<HeaderValue> {
-    let protocol = headers.get(header::UPGRADE).cloned()?;
-    tokio::spawn(async move {
-        let client = match client_upgrade.await {
-            Ok(client) => client,
-            Err(error) => {
-                tracing::debug!(%error, "upgrade did not complete");
-                return;
-            }
-        };
-        let mut client = hyper_util::rt::TokioIo::new(client);
-        let mut platform = platform;
-        if let Err(error) = tokio::io::copy_bidirectional(&mut client, &mut platform).await {
-            tracing::debug!(%error, "upgraded connection ended");
-        }
-    });
-    Some(protocol)
-}
+/// The client's side of an upgrade: hyper's handle on the connection, the bounds the tunnel
+/// keeps, and the framing watch to stop.
+type ClientUpgrade = (hyper::upgrade::OnUpgrade, crate::conn_bounds::Tunnel, Option<Arc<FramingWatch>>);
 
 /// A request id: a random per-process prefix and a counter, 24 hex digits. Unique across
 /// replicas and restarts without a system call per request; it is a reference for support, not

@@ -74,6 +74,8 @@ pub enum RequestFault {
     SamlMessage,
     #[error("Host is not one of nymgate's public hosts")]
     UnknownHost,
+    #[error("an Upgrade to a protocol not in upstream.upgrade_protocols, or asked for ambiguously")]
+    UpgradeRefused,
 }
 
 impl RequestFault {
@@ -89,6 +91,7 @@ impl RequestFault {
             RequestFault::UnsettledPath => "unsettled_path",
             RequestFault::SamlMessage => "saml_message_outside_acs",
             RequestFault::UnknownHost => "unknown_host",
+            RequestFault::UpgradeRefused => "upgrade_refused",
         }
     }
 }

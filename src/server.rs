@@ -26,6 +26,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::body::{self, Body, BoxError};
 use crate::client_ip::IpReducer;
 use crate::config::{Config, LimitsConfig};
+use crate::conn_bounds::{ResponseWatch, Tunnel, CLOSE_GRACE};
 use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
 use crate::framing::FramingWatch;
 use crate::login::Login;
@@ -48,15 +49,7 @@ const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
 /// After an accept error (usually out of file descriptors), wait before the next accept.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Where the server is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
-    Serving,
-    /// No new connections; in-flight requests finish; `/readyz` says not ready.
-    Draining,
-    /// The grace period is over: remaining connections are dropped.
-    Closing,
-}
+pub use crate::conn_bounds::Phase;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -500,8 +493,18 @@ impl Connection {
         let activity = Activity::new();
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
-        let info = ConnInfo { peer, framing: None };
-        let service = service_fn(move |req| proxy::handle(gateway.current(), info.clone(), req));
+        let info = ConnInfo { peer, framing: None, tunnel: None };
+        let watch = ResponseWatch::default();
+        let responses = watch.clone();
+        let service = service_fn(move |req| {
+            let response = proxy::handle(gateway.current(), info.clone(), req);
+            let watch = responses.clone();
+            async move {
+                let _awaiting = watch.request_started();
+                let response = response.await?;
+                Ok::<_, std::convert::Infallible>(response.map(|b| watch.watch(b)))
+            }
+        });
         let limits = &self.limits;
         let conn = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
@@ -509,7 +512,10 @@ impl Connection {
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
             .serve_connection(TokioIo::new(io), service);
         let mut phase = self.phase.clone();
-        drive(std::pin::pin!(conn), &activity, limits.idle_timeout, &mut phase).await;
+        let metrics = self.gateway.current().metrics.clone();
+        let bounds =
+            Bounds { activity: &activity, limits, watch: &watch, metrics: &metrics, one_at_a_time: false };
+        drive(std::pin::pin!(conn), bounds, &mut phase).await;
     }
 
     /// HTTP/1.1, parked between requests (conn_io.rs).
@@ -520,16 +526,33 @@ impl Connection {
         let gate = ParkGate::new(framing.clone(), limits.park_after);
         let responses = gate.responses.clone();
         let io = ClientIo::new(tls, activity.clone(), None).parkable(gate);
-        let info = ConnInfo { peer, framing: Some(framing) };
+        let open = Arc::new(open);
+        // An upgraded connection (WebSocket) leaves hyper: it takes the connection's place under
+        // the cap, its activity and the phase along (conn_bounds.rs).
+        let tunnel = Tunnel {
+            open: open.clone(),
+            activity: activity.clone(),
+            idle_timeout: limits.idle_timeout,
+            phase: phase.clone(),
+        };
+        let info = ConnInfo { peer, framing: Some(framing), tunnel: Some(tunnel) };
+        let watch = ResponseWatch::default();
+        let bodies = watch.clone();
+        let metrics = gateway.current().metrics.clone();
         let service = service_fn(move |req| {
             let response = proxy::handle(gateway.current(), info.clone(), req);
             let responses = responses.clone();
+            let watch = bodies.clone();
             async move {
+                let awaiting = watch.request_started();
                 let response = response.await?;
-                Ok::<_, std::convert::Infallible>(response.map(|b| CountedBody::new(b, responses)))
+                drop(awaiting);
+                Ok::<_, std::convert::Infallible>(
+                    response.map(|b| CountedBody::new(watch.watch(b), responses)),
+                )
             }
         });
-        Http1 { io, service, activity, limits, lot, phase, _open: open }.serve().await;
+        Http1 { io, service, activity, watch, metrics, limits, lot, phase, _open: open }.serve().await;
     }
 }
 
@@ -591,20 +614,31 @@ struct Http1<S> {
     io: ClientIo<Box<TlsStream>>,
     service: S,
     activity: Activity,
+    /// The connection's response bodies, for `limits.send_timeout`.
+    watch: ResponseWatch,
+    metrics: Arc<Metrics>,
     limits: Arc<LimitsConfig>,
     lot: ParkingLot,
     phase: watch::Receiver<Phase>,
-    _open: Open,
+    /// Shared with an upgraded tunnel, which outlives this.
+    _open: Arc<Open>,
 }
 
 impl<S: ClientService> Http1<S> {
     /// Serves requests until the connection ends, or parks: then it goes to the parking lot.
     async fn serve(self) {
-        let Http1 { io, service, activity, limits, lot, phase, _open } = self;
-        let serving = serve_until_parked(io, service.clone(), &activity, &limits, phase.clone());
+        let Http1 { io, service, activity, watch, metrics, limits, lot, phase, _open } = self;
+        let bounds = Bounds {
+            activity: &activity,
+            limits: &limits,
+            watch: &watch,
+            metrics: &metrics,
+            one_at_a_time: true,
+        };
+        let serving = serve_until_parked(io, service.clone(), bounds, phase.clone());
         let Some(io) = serving.await else { return };
         let idle_for = limits.idle_timeout.saturating_sub(activity.idle_for());
-        let parked = Http1 { io, service, activity, limits, lot: lot.clone(), phase, _open };
+        let parked = Http1 { io, service, activity, watch, metrics, limits, lot: lot.clone(), phase, _open };
         lot.park(Box::new(parked), idle_for);
     }
 }
@@ -632,10 +666,10 @@ impl<S: ClientService> Parked for Http1<S> {
 async fn serve_until_parked<S: ClientService>(
     io: ClientIo<Box<TlsStream>>,
     service: S,
-    activity: &Activity,
-    limits: &LimitsConfig,
+    bounds: Bounds<'_>,
     mut phase: watch::Receiver<Phase>,
 ) -> Option<ClientIo<Box<TlsStream>>> {
+    let limits = bounds.limits;
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -650,12 +684,15 @@ async fn serve_until_parked<S: ClientService>(
         // answer is written; the platform's work is bounded by upstream.response_timeout.
         .half_close(true);
     let mut conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
-    if drive(Pin::new(&mut conn), activity, limits.idle_timeout, &mut phase).await == Ended::Closing {
+    if drive(Pin::new(&mut conn), bounds, &mut phase).await == Ended::Closing {
         return None;
     }
     let parts = conn.into_parts()?;
     let mut io = parts.io.into_inner();
     if !io.is_parked() {
+        // Closing: hyper said goodbye (TLS close_notify); the client's remaining bytes are read
+        // and dropped so that it gets our last answer, not a reset (conn_bounds::linger).
+        crate::conn_bounds::linger(io.get_ref().tcp()).await;
         return None;
     }
     // hyper's read buffer comes back as a view of its whole 8 KiB allocation: keep only the
@@ -684,12 +721,14 @@ where
     }
 }
 
-impl<I, S, E> Drainable for http2::Connection<I, S, E>
+impl<I, S, E, B> Drainable for http2::Connection<I, S, E>
 where
-    S: hyper::service::HttpService<Incoming, ResBody = Body>,
+    S: hyper::service::HttpService<Incoming, ResBody = B>,
     S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
     I: hyper::rt::Read + hyper::rt::Write + Unpin,
-    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, Body>,
+    B: hyper::body::Body + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    E: hyper::rt::bounds::Http2ServerConnExec<S::Future, B>,
 {
     fn drain(self: Pin<&mut Self>) {
         self.graceful_shutdown();
@@ -701,23 +740,40 @@ where
 enum Ended {
     /// hyper finished the connection (closed, upgraded, or parked).
     Finished,
-    /// The server is closing; drop everything now.
+    /// The server is closing, or a deadline ran out: drop everything now.
     Closing,
 }
 
-/// Runs a connection until hyper finishes it, closing it when idle and draining it on shutdown.
+/// The deadlines [`drive`] keeps for one connection (conn_bounds.rs).
+#[derive(Clone, Copy)]
+struct Bounds<'a> {
+    activity: &'a Activity,
+    limits: &'a LimitsConfig,
+    watch: &'a ResponseWatch,
+    metrics: &'a Metrics,
+    /// HTTP/1.1: a response taken away leaves the connection unusable, so it closes too.
+    one_at_a_time: bool,
+}
+
+/// Runs a connection until hyper finishes it, with a deadline in every state: a response the
+/// client does not read is taken away after `limits.send_timeout`; a connection with no byte
+/// either way for `limits.idle_timeout` (or whose HTTP/1.1 response was taken away) is asked to
+/// close, then dropped after [`CLOSE_GRACE`]; on shutdown it drains until the phase says close.
 async fn drive<C: Drainable>(
     mut conn: Pin<&mut C>,
-    activity: &Activity,
-    idle_timeout: Duration,
+    bounds: Bounds<'_>,
     phase: &mut watch::Receiver<Phase>,
 ) -> Ended {
+    let Bounds { activity, limits, watch, metrics, one_at_a_time } = bounds;
     let mut draining = *phase.borrow() != Phase::Serving;
     if draining {
         conn.as_mut().drain();
     }
+    // Set when nymgate, not the server's phase, asked the connection to close.
+    let mut close_at: Option<tokio::time::Instant> = None;
+    let shortest = limits.idle_timeout.min(limits.send_timeout);
     let mut tick =
-        tokio::time::interval((idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
+        tokio::time::interval((shortest / 4).clamp(Duration::from_millis(50), Duration::from_secs(5)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
@@ -728,10 +784,24 @@ async fn drive<C: Drainable>(
                 }
                 return Ended::Finished;
             }
-            _ = tick.tick(), if !draining => {
-                if activity.idle_for() >= idle_timeout {
-                    conn.as_mut().drain();
-                    draining = true;
+            _ = tick.tick() => {
+                let abandoned = watch.abandon_stalled(limits.send_timeout);
+                for _ in 0..abandoned {
+                    metrics.deadline_cut("send_timeout");
+                }
+                let idle = activity.idle_for() >= limits.idle_timeout;
+                if close_at.is_none() && (idle || (abandoned > 0 && one_at_a_time)) {
+                    if !draining {
+                        conn.as_mut().drain();
+                        draining = true;
+                    }
+                    close_at = Some(tokio::time::Instant::now() + CLOSE_GRACE);
+                }
+                // A request still waiting for its response head is bounded by
+                // upstream.response_timeout, and gets its answer or its 504 first.
+                if close_at.is_some_and(|at| tokio::time::Instant::now() >= at) && !watch.awaiting_head() {
+                    metrics.deadline_cut("close_grace");
+                    return Ended::Closing;
                 }
             }
             changed = phase.changed() => {

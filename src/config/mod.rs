@@ -462,6 +462,11 @@ pub struct UpstreamConfig {
     /// is per worker); a connection that comes back to a full pool is closed.
     #[serde(default = "defaults::pool_max_idle_per_host")]
     pub pool_max_idle_per_host: usize,
+    /// The `Upgrade` protocols (RFC 9110 §7.8) forwarded to the platform, by name, compared
+    /// without case; any other asked for is refused with 400. `h2c` can't be listed: it would
+    /// open a tunnel in which the client speaks HTTP/2 to the platform past every header rule.
+    #[serde(default = "defaults::upgrade_protocols")]
+    pub upgrade_protocols: Vec<String>,
 }
 
 /// What the platform receives in place of the client IP (shared/PRODUCT.md, "IP addresses").
@@ -564,6 +569,12 @@ pub struct LimitsConfig {
     /// connections whose request or response is stalled).
     #[serde(default = "defaults::idle_timeout", with = "humantime_serde")]
     pub idle_timeout: Duration,
+    /// Longest a response may wait on a client that does not read it (a full socket, HTTP/2
+    /// flow control at zero), like nginx's `send_timeout`: past it the response is taken away
+    /// and what it held toward the platform released; an HTTP/1.1 connection then closes
+    /// (src/conn_bounds.rs).
+    #[serde(default = "defaults::send_timeout", with = "humantime_serde")]
+    pub send_timeout: Duration,
     /// An HTTP/1.1 keep-alive connection quiet between requests for this long gives up its HTTP
     /// state and buffers (about 16 KB) until the client sends again (src/conn_io.rs). A busy
     /// connection's next request comes well within it; longer keeps more memory in use while
@@ -593,6 +604,7 @@ impl Default for LimitsConfig {
             header_read_timeout: defaults::header_read_timeout(),
             body_read_timeout: defaults::body_read_timeout(),
             idle_timeout: defaults::idle_timeout(),
+            send_timeout: defaults::send_timeout(),
             park_after: defaults::park_after(),
             tls_handshake_timeout: defaults::tls_handshake_timeout(),
             max_connections: defaults::max_connections(),
@@ -668,6 +680,12 @@ pub mod defaults {
     }
     pub fn idle_timeout() -> Duration {
         Duration::from_secs(75)
+    }
+    pub fn send_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn upgrade_protocols() -> Vec<String> {
+        vec!["websocket".to_owned()]
     }
     pub fn park_after() -> Duration {
         Duration::from_millis(100)
@@ -911,6 +929,24 @@ impl Config {
             if upstream.response_timeout.is_zero() {
                 problem("upstream.response_timeout", "must be more than 0s".into());
             }
+            for (i, name) in upstream.upgrade_protocols.iter().enumerate() {
+                let field = format!("upstream.upgrade_protocols[{i}]");
+                let token = !name.is_empty()
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+                if !token {
+                    problem(
+                        &field,
+                        format!("{name:?} is not a protocol name (RFC 9110 §7.8), e.g. \"websocket\""),
+                    );
+                } else if name.eq_ignore_ascii_case("h2c") || name.eq_ignore_ascii_case("h2") {
+                    // Inside an h2c tunnel a client would speak HTTP/2 to the platform past every
+                    // header rule nymgate keeps.
+                    problem(&field, "HTTP/2 by upgrade (h2c) is never forwarded".into());
+                } else if upstream.upgrade_protocols[..i].iter().any(|other| other.eq_ignore_ascii_case(name))
+                {
+                    problem(&field, format!("{name:?} is listed twice"));
+                }
+            }
         }
 
         let ip = &self.client_ip;
@@ -963,6 +999,7 @@ impl Config {
             ("limits.header_read_timeout", limits.header_read_timeout),
             ("limits.body_read_timeout", limits.body_read_timeout),
             ("limits.idle_timeout", limits.idle_timeout),
+            ("limits.send_timeout", limits.send_timeout),
             ("limits.tls_handshake_timeout", limits.tls_handshake_timeout),
         ] {
             if value.is_zero() {

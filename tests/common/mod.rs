@@ -214,6 +214,9 @@ where
 pub struct Upstream {
     pub addr: SocketAddr,
     pub completed: Arc<AtomicUsize>,
+    /// Connections from nymgate open now: what nymgate holds toward the platform. An upgraded
+    /// one counts until its WebSocket ends.
+    pub open: Arc<AtomicUsize>,
 }
 
 impl Upstream {
@@ -221,21 +224,28 @@ impl Upstream {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let completed = Arc::new(AtomicUsize::new(0));
-        let counter = completed.clone();
+        let open = Arc::new(AtomicUsize::new(0));
+        let (counter, opened) = (completed.clone(), open.clone());
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { continue };
                 let counter = counter.clone();
+                let opened = opened.clone();
+                opened.fetch_add(1, Ordering::SeqCst);
                 tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| upstream_route(req, counter.clone()));
+                    let tunnels = opened.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        upstream_route(req, counter.clone(), tunnels.clone())
+                    });
                     let _ = hyper::server::conn::http1::Builder::new()
                         .serve_connection(TokioIo::new(tcp), service)
                         .with_upgrades()
                         .await;
+                    opened.fetch_sub(1, Ordering::SeqCst);
                 });
             }
         });
-        Upstream { addr, completed }
+        Upstream { addr, completed, open }
     }
 
     pub fn url(&self) -> String {
@@ -244,6 +254,11 @@ impl Upstream {
 
     pub fn completed(&self) -> usize {
         self.completed.load(Ordering::SeqCst)
+    }
+
+    /// Connections from nymgate open now (an upgraded one counts until its tunnel ends).
+    pub fn open_connections(&self) -> usize {
+        self.open.load(Ordering::SeqCst)
     }
 }
 
@@ -259,14 +274,24 @@ fn query_number(req: &Request<Incoming>, key: &str) -> u64 {
 async fn upstream_route(
     mut req: Request<Incoming>,
     completed: Arc<AtomicUsize>,
+    open: Arc<AtomicUsize>,
 ) -> Result<Response<Body>, Infallible> {
     let path = req.uri().path().to_owned();
     let response = match path.as_str() {
         "/ws" => {
             let key = req.headers().get("sec-websocket-key").cloned().unwrap();
             let upgrade = hyper::upgrade::on(&mut req);
+            // The upgraded connection leaves hyper's count: counted here until it ends.
+            open.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(async move {
-                let upgraded = upgrade.await.unwrap();
+                struct Uncount(Arc<AtomicUsize>);
+                impl Drop for Uncount {
+                    fn drop(&mut self) {
+                        self.0.fetch_sub(1, Ordering::SeqCst);
+                    }
+                }
+                let _uncount = Uncount(open);
+                let Ok(upgraded) = upgrade.await else { return };
                 let ws = tokio_tungstenite::WebSocketStream::from_raw_socket(
                     TokioIo::new(upgraded),
                     tokio_tungstenite::tungstenite::protocol::Role::Server,
@@ -276,8 +301,8 @@ async fn upstream_route(
                 use futures_util::{SinkExt, StreamExt};
                 let (mut sink, mut stream) = ws.split();
                 while let Some(Ok(msg)) = stream.next().await {
-                    if msg.is_text() || msg.is_binary() {
-                        sink.send(msg).await.unwrap();
+                    if (msg.is_text() || msg.is_binary()) && sink.send(msg).await.is_err() {
+                        break;
                     }
                 }
             });

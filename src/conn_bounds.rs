@@ -1,0 +1,273 @@
+//! Deadlines for the states of a client connection that hyper's own timers don't cover: a
+//! response the client does not read, a connection asked to close that does not, an upgraded
+//! tunnel, and the close itself.
+//!
+//! Every state a client connection can be in has a deadline (docs/CONNECTIONS.md):
+//! - TLS handshake: `limits.tls_handshake_timeout` (server.rs);
+//! - reading a request head: `limits.header_read_timeout` (hyper), a body: `limits.body_read_timeout`
+//!   (body.rs), parked between requests: `limits.idle_timeout` (parking.rs);
+//! - writing a response the client does not read, or waiting on HTTP/2 flow control: a response
+//!   body the client has not taken a frame of for `limits.send_timeout` is taken away from it
+//!   ([`ResponseWatch`]): whatever it held toward the platform (a pooled connection, a stream) is
+//!   released at once, like nginx's `send_timeout`;
+//! - no byte either way for `limits.idle_timeout`: a graceful close, then a hard one after
+//!   [`CLOSE_GRACE`] (server.rs `drive`);
+//! - tunnelled after an upgrade: [`Tunnel`] keeps the connection's place under the connection cap
+//!   and closes it after `limits.idle_timeout` without a byte, or when the server closes;
+//! - closing after an error answer: [`linger`] reads and discards what the client still sends
+//!   for at most [`LINGER_TIME`], so that it reads the 400 or 413 instead of a reset.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::sync::watch;
+
+use crate::body::{Body, BoxError};
+use crate::conn_io::Activity;
+
+/// A connection asked to close gracefully (idle, or a response abandoned) is closed hard after
+/// this, with everything it held. Long enough for a client that is still there to read a
+/// GOAWAY or the end of a response; short enough that a stalled one costs little.
+pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// How long a closing HTTP/1.1 connection discards what its client still sends (nginx's
+/// `lingering_time` is 30 s; a browser that reads our answer stops sending within a round trip).
+pub const LINGER_TIME: Duration = Duration::from_secs(2);
+/// The most bytes discarded while lingering: past it, the client is not reading our answer.
+pub const LINGER_BYTES: usize = 256 * 1024;
+
+/// Where the server is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Serving,
+    /// No new connections; in-flight requests finish; `/readyz` says not ready.
+    Draining,
+    /// The grace period is over: remaining connections are dropped.
+    Closing,
+}
+
+/// Marks a watched body whose last poll found nothing: it waits on the platform, not the client.
+const WAITING_ON_PLATFORM: u64 = u64::MAX;
+
+/// One response body in flight.
+struct Slot {
+    /// Milliseconds since the watch's base when the body last gave hyper a frame (or was made),
+    /// or [`WAITING_ON_PLATFORM`].
+    ready_since: std::sync::atomic::AtomicU64,
+    /// The body itself, so that the watch can drop it (and what it holds) from outside.
+    body: Mutex<Option<Body>>,
+}
+
+/// A connection's response bodies, for `limits.send_timeout`.
+#[derive(Clone)]
+pub struct ResponseWatch {
+    base: Instant,
+    slots: Arc<Mutex<Vec<Weak<Slot>>>>,
+    /// Requests whose response head has not come yet: bounded by `upstream.response_timeout`,
+    /// so an idle connection is not closed hard under them.
+    awaiting_head: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Default for ResponseWatch {
+    fn default() -> Self {
+        Self { base: Instant::now(), slots: Arc::default(), awaiting_head: Arc::default() }
+    }
+}
+
+/// A request waiting for its response head; counted until dropped.
+pub struct AwaitingHead(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Drop for AwaitingHead {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl ResponseWatch {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
+    /// Wraps a response body so that the watch sees when hyper takes its frames.
+    pub fn watch(&self, body: Body) -> WatchedBody {
+        let slot = Arc::new(Slot { ready_since: self.now_ms().into(), body: Mutex::new(Some(body)) });
+        let mut slots = lock(&self.slots);
+        slots.retain(|s| s.strong_count() > 0);
+        slots.push(Arc::downgrade(&slot));
+        drop(slots);
+        WatchedBody { slot, base: self.base }
+    }
+
+    /// Takes away every body that has had a frame ready for hyper (or had not been asked for
+    /// one) for `send_timeout`: the client is not reading. Returns how many were taken.
+    pub fn abandon_stalled(&self, send_timeout: Duration) -> usize {
+        use std::sync::atomic::Ordering;
+        let now = self.now_ms();
+        let limit = u64::try_from(send_timeout.as_millis()).unwrap_or(u64::MAX);
+        let stalled: Vec<Arc<Slot>> = {
+            let mut slots = lock(&self.slots);
+            slots.retain(|s| s.strong_count() > 0);
+            slots
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|slot| {
+                    let since = slot.ready_since.load(Ordering::Acquire);
+                    since != WAITING_ON_PLATFORM && now.saturating_sub(since) >= limit
+                })
+                .collect()
+        };
+        // Dropped outside the list's lock: a body's drop may release a platform connection.
+        stalled.iter().filter(|slot| lock(&slot.body).take().is_some()).count()
+    }
+
+    /// Counts a request until its response head is made (drop the guard then).
+    pub fn request_started(&self) -> AwaitingHead {
+        self.awaiting_head.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        AwaitingHead(self.awaiting_head.clone())
+    }
+
+    /// Whether some request still waits for its response head.
+    pub fn awaiting_head(&self) -> bool {
+        self.awaiting_head.load(std::sync::atomic::Ordering::Acquire) > 0
+    }
+
+    /// Response bodies still in flight.
+    pub fn in_flight(&self) -> usize {
+        lock(&self.slots).iter().filter(|s| s.strong_count() > 0).count()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding the lock leaves plain data behind: keep using it.
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// A response body under a [`ResponseWatch`].
+pub struct WatchedBody {
+    slot: Arc<Slot>,
+    base: Instant,
+}
+
+/// The error hyper sees when the watch took a body away: it ends the stream (HTTP/2 RST_STREAM)
+/// or the connection (HTTP/1.1).
+#[derive(Debug, thiserror::Error)]
+#[error("the client did not read the response within limits.send_timeout")]
+pub struct Abandoned;
+
+impl HttpBody for WatchedBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        use std::sync::atomic::Ordering;
+        let this = self.get_mut();
+        let mut guard = lock(&this.slot.body);
+        let Some(body) = guard.as_mut() else {
+            return Poll::Ready(Some(Err(Box::new(Abandoned))));
+        };
+        let polled = Pin::new(body).poll_frame(cx);
+        let since = match &polled {
+            Poll::Pending => WAITING_ON_PLATFORM,
+            Poll::Ready(_) => u64::try_from(this.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1),
+        };
+        this.slot.ready_since.store(since, Ordering::Release);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        lock(&self.slot.body).as_ref().is_some_and(HttpBody::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        lock(&self.slot.body).as_ref().map(HttpBody::size_hint).unwrap_or_default()
+    }
+}
+
+/// What an upgraded connection (WebSocket) keeps of its HTTP connection's bounds: its place
+/// under the connection cap, its activity for the idle timeout, and the server's phase.
+#[derive(Clone)]
+pub struct Tunnel {
+    /// Holds the connection's permit under `limits.max_connections` for as long as any holder
+    /// lives: the HTTP connection while it serves, the tunnel after it.
+    pub open: Arc<dyn Send + Sync>,
+    /// Touched by every byte read from or written to the client (conn_io.rs), so by both
+    /// directions of the tunnel.
+    pub activity: Activity,
+    pub idle_timeout: Duration,
+    pub phase: watch::Receiver<Phase>,
+}
+
+impl Tunnel {
+    /// Copies bytes both ways until either side closes, no byte moves for the idle timeout, or
+    /// the server closes. Holds the connection's permit until then.
+    pub async fn splice<A, B>(mut self, client: &mut A, platform: &mut B) -> TunnelEnd
+    where
+        A: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+        B: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    {
+        let _open = self.open.clone();
+        let copy = tokio::io::copy_bidirectional(client, platform);
+        tokio::pin!(copy);
+        let tick = (self.idle_timeout / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                result = &mut copy => return match result {
+                    Ok(_) => TunnelEnd::Closed,
+                    Err(_) => TunnelEnd::Failed,
+                },
+                _ = ticker.tick() => if self.activity.idle_for() >= self.idle_timeout {
+                    return TunnelEnd::Idle;
+                },
+                _ = self.phase.wait_for(|p| *p == Phase::Closing) => return TunnelEnd::ServerClosing,
+            }
+        }
+    }
+}
+
+/// Why a tunnel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TunnelEnd {
+    Closed,
+    Failed,
+    Idle,
+    ServerClosing,
+}
+
+/// A closing HTTP/1.1 connection's last act (RFC 9112 §9.6, nginx's `lingering_close`): stop
+/// sending, then read and discard what the client still sends until it closes, for at most
+/// [`LINGER_TIME`] and [`LINGER_BYTES`]. Closing with unread bytes in the socket makes the
+/// kernel send a reset, which can reach the client before it read our error answer.
+pub async fn linger(tcp: &tokio::net::TcpStream) {
+    // Our side is done: the FIN tells the client so, after everything already written.
+    let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
+    let discard = async {
+        let mut buf = [0u8; 4096];
+        let mut total = 0usize;
+        while total < LINGER_BYTES {
+            if tcp.readable().await.is_err() {
+                return;
+            }
+            match tcp.try_read(&mut buf) {
+                // The client closed: it has read everything it wanted.
+                Ok(0) => return,
+                Ok(n) => total += n,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, discard).await;
+}
+
+#[cfg(test)]
+#[path = "conn_bounds_tests.rs"]
+mod tests;

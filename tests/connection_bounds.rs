@@ -1,0 +1,234 @@
+//! Every connection has an owner, a bound and a deadline (src/conn_bounds.rs,
+//! docs/CONNECTIONS.md): clients that stop reading, HTTP/2 clients that keep a zero window,
+//! upgraded tunnels, and the close after an early error. A real nymgate on loopback, a real
+//! upstream server (tests/common), and clients that misbehave on purpose.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn upstream_config(url: &str, extra: &str) -> String {
+    format!("[upstream]\nurl = \"{url}\"\nresponse_timeout = \"2s\"\nconnect_timeout = \"1s\"\n{extra}")
+}
+
+/// Waits until `done` holds, up to `limit`; returns whether it did.
+async fn eventually(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done()
+}
+
+/// Reads until the connection ends (end-of-file or an error), up to `limit`.
+async fn ends_within<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, limit: Duration) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn http1_client_that_stops_reading_is_closed_and_releases_the_platform() {
+    let upstream = Upstream::start().await;
+    let limits = "[limits]\nidle_timeout = \"1s\"\nsend_timeout = \"1s\"\n";
+    let gw = Gateway::start(&upstream_config(&upstream.url(), limits)).await;
+    let mut stalled = Vec::new();
+    for _ in 0..3 {
+        let mut raw = gw.raw().await;
+        // 64 MiB: far more than the socket buffers and hyper's can hold.
+        raw.write_all(b"GET /download?n=67108864 HTTP/1.1\r\nHost: learn.example\r\n\r\n").await.unwrap();
+        stalled.push(raw);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || upstream.open_connections() >= 3).await,
+        "the downloads never reached the platform"
+    );
+    // Nobody reads: each response is taken away after send_timeout, each connection closed after
+    // idle_timeout and the close grace; the platform gets every connection back.
+    assert!(
+        eventually(Duration::from_secs(20), || upstream.open_connections() == 0).await,
+        "{} platform connections still held by clients that stopped reading",
+        upstream.open_connections()
+    );
+    for mut raw in stalled {
+        assert!(
+            ends_within(&mut raw, Duration::from_secs(20)).await,
+            "a stalled client's connection stayed open"
+        );
+    }
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(metrics.contains("nymgate_deadline_cuts_total{reason=\"send_timeout\"}"), "{metrics}");
+    // Others are still served.
+    let mut h1 = gw.h1().await;
+    assert_eq!(h1.send(get("/echo").body(empty()).unwrap()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn http2_client_with_a_zero_window_releases_the_platform_after_the_send_timeout() {
+    use http_body_util::BodyExt;
+    let upstream = Upstream::start().await;
+    // A long idle timeout: the client below pings, so only the send timeout can act.
+    let limits = "[limits]\nidle_timeout = \"60s\"\nsend_timeout = \"1s\"\n";
+    let gw = Gateway::start(&upstream_config(&upstream.url(), limits)).await;
+    let tls = tls_connect(gw.addr(), &gw.ca, &[b"h2"]).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+        .timer(hyper_util::rt::TokioTimer::new())
+        .initial_stream_window_size(0)
+        .adaptive_window(false)
+        .keep_alive_interval(Duration::from_millis(200))
+        .keep_alive_while_idle(true)
+        .handshake(hyper_util::rt::TokioIo::new(tls))
+        .await
+        .unwrap();
+    let connection = tokio::spawn(conn);
+    let mut responses = Vec::new();
+    for _ in 0..4 {
+        let request = http::Request::get("https://learn.example/download?n=10485760").body(empty()).unwrap();
+        let response = tokio::time::timeout(Duration::from_secs(5), sender.send_request(request))
+            .await
+            .expect("response head")
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        responses.push(response);
+    }
+    assert!(
+        eventually(Duration::from_secs(15), || upstream.open_connections() == 0).await,
+        "{} platform connections still held by streams with a zero window",
+        upstream.open_connections()
+    );
+    // The client's connection is still there (it pings); the stalled streams ended in an error.
+    assert!(!connection.is_finished());
+    for response in responses {
+        let body = tokio::time::timeout(Duration::from_secs(5), response.into_body().collect()).await;
+        assert!(!matches!(body, Ok(Ok(_))), "a stream taken away must not end as a complete body");
+    }
+}
+
+/// A WebSocket handshake by hand on a raw TLS stream; returns the stream after the 101.
+async fn open_websocket(gw: &Gateway) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    let mut raw = gw.raw().await;
+    raw.write_all(
+        b"GET /ws HTTP/1.1\r\nHost: learn.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        assert_eq!(raw.read(&mut byte).await.unwrap(), 1, "closed during the handshake: {head:?}");
+        head.push(byte[0]);
+    }
+    assert!(head.starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head));
+    raw
+}
+
+#[tokio::test]
+async fn upgraded_tunnels_stay_under_the_connection_cap() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "[limits]\nmax_connections = 1\n")).await;
+    let tunnel = open_websocket(&gw).await;
+    // The tunnel holds the only place: a new connection is shed.
+    let mut raw = gw.raw().await;
+    let reply =
+        raw_exchange(&mut raw, b"GET /echo HTTP/1.1\r\nHost: learn.example\r\n\r\n", Duration::from_secs(5))
+            .await;
+    assert!(reply.starts_with("HTTP/1.1 503"), "a tunnel left the connection cap: {reply}");
+    drop(raw);
+    drop(tunnel);
+    assert!(
+        eventually(Duration::from_secs(5), || upstream.open_connections() == 0).await,
+        "the tunnel's platform connection outlived it"
+    );
+    // The tunnel's end gives its place back.
+    let start = Instant::now();
+    loop {
+        let mut raw = gw.raw().await;
+        let reply = raw_exchange(
+            &mut raw,
+            b"GET /echo HTTP/1.1\r\nHost: learn.example\r\n\r\n",
+            Duration::from_secs(5),
+        )
+        .await;
+        if reply.starts_with("HTTP/1.1 200") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(5), "the ended tunnel kept its place: {reply}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn idle_tunnel_is_closed_at_the_idle_timeout() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "[limits]\nidle_timeout = \"500ms\"\n")).await;
+    let mut tunnel = open_websocket(&gw).await;
+    let started = Instant::now();
+    assert!(ends_within(&mut tunnel, Duration::from_secs(10)).await, "an idle tunnel stayed open");
+    assert!(started.elapsed() >= Duration::from_millis(400), "closed before the idle timeout");
+    assert!(eventually(Duration::from_secs(5), || upstream.open_connections() == 0).await);
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(metrics.contains("nymgate_deadline_cuts_total{reason=\"tunnel_idle\"} 1"), "{metrics}");
+}
+
+#[tokio::test]
+async fn h2c_and_unlisted_upgrades_are_refused_and_never_reach_the_platform() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let asks: &[&str] = &[
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n",
+        "Connection: upgrade\r\nUpgrade: H2C\r\n",
+        "Connection: upgrade\r\nUpgrade: websocket, h2c\r\n",
+        "Connection: upgrade\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n",
+        "Connection: upgrade\r\nUpgrade: irc/6.9\r\n",
+        "Upgrade: websocket\r\n",
+    ];
+    for ask in asks {
+        let mut raw = gw.raw().await;
+        let request = format!("GET /echo HTTP/1.1\r\nHost: learn.example\r\n{ask}\r\n");
+        let reply = raw_exchange(&mut raw, request.as_bytes(), Duration::from_secs(5)).await;
+        assert!(reply.starts_with("HTTP/1.1 400"), "{ask:?} was not refused: {reply}");
+    }
+    assert_eq!(upstream.completed(), 0, "a refused upgrade reached the platform");
+}
+
+#[tokio::test]
+async fn early_413_is_read_by_the_client_not_reset() {
+    // The echo platform refuses a declared body over max_body_bytes before reading any of it.
+    let gw = Gateway::start("[limits]\nmax_body_bytes = 1024\n").await;
+    for attempt in 0..12 {
+        let raw = gw.raw().await;
+        let (mut read, mut write) = tokio::io::split(raw);
+        let writer = tokio::spawn(async move {
+            let head = b"POST / HTTP/1.1\r\nHost: learn.example\r\nContent-Length: 4194304\r\n\r\n";
+            if write.write_all(head).await.is_err() {
+                return;
+            }
+            let chunk = vec![b'x'; 16 * 1024];
+            for _ in 0..64 {
+                if write.write_all(&chunk).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut reply = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(10), read.read_to_end(&mut reply)).await;
+        writer.abort();
+        let reply = String::from_utf8_lossy(&reply);
+        assert!(reply.starts_with("HTTP/1.1 413"), "attempt {attempt}: the client read {reply:?}");
+    }
+}
