@@ -691,6 +691,10 @@ fn check(path: &Path) -> ExitCode {
             for note in config.explain_shared_issuers() {
                 println!("  note: {note}");
             }
+            // What the caps allow at worst (docs/CONNECTIONS.md).
+            for line in config.explain_worst_case(nymgate::config::capacity::open_files_limit()) {
+                println!("  {line}");
+            }
             ExitCode::SUCCESS
         }
         Err(ConfigError::Invalid { path, problems }) => {

@@ -25,6 +25,7 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{self, Body, BoxError};
 use crate::client_ip::IpReducer;
+use crate::config::capacity::{H2_CONNECTION_WINDOW, H2_SEND_BUFFER, H2_STREAM_WINDOW};
 use crate::config::{Config, LimitsConfig};
 use crate::conn_bounds::{ResponseWatch, Tunnel, CLOSE_GRACE};
 use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
@@ -510,6 +511,12 @@ impl Connection {
             .timer(TokioTimer::new())
             .max_concurrent_streams(limits.max_concurrent_streams)
             .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+            // Bounded buffers per connection and per stream (config/capacity.rs): what a client
+            // may send before nymgate reads it, and what waits for a client that doesn't read.
+            .initial_connection_window_size(H2_CONNECTION_WINDOW)
+            .initial_stream_window_size(H2_STREAM_WINDOW)
+            .adaptive_window(false)
+            .max_send_buf_size(H2_SEND_BUFFER)
             .serve_connection(TokioIo::new(io), service);
         let mut phase = self.phase.clone();
         let metrics = self.gateway.current().metrics.clone();

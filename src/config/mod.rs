@@ -18,6 +18,7 @@ use serde::Deserialize;
 
 pub mod alerts;
 pub mod branding;
+pub mod capacity;
 pub mod identity;
 pub mod issuer;
 pub mod login;
