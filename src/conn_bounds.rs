@@ -35,10 +35,12 @@ use crate::conn_io::Activity;
 pub const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
 /// How long a closing HTTP/1.1 connection discards what its client still sends (nginx's
-/// `lingering_time` is 30 s; a browser that reads our answer stops sending within a round trip).
-pub const LINGER_TIME: Duration = Duration::from_secs(2);
-/// The most bytes discarded while lingering: past it, the client is not reading our answer.
-pub const LINGER_BYTES: usize = 256 * 1024;
+/// `lingering_time` is 30 s): a client usually sends its whole body before it reads the answer,
+/// so this is the time to receive the rest of an upload refused early.
+pub const LINGER_TIME: Duration = Duration::from_secs(5);
+/// The most bytes discarded while lingering (they are read from the socket and dropped, never
+/// decrypted): past it, the connection is closed anyway.
+pub const LINGER_BYTES: usize = 64 * 1024 * 1024;
 
 /// Where the server is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,7 +252,7 @@ pub async fn linger(tcp: &tokio::net::TcpStream) {
     // Our side is done: the FIN tells the client so, after everything already written.
     let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
     let discard = async {
-        let mut buf = [0u8; 4096];
+        let mut buf = [0u8; 16 * 1024];
         let mut total = 0usize;
         while total < LINGER_BYTES {
             if tcp.readable().await.is_err() {

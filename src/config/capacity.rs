@@ -65,7 +65,8 @@ impl Config {
         let clients = limits.max_connections as u64;
         let per_client = per_http1_connection.max(per_http2_connection).max(HANDSHAKE_BYTES);
         let platform_connections = self.platform_connection_bound();
-        let store = if self.store.backend == super::StoreBackend::Redis { self.store.pool_size as u64 } else { 0 };
+        let store =
+            if self.store.backend == super::StoreBackend::Redis { self.store.pool_size as u64 } else { 0 };
         WorstCase {
             per_http1_connection,
             per_http2_connection,
