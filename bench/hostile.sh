@@ -104,7 +104,8 @@ http {
 EOF
 
 # upstream.max_connections (the bound on platform connections, per worker) when this binary
-# has it; the config is checked with it first and the run says which it was.
+# has it; the config is checked with it first and the run says which it was. server.workers is
+# left at its default, one per CPU (available_parallelism, which is nproc here).
 WORKERS=$(nproc)
 LIMITS='tls_handshake_timeout = "10s"'
 UPSTREAM_LINES="max_connections = $UPSTREAM_MAX"
@@ -242,9 +243,11 @@ for rep in $(seq "$REPEAT"); do
   sample_start "baseline-$rep"
   c0=$(cpu $NYM_PID) t0=$(date +%s.%N)
   read -r ok all bad < <(peak "baseline-$rep")
-  half=$((ok / 2))
+  ok=${ok:-0} all=${all:-0} bad=${bad:-nan}
+  half=$((ok / 2 > 0 ? ok / 2 : 1))
   read -r _ p99 _ lbad < <(at_rate "baseline-$rep" "$half" "$rep")
   c1=$(cpu $NYM_PID) t1=$(date +%s.%N)
+  p99=${p99:-nan} lbad=${lbad:-nan}
   read -r rmax rend fmax fend pmax < <(sample_stop "baseline-$rep")
   metrics >"$OUT/metrics-baseline-$rep.txt"
   echo "baseline $rep: $ok 2xx/s ($bad not 2xx); p99 $p99 ms at $half req/s; RSS max $rmax KiB, fds max $fmax, platform max $pmax" >&2
@@ -260,6 +263,7 @@ for rep in $(seq "$REPEAT"); do
   read -r ok all bad < <(peak "attack-$rep")
   read -r _ p99 _ lbad < <(at_rate "attack-$rep" "$half" "$rep")
   c1=$(cpu $NYM_PID) a1=$(cpu $ATTACKER) t1=$(date +%s.%N)
+  ok=${ok:-0} all=${all:-0} bad=${bad:-nan} p99=${p99:-nan} lbad=${lbad:-nan}
   read -r rmax rend fmax fend pmax < <(sample_stop "attack-$rep")
   metrics >"$OUT/metrics-attack-$rep.txt"
   attack_stop
