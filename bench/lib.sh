@@ -37,8 +37,8 @@ CONF
 }
 
 # nymgate's config for the benchmarks: LISTEN and ADMIN ports on 127.0.0.1, the certificates in
-# $OUT/certs, the upstream on $UP, and any extra [limits] lines.
-nymgate_config() { # LISTEN ADMIN [EXTRA_LIMITS]
+# $OUT/certs, the upstream on $UP, and any extra [limits] and [upstream] lines.
+nymgate_config() { # LISTEN ADMIN [EXTRA_LIMITS] [EXTRA_UPSTREAM]
   cat <<EOF
 [server]
 listen = "127.0.0.1:$1"
@@ -47,6 +47,7 @@ cert_file = "$OUT/certs/localhost.pem"
 key_file = "$OUT/certs/localhost-key.pem"
 [upstream]
 url = "http://127.0.0.1:$UP"
+${4:-}
 [limits]
 idle_timeout = "120s"
 ${3:-}
