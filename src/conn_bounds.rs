@@ -244,6 +244,12 @@ pub enum TunnelEnd {
     ServerClosing,
 }
 
+/// Makes the coming close of `tcp` a reset (SO_LINGER 0): for a connection cut off by a
+/// deadline, whose unread response must not keep kernel memory and the peer's socket open.
+pub fn reset(tcp: &tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_linger(Some(Duration::ZERO));
+}
+
 /// A closing HTTP/1.1 connection's last act (RFC 9112 §9.6, nginx's `lingering_close`): stop
 /// sending, then read and discard what the client still sends until it closes, for at most
 /// [`LINGER_TIME`] and [`LINGER_BYTES`]. Closing with unread bytes in the socket makes the

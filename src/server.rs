@@ -692,6 +692,12 @@ async fn serve_until_parked<S: ClientService>(
         .half_close(true);
     let mut conn = builder.serve_connection(TokioIo::new(io), service).with_upgrades();
     if drive(Pin::new(&mut conn), bounds, &mut phase).await == Ended::Closing {
+        // Cut off: reset rather than close, so that the kernel does not keep the connection
+        // (and the response bytes the client never read) alive after nymgate let go of it
+        // (nginx's `reset_timedout_connection`).
+        if let Some(parts) = conn.into_parts() {
+            crate::conn_bounds::reset(parts.io.inner().get_ref().tcp());
+        }
         return None;
     }
     let parts = conn.into_parts()?;
