@@ -17,8 +17,10 @@ async fn store_answering(answer: impl Fn(&Call) -> Answer + Send + Sync + 'stati
     (Store::redis(redis.client(2, TIMEOUT), "nymgate:".into()), redis)
 }
 
+type Scripted = fn(&Call) -> Answer;
+
 /// Answers that are not what any command may use: extra, misplaced, too deep, of the wrong type.
-fn hostile_answers() -> Vec<(&'static str, fn(&Call) -> Answer)> {
+fn hostile_answers() -> Vec<(&'static str, Scripted)> {
     vec![
         ("twice", |c| Answer::Bytes([fenced(b"+OK\r\n", c), fenced(b"+OK\r\n", c)].concat())),
         ("stale ahead", |c| Answer::Bytes([b":0\r\n".to_vec(), fenced(b":0\r\n", c)].concat())),
