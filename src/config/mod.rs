@@ -126,7 +126,9 @@ pub struct StoreConfig {
     /// Connections to Redis per process, at most.
     #[serde(default = "defaults::store_pool_size")]
     pub pool_size: usize,
-    /// How long one command may take, waiting for a connection included.
+    /// How long one command may take, all of it: waiting for a pooled connection, connecting
+    /// (TLS, AUTH, SELECT), writing, and reading every byte of the reply, however Redis paces
+    /// them (store/redis.rs).
     #[serde(default = "defaults::store_timeout", with = "humantime_serde")]
     pub timeout: Duration,
     /// Prefix of every key nymgate writes, so a Redis can be shared with other programs.

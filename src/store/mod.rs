@@ -7,11 +7,15 @@
 //! - Redis (`[store] backend = "redis"`), for several replicas: `SET NX` with an expiry for each
 //!   claim, a Lua script for a counter and its block, so each is one atomic step (redis.rs).
 //!
-//! Fail closed: when Redis cannot answer, the caller gets [`StoreError::Unavailable`] and the
-//! login is refused with 503; nothing is assumed unused. Ordinary proxied traffic never touches
+//! Fail closed: when Redis cannot answer, or answers out of frame, too much, too deep, too
+//! slowly or with a reply the command never gives (redis.rs, resp.rs), the caller gets
+//! [`StoreError::Unavailable`] and the login is refused with 503; nothing is assumed unused or
+//! unblocked. Only `+OK` claims (`SET NX`) and only a nil reply means "claimed already". Ordinary proxied traffic never touches
 //! the store, so it keeps flowing. Keys are hashes (a code or state is never written as itself)
 //! and values carry nothing personal.
 
+#[cfg(test)]
+mod hostile_redis;
 pub mod memory;
 pub mod redis;
 pub mod resp;
@@ -212,7 +216,13 @@ impl Store {
     /// Asks Redis whether it answers (for `/readyz`); the memory store always does.
     pub async fn probe(&self) -> bool {
         if let Backend::Redis { client, .. } = &self.backend {
-            let _ = self.call(client, &[b"PING"]).await;
+            match self.call(client, &[b"PING"]).await {
+                Ok(Reply::Simple(pong)) if pong == "PONG" => {}
+                Ok(_) => {
+                    let _ = self.unexpected("PING");
+                }
+                Err(_) => {}
+            }
         }
         self.is_up()
     }
@@ -236,8 +246,11 @@ impl Store {
         }
     }
 
+    /// A reply the command never gives (never logged as itself: it is the server's bytes).
+    /// The store counts as down, as when it does not answer, until a call gets a proper reply.
     fn unexpected(&self, command: &'static str) -> StoreError {
         tracing::error!(command, "shared store answered something unexpected");
+        self.up.store(false, Ordering::Relaxed);
         StoreError::Unavailable
     }
 }
@@ -260,3 +273,7 @@ return 0
 fn hashed(key: &str) -> String {
     crate::secret::to_hex(&Sha256::digest(key.as_bytes()))
 }
+
+#[cfg(test)]
+#[path = "redis_store_tests.rs"]
+mod redis_store_tests;
