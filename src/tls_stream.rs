@@ -11,7 +11,7 @@
 //! ClientHello over 16 KiB, or a first record that is not a handshake record, is refused at once)
 //! and, on TCP, read only when it is complete, so a half-open handshake holds no buffer and no
 //! rustls state. After the ClientHello, what the client sends before the handshake completes is
-//! read in pieces sized to the record in flight (at least [`HANDSHAKE_MIN_READ`]), and the bytes
+//! read in pieces sized to the record in flight (at least `HANDSHAKE_MIN_READ`, 512 bytes), and the bytes
 //! rustls has not yet consumed may never exceed [`client_hello::MAX_FLIGHT`]: rustls itself would
 //! keep up to 64 KiB of a fragmented handshake message. When the handshake completes, every
 //! buffer is cut to what it still holds.
