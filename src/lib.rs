@@ -10,7 +10,9 @@
 //!   idle HTTP/1.1 connections, waiting for their clients without a task each.
 //! - [`tls`]: rustls (aws-lc-rs) with a certificate that reloads without a restart.
 //!   [`tls_stream`]: the public listener's TLS stream on rustls's unbuffered API, whose buffers
-//!   nymgate owns and frees while a connection is parked.
+//!   nymgate owns and frees while a connection is parked. [`client_hello`]: the client's first
+//!   flight judged before rustls (a ClientHello over 16 KiB is refused) and left in the kernel
+//!   until it is complete.
 //! - [`proxy`]: the request pipeline, top to bottom: framing and Host checks, client IP,
 //!   sanitize, forward, sanitize the response, count and log.
 //! - [`target`]: the canonical request target (path, query names) every rule decides on.
@@ -41,6 +43,7 @@ pub mod alert;
 pub mod audit;
 pub mod body;
 pub mod certs;
+pub mod client_hello;
 pub mod client_ip;
 pub mod config;
 pub mod conn_bounds;

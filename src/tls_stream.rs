@@ -7,6 +7,15 @@
 //! a connection parks between requests (conn_io.rs). Encryption also writes each record straight
 //! into the outgoing buffer instead of a new allocation per record.
 //!
+//! The handshake starts in [`crate::client_hello`]: the client's first flight is judged (a
+//! ClientHello over 16 KiB, or a first record that is not a handshake record, is refused at once)
+//! and, on TCP, read only when it is complete, so a half-open handshake holds no buffer and no
+//! rustls state. After the ClientHello, what the client sends before the handshake completes is
+//! read in pieces sized to the record in flight (at least `HANDSHAKE_MIN_READ`, 512 bytes), and the bytes
+//! rustls has not yet consumed may never exceed [`client_hello::MAX_FLIGHT`]: rustls itself would
+//! keep up to 64 KiB of a fragmented handshake message. When the handshake completes, every
+//! buffer is cut to what it still holds.
+//!
 //! The contract of `UnbufferedConnectionCommon::process_tls_records` (rustls 0.23): every state
 //! it returns is handled before the next call, and `discard` bytes are then removed from the front
 //! of the incoming buffer. Handshake records rustls asks us to encode are appended to the outgoing
@@ -25,16 +34,22 @@ use rustls::unbuffered::{
     UnbufferedStatus, WriteTraffic,
 };
 use rustls::ServerConfig;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+
+use crate::client_hello::{self, Scan};
 
 /// How much plaintext one `poll_write` encrypts: bounds the outgoing buffer.
 const MAX_WRITE: usize = 4 * 16_384;
 /// Per-record overhead used to size the outgoing buffer before encrypting (header, TLS 1.3 inner
 /// content type, AEAD tag, TLS 1.2 explicit nonce); rustls says so when it needs more.
 const RECORD_OVERHEAD: usize = 64;
-/// The smallest read: enough for a ClientHello or a typical request.
+/// The smallest read once the handshake is done: enough for a typical request.
 const MIN_READ: usize = 4_096;
+/// The smallest read during the handshake, after the ClientHello: the client's second flight is
+/// about 100 bytes (TLS 1.3 Finished; TLS 1.2 key exchange and Finished); a longer record gets
+/// a read sized to it.
+const HANDSHAKE_MIN_READ: usize = 512;
 
 /// A byte buffer with a read position and a fill position: `data[start..end]` is pending.
 #[derive(Default)]
@@ -70,6 +85,8 @@ impl Buf {
             self.start = 0;
         }
         if self.data.len() - self.end < want {
+            // Exactly: `resize` alone may double the capacity.
+            self.data.reserve_exact(self.end + want - self.data.len());
             self.data.resize(self.end + want, 0);
         }
         &mut self.data[self.end..]
@@ -86,6 +103,15 @@ impl Buf {
     fn release_if_empty(&mut self) {
         if self.is_empty() {
             *self = Buf::default();
+        }
+    }
+    /// Keeps only what is pending, in an allocation of its size.
+    fn shrink_to_pending(&mut self) {
+        if self.is_empty() {
+            *self = Buf::default();
+        } else if self.start > 0 || self.data.capacity() > self.end {
+            let data = self.pending().to_vec();
+            *self = Buf { end: data.len(), data, start: 0 };
         }
     }
 }
@@ -131,22 +157,67 @@ pub struct TlsStream<T = TcpStream> {
     write_closed: bool,
 }
 
-/// Completes a TLS handshake on `io` as a server. The caller bounds it with a timeout.
-pub async fn accept<T: AsyncRead + AsyncWrite + Unpin>(
+/// Completes a TLS handshake on a client's TCP connection as a server. The first flight stays
+/// in the kernel until it is complete and judged ([`client_hello::peek_flight`]); rustls's state
+/// is made after. The caller bounds it with a timeout.
+pub async fn accept(mut tcp: TcpStream, config: Arc<ServerConfig>) -> io::Result<TlsStream<TcpStream>> {
+    let flight = client_hello::peek_flight(&tcp).await?;
+    let mut incoming = Buf::default();
+    // The bytes were peeked, so they are there: this read does not wait for the client.
+    tcp.read_exact(&mut incoming.spare(flight)[..flight]).await?;
+    incoming.filled(flight);
+    handshake(tcp, config, incoming).await
+}
+
+/// As [`accept`], over any stream (tests, fuzzing): the first flight is read, never past the
+/// record in flight, into a buffer that grows only to validated record lengths.
+pub async fn accept_stream<T: AsyncRead + AsyncWrite + Unpin>(
+    mut io: T,
+    config: Arc<ServerConfig>,
+) -> io::Result<TlsStream<T>> {
+    let mut incoming = Buf::default();
+    loop {
+        match client_hello::scan(incoming.pending()) {
+            Scan::Complete { .. } => break,
+            Scan::Refused(refusal) => {
+                // One attempt to send the alert, no waiting for it.
+                let alert = client_hello::alert_record(refusal);
+                let _ = poll_fn(|cx| Poll::Ready(Pin::new(&mut io).poll_write(cx, &alert))).await;
+                return Err(refusal.into());
+            }
+            Scan::Incomplete { want } => {
+                let room = want - incoming.pending().len();
+                let n = io.read(&mut incoming.spare(room)[..room]).await?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                incoming.filled(n);
+            }
+        }
+    }
+    handshake(io, config, incoming).await
+}
+
+/// The rest of the handshake, from a judged first flight in `incoming`.
+async fn handshake<T: AsyncRead + AsyncWrite + Unpin>(
     io: T,
     config: Arc<ServerConfig>,
+    incoming: Buf,
 ) -> io::Result<TlsStream<T>> {
     let conn = UnbufferedServerConnection::new(config).map_err(io::Error::other)?;
     let mut stream = TlsStream {
         io,
         conn,
-        incoming: Buf::default(),
+        incoming,
         plaintext: Buf::default(),
         outgoing: Buf::default(),
         read_closed: false,
         write_closed: false,
     };
     poll_fn(|cx| stream.poll_handshake(cx)).await?;
+    // The handshake's buffers were sized to its records; the connection keeps none of them.
+    stream.incoming.shrink_to_pending();
+    stream.release_idle_buffers();
     Ok(stream)
 }
 
@@ -184,7 +255,20 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
             if !self.conn.is_handshaking() {
                 return Poll::Ready(Ok(()));
             }
-            if ready!(self.poll_receive(cx))? == 0 {
+            let pending = self.incoming.pending().len();
+            if pending >= client_hello::MAX_FLIGHT {
+                // A handshake message fragmented without end: rustls would wait for up to 64 KiB.
+                return Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "handshake records over 32 KiB not yet consumed",
+                )));
+            }
+            if pending == 0 && self.incoming.data.len() > HANDSHAKE_MIN_READ {
+                // The ClientHello's buffer, consumed: a client that stops here holds 512 bytes.
+                self.incoming.release_if_empty();
+            }
+            let room = client_hello::MAX_FLIGHT - pending;
+            if ready!(self.poll_receive(cx, HANDSHAKE_MIN_READ, room))? == 0 {
                 return Poll::Ready(Err(io::ErrorKind::UnexpectedEof.into()));
             }
         }
@@ -253,20 +337,24 @@ impl<T: AsyncRead + AsyncWrite + Unpin> TlsStream<T> {
     }
 
     /// How much room the next read needs: the rest of the record being received when that is
-    /// more than [`MIN_READ`]. Buffers grow only as far as the records need: 10,000 handshakes
-    /// that each took a full-size buffer left the heap fragmented (BENCHMARKS.md §1).
-    fn read_size(&self) -> usize {
+    /// more than `min`. Buffers grow only as far as the records need: 10,000 handshakes that
+    /// each took a full-size buffer left the heap fragmented (BENCHMARKS.md §1).
+    fn read_size(&self, min: usize) -> usize {
         let pending = self.incoming.pending();
         let record = match pending {
             [_, _, _, high, low, ..] => 5 + usize::from(u16::from_be_bytes([*high, *low])),
             _ => 0,
         };
-        record.saturating_sub(pending.len()).max(MIN_READ)
+        record.saturating_sub(pending.len()).max(min)
     }
 
-    /// Reads from the socket into the incoming buffer: the number of bytes, 0 at end of stream.
-    fn poll_receive(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
-        let mut buf = ReadBuf::new(self.incoming.spare(self.read_size()));
+    /// Reads from the socket into the incoming buffer, with at least `min` bytes of room and at
+    /// most `max`: the number of bytes, 0 at end of stream.
+    fn poll_receive(&mut self, cx: &mut Context<'_>, min: usize, max: usize) -> Poll<io::Result<usize>> {
+        let want = self.read_size(min).min(max);
+        let spare = self.incoming.spare(want);
+        let room = spare.len().min(max);
+        let mut buf = ReadBuf::new(&mut spare[..room]);
         ready!(Pin::new(&mut self.io).poll_read(cx, &mut buf))?;
         let n = buf.filled().len();
         self.incoming.filled(n);
@@ -433,7 +521,7 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for TlsStream<T> {
             if let Poll::Ready(Err(error)) = this.poll_send(cx) {
                 return Poll::Ready(Err(error));
             }
-            if ready!(this.poll_receive(cx))? == 0 {
+            if ready!(this.poll_receive(cx, MIN_READ, usize::MAX))? == 0 {
                 this.read_closed = true;
                 if !this.incoming.is_empty() {
                     // The stream ended inside a record: truncated, not closed.
@@ -478,203 +566,5 @@ impl<T: AsyncRead + AsyncWrite + Unpin> AsyncWrite for TlsStream<T> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls::pki_types::ServerName;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    struct Pair {
-        server: TlsStream<TcpStream>,
-        client: tokio_rustls::client::TlsStream<TcpStream>,
-        _dir: tempfile::TempDir,
-    }
-
-    /// A real rustls client (tokio-rustls) against [`accept`] over loopback TCP.
-    async fn pair(version: &'static rustls::SupportedProtocolVersion) -> Pair {
-        crate::tls::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let certs = crate::certs::generate_dev_certs(dir.path(), &[]).unwrap();
-        let resolver = Arc::new(crate::tls::ReloadingCertResolver::new(&certs.cert, &certs.key).unwrap());
-        let server_config = crate::tls::server_config(resolver);
-        let mut roots = rustls::RootCertStore::empty();
-        use rustls::pki_types::pem::PemObject;
-        let ca = rustls::pki_types::CertificateDer::pem_file_iter(&certs.ca_cert).unwrap();
-        roots.add_parsable_certificates(ca.map(Result::unwrap));
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut client_config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_protocol_versions(&[version])
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        client_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
-
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let tcp = TcpStream::connect(addr).await.unwrap();
-            connector.connect(ServerName::try_from("localhost").unwrap(), tcp).await.unwrap()
-        });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let server = accept(tcp, server_config).await.unwrap();
-        Pair { server, client: client.await.unwrap(), _dir: dir }
-    }
-
-    fn pattern(len: usize) -> Vec<u8> {
-        (0..len).map(|i| (i * 7 % 251) as u8).collect()
-    }
-
-    #[tokio::test]
-    async fn megabytes_cross_both_ways_over_tls13_and_tls12() {
-        for version in [&rustls::version::TLS13, &rustls::version::TLS12] {
-            let Pair { mut server, mut client, _dir } = pair(version).await;
-            assert_eq!(server.alpn_protocol(), Some(&b"http/1.1"[..]));
-            let sent = pattern(3 << 20);
-            let to_server = sent.clone();
-            let writer = tokio::spawn(async move {
-                client.write_all(&to_server).await.unwrap();
-                client.flush().await.unwrap();
-                let mut back = vec![0; to_server.len()];
-                client.read_exact(&mut back).await.unwrap();
-                (client, back)
-            });
-            let mut received = vec![0; sent.len()];
-            server.read_exact(&mut received).await.unwrap();
-            assert!(received == sent, "the server read other bytes than were sent");
-            server.write_all(&received).await.unwrap();
-            server.flush().await.unwrap();
-            let (_client, back) = writer.await.unwrap();
-            assert!(back == sent, "the client read other bytes than the server wrote");
-        }
-    }
-
-    #[tokio::test]
-    async fn close_notify_ends_the_stream_both_ways() {
-        let Pair { mut server, mut client, _dir } = pair(&rustls::version::TLS13).await;
-        client.write_all(b"last words").await.unwrap();
-        client.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        server.read_to_end(&mut got).await.unwrap();
-        assert_eq!(got, b"last words");
-
-        server.write_all(b"goodbye").await.unwrap();
-        server.shutdown().await.unwrap();
-        assert!(server.write_all(b"more").await.is_err(), "wrote after close_notify");
-        let mut got = Vec::new();
-        client.read_to_end(&mut got).await.expect("a clean end after close_notify");
-        assert_eq!(got, b"goodbye");
-    }
-
-    #[tokio::test]
-    async fn a_stream_cut_inside_a_record_is_an_error_not_an_end() {
-        let Pair { mut server, mut client, _dir } = pair(&rustls::version::TLS13).await;
-        // The header of a 100-byte application-data record, and then nothing.
-        let tcp = client.get_mut().0;
-        tcp.write_all(&[23, 3, 3, 0, 100, 1, 2, 3]).await.unwrap();
-        tcp.shutdown().await.unwrap();
-        let mut got = Vec::new();
-        let error = server.read_to_end(&mut got).await.unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::UnexpectedEof);
-    }
-
-    #[tokio::test]
-    async fn a_tampered_record_is_refused() {
-        let Pair { mut server, mut client, _dir } = pair(&rustls::version::TLS13).await;
-        let tcp = client.get_mut().0;
-        let mut record = vec![23, 3, 3, 0, 40];
-        record.extend(pattern(40));
-        tcp.write_all(&record).await.unwrap();
-        let mut got = [0; 16];
-        let error = server.read(&mut got).await.unwrap_err();
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-    }
-
-    #[tokio::test]
-    async fn plain_http_instead_of_a_client_hello_fails_the_handshake() {
-        crate::tls::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let certs = crate::certs::generate_dev_certs(dir.path(), &[]).unwrap();
-        let resolver = Arc::new(crate::tls::ReloadingCertResolver::new(&certs.cert, &certs.key).unwrap());
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let client = tokio::spawn(async move {
-            let mut tcp = TcpStream::connect(addr).await.unwrap();
-            tcp.write_all(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n").await.unwrap();
-            let mut answer = Vec::new();
-            let _ = tcp.read_to_end(&mut answer).await;
-            answer
-        });
-        let (tcp, _) = listener.accept().await.unwrap();
-        let error = accept(tcp, crate::tls::server_config(resolver)).await.err().expect("no handshake");
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-        let answer = client.await.unwrap();
-        // rustls's alert, if any, is a plaintext TLS alert record: never anything of HTTP.
-        assert!(answer.is_empty() || answer[0] == 21, "answered {answer:?}");
-    }
-
-    /// Found by the tls_stream fuzz target: a ClientHello split over records, then a record
-    /// rustls refuses. Collecting the alert once passed rustls an empty buffer while its
-    /// handshake reassembly still pointed into the real one, and rustls panicked.
-    #[tokio::test]
-    async fn a_refused_record_after_a_split_client_hello_is_an_error_not_a_panic() {
-        crate::tls::install_crypto_provider();
-        let dir = tempfile::tempdir().unwrap();
-        let certs = crate::certs::generate_dev_certs(dir.path(), &[]).unwrap();
-        let resolver = Arc::new(crate::tls::ReloadingCertResolver::new(&certs.cert, &certs.key).unwrap());
-        let input = include_bytes!("../fuzz/seeds/tls_stream/regression-alert-after-split-client-hello");
-        let (split, bytes) = (usize::from(input[0]), &input[1..]);
-        let (mut client, server) = tokio::io::duplex(1 << 16);
-        for piece in bytes.chunks(split) {
-            client.write_all(piece).await.unwrap();
-        }
-        client.shutdown().await.unwrap();
-        let error = accept(server, crate::tls::server_config(resolver)).await.err().expect("no handshake");
-        assert_eq!(error.kind(), io::ErrorKind::InvalidData);
-    }
-
-    #[tokio::test]
-    async fn records_read_ahead_while_writing_are_kept_for_the_next_read() {
-        let Pair { mut server, mut client, _dir } = pair(&rustls::version::TLS13).await;
-        client.write_all(b"hello").await.unwrap();
-        client.flush().await.unwrap();
-        client.write_all(b"world").await.unwrap();
-        client.flush().await.unwrap();
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        let mut one = [0; 1];
-        server.read_exact(&mut one).await.unwrap();
-        assert_eq!(&one, b"h");
-        // Writing makes rustls process the second record first; its bytes must not be lost.
-        server.write_all(b"ok").await.unwrap();
-        server.flush().await.unwrap();
-        let mut rest = [0; 9];
-        server.read_exact(&mut rest).await.unwrap();
-        assert_eq!(&rest, b"elloworld");
-        let mut ok = [0; 2];
-        client.read_exact(&mut ok).await.unwrap();
-        assert_eq!(&ok, b"ok");
-    }
-
-    #[tokio::test]
-    async fn released_buffers_are_freed_and_the_session_goes_on() {
-        let Pair { mut server, mut client, _dir } = pair(&rustls::version::TLS13).await;
-        for round in 0..3 {
-            let message = format!("request {round}");
-            client.write_all(message.as_bytes()).await.unwrap();
-            client.flush().await.unwrap();
-            let mut got = vec![0; message.len()];
-            server.read_exact(&mut got).await.unwrap();
-            assert_eq!(got, message.as_bytes());
-            server.write_all(b"answer").await.unwrap();
-            server.flush().await.unwrap();
-            server.release_idle_buffers();
-            let held = server.incoming.data.capacity()
-                + server.plaintext.data.capacity()
-                + server.outgoing.data.capacity();
-            assert_eq!(held, 0, "an idle stream kept {held} bytes of buffers");
-            let mut answer = [0; 6];
-            client.read_exact(&mut answer).await.unwrap();
-            assert_eq!(&answer, b"answer");
-        }
-    }
-}
+#[path = "tls_stream_tests.rs"]
+mod tests;

@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = client.read_to_end(&mut sink).await;
         };
         let reader = async move {
-            let Ok(mut tls) = tls_stream::accept(server, config).await else { return };
+            let Ok(mut tls) = tls_stream::accept_stream(server, config).await else { return };
             let mut plaintext = Vec::new();
             let _ = tls.read_to_end(&mut plaintext).await;
             let _ = tls.shutdown().await;

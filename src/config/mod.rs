@@ -585,6 +585,9 @@ pub struct LimitsConfig {
     /// opened quickly, 100 ms 128 MiB).
     #[serde(default = "defaults::park_after", with = "humantime_serde")]
     pub park_after: Duration,
+    /// A TLS handshake not complete by then is closed. What a client may send meanwhile is
+    /// bounded too: a ClientHello of at most 16 KiB, left in the kernel until complete
+    /// (client_hello.rs).
     #[serde(default = "defaults::tls_handshake_timeout", with = "humantime_serde")]
     pub tls_handshake_timeout: Duration,
     /// Open client connections at most; past it, new connections get one 503 and are closed.
