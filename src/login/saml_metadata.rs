@@ -3,7 +3,8 @@
 //! only with a valid signature by that key over the whole document (the federation's metadata
 //! signing, as Skolfederation and Feide/eduGAIN publish it).
 //!
-//! The same strict parser as the ACS reads it (no DTD, no processing instructions), and the
+//! The same strict parser as the ACS reads it (no DTD, no processing instructions, xml_bounds.rs's
+//! per-element bounds; its document-wide ones sized for a federation's aggregate), and the
 //! signature passes the same structural checks: one Signature on the root element, one
 //! Reference to the root's ID, exclusive C14N, allowlisted algorithms, pinned keys only.
 
@@ -37,7 +38,8 @@ pub fn read(
     federation: Option<&IdpTrust>,
     now: u64,
 ) -> Result<IdpDescriptor, String> {
-    let doc = saml_acs::parse(xml).map_err(|e| format!("metadata refused: {e}"))?;
+    let doc = saml_acs::parse_within(xml, &super::xml_bounds::METADATA)
+        .map_err(|e| format!("metadata refused: {e}"))?;
     let root = doc.document_element().ok_or("metadata refused: no root element")?;
     if let Some(federation) = federation {
         saml_acs::verify_root_signature(&doc, xml, root, federation)
