@@ -201,4 +201,18 @@ mod tests {
             .unwrap_err()
             .contains("no signing certificate"));
     }
+
+    #[test]
+    fn metadata_with_thousands_of_attributes_on_one_element_is_refused() {
+        // A metadata URL is hostile too: its XML crosses the same bounds before the parser, with
+        // the document-wide ones an aggregate needs.
+        let many: String = (0..5_000).map(|i| format!(" a{i}=\"x\"")).collect();
+        let xml = entity("https://idp.example", &many);
+        let error = read(&xml, "https://idp.example", None, 0).unwrap_err();
+        assert!(error.contains("XML past a bound: attributes on one element"), "{error}");
+        let aggregate: String = (0..300).map(|i| entity(&format!("https://idp{i}.example"), "")).collect();
+        let aggregate =
+            format!(r#"<md:EntitiesDescriptor xmlns:md="{MD}">{aggregate}</md:EntitiesDescriptor>"#);
+        assert!(read(&aggregate, "https://idp7.example", None, 0).is_ok(), "600 declarations in all");
+    }
 }
