@@ -1,7 +1,8 @@
 //! The SAML ACS's own work for one login: the strict profile and the signature check of a
 //! typical response (7.5 KB, fourteen attributes, the Assertion signed, as ADFS sends them; a
 //! fuzz seed signed by samlify), then the pseudonym, the policy and the guard, then nymgate's
-//! EdDSA token. Also the check of a response signed twice (Response and Assertion, 6.7 KB).
+//! EdDSA token. Also the check of a response signed twice (Response and Assertion, 6.7 KB), and
+//! the refusal of a 121 KB response with 12,000 attributes on one element (issue 27).
 //! Network, TLS and the flow cookie are not in it. BENCHMARKS.md §4 has the figures.
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -68,6 +69,13 @@ fn bench(c: &mut Criterion) {
         b.iter(|| saml_acs::verify(SIGNED_TWICE, &trust, &expected).unwrap())
     });
     c.bench_function("saml_acs_work_verify_pseudonymize_mint", |b| b.iter(acs));
+    // Issue 27's hostile document: 12,000 attributes on one element in 121 KB, refused by the
+    // XML bounds before the parser (the parser alone took a quarter of a second on it).
+    let many: String = (0..12_000).map(|i| format!(" a{i}=\"x\"")).collect();
+    let hostile = format!("<samlp:Response xmlns:samlp=\"{}\"{many}/>", saml_acs::SAMLP);
+    c.bench_function("saml_refuse_121k_12000_attributes", |b| {
+        b.iter(|| saml_acs::verify(&hostile, &trust, &expected).is_err())
+    });
     let verified = saml_acs::verify(TYPICAL, &trust, &expected).unwrap();
     let login = pseudonymizer
         .pseudonymize("school-s", &verified.identity, nymgate::pseudonym::Sector::Primary, expected.now)

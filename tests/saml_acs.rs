@@ -600,6 +600,39 @@ fn encrypted_assertion_is_refused_with_one_generic_reason() {
     );
 }
 
+// ---- XML whose parsing would cost more than its size (issue 27) -------------------------------
+
+/// The response with `what` in the Response's start tag, after its name.
+fn in_response_tag(xml: &str, what: &str) -> String {
+    let at = xml.find("<samlp:Response").unwrap() + "<samlp:Response".len();
+    insert(xml, at, what)
+}
+
+#[test]
+fn saml_response_with_thousands_of_attributes_on_one_element_is_refused() {
+    // The parser compares each attribute with every earlier one: refused before it runs.
+    let many: String = (0..8_000).map(|i| format!(" b{i}=\"x\"")).collect();
+    attack("both", |xml| in_response_tag(xml, &many), "saml_xml_limits");
+}
+
+#[test]
+fn saml_response_with_thousands_of_namespace_declarations_is_refused() {
+    let many: String = (0..3_000).map(|i| format!(" xmlns:n{i}=\"urn:n:{i}\"")).collect();
+    attack("both", |xml| in_response_tag(xml, &many), "saml_xml_limits");
+}
+
+#[test]
+fn saml_response_nesting_without_end_is_refused() {
+    attack(
+        "both",
+        |xml| {
+            let at = xml.find("<saml:Issuer").unwrap();
+            insert(xml, at, &"<x>".repeat(20_000))
+        },
+        "saml_xml_limits",
+    );
+}
+
 #[test]
 fn oversized_body_gets_413_before_parsing() {
     let world = samlify_world();

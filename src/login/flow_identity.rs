@@ -80,7 +80,7 @@ impl Login {
 
     /// The SAML tenants whose issuer a response's (unverified) Issuer names, in config order.
     pub(super) fn saml_tenants_of(&self, xml: &str) -> Result<Vec<String>, FlowError> {
-        let issuer = saml_acs::claimed_issuer(xml).ok_or(saml_acs::SamlError::Issuer)?;
+        let issuer = saml_acs::claimed_issuer(xml)?;
         let candidates: Vec<String> = self
             .choice
             .by_issuer(&issuer)

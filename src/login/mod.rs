@@ -29,6 +29,7 @@ mod saml_out;
 pub mod saml_sp;
 mod saml_tenant;
 mod tenant_choice;
+pub mod xml_bounds;
 pub use provider::basic_credentials;
 
 use std::collections::HashMap;
@@ -1016,7 +1017,7 @@ impl Login {
             let field = fields.get("SAMLResponse").ok_or(FlowError::BadRequest("missing_saml_response"))?;
             let xml = saml_acs::decode_post(field)?;
             // The (unverified) Issuer picks the school whose pinned keys then decide.
-            let issuer = saml_acs::claimed_issuer(&xml).ok_or(SamlError::Issuer)?;
+            let issuer = saml_acs::claimed_issuer(&xml)?;
             if issuer == idp.entity_id {
                 // nymgate's own Response (a login through its IdP face, posted by the browser):
                 // forwarded as it is, once it verifies. It was audited when it was made.

@@ -25,6 +25,7 @@ use bergshamra::dsig::verify::verify_all_document_with_source;
 use bergshamra::{DsigContext, KeysManager, VerifyResult};
 use uppsala::{Document, NodeId, NodeKind};
 
+use super::xml_bounds;
 use crate::pseudonym::identity::{Attribute, NameId, VerifiedIdentity};
 
 pub const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
@@ -57,8 +58,6 @@ const WEAK_DIGEST_METHOD: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 
 /// Largest decoded response accepted; the form itself is limited before this (see the ACS).
 pub const MAX_RESPONSE_BYTES: usize = 128 * 1024;
-/// Deeper nesting than any real response; bounds the parser's recursion.
-const MAX_DEPTH: u32 = 48;
 
 /// Which signatures a tenant requires. Either one covers the Assertion that is read (a Response
 /// signature covers its one Assertion child), so `either` is the interoperable default:
@@ -85,6 +84,9 @@ pub enum SamlError {
     Doctype,
     #[error("response is not well-formed XML")]
     Malformed,
+    /// Past one of the XML bounds (xml_bounds.rs), checked before any parser reads it.
+    #[error("XML past a bound: {0}")]
+    XmlLimits(&'static str),
     #[error("response structure refused: {0}")]
     Structure(&'static str),
     #[error("encrypted assertions are not accepted")]
@@ -127,6 +129,7 @@ impl SamlError {
             SamlError::Encoding => "saml_bad_encoding",
             SamlError::Doctype => "saml_doctype",
             SamlError::Malformed => "saml_malformed_xml",
+            SamlError::XmlLimits(_) => "saml_xml_limits",
             SamlError::Structure(_) => "saml_structure",
             SamlError::Encrypted => "saml_encrypted_assertion",
             SamlError::Algorithm(_) => "saml_algorithm",
@@ -295,16 +298,30 @@ pub fn decode_post(field: &str) -> Result<String, SamlError> {
     String::from_utf8(bytes).map_err(|_| SamlError::Encoding)
 }
 
-/// Parses with the one parser nymgate uses for SAML: no DTD at all (so no entity, external or
-/// internal, is ever expanded), bounded depth, no processing instructions.
+/// Parses a SAML message (a Response, an AuthnRequest) with the one parser nymgate uses for
+/// SAML: no DTD at all (so no entity, external or internal, is ever expanded), within the
+/// message bounds of xml_bounds.rs (checked by one linear pass before the parser runs), no
+/// processing instructions.
 pub fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
+    parse_within(xml, &xml_bounds::MESSAGE)
+}
+
+/// [`parse`] within other bounds (metadata's, xml_bounds::METADATA).
+pub fn parse_within<'a>(xml: &'a str, limits: &xml_bounds::Limits) -> Result<Document<'a>, SamlError> {
     if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
         return Err(SamlError::Doctype);
     }
+    // Before the parser: its duplicate-attribute and prefix checks are quadratic past them.
+    xml_bounds::scan(xml, limits).map_err(|refusal| match refusal {
+        xml_bounds::Refusal::TooLarge => SamlError::TooLarge,
+        xml_bounds::Refusal::Doctype => SamlError::Doctype,
+        xml_bounds::Refusal::Malformed => SamlError::Malformed,
+        xml_bounds::Refusal::Limit(what) => SamlError::XmlLimits(what),
+    })?;
     let doc = uppsala::Parser::new()
         .with_forbid_dtd(true)
         .with_forbid_entities(true)
-        .with_max_depth(MAX_DEPTH)
+        .with_max_depth(limits.depth as u32)
         .parse(xml)
         .map_err(|_| SamlError::Malformed)?;
     if doc
@@ -318,15 +335,18 @@ pub fn parse(xml: &str) -> Result<Document<'_>, SamlError> {
 }
 
 /// The response's Issuer (or its Assertion's), unverified: only to pick the tenant of an
-/// unsolicited response, whose trust then verifies it.
-pub fn claimed_issuer(xml: &str) -> Option<String> {
-    let doc = parse(xml).ok()?;
-    let root = doc.document_element()?;
-    let issuer = child(&doc, root, SAML, "Issuer").or_else(|| {
-        let assertion = child(&doc, root, SAML, "Assertion")?;
-        child(&doc, assertion, SAML, "Issuer")
-    })?;
-    full_text(&doc, issuer).ok().map(|s| s.trim().to_owned())
+/// unsolicited response, whose trust then verifies it. A document the parser refuses is refused
+/// for that reason (a DOCTYPE is `saml_doctype` here too); one without an Issuer is `Issuer`.
+pub fn claimed_issuer(xml: &str) -> Result<String, SamlError> {
+    let doc = parse(xml)?;
+    let issuer = doc.document_element().and_then(|root| {
+        child(&doc, root, SAML, "Issuer").or_else(|| {
+            let assertion = child(&doc, root, SAML, "Assertion")?;
+            child(&doc, assertion, SAML, "Issuer")
+        })
+    });
+    let text = issuer.and_then(|issuer| full_text(&doc, issuer).ok());
+    text.map(|s| s.trim().to_owned()).ok_or(SamlError::Issuer)
 }
 
 /// The whole ACS check. See the module doc for the order.

@@ -492,3 +492,19 @@ fn a_status_answer_is_a_signed_response_without_an_assertion() {
         assert!(saml_acs::verify_root_signature(&doc, &changed, root, &trust).is_err());
     }
 }
+
+#[test]
+fn authn_request_with_thousands_of_attributes_on_one_element_is_refused() {
+    // Within the 16 KiB an AuthnRequest may inflate to, 1,400 attributes on one element: refused
+    // by the XML bounds (xml_bounds.rs) before the parser, in either binding.
+    let (open, _) = idp_for(false);
+    let many: String = (0..1_400).map(|i| format!(" a{i}=\"x\"")).collect();
+    let xml = request_xml("_m1", &format!("{DESTINATION}{many}"), "");
+    assert!(xml.len() < 16 * 1024, "{}", xml.len());
+    assert_eq!(open.read_redirect(&redirect(&xml, None, None), now()), Err(SamlOutError::Encoding));
+    assert_eq!(open.read_post(&STANDARD.encode(&xml), None, now()), Err(SamlOutError::Encoding));
+    // Under the bound (7 of the request's own and 50 more) it is read.
+    let some: String = (0..50).map(|i| format!(" a{i}=\"x\"")).collect();
+    let xml = request_xml("_m2", &format!("{DESTINATION}{some}"), "");
+    assert!(open.read_post(&STANDARD.encode(&xml), None, now()).is_ok());
+}

@@ -3,7 +3,8 @@
 //! only with a valid signature by that key over the whole document (the federation's metadata
 //! signing, as Skolfederation and Feide/eduGAIN publish it).
 //!
-//! The same strict parser as the ACS reads it (no DTD, no processing instructions), and the
+//! The same strict parser as the ACS reads it (no DTD, no processing instructions, xml_bounds.rs's
+//! per-element bounds; its document-wide ones sized for a federation's aggregate), and the
 //! signature passes the same structural checks: one Signature on the root element, one
 //! Reference to the root's ID, exclusive C14N, allowlisted algorithms, pinned keys only.
 
@@ -37,7 +38,8 @@ pub fn read(
     federation: Option<&IdpTrust>,
     now: u64,
 ) -> Result<IdpDescriptor, String> {
-    let doc = saml_acs::parse(xml).map_err(|e| format!("metadata refused: {e}"))?;
+    let doc = saml_acs::parse_within(xml, &super::xml_bounds::METADATA)
+        .map_err(|e| format!("metadata refused: {e}"))?;
     let root = doc.document_element().ok_or("metadata refused: no root element")?;
     if let Some(federation) = federation {
         saml_acs::verify_root_signature(&doc, xml, root, federation)
@@ -198,5 +200,19 @@ mod tests {
         assert!(read(&no_keys, "https://idp.example", None, 0)
             .unwrap_err()
             .contains("no signing certificate"));
+    }
+
+    #[test]
+    fn metadata_with_thousands_of_attributes_on_one_element_is_refused() {
+        // A metadata URL is hostile too: its XML crosses the same bounds before the parser, with
+        // the document-wide ones an aggregate needs.
+        let many: String = (0..5_000).map(|i| format!(" a{i}=\"x\"")).collect();
+        let xml = entity("https://idp.example", &many);
+        let error = read(&xml, "https://idp.example", None, 0).unwrap_err();
+        assert!(error.contains("XML past a bound: attributes on one element"), "{error}");
+        let aggregate: String = (0..300).map(|i| entity(&format!("https://idp{i}.example"), "")).collect();
+        let aggregate =
+            format!(r#"<md:EntitiesDescriptor xmlns:md="{MD}">{aggregate}</md:EntitiesDescriptor>"#);
+        assert!(read(&aggregate, "https://idp7.example", None, 0).is_ok(), "600 declarations in all");
     }
 }
