@@ -500,7 +500,7 @@ impl Connection {
         let activity = Activity::new();
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
-        let info = ConnInfo { peer, framing: None };
+        let info = ConnInfo { peer, framing: None, platform: Default::default() };
         let service = service_fn(move |req| proxy::handle(gateway.current(), info.clone(), req));
         let limits = &self.limits;
         let conn = http2::Builder::new(TokioExecutor::new())
@@ -520,7 +520,7 @@ impl Connection {
         let gate = ParkGate::new(framing.clone(), limits.park_after);
         let responses = gate.responses.clone();
         let io = ClientIo::new(tls, activity.clone(), None).parkable(gate);
-        let info = ConnInfo { peer, framing: Some(framing) };
+        let info = ConnInfo { peer, framing: Some(framing), platform: Default::default() };
         let service = service_fn(move |req| {
             let response = proxy::handle(gateway.current(), info.clone(), req);
             let responses = responses.clone();
