@@ -37,7 +37,8 @@ CONF
 }
 
 # nymgate's config for the benchmarks: LISTEN and ADMIN ports on 127.0.0.1, the certificates in
-# $OUT/certs, the upstream on $UP, and any extra [limits] lines.
+# $OUT/certs, the upstream on $UP, any extra [upstream] lines from UPSTREAM_EXTRA (e.g.
+# 'pool_per_client_connection = true', to measure it) and any extra [limits] lines.
 nymgate_config() { # LISTEN ADMIN [EXTRA_LIMITS]
   cat <<EOF
 [server]
@@ -47,6 +48,7 @@ cert_file = "$OUT/certs/localhost.pem"
 key_file = "$OUT/certs/localhost-key.pem"
 [upstream]
 url = "http://127.0.0.1:$UP"
+${UPSTREAM_EXTRA:-}
 [limits]
 idle_timeout = "120s"
 ${3:-}
