@@ -20,6 +20,11 @@
 //!
 //! Then it fails with [`SendError::Saturated`](super::client::SendError::Saturated): 503 with
 //! Retry-After (proxy.rs).
+//!
+//! Outside the bound: the readiness probe's plain connect (one every few seconds, closed at
+//! once, upstream/mod.rs), and, for the moments of a config reload, the old generation's
+//! connections still in use (each generation's workers build a new set; the old pools close
+//! their idle connections as the old gateways go).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
