@@ -37,7 +37,8 @@ CONF
 }
 
 # nymgate's config for the benchmarks: LISTEN and ADMIN ports on 127.0.0.1, the certificates in
-# $OUT/certs, the upstream on $UP, and any extra [limits] and [upstream] lines.
+# $OUT/certs, the upstream on $UP, any extra [limits] lines, any extra [upstream] lines (the
+# fourth argument, or UPSTREAM_EXTRA, e.g. 'pool_per_client_connection = true', to measure it).
 nymgate_config() { # LISTEN ADMIN [EXTRA_LIMITS] [EXTRA_UPSTREAM]
   cat <<EOF
 [server]
@@ -48,6 +49,7 @@ key_file = "$OUT/certs/localhost-key.pem"
 [upstream]
 url = "http://127.0.0.1:$UP"
 ${4:-}
+${UPSTREAM_EXTRA:-}
 [limits]
 idle_timeout = "120s"
 ${3:-}

@@ -15,7 +15,8 @@
 #
 # Environment: DURATION (s, default 10), CONNS (default 64), IDLE (default 10000), REPEAT (3),
 # PARTS ("throughput memory" by default; "memory" alone measures only the idle connections),
-# PARK_AFTER (limits.park_after for the idle test, e.g. 1s; default nymgate's).
+# PARK_AFTER (limits.park_after for the idle test, e.g. 1s; default nymgate's), UPSTREAM_EXTRA
+# (extra [upstream] lines, e.g. UPSTREAM_EXTRA='pool_per_client_connection = true').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

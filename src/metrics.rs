@@ -86,6 +86,8 @@ pub struct Metrics {
     upstream_seconds: Histogram,
     open_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
     parked_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    platform_connections: Gauge<i64, std::sync::atomic::AtomicI64>,
+    platform_waiting: Gauge<i64, std::sync::atomic::AtomicI64>,
     store_up: Gauge<i64, std::sync::atomic::AtomicI64>,
     resident_memory: Gauge<i64, std::sync::atomic::AtomicI64>,
     tls_handshake_failures: Counter<u64, AtomicU64>,
@@ -129,6 +131,18 @@ impl Metrics {
             "parked_connections",
             "HTTP/1.1 keep-alive connections waiting between requests without HTTP state",
             parked_connections.clone(),
+        );
+        let platform_connections = Gauge::default();
+        registry.register(
+            "upstream_connections",
+            "Connections to the platform open now: in use, idle in a pool or upgraded (at most upstream.max_connections per worker)",
+            platform_connections.clone(),
+        );
+        let platform_waiting = Gauge::default();
+        registry.register(
+            "upstream_waiting_requests",
+            "Requests waiting for a platform connection at upstream.max_connections (503 after upstream.queue_timeout)",
+            platform_waiting.clone(),
         );
         let store_up = Gauge::default();
         store_up.set(1);
@@ -214,6 +228,8 @@ impl Metrics {
             upstream_seconds,
             open_connections,
             parked_connections,
+            platform_connections,
+            platform_waiting,
             store_up,
             resident_memory,
             tls_handshake_failures,
@@ -245,6 +261,16 @@ impl Metrics {
     /// Connections entered (+) or left (-) a worker's parking lot (parking.rs).
     pub fn parked_connections_changed(&self, by: i64) {
         self.parked_connections.inc_by(by);
+    }
+
+    /// Platform connections opened (+) or closed (-) (upstream/pool.rs).
+    pub fn platform_connections_changed(&self, by: i64) {
+        self.platform_connections.inc_by(by);
+    }
+
+    /// Requests began (+) or stopped (-) waiting at upstream.max_connections.
+    pub fn platform_waiting_changed(&self, by: i64) {
+        self.platform_waiting.inc_by(by);
     }
 
     pub fn store_up(&self, up: bool) {

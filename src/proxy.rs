@@ -28,7 +28,7 @@ use crate::public_hosts::HostSet;
 use crate::sanitize::{self, ForwardingFacts, RequestFault, SanitizePolicy, X_REQUEST_ID};
 use crate::tls::ReloadingCertResolver;
 use crate::upgrade::UpgradeAsk;
-use crate::upstream::Upstream;
+use crate::upstream::{ClientPools, Upstream};
 
 /// Everything the pipeline needs, built once from the config and shared by all connections.
 pub struct Gateway {
@@ -84,6 +84,9 @@ impl Gateway {
         login: Option<Arc<Login>>,
         certs: &Arc<ReloadingCertResolver>,
     ) -> Self {
+        if let Some(upstream) = &upstream {
+            upstream.client.pool_set().report_to(metrics.clone());
+        }
         let mut policy = SanitizePolicy::new(&config.privacy);
         if let Some(login) = &config.login {
             // The assertion header is nymgate's alone, whatever it is called.
@@ -122,6 +125,9 @@ pub struct ConnInfo {
     pub framing: Option<Arc<FramingWatch>>,
     /// HTTP/1.1 connections: the bounds an upgraded tunnel keeps (conn_bounds.rs).
     pub tunnel: Option<crate::conn_bounds::Tunnel>,
+    /// This connection's own platform connections, with `upstream.pool_per_client_connection`
+    /// (upstream/mod.rs); dropped with the connection.
+    pub platform: ClientPools,
 }
 
 /// Why nymgate answered instead of the platform. The client gets a generic body with a
@@ -138,6 +144,8 @@ pub enum ProxyError {
     UpstreamUnavailable(String),
     #[error("platform did not answer within upstream.response_timeout")]
     UpstreamTimeout,
+    #[error("no platform connection free within upstream.queue_timeout")]
+    UpstreamSaturated,
     #[error("request body refused: {0}")]
     Body(crate::form_scan::BodyRefusal),
 }
@@ -154,6 +162,8 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             ProxyError::UpstreamUnavailable(_) => StatusCode::BAD_GATEWAY,
             ProxyError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            // RFC 9110 §15.6.4: overloaded for now; Retry-After says when to come back.
+            ProxyError::UpstreamSaturated => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Body(refusal) if refusal.is_unsupported_media() => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProxyError::Body(_) => StatusCode::BAD_REQUEST,
         }
@@ -169,6 +179,7 @@ impl ProxyError {
             ProxyError::PayloadTooLarge => "body_too_large",
             ProxyError::UpstreamUnavailable(_) => "upstream_unavailable",
             ProxyError::UpstreamTimeout => "upstream_timeout",
+            ProxyError::UpstreamSaturated => "upstream_saturated",
             ProxyError::Body(refusal) => refusal.reason(),
         }
     }
@@ -239,8 +250,8 @@ pub async fn handle(
     let client = gateway.reducer.reduce(client_ip);
     let client_key = gateway.login.as_ref().and_then(|login| login.client_key(client_ip));
 
-    let (route, result) =
-        route(&gateway, &conn, request, canonical, head, &client, client_key, &request_id_value).await;
+    let caller = Caller { client: &client, client_key, platform: &conn.platform };
+    let (route, result) = route(&gateway, &conn, request, canonical, head, caller, &request_id_value).await;
     let (route, mut response) = match result {
         Ok(response) => (route, response),
         Err(error) => {
@@ -253,7 +264,12 @@ pub async fn handle(
             }
             let close = error.closes_connection() && version != Version::HTTP_2;
             let route = if status.is_client_error() { RouteClass::Rejected } else { route };
-            (route, error_response(status, request_id, close))
+            let mut response = error_response(status, request_id, close);
+            if matches!(error, ProxyError::UpstreamSaturated) {
+                // A platform connection frees up within seconds, or the bound is too low.
+                response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            (route, response)
         }
     };
     response.headers_mut().insert(X_REQUEST_ID, request_id_value.clone());
@@ -273,16 +289,25 @@ pub async fn handle(
     Ok(response)
 }
 
+/// Who sent the request, as the pipeline may know it.
+struct Caller<'a> {
+    /// The reduced client IP (the raw one never goes further than `handle`).
+    client: &'a ReducedIp,
+    client_key: Option<crate::login::blocking::ClientKey>,
+    /// The client connection's own platform connections (`upstream.pool_per_client_connection`).
+    platform: &'a ClientPools,
+}
+
 async fn route(
     gateway: &Gateway,
     conn: &ConnInfo,
     request: Request<Incoming>,
     canonical: Result<crate::target::CanonicalPath, crate::target::Unsettled>,
     head: HeadVerdict,
-    client: &ReducedIp,
-    client_key: Option<crate::login::blocking::ClientKey>,
+    caller: Caller<'_>,
     request_id_value: &HeaderValue,
 ) -> (RouteClass, Result<Response<Body>, ProxyError>) {
+    let Caller { client, client_key, platform: pools } = caller;
     let request_id = request_id_value.to_str().unwrap_or_default();
     let class = if gateway.upstream.is_some() { RouteClass::Proxy } else { RouteClass::Echo };
     let (mut parts, incoming) = request.into_parts();
@@ -410,7 +435,7 @@ async fn route(
             let result = match &gateway.upstream {
                 None => Ok(echo::answer_bytes(&parts, form.len())),
                 Some(upstream) => {
-                    forward(gateway, upstream, parts, crate::body::full(form), None, None).await
+                    forward(gateway, upstream, pools, parts, crate::body::full(form), None, None).await
                 }
             };
             return (class, result);
@@ -426,7 +451,7 @@ async fn route(
         Some(upstream) => {
             use http_body_util::BodyExt;
             let fault = body.fault_cell();
-            forward(gateway, upstream, parts, body.boxed_unsync(), Some(fault), client_upgrade).await
+            forward(gateway, upstream, pools, parts, body.boxed_unsync(), Some(fault), client_upgrade).await
         }
     };
     (class, result)
@@ -457,6 +482,7 @@ enum RequestBody {
 async fn forward(
     gateway: &Gateway,
     upstream: &Upstream,
+    pools: &ClientPools,
     mut parts: http::request::Parts,
     body: Body,
     fault: Option<crate::body::FaultCell>,
@@ -471,10 +497,11 @@ async fn forward(
     // HTTP/1.1 (upstream/client.rs).
     parts.version = Version::HTTP_11;
     let sent = Instant::now();
-    let outcome = tokio::time::timeout(upstream.response_timeout, upstream.client.send(parts, body)).await;
+    let outcome = tokio::time::timeout(upstream.response_timeout, upstream.send(pools, parts, body)).await;
     gateway.metrics.upstream_latency(sent.elapsed());
     let response = match outcome {
         Err(_) => return Err(ProxyError::UpstreamTimeout),
+        Ok(Err(crate::upstream::client::SendError::Saturated)) => return Err(ProxyError::UpstreamSaturated),
         Ok(Err(error)) => {
             // A request body that broke is the client's fault, whatever the client library says.
             if let Some(fault) = fault.as_ref().and_then(|f| f.get()) {

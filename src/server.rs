@@ -494,7 +494,7 @@ impl Connection {
         let activity = Activity::new();
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
-        let info = ConnInfo { peer, framing: None, tunnel: None };
+        let info = ConnInfo { peer, framing: None, tunnel: None, platform: Default::default() };
         let watch = ResponseWatch::default();
         let responses = watch.clone();
         let service = service_fn(move |req| {
@@ -542,7 +542,8 @@ impl Connection {
             idle_timeout: limits.idle_timeout,
             phase: phase.clone(),
         };
-        let info = ConnInfo { peer, framing: Some(framing), tunnel: Some(tunnel) };
+        let info =
+            ConnInfo { peer, framing: Some(framing), tunnel: Some(tunnel), platform: Default::default() };
         let watch = ResponseWatch::default();
         let bodies = watch.clone();
         let metrics = gateway.current().metrics.clone();

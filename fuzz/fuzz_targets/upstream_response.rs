@@ -6,14 +6,16 @@
 use bytes::BytesMut;
 use http::Method;
 use libfuzzer_sys::fuzz_target;
-use nymgate::upstream::h1::{parse_response_head, ChunkedDecoder, Decoded, Framing};
+use nymgate::upstream::h1::{parse_final_response_head, ChunkedDecoder, Decoded, Framing, Interim};
 
 /// The head (or its error) and, for a chunked body, the body bytes and how it ended.
 fn read(stream: &[u8], step: usize, method: &Method) -> String {
     let mut buf = BytesMut::new();
     let mut pieces = stream.chunks(step);
+    // Interim (1xx) heads are skipped and counted as client.rs does, across reads.
+    let mut interim = Interim::default();
     let head = loop {
-        match parse_response_head(&mut buf, method) {
+        match parse_final_response_head(&mut buf, method, &mut interim) {
             Ok(Some(head)) => break head,
             Ok(None) => match pieces.next() {
                 Some(piece) => buf.extend_from_slice(piece),

@@ -470,6 +470,26 @@ pub struct UpstreamConfig {
     /// open a tunnel in which the client speaks HTTP/2 to the platform past every header rule.
     #[serde(default = "defaults::upgrade_protocols")]
     pub upgrade_protocols: Vec<String>,
+    /// Connections to the platform each worker may hold open at once: in use, idle in a pool,
+    /// or carrying an upgraded connection (WebSocket). Per worker, as each worker is its own
+    /// event loop with its own pools (upstream/pool.rs); the process holds at most
+    /// `workers × max_connections`, which must fit the file descriptor limit beside
+    /// `limits.max_connections` clients. A request over the bound waits `queue_timeout`, then
+    /// gets 503 with Retry-After.
+    #[serde(default = "defaults::upstream_max_connections")]
+    pub max_connections: usize,
+    /// How long a request over `max_connections` waits for a platform connection before its
+    /// 503. `response_timeout` covers the wait too: when it is the shorter, the request gets
+    /// its 504 first.
+    #[serde(default = "defaults::queue_timeout", with = "humantime_serde")]
+    pub queue_timeout: Duration,
+    /// A pool of platform connections per client connection, dropped with it, instead of one
+    /// per worker (as Envoy's `connection_pool_per_downstream_connection`): for platforms that
+    /// can't be trusted to frame every answer, so that a late or extra answer can only reach
+    /// the client whose connection it came on, never another pupil. Costs a new platform
+    /// connection for each client connection's first request (BENCHMARKS.md).
+    #[serde(default)]
+    pub pool_per_client_connection: bool,
 }
 
 /// What the platform receives in place of the client IP (shared/PRODUCT.md, "IP addresses").
@@ -662,6 +682,13 @@ pub mod defaults {
     }
     pub fn pool_max_idle_per_host() -> usize {
         256
+    }
+    /// As many as a worker's default idle pool keeps, so that it is never closed for room.
+    pub fn upstream_max_connections() -> usize {
+        256
+    }
+    pub fn queue_timeout() -> Duration {
+        Duration::from_secs(3)
     }
     pub fn ipv4_prefix() -> u8 {
         24
@@ -952,6 +979,17 @@ impl Config {
                 {
                     problem(&field, format!("{name:?} is listed twice"));
                 }
+            }
+            // Each platform connection is a file descriptor and a local port toward one address:
+            // more than a port range's worth can't be open anyway.
+            if !(1..=MAX_UPSTREAM_CONNECTIONS).contains(&upstream.max_connections) {
+                problem(
+                    "upstream.max_connections",
+                    format!("must be 1 to {MAX_UPSTREAM_CONNECTIONS} (platform connections per worker)"),
+                );
+            }
+            if upstream.queue_timeout.is_zero() {
+                problem("upstream.queue_timeout", "must be more than 0s".into());
             }
         }
 
@@ -1591,6 +1629,10 @@ pub fn check_private_file(path: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// The most `upstream.max_connections` may be: one worker's connections to one platform address
+/// each take a local port, and there are at most this many.
+pub const MAX_UPSTREAM_CONNECTIONS: usize = 65_535;
+
 /// A parsed `upstream.url`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UpstreamTarget {
@@ -1855,5 +1897,23 @@ client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
             (defaults::connect_timeout(), defaults::response_timeout())
         );
         assert_eq!(u.pool_max_idle_per_host, defaults::pool_max_idle_per_host());
+        assert_eq!(
+            (u.max_connections, u.queue_timeout, u.pool_per_client_connection),
+            (defaults::upstream_max_connections(), defaults::queue_timeout(), false)
+        );
+    }
+
+    #[test]
+    fn upstream_bounds_are_validated_by_name() {
+        for (extra, field) in [
+            ("max_connections = 0", "upstream.max_connections"),
+            ("max_connections = 70000", "upstream.max_connections"),
+            ("queue_timeout = \"0s\"", "upstream.queue_timeout"),
+        ] {
+            let text = format!("{MINIMAL}\n[upstream]\nurl = \"http://127.0.0.1:3000\"\n{extra}\n");
+            let fields: Vec<String> =
+                Config::parse(&text).unwrap().validate().into_iter().map(|p| p.field).collect();
+            assert!(fields.iter().any(|f| f == field), "{extra}: {fields:?}");
+        }
     }
 }

@@ -17,15 +17,27 @@
 //! 4. When both are complete and the platform keeps the connection alive, the connection goes
 //!    back to the pool, its read buffer freed.
 //!
-//! A pooled connection that the platform closed while idle fails before any of the response is
-//! read. Such a request is sent again, once, on a new connection, when none of its body had been
-//! read (RFC 9110 §9.2.2 allows it for idempotent requests; a request whose body was not yet
-//! read has not reached the platform's application at all).
+//! A pooled connection that the platform closed as the request arrived fails before any of the
+//! response is read. Such a request is sent again, once, on a new connection, only when its
+//! method is safe (GET, HEAD, OPTIONS, TRACE: [`may_retry`]) and none of its body had been read.
+//! The platform may have acted on it before closing; RFC 9110 §9.2.2 allows automatic retries
+//! of idempotent requests only, and nymgate goes further (see [`may_retry`]). Any other request
+//! fails (502): the client decides whether to send it again.
+//!
+//! A connection goes back to a pool only when its response ended exactly where its framing said
+//! (no byte read past it), and is taken from a pool only when the platform has sent nothing on
+//! it while idle ([`Connection::is_reusable`]): a platform that answers a request twice must not
+//! have its second answer read as the next request's (nginx's upstream keepalive does the
+//! same). A late answer that arrives after the next request went out can't be told apart in
+//! HTTP/1.1; `upstream.pool_per_client_connection` keeps it on the same client's connection.
+//!
+//! Every connection holds a place under `upstream.max_connections` for its whole life (pool.rs).
 
 use std::future::poll_fn;
 use std::io;
+use std::mem::MaybeUninit;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 use std::time::Duration;
 
@@ -35,9 +47,9 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::time::Instant;
 
 use super::h1::{self, ChunkedDecoder, Decoded, Framing, H1Error};
+use super::pool::{Granted, Pool, PoolSet, Slot};
 use crate::body::{Body, BoxError};
 
 /// A read makes room for at least this much.
@@ -63,6 +75,8 @@ pub enum SendError {
     Response(H1Error),
     #[error("request body: {0}")]
     RequestBody(BoxError),
+    #[error("no platform connection free within upstream.queue_timeout (upstream.max_connections)")]
+    Saturated,
 }
 
 /// The platform's address and how to reach it.
@@ -71,7 +85,23 @@ pub struct Client {
     port: u16,
     tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
     connect_timeout: Duration,
+    /// The worker's pool, shared by all its requests.
     pool: Arc<Pool>,
+}
+
+/// Whether a request may be sent again on a new connection after its pooled connection failed
+/// with nothing of the response read: only for the safe methods of RFC 9110 §9.2.1 (GET, HEAD,
+/// OPTIONS, TRACE), spelled exactly so (methods are case-sensitive, §9.1: `get` is an
+/// extension method, and extension methods are neither safe nor idempotent to nymgate).
+/// RFC 9110 §9.2.2 would allow PUT and DELETE too, as idempotent; but the platform may have
+/// acted on the first copy before its connection closed, and a DELETE sent again then gets
+/// another answer (404 for a deletion that succeeded) from a platform whose semantics nymgate
+/// can't know. nginx's proxy_next_upstream likewise never retries POST, LOCK or PATCH.
+pub fn may_retry(method: &Method) -> bool {
+    *method == Method::GET
+        || *method == Method::HEAD
+        || *method == Method::OPTIONS
+        || *method == Method::TRACE
 }
 
 impl Client {
@@ -80,19 +110,37 @@ impl Client {
         port: u16,
         tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
         connect_timeout: Duration,
-        pool: Pool,
+        set: &Arc<PoolSet>,
     ) -> Self {
-        Self { host, port, tls, connect_timeout, pool: Arc::new(pool) }
+        Self { host, port, tls, connect_timeout, pool: set.new_pool(true) }
     }
 
+    /// The worker's pool.
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
     }
 
-    /// Sends a request and returns the response once its head has arrived. `parts` must be
-    /// sanitized already; the framing of the body (`Content-Length` or chunked) is set here.
+    /// The worker's platform connections: the bound, and every pool.
+    pub fn pool_set(&self) -> &Arc<PoolSet> {
+        self.pool.set()
+    }
+
+    /// Sends a request on a connection of the worker's pool (or a new one) and returns the
+    /// response once its head has arrived. `parts` must be sanitized already; the framing of the
+    /// body (`Content-Length` or chunked) is set here.
     pub async fn send(
         &self,
+        parts: http::request::Parts,
+        body: Body,
+    ) -> Result<Response<ResponseBody>, SendError> {
+        self.send_in(&self.pool, parts, body).await
+    }
+
+    /// As [`send`](Self::send), on a connection of `pool` (one client connection's, when
+    /// `upstream.pool_per_client_connection` is set) or a new one that goes back to `pool`.
+    pub async fn send_in(
+        &self,
+        pool: &Arc<Pool>,
         mut parts: http::request::Parts,
         body: Body,
     ) -> Result<Response<ResponseBody>, SendError> {
@@ -101,22 +149,26 @@ impl Client {
         h1::encode_request_head(&parts, &mut head);
         let mut upload = Upload::new(Bytes::from(head), body, chunked);
         let method = parts.method;
-        if let Some(conn) = self.pool.take() {
-            match exchange(conn, &mut upload, &method, &self.pool).await {
+        if let Some(conn) = pool.take() {
+            match exchange(conn, &mut upload, &method, pool).await {
                 Ok(response) => return Ok(response),
-                // Closed while idle: nothing of this request reached the platform's application.
-                Err(Failed { error, retry: true }) => {
+                // Closed as the request arrived: sent again only if that is safe (`may_retry`).
+                Err(Failed { error, retry: true }) if may_retry(&method) => {
                     tracing::debug!(%error, "pooled platform connection was closed; retrying on a new one");
                     upload.rewind();
                 }
                 Err(Failed { error, .. }) => return Err(error),
             }
         }
-        let conn = self.connect().await?;
-        exchange(conn, &mut upload, &method, &self.pool).await.map_err(|failed| failed.error)
+        let conn = match pool.set().grant(pool.is_shared()).await.map_err(|_| SendError::Saturated)? {
+            Granted::Slot(slot) => self.connect(slot).await?,
+            Granted::Connection(conn) => conn,
+        };
+        exchange(conn, &mut upload, &method, pool).await.map_err(|failed| failed.error)
     }
 
-    async fn connect(&self) -> Result<Connection, SendError> {
+    /// Opens a connection in `slot`, which it holds until it is dropped.
+    async fn connect(&self, slot: Slot) -> Result<Connection, SendError> {
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let tcp = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Err(_) => return Err(SendError::ConnectTimeout),
@@ -135,7 +187,7 @@ impl Client {
                 }
             }
         };
-        Ok(Connection { stream, read_buf: BytesMut::new(), reused: false })
+        Ok(Connection { stream, read_buf: BytesMut::new(), reused: false, _slot: slot })
     }
 }
 
@@ -179,6 +231,7 @@ async fn exchange(
         conn.read_buf = pool.spare_buffer();
     }
     let mut write_error = None;
+    let mut interim = h1::Interim::default();
     let head = poll_fn(|cx| {
         if write_error.is_none() && !upload.is_done() {
             match upload.poll(cx, &mut conn.stream) {
@@ -190,7 +243,7 @@ async fn exchange(
                 Poll::Ready(Err(UploadError::Io(error))) => write_error = Some(error),
             }
         }
-        conn.poll_response_head(cx, method)
+        conn.poll_response_head(cx, method, &mut interim)
     })
     .await;
     let head = match head {
@@ -231,6 +284,8 @@ pub struct Connection {
     stream: Stream,
     read_buf: BytesMut,
     reused: bool,
+    /// Its place under `upstream.max_connections`, given back when it is dropped.
+    _slot: Slot,
 }
 
 impl Connection {
@@ -242,15 +297,16 @@ impl Connection {
         tokio_util::io::poll_read_buf(Pin::new(&mut self.stream), cx, &mut self.read_buf)
     }
 
-    /// Reads until a final response head (1xx other than 101 are skipped: RFC 9110 §15.2).
+    /// Reads until a final response head (1xx other than 101 are skipped, and bounded:
+    /// `h1::parse_final_response_head`).
     fn poll_response_head(
         &mut self,
         cx: &mut Context<'_>,
         method: &Method,
+        interim: &mut h1::Interim,
     ) -> Poll<Result<h1::ResponseHead, SendError>> {
         loop {
-            match h1::parse_response_head(&mut self.read_buf, method) {
-                Ok(Some(head)) if head.status.is_informational() && head.status.as_u16() != 101 => continue,
+            match h1::parse_final_response_head(&mut self.read_buf, method, interim) {
                 Ok(Some(head)) => return Poll::Ready(Ok(head)),
                 Ok(None) => {}
                 Err(error) => return Poll::Ready(Err(SendError::Response(error))),
@@ -263,9 +319,29 @@ impl Connection {
         }
     }
 
+    pub(super) fn mark_reused(&mut self) {
+        self.reused = true;
+    }
+
     /// Whether an idle connection is still open and quiet: the platform may have closed it, and
-    /// it must not have sent anything unasked.
-    fn is_reusable(&mut self) -> bool {
+    /// it must not have sent anything unasked (a second answer to the last request would
+    /// otherwise be read as the next one's).
+    ///
+    /// The kernel is asked first (a peek, which takes nothing): the runtime's readiness of the
+    /// socket is only as fresh as its last turn of the event loop, and bytes that arrived since
+    /// would not show in a read attempt. Then a read attempt, for what TLS may hold decrypted.
+    pub(super) fn is_reusable(&mut self) -> bool {
+        let tcp = match &self.stream {
+            Stream::Plain(tcp) => tcp,
+            Stream::Tls(tls) => tls.get_ref().0,
+        };
+        let mut peeked = [MaybeUninit::<u8>::uninit(); 1];
+        match socket2::SockRef::from(tcp).peek(&mut peeked) {
+            // The socket is non-blocking: nothing to read is the one good answer.
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            // Bytes (n > 0), the platform's close (0), or an error.
+            _ => return false,
+        }
         let mut probe = [0u8; 1];
         let mut buf = ReadBuf::new(&mut probe);
         let mut cx = Context::from_waker(std::task::Waker::noop());
@@ -489,7 +565,8 @@ impl ResponseBody {
             return None;
         }
         let conn = self.conn.take()?;
-        Some(Upgraded { stream: conn.stream, early: conn.read_buf })
+        // The tunnel is still a platform connection: it keeps its place under the bound.
+        Some(Upgraded { stream: conn.stream, early: conn.read_buf, _slot: conn._slot })
     }
 
     fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
@@ -499,6 +576,8 @@ impl ResponseBody {
     }
 
     /// Returns the connection to the pool if the exchange is over and it may carry another.
+    /// Bytes read past the response's framed end (a platform that answered twice, or framed
+    /// its answer shorter than it is) close it: they belong to no request.
     fn release(&mut self) {
         let Some(mut conn) = self.conn.take() else { return };
         let complete = matches!(self.state, BodyState::Done) && self.upload.is_none();
@@ -607,92 +686,12 @@ impl Drop for ResponseBody {
     }
 }
 
-/// Every change under the pool's locks is one push, pop or drain: a panic elsewhere leaves the
-/// pool whole, so a poisoned lock is used as it is.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One worker's idle connections to the platform, newest last, and a few spare read buffers.
-pub struct Pool {
-    idle: Mutex<Vec<Idle>>,
-    /// Read buffers of connections that went idle. A buffer is taken by the next request on any
-    /// connection: once the previous response's bytes are gone, `BytesMut::reserve` takes the
-    /// allocation back instead of a new 8 KiB one (an allocation that size cost 1-2% of CPU
-    /// under h2load, in glibc's malloc_consolidate). At most [`SPARE_BUFFERS`].
-    spare: Mutex<Vec<BytesMut>>,
-    max_idle: usize,
-    idle_timeout: Duration,
-}
-
-/// Spare read buffers kept per worker: as many as requests commonly in flight on one worker,
-/// without holding a buffer for every idle connection.
-const SPARE_BUFFERS: usize = 32;
-
-struct Idle {
-    conn: Connection,
-    since: Instant,
-}
-
-impl Pool {
-    pub fn new(max_idle: usize, idle_timeout: Duration) -> Self {
-        Self { idle: Mutex::new(Vec::new()), spare: Mutex::new(Vec::new()), max_idle, idle_timeout }
-    }
-
-    fn spare_buffer(&self) -> BytesMut {
-        lock(&self.spare).pop().unwrap_or_default()
-    }
-
-    fn recycle(&self, mut buffer: BytesMut) {
-        buffer.clear();
-        let mut spare = lock(&self.spare);
-        if spare.len() < SPARE_BUFFERS && buffer.capacity() > 0 {
-            spare.push(buffer);
-        }
-    }
-
-    /// The newest idle connection that is still open; older ones past the idle timeout go.
-    fn take(&self) -> Option<Connection> {
-        let mut idle = lock(&self.idle);
-        let now = Instant::now();
-        while let Some(Idle { mut conn, since }) = idle.pop() {
-            if now.duration_since(since) >= self.idle_timeout {
-                // The newest is too old, so all are.
-                idle.clear();
-                return None;
-            }
-            if conn.is_reusable() {
-                conn.reused = true;
-                return Some(conn);
-            }
-        }
-        None
-    }
-
-    fn put(&self, conn: Connection) {
-        let mut idle = lock(&self.idle);
-        if idle.len() < self.max_idle {
-            idle.push(Idle { conn, since: Instant::now() });
-        }
-    }
-
-    /// Closes connections idle past the timeout (called periodically; `take` also does).
-    pub fn evict_expired(&self) {
-        let mut idle = lock(&self.idle);
-        let now = Instant::now();
-        idle.retain(|entry| now.duration_since(entry.since) < self.idle_timeout);
-    }
-
-    pub fn idle_count(&self) -> usize {
-        lock(&self.idle).len()
-    }
-}
-
 /// A platform connection after a 101 response, as the upgraded protocol's byte stream.
 pub struct Upgraded {
     stream: Stream,
     /// Bytes the platform sent right after its 101, read with the head.
     early: BytesMut,
+    _slot: Slot,
 }
 
 impl AsyncRead for Upgraded {

@@ -3,12 +3,14 @@
 //!
 //! [`client`]: the HTTP/1.1 client, which serves each request in its own task.
 //! [`h1`]: its codec, without I/O (request heads, response heads, chunked bodies).
+//! [`pool`]: the worker's platform connections: their bound, idle pools and waiting requests.
 
 pub mod client;
 pub mod h1;
+pub mod pool;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use rustls_pki_types::ServerName;
@@ -22,6 +24,8 @@ pub struct Upstream {
     pub client: client::Client,
     pub response_timeout: Duration,
     connect_timeout: Duration,
+    /// `upstream.pool_per_client_connection`.
+    pool_per_client: bool,
     /// Set by the reachability probe; read by `/readyz`.
     reachable: AtomicBool,
 }
@@ -44,18 +48,38 @@ impl Upstream {
         } else {
             None
         };
-        let pool = client::Pool::new(config.pool_max_idle_per_host, config.pool_idle_timeout);
-        let client = client::Client::new(host, port, tls, config.connect_timeout, pool);
+        let set = pool::PoolSet::new(
+            config.max_connections,
+            config.queue_timeout,
+            config.pool_max_idle_per_host,
+            config.pool_idle_timeout,
+        );
+        let client = client::Client::new(host, port, tls, config.connect_timeout, &set);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(evict_idle(Arc::downgrade(client.pool()), config.pool_idle_timeout));
+            runtime.spawn(evict_idle(Arc::downgrade(&set), config.pool_idle_timeout));
         }
         Ok(Self {
             target,
             client,
             response_timeout: config.response_timeout,
             connect_timeout: config.connect_timeout,
+            pool_per_client: config.pool_per_client_connection,
             reachable: AtomicBool::new(false),
         })
+    }
+
+    /// Sends a request to the platform on a connection of `client_pools`' pool when
+    /// `upstream.pool_per_client_connection` is set, else of the worker's pool.
+    pub async fn send(
+        &self,
+        client_pools: &ClientPools,
+        parts: http::request::Parts,
+        body: crate::body::Body,
+    ) -> Result<http::Response<client::ResponseBody>, client::SendError> {
+        match client_pools.pool_for(self) {
+            Some(pool) => self.client.send_in(&pool, parts, body).await,
+            None => self.client.send(parts, body).await,
+        }
     }
 
     pub fn is_reachable(&self) -> bool {
@@ -89,8 +113,35 @@ fn host_and_port(target: &UpstreamTarget) -> (String, u16) {
     (host.to_owned(), target.authority.port_u16().unwrap_or(default_port))
 }
 
-/// Closes the pool's connections idle past `timeout`, until the pool is gone (a reload).
-async fn evict_idle(pool: Weak<client::Pool>, timeout: Duration) {
+/// The platform connections of one client connection, with `upstream.pool_per_client_connection`:
+/// kept by the client connection's state (`proxy::ConnInfo`) and dropped with it, so that no
+/// other client's request is ever sent on them and a platform's late or extra answer can only
+/// reach the client whose connection it came on. The pool is made at the first request that
+/// goes to the platform, and made again if a config reload brought a new platform client.
+#[derive(Clone, Default)]
+pub struct ClientPools(Arc<Mutex<Option<Arc<pool::Pool>>>>);
+
+impl ClientPools {
+    /// This client connection's pool toward `upstream`, or `None` for the worker's pool.
+    pub fn pool_for(&self, upstream: &Upstream) -> Option<Arc<pool::Pool>> {
+        if !upstream.pool_per_client {
+            return None;
+        }
+        let set = upstream.client.pool_set();
+        let mut slot = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match &*slot {
+            Some(pool) if Arc::ptr_eq(pool.set(), set) => Some(pool.clone()),
+            _ => {
+                let pool = set.new_pool(false);
+                *slot = Some(pool.clone());
+                Some(pool)
+            }
+        }
+    }
+}
+
+/// Closes the pools' connections idle past `timeout`, until the pools are gone (a reload).
+async fn evict_idle(pool: Weak<pool::PoolSet>, timeout: Duration) {
     let every = (timeout / 2).max(Duration::from_secs(1));
     loop {
         tokio::time::sleep(every).await;

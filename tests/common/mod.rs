@@ -4,6 +4,7 @@
 
 pub mod login;
 pub mod nginx;
+pub mod platform;
 pub mod postgres;
 pub mod redis;
 pub mod saml;
