@@ -251,6 +251,14 @@ pub async fn handle(
             (route, error_response(status, request_id, close))
         }
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The 101 goes out: what the client sends next is the upgraded protocol's, and hyper
+        // reads no further request on this connection. Only this ends the framing watch; an
+        // `Upgrade` header alone does not (framing.rs).
+        if let Some(framing) = &conn.framing {
+            framing.upgraded();
+        }
+    }
     response.headers_mut().insert(X_REQUEST_ID, request_id_value.clone());
     gateway.metrics.request(route, response.status());
     // The path's first segment only: later segments and the query can carry personal values.
