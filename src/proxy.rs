@@ -155,6 +155,10 @@ impl ProxyError {
         match self {
             // RFC 9110 §15.5.20: this server is not the one for that authority.
             ProxyError::BadRequest(RequestFault::UnknownHost) => StatusCode::MISDIRECTED_REQUEST,
+            // RFC 6585 §5, as hyper answers an HTTP/1.1 head with too many lines.
+            ProxyError::BadRequest(RequestFault::TooManyHeaders) => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::Malformed) => StatusCode::BAD_REQUEST,
             ProxyError::ClientBody(BodyFault::SamlMessage) => StatusCode::BAD_REQUEST,
@@ -226,7 +230,8 @@ pub async fn handle(
     request: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
-    // Asked once per request, in order, whatever happens next (framing.rs).
+    // Asked once per request, in order, whatever happens next (framing.rs). HTTP/2 has no
+    // watcher: its frames carry their own lengths, and its heads are checked in `route`.
     let head = conn.framing.as_ref().map_or(HeadVerdict::Clean, |f| f.next_verdict());
     let request_id_value = next_request_id();
     let request_id = request_id_value.to_str().unwrap_or_default();
@@ -272,6 +277,14 @@ pub async fn handle(
             (route, response)
         }
     };
+    if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+        // The 101 goes out: what the client sends next is the upgraded protocol's, and hyper
+        // reads no further request on this connection. Only this ends the framing watch; an
+        // `Upgrade` header alone does not (framing.rs).
+        if let Some(framing) = &conn.framing {
+            framing.upgraded();
+        }
+    }
     response.headers_mut().insert(X_REQUEST_ID, request_id_value.clone());
     gateway.metrics.request(route, response.status());
     // The path's first segment only: later segments and the query can carry personal values.
@@ -312,11 +325,13 @@ async fn route(
     let class = if gateway.upstream.is_some() { RouteClass::Proxy } else { RouteClass::Echo };
     let (mut parts, incoming) = request.into_parts();
 
-    // 1. Framing and Host.
-    if head == HeadVerdict::LengthAndChunked {
-        return (class, Err(RequestFault::LengthAndChunked.into()));
+    // 1. Framing, limits and Host: one judgement for every request, whatever came before it on
+    // its connection (framing.rs, HTTP/1.1) and whatever its HTTP version (sanitize.rs).
+    if let Some(fault) = head.fault() {
+        return (class, Err(fault.into()));
     }
-    let host = match sanitize::check_framing(&parts).and_then(|()| sanitize::validated_host(&parts)) {
+    let checked = sanitize::check_request(&mut parts, gateway.limits.max_headers);
+    let host = match checked.and_then(|()| sanitize::validated_host(&parts)) {
         Ok(host) => host,
         Err(fault) => return (class, Err(fault.into())),
     };

@@ -68,6 +68,18 @@ pub enum RequestFault {
     BadTransferEncoding,
     #[error("both Content-Length and Transfer-Encoding")]
     LengthAndChunked,
+    #[error("Content-Length repeated, a list, or not one decimal number")]
+    BadContentLength,
+    #[error("a request head line ended by LF alone, or a CR not before LF")]
+    BareLineEnd,
+    #[error("a request head with obs-fold, NUL, or that does not parse")]
+    MalformedHead,
+    #[error("an earlier message on the connection could not be followed; its requests are refused")]
+    UnfollowableFraming,
+    #[error("more header fields than limits.max_headers")]
+    TooManyHeaders,
+    #[error("CONNECT or an asterisk-form target: no resource of the platform")]
+    UnsupportedTarget,
     #[error("the path is percent-encoded too many times over to be read")]
     UnsettledPath,
     #[error("a SAML response or artifact in the query of a path that is not an intercepted ACS")]
@@ -88,6 +100,12 @@ impl RequestFault {
             RequestFault::HostMismatch => "host_mismatch",
             RequestFault::BadTransferEncoding => "bad_transfer_encoding",
             RequestFault::LengthAndChunked => "length_and_chunked",
+            RequestFault::BadContentLength => "bad_content_length",
+            RequestFault::BareLineEnd => "bare_line_end",
+            RequestFault::MalformedHead => "malformed_head",
+            RequestFault::UnfollowableFraming => "unfollowable_framing",
+            RequestFault::TooManyHeaders => "too_many_headers",
+            RequestFault::UnsupportedTarget => "unsupported_target",
             RequestFault::UnsettledPath => "unsettled_path",
             RequestFault::SamlMessage => "saml_message_outside_acs",
             RequestFault::UnknownHost => "unknown_host",
@@ -96,10 +114,36 @@ impl RequestFault {
     }
 }
 
-/// Framing checks that hyper's parser leaves to us (request smuggling, shared/SECURITY.md).
-/// hyper already refuses malformed or conflicting Content-Length, TE on HTTP/1.0, obs-fold and
-/// TE not ending in chunked; a TE repeated or listing more than `chunked` is refused here, since
-/// nymgate supports no other transfer coding and a list is how obfuscation hides.
+/// The checks every request gets, whatever its HTTP version, on the head the handler sees. For
+/// HTTP/1.1 the framing watcher (framing.rs) has judged the bytes already; HTTP/2 requests get
+/// the same limits and normalizations here (RFC 9113 §8.2.3, §8.3), so that the platform, which
+/// always gets HTTP/1.1, never sees a request from an HTTP/2 client that an HTTP/1.1 client
+/// could not have sent.
+pub fn check_request(parts: &mut Parts, max_headers: usize) -> Result<(), RequestFault> {
+    // CONNECT (authority form, RFC 9112 §3.2.3) asks for a tunnel and `*` (asterisk form,
+    // §3.2.4) asks about the server itself: neither names a resource of the platform, and
+    // neither has a path for the checks below to decide on. 400, not 405: a 405 must list the
+    // methods the resource allows (RFC 9110 §15.5.6), which only the platform knows.
+    if parts.method == http::Method::CONNECT || parts.uri.path() == "*" {
+        return Err(RequestFault::UnsupportedTarget);
+    }
+    check_framing(parts)?;
+    join_cookies(&mut parts.headers);
+    // Counted after the cookie crumbs are joined: an HTTP/2 browser's crumbs are the one Cookie
+    // line it sends over HTTP/1.1, where hyper counts `limits.max_headers` on the lines read.
+    if parts.headers.len() > max_headers {
+        return Err(RequestFault::TooManyHeaders);
+    }
+    Ok(())
+}
+
+/// Framing checks on the head (request smuggling). A Transfer-Encoding repeated or listing more
+/// than `chunked` is refused, since nymgate supports no other transfer coding and a list is how
+/// obfuscation hides. Content-Length must be one field of one decimal number: RFC 9110 §8.6 lets a
+/// recipient collapse repeated equal values, but a front end that reads the first of `5` and
+/// `5, 6` differently is how smuggling starts, and no client needs to repeat it. hyper keeps one
+/// of several equal HTTP/1.1 lines (the watcher refuses those, framing.rs), and HTTP/2 passes them
+/// all on: refused here for both.
 pub fn check_framing(parts: &Parts) -> Result<(), RequestFault> {
     let mut te = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
     if let Some(first) = te.next() {
@@ -111,7 +155,36 @@ pub fn check_framing(parts: &Parts) -> Result<(), RequestFault> {
             return Err(RequestFault::LengthAndChunked);
         }
     }
+    let mut lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter();
+    if let Some(first) = lengths.next() {
+        let digits = first.as_bytes();
+        if lengths.next().is_some() || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+            return Err(RequestFault::BadContentLength);
+        }
+    }
     Ok(())
+}
+
+/// Several `cookie` fields become one, joined with `; ` (RFC 9113 §8.2.3: HTTP/2 clients may
+/// split cookies into crumbs, and they must be joined before an HTTP/1.1 hop; RFC 6265 §5.4: an
+/// HTTP/1.1 client sends one line). The platform and nymgate's own cookie reading then see one
+/// value, whatever the client sent.
+fn join_cookies(headers: &mut HeaderMap) {
+    let mut crumbs = headers.get_all(header::COOKIE).iter();
+    if crumbs.next().is_none() || crumbs.next().is_none() {
+        return;
+    }
+    let mut joined = BytesMut::new();
+    for crumb in headers.get_all(header::COOKIE) {
+        if !joined.is_empty() {
+            joined.extend_from_slice(b"; ");
+        }
+        joined.extend_from_slice(crumb.as_bytes());
+    }
+    // Valid field values joined by "; " are a valid field value.
+    if let Ok(value) = HeaderValue::from_maybe_shared(joined.freeze()) {
+        headers.insert(header::COOKIE, value);
+    }
 }
 
 /// The request's host (`host[:port]`), checked: exactly one Host line, the same as the target's

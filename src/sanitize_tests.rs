@@ -276,3 +276,33 @@ fn pseudonymized_headers_match_in_canonical_form() {
     assert_eq!(values[0], values[1], "one pseudonym for both spellings");
     assert!(!format!("{:?}", p.headers).contains("d-123"));
 }
+
+#[test]
+fn content_length_must_be_one_plain_number() {
+    assert!(check_framing(&parts(&[("content-length", "5")], "/")).is_ok());
+    for bad in [
+        &[("content-length", "5"), ("content-length", "5")][..],
+        &[("content-length", "5, 5")],
+        &[("content-length", "+5")],
+        &[("content-length", "")],
+    ] {
+        assert_eq!(check_framing(&parts(bad, "/")), Err(RequestFault::BadContentLength), "{bad:?}");
+    }
+}
+
+#[test]
+fn every_version_gets_the_same_request_checks() {
+    // Cookie crumbs (RFC 9113 §8.2.3) become one field, and count as one against max_headers.
+    let mut p = parts(&[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3"), ("x", "1")], "/");
+    p.version = http::Version::HTTP_2;
+    assert_eq!(check_request(&mut p, 2), Ok(()));
+    assert_eq!(p.headers.get_all("cookie").iter().collect::<Vec<_>>(), ["a=1; b=2; c=3"]);
+    let mut p = parts(&[("x", "1"), ("y", "2"), ("z", "3")], "/");
+    assert_eq!(check_request(&mut p, 2), Err(RequestFault::TooManyHeaders));
+    let mut star = parts(&[], "*");
+    star.method = http::Method::OPTIONS;
+    assert_eq!(check_request(&mut star, 100), Err(RequestFault::UnsupportedTarget));
+    let mut connect = parts(&[], "learn.example:443");
+    connect.method = http::Method::CONNECT;
+    assert_eq!(check_request(&mut connect, 100), Err(RequestFault::UnsupportedTarget));
+}

@@ -571,7 +571,9 @@ pub struct PrivacyConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Largest request head (start line and headers); more gets 431. At least 8192.
+    /// Largest request head (start line and headers); more gets 431. At least 8192, at most
+    /// 65536: the HTTP/1.1 framing watcher (framing.rs) follows heads up to that size, and a
+    /// head it cannot follow is refused, so hyper's own limit must come first.
     #[serde(default = "defaults::max_header_bytes")]
     pub max_header_bytes: usize,
     /// Most request header lines; more gets 431.
@@ -1029,6 +1031,16 @@ impl Config {
         if limits.max_header_bytes < 8192 {
             // hyper's read buffer can't go below 8 KiB.
             problem("limits.max_header_bytes", "must be at least 8192".into());
+        }
+        if limits.max_header_bytes > crate::framing::MAX_HEAD {
+            // The framing watcher refuses a head longer than it follows (framing.rs).
+            problem(
+                "limits.max_header_bytes",
+                format!(
+                    "must be at most {} (the longest head the framing watcher follows)",
+                    crate::framing::MAX_HEAD
+                ),
+            );
         }
         if limits.max_headers == 0 {
             problem("limits.max_headers", "must be at least 1".into());
@@ -1687,6 +1699,16 @@ mod tests {
         let text = format!("{MINIMAL}\n[limits]\nmax_header_byts = 9000\n");
         let err = Config::parse(&text).unwrap_err();
         assert!(err.contains("max_header_byts"), "{err}");
+    }
+
+    #[test]
+    fn a_head_limit_past_the_framing_watch_is_refused() {
+        let text = format!("{MINIMAL}\n[limits]\nmax_header_bytes = 65537\n");
+        let problems = Config::parse(&text).unwrap().validate();
+        assert!(problems.iter().any(|p| p.field == "limits.max_header_bytes"), "{problems:?}");
+        let text = format!("{MINIMAL}\n[limits]\nmax_header_bytes = 65536\n");
+        let problems = Config::parse(&text).unwrap().validate();
+        assert!(!problems.iter().any(|p| p.field == "limits.max_header_bytes"), "{problems:?}");
     }
 
     #[test]
