@@ -144,14 +144,6 @@ impl FramingWatch {
         (matches!(watcher.state, State::Head) && watcher.buf.is_empty()).then_some(watcher.heads_seen)
     }
 
-    /// The connection was upgraded (a 101 went out): its bytes are a tunnel's from here on, and
-    /// no request follows on it.
-    pub fn upgraded(&self) {
-        let mut watcher = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        watcher.state = State::Off;
-        watcher.buf = Vec::new();
-    }
-
     /// The verdict for the next request the handler sees (hyper hands them over in order).
     /// A request the watcher has not seen whole is `Unfollowable`: hyper and the watcher then
     /// disagree about where requests start, which is exactly what must never be forwarded.

@@ -410,10 +410,9 @@ async fn route(
         UpgradeAsk::Refused => return (class, Err(RequestFault::UpgradeRefused.into())),
     };
     let client_upgrade = match (&upgrade, &conn.tunnel) {
-        (Some(_), Some(tunnel)) => parts
-            .extensions
-            .remove::<hyper::upgrade::OnUpgrade>()
-            .map(|on| (on, tunnel.clone(), conn.framing.clone())),
+        (Some(_), Some(tunnel)) => {
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>().map(|on| (on, tunnel.clone()))
+        }
         _ => None,
     };
     // Extensions are per-hop state of hyper's; none of them belongs to the upstream request.
@@ -530,13 +529,10 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     let (upgraded, body) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         match (body.into_upgraded(), client_upgrade, asked) {
-            (Some(platform), Some((client, tunnel, framing)), Some(asked))
+            (Some(platform), Some((client, tunnel)), Some(asked))
                 if crate::upgrade::platform_agrees(&asked, parts.headers.get(header::UPGRADE)) =>
             {
-                // From here the connection's bytes are the tunnel's, not requests.
-                if let Some(framing) = framing {
-                    framing.upgraded();
-                }
+                // The framing watch ends when `handle` sends this 101 on.
                 crate::upgrade::splice(tunnel, platform, client, gateway.metrics.clone());
                 (Some(asked), crate::body::empty())
             }
@@ -556,9 +552,9 @@ async fn forward(
     Ok(Response::from_parts(parts, body))
 }
 
-/// The client's side of an upgrade: hyper's handle on the connection, the bounds the tunnel
-/// keeps, and the framing watch to stop.
-type ClientUpgrade = (hyper::upgrade::OnUpgrade, crate::conn_bounds::Tunnel, Option<Arc<FramingWatch>>);
+/// The client's side of an upgrade: hyper's handle on the connection and the bounds the tunnel
+/// keeps.
+type ClientUpgrade = (hyper::upgrade::OnUpgrade, crate::conn_bounds::Tunnel);
 
 /// A request id: a random per-process prefix and a counter, 24 hex digits. Unique across
 /// replicas and restarts without a system call per request; it is a reference for support, not
