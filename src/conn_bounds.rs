@@ -204,9 +204,25 @@ pub struct Tunnel {
     pub activity: Activity,
     pub idle_timeout: Duration,
     pub phase: watch::Receiver<Phase>,
+    /// hyper's handle on the connection for the latest request that carried an `Upgrade`
+    /// field. hyper prepares an upgrade for every such request and, when the answer was not a
+    /// 101, still hands the connection over through it once the connection ends (parks or
+    /// closes); kept here, that handle gives the connection back to server.rs, which parks it
+    /// or closes it properly instead of losing it.
+    pub pending: Arc<Mutex<Option<hyper::upgrade::OnUpgrade>>>,
 }
 
 impl Tunnel {
+    /// Keeps hyper's upgrade handle of the request being served (see `pending`).
+    pub fn hold(&self, on_upgrade: hyper::upgrade::OnUpgrade) {
+        *lock(&self.pending) = Some(on_upgrade);
+    }
+
+    /// Takes the handle for a real upgrade (the platform answered 101).
+    pub fn take(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        lock(&self.pending).take()
+    }
+
     /// Copies bytes both ways until either side closes, no byte moves for the idle timeout, or
     /// the server closes. Holds the connection's permit until then.
     pub async fn splice<A, B>(mut self, client: &mut A, platform: &mut B) -> TunnelEnd

@@ -227,9 +227,16 @@ pub fn error_response(status: StatusCode, request_id: &str, close: bool) -> Resp
 pub async fn handle(
     gateway: Arc<Gateway>,
     conn: ConnInfo,
-    request: Request<Incoming>,
+    mut request: Request<Incoming>,
 ) -> Result<Response<Body>, std::convert::Infallible> {
     let started = Instant::now();
+    // hyper prepares an upgrade for any HTTP/1.1 request with an `Upgrade` field; its handle
+    // stays with the connection, whatever this request becomes (conn_bounds::Tunnel::pending).
+    if let (Some(tunnel), Some(on_upgrade)) =
+        (&conn.tunnel, request.extensions_mut().remove::<hyper::upgrade::OnUpgrade>())
+    {
+        tunnel.hold(on_upgrade);
+    }
     // Asked once per request, in order, whatever happens next (framing.rs). HTTP/2 has no
     // watcher: its frames carry their own lengths, and its heads are checked in `route`.
     let head = conn.framing.as_ref().map_or(HeadVerdict::Clean, |f| f.next_verdict());
@@ -409,10 +416,9 @@ async fn route(
         UpgradeAsk::Allowed(value) => Some(value),
         UpgradeAsk::Refused => return (class, Err(RequestFault::UpgradeRefused.into())),
     };
+    // hyper's upgrade handle was put with the connection's bounds by `handle`.
     let client_upgrade = match (&upgrade, &conn.tunnel) {
-        (Some(_), Some(tunnel)) => {
-            parts.extensions.remove::<hyper::upgrade::OnUpgrade>().map(|on| (on, tunnel.clone()))
-        }
+        (Some(_), Some(tunnel)) => Some(tunnel.clone()),
         _ => None,
     };
     // Extensions are per-hop state of hyper's; none of them belongs to the upstream request.
@@ -529,9 +535,12 @@ async fn forward(
     let (mut parts, body) = response.into_parts();
     let (upgraded, body) = if parts.status == StatusCode::SWITCHING_PROTOCOLS {
         match (body.into_upgraded(), client_upgrade, asked) {
-            (Some(platform), Some((client, tunnel)), Some(asked))
+            (Some(platform), Some(tunnel), Some(asked))
                 if crate::upgrade::platform_agrees(&asked, parts.headers.get(header::UPGRADE)) =>
             {
+                let Some(client) = tunnel.take() else {
+                    return Err(ProxyError::UpstreamUnavailable("101 without the client's upgrade".into()));
+                };
                 // The framing watch ends when `handle` sends this 101 on.
                 crate::upgrade::splice(tunnel, platform, client, gateway.metrics.clone());
                 (Some(asked), crate::body::empty())
@@ -552,9 +561,9 @@ async fn forward(
     Ok(Response::from_parts(parts, body))
 }
 
-/// The client's side of an upgrade: hyper's handle on the connection and the bounds the tunnel
-/// keeps.
-type ClientUpgrade = (hyper::upgrade::OnUpgrade, crate::conn_bounds::Tunnel);
+/// The client's side of an upgrade: the bounds the tunnel keeps, with hyper's handle on the
+/// connection.
+type ClientUpgrade = crate::conn_bounds::Tunnel;
 
 /// A request id: a random per-process prefix and a counter, 24 hex digits. Unique across
 /// replicas and restarts without a system call per request; it is a reference for support, not

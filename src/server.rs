@@ -541,7 +541,9 @@ impl Connection {
             activity: activity.clone(),
             idle_timeout: limits.idle_timeout,
             phase: phase.clone(),
+            pending: Arc::default(),
         };
+        let pending = tunnel.pending.clone();
         let info =
             ConnInfo { peer, framing: Some(framing), tunnel: Some(tunnel), platform: Default::default() };
         let watch = ResponseWatch::default();
@@ -560,7 +562,9 @@ impl Connection {
                 )
             }
         });
-        Http1 { io, service, activity, watch, metrics, limits, lot, phase, _open: open }.serve().await;
+        Http1 { io, service, activity, watch, metrics, pending, limits, lot, phase, _open: open }
+            .serve()
+            .await;
     }
 }
 
@@ -625,6 +629,8 @@ struct Http1<S> {
     /// The connection's response bodies, for `limits.send_timeout`.
     watch: ResponseWatch,
     metrics: Arc<Metrics>,
+    /// hyper's handle for an upgrade it prepared and nobody took (conn_bounds::Tunnel::pending).
+    pending: Arc<std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>>,
     limits: Arc<LimitsConfig>,
     lot: ParkingLot,
     phase: watch::Receiver<Phase>,
@@ -635,7 +641,7 @@ struct Http1<S> {
 impl<S: ClientService> Http1<S> {
     /// Serves requests until the connection ends, or parks: then it goes to the parking lot.
     async fn serve(self) {
-        let Http1 { io, service, activity, watch, metrics, limits, lot, phase, _open } = self;
+        let Http1 { io, service, activity, watch, metrics, pending, limits, lot, phase, _open } = self;
         let bounds = Bounds {
             activity: &activity,
             limits: &limits,
@@ -643,10 +649,11 @@ impl<S: ClientService> Http1<S> {
             metrics: &metrics,
             one_at_a_time: true,
         };
-        let serving = serve_until_parked(io, service.clone(), bounds, phase.clone());
+        let serving = serve_until_parked(io, service.clone(), bounds, &pending, phase.clone());
         let Some(io) = serving.await else { return };
         let idle_for = limits.idle_timeout.saturating_sub(activity.idle_for());
-        let parked = Http1 { io, service, activity, watch, metrics, limits, lot: lot.clone(), phase, _open };
+        let parked =
+            Http1 { io, service, activity, watch, metrics, pending, limits, lot: lot.clone(), phase, _open };
         lot.park(Box::new(parked), idle_for);
     }
 }
@@ -675,6 +682,7 @@ async fn serve_until_parked<S: ClientService>(
     io: ClientIo<Box<TlsStream>>,
     service: S,
     bounds: Bounds<'_>,
+    pending: &std::sync::Mutex<Option<hyper::upgrade::OnUpgrade>>,
     mut phase: watch::Receiver<Phase>,
 ) -> Option<ClientIo<Box<TlsStream>>> {
     let limits = bounds.limits;
@@ -701,8 +709,17 @@ async fn serve_until_parked<S: ClientService>(
         }
         return None;
     }
-    let parts = conn.into_parts()?;
-    let mut io = parts.io.into_inner();
+    let (mut io, read_buf) = match conn.into_parts() {
+        Some(parts) => (parts.io.into_inner(), parts.read_buf),
+        // hyper handed the connection to an upgrade. A real one (101) took its handle already;
+        // one prepared for a request the platform answered otherwise gives the connection back.
+        None => {
+            let unclaimed = pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take()?;
+            let upgraded = unclaimed.await.ok()?;
+            let parts = upgraded.downcast::<TokioIo<ClientIo<Box<TlsStream>>>>().ok()?;
+            (parts.io.into_inner(), parts.read_buf)
+        }
+    };
     if !io.is_parked() {
         // Closing: hyper said goodbye (TLS close_notify); the client's remaining bytes are read
         // and dropped so that it gets our last answer, not a reset (conn_bounds::linger).
@@ -711,7 +728,7 @@ async fn serve_until_parked<S: ClientService>(
     }
     // hyper's read buffer comes back as a view of its whole 8 KiB allocation: keep only the
     // bytes (normally none).
-    io.unpark(Bytes::copy_from_slice(&parts.read_buf));
+    io.unpark(Bytes::copy_from_slice(&read_buf));
     // Parked, the connection keeps only its TLS session and socket (tls_stream.rs).
     io.get_mut().release_idle_buffers();
     Some(io)

@@ -231,3 +231,28 @@ async fn early_413_is_read_by_the_client_not_reset() {
         assert!(reply.starts_with("HTTP/1.1 413"), "attempt {attempt}: the client read {reply:?}");
     }
 }
+
+#[tokio::test]
+async fn a_connection_that_asked_for_an_upgrade_and_got_none_still_parks() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "[limits]\npark_after = \"50ms\"\n")).await;
+    let mut raw = gw.raw().await;
+    // The platform answers 200, not 101: the connection goes on as HTTP/1.1.
+    let asks =
+        b"GET /echo HTTP/1.1\r\nHost: learn.example\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let reply = raw_exchange(&mut raw, asks, Duration::from_secs(1)).await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    let start = Instant::now();
+    let mut is_parked = false;
+    while !is_parked && start.elapsed() < Duration::from_secs(5) {
+        let (_, metrics) = gw.admin_get("/metrics").await;
+        is_parked = metrics.lines().any(|l| l == "nymgate_parked_connections 1");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(is_parked, "a connection that once asked for an upgrade never parked");
+    // Parked, it still serves its next request.
+    let reply =
+        raw_exchange(&mut raw, b"GET /echo HTTP/1.1\r\nHost: learn.example\r\n\r\n", Duration::from_secs(1))
+            .await;
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+}

@@ -79,14 +79,19 @@ impl Config {
         }
     }
 
-    /// Connections to the platform at most: each client request holds at most one, and each
-    /// HTTP/2 client connection may have `max_concurrent_streams` requests at once.
+    /// Connections to the platform at most: `upstream.max_connections` per worker (upstream/pool.rs),
+    /// and never more than the client requests that can be in flight.
     fn platform_connection_bound(&self) -> u64 {
-        if self.upstream.is_none() {
-            return 0;
-        }
+        let Some(upstream) = &self.upstream else { return 0 };
         let limits = &self.limits;
-        (limits.max_connections as u64).saturating_mul(u64::from(limits.max_concurrent_streams))
+        let workers = self
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            as u64;
+        let requests =
+            (limits.max_connections as u64).saturating_mul(u64::from(limits.max_concurrent_streams));
+        (workers * upstream.max_connections as u64).min(requests)
     }
 
     /// `nymgate check`'s lines about the worst case, and a warning when this machine's limit on
@@ -144,6 +149,19 @@ mod tests {
         assert!(more.file_descriptors > small.file_descriptors);
         assert!(streams.per_http2_connection > small.per_http2_connection);
         assert_eq!(more.file_descriptors - small.file_descriptors, 100);
+    }
+
+    #[test]
+    fn platform_connections_are_bounded_per_worker() {
+        let upstream = "[upstream]\nurl = \"http://127.0.0.1:8080\"\nmax_connections = 100\n";
+        let at = |workers: usize, limits: &str| {
+            config(&format!("workers = {workers}\n{upstream}{limits}")).worst_case().platform_connections
+        };
+        assert_eq!(at(2, ""), 200);
+        assert_eq!(at(4, ""), 400);
+        // Never more than the requests the clients can have in flight.
+        assert_eq!(at(4, "[limits]\nmax_connections = 2\nmax_concurrent_streams = 8\n"), 16);
+        assert_eq!(config("").worst_case().platform_connections, 0, "no platform: the echo answers");
     }
 
     #[test]
