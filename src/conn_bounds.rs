@@ -52,22 +52,90 @@ pub enum Phase {
     Closing,
 }
 
-/// Marks a watched body whose last poll found nothing: it waits on the platform, not the client.
+/// Marks a watched body whose last poll found nothing (it waits on the platform, not the
+/// client), or whose body was taken away: never a candidate for taking.
 const WAITING_ON_PLATFORM: u64 = u64::MAX;
 
 /// One response body in flight.
 struct Slot {
-    /// Milliseconds since the watch's base when the body last gave hyper a frame (or was made),
+    /// [`now_ms`] when the body last gave hyper a frame (or was made),
     /// or [`WAITING_ON_PLATFORM`].
     ready_since: std::sync::atomic::AtomicU64,
     /// The body itself, so that the watch can drop it (and what it holds) from outside.
     body: Mutex<Option<Body>>,
 }
 
+/// Milliseconds since the process's first use of this clock: one scale for every connection, so
+/// that the worker's [`StallRegistry`] can compare responses of different connections.
+fn now_ms() -> u64 {
+    static BASE: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(Instant::now);
+    u64::try_from(base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+}
+
+/// Under pressure a response whose client has left a frame untaken this long gives its platform
+/// connection back (see [`StallRegistry`]). A client reading at any pace takes a frame within a
+/// round trip of its window opening.
+pub const RECLAIM_AFTER: Duration = Duration::from_secs(1);
+
+/// One worker's response bodies in flight, for the platform pool at its bound: a request that
+/// finds every platform connection in use takes one from the response whose client has not read
+/// longest (at least [`RECLAIM_AFTER`]), instead of waiting behind clients that never read.
+/// Without it, more stalled readers than `upstream.max_connections` would starve every reading
+/// client for `limits.send_timeout` (bench/hostile.sh found it).
+#[derive(Clone, Default)]
+pub struct StallRegistry {
+    slots: Arc<Mutex<Vec<Weak<Slot>>>>,
+}
+
+impl StallRegistry {
+    fn add(&self, slot: &Arc<Slot>) {
+        let mut slots = lock(&self.slots);
+        // Dead entries are swept when the list doubles: amortized constant work per response.
+        if slots.len() >= 64 && slots.len().is_power_of_two() {
+            slots.retain(|s| s.strong_count() > 0);
+        }
+        slots.push(Arc::downgrade(slot));
+    }
+
+    /// Takes away the response that has had a frame waiting for its client longest, if that is
+    /// at least `after`. Returns whether one was taken.
+    pub fn reclaim_one(&self, after: Duration) -> bool {
+        use std::sync::atomic::Ordering;
+        let now = now_ms();
+        let limit = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
+        let oldest = {
+            let mut slots = lock(&self.slots);
+            slots.retain(|s| s.strong_count() > 0);
+            slots
+                .iter()
+                .filter_map(Weak::upgrade)
+                .filter(|slot| {
+                    let since = slot.ready_since.load(Ordering::Acquire);
+                    since != WAITING_ON_PLATFORM && now.saturating_sub(since) >= limit
+                })
+                .min_by_key(|slot| slot.ready_since.load(Ordering::Acquire))
+        };
+        // Dropped outside the lock: the body's drop releases its platform connection.
+        oldest.is_some_and(|slot| slot.take_body())
+    }
+}
+
+impl Slot {
+    /// Takes the body away (dropping it and what it holds); the slot is then never a candidate
+    /// again. Returns whether there was a body to take.
+    fn take_body(&self) -> bool {
+        let body = lock(&self.body).take();
+        self.ready_since.store(WAITING_ON_PLATFORM, std::sync::atomic::Ordering::Release);
+        body.is_some()
+    }
+}
+
 /// A connection's response bodies, for `limits.send_timeout`.
 #[derive(Clone)]
 pub struct ResponseWatch {
-    base: Instant,
+    /// The worker's registry, when the platform pool may reclaim from this connection.
+    registry: Option<StallRegistry>,
     slots: Arc<Mutex<Vec<Weak<Slot>>>>,
     /// Requests whose response head has not come yet: bounded by `upstream.response_timeout`,
     /// so an idle connection is not closed hard under them.
@@ -76,7 +144,7 @@ pub struct ResponseWatch {
 
 impl Default for ResponseWatch {
     fn default() -> Self {
-        Self { base: Instant::now(), slots: Arc::default(), awaiting_head: Arc::default() }
+        Self::new(None)
     }
 }
 
@@ -90,25 +158,29 @@ impl Drop for AwaitingHead {
 }
 
 impl ResponseWatch {
-    fn now_ms(&self) -> u64 {
-        u64::try_from(self.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    pub fn new(registry: Option<StallRegistry>) -> Self {
+        Self { registry, slots: Arc::default(), awaiting_head: Arc::default() }
     }
 
     /// Wraps a response body so that the watch sees when hyper takes its frames.
     pub fn watch(&self, body: Body) -> WatchedBody {
-        let slot = Arc::new(Slot { ready_since: self.now_ms().into(), body: Mutex::new(Some(body)) });
+        let slot = Arc::new(Slot { ready_since: now_ms().into(), body: Mutex::new(Some(body)) });
         let mut slots = lock(&self.slots);
         slots.retain(|s| s.strong_count() > 0);
         slots.push(Arc::downgrade(&slot));
         drop(slots);
-        WatchedBody { slot, base: self.base }
+        if let Some(registry) = &self.registry {
+            registry.add(&slot);
+        }
+        let wakeup = Arc::new(Wakeup { slot: Arc::downgrade(&slot), waker: Mutex::new(None) });
+        WatchedBody { slot, wakeup }
     }
 
     /// Takes away every body that has had a frame ready for hyper (or had not been asked for
     /// one) for `send_timeout`: the client is not reading. Returns how many were taken.
     pub fn abandon_stalled(&self, send_timeout: Duration) -> usize {
         use std::sync::atomic::Ordering;
-        let now = self.now_ms();
+        let now = now_ms();
         let limit = u64::try_from(send_timeout.as_millis()).unwrap_or(u64::MAX);
         let stalled: Vec<Arc<Slot>> = {
             let mut slots = lock(&self.slots);
@@ -123,7 +195,7 @@ impl ResponseWatch {
                 .collect()
         };
         // Dropped outside the list's lock: a body's drop may release a platform connection.
-        stalled.iter().filter(|slot| lock(&slot.body).take().is_some()).count()
+        stalled.iter().filter(|slot| slot.take_body()).count()
     }
 
     /// Counts a request until its response head is made (drop the guard then).
@@ -151,7 +223,39 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// A response body under a [`ResponseWatch`].
 pub struct WatchedBody {
     slot: Arc<Slot>,
-    base: Instant,
+    /// The waker the platform's side is given: it marks the body ready when the platform's bytes
+    /// arrive, then wakes hyper. Without it a body whose last poll found nothing would look as
+    /// if it waited on the platform for good once hyper, blocked on a client that does not read,
+    /// stops asking.
+    wakeup: Arc<Wakeup>,
+}
+
+struct Wakeup {
+    slot: Weak<Slot>,
+    /// hyper's waker from the latest poll.
+    waker: Mutex<Option<std::task::Waker>>,
+}
+
+impl std::task::Wake for Wakeup {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        use std::sync::atomic::Ordering;
+        if let Some(slot) = self.slot.upgrade() {
+            // Ready from now on, until hyper takes it.
+            let _ = slot.ready_since.compare_exchange(
+                WAITING_ON_PLATFORM,
+                now_ms(),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            );
+        }
+        if let Some(waker) = lock(&self.waker).as_ref() {
+            waker.wake_by_ref();
+        }
+    }
 }
 
 /// The error hyper sees when the watch took a body away: it ends the stream (HTTP/2 RST_STREAM)
@@ -174,10 +278,17 @@ impl HttpBody for WatchedBody {
         let Some(body) = guard.as_mut() else {
             return Poll::Ready(Some(Err(Box::new(Abandoned))));
         };
-        let polled = Pin::new(body).poll_frame(cx);
+        {
+            let mut waker = lock(&this.wakeup.waker);
+            if !waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *waker = Some(cx.waker().clone());
+            }
+        }
+        let waker = std::task::Waker::from(this.wakeup.clone());
+        let polled = Pin::new(body).poll_frame(&mut Context::from_waker(&waker));
         let since = match &polled {
             Poll::Pending => WAITING_ON_PLATFORM,
-            Poll::Ready(_) => u64::try_from(this.base.elapsed().as_millis()).unwrap_or(u64::MAX - 1),
+            Poll::Ready(_) => now_ms(),
         };
         this.slot.ready_since.store(since, Ordering::Release);
         polled

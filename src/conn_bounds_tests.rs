@@ -52,3 +52,52 @@ async fn finished_bodies_leave_the_watch() {
     drop(guard);
     assert!(!watch.awaiting_head());
 }
+
+#[tokio::test]
+async fn under_pressure_the_response_unread_longest_gives_its_platform_connection_back() {
+    let registry = StallRegistry::default();
+    let (a, b) = (ResponseWatch::new(Some(registry.clone())), ResponseWatch::new(Some(registry.clone())));
+    let unread_longest = a.watch(body_of("first"));
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let unread = b.watch(body_of("second"));
+    // A response that waits on its platform is never taken: its client is not the one stalling.
+    let (_sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = receiver.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
+    });
+    let mut waiting = b.watch(http_body_util::StreamBody::new(frames).boxed_unsync());
+    assert!(futures_util::FutureExt::now_or_never(waiting.frame()).is_none());
+    // Not yet unread for long enough.
+    assert!(!registry.reclaim_one(Duration::from_secs(60)));
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert!(registry.reclaim_one(Duration::from_millis(10)));
+    assert!(unread_longest.collect().await.is_err(), "the oldest unread response goes first");
+    assert!(registry.reclaim_one(Duration::from_millis(10)));
+    assert!(unread.collect().await.is_err());
+    assert!(
+        !registry.reclaim_one(Duration::from_millis(10)),
+        "only the response waiting on its platform is left"
+    );
+}
+
+#[tokio::test]
+async fn platform_bytes_nobody_asks_for_count_as_the_clients_stall() {
+    let watch = ResponseWatch::default();
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = receiver.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
+    });
+    let mut body = watch.watch(http_body_util::StreamBody::new(frames).boxed_unsync());
+    // hyper asked once and found nothing: waiting on the platform.
+    assert!(futures_util::FutureExt::now_or_never(body.frame()).is_none());
+    // The platform's bytes arrive; hyper, blocked on a client that does not read, never asks again.
+    sender.send(Bytes::from_static(b"x")).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    assert_eq!(
+        watch.abandon_stalled(Duration::from_millis(20)),
+        1,
+        "a ready body nobody took is the client's stall"
+    );
+}

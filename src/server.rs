@@ -27,7 +27,7 @@ use crate::body::{self, Body, BoxError};
 use crate::client_ip::IpReducer;
 use crate::config::capacity::{H2_CONNECTION_WINDOW, H2_SEND_BUFFER, H2_STREAM_WINDOW};
 use crate::config::{Config, LimitsConfig};
-use crate::conn_bounds::{ResponseWatch, Tunnel, CLOSE_GRACE};
+use crate::conn_bounds::{ResponseWatch, StallRegistry, Tunnel, CLOSE_GRACE, RECLAIM_AFTER};
 use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
 use crate::framing::FramingWatch;
 use crate::login::Login;
@@ -316,12 +316,22 @@ impl Worker {
             mut phase,
         } = self;
         runtime.block_on(async move {
+            // The worker's responses in flight, from which its platform pool reclaims at the bound.
+            let stalls = StallRegistry::default();
+            let reclaim_from = stalls.clone();
             // This worker's gateway, with its own connection pool to the platform, rebuilt for
             // each reloaded generation.
             let build = move |generation: &Generation| -> Result<Gateway, String> {
                 let config = &generation.config;
                 let upstream =
                     config.upstream.as_ref().map(Upstream::new).transpose().map_err(|e| e.to_string())?;
+                if let Some(upstream) = &upstream {
+                    let stalls = reclaim_from.clone();
+                    upstream
+                        .client
+                        .pool_set()
+                        .reclaim_with(Box::new(move || stalls.reclaim_one(RECLAIM_AFTER)));
+                }
                 Ok(Gateway::new(
                     config,
                     metrics.clone(),
@@ -355,6 +365,7 @@ impl Worker {
                 tls_config,
                 gateway,
                 lot,
+                stalls,
                 connections,
                 shed,
                 phase: phase.clone(),
@@ -373,6 +384,8 @@ struct PublicListener {
     gateway: GatewaySlot,
     /// Where this worker's HTTP/1.1 connections wait between requests.
     lot: ParkingLot,
+    /// The worker's responses in flight (conn_bounds.rs).
+    stalls: StallRegistry,
     connections: Arc<Semaphore>,
     shed: Arc<Semaphore>,
     phase: watch::Receiver<Phase>,
@@ -386,6 +399,7 @@ impl PublicListener {
             limits: self.gateway.current().limits.clone(),
             gateway: self.gateway.clone(),
             lot: self.lot.clone(),
+            stalls: self.stalls.clone(),
             phase: self.phase.clone(),
         }
     }
@@ -429,6 +443,7 @@ struct Connection {
     gateway: GatewaySlot,
     limits: Arc<LimitsConfig>,
     lot: ParkingLot,
+    stalls: StallRegistry,
     phase: watch::Receiver<Phase>,
 }
 
@@ -495,7 +510,7 @@ impl Connection {
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
         let info = ConnInfo { peer, framing: None, tunnel: None, platform: Default::default() };
-        let watch = ResponseWatch::default();
+        let watch = ResponseWatch::new(Some(self.stalls.clone()));
         let responses = watch.clone();
         let service = service_fn(move |req| {
             let response = proxy::handle(gateway.current(), info.clone(), req);
@@ -527,7 +542,7 @@ impl Connection {
 
     /// HTTP/1.1, parked between requests (conn_io.rs).
     async fn serve_h1(self, tls: Box<TlsStream>, peer: SocketAddr, open: Open) {
-        let Connection { gateway, limits, lot, phase, .. } = self;
+        let Connection { gateway, limits, lot, stalls, phase, .. } = self;
         let activity = Activity::new();
         let framing = Arc::new(FramingWatch::new());
         let gate = ParkGate::new(framing.clone(), limits.park_after);
@@ -546,7 +561,7 @@ impl Connection {
         let pending = tunnel.pending.clone();
         let info =
             ConnInfo { peer, framing: Some(framing), tunnel: Some(tunnel), platform: Default::default() };
-        let watch = ResponseWatch::default();
+        let watch = ResponseWatch::new(Some(stalls));
         let bodies = watch.clone();
         let metrics = gateway.current().metrics.clone();
         let service = service_fn(move |req| {

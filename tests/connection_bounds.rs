@@ -256,3 +256,33 @@ async fn a_connection_that_asked_for_an_upgrade_and_got_none_still_parks() {
             .await;
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
 }
+
+#[tokio::test]
+async fn stalled_readers_beyond_the_platform_bound_do_not_starve_reading_clients() {
+    let upstream = Upstream::start().await;
+    // One worker, two platform connections: four clients that never read would hold them all.
+    let config = format!(
+        "workers = 1\n{}",
+        upstream_config(&upstream.url(), "max_connections = 2\nqueue_timeout = \"5s\"\n")
+    );
+    let gw = Gateway::start(&config).await;
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        let mut raw = gw.raw().await;
+        raw.write_all(b"GET /download?n=67108864 HTTP/1.1\r\nHost: learn.example\r\n\r\n").await.unwrap();
+        stalled.push(raw);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Past RECLAIM_AFTER (1 s) unread: a reading client's request takes a platform connection
+    // from the stalled response unread longest instead of waiting behind them.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    for _ in 0..3 {
+        let mut h1 = gw.h1().await;
+        let response =
+            tokio::time::timeout(Duration::from_secs(4), h1.send(get("/echo").body(empty()).unwrap()))
+                .await
+                .expect("a reading client waited behind clients that never read");
+        assert_eq!(response.status(), 200);
+    }
+    drop(stalled);
+}

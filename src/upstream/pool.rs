@@ -42,6 +42,10 @@ use crate::metrics::Metrics;
 /// without holding a buffer for every idle connection.
 const SPARE_BUFFERS: usize = 32;
 
+/// How often a request waiting at the bound asks for a connection held by a response nobody
+/// reads (`PoolSet::reclaim_with`).
+const RECLAIM_TICK: Duration = Duration::from_millis(250);
+
 /// Every change under these locks is one push, pop, drain or swap: a panic elsewhere leaves the
 /// state whole, so a poisoned lock is used as it is.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -70,6 +74,10 @@ pub struct PoolSet {
     /// whatever the number of pools.
     spare: Mutex<Vec<BytesMut>>,
     metrics: OnceLock<Arc<Metrics>>,
+    /// Frees one platform connection held by a response whose client is not reading it
+    /// (server.rs gives the worker's conn_bounds::StallRegistry): at the bound, such a response
+    /// yields before a reading client waits.
+    reclaim: OnceLock<Box<dyn Fn() -> bool + Send + Sync>>,
 }
 
 /// A platform connection's place under `upstream.max_connections`, given back when the
@@ -136,6 +144,7 @@ impl PoolSet {
             idle_timeout,
             waiters: Mutex::new(VecDeque::new()),
             waiting: AtomicUsize::new(0),
+            reclaim: OnceLock::new(),
             pools: Mutex::new(Vec::new()),
             spare: Mutex::new(Vec::new()),
             metrics: OnceLock::new(),
@@ -144,6 +153,11 @@ impl PoolSet {
 
     /// Where the gauges of open and waited-for platform connections are kept (once; the
     /// gateway that owns this worker's upstream sets it before serving).
+    /// How to free a platform connection held by a client that is not reading (set once).
+    pub fn reclaim_with(&self, reclaim: Box<dyn Fn() -> bool + Send + Sync>) {
+        let _ = self.reclaim.set(reclaim);
+    }
+
     pub fn report_to(&self, metrics: Arc<Metrics>) {
         let _ = self.metrics.set(metrics);
     }
@@ -195,6 +209,11 @@ impl PoolSet {
                 return Ok(Granted::Slot(self.slot(permit)));
             }
         }
+        // No idle one: the connection of a response nobody reads comes back (its permit is
+        // given back when its exchange ends, which the wait below receives).
+        if let Some(reclaim) = self.reclaim.get() {
+            reclaim();
+        }
         let deadline = Instant::now() + self.queue_timeout;
         loop {
             let (handed, mut handover) = oneshot::channel();
@@ -219,6 +238,14 @@ impl PoolSet {
                     Err(_) => return Err(Saturated),
                 },
                 () = tokio::time::sleep_until(deadline) => return Err(Saturated),
+                // While waiting, responses keep becoming unread for long enough to give their
+                // connections back: asked again, so that more stalled readers than the bound
+                // can't keep a reading client waiting to its deadline.
+                () = tokio::time::sleep(RECLAIM_TICK), if self.reclaim.get().is_some() => {
+                    if let Some(reclaim) = self.reclaim.get() {
+                        reclaim();
+                    }
+                }
             }
         }
     }
