@@ -385,7 +385,9 @@ pub async fn linger(tcp: &tokio::net::TcpStream) {
     // Our side is done: the FIN tells the client so, after everything already written.
     let _ = socket2::SockRef::from(tcp).shutdown(std::net::Shutdown::Write);
     let discard = async {
-        let mut buf = [0u8; 16 * 1024];
+        // On the heap, and only while lingering: an array here would be part of every
+        // connection task's state, a handshake's included (16 KiB each; bench/hostile.sh).
+        let mut buf = vec![0u8; 16 * 1024];
         let mut total = 0usize;
         while total < LINGER_BYTES {
             if tcp.readable().await.is_err() {
