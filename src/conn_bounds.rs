@@ -85,39 +85,52 @@ pub const RECLAIM_AFTER: Duration = Duration::from_secs(1);
 /// client for `limits.send_timeout` (bench/hostile.sh found it).
 #[derive(Clone, Default)]
 pub struct StallRegistry {
-    slots: Arc<Mutex<Vec<Weak<Slot>>>>,
+    slots: Slots,
 }
 
 impl StallRegistry {
+    /// Takes away the response that has had a frame waiting for its client longest, if that is
+    /// at least `after`. Returns whether one was taken.
+    pub fn reclaim_one(&self, after: Duration) -> bool {
+        let oldest = self.slots.unread_for(after).into_iter().min_by_key(|(since, _)| *since);
+        // Dropped outside the lock: the body's drop releases its platform connection.
+        oldest.is_some_and(|(_, slot)| slot.take_body())
+    }
+}
+
+/// Response bodies in flight, weakly: a finished body leaves by being dropped.
+#[derive(Clone, Default)]
+struct Slots(Arc<Mutex<Vec<Weak<Slot>>>>);
+
+impl Slots {
     fn add(&self, slot: &Arc<Slot>) {
-        let mut slots = lock(&self.slots);
+        let mut slots = lock(&self.0);
         // Dead entries are swept when the list doubles: amortized constant work per response.
-        if slots.len() >= 64 && slots.len().is_power_of_two() {
+        if slots.len() >= 8 && slots.len().is_power_of_two() {
             slots.retain(|s| s.strong_count() > 0);
         }
         slots.push(Arc::downgrade(slot));
     }
 
-    /// Takes away the response that has had a frame waiting for its client longest, if that is
-    /// at least `after`. Returns whether one was taken.
-    pub fn reclaim_one(&self, after: Duration) -> bool {
+    /// The bodies whose client has left a frame untaken for at least `limit`, with since when.
+    fn unread_for(&self, limit: Duration) -> Vec<(u64, Arc<Slot>)> {
         use std::sync::atomic::Ordering;
         let now = now_ms();
-        let limit = u64::try_from(after.as_millis()).unwrap_or(u64::MAX);
-        let oldest = {
-            let mut slots = lock(&self.slots);
-            slots.retain(|s| s.strong_count() > 0);
-            slots
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(|slot| {
-                    let since = slot.ready_since.load(Ordering::Acquire);
-                    since != WAITING_ON_PLATFORM && now.saturating_sub(since) >= limit
-                })
-                .min_by_key(|slot| slot.ready_since.load(Ordering::Acquire))
-        };
-        // Dropped outside the lock: the body's drop releases its platform connection.
-        oldest.is_some_and(|slot| slot.take_body())
+        let limit = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let mut slots = lock(&self.0);
+        slots.retain(|s| s.strong_count() > 0);
+        slots
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter_map(|slot| {
+                let since = slot.ready_since.load(Ordering::Acquire);
+                (since != WAITING_ON_PLATFORM && now.saturating_sub(since) >= limit).then_some((since, slot))
+            })
+            .collect()
+    }
+
+    fn live(&self) -> usize {
+        lock(&self.0).iter().filter(|s| s.strong_count() > 0).count()
     }
 }
 
@@ -136,7 +149,7 @@ impl Slot {
 pub struct ResponseWatch {
     /// The worker's registry, when the platform pool may reclaim from this connection.
     registry: Option<StallRegistry>,
-    slots: Arc<Mutex<Vec<Weak<Slot>>>>,
+    slots: Slots,
     /// Requests whose response head has not come yet: bounded by `upstream.response_timeout`,
     /// so an idle connection is not closed hard under them.
     awaiting_head: Arc<std::sync::atomic::AtomicUsize>,
@@ -159,18 +172,15 @@ impl Drop for AwaitingHead {
 
 impl ResponseWatch {
     pub fn new(registry: Option<StallRegistry>) -> Self {
-        Self { registry, slots: Arc::default(), awaiting_head: Arc::default() }
+        Self { registry, slots: Slots::default(), awaiting_head: Arc::default() }
     }
 
     /// Wraps a response body so that the watch sees when hyper takes its frames.
     pub fn watch(&self, body: Body) -> WatchedBody {
         let slot = Arc::new(Slot { ready_since: now_ms().into(), body: Mutex::new(Some(body)) });
-        let mut slots = lock(&self.slots);
-        slots.retain(|s| s.strong_count() > 0);
-        slots.push(Arc::downgrade(&slot));
-        drop(slots);
+        self.slots.add(&slot);
         if let Some(registry) = &self.registry {
-            registry.add(&slot);
+            registry.slots.add(&slot);
         }
         let wakeup = Arc::new(Wakeup { slot: Arc::downgrade(&slot), waker: Mutex::new(None) });
         WatchedBody { slot, wakeup }
@@ -179,23 +189,8 @@ impl ResponseWatch {
     /// Takes away every body that has had a frame ready for hyper (or had not been asked for
     /// one) for `send_timeout`: the client is not reading. Returns how many were taken.
     pub fn abandon_stalled(&self, send_timeout: Duration) -> usize {
-        use std::sync::atomic::Ordering;
-        let now = now_ms();
-        let limit = u64::try_from(send_timeout.as_millis()).unwrap_or(u64::MAX);
-        let stalled: Vec<Arc<Slot>> = {
-            let mut slots = lock(&self.slots);
-            slots.retain(|s| s.strong_count() > 0);
-            slots
-                .iter()
-                .filter_map(Weak::upgrade)
-                .filter(|slot| {
-                    let since = slot.ready_since.load(Ordering::Acquire);
-                    since != WAITING_ON_PLATFORM && now.saturating_sub(since) >= limit
-                })
-                .collect()
-        };
         // Dropped outside the list's lock: a body's drop may release a platform connection.
-        stalled.iter().filter(|slot| slot.take_body()).count()
+        self.slots.unread_for(send_timeout).iter().filter(|(_, slot)| slot.take_body()).count()
     }
 
     /// Counts a request until its response head is made (drop the guard then).
@@ -211,7 +206,7 @@ impl ResponseWatch {
 
     /// Response bodies still in flight.
     pub fn in_flight(&self) -> usize {
-        lock(&self.slots).iter().filter(|s| s.strong_count() > 0).count()
+        self.slots.live()
     }
 }
 

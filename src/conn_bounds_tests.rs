@@ -5,6 +5,16 @@ fn body_of(text: &'static str) -> Body {
     crate::body::full(text)
 }
 
+/// A body whose frames come when the test sends them, as a platform's would.
+fn platform_body() -> (tokio::sync::mpsc::Sender<Bytes>, Body) {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
+    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        let data = receiver.recv().await?;
+        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
+    });
+    (sender, http_body_util::StreamBody::new(frames).boxed_unsync())
+}
+
 #[tokio::test]
 async fn a_response_nobody_reads_is_taken_away_after_the_send_timeout() {
     let watch = ResponseWatch::default();
@@ -22,12 +32,8 @@ async fn a_response_nobody_reads_is_taken_away_after_the_send_timeout() {
 #[tokio::test]
 async fn a_response_waiting_on_the_platform_is_not_the_clients_stall() {
     let watch = ResponseWatch::default();
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let data = receiver.recv().await?;
-        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
-    });
-    let mut body = watch.watch(http_body_util::StreamBody::new(frames).boxed_unsync());
+    let (sender, platform) = platform_body();
+    let mut body = watch.watch(platform);
     // hyper asks; the platform has nothing yet.
     let polled = futures_util::FutureExt::now_or_never(body.frame());
     assert!(polled.is_none());
@@ -61,12 +67,8 @@ async fn under_pressure_the_response_unread_longest_gives_its_platform_connectio
     tokio::time::sleep(Duration::from_millis(20)).await;
     let unread = b.watch(body_of("second"));
     // A response that waits on its platform is never taken: its client is not the one stalling.
-    let (_sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let data = receiver.recv().await?;
-        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
-    });
-    let mut waiting = b.watch(http_body_util::StreamBody::new(frames).boxed_unsync());
+    let (_sender, platform) = platform_body();
+    let mut waiting = b.watch(platform);
     assert!(futures_util::FutureExt::now_or_never(waiting.frame()).is_none());
     // Not yet unread for long enough.
     assert!(!registry.reclaim_one(Duration::from_secs(60)));
@@ -84,12 +86,8 @@ async fn under_pressure_the_response_unread_longest_gives_its_platform_connectio
 #[tokio::test]
 async fn platform_bytes_nobody_asks_for_count_as_the_clients_stall() {
     let watch = ResponseWatch::default();
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(1);
-    let frames = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        let data = receiver.recv().await?;
-        Some((Ok::<_, BoxError>(Frame::data(data)), receiver))
-    });
-    let mut body = watch.watch(http_body_util::StreamBody::new(frames).boxed_unsync());
+    let (sender, platform) = platform_body();
+    let mut body = watch.watch(platform);
     // hyper asked once and found nothing: waiting on the platform.
     assert!(futures_util::FutureExt::now_or_never(body.frame()).is_none());
     // The platform's bytes arrive; hyper, blocked on a client that does not read, never asks again.

@@ -14,6 +14,7 @@
 use http::header::{self, HeaderValue};
 use http::{HeaderMap, Version};
 
+use crate::config::is_token;
 use crate::conn_bounds::{Tunnel, TunnelEnd};
 use crate::metrics::Metrics;
 
@@ -84,11 +85,6 @@ pub fn platform_agrees(asked: &HeaderValue, answered: Option<&HeaderValue>) -> b
         (Some(asked), Some(answered)) => asked.eq_ignore_ascii_case(&answered),
         _ => false,
     }
-}
-
-/// RFC 9110 §5.6.2 token.
-pub fn is_token(text: &str) -> bool {
-    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Joins the client's and the platform's upgraded connections until either side closes, the

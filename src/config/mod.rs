@@ -966,9 +966,7 @@ impl Config {
             }
             for (i, name) in upstream.upgrade_protocols.iter().enumerate() {
                 let field = format!("upstream.upgrade_protocols[{i}]");
-                let token = !name.is_empty()
-                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-                if !token {
+                if !is_token(name) {
                     problem(
                         &field,
                         format!("{name:?} is not a protocol name (RFC 9110 §7.8), e.g. \"websocket\""),
@@ -1077,6 +1075,11 @@ impl Config {
         }
         problems
     }
+}
+
+/// An HTTP token (RFC 9110 §5.6.2): header names, upgrade protocol names and versions.
+pub fn is_token(text: &str) -> bool {
+    !text.is_empty() && text.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// The one rule for the names the config gives things that reach files, logs, metric labels

@@ -59,11 +59,20 @@ pub enum RedisError {
     /// A reply of a type the command never answers with.
     #[error("the store answered {0} with a reply of the wrong type")]
     Unexpected(&'static str),
-    /// An error reply (the message is Redis's, never a key or value of ours).
+    /// An error reply, by its code only (`NOPERM`, `WRONGPASS`, ...): the rest of the text is
+    /// the server's bytes and could carry anything, so it never reaches a log.
     #[error("the store refused a command: {0}")]
     Refused(String),
     #[error("the store closed the connection")]
     Closed,
+}
+
+/// An error reply's code: its first word when that is 1 to 32 upper-case letters (RESP's
+/// convention, e.g. `ERR`, `NOPERM`), else `UNKNOWN`.
+fn refused(message: &str) -> RedisError {
+    let code = message.split(' ').next().unwrap_or_default();
+    let valid = (1..=32).contains(&code.len()) && code.bytes().all(|b| b.is_ascii_uppercase());
+    RedisError::Refused(if valid { code.to_owned() } else { "UNKNOWN".to_owned() })
 }
 
 trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
@@ -159,7 +168,7 @@ impl RedisClient {
             self.idle.lock().await.push(conn);
         }
         match reply {
-            Reply::Error(message) => Err(RedisError::Refused(message)),
+            Reply::Error(message) => Err(refused(&message)),
             reply => Ok(reply),
         }
     }
@@ -223,7 +232,7 @@ impl RedisClient {
 fn expect_ok(command: &'static str, reply: Reply) -> Result<(), RedisError> {
     match reply {
         Reply::Simple(ok) if ok == "OK" => Ok(()),
-        Reply::Error(message) => Err(RedisError::Refused(message)),
+        Reply::Error(message) => Err(refused(&message)),
         _ => Err(RedisError::Unexpected(command)),
     }
 }
@@ -265,7 +274,7 @@ impl Conn {
             // An error reply in the command's place is most likely the command's own (AUTH
             // refused, then the fence refused for want of it): say so, the result is the same.
             return Err(match reply {
-                Reply::Error(message) => RedisError::Refused(message),
+                Reply::Error(message) => refused(&message),
                 _ => RedisError::Unframed("the fence is not where the reply should end"),
             });
         }
