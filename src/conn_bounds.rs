@@ -366,6 +366,81 @@ pub enum TunnelEnd {
     ServerClosing,
 }
 
+/// An HTTP/2 client connection's stream, closed with a reset when a deadline cut it off. hyper's
+/// HTTP/2 connection never gives its stream back (HTTP/1.1's does, and server.rs resets it
+/// there), so the cut is flagged through [`Cut`] and acted on when hyper drops the stream.
+pub struct ResetOnCut {
+    inner: Box<crate::tls_stream::TlsStream>,
+    cut: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// Says that the connection of a [`ResetOnCut`] was cut off by a deadline or the server's close.
+pub struct Cut(Arc<std::sync::atomic::AtomicBool>);
+
+impl Cut {
+    pub fn cut(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+impl ResetOnCut {
+    pub fn new(inner: Box<crate::tls_stream::TlsStream>) -> (Self, Cut) {
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        (Self { inner, cut: cut.clone() }, Cut(cut))
+    }
+}
+
+impl Drop for ResetOnCut {
+    fn drop(&mut self) {
+        if self.cut.load(std::sync::atomic::Ordering::Acquire) {
+            reset(self.inner.tcp());
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for ResetOnCut {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for ResetOnCut {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Bounds what the kernel queues unsent on `tcp` ([`UNSENT_BOUND`](crate::config::capacity::UNSENT_BOUND),
+/// TCP_NOTSENT_LOWAT): nymgate's writes wait beyond it, so a peer that does not read costs the
+/// host that much of its TCP memory, not `net.ipv4.tcp_wmem`'s maximum.
+pub fn bound_send_queue(tcp: &tokio::net::TcpStream) {
+    let _ = socket2::SockRef::from(tcp).set_tcp_notsent_lowat(crate::config::capacity::UNSENT_BOUND);
+}
+
 /// Makes the coming close of `tcp` a reset (SO_LINGER 0): for a connection cut off by a
 /// deadline, whose unread response must not keep kernel memory and the peer's socket open.
 pub fn reset(tcp: &tokio::net::TcpStream) {

@@ -418,6 +418,7 @@ impl PublicListener {
                 _ = leaves_serving(&mut self.phase) => return,
             };
             let _ = tcp.set_nodelay(true);
+            crate::conn_bounds::bound_send_queue(&tcp);
             match self.connections.clone().try_acquire_owned() {
                 Ok(permit) => {
                     let conn = self.connection();
@@ -507,6 +508,7 @@ impl Connection {
 
     async fn serve_h2(self, tls: Box<TlsStream>, peer: SocketAddr) {
         let activity = Activity::new();
+        let (tls, cut) = crate::conn_bounds::ResetOnCut::new(tls);
         let io = ClientIo::new(tls, activity.clone(), None);
         let gateway = self.gateway.clone();
         let info = ConnInfo { peer, framing: None, tunnel: None, platform: Default::default() };
@@ -537,7 +539,12 @@ impl Connection {
         let metrics = self.gateway.current().metrics.clone();
         let bounds =
             Bounds { activity: &activity, limits, watch: &watch, metrics: &metrics, one_at_a_time: false };
-        drive(std::pin::pin!(conn), bounds, &mut phase).await;
+        let mut conn = std::pin::pin!(conn);
+        if drive(conn.as_mut(), bounds, &mut phase).await == Ended::Closing {
+            // Cut off: reset when hyper's connection drops the stream below, as HTTP/1.1 does
+            // (serve_until_parked), so the kernel lets go of what the client never read.
+            cut.cut();
+        }
     }
 
     /// HTTP/1.1, parked between requests (conn_io.rs).

@@ -7,49 +7,14 @@ mod common;
 
 use std::time::Duration;
 
+use common::h2raw::*;
 use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const HEADERS: u8 = 1;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
-const WINDOW_UPDATE: u8 = 8;
-const CONTINUATION: u8 = 9;
-const END_STREAM: u8 = 1;
-const END_HEADERS: u8 = 4;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut out = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
-/// HPACK for `GET https://learn.example/echo`, literals without Huffman coding (RFC 7541).
-fn get_echo_block() -> Vec<u8> {
-    let mut block = vec![0x82, 0x87]; // :method GET, :scheme https
-    block.extend_from_slice(&[0x04, 5]); // :path, literal without indexing
-    block.extend_from_slice(b"/echo");
-    block.extend_from_slice(&[0x01, 13]); // :authority
-    block.extend_from_slice(b"learn.example");
-    block
-}
 
 async fn started() -> (Upstream, Gateway) {
     let upstream = Upstream::start().await;
     let gw = Gateway::start(&format!("[upstream]\nurl = \"{}\"\n", upstream.url())).await;
     (upstream, gw)
-}
-
-/// Opens an HTTP/2 connection with raw frames: preface and empty SETTINGS.
-async fn raw_h2(gw: &Gateway) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
-    let mut tls = tls_connect(gw.addr(), &gw.ca, &[b"h2"]).await.unwrap();
-    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
-    tls.write_all(PREFACE).await.unwrap();
-    tls.write_all(&frame(SETTINGS, 0, 0, &[])).await.unwrap();
-    tls
 }
 
 /// Writes `flood` (ignoring write errors: the server may close first), then reads until
@@ -85,7 +50,7 @@ async fn others_served(gw: &Gateway) {
 async fn h2_rapid_reset_closes_the_connection() {
     let (_upstream, gw) = started().await;
     let mut tls = raw_h2(&gw).await;
-    let block = get_echo_block();
+    let block = get_block("/echo");
     let mut flood = Vec::new();
     for i in 0..5000u32 {
         let stream = 2 * i + 1;
@@ -100,7 +65,7 @@ async fn h2_rapid_reset_closes_the_connection() {
 async fn h2_continuation_flood_closes_the_connection() {
     let (upstream, gw) = started().await;
     let mut tls = raw_h2(&gw).await;
-    let mut flood = frame(HEADERS, 0, 1, &get_echo_block());
+    let mut flood = frame(HEADERS, 0, 1, &get_block("/echo"));
     // Header fields without end: each CONTINUATION carries one more literal field.
     let mut field = vec![0x00, 3];
     field.extend_from_slice(b"x-c");
@@ -118,7 +83,7 @@ async fn h2_continuation_flood_closes_the_connection() {
 async fn h2_hpack_bomb_is_refused() {
     let (upstream, gw) = started().await;
     let mut tls = raw_h2(&gw).await;
-    let mut block = get_echo_block();
+    let mut block = get_block("/echo");
     // One 4000-byte field into the dynamic table (literal with incremental indexing) ...
     block.extend_from_slice(&[0x40, 3]);
     block.extend_from_slice(b"x-b");
@@ -137,7 +102,7 @@ async fn h2_hpack_bomb_is_refused() {
 async fn h2_resets_provoked_by_bad_frames_close_the_connection() {
     let (_upstream, gw) = started().await;
     let mut tls = raw_h2(&gw).await;
-    let block = get_echo_block();
+    let block = get_block("/echo");
     let mut flood = Vec::new();
     for i in 0..5000u32 {
         let stream = 2 * i + 1;
@@ -159,7 +124,7 @@ async fn h2_resets_provoked_by_bad_frames_close_the_connection() {
 async fn h2_raw_frames_are_understood() {
     let (upstream, gw) = started().await;
     let mut tls = raw_h2(&gw).await;
-    tls.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get_echo_block())).await.unwrap();
+    tls.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get_block("/echo"))).await.unwrap();
     let mut seen = Vec::new();
     let answered = tokio::time::timeout(Duration::from_secs(10), async {
         let mut buf = vec![0u8; 65536];

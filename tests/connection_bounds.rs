@@ -286,3 +286,93 @@ async fn stalled_readers_beyond_the_platform_bound_do_not_starve_reading_clients
     }
     drop(stalled);
 }
+
+/// How a connection nobody reads ends, seen from the client's socket once it reads again:
+/// `true` for a reset, `false` for an orderly close (end-of-file after the data).
+async fn ends_in_reset(tcp: &mut tokio::net::TcpStream, limit: Duration) -> bool {
+    let mut buf = vec![0u8; 64 * 1024];
+    tokio::time::timeout(limit, async {
+        loop {
+            match tcp.read(&mut buf).await {
+                Ok(0) => return false,
+                Ok(_) => {}
+                Err(error) => return error.kind() == std::io::ErrorKind::ConnectionReset,
+            }
+        }
+    })
+    .await
+    .expect("the connection was never closed")
+}
+
+/// A connection cut off by a deadline is reset, in both HTTP versions: closed with a FIN, the
+/// kernel would keep the socket, and the response bytes the client never read, for as long as
+/// the client keeps its window shut (nginx's `reset_timedout_connection`).
+#[tokio::test]
+async fn a_connection_cut_by_a_deadline_is_reset_in_both_versions() {
+    use common::h2raw::*;
+    let upstream = Upstream::start().await;
+    let limits = "[limits]\nidle_timeout = \"1s\"\nsend_timeout = \"1s\"\n";
+    let gw = Gateway::start(&upstream_config(&upstream.url(), limits)).await;
+
+    let mut h1 = gw.raw().await;
+    h1.write_all(b"GET /download?n=67108864 HTTP/1.1\r\nHost: learn.example\r\n\r\n").await.unwrap();
+    h1.flush().await.unwrap();
+    let mut h2 = raw_h2(&gw).await;
+    h2.write_all(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get_block("/download?n=67108864")))
+        .await
+        .unwrap();
+    h2.flush().await.unwrap();
+    // From here neither client reads: the bytes stay in the sockets, undecrypted.
+    let (mut h1, _) = h1.into_inner();
+    let (mut h2, _) = h2.into_inner();
+    // send_timeout (1 s) takes the responses away, idle_timeout (1 s) asks the connections to
+    // close, CLOSE_GRACE (5 s) ends them.
+    tokio::time::sleep(Duration::from_secs(9)).await;
+    assert!(ends_in_reset(&mut h1, Duration::from_secs(10)).await, "HTTP/1.1 closed without a reset");
+    assert!(ends_in_reset(&mut h2, Duration::from_secs(10)).await, "HTTP/2 closed without a reset");
+    let (_, metrics) = gw.admin_get("/metrics").await;
+    assert!(metrics.contains("nymgate_deadline_cuts_total{reason=\"close_grace\"}"), "{metrics}");
+}
+
+/// The kernel's send queue (sent and unacknowledged, plus unsent) of the nymgate socket whose
+/// peer is the client at `client_port`, from /proc/net/tcp (IPv4; `tx_queue`, in hex).
+fn server_send_queue(server_port: u16, client_port: u16) -> Option<u64> {
+    let table = std::fs::read_to_string("/proc/net/tcp").ok()?;
+    let port = |field: &str| u16::from_str_radix(field.rsplit(':').next()?, 16).ok();
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        (port(fields.get(1)?)? == server_port && port(fields.get(2)?)? == client_port)
+            .then(|| u64::from_str_radix(fields.get(4)?.split(':').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+/// A client that stops reading does not make the kernel queue megabytes for it: nymgate's
+/// socket stops taking bytes once 128 KiB wait unsent (TCP_NOTSENT_LOWAT). Without the bound
+/// the queue grows to `net.ipv4.tcp_wmem`'s maximum (4 MiB), and a few hundred such clients put
+/// the whole host's TCP memory under pressure (bench/hostile.sh).
+#[tokio::test]
+async fn a_client_that_stops_reading_holds_a_bounded_kernel_send_queue() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&upstream_config(&upstream.url(), "")).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    // A small receive buffer: the client's window closes at once, as a stalled reader's does.
+    socket.set_recv_buffer_size(4096).unwrap();
+    let tcp = socket.connect(gw.addr()).await.unwrap();
+    let client_port = tcp.local_addr().unwrap().port();
+    let connector = tokio_rustls::TlsConnector::from(tls_client_config(&gw.ca, &[b"http/1.1"]));
+    let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await.unwrap();
+    tls.write_all(b"GET /download?n=67108864 HTTP/1.1\r\nHost: learn.example\r\n\r\n").await.unwrap();
+    tls.flush().await.unwrap();
+    let mut most = 0;
+    for _ in 0..30 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        most = most.max(server_send_queue(gw.addr().port(), client_port).expect("nymgate's socket"));
+    }
+    // The bound, plus one write of ciphertext (tls_stream.rs MAX_WRITE, 64 KiB) that the kernel
+    // takes whole, plus what the client's window let through.
+    assert!(most > 0, "the response never reached the socket");
+    assert!(most <= 256 * 1024, "{most} bytes queued in the kernel for a client that does not read");
+    drop(tls);
+}
