@@ -18,7 +18,8 @@
 # Environment: STALLED (1000), HALFOPEN (2000), TUNNELS (100), DURATION (s, 10), REPEAT (1),
 # CONNS (64), BIG_HELLO (bytes the refused ClientHello declares: 65000, just under rustls's own
 # 0xffff limit on a handshake message, so that only nymgate's 16 KiB bound can refuse it),
-# UPSTREAM_MAX (upstream.max_connections per worker when the binary has it; 256),
+# UPSTREAM_MAX (upstream.max_connections per worker when the binary has it; 256), PERF (set:
+# record a system-wide `perf` profile of each throughput window into perf-NAME.data),
 # NYMGATE_BIN and PACED_BIN (use these binaries instead of building; the binary is copied into
 # the output directory first either way, since a shared target directory may be rebuilt).
 set -euo pipefail
@@ -220,6 +221,12 @@ stop_nymgate
 # --- 2. Ordinary load, without and with the attack -------------------------------------------
 URL=https://127.0.0.1:$NYM/
 peak() { # NAME -> "2xx/s all/s not_2xx"
+  if [[ -n ${PERF:-} ]]; then
+    # A system-wide profile of the measured window (after the warm-up), for BENCHMARKS.md's
+    # explanations: `perf report -i perf-NAME.data --sort comm,dso,sym`. It costs throughput.
+    (sleep 3; cat /proc/net/sockstat >"$OUT/sockstat-$1.txt"
+      perf record -q -F 499 -a -o "$OUT/perf-$1.data" -- sleep $((DURATION - 2)) >/dev/null 2>&1) &
+  fi
   timeout $((DURATION + 60)) h2load -c "$CONNS" -m 1 --h1 -D "$DURATION" --warm-up-time=2 "$URL" \
     >"$OUT/peak-$1.txt" 2>&1 || true
   python3 bench/load_stats.py ok_throughput "$OUT/peak-$1.txt"

@@ -18,6 +18,15 @@ pub const H2_STREAM_WINDOW: u32 = 128 * 1024;
 /// (hyper's default is about 400 KiB per stream): one frame.
 pub const H2_SEND_BUFFER: usize = 16 * 1024;
 
+/// Bytes the kernel keeps queued and not yet sent on each of nymgate's sockets (TCP_NOTSENT_LOWAT,
+/// set on every client and platform connection, conn_bounds.rs): past it, nymgate's writes wait.
+/// Without it the kernel grows a socket's send queue to `net.ipv4.tcp_wmem`'s maximum (4 MiB
+/// here) for a client that does not read: 200 such clients put the host's TCP memory at its
+/// pressure threshold (bench/hostile.sh), slowing every connection on it. Bytes in flight are
+/// bounded by the client's window, not this; 128 KiB unsent keeps a fast link busy for a
+/// wake-up's time (the kernel wakes the writer when half of it has gone).
+pub const UNSENT_BOUND: u32 = 128 * 1024;
+
 /// A TLS handshake in progress: the ClientHello (at most 16 KiB, tls_stream.rs) and rustls's
 /// handshake state.
 const HANDSHAKE_BYTES: u64 = 24 * 1024;
@@ -45,6 +54,9 @@ pub struct WorstCase {
     pub per_http1_connection: u64,
     pub per_http2_connection: u64,
     pub memory_bytes: u64,
+    /// The kernel's unsent send queues of every client connection (not part of the process's
+    /// memory, but the host's): [`UNSENT_BOUND`] each.
+    pub kernel_unsent_bytes: u64,
     pub file_descriptors: u64,
     pub platform_connections: u64,
 }
@@ -74,6 +86,7 @@ impl Config {
                 + clients * per_client
                 + SHED_FDS * HANDSHAKE_BYTES
                 + platform_connections * PLATFORM_CONNECTION_BYTES,
+            kernel_unsent_bytes: (clients + platform_connections) * u64::from(UNSENT_BOUND),
             file_descriptors: clients + SHED_FDS + platform_connections + store + OTHER_FDS,
             platform_connections,
         }
@@ -101,12 +114,13 @@ impl Config {
         let mib = |bytes: u64| bytes.div_ceil(1024 * 1024);
         let kib = |bytes: u64| bytes.div_ceil(1024);
         let mut lines = vec![format!(
-            "worst case at limits.max_connections = {}: {} MiB of memory ({} KiB per HTTP/1.1 connection mid-request, {} KiB per HTTP/2 connection with {} streams full), {} file descriptors, {} platform connections",
+            "worst case at limits.max_connections = {}: {} MiB of memory ({} KiB per HTTP/1.1 connection mid-request, {} KiB per HTTP/2 connection with {} streams full) and {} MiB of kernel send queues, {} file descriptors, {} platform connections",
             self.limits.max_connections,
             mib(worst.memory_bytes),
             kib(worst.per_http1_connection),
             kib(worst.per_http2_connection),
             self.limits.max_concurrent_streams,
+            mib(worst.kernel_unsent_bytes),
             worst.file_descriptors,
             worst.platform_connections,
         )];

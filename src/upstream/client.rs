@@ -175,6 +175,8 @@ impl Client {
             Ok(result) => result.map_err(SendError::Connect)?,
         };
         let _ = tcp.set_nodelay(true);
+        // An upload to a platform that stops reading waits in nymgate, bounded, not in the kernel.
+        crate::conn_bounds::bound_send_queue(&tcp);
         let keepalive = socket2::TcpKeepalive::new().with_time(Duration::from_secs(60));
         let _ = socket2::SockRef::from(&tcp).set_tcp_keepalive(&keepalive);
         let stream = match &self.tls {
