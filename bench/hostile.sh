@@ -149,19 +149,22 @@ done
 rss() { awk '/VmRSS/{print $2}' "/proc/$1/status"; }
 fds() { ls "/proc/$1/fd" | wc -l; }
 platform() { ss -Htn state established "( dport = :$UP )" | wc -l; }
-# Samples "time rss_kib fds platform_connections" every 0.5 s into $OUT/samples-NAME.txt.
+# The host's TCP memory in pages (/proc/net/sockstat): past net.ipv4.tcp_mem's middle value the
+# kernel trims every socket's buffers, the ordinary clients' included.
+tcpmem() { awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
+# Samples "time rss_kib fds platform_connections tcp_pages" every 0.5 s into $OUT/samples-NAME.txt.
 sample_start() { # NAME
   (while kill -0 "$NYM_PID" 2>/dev/null; do
-    echo "$(date +%s.%N) $(rss $NYM_PID) $(fds $NYM_PID) $(platform)"
+    echo "$(date +%s.%N) $(rss $NYM_PID) $(fds $NYM_PID) $(platform) $(tcpmem)"
     sleep 0.5
   done) >"$OUT/samples-$1.txt" 2>/dev/null & SAMPLER=$!
 }
-sample_stop() { # NAME -> prints "rss_max rss_end fds_max fds_end platform_max" (RSS in KiB)
+sample_stop() { # NAME -> prints "rss_max rss_end fds_max fds_end platform_max tcp_pages_max" (RSS in KiB)
   kill "$SAMPLER" 2>/dev/null || true
   wait "$SAMPLER" 2>/dev/null || true
-  echo "$(date +%s.%N) $(rss $NYM_PID) $(fds $NYM_PID) $(platform)" >>"$OUT/samples-$1.txt"
-  awk '{ if ($2 > r) r = $2; if ($3 > f) f = $3; if ($4 > p) p = $4; re = $2; fe = $3 }
-       END { print r, re, f, fe, p }' "$OUT/samples-$1.txt"
+  echo "$(date +%s.%N) $(rss $NYM_PID) $(fds $NYM_PID) $(platform) $(tcpmem)" >>"$OUT/samples-$1.txt"
+  awk '{ if ($2 > r) r = $2; if ($3 > f) f = $3; if ($4 > p) p = $4; if ($5 > t) t = $5; re = $2; fe = $3 }
+       END { print r, re, f, fe, p, t }' "$OUT/samples-$1.txt"
 }
 metrics() { curl -s --max-time 5 "http://127.0.0.1:$NYM_ADMIN/metrics" | grep '^nymgate_' || true; }
 HOLD=$((DURATION * 2 + 120)) # the longest the attacker may live in one attack phase (s)
@@ -211,7 +214,7 @@ sample_start refuse
 rss_before_big=$(rss $NYM_PID)
 timeout 120 python3 bench/hostile_clients.py refuse 127.0.0.1 $NYM --n "$HALFOPEN" --declared "$BIG_HELLO" --wait 2 \
   --stats "$OUT/refuse-big.json" 2>"$OUT/refuse-big.log" || true
-read -r big_rss_max _ _ _ _ < <(sample_stop refuse)
+read -r big_rss_max _ _ _ _ _ < <(sample_stop refuse)
 refused=$(python3 -c "import json; d=json.load(open('$OUT/refuse-big.json')); print(d['refused_at_once'], d['held'], d['failed'], d['refused_s_median'])")
 read -r big_refused big_held big_failed big_median <<<"$refused"
 echo "ClientHello declaring $BIG_HELLO bytes: $big_refused of $HALFOPEN refused at once (median ${big_median} s), $big_held held, $big_failed failed" >&2
@@ -224,8 +227,7 @@ peak() { # NAME -> "2xx/s all/s not_2xx"
   if [[ -n ${PERF:-} ]]; then
     # A system-wide profile of the measured window (after the warm-up), for BENCHMARKS.md's
     # explanations: `perf report -i perf-NAME.data --sort comm,dso,sym`. It costs throughput.
-    (sleep 3; cat /proc/net/sockstat >"$OUT/sockstat-$1.txt"
-      perf record -q -F 499 -a -o "$OUT/perf-$1.data" -- sleep $((DURATION - 2)) >/dev/null 2>&1) &
+    (sleep 3; perf record -q -F 499 -a -o "$OUT/perf-$1.data" -- sleep $((DURATION - 2)) >/dev/null 2>&1) &
   fi
   timeout $((DURATION + 60)) h2load -c "$CONNS" -m 1 --h1 -D "$DURATION" --warm-up-time=2 "$URL" \
     >"$OUT/peak-$1.txt" 2>&1 || true
@@ -241,7 +243,7 @@ TICKS=$(getconf CLK_TCK)
 cpu() { awk -v t="$TICKS" '{ printf "%.1f", ($14 + $15) / t }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 since() { python3 -c "print(f'{$2 - $1:.1f}')"; }
 declare -a RATE=()
-declare -A OK=() ALL=() BAD=() P99=() LBAD=() RSSMAX=() RSSEND=() FDMAX=() FDEND=() PLAT=() CPUN=() CPUA=() WALL=()
+declare -A OK=() ALL=() BAD=() P99=() LBAD=() RSSMAX=() RSSEND=() FDMAX=() FDEND=() PLAT=() TCP=() CPUN=() CPUA=() WALL=()
 declare -a RSSAFTER=()
 add() { eval "$1[$2]=\"\${$1[$2]:-} $3\""; }
 for rep in $(seq "$REPEAT"); do
@@ -255,10 +257,10 @@ for rep in $(seq "$REPEAT"); do
   read -r _ p99 _ lbad < <(at_rate "baseline-$rep" "$half" "$rep")
   c1=$(cpu $NYM_PID) t1=$(date +%s.%N)
   p99=${p99:-nan} lbad=${lbad:-nan}
-  read -r rmax rend fmax fend pmax < <(sample_stop "baseline-$rep")
+  read -r rmax rend fmax fend pmax tmax < <(sample_stop "baseline-$rep")
   metrics >"$OUT/metrics-baseline-$rep.txt"
   echo "baseline $rep: $ok 2xx/s ($bad not 2xx); p99 $p99 ms at $half req/s; RSS max $rmax KiB, fds max $fmax, platform max $pmax" >&2
-  for k in OK:$ok ALL:$all BAD:$bad P99:$p99 LBAD:$lbad RSSMAX:$rmax RSSEND:$rend FDMAX:$fmax FDEND:$fend PLAT:$pmax \
+  for k in OK:$ok ALL:$all BAD:$bad P99:$p99 LBAD:$lbad RSSMAX:$rmax RSSEND:$rend FDMAX:$fmax FDEND:$fend PLAT:$pmax TCP:${tmax:-nan} \
     CPUN:$(since "$c0" "$c1") CPUA:0 WALL:$(since "$t0" "$t1"); do add "${k%%:*}" baseline "${k#*:}"; done
   RATE[$rep]=$half
 
@@ -271,11 +273,11 @@ for rep in $(seq "$REPEAT"); do
   read -r _ p99 _ lbad < <(at_rate "attack-$rep" "$half" "$rep")
   c1=$(cpu $NYM_PID) a1=$(cpu $ATTACKER) t1=$(date +%s.%N)
   ok=${ok:-0} all=${all:-0} bad=${bad:-nan} p99=${p99:-nan} lbad=${lbad:-nan}
-  read -r rmax rend fmax fend pmax < <(sample_stop "attack-$rep")
+  read -r rmax rend fmax fend pmax tmax < <(sample_stop "attack-$rep")
   metrics >"$OUT/metrics-attack-$rep.txt"
   attack_stop
   echo "attack $rep: $ok 2xx/s ($bad not 2xx); p99 $p99 ms at $half req/s; RSS max $rmax KiB, fds max $fmax, platform max $pmax" >&2
-  for k in OK:$ok ALL:$all BAD:$bad P99:$p99 LBAD:$lbad RSSMAX:$rmax RSSEND:$rend FDMAX:$fmax FDEND:$fend PLAT:$pmax \
+  for k in OK:$ok ALL:$all BAD:$bad P99:$p99 LBAD:$lbad RSSMAX:$rmax RSSEND:$rend FDMAX:$fmax FDEND:$fend PLAT:$pmax TCP:${tmax:-nan} \
     CPUN:$(since "$c0" "$c1") CPUA:$(since "$a0" "$a1") WALL:$(since "$t0" "$t1"); do add "${k%%:*}" attack "${k#*:}"; done
   # What the attack held drains (bounded), then what nymgate's memory came back to.
   for _ in $(seq 60); do (($(fds $NYM_PID) < 200)) && break; sleep 1; done
@@ -313,6 +315,7 @@ kib_mib() { python3 -c "print(f'{$1 / 1024:.0f}')"; }
   echo "| nymgate RSS, max / at the end (MiB) | $(kib_mib "$(med ${RSSMAX[baseline]})") / $(kib_mib "$(med ${RSSEND[baseline]})") | $(kib_mib "$(med ${RSSMAX[attack]})") / $(kib_mib "$(med ${RSSEND[attack]})") |"
   echo "| nymgate open fds, max / at the end | ${FDMAX[baseline]# } / ${FDEND[baseline]# } | ${FDMAX[attack]# } / ${FDEND[attack]# } |"
   echo "| platform connections, max sampled (bound ${BOUND:-none}) | ${PLAT[baseline]# } | ${PLAT[attack]# } |"
+  echo "| the host's TCP memory, max sampled, pages (pressure at $(awk '{print $2}' /proc/sys/net/ipv4/tcp_mem)) | ${TCP[baseline]# } | ${TCP[attack]# } |"
   echo "| CPU s used by nymgate / the attacker, per run (wall s) | ${CPUN[baseline]# } / - (${WALL[baseline]# }) | ${CPUN[attack]# } / ${CPUA[attack]# } (${WALL[attack]# }) |"
   echo
   ratio=$(python3 -c "print(f'{$(medi ${OK[attack]}) / max(1, $(medi ${OK[baseline]})):.2f}')")
