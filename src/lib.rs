@@ -52,6 +52,7 @@ pub mod demo;
 pub mod echo;
 pub mod form_scan;
 pub mod framing;
+pub mod listener;
 pub mod loadtest;
 pub mod login;
 pub mod metrics;

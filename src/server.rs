@@ -56,6 +56,8 @@ pub use crate::conn_bounds::Phase;
 pub enum StartError {
     #[error("cannot listen on {addr} ({field}): {source}")]
     Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} (server.listen): {source}")]
+    Listen { addr: SocketAddr, source: crate::listener::ListenError },
     #[error(transparent)]
     Tls(#[from] TlsError),
     #[error("client_ip.hash_secret: {0}")]
@@ -79,6 +81,8 @@ pub struct RunningServer {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The public-listener workers; they end when the phase reaches `Closing`.
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Keeps the public port nymgate's alone while the server runs (listener.rs).
+    _listen_guard: std::os::unix::net::UnixListener,
 }
 
 impl RunningServer {
@@ -119,14 +123,11 @@ impl RunningServer {
             .server
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        let bind_error =
-            |source| StartError::Bind { field: "server.listen", addr: config.server.listen, source };
-        let first = bind_reuseport(config.server.listen).map_err(bind_error)?;
-        let public_addr = first.local_addr().expect("bound socket has an address");
-        let mut public = vec![first];
-        for _ in 1..workers {
-            public.push(bind_reuseport(public_addr).map_err(bind_error)?);
-        }
+        let listeners = crate::listener::bind_public(config.server.listen, workers)
+            .map_err(|source| StartError::Listen { addr: config.server.listen, source })?;
+        let public_addr = listeners.addr;
+        let public = listeners.sockets;
+        let listen_guard = listeners.guard;
         let admin = bind("server.admin_listen", config.server.admin_listen).await?;
         let redirect = match config.server.redirect_listen {
             Some(addr) => Some(bind("server.redirect_listen", addr).await?),
@@ -228,6 +229,7 @@ impl RunningServer {
             shutdown_grace: limits.shutdown_grace,
             tasks,
             threads,
+            _listen_guard: listen_guard,
         })
     }
 
@@ -264,19 +266,6 @@ impl RunningServer {
         tracing::info!(drained, "nymgate stopped");
         drained
     }
-}
-
-/// A public-listener socket with SO_REUSEPORT, so that each worker has its own and the kernel
-/// spreads new connections across them (no shared accept queue, no cross-thread wakeups).
-fn bind_reuseport(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.set_reuse_port(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(4096)?;
-    Ok(socket.into())
 }
 
 /// One public-listener thread: its own single-threaded tokio runtime, socket, gateway and
@@ -973,7 +962,10 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
                     let mut response = text_response(StatusCode::OK, gateway.metrics.render());
                     response.headers_mut().insert(
                         header::CONTENT_TYPE,
-                        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                        // What prometheus_client writes (`# EOF`, counters typed without their
+                        // `_total`): OpenMetrics 1.0. Labelled as Prometheus text 0.0.4, a 0.0.4
+                        // parser reads every counter as `unknown`.
+                        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
                     );
                     response
                 }

@@ -334,3 +334,45 @@ fn the_compose_trial_config_serves_logins_against_demo_idp_only() {
     let discovery: serde_json::Value = serde_json::from_slice(&discovery.stdout).unwrap();
     assert_eq!(discovery["issuer"], format!("{idp_url}/nordskolan"));
 }
+
+/// The public port is nymgate's alone: a second `nymgate serve` on an address a running nymgate
+/// listens on stops at once with a clear message (SO_REUSEPORT would otherwise let it join, and
+/// requests would alternate between the two without an error).
+#[tokio::test]
+async fn a_second_serve_on_the_same_port_fails_to_start() {
+    let upstream = Upstream::start().await;
+    let gw = Gateway::start(&format!("[upstream]\nurl = \"{}\"\n", upstream.url())).await;
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    let config =
+        VALID.replace("listen = \"127.0.0.1:0\"\nadmin", &format!("listen = \"{}\"\nadmin", gw.addr()));
+    assert!(config.contains(&gw.addr().to_string()));
+    std::fs::write(dir.path().join("nymgate.toml"), config).unwrap();
+    let dir_path = dir.path().to_owned();
+    let out = tokio::task::spawn_blocking(move || {
+        let mut child = nymgate()
+            .args(["serve", "--config", "nymgate.toml"])
+            .current_dir(&dir_path)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Bounded: a serve that started after all is stopped after 10 s, and fails the test.
+        for _ in 0..100 {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = child.kill();
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second nymgate started on {}", gw.addr());
+    assert!(stderr.contains("another process already listens on"), "{stderr}");
+    // The first one still serves.
+    let mut h1 = gw.h1().await;
+    assert_eq!(h1.send(get("/echo").body(empty()).unwrap()).await.status(), 200);
+}
