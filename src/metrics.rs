@@ -13,6 +13,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+/// The media type of [`Metrics::render`]'s text (OpenMetrics 1.0, §3.1 of the specification);
+/// Prometheus asks for it first in its Accept header.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 /// Which part of nymgate answered a request.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
 pub enum RouteClass {

@@ -389,6 +389,30 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
     assert!(!text(seen).await.contains("nymgate_requests_total"));
 }
 
+/// The metrics say what format they are in: OpenMetrics 1.0 (its `# EOF`, counters typed
+/// without `_total`), not Prometheus text 0.0.4, whose parser would read every counter as
+/// `unknown`.
+#[tokio::test]
+async fn metrics_are_labelled_as_the_openmetrics_they_are() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let gw = Gateway::start("").await;
+    let mut tcp = tokio::net::TcpStream::connect(gw.server.admin_addr).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").await.unwrap();
+    let mut reply = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_string(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+    let head = head.to_ascii_lowercase();
+    assert!(
+        head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        "{head}"
+    );
+    assert!(body.trim_end().ends_with("# EOF"), "{body}");
+    assert!(body.contains("# TYPE nymgate_tls_handshake_failures counter"), "{body}");
+}
+
 #[tokio::test]
 async fn readiness_fails_when_the_platform_is_down() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
