@@ -221,6 +221,26 @@ enum KeysCommand {
         #[arg(long)]
         confirm: Option<String>,
     },
+    /// Write a backup of the keyring (mode 0600) with a SHA-256 of its content and the erasure
+    /// records (deploy/README.md, "Backing up the keyring").
+    Backup {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore keys from a backup: verified first, then merged into the keyring under the
+    /// writer lock; keys the keyring lacks are added, keys deleted since (its erasure records)
+    /// stay deleted. Creates the keyring if it is missing.
+    Restore {
+        #[command(flatten)]
+        keyring: KeyringArgs,
+        #[arg(long)]
+        from: PathBuf,
+        /// Only verify the backup and say what a restore would do.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -352,6 +372,7 @@ fn signing_key(out: &Path, alg: nymgate::mint::Algorithm) -> ExitCode {
 fn keys(command: KeysCommand) -> ExitCode {
     use nymgate::audit::{AuditEvent, AuditSink};
     use nymgate::pseudonym::keyring::{unix_now, Keyring};
+    use nymgate::pseudonym::keyring_write::update;
 
     if let KeysCommand::Signing { out, alg } = &command {
         return signing_key(out, *alg);
@@ -394,8 +415,7 @@ fn keys(command: KeysCommand) -> ExitCode {
         }
         KeysCommand::New { keyring, scope } => (
             keyring,
-            Keyring::load_or_empty(&keyring.keyring)
-                .and_then(|mut ring| ring.new_scope(scope, now).and_then(|()| ring.save(&keyring.keyring)))
+            update(&keyring.keyring, true, |ring| ring.new_scope(scope, now))
                 .map(|()| AuditEvent {
                     scope: Some(scope),
                     key_version: Some(1),
@@ -405,11 +425,7 @@ fn keys(command: KeysCommand) -> ExitCode {
         ),
         KeysCommand::Rotate { keyring, scope, window } => (
             keyring,
-            Keyring::load(&keyring.keyring)
-                .and_then(|mut ring| {
-                    let version = ring.rotate(scope, now, window.as_secs())?;
-                    ring.save(&keyring.keyring).map(|()| version)
-                })
+            update(&keyring.keyring, false, |ring| ring.rotate(scope, now, window.as_secs()))
                 .map(|version| AuditEvent {
                     scope: Some(scope),
                     key_version: Some(version),
@@ -419,8 +435,7 @@ fn keys(command: KeysCommand) -> ExitCode {
         ),
         KeysCommand::Retire { keyring, scope, version } => (
             keyring,
-            Keyring::load(&keyring.keyring)
-                .and_then(|mut ring| ring.retire(scope, *version).and_then(|()| ring.save(&keyring.keyring)))
+            update(&keyring.keyring, false, |ring| ring.retire(scope, *version, now))
                 .map(|()| AuditEvent {
                     scope: Some(scope),
                     key_version: Some(*version),
@@ -437,11 +452,9 @@ fn keys(command: KeysCommand) -> ExitCode {
                 .is_some_and(|answer| answer == *scope),
             };
             let result = if confirmed {
-                Keyring::load(&keyring.keyring)
-                    .and_then(|mut ring| {
-                        let destroyed = ring.erase(scope)?;
-                        ring.save(&keyring.keyring).map(|()| destroyed)
-                    })
+                // Under the writer lock, and read back before "destroyed" is said: no concurrent
+                // `new` or `rotate` can write the keys back (keyring_write.rs).
+                update(&keyring.keyring, false, |ring| ring.erase(scope, now))
                     .map(|destroyed| {
                         println!(
                             "erased scope {scope}: {destroyed} key(s) destroyed; destroy keyring backups too"
@@ -454,6 +467,41 @@ fn keys(command: KeysCommand) -> ExitCode {
             };
             (keyring, result)
         }
+        KeysCommand::Backup { keyring, out } => (
+            keyring,
+            nymgate::pseudonym::keyring_backup::backup(&keyring.keyring, out, now)
+                .map(|ring| {
+                    let keys: usize = ring.scopes().map(|(_, s)| s.keys.len()).sum();
+                    println!(
+                        "wrote {} ({keys} key(s), {} erasure record(s)); check it with `nymgate keys restore --check`",
+                        out.display(),
+                        ring.erased().len()
+                    );
+                    AuditEvent::admin("keys_backup", "ok")
+                })
+                .map_err(|e| e.to_string()),
+        ),
+        KeysCommand::Restore { keyring, from, check } => (
+            keyring,
+            nymgate::pseudonym::keyring_backup::restore(&keyring.keyring, from, *check)
+                .map(|report| {
+                    let list = |v: &[(String, u32)]| {
+                        v.iter().map(|(s, n)| format!("{s} v{n}")).collect::<Vec<_>>().join(", ")
+                    };
+                    println!(
+                        "backup {} made {}: sound{}",
+                        from.display(),
+                        nymgate::audit::rfc3339(report.made),
+                        if *check { "; nothing changed (--check)" } else { "" }
+                    );
+                    let verb = if *check { "would add" } else { "added" };
+                    println!("{verb}: {}", list(&report.added));
+                    println!("already present: {}", list(&report.present));
+                    println!("left out, deleted since (erasure records): {}", list(&report.dropped_erased));
+                    AuditEvent::admin(if *check { "keys_backup_check" } else { "keys_restore" }, "ok")
+                })
+                .map_err(|e| e.to_string()),
+        ),
         KeysCommand::Signing { .. } => unreachable!("answered above"),
     };
     let sink = AuditSink::from_path(args.audit.as_deref());

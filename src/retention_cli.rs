@@ -167,15 +167,16 @@ pub fn offboard_tenant(
 ) -> Result<serde_json::Value, String> {
     let records = store.offboard(tenant).map_err(|e| e.to_string())?;
     let keys_destroyed = if sharing.is_empty() {
-        let mut ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
-        match ring.erase(scope) {
-            Ok(destroyed) => {
-                ring.save(keyring_file).map_err(|e| e.to_string())?;
-                destroyed
+        // Under the keyring's writer lock, as every `nymgate keys` writer: a concurrent rotate
+        // can't write the erased keys back (keyring_write.rs).
+        let erased = crate::pseudonym::keyring_write::update(keyring_file, false, |ring| {
+            match ring.erase(scope, crate::pseudonym::keyring::unix_now()) {
+                Ok(destroyed) => Ok(Some(destroyed)),
+                // Already erased (a second run after an interruption): nothing to write.
+                Err(_) => Ok(None),
             }
-            // Already erased (a second run after an interruption).
-            Err(_) => 0,
-        }
+        });
+        erased.map_err(|e| e.to_string())?.unwrap_or(0)
     } else {
         0
     };

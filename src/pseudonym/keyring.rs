@@ -18,9 +18,23 @@
 //! whole scope, which makes every account number made under it unlinkable for good
 //! (crypto-shredding: shared/PRODUCT.md, "Erasure").
 //!
-//! The file must be mode 0600 or stricter; nymgate refuses to read it otherwise. It is replaced
-//! atomically (write a temporary file, fsync, rename), so a crash leaves the old or the new
-//! keyring, never half of one.
+//! Every key `retire` or `erase` deletes leaves an erasure record (a tombstone) in the file:
+//!
+//! ```toml
+//! [[erased]]
+//! scope = "school-a"
+//! version = 1
+//! erased = 1767225600             # unix seconds
+//! fingerprint = "64 hex digits"   # SHA-256 of the deleted key, domain-separated
+//! ```
+//!
+//! A keyring that holds a key its own tombstones name is refused at load, and a restore drops
+//! every key a tombstone names (keyring_backup.rs), so a deleted key never comes back. The
+//! fingerprint reveals nothing of the key: it is a hash of 256 random bits.
+//!
+//! The file must be mode 0600 or stricter; nymgate refuses to read it otherwise. It is written
+//! by one writer at a time and replaced atomically (keyring_write.rs), so a crash leaves the old
+//! or the new keyring, never half of one, and readers (start, reload) need no lock.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -114,7 +128,35 @@ impl ScopeKeys {
 /// Every scope's keys.
 #[derive(Debug, Default)]
 pub struct Keyring {
+    /// The live keys, by scope name.
     scopes: BTreeMap<String, ScopeKeys>,
+    /// One record per key ever deleted from this keyring: what a restore must not bring back.
+    erased: Vec<Erased>,
+}
+
+/// The record of one deleted key (retired or erased): enough to recognise it, nothing to use it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Erased {
+    /// The scope it belonged to, for the operator reading the file or a restore report.
+    pub scope: String,
+    /// Its version in that scope, for the same.
+    pub version: u32,
+    /// When it was deleted (unix seconds): a restore reports keys deleted after its backup.
+    pub erased: u64,
+    /// `fingerprint()` of the key: a scope erased and created again reuses version numbers,
+    /// so only the key itself tells an old key from a new one.
+    pub fingerprint: String,
+}
+
+/// A key's fingerprint: SHA-256 over a domain label and the key, as hex. A key is 256 random
+/// bits, so its hash gives nothing toward it.
+pub fn fingerprint(secret: &Secret) -> String {
+    use sha2::Digest;
+    let mut hash = sha2::Sha256::new();
+    hash.update(b"nymgate keyring erased-key fingerprint v1\0");
+    hash.update(secret.expose());
+    crate::secret::to_hex(&hash.finalize())
 }
 
 #[derive(Serialize, Deserialize)]
@@ -122,6 +164,8 @@ pub struct Keyring {
 struct FileFormat {
     #[serde(default)]
     scope: Vec<FileScope>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    erased: Vec<Erased>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -153,9 +197,14 @@ impl Keyring {
         check_private_file(path).map_err(KeyringError::File)?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| KeyringError::File(format!("cannot read {}: {e}", path.display())))?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses a keyring's text; `path` only names it in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Keyring, KeyringError> {
         let format = |message: String| KeyringError::Format { path: path.to_owned(), message };
         // toml's error quotes the offending line, which could be a secret: say only where.
-        let file: FileFormat = toml::from_str(&text).map_err(|e| {
+        let file: FileFormat = toml::from_str(text).map_err(|e| {
             format(match e.span() {
                 Some(span) => format!("syntax error at byte {}", span.start),
                 None => "syntax error".into(),
@@ -193,7 +242,32 @@ impl Keyring {
                 return Err(format(format!("scope {} appears twice", scope.name)));
             }
         }
-        Ok(Keyring { scopes })
+        let mut seen = std::collections::BTreeSet::new();
+        for record in &file.erased {
+            // Checked like a key's: the scope name reaches messages, the fingerprint is compared.
+            let hex = record.fingerprint.len() == 64
+                && record.fingerprint.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+            if !is_valid_scope_name(&record.scope) || !hex {
+                return Err(format("an [[erased]] record is not valid".into()));
+            }
+            if !seen.insert(record.fingerprint.as_str()) {
+                return Err(format("an [[erased]] record appears twice".into()));
+            }
+        }
+        // Fail closed on a deleted key brought back (a hand edit, a splice of an old backup):
+        // its account numbers were promised unlinkable.
+        for (name, scope) in &scopes {
+            for key in &scope.keys {
+                if let Some(record) = file.erased.iter().find(|e| e.fingerprint == fingerprint(&key.secret)) {
+                    return Err(format(format!(
+                        "scope {name} version {} holds a key deleted at {} (its [[erased]] record); remove it from the file",
+                        key.version,
+                        crate::audit::rfc3339(record.erased)
+                    )));
+                }
+            }
+        }
+        Ok(Keyring { scopes, erased: file.erased })
     }
 
     /// Reads the keyring, or an empty one if the file does not exist yet.
@@ -205,8 +279,8 @@ impl Keyring {
         }
     }
 
-    /// Writes the keyring atomically with mode 0600.
-    pub fn save(&self, path: &Path) -> Result<(), KeyringError> {
+    /// The file's text: the canonical form, which `parse` reads back to the same keyring.
+    pub fn to_text(&self) -> String {
         let file = FileFormat {
             scope: self
                 .scopes
@@ -225,10 +299,27 @@ impl Keyring {
                         .collect(),
                 })
                 .collect(),
+            erased: self.erased.clone(),
         };
-        let text =
-            toml::to_string(&file).map_err(|e| KeyringError::File(format!("cannot encode keyring: {e}")))?;
-        crate::certs::write(path, format!("{HEADER}{text}").as_bytes(), 0o600).map_err(KeyringError::File)
+        // Every number is kept at most i64::MAX (TOML's integers) where it is made, so encoding
+        // can't fail.
+        let text = toml::to_string(&file).expect("a keyring encodes as TOML");
+        format!("{HEADER}{text}")
+    }
+
+    /// Replaces the keyring file with this keyring, under the writer lock (keyring_write.rs).
+    /// For a keyring no one else writes (a first setup, tests); changes to a live keyring go
+    /// through `keyring_write::update`, which reads and writes under one lock.
+    pub fn save(&self, path: &Path) -> Result<(), KeyringError> {
+        super::keyring_write::update(path, true, |ring| {
+            *ring = Keyring::parse(&self.to_text(), path)?;
+            Ok(())
+        })
+    }
+
+    /// The erasure records: every key deleted from this keyring.
+    pub fn erased(&self) -> &[Erased] {
+        &self.erased
     }
 
     pub fn scope(&self, name: &str) -> Result<&ScopeKeys, KeyringError> {
@@ -241,6 +332,7 @@ impl Keyring {
 
     /// Creates a scope with a fresh version-1 key.
     pub fn new_scope(&mut self, name: &str, now: u64) -> Result<(), KeyringError> {
+        let now = toml_int(now);
         if !is_valid_scope_name(name) {
             return Err(KeyringError::BadScopeName(name.to_owned()));
         }
@@ -255,41 +347,101 @@ impl Keyring {
     /// Adds a new current key and opens a migration window of `window_secs` during which the
     /// old current key makes `sub_prev`. Returns the new version.
     pub fn rotate(&mut self, name: &str, now: u64, window_secs: u64) -> Result<u32, KeyringError> {
+        let now = toml_int(now);
         let scope = self.scopes.get_mut(name).ok_or_else(|| KeyringError::NoScope(name.to_owned()))?;
-        let version = scope.current().version + 1;
+        let version = scope
+            .current()
+            .version
+            .checked_add(1)
+            .ok_or_else(|| KeyringError::File(format!("scope {name:?} has no version number left")))?;
         scope.keys.push(ScopeKey::new(
             version,
             now,
             Secret::new(crate::secret::random_bytes::<32>().to_vec()),
         ));
-        scope.migration_until = (window_secs > 0).then_some(now + window_secs);
+        scope.migration_until = (window_secs > 0).then_some(toml_int(now.saturating_add(window_secs)));
         Ok(version)
     }
 
-    /// Deletes one old key version. Retiring the previous key ends its migration window.
-    pub fn retire(&mut self, name: &str, version: u32) -> Result<(), KeyringError> {
+    /// Deletes one old key version, leaving its erasure record. Retiring the previous key ends
+    /// its migration window.
+    pub fn retire(&mut self, name: &str, version: u32, now: u64) -> Result<(), KeyringError> {
         let scope = self.scopes.get_mut(name).ok_or_else(|| KeyringError::NoScope(name.to_owned()))?;
         if scope.current().version == version {
             return Err(KeyringError::RetireCurrent { scope: name.to_owned(), version });
         }
-        let before = scope.keys.len();
-        scope.keys.retain(|k| k.version != version);
-        if scope.keys.len() == before {
-            return Err(KeyringError::NoVersion { scope: name.to_owned(), version });
-        }
+        let index = scope
+            .keys
+            .iter()
+            .position(|k| k.version == version)
+            .ok_or_else(|| KeyringError::NoVersion { scope: name.to_owned(), version })?;
+        let key = scope.keys.remove(index);
         if scope.keys.len() == 1 {
             scope.migration_until = None;
         }
+        self.erased.push(Erased {
+            scope: name.to_owned(),
+            version,
+            erased: toml_int(now),
+            fingerprint: fingerprint(&key.secret),
+        });
         Ok(())
     }
 
-    /// Deletes a scope and all its keys (crypto-shredding). Returns how many keys were destroyed.
-    pub fn erase(&mut self, name: &str) -> Result<usize, KeyringError> {
-        self.scopes
-            .remove(name)
-            .map(|scope| scope.keys.len())
-            .ok_or_else(|| KeyringError::NoScope(name.to_owned()))
+    /// Deletes a scope and all its keys (crypto-shredding), leaving their erasure records.
+    /// Returns how many keys were destroyed.
+    pub fn erase(&mut self, name: &str, now: u64) -> Result<usize, KeyringError> {
+        let scope = self.scopes.remove(name).ok_or_else(|| KeyringError::NoScope(name.to_owned()))?;
+        for key in &scope.keys {
+            self.erased.push(Erased {
+                scope: name.to_owned(),
+                version: key.version,
+                erased: toml_int(now),
+                fingerprint: fingerprint(&key.secret),
+            });
+        }
+        Ok(scope.keys.len())
     }
+
+    /// Adds a key from a backup (keyring_backup.rs) unless this keyring already has it; the
+    /// caller has checked it against the erasure records. A scope new to this keyring takes the
+    /// backup's migration window.
+    pub(super) fn insert_restored(
+        &mut self,
+        name: &str,
+        key: &ScopeKey,
+        migration_until: Option<u64>,
+    ) -> Result<bool, KeyringError> {
+        let scope = self
+            .scopes
+            .entry(name.to_owned())
+            .or_insert_with(|| ScopeKeys { keys: Vec::new(), migration_until });
+        match scope.keys.iter().find(|k| k.version == key.version) {
+            Some(have) if have.secret.ct_eq(key.secret.expose()) => Ok(false),
+            Some(_) => Err(KeyringError::File(format!(
+                "scope {name:?} version {} differs between the keyring and the backup; nothing restored",
+                key.version
+            ))),
+            None => {
+                let secret = Secret::new(key.secret.expose().to_vec());
+                scope.keys.push(ScopeKey::new(key.version, key.created, secret));
+                scope.keys.sort_by_key(|k| k.version);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Adds an erasure record from a backup unless this keyring has it already.
+    pub(super) fn insert_erased(&mut self, record: &Erased) {
+        if !self.erased.iter().any(|e| e.fingerprint == record.fingerprint) {
+            self.erased.push(record.clone());
+        }
+    }
+}
+
+/// TOML integers are i64: a time past that (a window of centuries) is kept at the largest one.
+fn toml_int(value: u64) -> u64 {
+    value.min(i64::MAX as u64)
 }
 
 fn encode_hex(bytes: &[u8]) -> String {
@@ -304,73 +456,5 @@ fn decode_hex(text: &str) -> Option<Vec<u8>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn round_trip_rotation_and_retirement() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyring.toml");
-        let mut ring = Keyring::default();
-        ring.new_scope("school-a", 1_000).unwrap();
-        ring.new_scope("municipality-x", 1_000).unwrap();
-        assert!(matches!(ring.new_scope("school-a", 1_000), Err(KeyringError::ScopeExists(_))));
-        assert!(matches!(ring.new_scope("School A", 1_000), Err(KeyringError::BadScopeName(_))));
-        assert_eq!(ring.rotate("school-a", 2_000, 500).unwrap(), 2);
-        ring.save(&path).unwrap();
-
-        let loaded = Keyring::load(&path).unwrap();
-        let scope = loaded.scope("school-a").unwrap();
-        assert_eq!(scope.current().version, 2);
-        assert_eq!(scope.previous(2_499).unwrap().version, 1);
-        assert!(scope.previous(2_500).is_none(), "window closed");
-        assert_eq!(
-            scope.current().secret.expose(),
-            ring.scope("school-a").unwrap().current().secret.expose()
-        );
-
-        let mut loaded = loaded;
-        assert!(matches!(loaded.retire("school-a", 2), Err(KeyringError::RetireCurrent { .. })));
-        loaded.retire("school-a", 1).unwrap();
-        assert!(loaded.scope("school-a").unwrap().previous(2_000).is_none());
-        assert_eq!(loaded.erase("municipality-x").unwrap(), 1);
-        assert!(matches!(loaded.scope("municipality-x"), Err(KeyringError::NoScope(_))));
-    }
-
-    #[test]
-    fn debug_and_errors_never_show_secrets() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyring.toml");
-        let mut ring = Keyring::default();
-        ring.new_scope("s", 1).unwrap();
-        ring.save(&path).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        let secret = text
-            .lines()
-            .find_map(|l| l.strip_prefix("secret = \""))
-            .unwrap()
-            .trim_end_matches('"')
-            .to_owned();
-        assert!(!format!("{ring:?}").contains(&secret));
-        // A corrupted file: the error must not quote the line with the secret.
-        std::fs::write(&path, text.replace("secret = \"", "secret = \"zz")).unwrap();
-        let err = Keyring::load(&path).unwrap_err().to_string();
-        assert!(!err.contains(&secret[..16]), "{err}");
-        std::fs::write(&path, text.replace("version = 1", "version = ")).unwrap();
-        let err = Keyring::load(&path).unwrap_err().to_string();
-        assert!(!err.contains(&secret[..16]), "{err}");
-    }
-
-    #[test]
-    fn readable_by_others_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("keyring.toml");
-        let mut ring = Keyring::default();
-        ring.new_scope("s", 1).unwrap();
-        ring.save(&path).unwrap();
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        assert!(Keyring::load(&path).unwrap_err().to_string().contains("chmod 600"));
-    }
-}
+#[path = "keyring_tests.rs"]
+mod tests;

@@ -42,6 +42,8 @@
 pub mod guard;
 pub mod identity;
 pub mod keyring;
+pub mod keyring_backup;
+pub mod keyring_write;
 pub mod policy;
 pub mod vocabulary;
 
