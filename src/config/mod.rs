@@ -545,6 +545,42 @@ pub enum SecretSource {
     Env(String),
 }
 
+impl SecretSource {
+    /// The secret's bytes, read as `serve` reads them (`secret::Secret::load`), so that `check`
+    /// refuses exactly what `serve` would: a file that is not private, a variable that is not set,
+    /// a secret shorter than 16 bytes. Trailing newlines of a file are dropped. Errors name the
+    /// source, never the value.
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        let mut bytes = match self {
+            SecretSource::File(path) => {
+                check_private_file(path)?;
+                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            }
+            SecretSource::Env(name) => std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?
+                .into_bytes(),
+        };
+        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            bytes.pop();
+        }
+        if bytes.len() < 16 {
+            bytes.iter_mut().for_each(|b| *b = 0);
+            return Err(
+                "secret is shorter than 16 bytes: make one with `head -c 32 /dev/urandom | base64`".into()
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// Where a problem with this source is reported: the field's `.file` or `.env`.
+    fn field(&self, field: &str) -> String {
+        match self {
+            SecretSource::File(_) => format!("{field}.file"),
+            SecretSource::Env(_) => format!("{field}.env"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct PrivacyConfig {
@@ -1070,8 +1106,8 @@ impl Config {
         self.validate_store(&mut problem);
         self.validate_retention(&mut problem);
         self.validate_identity(&mut problem);
-        if tracing_subscriber::EnvFilter::try_new(&self.log.level).is_err() {
-            problem("log.level", format!("{:?} is not a tracing filter (try \"info\")", self.log.level));
+        if let Err(message) = validate_log_level(&self.log.level) {
+            problem("log.level", message);
         }
         problems
     }
@@ -1139,7 +1175,14 @@ impl Config {
                     &field("oidc"),
                     "is required for an OIDC tenant: client_id and client_secret at least".into(),
                 ),
-                (Some(oidc), _) => validate_oidc_tenant(oidc, &field, problem),
+                (Some(oidc), _) => {
+                    // Discovery, the JWKS and the token request (with the client secret) all
+                    // follow from the issuer: plain http would carry them in the clear.
+                    if let Err(message) = validate_https_url(&tenant.issuer, true) {
+                        problem(&field("issuer"), format!("an OIDC issuer {message}"));
+                    }
+                    validate_oidc_tenant(oidc, &field, problem)
+                }
                 _ => {}
             }
             match (&tenant.saml, tenant.idp) {
@@ -1368,16 +1411,37 @@ impl Config {
 }
 
 fn validate_secret_source(source: &SecretSource, field: &str, problem: &mut impl FnMut(&str, String)) {
-    match source {
-        SecretSource::File(path) => {
-            if let Err(message) = check_private_file(path) {
-                problem(&format!("{field}.file"), message);
-            }
-        }
-        SecretSource::Env(name) if std::env::var_os(name).is_none() => {
-            problem(&format!("{field}.env"), format!("environment variable {name} is not set"));
-        }
-        SecretSource::Env(_) => {}
+    match source.read() {
+        // Read and checked as serve will, then forgotten (zeroed: it is a secret).
+        Ok(mut bytes) => bytes.iter_mut().for_each(|b| *b = 0),
+        Err(message) => problem(&source.field(field), message),
+    }
+}
+
+/// The levels a log filter may name (tracing's, and `off`).
+const LOG_LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A log filter of levels only: `LEVEL` or comma-separated `TARGET=LEVEL` directives (targets
+/// are Rust module paths), levels from [`LOG_LEVELS`] in any case. tracing's own grammar reads
+/// an unknown word such as `inf` as a target with no level, which silences every log line,
+/// errors included, so anything else is refused here rather than passed on.
+pub fn validate_log_level(filter: &str) -> Result<(), String> {
+    let fix = "try \"info\", or \"warn,nymgate=debug\"";
+    let level = |word: &str| LOG_LEVELS.contains(&word.to_ascii_lowercase().as_str());
+    let target = |word: &str| {
+        !word.is_empty()
+            && word
+                .split("::")
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+    };
+    let directives: Vec<&str> = filter.split(',').map(str::trim).collect();
+    if directives.iter().all(|directive| match directive.split_once('=') {
+        None => level(directive),
+        Some((name, value)) => target(name) && level(value),
+    }) {
+        Ok(())
+    } else {
+        Err(format!("{filter:?} is not a log level: {fix} (levels: {})", LOG_LEVELS.join(", ")))
     }
 }
 
@@ -1434,6 +1498,18 @@ fn validate_oidc_tenant(
         problem(&field("oidc.client_id"), "must not be empty".into());
     }
     validate_secret_source(&oidc.client_secret, &field("oidc.client_secret"), problem);
+    // OpenID Connect Core §3.1.2.1: `openid` makes the request an OpenID Connect one; each scope
+    // is a scope-token (RFC 6749 §3.3).
+    if !oidc.scopes.iter().any(|scope| scope == "openid") {
+        problem(&field("oidc.scopes"), "must include \"openid\" (OpenID Connect Core §3.1.2.1)".into());
+    }
+    for scope in &oidc.scopes {
+        let token = !scope.is_empty()
+            && scope.bytes().all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !token {
+            problem(&field("oidc.scopes"), format!("{scope:?} is not a scope token (RFC 6749 §3.3)"));
+        }
+    }
     if oidc.algorithms.is_empty() {
         problem(&field("oidc.algorithms"), "must name at least one algorithm (\"RS256\")".into());
     }
@@ -1675,6 +1751,10 @@ impl UpstreamTarget {
         Ok(UpstreamTarget { scheme, authority })
     }
 }
+
+#[cfg(test)]
+#[path = "check_parity_tests.rs"]
+mod check_parity_tests;
 
 #[cfg(test)]
 mod tests {
