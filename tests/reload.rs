@@ -139,3 +139,41 @@ fn sighup_reloads_tenants_and_keeps_spent_states_spent() {
     assert_eq!(world.get_with_jar(flow["url"].as_str().unwrap(), &flow["jar"]), 303, "logins go on");
     world.assert_no_personal_values(&[]);
 }
+
+/// Without a configured seal secret and signing key (the first-run default, and `demo`), a
+/// reload keeps everyone signed in: a login started before it completes after it, and the
+/// token-signing key the JWKS publishes stays the same (each reload drew new ones before, so
+/// onboarding a school ended every pending login, session and token).
+#[test]
+fn a_reload_without_configured_secrets_keeps_pending_logins_and_the_signing_key() {
+    let world = World::start(Options { provider: false, no_seal_secret: true, ..Options::default() });
+    let jwks = |world: &World| {
+        let flow = world.browse(&world.url("/nymgate/jwks"), None);
+        flow["body"].as_str().unwrap_or_default().to_owned()
+    };
+    let before = jwks(&world);
+    assert!(before.contains("\"kid\""), "{before}");
+    let callback = world.url("/nymgate/callback");
+    let flow = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), Some(&callback));
+    let url = flow["url"].as_str().unwrap();
+
+    let path = world.dir.path().join("nymgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(!text.contains("seal_secret"), "{text}");
+    std::fs::write(&path, text.replace("name = \"Skola school-a\"", "name = \"Nya skolan A\"")).unwrap();
+    world.signal("HUP");
+    let reloaded = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        world.metrics().contains("nymgate_config_reloads_total{outcome=\"reloaded\"} 1")
+    });
+    assert!(reloaded, "no reload after SIGHUP:\n{}", world.log());
+
+    assert_eq!(
+        world.get_with_jar(url, &flow["jar"]),
+        303,
+        "a login started before the reload failed after it"
+    );
+    assert_eq!(world.last_login()["outcome"], "ok");
+    assert_eq!(jwks(&world), before, "the signing key changed at a reload");
+    world.assert_no_personal_values(&[]);
+}

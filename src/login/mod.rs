@@ -381,8 +381,8 @@ impl Login {
         let sealer = match &seal_secret {
             Some(secret) => Sealer::new(secret, &[]),
             None => {
-                tracing::warn!("login.seal_secret is not set: a random one is used, so replicas can't share logins and pending logins end at a restart");
-                Sealer::new(&Secret::new(crate::secret::random_bytes::<32>().to_vec()), &[])
+                tracing::warn!("login.seal_secret is not set: a random one drawn at start is used, so replicas can't share logins and pending logins end at a restart");
+                Sealer::new(&process_seal_secret(), &[])
             }
         };
         let keyring_file =
@@ -396,7 +396,7 @@ impl Login {
             Some(path) => load_signing_key(signing.alg, path)?,
             None => {
                 tracing::warn!("login.signing.key_file is not set: tokens are signed with a key drawn at start, published only by this process");
-                SigningKey::generate(signing.alg).0
+                process_signing_key(signing.alg)
             }
         };
         let previous = signing
@@ -1719,9 +1719,46 @@ fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Resp
     response
 }
 
+/// The seal secret when `login.seal_secret` is not set: drawn once per process, so that a
+/// reload (onboarding a school) keeps every pending login, session and authorization code
+/// sealed under it (issue 29); a restart still ends them, as the start-up warning says.
+fn process_seal_secret() -> Secret {
+    static DRAWN: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    Secret::new(DRAWN.get_or_init(crate::secret::random_bytes::<32>).to_vec())
+}
+
+/// The token-signing key when `login.signing.key_file` is not set: one per algorithm, drawn
+/// once per process, so that tokens issued before a reload still verify against the JWKS after
+/// it.
+fn process_signing_key(alg: crate::mint::Algorithm) -> SigningKey {
+    static DRAWN: std::sync::Mutex<Vec<(crate::mint::Algorithm, Vec<u8>)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut drawn = DRAWN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((_, der)) = drawn.iter().find(|(drawn_alg, _)| *drawn_alg == alg) {
+        return SigningKey::from_pkcs8(alg, der).expect("a key drawn by this process parses");
+    }
+    let (key, der) = SigningKey::generate(alg);
+    drawn.push((alg, der));
+    key
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What a reload rebuilds without a configured seal secret or signing key is what the
+    /// process drew first: one secret, one key per algorithm, however often it is asked.
+    #[test]
+    fn secrets_drawn_at_start_outlive_a_reload() {
+        assert_eq!(process_seal_secret().expose(), process_seal_secret().expose());
+        for alg in [crate::mint::Algorithm::EdDSA, crate::mint::Algorithm::ES256] {
+            assert_eq!(process_signing_key(alg).kid(), process_signing_key(alg).kid());
+        }
+        assert_ne!(
+            process_signing_key(crate::mint::Algorithm::EdDSA).kid(),
+            process_signing_key(crate::mint::Algorithm::ES256).kid()
+        );
+    }
 
     /// Blocking decides on the reason code: each uncounted code is one these errors raise (a
     /// renamed code would otherwise be counted again unnoticed), and an attack signal counts.

@@ -245,6 +245,8 @@ impl SchoolIdp {
 #[derive(Clone)]
 pub struct Options {
     pub provider: bool,
+    /// No `login.seal_secret` (the first-run default, and what `demo` runs): nymgate draws one.
+    pub no_seal_secret: bool,
     /// oidc-provider's conformIdTokenClaims: true puts email and names only in userinfo.
     pub conform_id_token_claims: bool,
     /// nymgate reads userinfo too.
@@ -311,6 +313,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             provider: true,
+            no_seal_secret: false,
             conform_id_token_claims: false,
             userinfo: false,
             second_school: false,
@@ -480,8 +483,7 @@ keyring_file = "keyring.toml"
 
 [login]
 public_url = "https://localhost:{port}"
-seal_secret = {{ file = "seal-secret" }}
-output = "{output}"
+{seal}output = "{output}"
 
 [[login.clients]]
 client_id = "{PLATFORM_CLIENT}"
@@ -490,6 +492,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
 {tenant_a}
 "#,
             output = if options.provider { "provider" } else { "assertion_header" },
+            seal = if options.no_seal_secret { "" } else { "seal_secret = { file = \"seal-secret\" }\n" },
             tenant_a = tenant("school-a", &idp.url),
         );
         if let Some(b) = &idp_b {
