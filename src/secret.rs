@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::config::{check_private_file, SecretSource};
+use crate::config::SecretSource;
 
 /// Secret bytes. `Debug` prints only that it is redacted; the bytes are zeroed on drop as far as
 /// safe Rust allows (an overwrite before the buffer is freed).
@@ -23,27 +23,15 @@ impl Secret {
         self.0.len() == other.len() && bool::from(self.0.as_slice().ct_eq(other))
     }
 
-    /// Reads a secret from its configured source. Trailing newlines of a file are dropped.
-    /// Errors name the source, never the value.
+    /// Reads a secret from its configured source, by the rule `nymgate check` applies too
+    /// (config::secrets). Errors name the source, never the value.
     pub fn load(source: &SecretSource) -> Result<Secret, String> {
-        let mut bytes = match source {
-            SecretSource::File(path) => {
-                check_private_file(path)?;
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
-            SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?
-                .into_bytes(),
-        };
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        if bytes.len() < 16 {
-            return Err(
-                "secret is shorter than 16 bytes: make one with `head -c 32 /dev/urandom | base64`".into()
-            );
-        }
-        Ok(Secret(bytes))
+        crate::config::secrets::read_secret(source).map(Secret)
+    }
+
+    /// A bearer token (`[retention.api]`), by the same rule as `nymgate check`.
+    pub fn load_bearer_token(source: &SecretSource) -> Result<Secret, String> {
+        crate::config::secrets::read_bearer_token(source).map(Secret)
     }
 }
 

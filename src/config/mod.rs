@@ -22,6 +22,7 @@ pub mod capacity;
 pub mod identity;
 pub mod issuer;
 pub mod login;
+pub mod secrets;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
@@ -1271,7 +1272,8 @@ impl Config {
                 [("platform_token", &retention.api.platform_token), ("dpo_token", &retention.api.dpo_token)]
             {
                 if let Some(source) = source {
-                    validate_secret_source(source, &format!("retention.api.{name}"), problem);
+                    let field = format!("retention.api.{name}");
+                    validate_secret_with(source, &field, problem, secrets::read_bearer_token);
                 }
             }
             if retention.cull_after.is_zero() || retention.cull_interval.is_zero() {
@@ -1367,17 +1369,24 @@ impl Config {
     }
 }
 
+/// A secret `serve` would refuse is a problem here too: both read it with
+/// [`secrets::read_secret`] (or [`secrets::read_bearer_token`], via `read`).
 fn validate_secret_source(source: &SecretSource, field: &str, problem: &mut impl FnMut(&str, String)) {
-    match source {
-        SecretSource::File(path) => {
-            if let Err(message) = check_private_file(path) {
-                problem(&format!("{field}.file"), message);
-            }
-        }
-        SecretSource::Env(name) if std::env::var_os(name).is_none() => {
-            problem(&format!("{field}.env"), format!("environment variable {name} is not set"));
-        }
-        SecretSource::Env(_) => {}
+    validate_secret_with(source, field, problem, secrets::read_secret);
+}
+
+fn validate_secret_with(
+    source: &SecretSource,
+    field: &str,
+    problem: &mut impl FnMut(&str, String),
+    read: fn(&SecretSource) -> Result<Vec<u8>, String>,
+) {
+    if let Err(message) = read(source) {
+        let part = match source {
+            SecretSource::File(_) => "file",
+            SecretSource::Env(_) => "env",
+        };
+        problem(&format!("{field}.{part}"), message);
     }
 }
 
