@@ -294,6 +294,8 @@ pub struct Options {
     /// nymgate's SAML IdP face (`[login.saml_idp]`) for the node-saml platform of
     /// tests/peers/saml_platform.mjs, which signs its AuthnRequests.
     pub saml_out: bool,
+    /// TOML lines added to `[audit]` (`max_bytes = …`).
+    pub audit: &'static str,
 }
 
 /// The SAML school's IdP.
@@ -330,6 +332,7 @@ impl Default for Options {
             alerts: "",
             webhook: None,
             saml_out: false,
+            audit: "",
             tenant_a: "",
             oidc_a: "",
             oidc_b: "",
@@ -474,6 +477,7 @@ level = "trace"
 
 [audit]
 file = "audit.log"
+{audit_extra}
 
 [pseudonyms]
 keyring_file = "keyring.toml"
@@ -491,6 +495,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
 "#,
             output = if options.provider { "provider" } else { "assertion_header" },
             tenant_a = tenant("school-a", &idp.url),
+            audit_extra = options.audit,
         );
         if let Some(b) = &idp_b {
             config.push_str(&tenant("school-b", &b.url));
