@@ -5,6 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc, OnceLock};
 
 use serde::Serialize;
@@ -14,7 +15,7 @@ use serde::Serialize;
 pub struct AuditEvent<'a> {
     /// RFC 3339 UTC.
     pub time: String,
-    /// `login` or `admin`.
+    /// `login`, `admin`, or `audit` (the sink's own `audit_sink` line after an outage).
     pub kind: &'static str,
     /// What happened, from a fixed list (see docs in README).
     pub action: &'static str,
@@ -40,6 +41,10 @@ pub struct AuditEvent<'a> {
     /// The outgoing claim a guard trip was found in (its name, never its value).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claim: Option<&'static str>,
+    /// How many events one line stands for: refused admin calls aggregated over an interval
+    /// (src/login/admin_refusals.rs), or the lines an outage kept from the log (`audit_sink`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 impl<'a> AuditEvent<'a> {
@@ -58,6 +63,7 @@ impl<'a> AuditEvent<'a> {
             client: None,
             request_id: None,
             claim: None,
+            count: None,
         }
     }
 
@@ -74,19 +80,46 @@ impl<'a> AuditEvent<'a> {
 }
 
 /// Where audit lines go: a file (appended, mode 0600, rotated by size), standard output, or
-/// standard error.
+/// standard error; and whether they have been going there.
+///
+/// The audit log fails closed (docs/LOGIN.md, "The audit log"): a write that fails is an error
+/// the caller must answer by refusing what it was about to do, and the sink remembers it. While
+/// it fails, `is_failing` is true (`/readyz` reports not ready) and every attempt refused for
+/// want of its line is counted; the first write that succeeds again opens with an `audit_sink`
+/// line carrying that count, so the log itself says how many attempts went unrecorded (each of
+/// them was refused, none was carried out).
 #[derive(Debug)]
-pub enum AuditSink {
-    File {
-        file: Arc<RotatingFile>,
-        /// The group-commit thread for `record_async`, started at its first line.
-        committer: OnceLock<Option<mpsc::Sender<Pending>>>,
-    },
+pub struct AuditSink {
+    /// The destination and its health, shared with the group-commit thread.
+    inner: Arc<Inner>,
+    /// The group-commit thread for `record_async`, started at its first line (files only).
+    committer: OnceLock<Option<mpsc::Sender<Pending>>>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    target: Target,
+    health: Health,
+}
+
+#[derive(Debug)]
+enum Target {
+    File(RotatingFile),
     Stdout,
     Stderr,
 }
 
-/// A line waiting for the group commit, and whom to tell when it is on disk.
+/// Whether the sink writes, and what it could not write.
+#[derive(Debug, Default)]
+struct Health {
+    /// Lines that could not be written since the last write that succeeded. Held across each
+    /// write, so that the count and the write it opens agree.
+    unwritten: std::sync::Mutex<u64>,
+    /// The last write failed: read without the lock by `/readyz`.
+    failing: AtomicBool,
+}
+
+/// A line waiting for the group commit (empty: a probe), and whom to tell when it is on disk.
 type Pending = (Vec<u8>, tokio::sync::oneshot::Sender<std::io::Result<()>>);
 
 /// At most this many lines share one `fdatasync`: bounds a batch's write and its wait.
@@ -109,20 +142,24 @@ pub const DEFAULT_KEEP: u32 = 10;
 
 impl AuditSink {
     pub fn from_path(path: Option<&Path>) -> Self {
-        path.map_or(AuditSink::Stderr, |p| AuditSink::file(p, DEFAULT_MAX_BYTES, DEFAULT_KEEP))
+        path.map_or(Self::with(Target::Stderr), |p| AuditSink::file(p, DEFAULT_MAX_BYTES, DEFAULT_KEEP))
     }
 
     pub fn from_config(config: &crate::config::AuditConfig) -> Self {
         match (&config.file, config.stdout) {
-            (_, true) => AuditSink::Stdout,
+            (_, true) => Self::with(Target::Stdout),
             (Some(path), false) => AuditSink::file(path, config.max_bytes, config.keep),
-            (None, false) => AuditSink::Stderr,
+            (None, false) => Self::with(Target::Stderr),
         }
     }
 
     pub fn file(path: &Path, max_bytes: u64, keep: u32) -> Self {
         let file = RotatingFile { path: path.to_owned(), max_bytes, keep, open: Default::default() };
-        AuditSink::File { file: Arc::new(file), committer: OnceLock::new() }
+        Self::with(Target::File(file))
+    }
+
+    fn with(target: Target) -> Self {
+        AuditSink { inner: Arc::new(Inner { target, health: Health::default() }), committer: OnceLock::new() }
     }
 
     fn line(event: &AuditEvent<'_>) -> Vec<u8> {
@@ -131,16 +168,22 @@ impl AuditSink {
         line
     }
 
+    /// Whether the last write failed (and none has succeeded since): `/readyz` is not ready.
+    pub fn is_failing(&self) -> bool {
+        self.inner.health.failing.load(Ordering::Acquire)
+    }
+
     /// Writes one line, and for a file waits until it is on disk. An audit line that can't be
     /// written is an error the caller reports: an admin action must not look recorded when it
     /// was not. Blocks the thread: for the CLI; the server uses `record_async`.
     pub fn record(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
-        let line = Self::line(event);
-        match self {
-            AuditSink::Stdout => std::io::stdout().lock().write_all(&line),
-            AuditSink::Stderr => std::io::stderr().lock().write_all(&line),
-            AuditSink::File { file, .. } => file.append_all(&[line]),
-        }
+        self.inner.write(&[Self::line(event)])
+    }
+
+    /// Several lines in one write and one sync: all are on disk, or the error says none may be
+    /// relied on (the DPO lookup's numbers, which are answered together or not at all).
+    pub fn record_all(&self, events: &[AuditEvent<'_>]) -> std::io::Result<()> {
+        self.inner.write(&events.iter().map(Self::line).collect::<Vec<_>>())
     }
 
     /// The same for async code, by group commit: lines from concurrent logins queue for one
@@ -149,24 +192,70 @@ impl AuditSink {
     /// holds a runtime thread during the sync nor pays a sync of its own (one per login had
     /// been a fifth of nymgate's time at 2,000 logins/s, in `perf`).
     pub async fn record_async(&self, event: &AuditEvent<'_>) -> std::io::Result<()> {
-        let line = Self::line(event);
-        let AuditSink::File { file, committer } = self else {
-            return match self {
-                AuditSink::Stdout => std::io::stdout().lock().write_all(&line),
-                _ => std::io::stderr().lock().write_all(&line),
-            };
-        };
+        self.send(Self::line(event)).await
+    }
+
+    /// While the sink is failing, tries it again: the line it writes is the `audit_sink`
+    /// recovery line, so a probe that succeeds ends the outage on record. `Ok` at once while
+    /// the sink is healthy (nothing is written).
+    pub async fn probe(&self) -> std::io::Result<()> {
+        if !self.is_failing() {
+            return Ok(());
+        }
+        self.send(Vec::new()).await
+    }
+
+    async fn send(&self, line: Vec<u8>) -> std::io::Result<()> {
+        if !matches!(self.inner.target, Target::File(_)) {
+            return self.inner.write(&[line]);
+        }
         let stopped = || std::io::Error::other("the audit writer thread is not running");
-        let sender = committer.get_or_init(|| start_committer(file.clone())).as_ref().ok_or_else(stopped)?;
+        let sender = self
+            .committer
+            .get_or_init(|| start_committer(self.inner.clone()))
+            .as_ref()
+            .ok_or_else(stopped)?;
         let (done, written) = tokio::sync::oneshot::channel();
         sender.send((line, done)).map_err(|_| stopped())?;
         written.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
+impl Inner {
+    /// Writes `lines` (empty ones are probes) in one write, preceded by the recovery line when
+    /// earlier lines could not be written; keeps the health in step with the result.
+    fn write(&self, lines: &[Vec<u8>]) -> std::io::Result<()> {
+        let mut unwritten = self.health.unwritten.lock().unwrap_or_else(|e| e.into_inner());
+        let mut bytes = Vec::new();
+        if *unwritten > 0 || self.health.failing.load(Ordering::Acquire) {
+            bytes = AuditSink::line(&AuditEvent {
+                kind: "audit",
+                count: Some(*unwritten),
+                reason: Some("write_failed"),
+                ..AuditEvent::admin("audit_sink", "recovered")
+            });
+        }
+        lines.iter().for_each(|line| bytes.extend_from_slice(line));
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let result = match &self.target {
+            Target::File(file) => file.append(&bytes),
+            Target::Stdout => std::io::stdout().lock().write_all(&bytes),
+            Target::Stderr => std::io::stderr().lock().write_all(&bytes),
+        };
+        match &result {
+            Ok(()) => *unwritten = 0,
+            Err(_) => *unwritten += lines.iter().filter(|line| !line.is_empty()).count() as u64,
+        }
+        self.health.failing.store(result.is_err(), Ordering::Release);
+        result
+    }
+}
+
 /// The group-commit thread of one audit file. It ends when its sink is dropped (a reload
 /// builds a new one), after writing what was queued.
-fn start_committer(file: Arc<RotatingFile>) -> Option<mpsc::Sender<Pending>> {
+fn start_committer(inner: Arc<Inner>) -> Option<mpsc::Sender<Pending>> {
     let (sender, queue) = mpsc::channel::<Pending>();
     let spawned = std::thread::Builder::new().name("nymgate-audit".into()).spawn(move || {
         while let Ok(first) = queue.recv() {
@@ -178,7 +267,7 @@ fn start_committer(file: Arc<RotatingFile>) -> Option<mpsc::Sender<Pending>> {
                 }
             }
             let (lines, waiting): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
-            let result = file.append_all(&lines);
+            let result = inner.write(&lines);
             for done in waiting {
                 let _ = done.send(
                     result.as_ref().map(|_| ()).map_err(|e| std::io::Error::new(e.kind(), e.to_string())),
@@ -196,9 +285,8 @@ fn start_committer(file: Arc<RotatingFile>) -> Option<mpsc::Sender<Pending>> {
 }
 
 impl RotatingFile {
-    /// Appends `lines` in one write and syncs them once (a batch is rotated as a whole).
-    fn append_all(&self, lines: &[Vec<u8>]) -> std::io::Result<()> {
-        let bytes = lines.concat();
+    /// Appends `bytes` in one write and syncs them once (a batch is rotated as a whole).
+    fn append(&self, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::MetadataExt;
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         // Another process (the admin CLI) may have rotated the file: write to the one at `path`.
@@ -223,8 +311,13 @@ impl RotatingFile {
                 open.insert(file)
             }
         };
-        file.write_all(&bytes)?;
-        file.sync_data()
+        let written = file.write_all(bytes).and_then(|()| file.sync_data());
+        if written.is_err() {
+            // A descriptor that failed once (EIO, ENOSPC) is not trusted again: the next write
+            // opens the file anew, so a repaired disk or a replaced file is found.
+            *open = None;
+        }
+        written
     }
 
     fn rotate(&self) -> std::io::Result<()> {
@@ -265,108 +358,5 @@ pub fn rfc3339(unix: u64) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_dates() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(rfc3339(1_795_994_100), "2026-11-29T23:15:00Z");
-    }
-
-    #[test]
-    fn file_sink_appends_private_lines() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let sink = AuditSink::from_path(Some(&path));
-        sink.record(&AuditEvent::admin("keys_new", "ok")).unwrap();
-        sink.record(&AuditEvent { scope: Some("s"), ..AuditEvent::admin("keys_rotate", "ok") }).unwrap();
-        let text = std::fs::read_to_string(&path).unwrap();
-        assert_eq!(text.lines().count(), 2);
-        assert!(text.lines().nth(1).unwrap().contains("\"scope\":\"s\""));
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn file_sink_rotates_by_size_and_keeps_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let line_len = serde_json::to_vec(&AuditEvent::admin("keys_new", "ok")).unwrap().len() as u64 + 1;
-        // Two lines per file, two rotated files kept.
-        let sink = AuditSink::file(&path, 2 * line_len, 2);
-        for action in ["a1", "a2", "a3", "a4", "a5", "a6", "a7"] {
-            sink.record(&AuditEvent::admin(action, "ok")).unwrap();
-        }
-        let read = |name: &str| std::fs::read_to_string(dir.path().join(name)).unwrap_or_default();
-        let actions = |text: String| -> Vec<String> {
-            text.lines()
-                .map(|l| {
-                    serde_json::from_str::<serde_json::Value>(l).unwrap()["action"]
-                        .as_str()
-                        .unwrap()
-                        .to_owned()
-                })
-                .collect()
-        };
-        assert_eq!(actions(read("audit.log")), ["a7"]);
-        assert_eq!(actions(read("audit.log.1")), ["a5", "a6"]);
-        assert_eq!(actions(read("audit.log.2")), ["a3", "a4"]);
-        assert!(!dir.path().join("audit.log.3").exists(), "only `keep` rotated files");
-    }
-
-    #[test]
-    fn file_sink_follows_a_rotation_by_another_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let sink = AuditSink::from_path(Some(&path));
-        sink.record(&AuditEvent::admin("before", "ok")).unwrap();
-        std::fs::rename(&path, dir.path().join("audit.log.1")).unwrap();
-        sink.record(&AuditEvent::admin("after", "ok")).unwrap();
-        assert!(std::fs::read_to_string(&path).unwrap().contains("\"after\""));
-        assert!(!std::fs::read_to_string(dir.path().join("audit.log.1")).unwrap().contains("\"after\""));
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_async_lines_are_each_written_once_and_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("audit.log");
-        let sink = Arc::new(AuditSink::from_path(Some(&path)));
-        let tasks: Vec<_> = (0..200)
-            .map(|i| {
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let id = format!("r{i}");
-                    sink.record_async(&AuditEvent::login("ok", "oidc", "192.0.2.0".into(), &id)).await
-                })
-            })
-            .collect();
-        for task in tasks {
-            task.await.unwrap().unwrap();
-        }
-        // Every caller got Ok only once its line was written: all 200 are there, each once.
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut ids: Vec<String> = text
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["request_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        ids.sort();
-        ids.dedup();
-        assert_eq!(ids.len(), 200);
-        assert_eq!(text.lines().count(), 200);
-    }
-
-    #[tokio::test]
-    async fn an_async_line_that_cannot_be_written_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let sink = AuditSink::from_path(Some(&dir.path().join("missing/audit.log")));
-        let written = sink.record_async(&AuditEvent::admin("keys_new", "ok")).await;
-        assert!(written.is_err());
-    }
-}
+#[path = "audit_tests.rs"]
+mod tests;

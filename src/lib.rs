@@ -49,6 +49,7 @@ pub mod config;
 pub mod conn_bounds;
 pub mod conn_io;
 pub mod demo;
+pub mod dpo_lookup;
 pub mod echo;
 pub mod form_scan;
 pub mod framing;

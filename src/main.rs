@@ -370,7 +370,7 @@ fn signing_key(out: &Path, alg: nymgate::mint::Algorithm) -> ExitCode {
 }
 
 fn keys(command: KeysCommand) -> ExitCode {
-    use nymgate::audit::{AuditEvent, AuditSink};
+    use nymgate::audit::AuditSink;
     use nymgate::pseudonym::keyring::{unix_now, Keyring};
     use nymgate::pseudonym::keyring_write::update;
 
@@ -379,32 +379,19 @@ fn keys(command: KeysCommand) -> ExitCode {
     }
 
     let now = unix_now();
-    let (args, result): (&KeyringArgs, Result<AuditEvent<'_>, String>) = match &command {
+    // Each change runs only once its `started` line is on disk (`audited_key_change`), and
+    // under the keyring's writer lock (keyring_write.rs `update`).
+    let (args, action, scope, refusal, change): (
+        &KeyringArgs,
+        &'static str,
+        Option<&str>,
+        Refusal,
+        KeyChange<'_>,
+    ) = match &command {
         KeysCommand::List { keyring } => {
             return match Keyring::load(&keyring.keyring) {
                 Ok(ring) => {
-                    println!("{:<24} {:>7}  {:<20}  state", "scope", "version", "created");
-                    for (name, scope) in ring.scopes() {
-                        let current = scope.current().version;
-                        let previous = scope.previous(now).map(|k| k.version);
-                        for key in &scope.keys {
-                            let state = if key.version == current {
-                                "current".to_owned()
-                            } else if Some(key.version) == previous {
-                                format!(
-                                    "previous (sub_prev until {})",
-                                    nymgate::audit::rfc3339(scope.migration_until.unwrap_or(0))
-                                )
-                            } else {
-                                "old (retire it when no longer needed)".to_owned()
-                            };
-                            println!(
-                                "{name:<24} {:>7}  {:<20}  {state}",
-                                key.version,
-                                nymgate::audit::rfc3339(key.created)
-                            );
-                        }
-                    }
+                    list_keys(&ring, now);
                     ExitCode::SUCCESS
                 }
                 Err(error) => {
@@ -415,108 +402,188 @@ fn keys(command: KeysCommand) -> ExitCode {
         }
         KeysCommand::New { keyring, scope } => (
             keyring,
-            update(&keyring.keyring, true, |ring| ring.new_scope(scope, now))
-                .map(|()| AuditEvent {
-                    scope: Some(scope),
-                    key_version: Some(1),
-                    ..AuditEvent::admin("keys_new", "ok")
-                })
-                .map_err(|e| e.to_string()),
+            "keys_new",
+            Some(scope),
+            None,
+            Box::new(move || {
+                update(&keyring.keyring, true, |ring| ring.new_scope(scope, now)).map(|()| Some(1))
+            }),
         ),
         KeysCommand::Rotate { keyring, scope, window } => (
             keyring,
-            update(&keyring.keyring, false, |ring| ring.rotate(scope, now, window.as_secs()))
-                .map(|version| AuditEvent {
-                    scope: Some(scope),
-                    key_version: Some(version),
-                    ..AuditEvent::admin("keys_rotate", "ok")
-                })
-                .map_err(|e| e.to_string()),
+            "keys_rotate",
+            Some(scope),
+            None,
+            Box::new(move || {
+                update(&keyring.keyring, false, |ring| ring.rotate(scope, now, window.as_secs())).map(Some)
+            }),
         ),
         KeysCommand::Retire { keyring, scope, version } => (
             keyring,
-            update(&keyring.keyring, false, |ring| ring.retire(scope, *version, now))
-                .map(|()| AuditEvent {
-                    scope: Some(scope),
-                    key_version: Some(*version),
-                    ..AuditEvent::admin("keys_retire", "ok")
-                })
-                .map_err(|e| e.to_string()),
+            "keys_retire",
+            Some(scope),
+            None,
+            Box::new(move || {
+                update(&keyring.keyring, false, |ring| ring.retire(scope, *version, now))
+                    .map(|()| Some(*version))
+            }),
         ),
         KeysCommand::Erase { keyring, scope, confirm } => {
             let confirmed = match confirm {
-                Some(given) => given == scope,
-                None => ask(&format!(
-                    "This destroys every key of scope {scope:?}: its account numbers become unlinkable for good.\nType the scope name to confirm: "
-                ))
-                .is_some_and(|answer| answer == *scope),
-            };
-            let result = if confirmed {
-                // Under the writer lock, and read back before "destroyed" is said: no concurrent
-                // `new` or `rotate` can write the keys back (keyring_write.rs).
-                update(&keyring.keyring, false, |ring| ring.erase(scope, now))
-                    .map(|destroyed| {
-                        println!(
-                            "erased scope {scope}: {destroyed} key(s) destroyed; destroy keyring backups too"
-                        );
-                        AuditEvent { scope: Some(scope), ..AuditEvent::admin("keys_erase", "ok") }
-                    })
-                    .map_err(|e| e.to_string())
-            } else {
-                Err("not confirmed: pass --confirm with the scope name, or type it when asked".to_owned())
-            };
-            (keyring, result)
+                    Some(given) => given == scope,
+                    None => ask(&format!(
+                        "This destroys every key of scope {scope:?}: its account numbers become unlinkable for good.\nType the scope name to confirm: "
+                    ))
+                    .is_some_and(|answer| answer == *scope),
+                };
+            let refusal = (!confirmed).then_some((
+                "not_confirmed",
+                "not confirmed: pass --confirm with the scope name, or type it when asked",
+            ));
+            let change: KeyChange<'_> = Box::new(move || {
+                // Under the writer lock, and read back before "destroyed" is said: no
+                // concurrent `new` or `rotate` can write the keys back (keyring_write.rs).
+                let destroyed = update(&keyring.keyring, false, |ring| ring.erase(scope, now))?;
+                println!("erased scope {scope}: {destroyed} key(s) destroyed; destroy keyring backups too");
+                Ok(None)
+            });
+            (keyring, "keys_erase", Some(scope), refusal, change)
         }
         KeysCommand::Backup { keyring, out } => (
             keyring,
-            nymgate::pseudonym::keyring_backup::backup(&keyring.keyring, out, now)
-                .map(|ring| {
-                    let keys: usize = ring.scopes().map(|(_, s)| s.keys.len()).sum();
-                    println!(
+            "keys_backup",
+            None,
+            None,
+            Box::new(move || {
+                let ring = nymgate::pseudonym::keyring_backup::backup(&keyring.keyring, out, now)?;
+                let keys: usize = ring.scopes().map(|(_, s)| s.keys.len()).sum();
+                println!(
                         "wrote {} ({keys} key(s), {} erasure record(s)); check it with `nymgate keys restore --check`",
                         out.display(),
                         ring.erased().len()
                     );
-                    AuditEvent::admin("keys_backup", "ok")
-                })
-                .map_err(|e| e.to_string()),
+                Ok(None)
+            }),
         ),
         KeysCommand::Restore { keyring, from, check } => (
             keyring,
-            nymgate::pseudonym::keyring_backup::restore(&keyring.keyring, from, *check)
-                .map(|report| {
-                    let list = |v: &[(String, u32)]| {
-                        v.iter().map(|(s, n)| format!("{s} v{n}")).collect::<Vec<_>>().join(", ")
-                    };
-                    println!(
-                        "backup {} made {}: sound{}",
-                        from.display(),
-                        nymgate::audit::rfc3339(report.made),
-                        if *check { "; nothing changed (--check)" } else { "" }
-                    );
-                    let verb = if *check { "would add" } else { "added" };
-                    println!("{verb}: {}", list(&report.added));
-                    println!("already present: {}", list(&report.present));
-                    println!("left out, deleted since (erasure records): {}", list(&report.dropped_erased));
-                    AuditEvent::admin(if *check { "keys_backup_check" } else { "keys_restore" }, "ok")
-                })
-                .map_err(|e| e.to_string()),
+            if *check { "keys_backup_check" } else { "keys_restore" },
+            None,
+            None,
+            Box::new(move || {
+                let report = nymgate::pseudonym::keyring_backup::restore(&keyring.keyring, from, *check)?;
+                let list = |v: &[(String, u32)]| {
+                    v.iter().map(|(s, n)| format!("{s} v{n}")).collect::<Vec<_>>().join(", ")
+                };
+                println!(
+                    "backup {} made {}: sound{}",
+                    from.display(),
+                    nymgate::audit::rfc3339(report.made),
+                    if *check { "; nothing changed (--check)" } else { "" }
+                );
+                let verb = if *check { "would add" } else { "added" };
+                println!("{verb}: {}", list(&report.added));
+                println!("already present: {}", list(&report.present));
+                println!("left out, deleted since (erasure records): {}", list(&report.dropped_erased));
+                Ok(None)
+            }),
         ),
         KeysCommand::Signing { .. } => unreachable!("answered above"),
     };
     let sink = AuditSink::from_path(args.audit.as_deref());
-    match result {
-        Ok(event) => match sink.record(&event) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(error) => {
-                eprintln!("nymgate: the change is made but its audit line could not be written: {error}");
-                ExitCode::FAILURE
-            }
-        },
-        Err(message) => {
-            eprintln!("nymgate: {message}");
+    audited_key_change(&sink, action, scope, refusal, change)
+}
+
+/// `nymgate keys list`: every key of every scope, with its state.
+fn list_keys(ring: &nymgate::pseudonym::keyring::Keyring, now: u64) {
+    println!("{:<24} {:>7}  {:<20}  state", "scope", "version", "created");
+    for (name, scope) in ring.scopes() {
+        let current = scope.current().version;
+        let previous = scope.previous(now).map(|k| k.version);
+        for key in &scope.keys {
+            let state = if key.version == current {
+                "current".to_owned()
+            } else if Some(key.version) == previous {
+                format!(
+                    "previous (sub_prev until {})",
+                    nymgate::audit::rfc3339(scope.migration_until.unwrap_or(0))
+                )
+            } else {
+                "old (retire it when no longer needed)".to_owned()
+            };
+            println!("{name:<24} {:>7}  {:<20}  {state}", key.version, nymgate::audit::rfc3339(key.created));
+        }
+    }
+}
+
+/// A keyring change, run once its `started` line is written: the key version it made or
+/// touched, if any.
+type KeyChange<'a> = Box<dyn FnOnce() -> Result<Option<u32>, nymgate::pseudonym::keyring::KeyringError> + 'a>;
+/// Why a keys command is refused before it runs: (reason code, message).
+type Refusal = Option<(&'static str, &'static str)>;
+
+/// Runs one keyring change with its audit lines (docs/PSEUDONYMS.md, "Audit"): a refusal or a
+/// failure has its line with a reason code; a change writes `started` first and is not made
+/// when that line can't be written, then its outcome. Only a valid scope name is recorded;
+/// `scope` is `None` for the commands that name none (backup, restore).
+fn audited_key_change(
+    sink: &nymgate::audit::AuditSink,
+    action: &'static str,
+    scope: Option<&str>,
+    refusal: Refusal,
+    change: KeyChange<'_>,
+) -> ExitCode {
+    use nymgate::audit::AuditEvent;
+    let named = scope.filter(|scope| nymgate::config::is_valid_name(scope));
+    let line = |outcome: &'static str, reason: Option<&'static str>, version: Option<u32>| {
+        let event =
+            AuditEvent { scope: named, key_version: version, reason, ..AuditEvent::admin(action, outcome) };
+        sink.record(&event)
+            .map_err(|e| eprintln!("nymgate: the audit line could not be written: {e}"))
+            .is_ok()
+    };
+    let refusal = refusal.or_else(|| {
+        (scope.is_some() && named.is_none()).then_some((
+            "bad_scope_name",
+            "the scope name is not valid: use 1 to 64 of a-z, 0-9, '-' and '_'",
+        ))
+    });
+    if let Some((reason, message)) = refusal {
+        line("refused", Some(reason), None);
+        eprintln!("nymgate: {message}");
+        return ExitCode::FAILURE;
+    }
+    if !line("started", None, None) {
+        eprintln!("nymgate: nothing was changed: every keyring change is audited");
+        return ExitCode::FAILURE;
+    }
+    match change() {
+        Ok(version) if line("ok", None, version) => ExitCode::SUCCESS,
+        Ok(_) => {
+            eprintln!("nymgate: the change is made, but its outcome line is missing (its started line is on record)");
             ExitCode::FAILURE
         }
+        Err(error) => {
+            line("failed", Some(keyring_reason(&error)), None);
+            eprintln!("nymgate: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The audit reason code of a keyring error (a fixed word; the message stays on the terminal).
+fn keyring_reason(error: &nymgate::pseudonym::keyring::KeyringError) -> &'static str {
+    use nymgate::pseudonym::keyring::KeyringError;
+    #[allow(unreachable_patterns)] // Variants another change may add get the general code.
+    match error {
+        KeyringError::File(_) => "keyring_unreadable",
+        KeyringError::Format { .. } => "keyring_invalid",
+        KeyringError::NoScope(_) => "no_scope",
+        KeyringError::ScopeExists(_) => "scope_exists",
+        KeyringError::BadScopeName(_) => "bad_scope_name",
+        KeyringError::NoVersion { .. } => "no_version",
+        KeyringError::RetireCurrent { .. } => "retire_current",
+        _ => "keyring_failed",
     }
 }
 
@@ -538,11 +605,7 @@ fn retention(config: &std::path::Path, command: RetentionCommand) -> ExitCode {
             } else {
                 Ok(values)
             };
-            text.and_then(|t| {
-                serde_json::from_str(&t)
-                    .map_err(|_| "--values must be a JSON object of lists: {\"name\": [\"…\"]}".to_owned())
-            })
-            .map(|values| Action::Rectify { tenant, account, values })
+            text.map(|values| Action::Rectify { tenant, account, values })
         }
         RetentionCommand::Restrict(r) => {
             let (tenant, account) = record(r);
@@ -557,10 +620,7 @@ fn retention(config: &std::path::Path, command: RetentionCommand) -> ExitCode {
             Ok(Action::Erase { tenant, account })
         }
         RetentionCommand::Cull { at } => Ok(Action::Cull { at }),
-        RetentionCommand::Offboard { tenant, confirm } if confirm == tenant => {
-            Ok(Action::Offboard { tenant })
-        }
-        RetentionCommand::Offboard { .. } => Err("--confirm must repeat the tenant id".to_owned()),
+        RetentionCommand::Offboard { tenant, confirm } => Ok(Action::Offboard { tenant, confirm }),
     };
     let now = nymgate::pseudonym::keyring::unix_now();
     match action.and_then(|action| nymgate::retention_cli::run(config, &action, now)) {
@@ -589,92 +649,25 @@ fn ask(prompt: &str) -> Option<String> {
 }
 
 fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -> ExitCode {
-    use nymgate::audit::{AuditEvent, AuditSink};
-    use nymgate::pseudonym::keyring::{unix_now, Keyring};
-    use nymgate::pseudonym::Pseudonymizer;
-
-    let fail = |message: String| {
-        eprintln!("nymgate: {message}");
-        ExitCode::FAILURE
-    };
-    let config = match Config::load(config) {
-        Ok(config) => config,
-        Err(error) => return fail(error.to_string()),
-    };
     let subject = if subject == "-" {
         let mut line = String::new();
         if std::io::stdin().read_line(&mut line).is_err() {
-            return fail("cannot read the subject from standard input".into());
+            eprintln!("nymgate: cannot read the subject from standard input");
+            return ExitCode::FAILURE;
         }
         line.trim_end_matches(['\n', '\r']).to_owned()
     } else {
         subject.to_owned()
     };
-    let Some(keyring_file) = config.pseudonyms.as_ref().map(|p| p.keyring_file.clone()) else {
-        return fail("the config has no [pseudonyms] keyring_file".into());
-    };
-    let keyring = match Keyring::load(&keyring_file) {
-        Ok(ring) => ring,
-        Err(error) => return fail(error.to_string()),
-    };
-    let pseudonymizer = match Pseudonymizer::new(&config, keyring) {
-        Ok(p) => p,
-        Err(problems) => {
-            return fail(problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
-        }
-    };
-    let sink = AuditSink::from_config(&config.audit);
-    use nymgate::pseudonym::Sector;
-    // Each named sector's platforms know the person by another number (docs/PSEUDONYMS.md,
-    // "Sectors"): a DPO's answer lists them all.
-    let mut sectors: Vec<String> = config
-        .login
-        .iter()
-        .flat_map(|login| {
-            let sps = login.saml_idp.iter().flat_map(|idp| idp.service_providers.iter().map(|sp| &sp.sector));
-            sps.chain(login.clients.iter().map(|client| &client.sector))
-        })
-        .filter_map(|sector| sector.clone())
-        .filter(|sector| Sector::of(Some(sector)) != Sector::Primary)
-        .collect();
-    sectors.sort();
-    sectors.dedup();
-    let in_sectors: Result<Vec<_>, _> = sectors
-        .iter()
-        .map(|sector| pseudonymizer.lookup(tenant, issuer, &subject, Sector::Named(sector), unix_now()))
-        .collect();
-    match pseudonymizer
-        .lookup(tenant, issuer, &subject, Sector::Primary, unix_now())
-        .and_then(|l| Ok((l, in_sectors?)))
-    {
-        Ok((lookup, in_sectors)) => {
-            let event = AuditEvent {
-                tenant: Some(tenant),
-                account_number: Some(lookup.current.as_str()),
-                ..AuditEvent::admin("pseudonym_lookup", "ok")
-            };
-            if let Err(error) = sink.record(&event) {
-                return fail(format!("the audit line could not be written, so no answer is given: {error}"));
-            }
-            println!("{}", lookup.current);
-            if let Some(previous) = lookup.previous {
-                println!("{previous} (previous key, during the migration window)");
-            }
-            for (sector, lookup) in sectors.iter().zip(in_sectors) {
-                println!("{} (sector {sector})", lookup.current);
-                if let Some(previous) = lookup.previous {
-                    println!("{previous} (sector {sector}, previous key, during the migration window)");
-                }
-            }
+    let now = nymgate::pseudonym::keyring::unix_now();
+    match nymgate::dpo_lookup::run(config, tenant, &subject, issuer, now) {
+        Ok(text) => {
+            println!("{text}");
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            // The error names the tenant at most, never the subject.
-            let _ = sink.record(&AuditEvent {
-                reason: Some(error.reason()),
-                ..AuditEvent::admin("pseudonym_lookup", "failed")
-            });
-            fail(error.to_string())
+        Err(message) => {
+            eprintln!("nymgate: {message}");
+            ExitCode::FAILURE
         }
     }
 }

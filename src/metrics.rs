@@ -108,6 +108,12 @@ pub struct Metrics {
     blocked_clients: Gauge<i64, std::sync::atomic::AtomicI64>,
     alerts: Family<KindLabels, Counter>,
     alert_webhook: Family<ResultLabels, Counter>,
+    /// Audit lines that could not be written, by kind (`login`, `admin`): each was an attempt
+    /// refused for want of its line (docs/LOGIN.md, "The audit log"). Any rise is an outage.
+    audit_failures: Family<KindLabels, Counter>,
+    /// Admin API calls refused before any work, by reason (`bad_credentials`, `rate_limited`):
+    /// their audit lines are aggregated (src/login/admin_refusals.rs), so this is the full count.
+    admin_refused: Family<ReasonLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -221,7 +227,21 @@ impl Metrics {
             "Alerts the webhook took (delivered), gave up on after every attempt (failed), or never got because its queue was full (dropped)",
             alert_webhook.clone(),
         );
+        let audit_failures = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "audit_failures",
+            "Audit lines that could not be written, by kind (login, admin); each attempt was refused",
+            audit_failures.clone(),
+        );
+        let admin_refused = Family::<ReasonLabels, Counter>::default();
+        registry.register(
+            "admin_refused",
+            "Admin API calls refused without a valid token, by reason (bad_credentials, rate_limited)",
+            admin_refused.clone(),
+        );
         Self {
+            audit_failures,
+            admin_refused,
             alerts,
             alert_webhook,
             logins,
@@ -330,6 +350,16 @@ impl Metrics {
     /// The end of one alert's webhook delivery: `delivered`, `failed` or `dropped`.
     pub fn alert_webhook(&self, result: &'static str) {
         self.alert_webhook.get_or_create(&ResultLabels { result }).inc();
+    }
+
+    /// An audit line of `kind` (`login` or `admin`) could not be written.
+    pub fn audit_failure(&self, kind: &'static str) {
+        self.audit_failures.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// An admin API call refused before any work: `bad_credentials` or `rate_limited`.
+    pub fn admin_refused(&self, reason: &'static str) {
+        self.admin_refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
     /// The Prometheus text exposition.

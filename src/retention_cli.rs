@@ -1,15 +1,17 @@
 //! `nymgate retention …`: the admin API's data-subject actions from a shell on the host, and
-//! tenant offboarding (docs/RETENTION.md, "From the shell"). Each action writes an audit line
-//! to the config's audit log, with the tenant and account number and never a value.
+//! tenant offboarding (docs/RETENTION.md, "From the shell"). Each action writes its audit lines
+//! to the config's audit log, with the tenant and account number and never a value; each
+//! refusal and failure too; and a change that can't be audited is not made.
 
 use std::path::Path;
 
 use crate::audit::{AuditEvent, AuditSink};
 use crate::config::Config;
 use crate::pseudonym::keyring::Keyring;
+use crate::pseudonym::AccountNumber;
 use crate::retention::{RetentionStore, Values, WrapKeys};
 
-/// One action.
+/// One action, as the operator typed it: nothing here is trusted until `run` checks it.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// The whole record as JSON (access, portability).
@@ -20,7 +22,8 @@ pub enum Action {
     Rectify {
         tenant: String,
         account: String,
-        values: Values,
+        /// The new values as JSON text (`{"name": ["…"]}`), parsed by `run`.
+        values: String,
     },
     Restrict {
         tenant: String,
@@ -39,83 +42,213 @@ pub enum Action {
         at: Option<u64>,
     },
     /// Erase everything of a tenant: its records, its data key, and its pseudonym scope's keys
-    /// when no other tenant shares the scope.
+    /// when no other tenant shares the scope. `confirm` must repeat the tenant id.
     Offboard {
         tenant: String,
+        confirm: String,
     },
 }
 
+impl Action {
+    /// The audit action's name.
+    fn name(&self) -> &'static str {
+        match self {
+            Action::Show { .. } => "retention_lookup",
+            Action::Rectify { .. } => "retention_rectify",
+            Action::Restrict { .. } => "retention_restrict",
+            Action::Lift { .. } => "retention_lift",
+            Action::Erase { .. } => "retention_erase",
+            Action::Cull { .. } => "retention_cull",
+            Action::Offboard { .. } => "tenant_offboard",
+        }
+    }
+
+    /// The tenant and account number as typed, where the action names them.
+    fn subject(&self) -> (Option<&str>, Option<&str>) {
+        match self {
+            Action::Show { tenant, account }
+            | Action::Rectify { tenant, account, .. }
+            | Action::Restrict { tenant, account }
+            | Action::Lift { tenant, account }
+            | Action::Erase { tenant, account } => (Some(tenant), Some(account)),
+            Action::Offboard { tenant, .. } => (Some(tenant), None),
+            Action::Cull { .. } => (None, None),
+        }
+    }
+}
+
+/// The audit lines of one shell action (reason `by_shell` when it runs). The tenant is
+/// recorded only once it is a configured one, the account number only as an [`AccountNumber`].
+struct Shell<'a> {
+    audit: &'a AuditSink,
+    action: &'static str,
+    tenant: Option<&'a str>,
+    account: Option<&'a str>,
+}
+
+impl Shell<'_> {
+    fn line(&self, outcome: &'static str, reason: &'static str) -> std::io::Result<()> {
+        self.audit.record(&AuditEvent {
+            tenant: self.tenant,
+            account_number: self.account,
+            reason: Some(reason),
+            ..AuditEvent::admin(self.action, outcome)
+        })
+    }
+
+    /// A refusal before anything ran: its line, then the message.
+    fn refuse(&self, reason: &'static str, message: String) -> Result<String, String> {
+        match self.line("refused", reason) {
+            Ok(()) => Err(message),
+            Err(e) => Err(format!("{message} (and its audit line could not be written: {e})")),
+        }
+    }
+
+    /// A failure after the action began: its line, then the message.
+    fn fail(&self, reason: &'static str, message: String) -> Result<String, String> {
+        match self.line("failed", reason) {
+            Ok(()) => Err(message),
+            Err(e) => Err(format!("{message} (and its audit line could not be written: {e})")),
+        }
+    }
+
+    /// Before a change: the `started` line, or nothing is done (the audit log fails closed).
+    fn start(&self) -> Result<(), String> {
+        self.line("started", "by_shell")
+            .map_err(|e| format!("the audit line could not be written, so nothing was done: {e}"))
+    }
+
+    /// After it: the outcome line. The `started` line is on record either way.
+    fn done(&self, outcome: &'static str, reason: &'static str) -> Result<(), String> {
+        self.line(outcome, reason).map_err(|e| {
+            format!("done, but its outcome line could not be written (its started line is on record): {e}")
+        })
+    }
+}
+
 /// Runs `action` against the config's store and keyring; the text to print, or why not.
+/// Every refusal and failure after the config is read has its audit line (docs/RETENTION.md,
+/// "From the shell"); a change writes a `started` line first and does nothing when it can't.
 pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, String> {
+    // Until the config is read there is no audit log to write to: only this error is unaudited.
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
-    let settings = config.retention.as_ref().ok_or("the config has no [retention]")?;
-    let keyring_file = &config.pseudonyms.as_ref().ok_or("the config has no [pseudonyms]")?.keyring_file;
-    let store = RetentionStore::from_config(settings)?;
     let audit = AuditSink::from_config(&config.audit);
-    let scope_of = |tenant: &str| -> Result<String, String> {
-        let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
-        Ok(found.scope.clone().unwrap_or_else(|| found.id.clone()))
+    let (typed_tenant, typed_account) = action.subject();
+    let tenant = typed_tenant.and_then(|t| config.tenants.iter().find(|c| c.id == t));
+    let account = typed_account.and_then(AccountNumber::parse);
+    let shell = Shell {
+        audit: &audit,
+        action: action.name(),
+        tenant: tenant.map(|t| t.id.as_str()),
+        account: account.as_ref().map(AccountNumber::as_str),
     };
-    let keys = |tenant: &str| -> Result<WrapKeys, String> {
+    if typed_tenant.is_some() && tenant.is_none() {
+        return shell.refuse("unknown_tenant", "no such tenant in the config: nothing was done".into());
+    }
+    if typed_account.is_some() && account.is_none() {
+        return shell.refuse(
+            "bad_account_number",
+            "--account is not an account number (v1-XXXX-XXXX-XXXX-XXXX, as `nymgate pseudonym` prints it): nothing was done".into(),
+        );
+    }
+    if let Action::Offboard { tenant, confirm } = action {
+        if confirm != tenant {
+            return shell
+                .refuse("not_confirmed", "--confirm must repeat the tenant id: nothing was done".into());
+        }
+    }
+    let Some(settings) = config.retention.as_ref() else {
+        return shell.refuse("no_retention", "the config has no [retention]".into());
+    };
+    let Some(keyring_file) = config.pseudonyms.as_ref().map(|p| &p.keyring_file) else {
+        return shell.refuse("no_pseudonym_keys", "the config has no [pseudonyms]".into());
+    };
+    let store = match RetentionStore::from_config(settings) {
+        Ok(store) => store,
+        Err(message) => return shell.fail("retention_unavailable", message),
+    };
+    let keys = |tenant: &crate::config::TenantConfig| -> Result<WrapKeys, String> {
         let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
-        let scope = scope_of(tenant)?;
-        Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, tenant))
+        let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
+        Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
     };
-    let record = |action: &'static str, tenant: &str, account: Option<&str>, outcome: &'static str| {
-        let event = AuditEvent {
-            tenant: Some(tenant),
-            account_number: account,
-            reason: Some("by_shell"),
-            ..AuditEvent::admin(action, outcome)
-        };
-        audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))
-    };
-    let found = |yes: bool, what: &str| if yes { Ok(what.to_owned()) } else { Err("no record".to_owned()) };
-    let err = |e: crate::retention::RetentionError| e.to_string();
+    let (tenant_id, account) = (shell.tenant.unwrap_or(""), shell.account.unwrap_or(""));
+    let unavailable =
+        |e: crate::retention::RetentionError| shell.fail("retention_unavailable", e.to_string());
     match action {
-        Action::Show { tenant, account } => {
-            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err)?;
-            record("retention_lookup", tenant, Some(account), if shown.is_some() { "ok" } else { "failed" })?;
-            let record = shown.ok_or("no record")?;
+        Action::Show { .. } => {
+            let keys = match keys(tenant.expect("checked above")) {
+                Ok(keys) => keys,
+                Err(message) => return shell.fail("no_pseudonym_keys", message),
+            };
+            let shown = match store.lookup(tenant_id, &keys, account) {
+                Ok(shown) => shown,
+                Err(e) => return unavailable(e),
+            };
+            // The line comes before the answer: a lookup that can't be audited shows nothing.
+            let Some(record) = shown else { return shell.fail("no_record", "no record".into()) };
+            shell
+                .line("ok", "by_shell")
+                .map_err(|e| format!("the audit line could not be written, so no answer is given: {e}"))?;
             Ok(serde_json::to_string_pretty(&record).expect("a record serializes"))
         }
-        Action::Rectify { tenant, account, values } => {
-            let done = store.rectify(tenant, &keys(tenant)?, account, values).map_err(err)?;
-            record("retention_rectify", tenant, Some(account), if done { "ok" } else { "failed" })?;
-            found(done, "rectified")
+        Action::Rectify { values, .. } => {
+            let Ok(values) = serde_json::from_str::<Values>(values) else {
+                let message =
+                    "--values must be a JSON object of lists: {\"name\": [\"…\"]}: nothing was done";
+                return shell.refuse("bad_values", message.into());
+            };
+            let keys = match keys(tenant.expect("checked above")) {
+                Ok(keys) => keys,
+                Err(message) => return shell.fail("no_pseudonym_keys", message),
+            };
+            shell.start()?;
+            match store.rectify(tenant_id, &keys, account, &values) {
+                Ok(true) => shell.done("ok", "by_shell").map(|()| "rectified".to_owned()),
+                Ok(false) => shell.fail("no_record", "no record".into()),
+                Err(e) => unavailable(e),
+            }
         }
-        Action::Restrict { tenant, account } | Action::Lift { tenant, account } => {
+        Action::Restrict { .. } | Action::Lift { .. } => {
             let restrict = matches!(action, Action::Restrict { .. });
-            scope_of(tenant)?;
-            let done = store.restrict(tenant, account, restrict).map_err(err)?;
-            let name = if restrict { "retention_restrict" } else { "retention_lift" };
-            record(name, tenant, Some(account), if done { "ok" } else { "failed" })?;
-            found(done, if restrict { "restricted" } else { "restriction lifted" })
+            shell.start()?;
+            match store.restrict(tenant_id, account, restrict) {
+                Ok(true) => shell
+                    .done("ok", "by_shell")
+                    .map(|()| if restrict { "restricted" } else { "restriction lifted" }.to_owned()),
+                Ok(false) => shell.fail("no_record", "no record".into()),
+                Err(e) => unavailable(e),
+            }
         }
-        Action::Erase { tenant, account } => {
-            scope_of(tenant)?;
-            let done = store.erase(tenant, account).map_err(err)?;
-            record("retention_erase", tenant, Some(account), if done { "ok" } else { "failed" })?;
-            found(done, "erased")
+        Action::Erase { .. } => {
+            shell.start()?;
+            match store.erase(tenant_id, account) {
+                Ok(true) => shell.done("ok", "by_shell").map(|()| "erased".to_owned()),
+                Ok(false) => shell.fail("no_record", "no record".into()),
+                Err(e) => unavailable(e),
+            }
         }
         Action::Cull { at } => {
             // Ahead of time only: running it as of the past would keep what is due.
             let now = at.map_or(now, |at| at.max(now));
             let offboard: Vec<(String, u64)> =
                 config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.offboard_at()?))).collect();
-            let (culled, offboarded) =
-                store.cull_due(now, settings.cull_after.as_secs(), &offboard).map_err(err)?;
+            shell.start()?;
+            let (culled, offboarded) = match store.cull_due(now, settings.cull_after.as_secs(), &offboard) {
+                Ok(done) => done,
+                Err(e) => return unavailable(e),
+            };
             for (tenant, _) in &offboarded {
                 let event = AuditEvent {
                     tenant: Some(tenant),
                     reason: Some("offboard_date"),
                     ..AuditEvent::admin("tenant_offboard", "ok")
                 };
-                audit.record(&event).map_err(|e| e.to_string())?;
+                audit
+                    .record(&event)
+                    .map_err(|e| format!("done, but an audit line could not be written: {e}"))?;
             }
-            audit
-                .record(&AuditEvent { reason: Some("by_shell"), ..AuditEvent::admin("retention_cull", "ok") })
-                .map_err(|e| e.to_string())?;
+            shell.done("ok", "by_shell")?;
             let offboarded: Vec<String> =
                 offboarded.iter().map(|(t, n)| format!("{t} ({n} record(s))")).collect();
             Ok(format!(
@@ -123,7 +256,7 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
                 if offboarded.is_empty() { "none".to_owned() } else { offboarded.join(", ") }
             ))
         }
-        Action::Offboard { tenant } => offboard(&config, &store, keyring_file, tenant, &audit),
+        Action::Offboard { .. } => offboard(&config, &store, keyring_file, tenant_id, &shell),
     }
 }
 
@@ -133,7 +266,7 @@ fn offboard(
     store: &RetentionStore,
     keyring_file: &Path,
     tenant: &str,
-    audit: &AuditSink,
+    shell: &Shell<'_>,
 ) -> Result<String, String> {
     let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
     let scope = found.scope.clone().unwrap_or_else(|| found.id.clone());
@@ -143,14 +276,23 @@ fn offboard(
         .filter(|t| t.id != tenant && t.scope.as_deref().unwrap_or(&t.id) == scope)
         .map(|t| t.id.clone())
         .collect();
-    let report = offboard_tenant(store, keyring_file, tenant, &scope, &sharing)?;
-    let event = AuditEvent {
-        tenant: Some(tenant),
-        scope: Some(&scope),
-        reason: Some("by_shell"),
-        ..AuditEvent::admin("tenant_offboard", "ok")
+    let line = |outcome: &'static str, reason: &'static str| {
+        shell.audit.record(&AuditEvent {
+            tenant: Some(tenant),
+            scope: Some(&scope),
+            reason: Some(reason),
+            ..AuditEvent::admin("tenant_offboard", outcome)
+        })
     };
-    audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))?;
+    line("started", "by_shell")
+        .map_err(|e| format!("the audit line could not be written, so nothing was done: {e}"))?;
+    let report = match offboard_tenant(store, keyring_file, tenant, &scope, &sharing) {
+        Ok(report) => report,
+        Err(message) => return shell.fail("retention_unavailable", message),
+    };
+    line("ok", "by_shell").map_err(|e| {
+        format!("done, but its outcome line could not be written (its started line is on record): {e}")
+    })?;
     Ok(serde_json::to_string_pretty(&report).expect("a report serializes"))
 }
 

@@ -23,10 +23,15 @@ impl Secret {
         self.0.len() == other.len() && bool::from(self.0.as_slice().ct_eq(other))
     }
 
-    /// Reads a secret from its configured source ([`SecretSource::read`]: a private file or a
-    /// set variable, at least 16 bytes). Errors name the source, never the value.
+    /// Reads a secret from its configured source, by the rule `nymgate check` applies too
+    /// (config::secrets). Errors name the source, never the value.
     pub fn load(source: &SecretSource) -> Result<Secret, String> {
-        source.read().map(Secret)
+        crate::config::secrets::read_secret(source).map(Secret)
+    }
+
+    /// A bearer token (`[retention.api]`), by the same rule as `nymgate check`.
+    pub fn load_bearer_token(source: &SecretSource) -> Result<Secret, String> {
+        crate::config::secrets::read_bearer_token(source).map(Secret)
     }
 }
 

@@ -258,6 +258,10 @@ impl RunningServer {
         let drained =
             tokio::time::timeout(self.shutdown_grace, self.connections.acquire_many(all)).await.is_ok();
         let _ = self.phase.send(Phase::Closing);
+        // Refused admin calls counted but not yet on an audit line (login/admin_refusals.rs).
+        if let Some(login) = self.reloader.current().login.as_ref() {
+            login.flush_admin_refusals().await;
+        }
         for task in self.tasks {
             task.abort();
         }
@@ -915,7 +919,8 @@ fn text_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<
 }
 
 /// The admin listener: `/healthz` (the process runs), `/readyz` (it should get traffic: config
-/// loaded, not draining, the platform reachable), `/metrics` (Prometheus text format 0.0.4).
+/// loaded, not draining, the platform and the shared store reachable, the audit log writable),
+/// `/metrics` (Prometheus text format 0.0.4).
 async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Receiver<Phase>) {
     let readiness = phase.clone();
     serve_plain(listener, phase, move |req: Request<Incoming>| {
@@ -929,8 +934,14 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
                     let upstream = gateway.upstream.as_ref().is_none_or(|u| u.is_reachable());
                     let store = gateway.login.as_ref().map(|login| login.store());
                     let store_up = store.is_none_or(|s| s.is_up());
+                    // Every login is audited or refused (docs/LOGIN.md, "The audit log"): a
+                    // replica that can't write its audit log leaves the pool until it can.
+                    let audit_failing = match gateway.login.as_ref() {
+                        Some(login) => login.audit_failing().await,
+                        None => false,
+                    };
                     let report = format!(
-                        "config: loaded\nlisteners: {}\nupstream: {}\nstore: {}\n",
+                        "config: loaded\nlisteners: {}\nupstream: {}\nstore: {}\naudit: {}\n",
                         if serving { "serving" } else { "draining" },
                         if upstream { "reachable" } else { "unreachable" },
                         match store {
@@ -941,9 +952,10 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
                                     "unreachable"
                                 },
                             _ => "memory",
-                        }
+                        },
+                        if audit_failing { "failing" } else { "writing" },
                     );
-                    let status = if serving && upstream && store_up {
+                    let status = if serving && upstream && store_up && !audit_failing {
                         StatusCode::OK
                     } else {
                         StatusCode::SERVICE_UNAVAILABLE

@@ -39,7 +39,14 @@ fn kubernetes_manifests_validate_against_the_kubernetes_schemas() {
     args.extend(manifests.iter().map(PathBuf::as_path));
     let (ok, text) = run(&validator, &args);
     assert!(ok, "{text}");
-    for kind in ["deployment", "service", "poddisruptionbudget", "horizontalpodautoscaler", "configmap"] {
+    for kind in [
+        "deployment",
+        "service",
+        "poddisruptionbudget",
+        "horizontalpodautoscaler",
+        "configmap",
+        "networkpolicy",
+    ] {
         assert!(text.contains(&format!("passed for resource {kind}/")), "{kind} not validated: {text}");
     }
     // Every manifest the kustomization lists exists, and none is left out.
@@ -48,6 +55,114 @@ fn kubernetes_manifests_validate_against_the_kubernetes_schemas() {
         let name = manifest.file_name().unwrap().to_str().unwrap();
         assert!(kustomization.contains(&format!("- {name}")), "{name} missing from kustomization.yaml");
     }
+}
+
+/// Every document of the YAML files, as JSON, read by PyYAML (the validator's own reader).
+fn yaml_documents(files: &[PathBuf]) -> Vec<serde_json::Value> {
+    let python = root().join("tests/peers/.venv/bin/python");
+    let script = "import json, sys, yaml\nprint(json.dumps([d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]))";
+    let mut args: Vec<&Path> = vec![Path::new("-c"), Path::new(script)];
+    args.extend(files.iter().map(PathBuf::as_path));
+    let (ok, text) = run(&python, &args);
+    assert!(ok, "{text}");
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+}
+
+/// Why `docs` would let anyone but the scraper and the ops namespace reach nymgate's admin
+/// listener, if they would: the pods must not share the node's network or publish the port on
+/// it, the Service must not carry it, and a NetworkPolicy selecting the pods must admit it only
+/// from selected namespaces.
+fn admin_exposure(docs: &[serde_json::Value]) -> Result<(), String> {
+    use serde_json::Value;
+    fn of_kind<'a>(docs: &'a [Value], kind: &'a str) -> impl Iterator<Item = &'a Value> + Clone {
+        docs.iter().filter(move |d| d["kind"] == kind)
+    }
+    let nymgate = |selector: &Value| selector["matchLabels"]["app.kubernetes.io/name"] == "nymgate";
+    let is_admin =
+        |port: &Value| port["port"] == "admin" || port["port"] == 9090 || port["targetPort"] == "admin";
+    for deployment in of_kind(docs, "Deployment").filter(|d| nymgate(&d["spec"]["selector"])) {
+        let pod = &deployment["spec"]["template"]["spec"];
+        if pod["hostNetwork"] == true {
+            return Err("the pods share the node's network".into());
+        }
+        let mut ports = pod["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|c| c["ports"].as_array().into_iter().flatten());
+        if ports.any(|p| !p["hostPort"].is_null()) {
+            return Err("a port is published on the node (hostPort)".into());
+        }
+    }
+    for service in
+        of_kind(docs, "Service").filter(|s| s["spec"]["selector"]["app.kubernetes.io/name"] == "nymgate")
+    {
+        if service["spec"]["ports"].as_array().into_iter().flatten().any(is_admin) {
+            return Err(format!("Service {} carries the admin port", service["metadata"]["name"]));
+        }
+    }
+    let policies: Vec<&Value> = of_kind(docs, "NetworkPolicy")
+        .filter(|p| nymgate(&p["spec"]["podSelector"]))
+        .filter(|p| p["spec"]["policyTypes"].as_array().is_some_and(|t| t.iter().any(|t| t == "Ingress")))
+        .collect();
+    if policies.is_empty() {
+        return Err("no NetworkPolicy isolates nymgate's pods for ingress".into());
+    }
+    for rule in policies.iter().flat_map(|p| p["spec"]["ingress"].as_array().into_iter().flatten()) {
+        // A rule without ports admits every port; one without `from` admits every source.
+        let ports = rule["ports"].as_array();
+        if !ports.is_none_or(|ports| ports.iter().any(is_admin)) {
+            continue;
+        }
+        let peers = rule["from"]
+            .as_array()
+            .filter(|from| !from.is_empty())
+            .ok_or("the admin port is open to every source")?;
+        for peer in peers {
+            if peer["namespaceSelector"]["matchLabels"].as_object().is_none_or(|labels| labels.is_empty()) {
+                return Err(format!("the admin port is open to {peer}: name the namespace"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_admin_listener_is_reachable_only_from_the_scraper_and_ops() {
+    let files: Vec<PathBuf> = ["deployment.yaml", "service.yaml", "networkpolicy.yaml"]
+        .iter()
+        .map(|name| root().join("deploy/k8s").join(name))
+        .collect();
+    let docs = yaml_documents(&files);
+    assert_eq!(admin_exposure(&docs), Ok(()));
+    // The check fails on what it guards against: the policy gone, opened to every source, or
+    // to every namespace; the port on the node.
+    let without: Vec<_> = docs.iter().filter(|d| d["kind"] != "NetworkPolicy").cloned().collect();
+    assert!(admin_exposure(&without).is_err());
+    let opened = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut docs = docs.clone();
+        for doc in
+            docs.iter_mut().filter(|d| d["kind"] == "NetworkPolicy" && d["metadata"]["name"] == "nymgate")
+        {
+            for rule in doc["spec"]["ingress"].as_array_mut().unwrap() {
+                if rule["from"].is_array() {
+                    edit(rule);
+                }
+            }
+        }
+        admin_exposure(&docs)
+    };
+    assert!(opened(&|rule| rule["from"] = serde_json::json!([])).is_err());
+    assert!(opened(&|rule| rule["from"] = serde_json::json!([{"namespaceSelector": {}}])).is_err());
+    assert!(opened(&|rule| rule["from"] = serde_json::json!([{"ipBlock": {"cidr": "0.0.0.0/0"}}])).is_err());
+    let mut on_node = docs.clone();
+    for doc in on_node.iter_mut().filter(|d| d["kind"] == "Deployment" && d["metadata"]["name"] == "nymgate")
+    {
+        doc["spec"]["template"]["spec"]["containers"][0]["ports"][1]["hostPort"] = serde_json::json!(9090);
+    }
+    assert!(admin_exposure(&on_node).is_err());
+    let policy = std::fs::read_to_string(root().join("deploy/k8s/networkpolicy.yaml")).unwrap();
+    assert!(policy.contains("kubernetes.io/metadata.name: monitoring"), "{policy}");
 }
 
 #[test]

@@ -22,6 +22,7 @@ pub mod capacity;
 pub mod identity;
 pub mod issuer;
 pub mod login;
+pub mod secrets;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
@@ -546,38 +547,9 @@ pub enum SecretSource {
 }
 
 impl SecretSource {
-    /// The secret's bytes, read as `serve` reads them (`secret::Secret::load`), so that `check`
-    /// refuses exactly what `serve` would: a file that is not private, a variable that is not set,
-    /// a secret shorter than 16 bytes. Trailing newlines of a file are dropped. Errors name the
-    /// source, never the value.
+    /// The secret's bytes, read as `serve` reads them ([`secrets::read_secret`]).
     pub fn read(&self) -> Result<Vec<u8>, String> {
-        let mut bytes = match self {
-            SecretSource::File(path) => {
-                check_private_file(path)?;
-                std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            }
-            SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?
-                .into_bytes(),
-        };
-        while bytes.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-            bytes.pop();
-        }
-        if bytes.len() < 16 {
-            bytes.iter_mut().for_each(|b| *b = 0);
-            return Err(
-                "secret is shorter than 16 bytes: make one with `head -c 32 /dev/urandom | base64`".into()
-            );
-        }
-        Ok(bytes)
-    }
-
-    /// Where a problem with this source is reported: the field's `.file` or `.env`.
-    fn field(&self, field: &str) -> String {
-        match self {
-            SecretSource::File(_) => format!("{field}.file"),
-            SecretSource::Env(_) => format!("{field}.env"),
-        }
+        secrets::read_secret(self)
     }
 }
 
@@ -1314,7 +1286,8 @@ impl Config {
                 [("platform_token", &retention.api.platform_token), ("dpo_token", &retention.api.dpo_token)]
             {
                 if let Some(source) = source {
-                    validate_secret_source(source, &format!("retention.api.{name}"), problem);
+                    let field = format!("retention.api.{name}");
+                    validate_secret_with(source, &field, problem, secrets::read_bearer_token);
                 }
             }
             if retention.cull_after.is_zero() || retention.cull_interval.is_zero() {
@@ -1410,11 +1383,28 @@ impl Config {
     }
 }
 
+/// A secret `serve` would refuse is a problem here too: both read it with
+/// [`secrets::read_secret`] (or [`secrets::read_bearer_token`], via `read`).
 fn validate_secret_source(source: &SecretSource, field: &str, problem: &mut impl FnMut(&str, String)) {
-    match source.read() {
+    validate_secret_with(source, field, problem, secrets::read_secret);
+}
+
+fn validate_secret_with(
+    source: &SecretSource,
+    field: &str,
+    problem: &mut impl FnMut(&str, String),
+    read: fn(&SecretSource) -> Result<Vec<u8>, String>,
+) {
+    match read(source) {
         // Read and checked as serve will, then forgotten (zeroed: it is a secret).
         Ok(mut bytes) => bytes.iter_mut().for_each(|b| *b = 0),
-        Err(message) => problem(&source.field(field), message),
+        Err(message) => {
+            let part = match source {
+                SecretSource::File(_) => "file",
+                SecretSource::Env(_) => "env",
+            };
+            problem(&format!("{field}.{part}"), message);
+        }
     }
 }
 

@@ -12,7 +12,9 @@
 //! pending login is only in the browser (sealed, see `seal.rs`), so any replica can finish it;
 //! the only server state is single-use: consumed states and issued codes (`store.rs`).
 
+pub mod admin_refusals;
 pub mod blocking;
+mod commit;
 pub mod idp_http;
 pub mod jwks;
 pub mod key_cache;
@@ -59,6 +61,7 @@ use crate::seal::Sealer;
 use crate::secret::Secret;
 use crate::store::{Space, Store, StoreError};
 use crate::target::SAML_MESSAGES;
+use commit::{Decided, PendingRecord, ProbeGate};
 use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
@@ -99,7 +102,7 @@ fn is_xsd_id(id: &str) -> bool {
 /// What an intercepted ACS forwards: nymgate's replacement for a school's response (and the
 /// login, for the audit), or nymgate's own Response as the browser posted it.
 enum Passed {
-    School(Bytes, PseudonymousLogin),
+    School(Bytes, PseudonymousLogin, Option<Box<PendingRecord>>),
     Own(Bytes),
 }
 
@@ -293,7 +296,13 @@ pub struct Login {
     choice: TenantChoice,
     /// Failed-attempt blocking, unless `login.blocking.enabled = false`.
     blocker: Option<blocking::Blocker>,
-    audit: AuditSink,
+    /// The audit log, which fails closed (docs/LOGIN.md, "The audit log"); shared with the
+    /// refused-call ledger's flush task.
+    audit: Arc<AuditSink>,
+    /// Admin API calls refused for want of a token: counted, aggregated, rate-limited.
+    admin_refusals: Arc<admin_refusals::AdminRefusals>,
+    /// How often `/readyz` may try a failing audit log again.
+    audit_probe: ProbeGate,
     /// The deployment's `[branding]`, and each tenant's merged over it.
     branding: crate::config::BrandingConfig,
     tenant_branding: HashMap<String, crate::config::BrandingConfig>,
@@ -511,6 +520,8 @@ impl Login {
                 None => blocking::Blocker::new(settings, shared_key.as_deref()),
             }
         });
+        let audit = Arc::new(AuditSink::from_config(&config.audit));
+        let admin_refusals = admin_refusals::AdminRefusals::new(audit.clone(), metrics.clone());
         Ok(Some(Arc::new(Login {
             blocker,
             saml_sp,
@@ -522,7 +533,10 @@ impl Login {
                     let load = |source: &Option<crate::config::SecretSource>, field: &str| {
                         source
                             .as_ref()
-                            .map(|s| Secret::load(s).map_err(|e| format!("retention.api.{field}: {e}")))
+                            .map(|s| {
+                                Secret::load_bearer_token(s)
+                                    .map_err(|e| format!("retention.api.{field}: {e}"))
+                            })
                             .transpose()
                     };
                     Some(retention_api::RetentionTokens {
@@ -566,7 +580,9 @@ impl Login {
                 lifetime_secs: login.assertion.lifetime.as_secs(),
                 require_login: login.assertion.require_login,
             },
-            audit: AuditSink::from_config(&config.audit),
+            audit,
+            admin_refusals,
+            audit_probe: ProbeGate::default(),
             branding: config.branding.clone(),
             tenant_branding: config
                 .tenants
@@ -653,10 +669,15 @@ impl Login {
             }
             (&Method::POST, "/idp/sso") if self.saml_idp.is_some() => match read_form(incoming, ctx).await {
                 Ok(fields) => self.saml_sso(SsoInput::Post(&fields), ctx).await,
+                // A platform's login request that can't be read is a refused attempt, audited
+                // like the ACS's.
                 Err(status) => {
-                    let mut response = Response::new(body::full("unreadable form\n"));
-                    *response.status_mut() = status;
-                    response
+                    let error = match status {
+                        StatusCode::PAYLOAD_TOO_LARGE => FlowError::Saml(saml_acs::SamlError::TooLarge),
+                        StatusCode::REQUEST_TIMEOUT => FlowError::BadRequest("body_timeout"),
+                        _ => FlowError::BadRequest("unreadable_form"),
+                    };
+                    self.failed(None, error, ctx, Some("saml")).await
                 }
             },
             (&Method::GET, "/idp/init") if self.saml_idp.is_some() => {
@@ -821,8 +842,9 @@ impl Login {
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
             let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
-            let login = self.pseudonymize(&flow.tenant, &identity, self.sector(&flow.next), now).await?;
-            self.deliver(login, flow.next, now, ctx.lang)
+            let (login, record) =
+                self.pseudonymize(&flow.tenant, &identity, self.sector(&flow.next), now).await?;
+            self.deliver(login, record, flow.next, now, ctx.lang)
         }
         .await;
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc").await;
@@ -902,8 +924,9 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login = self.pseudonymize(&tenant_id, &verified.identity, self.sector(&next), now).await?;
-            self.deliver(login, next, now, ctx.lang)
+            let (login, record) =
+                self.pseudonymize(&tenant_id, &verified.identity, self.sector(&next), now).await?;
+            self.deliver(login, record, next, now, ctx.lang)
         }
         .await;
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml").await;
@@ -913,16 +936,17 @@ impl Login {
         response
     }
 
-    /// The pseudonym step of every login, then the retention store's record where the tenant
-    /// keeps values for this role. A record that can't be written fails the login (503): the
-    /// customer requires it, so a login without it would lose data silently.
+    /// The pseudonym step of every login, and the retention store's record where the tenant
+    /// keeps values for this role, to be written once the login's audit line is on disk
+    /// (`commit`). A record that can't be written fails the login (503): the customer requires
+    /// it, so a login without it would lose data silently.
     async fn pseudonymize(
         &self,
         tenant: &str,
         identity: &VerifiedIdentity,
         sector: Sector<'_>,
         now: u64,
-    ) -> Result<PseudonymousLogin, FlowError> {
+    ) -> Result<(PseudonymousLogin, Option<PendingRecord>), FlowError> {
         if self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
             return Err(FlowError::BadRequest("tenant_offboarded"));
         }
@@ -930,10 +954,10 @@ impl Login {
         self.choice.confirm(tenant, identity)?;
         let login = self.pseudonymizer.pseudonymize(tenant, identity, sector, now)?;
         let (Some(store), Some(rules)) = (&self.retention, self.retention_rules.get(tenant)) else {
-            return Ok(login);
+            return Ok((login, None));
         };
         if !rules.roles.iter().any(|r| r == login.role.as_str()) {
-            return Ok(login);
+            return Ok((login, None));
         }
         let values: crate::retention::Values = rules
             .attributes
@@ -946,11 +970,10 @@ impl Login {
         let keys =
             self.pseudonymizer.scope_keys(tenant).ok_or(PseudonymError::UnknownTenant(tenant.to_owned()))?;
         let keys = crate::retention::WrapKeys::derive(keys, tenant);
-        let (store, tenant, account) = (store.clone(), tenant.to_owned(), login.sub.as_str().to_owned());
-        tokio::task::spawn_blocking(move || store.remember(&tenant, &keys, &account, &values, now))
-            .await
-            .map_err(|_| crate::retention::RetentionError::Database("the write did not finish".into()))??;
-        Ok(login)
+        let account = login.sub.as_str().to_owned();
+        let record =
+            PendingRecord { store: store.clone(), tenant: tenant.to_owned(), keys, account, values, now };
+        Ok((login, Some(record)))
     }
 
     /// Interception mode (docs/SAML_OUT.md): the entity ID of the platform whose ACS sits at
@@ -1046,7 +1069,7 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
-            let login =
+            let (login, record) =
                 self.pseudonymize(tenant_id, &verified.identity, self.sp_sector(&sp.entity_id), now).await?;
             // Bytes that nymgate relays into its own signed Response are checked as any value
             // that leaves: RelayState (the browser's or, unsolicited, the IdP's choice) within
@@ -1071,17 +1094,14 @@ impl Login {
             if let Some(relay_state) = &request.relay_state {
                 form.append_pair("RelayState", relay_state);
             }
-            Ok(Passed::School(Bytes::from(form.finish()), login))
+            Ok(Passed::School(Bytes::from(form.finish()), login, record.map(Box::new)))
         }
         .await;
         match outcome {
             Ok(Passed::Own(form)) => Ok(form),
-            Ok(Passed::School(form, login)) => {
-                // Counted and audited as any login; the page `finish` makes is not used.
-                let _ = self
-                    .finish(Ok((Response::new(body::empty()), login)), tenant.as_deref(), ctx, "saml")
-                    .await;
-                Ok(form)
+            // Counted and audited as any login, before the form is forwarded.
+            Ok(Passed::School(form, login, record)) => {
+                self.commit(login, record.map(|r| *r), ctx, "saml").await.map(|()| form)
             }
             Err(error) => Err(self.failed(tenant.as_deref(), error, ctx, Some("saml")).await),
         }
@@ -1220,31 +1240,37 @@ impl Login {
     /// The end of every IdP answer: counted, audited, logged without values.
     async fn finish(
         &self,
-        outcome: Result<(Response<Body>, PseudonymousLogin), FlowError>,
+        outcome: Result<Decided, FlowError>,
         tenant: Option<&str>,
         ctx: &LoginContext<'_>,
         protocol: &'static str,
     ) -> Response<Body> {
         match outcome {
-            Ok((response, login)) => {
-                self.metrics.login(protocol, "ok", "none");
-                self.record(AuditEvent {
-                    tenant: Some(&login.tenant),
-                    account_number: Some(login.sub.as_str()),
-                    key_version: Some(login.nym_ver),
-                    ..AuditEvent::login("ok", protocol, ctx.client.to_string(), ctx.request_id)
-                })
-                .await;
-                // Claim names only: what the IdP sent that the platform does not get.
-                tracing::info!(request_id = ctx.request_id, tenant = login.tenant, protocol, removed = ?login.removed, "login");
-                response
+            Ok(Decided { response, login, record }) => {
+                match self.commit(login, record, ctx, protocol).await {
+                    Ok(()) => response,
+                    Err(refused) => refused,
+                }
             }
             Err(error) => self.failed(tenant, error, ctx, Some(protocol)).await,
         }
     }
 
-    /// Hands a finished login to the platform, the way the config says.
+    /// Hands a finished login to the platform, the way the config says: the response is built
+    /// here and sent only once `commit` has recorded the login.
     fn deliver(
+        &self,
+        login: PseudonymousLogin,
+        record: Option<PendingRecord>,
+        next: Next,
+        now: u64,
+        lang: pages::Lang,
+    ) -> Result<Decided, FlowError> {
+        let (response, login) = self.respond(login, next, now, lang)?;
+        Ok(Decided { response, login, record })
+    }
+
+    fn respond(
         &self,
         login: PseudonymousLogin,
         next: Next,
@@ -1302,15 +1328,29 @@ impl Login {
             }
             _ => None,
         };
-        self.record(AuditEvent {
-            tenant,
-            reason: Some(reason),
-            claim,
-            ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
-        })
-        .await;
+        let audited = self
+            .record(AuditEvent {
+                tenant,
+                reason: Some(reason),
+                claim,
+                ..AuditEvent::login("failed", protocol, ctx.client.to_string(), ctx.request_id)
+            })
+            .await;
         if let Some(kind) = AlertKind::of_reason(reason) {
             self.alerts.observe(kind, tenant, reason);
+        }
+        if audited.is_err() {
+            // Refused all the same, and counted toward blocking; but the answer is the outage's.
+            if error.counts_toward_blocking() {
+                self.count_failure(tenant, error.status(), ctx).await;
+            }
+            tracing::warn!(
+                request_id = ctx.request_id,
+                tenant,
+                reason,
+                "login refused, and its audit line could not be written"
+            );
+            return self.audit_unavailable(tenant, ctx);
         }
         if let Some(page) = self.status_page(&error, tenant, ctx) {
             tracing::info!(request_id = ctx.request_id, tenant, reason, "login answered with a SAML status");
@@ -1352,6 +1392,13 @@ impl Login {
         let (Some(store), Some((after, _))) = (self.retention.clone(), self.retention_cull) else {
             return Ok(0);
         };
+        // An offboarding by date is an erasure, audited as one: not while the log can't be
+        // written. The job runs again at its next interval.
+        if self.audit_failing().await {
+            return Err(crate::retention::RetentionError::Database(
+                "culling postponed: the audit log cannot be written".into(),
+            ));
+        }
         let offboard = self.offboard_at.clone();
         let (culled, offboarded) = tokio::task::spawn_blocking(move || store.cull_due(now, after, &offboard))
             .await
@@ -1363,9 +1410,7 @@ impl Login {
                 reason: Some("offboard_date"),
                 ..AuditEvent::admin("tenant_offboard", "ok")
             };
-            if let Err(error) = self.audit.record_async(&event).await {
-                tracing::error!(%error, "audit line could not be written");
-            }
+            let _ = self.record(event).await;
         }
         Ok(culled)
     }
@@ -1379,11 +1424,15 @@ impl Login {
     /// does not count as another failure, so the block ends when it says it does.
     async fn refuse_blocked(&self, retry_after: u64, ctx: &LoginContext<'_>) -> Response<Body> {
         self.metrics.login("none", "failed", "blocked");
-        self.record(AuditEvent {
-            reason: Some("blocked"),
-            ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
-        })
-        .await;
+        let audited = self
+            .record(AuditEvent {
+                reason: Some("blocked"),
+                ..AuditEvent::login("failed", "none", ctx.client.to_string(), ctx.request_id)
+            })
+            .await;
+        if audited.is_err() {
+            return self.audit_unavailable(None, ctx);
+        }
         tracing::info!(request_id = ctx.request_id, retry_after, "login refused: client blocked");
         let mut response =
             pages::login_failed(ctx.lang, &self.branding, StatusCode::TOO_MANY_REQUESTS, ctx.request_id);
@@ -1425,12 +1474,6 @@ impl Login {
             self.metrics.login_block(blocker.blocked_clients(now));
             self.alerts.observe(AlertKind::ClientBlocked, tenant, "blocked");
             tracing::warn!(request_id = ctx.request_id, tenant, client = %ctx.client, "client blocked after too many failed logins");
-        }
-    }
-
-    async fn record(&self, event: AuditEvent<'_>) {
-        if let Err(error) = self.audit.record_async(&event).await {
-            tracing::error!(%error, "audit line could not be written");
         }
     }
 

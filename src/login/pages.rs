@@ -158,6 +158,21 @@ pub fn login_failed(
     page(lang, brand, status, lang.text("failed_title"), &content)
 }
 
+/// 503 for a sign-in refused because its audit line could not be written (docs/LOGIN.md, "The
+/// audit log"): nothing of it was delivered or kept, and trying again later will work.
+pub fn audit_unavailable(lang: Lang, brand: &BrandingConfig, request_id: &str) -> Response<Body> {
+    let content = format!(
+        "<p>{}</p><p>{} <code>{}</code></p>",
+        escape(lang.text("unavailable_body")),
+        escape(lang.text("failed_reference")),
+        escape(request_id)
+    );
+    let mut response =
+        page(lang, brand, StatusCode::SERVICE_UNAVAILABLE, lang.text("unavailable_title"), &content);
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("60"));
+    response
+}
+
 /// One school on the chooser.
 pub struct SchoolChoice {
     pub name: String,

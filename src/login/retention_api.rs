@@ -17,9 +17,12 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
+use super::admin_refusals::Answer;
+use super::commit::AuditUnavailable;
 use super::{json_response, Login};
 use crate::audit::AuditEvent;
 use crate::body::Body;
+use crate::pseudonym::AccountNumber;
 use crate::retention::{Values, WrapKeys};
 
 pub const PREFIX: &str = "/admin/v1/retention/";
@@ -42,8 +45,27 @@ impl Caller {
     }
 }
 
+/// An admin change's or lookup's audit line could not be written: refused, nothing done.
+fn audit_unavailable() -> Response<Body> {
+    let mut response =
+        error(StatusCode::SERVICE_UNAVAILABLE, "the audit log cannot be written; nothing was done");
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from_static("60"));
+    response
+}
+
+/// The calls that change a record: each writes a `started` line before it runs.
+fn is_change(action: &str) -> bool {
+    action != "retention_lookup"
+}
+
 impl Login {
     /// One admin API call. Without `[retention]` and its tokens the API does not exist (404).
+    ///
+    /// The audit log fails closed (docs/RETENTION.md, "Admin API"): a change (rectify,
+    /// restrict, lift, erase, offboard) writes a `started` line before it runs and is refused
+    /// with 503 when that line can't be written, then its outcome line; a lookup's line is
+    /// written before the record is answered, which is withheld (503) when it can't be. Every
+    /// refusal has its line, calls without a valid token in aggregate (admin_refusals.rs).
     pub async fn retention_api(
         &self,
         method: &Method,
@@ -53,8 +75,18 @@ impl Login {
     ) -> Response<Body> {
         let Some(store) = self.retention.clone() else { return error(StatusCode::NOT_FOUND, "not found") };
         let Some(caller) = self.retention_caller(headers) else {
-            self.retention_audit("retention_api", "refused", None, None, Some("bad_credentials")).await;
-            return error(StatusCode::UNAUTHORIZED, "a valid bearer token is required");
+            return match self.admin_refusals.refuse().await {
+                Answer::Unauthorized => error(StatusCode::UNAUTHORIZED, "a valid bearer token is required"),
+                Answer::RateLimited(seconds) => {
+                    let mut response =
+                        error(StatusCode::TOO_MANY_REQUESTS, "too many calls without a valid token");
+                    response
+                        .headers_mut()
+                        .insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+                    response
+                }
+                Answer::AuditUnavailable => audit_unavailable(),
+            };
         };
         let rest = path.strip_prefix(PREFIX).unwrap_or("");
         let parts: Vec<&str> = rest.split('/').collect();
@@ -64,13 +96,11 @@ impl Login {
         let (tenant, account, verb) = match parts[..] {
             [tenant, account] => (tenant, account, None),
             [tenant, account, verb] => (tenant, account, Some(verb)),
-            _ => return error(StatusCode::NOT_FOUND, "not found"),
-        };
-        let Some(rules) = self.retention_rules.get(tenant) else {
-            return error(StatusCode::NOT_FOUND, "no such tenant keeps values");
-        };
-        let Some(keys) = self.pseudonymizer.scope_keys(tenant).map(|k| WrapKeys::derive(k, tenant)) else {
-            return error(StatusCode::NOT_FOUND, "no such tenant keeps values");
+            _ => {
+                return self
+                    .admin_refused("retention_api", None, None, "no_such_call", StatusCode::NOT_FOUND)
+                    .await
+            }
         };
         let action = match (method, verb) {
             (&Method::GET, None) => "retention_lookup",
@@ -78,28 +108,70 @@ impl Login {
             (&Method::DELETE, None) => "retention_erase",
             (&Method::POST, Some("restrict")) => "retention_restrict",
             (&Method::POST, Some("lift")) => "retention_lift",
-            _ => return error(StatusCode::METHOD_NOT_ALLOWED, "no such call"),
+            _ => {
+                return self
+                    .admin_refused(
+                        "retention_api",
+                        Some(tenant),
+                        None,
+                        "no_such_call",
+                        StatusCode::METHOD_NOT_ALLOWED,
+                    )
+                    .await
+            }
         };
+        let (Some(rules), Some(keys)) = (
+            self.retention_rules.get(tenant),
+            self.pseudonymizer.scope_keys(tenant).map(|k| WrapKeys::derive(k, tenant)),
+        ) else {
+            return self
+                .admin_refused(action, Some(tenant), None, "unknown_tenant", StatusCode::NOT_FOUND)
+                .await;
+        };
+        // The path's account is the caller's text: only an account number's exact shape goes
+        // on, to the store and to the audit line.
+        let Some(account) = AccountNumber::parse(account) else {
+            return self
+                .admin_refused(action, Some(tenant), None, "bad_account_number", StatusCode::BAD_REQUEST)
+                .await;
+        };
+        let account = account.as_str();
         // The platform may only look up; everything else is the DPO's.
         if caller == Caller::Platform && action != "retention_lookup" {
-            self.retention_audit(
-                action,
-                "refused",
-                Some(tenant),
-                Some(account),
-                Some("platform_not_allowed"),
-            )
-            .await;
-            return error(StatusCode::FORBIDDEN, "this call needs the dpo token");
+            return self
+                .admin_refused(
+                    action,
+                    Some(tenant),
+                    Some(account),
+                    "platform_not_allowed",
+                    StatusCode::FORBIDDEN,
+                )
+                .await;
         }
         let values = if action == "retention_rectify" {
             match read_values(body).await {
                 Ok(values) => Some(values),
-                Err(message) => return error(StatusCode::BAD_REQUEST, message),
+                Err(_) => {
+                    return self
+                        .admin_refused(
+                            action,
+                            Some(tenant),
+                            Some(account),
+                            "bad_body",
+                            StatusCode::BAD_REQUEST,
+                        )
+                        .await
+                }
             }
         } else {
             None
         };
+        let by = if caller == Caller::Platform { "by_platform" } else { "by_dpo" };
+        if is_change(action)
+            && self.admin_line(action, "started", Some(tenant), Some(account), Some(by)).await.is_err()
+        {
+            return audit_unavailable();
+        }
         let (owned_tenant, owned_account) = (tenant.to_owned(), account.to_owned());
         let outcome = tokio::task::spawn_blocking(
             move || -> Result<Option<Value>, crate::retention::RetentionError> {
@@ -118,52 +190,46 @@ impl Login {
             },
         )
         .await;
-        let result = match outcome {
+        // The outcome's line. For a lookup it comes before the answer, which it gates; for a
+        // change the `started` line is already on record, so the answer says what was done
+        // even when this line can't be written (counted, logged, and /readyz not ready).
+        let (outcome, reason, response) = match outcome {
             Ok(Ok(Some(mut value))) => {
-                if caller == Caller::Platform {
-                    // The platform sees only the `serve` values, and nothing of a restricted record.
-                    if value["restricted"] == true {
-                        self.retention_audit(
-                            action,
-                            "refused",
-                            Some(tenant),
-                            Some(account),
-                            Some("restricted"),
-                        )
-                        .await;
-                        return error(StatusCode::NOT_FOUND, "no record");
+                // The platform sees only the `serve` values, and nothing of a restricted record.
+                if caller == Caller::Platform && value["restricted"] == true {
+                    ("refused", "restricted", error(StatusCode::NOT_FOUND, "no record"))
+                } else {
+                    if caller == Caller::Platform {
+                        let served: serde_json::Map<String, Value> = rules
+                            .serve
+                            .iter()
+                            .filter_map(|name| Some((name.clone(), value["values"].get(name)?.clone())))
+                            .collect();
+                        value = json!({"tenant": tenant, "account_number": account, "values": served});
                     }
-                    let served: serde_json::Map<String, Value> = rules
-                        .serve
-                        .iter()
-                        .filter_map(|name| Some((name.clone(), value["values"].get(name)?.clone())))
-                        .collect();
-                    value = json!({"tenant": tenant, "account_number": account, "values": served});
+                    ("ok", by, json_response(StatusCode::OK, &value, "no-store"))
                 }
-                json_response(StatusCode::OK, &value, "no-store")
             }
-            Ok(Ok(None)) => {
-                self.retention_audit(action, "failed", Some(tenant), Some(account), Some("no_record")).await;
-                return error(StatusCode::NOT_FOUND, "no record");
-            }
+            Ok(Ok(None)) => ("failed", "no_record", error(StatusCode::NOT_FOUND, "no record")),
             Ok(Err(failure)) => {
                 tracing::error!(error = %failure, action, "retention API call failed");
-                self.retention_audit(
-                    action,
-                    "failed",
-                    Some(tenant),
-                    Some(account),
-                    Some("retention_unavailable"),
-                )
-                .await;
-                return error(StatusCode::SERVICE_UNAVAILABLE, "the retention store failed; see the log");
+                let response =
+                    error(StatusCode::SERVICE_UNAVAILABLE, "the retention store failed; see the log");
+                ("failed", "retention_unavailable", response)
             }
-            Err(_) => return error(StatusCode::INTERNAL_SERVER_ERROR, "the call did not finish"),
+            Err(_) => {
+                let response = error(StatusCode::INTERNAL_SERVER_ERROR, "the call did not finish");
+                ("failed", "did_not_finish", response)
+            }
         };
-        let caller_reason = if caller == Caller::Platform { "by_platform" } else { "by_dpo" };
-        self.retention_audit(action, "ok", Some(tenant), Some(account), Some(caller_reason)).await;
-        tracing::info!(action, caller = caller.name(), "retention API call");
-        result
+        let written = self.admin_line(action, outcome, Some(tenant), Some(account), Some(reason)).await;
+        if written.is_err() && !is_change(action) {
+            return audit_unavailable();
+        }
+        if outcome == "ok" {
+            tracing::info!(action, caller = caller.name(), "retention API call");
+        }
+        response
     }
 
     /// `POST /admin/v1/retention/{tenant}` with `{"confirm": "{tenant}"}` (dpo): offboards the
@@ -175,19 +241,16 @@ impl Login {
         body: Incoming,
         store: std::sync::Arc<crate::retention::RetentionStore>,
     ) -> Response<Body> {
+        const ACTION: &str = "tenant_offboard";
         if caller != Caller::Dpo {
-            self.retention_audit(
-                "tenant_offboard",
-                "refused",
-                Some(tenant),
-                None,
-                Some("platform_not_allowed"),
-            )
-            .await;
-            return error(StatusCode::FORBIDDEN, "this call needs the dpo token");
+            return self
+                .admin_refused(ACTION, Some(tenant), None, "platform_not_allowed", StatusCode::FORBIDDEN)
+                .await;
         }
         let Some(scope) = self.pseudonymizer.tenant(tenant).ok().map(|t| t.scope.clone()) else {
-            return error(StatusCode::NOT_FOUND, "no such tenant");
+            return self
+                .admin_refused(ACTION, Some(tenant), None, "unknown_tenant", StatusCode::NOT_FOUND)
+                .await;
         };
         #[derive(serde::Deserialize)]
         struct Confirm {
@@ -200,7 +263,17 @@ impl Login {
             Err(_) => false,
         };
         if !confirmed {
+            self.admin_line(ACTION, "refused", Some(tenant), None, Some("not_confirmed")).await.ok();
             return error(StatusCode::BAD_REQUEST, "send {\"confirm\": \"<tenant id>\"} to offboard");
+        }
+        let started = AuditEvent {
+            tenant: Some(tenant),
+            scope: Some(&scope),
+            reason: Some("by_dpo"),
+            ..AuditEvent::admin(ACTION, "started")
+        };
+        if self.record(started).await.is_err() {
+            return audit_unavailable();
         }
         let sharing = self.pseudonymizer.sharing_scope_with(tenant);
         let (keyring_file, owned_tenant, owned_scope) =
@@ -221,11 +294,10 @@ impl Login {
                     tenant: Some(tenant),
                     scope: Some(&scope),
                     reason: Some("by_dpo"),
-                    ..AuditEvent::admin("tenant_offboard", "ok")
+                    ..AuditEvent::admin(ACTION, "ok")
                 };
-                if let Err(failure) = self.audit.record_async(&event).await {
-                    tracing::error!(error = %failure, "audit line could not be written");
-                }
+                // The `started` line is on record: the report is answered either way.
+                let _ = self.record(event).await;
                 tracing::warn!(
                     tenant,
                     "tenant offboarded through the admin API; remove it from the config and reload"
@@ -234,17 +306,15 @@ impl Login {
             }
             Ok(Err(message)) => {
                 tracing::error!(error = message, "offboarding failed");
-                self.retention_audit(
-                    "tenant_offboard",
-                    "failed",
-                    Some(tenant),
-                    None,
-                    Some("retention_unavailable"),
-                )
-                .await;
+                let _ = self
+                    .admin_line(ACTION, "failed", Some(tenant), None, Some("retention_unavailable"))
+                    .await;
                 error(StatusCode::SERVICE_UNAVAILABLE, "the offboarding failed; see the log")
             }
-            Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "the call did not finish"),
+            Err(_) => {
+                let _ = self.admin_line(ACTION, "failed", Some(tenant), None, Some("did_not_finish")).await;
+                error(StatusCode::INTERNAL_SERVER_ERROR, "the call did not finish")
+            }
         }
     }
 
@@ -262,26 +332,48 @@ impl Login {
         }
     }
 
-    /// One audit line per call: the action, its outcome, the tenant and the account number (a
-    /// pseudonym), never a value.
-    async fn retention_audit(
+    /// An authenticated call refused: its line (503 when that can't be written), then `status`.
+    async fn admin_refused(
+        &self,
+        action: &'static str,
+        tenant: Option<&str>,
+        account: Option<&str>,
+        reason: &'static str,
+        status: StatusCode,
+    ) -> Response<Body> {
+        if self.admin_line(action, "refused", tenant, account, Some(reason)).await.is_err() {
+            return audit_unavailable();
+        }
+        let message = match reason {
+            "bad_account_number" => "not an account number",
+            "platform_not_allowed" => "this call needs the dpo token",
+            "unknown_tenant" => "no such tenant keeps values",
+            "bad_body" => "expected {\"values\": {\"name\": [\"…\"]}} of at most 64 KiB",
+            _ => "no such call",
+        };
+        error(status, message)
+    }
+
+    /// One audit line of an admin call: the action, its outcome, the tenant and the account
+    /// number (a pseudonym), never a value. Only a configured tenant's id is recorded (the path
+    /// is the caller's and could hold anything); `account` is an [`AccountNumber`]'s text.
+    async fn admin_line(
         &self,
         action: &'static str,
         outcome: &'static str,
         tenant: Option<&str>,
         account: Option<&str>,
         reason: Option<&'static str>,
-    ) {
-        // Only a configured tenant's id, and only an account number's shape, are recorded: the
-        // path is the caller's and could hold anything.
-        let tenant = tenant.filter(|t| self.retention_rules.contains_key(*t));
-        let account =
-            account.filter(|a| a.len() <= 64 && a.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'));
-        let event =
-            AuditEvent { tenant, account_number: account, reason, ..AuditEvent::admin(action, outcome) };
-        if let Err(error) = self.audit.record_async(&event).await {
-            tracing::error!(%error, "audit line could not be written");
-        }
+    ) -> Result<(), AuditUnavailable> {
+        let tenant = tenant.filter(|t| self.pseudonymizer.tenant(t).is_ok());
+        let account = account.filter(|a| AccountNumber::parse(a).is_some());
+        self.record(AuditEvent {
+            tenant,
+            account_number: account,
+            reason,
+            ..AuditEvent::admin(action, outcome)
+        })
+        .await
     }
 }
 

@@ -76,6 +76,24 @@ impl AccountNumber {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// `text` when it is an account number exactly as nymgate writes them (`v{version}-` and
+    /// four groups of four of Crockford's base32 capitals, `derive_in_sector`), else `None`.
+    /// What an operator or a caller types is taken only through this, so nothing else can
+    /// reach the audit log, a store key or a log as an account number. Not canonicalized
+    /// (no lowercase, no `O` for `0`): the store knows one spelling only.
+    pub fn parse(text: &str) -> Option<AccountNumber> {
+        let (version, groups) = text.strip_prefix('v')?.split_once('-')?;
+        let digits_ok = !version.is_empty()
+            && version.len() <= 10
+            && version.bytes().all(|b| b.is_ascii_digit())
+            && !version.starts_with('0');
+        let number: u32 = version.parse().ok().filter(|_| digits_ok)?;
+        let parts: Vec<&str> = groups.split('-').collect();
+        let well_formed = parts.len() == 4
+            && parts.iter().all(|g| g.len() == 4 && g.bytes().all(|b| CROCKFORD.contains(&b)));
+        (number > 0 && well_formed).then(|| AccountNumber(text.to_owned()))
+    }
 }
 
 impl fmt::Display for AccountNumber {
@@ -229,6 +247,26 @@ impl PseudonymousLogin {
 pub struct Lookup {
     pub current: AccountNumber,
     pub previous: Option<AccountNumber>,
+}
+
+/// One number a person has under one key version still in the keyring (the DPO's lookup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownNumber {
+    pub version: u32,
+    pub number: AccountNumber,
+    pub key: KeyState,
+}
+
+/// What a key version is to logins now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Logins get this number.
+    Current,
+    /// Tokens carry this number as `sub_prev` until the migration window ends.
+    Previous,
+    /// Not used by logins any more, but not retired: records kept under its number (the
+    /// retention store's, or the platform's) still exist until they are culled or erased.
+    Older,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -424,6 +462,54 @@ impl Pseudonymizer {
         sector: Sector<'_>,
         now: u64,
     ) -> Result<Lookup, PseudonymError> {
+        let (keys, issuer) = self.lookup_inputs(tenant_id, issuer)?;
+        Ok(Lookup {
+            current: derive_in_sector(keys.current(), sector, &issuer, subject),
+            previous: keys.previous(now).map(|key| derive_in_sector(key, sector, &issuer, subject)),
+        })
+    }
+
+    /// Every number of the person under every key version the scope still holds, newest
+    /// first: after a rotation window has closed, records made under the older number stay
+    /// until culled (docs/PSEUDONYMS.md, "Data-subject requests"), and an erasure by number
+    /// must reach them too. The same inputs as [`Pseudonymizer::lookup`], whose two numbers
+    /// are the first one or two of these.
+    pub fn lookup_every_version(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+        subject: &str,
+        sector: Sector<'_>,
+        now: u64,
+    ) -> Result<Vec<KnownNumber>, PseudonymError> {
+        let (keys, issuer) = self.lookup_inputs(tenant_id, issuer)?;
+        let (current, previous) = (keys.current().version, keys.previous(now).map(|key| key.version));
+        Ok(keys
+            .keys
+            .iter()
+            .rev()
+            .map(|key| KnownNumber {
+                version: key.version,
+                number: derive_in_sector(key, sector, &issuer, subject),
+                key: if key.version == current {
+                    KeyState::Current
+                } else if Some(key.version) == previous {
+                    KeyState::Previous
+                } else {
+                    KeyState::Older
+                },
+            })
+            .collect())
+    }
+
+    /// The scope keys and the issuer a lookup derives with: `issuer` defaults to the tenant's;
+    /// any spelling of the tenant's issuer gives what its logins got, another issuer is taken
+    /// in its own canonical form.
+    fn lookup_inputs(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+    ) -> Result<(&keyring::ScopeKeys, String), PseudonymError> {
         let tenant = self.tenant(tenant_id)?;
         let keys =
             self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
@@ -433,11 +519,8 @@ impl Pseudonymizer {
                 crate::config::issuer::canonical_issuer(issuer).map_err(|_| PseudonymError::IssuerMismatch)?
             }
         };
-        let issuer = if canonical == tenant.issuer { tenant.account_issuer.as_str() } else { &canonical };
-        Ok(Lookup {
-            current: derive_in_sector(keys.current(), sector, issuer, subject),
-            previous: keys.previous(now).map(|key| derive_in_sector(key, sector, issuer, subject)),
-        })
+        let issuer = if canonical == tenant.issuer { tenant.account_issuer.clone() } else { canonical };
+        Ok((keys, issuer))
     }
 }
 

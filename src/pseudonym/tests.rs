@@ -430,3 +430,61 @@ policy = { school_from = ["school"], school_map = { "holmskolan" = "holmskolan",
     );
     assert!(login(json!({"sub": "s-1", "school": "E1", "familjenamn": "Holm"})).is_ok());
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Every number nymgate derives, in any sector, is an account number to `parse`, spelled
+    /// the same way.
+    #[test]
+    fn every_derived_number_parses_back(subject in ".{1,40}", sector in "[a-z]{1,12}") {
+        let ring = keyring_with(&["s"]);
+        for number in [
+            derive_account_number(key(&ring, "s"), "iss", &subject),
+            derive_in_sector(key(&ring, "s"), Sector::Named(&sector), "iss", &subject),
+        ] {
+            prop_assert_eq!(AccountNumber::parse(number.as_str()), Some(number.clone()));
+        }
+    }
+
+    /// Whatever an operator might type: `parse` takes it only when it is exactly the shape, so
+    /// an email, a name, spaces, control characters or a JSON fragment never pass for one.
+    #[test]
+    fn only_the_account_number_shape_parses(text in "\\PC{0,40}|v[0-9]{1,3}-[0-9A-Za-z-]{0,24}") {
+        let shape = regex_lite_shape(&text);
+        prop_assert_eq!(AccountNumber::parse(&text).is_some(), shape, "{:?}", text);
+    }
+}
+
+/// The account number's shape, written out independently of `parse`.
+fn regex_lite_shape(text: &str) -> bool {
+    let Some(rest) = text.strip_prefix('v') else { return false };
+    let Some((version, groups)) = rest.split_once('-') else { return false };
+    let version_ok = version.parse::<u32>().is_ok_and(|v| v > 0 && v.to_string() == version);
+    let alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let groups: Vec<&str> = groups.split('-').collect();
+    version_ok
+        && groups.len() == 4
+        && groups.iter().all(|g| g.chars().count() == 4 && g.chars().all(|c| alphabet.contains(c)))
+}
+
+#[test]
+fn typed_values_that_are_not_account_numbers_are_refused() {
+    for text in [
+        "",
+        "pupil@school-a.example",
+        "v1-7QX2-M9RA-4HVE-T0B",
+        "v1-7QX2-M9RA-4HVE-T0BZ-",
+        "v1-7qx2-m9ra-4hve-t0bz",
+        "v01-7QX2-M9RA-4HVE-T0BZ",
+        "v0-7QX2-M9RA-4HVE-T0BZ",
+        "v1-7QX2-M9RA-4HVE-T0BU",
+        " v1-7QX2-M9RA-4HVE-T0BZ",
+        "v1-7QX2-M9RA-4HVE-T0BZ\n",
+        "v99999999999-7QX2-M9RA-4HVE-T0BZ",
+    ] {
+        assert_eq!(AccountNumber::parse(text), None, "{text:?}");
+    }
+    assert!(AccountNumber::parse("v1-7QX2-M9RA-4HVE-T0BZ").is_some());
+    assert!(AccountNumber::parse("v12-NM47-NYDH-8ZFA-EYWK").is_some());
+}

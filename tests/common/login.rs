@@ -296,6 +296,8 @@ pub struct Options {
     /// nymgate's SAML IdP face (`[login.saml_idp]`) for the node-saml platform of
     /// tests/peers/saml_platform.mjs, which signs its AuthnRequests.
     pub saml_out: bool,
+    /// TOML lines added to `[audit]` (`max_bytes = …`).
+    pub audit: &'static str,
 }
 
 /// The SAML school's IdP.
@@ -333,6 +335,7 @@ impl Default for Options {
             alerts: "",
             webhook: None,
             saml_out: false,
+            audit: "",
             tenant_a: "",
             oidc_a: "",
             oidc_b: "",
@@ -477,6 +480,7 @@ level = "trace"
 
 [audit]
 file = "audit.log"
+{audit_extra}
 
 [pseudonyms]
 keyring_file = "keyring.toml"
@@ -494,6 +498,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             output = if options.provider { "provider" } else { "assertion_header" },
             seal = if options.no_seal_secret { "" } else { "seal_secret = { file = \"seal-secret\" }\n" },
             tenant_a = tenant("school-a", &idp.url),
+            audit_extra = options.audit,
         );
         if let Some(b) = &idp_b {
             config.push_str(&tenant("school-b", &b.url));
