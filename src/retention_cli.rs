@@ -7,7 +7,7 @@ use std::path::Path;
 use crate::audit::{AuditEvent, AuditSink};
 use crate::config::Config;
 use crate::pseudonym::keyring::Keyring;
-use crate::retention::{RetentionStore, Values, WrapKeys};
+use crate::retention::{RetentionError, RetentionStore, Values, WrapKeys};
 
 /// One action.
 #[derive(Debug, Clone)]
@@ -62,39 +62,62 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, tenant))
     };
     let record = |action: &'static str, tenant: &str, account: Option<&str>, outcome: &'static str| {
-        let event = AuditEvent {
-            tenant: Some(tenant),
-            account_number: account,
-            reason: Some("by_shell"),
-            ..AuditEvent::admin(action, outcome)
-        };
-        audit.record(&event).map_err(|e| format!("done, but its audit line could not be written: {e}"))
+        audit_line(&audit, action, tenant, account, outcome, "by_shell")
+            .map_err(|e| format!("done, but its audit line could not be written: {e}"))
+    };
+    // A failed action has its audit line too; a tampered record says so (reason `tampered`), and
+    // nothing of it is printed.
+    let err = |action: &'static str, tenant: &str, account: &str| {
+        let audit = &audit;
+        let (tenant, account) = (tenant.to_owned(), account.to_owned());
+        move |e: RetentionError| {
+            let reason = if matches!(e, RetentionError::Tampered) { "tampered" } else { "retention_unavailable" };
+            match audit_line(audit, action, &tenant, Some(&account), "failed", reason) {
+                Ok(()) => e.to_string(),
+                Err(audit_error) => format!("{e} (and its audit line could not be written: {audit_error})"),
+            }
+        }
+    };
+    // A tenant past its offboarding date serves nothing from then on, not only after the next
+    // cull erases it (the login refuses it likewise). Erasure and offboarding stay open.
+    let live = |tenant: &str| -> Result<(), String> {
+        let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
+        match found.offboard_at() {
+            Some(at) if at <= now => Err(format!(
+                "tenant {tenant:?} is past its offboarding date: its records are not served; run `nymgate retention cull` or `offboard`"
+            )),
+            _ => Ok(()),
+        }
     };
     let found = |yes: bool, what: &str| if yes { Ok(what.to_owned()) } else { Err("no record".to_owned()) };
-    let err = |e: crate::retention::RetentionError| e.to_string();
     match action {
         Action::Show { tenant, account } => {
-            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err)?;
+            live(tenant)?;
+            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err("retention_lookup", tenant, account))?;
             record("retention_lookup", tenant, Some(account), if shown.is_some() { "ok" } else { "failed" })?;
             let record = shown.ok_or("no record")?;
             Ok(serde_json::to_string_pretty(&record).expect("a record serializes"))
         }
         Action::Rectify { tenant, account, values } => {
-            let done = store.rectify(tenant, &keys(tenant)?, account, values).map_err(err)?;
+            live(tenant)?;
+            let done = store
+                .rectify(tenant, &keys(tenant)?, account, values)
+                .map_err(err("retention_rectify", tenant, account))?;
             record("retention_rectify", tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, "rectified")
         }
         Action::Restrict { tenant, account } | Action::Lift { tenant, account } => {
+            live(tenant)?;
             let restrict = matches!(action, Action::Restrict { .. });
-            scope_of(tenant)?;
-            let done = store.restrict(tenant, account, restrict).map_err(err)?;
             let name = if restrict { "retention_restrict" } else { "retention_lift" };
+            let done =
+                store.restrict(tenant, &keys(tenant)?, account, restrict).map_err(err(name, tenant, account))?;
             record(name, tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, if restrict { "restricted" } else { "restriction lifted" })
         }
         Action::Erase { tenant, account } => {
             scope_of(tenant)?;
-            let done = store.erase(tenant, account).map_err(err)?;
+            let done = store.erase(tenant, account).map_err(err("retention_erase", tenant, account))?;
             record("retention_erase", tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, "erased")
         }
@@ -104,7 +127,7 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
             let offboard: Vec<(String, u64)> =
                 config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.offboard_at()?))).collect();
             let (culled, offboarded) =
-                store.cull_due(now, settings.cull_after.as_secs(), &offboard).map_err(err)?;
+                store.cull_due(now, settings.cull_after.as_secs(), &offboard).map_err(|e| e.to_string())?;
             for (tenant, _) in &offboarded {
                 let event = AuditEvent {
                     tenant: Some(tenant),
@@ -125,6 +148,24 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         }
         Action::Offboard { tenant } => offboard(&config, &store, keyring_file, tenant, &audit),
     }
+}
+
+/// Writes one admin audit line about a record (tenant and account number, never a value).
+fn audit_line(
+    audit: &AuditSink,
+    action: &'static str,
+    tenant: &str,
+    account: Option<&str>,
+    outcome: &'static str,
+    reason: &'static str,
+) -> Result<(), String> {
+    let event = AuditEvent {
+        tenant: Some(tenant),
+        account_number: account,
+        reason: Some(reason),
+        ..AuditEvent::admin(action, outcome)
+    };
+    audit.record(&event).map_err(|e| e.to_string())
 }
 
 /// The report of an offboarding: what was removed, counted.
