@@ -35,6 +35,10 @@ CREATE TABLE IF NOT EXISTS nymgate_record_heads (
 );
 ";
 
+/// The advisory lock nymgate's replicas take while they create the tables (any constant the
+/// database's other users don't take; "nymgate" in ASCII).
+const SCHEMA_LOCK: i64 = 0x6e79_6d67_6174_65;
+
 /// How long `forget`'s `VACUUM FULL` waits for the tables' lock before it gives up (and the next
 /// removal tries again): it must not queue for long, since every login's write waits behind it.
 const FORGET_LOCK_TIMEOUT: &str = "5s";
@@ -77,7 +81,11 @@ impl Postgres {
                     if client.as_ref().is_none_or(Client::is_closed) {
                         client = config.connect(NoTls).ok();
                         if let Some(c) = client.as_mut() {
-                            if c.batch_execute(SCHEMA).is_err() {
+                            // Under a lock: two replicas creating the tables at once would have
+                        // one fail on PostgreSQL's catalog (`CREATE … IF NOT EXISTS` is not
+                        // safe against a concurrent creation).
+                        let schema = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;");
+                        if c.batch_execute(&schema).is_err() {
                                 client = None;
                             }
                         }

@@ -3,7 +3,7 @@
 //!
 //! Other processes share the file (`nymgate retention …` beside a running server): every
 //! transaction takes the write lock when it begins (`BEGIN IMMEDIATE`) and waits up to
-//! [`BUSY_TIMEOUT`] for it. A deferred transaction that reads and then writes could not wait: its
+//! [`BUSY_TIMEOUT`] for it, trying every [`RETRY_EVERY`]. A deferred transaction that reads and then writes could not wait: its
 //! upgrade fails at once with "database is locked" when another process wrote meanwhile
 //! (SQLite, "Transaction", §2.1), which failed logins during a shell command.
 
@@ -18,6 +18,35 @@ use super::{Db, KeyRow, Operation, RecordRow, RetentionError};
 /// How long a transaction waits for another process's write lock. Every transaction here is a
 /// few statements (milliseconds), so this is never reached unless a process hangs holding it.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long `forget`'s checkpoint waits for other connections' readers to move past the removal.
+/// Shorter than [`BUSY_TIMEOUT`]: it holds this process's connection, and a checkpoint that
+/// can't finish now is retried at the next removal or cull.
+const FORGET_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How often a waiting connection tries the lock again. SQLite's own busy handler backs off to
+/// 100 ms between tries, so a shell command beside a busy server found the lock free only by
+/// luck and failed with "database is locked" after its timeout; trying every millisecond finds
+/// the gaps between logins' writes.
+const RETRY_EVERY: Duration = Duration::from_millis(1);
+
+/// SQLite's busy handler for transactions: `true` to try again (after a pause), `false` to give
+/// up with SQLITE_BUSY. `tries` counts the calls so far for this wait.
+fn retry_transaction(tries: i32) -> bool {
+    retry_within(tries, BUSY_TIMEOUT)
+}
+
+fn retry_forget(tries: i32) -> bool {
+    retry_within(tries, FORGET_TIMEOUT)
+}
+
+fn retry_within(tries: i32, limit: Duration) -> bool {
+    if RETRY_EVERY * tries.max(0) as u32 >= limit {
+        return false;
+    }
+    std::thread::sleep(RETRY_EVERY);
+    true
+}
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS data_keys (
@@ -55,7 +84,7 @@ impl Sqlite {
             crate::certs::write(path, b"", 0o600).map_err(RetentionError::Database)?;
         }
         let db = Connection::open(path)?;
-        db.busy_timeout(BUSY_TIMEOUT)?;
+        db.busy_handler(Some(retry_transaction))?;
         // WAL: a reader never sees half a transaction, and a crash loses at most the
         // transaction in flight. FULL: a commit is on disk before it is reported.
         db.pragma_update(None, "journal_mode", "WAL")?;
@@ -84,8 +113,11 @@ impl Sqlite {
     /// frames stay and the caller hears so.
     pub(super) fn forget(&self) -> Result<(), RetentionError> {
         let db = self.db.lock().unwrap_or_else(|e| e.into_inner());
-        let (busy, log, moved): (i64, i64, i64) =
-            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
+        db.busy_handler(Some(retry_forget))?;
+        let checkpoint =
+            db.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)));
+        db.busy_handler(Some(retry_transaction))?;
+        let (busy, log, moved): (i64, i64, i64) = checkpoint?;
         if busy != 0 || log > 0 || moved > 0 {
             return Err(RetentionError::Database(format!(
                 "the WAL checkpoint was blocked by another connection ({moved} of {log} frames moved)"
