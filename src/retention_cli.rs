@@ -71,7 +71,8 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         let audit = &audit;
         let (tenant, account) = (tenant.to_owned(), account.to_owned());
         move |e: RetentionError| {
-            let reason = if matches!(e, RetentionError::Tampered) { "tampered" } else { "retention_unavailable" };
+            let reason =
+                if matches!(e, RetentionError::Tampered) { "tampered" } else { "retention_unavailable" };
             match audit_line(audit, action, &tenant, Some(&account), "failed", reason) {
                 Ok(()) => e.to_string(),
                 Err(audit_error) => format!("{e} (and its audit line could not be written: {audit_error})"),
@@ -93,16 +94,22 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
     match action {
         Action::Show { tenant, account } => {
             live(tenant)?;
-            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err("retention_lookup", tenant, account))?;
+            let shown = store.lookup(tenant, &keys(tenant)?, account).map_err(err(
+                "retention_lookup",
+                tenant,
+                account,
+            ))?;
             record("retention_lookup", tenant, Some(account), if shown.is_some() { "ok" } else { "failed" })?;
             let record = shown.ok_or("no record")?;
             Ok(serde_json::to_string_pretty(&record).expect("a record serializes"))
         }
         Action::Rectify { tenant, account, values } => {
             live(tenant)?;
-            let done = store
-                .rectify(tenant, &keys(tenant)?, account, values)
-                .map_err(err("retention_rectify", tenant, account))?;
+            let done = store.rectify(tenant, &keys(tenant)?, account, values).map_err(err(
+                "retention_rectify",
+                tenant,
+                account,
+            ))?;
             record("retention_rectify", tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, "rectified")
         }
@@ -110,8 +117,9 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
             live(tenant)?;
             let restrict = matches!(action, Action::Restrict { .. });
             let name = if restrict { "retention_restrict" } else { "retention_lift" };
-            let done =
-                store.restrict(tenant, &keys(tenant)?, account, restrict).map_err(err(name, tenant, account))?;
+            let done = store
+                .restrict(tenant, &keys(tenant)?, account, restrict)
+                .map_err(err(name, tenant, account))?;
             record(name, tenant, Some(account), if done { "ok" } else { "failed" })?;
             found(done, if restrict { "restricted" } else { "restriction lifted" })
         }

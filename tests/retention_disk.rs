@@ -46,7 +46,9 @@ fn an_erased_record_leaves_nothing_in_the_raw_sqlite_files_wal_included() {
     let other = world.store();
     let keys = world.keys("school-a");
     for i in 0..40 {
-        other.remember("school-a", &keys, &format!("v1-KEEP-{i}"), &teacher(&format!("Kollega {i}")), 1).unwrap();
+        other
+            .remember("school-a", &keys, &format!("v1-KEEP-{i}"), &teacher(&format!("Kollega {i}")), 1)
+            .unwrap();
     }
     // The person's record in every version it had: logins, a rectification, a restriction.
     let mut versions = Vec::new();
@@ -132,7 +134,9 @@ fn an_erased_record_leaves_nothing_in_the_postgres_database_files() {
             .get(0)
     };
     for i in 0..40 {
-        store.remember("school-a", &keys, &format!("v1-KEEP-{i}"), &teacher(&format!("Kollega {i}")), 1).unwrap();
+        store
+            .remember("school-a", &keys, &format!("v1-KEEP-{i}"), &teacher(&format!("Kollega {i}")), 1)
+            .unwrap();
     }
     let mut versions = Vec::new();
     for (i, name) in ["Anna Lärare", "Anna Lärare-Berg", "Anna Berg"].iter().enumerate() {
@@ -141,7 +145,8 @@ fn an_erased_record_leaves_nothing_in_the_postgres_database_files() {
     }
     assert!(store.restrict("school-a", &keys, "v1-ERASE", true).unwrap());
     versions.push(sealed_of(&mut client, "v1-ERASE"));
-    let oid: u32 = client.query_one("SELECT oid FROM pg_database WHERE datname = 'postgres'", &[]).unwrap().get(0);
+    let oid: u32 =
+        client.query_one("SELECT oid FROM pg_database WHERE datname = 'postgres'", &[]).unwrap().get(0);
     let base = server.data_dir().join("base").join(oid.to_string());
     // The scan can fail: with the pages on disk, the live version is there, and so are the dead
     // tuples of the earlier ones (a plain VACUUM would leave their bytes in the pages too).

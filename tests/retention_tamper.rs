@@ -66,7 +66,8 @@ fn an_older_row_restored_from_a_copy_is_refused_as_tampered() {
     let world = tampered(|world, db| {
         // A copy of the row (as a backup holds it), then a rectification, then the copy put back
         // over it: the rectification undone.
-        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'").unwrap();
+        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'")
+            .unwrap();
         let store = world.store();
         let fixed = teacher("Anna Rättad");
         assert!(store.rectify("school-a", &world.keys("school-a"), "v1-TAMP", &fixed).unwrap());
@@ -81,7 +82,8 @@ fn an_older_row_restored_from_a_copy_is_refused_as_tampered() {
 #[test]
 fn an_erased_row_reinserted_is_refused_as_tampered() {
     let world = tampered(|world, db| {
-        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'").unwrap();
+        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'")
+            .unwrap();
         assert!(world.store().erase("school-a", "v1-TAMP").unwrap());
         db.execute_batch("INSERT INTO records SELECT * FROM copy").unwrap();
     });
@@ -117,7 +119,8 @@ fn a_row_moved_to_another_tenant_is_refused_as_tampered() {
 fn a_changed_last_seen_time_is_refused_as_tampered() {
     // Moving the time forward would keep a record past its cull; it is bound like the rest.
     let world = tampered(|_, db| {
-        db.execute_batch("UPDATE records SET last_seen = 4102444800 WHERE account_number = 'v1-TAMP'").unwrap();
+        db.execute_batch("UPDATE records SET last_seen = 4102444800 WHERE account_number = 'v1-TAMP'")
+            .unwrap();
     });
     assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
 }
@@ -188,10 +191,14 @@ fn tampered_postgres_rows_are_refused_like_sqlite_ones() {
     store.remember("school-a", &keys, "v1-OTHER", &teacher("Bo Kollega"), 100).unwrap();
     assert!(store.restrict("school-a", &keys, "v1-TAMP", true).unwrap());
     let mut client = server.client();
-    client.batch_execute("UPDATE nymgate_records SET restricted = FALSE WHERE account_number = 'v1-TAMP'").unwrap();
+    client
+        .batch_execute("UPDATE nymgate_records SET restricted = FALSE WHERE account_number = 'v1-TAMP'")
+        .unwrap();
     assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
     // An older copy of a row put back after a rectification.
-    client.batch_execute("CREATE TABLE copy AS SELECT * FROM nymgate_records WHERE account_number = 'v1-OTHER'").unwrap();
+    client
+        .batch_execute("CREATE TABLE copy AS SELECT * FROM nymgate_records WHERE account_number = 'v1-OTHER'")
+        .unwrap();
     assert!(store.rectify("school-a", &keys, "v1-OTHER", &teacher("Bo Rättad")).unwrap());
     client
         .batch_execute(

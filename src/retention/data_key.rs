@@ -64,7 +64,10 @@ fn migrate(db: &mut dyn Db, tenant: &str, key: &[u8; 32]) -> Result<(), Retentio
             version: 0,
         };
         let Ok(plain) = seal::open_record(key, &binding, &row.nonce, row.sealed, true) else {
-            tracing::warn!(tenant, "retention: a format-1 record does not open; left, and refused from now on");
+            tracing::warn!(
+                tenant,
+                "retention: a format-1 record does not open; left, and refused from now on"
+            );
             continue;
         };
         seal_and_put(db, key, tenant, &account, &plain, row.restricted, row.last_seen)?;

@@ -326,7 +326,9 @@ impl RetentionStore {
             let (key, format) = match data_key::stored(db, &tenant, &keys)? {
                 Some(found) => found,
                 // No data key: a record (or a head) is then one nymgate never wrote.
-                None if db.record_row(&tenant, &account)?.is_none() && db.head(&tenant, &account)?.is_none() => {
+                None if db.record_row(&tenant, &account)?.is_none()
+                    && db.head(&tenant, &account)?.is_none() =>
+                {
                     return Ok(None);
                 }
                 None => return Err(RetentionError::Tampered),

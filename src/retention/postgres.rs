@@ -37,7 +37,7 @@ CREATE TABLE IF NOT EXISTS nymgate_record_heads (
 
 /// The advisory lock nymgate's replicas take while they create the tables (any constant the
 /// database's other users don't take; "nymgate" in ASCII).
-const SCHEMA_LOCK: i64 = 0x6e79_6d67_6174_65;
+const SCHEMA_LOCK: i64 = 0x006e_796d_6761_7465;
 
 /// How long `forget`'s `VACUUM FULL` waits for the tables' lock before it gives up (and the next
 /// removal tries again): it must not queue for long, since every login's write waits behind it.
@@ -82,10 +82,12 @@ impl Postgres {
                         client = config.connect(NoTls).ok();
                         if let Some(c) = client.as_mut() {
                             // Under a lock: two replicas creating the tables at once would have
-                        // one fail on PostgreSQL's catalog (`CREATE … IF NOT EXISTS` is not
-                        // safe against a concurrent creation).
-                        let schema = format!("BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;");
-                        if c.batch_execute(&schema).is_err() {
+                            // one fail on PostgreSQL's catalog (`CREATE … IF NOT EXISTS` is not
+                            // safe against a concurrent creation).
+                            let schema = format!(
+                                "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"
+                            );
+                            if c.batch_execute(&schema).is_err() {
                                 client = None;
                             }
                         }
@@ -179,7 +181,12 @@ impl Db for Tx<'_, '_> {
             "SELECT nonce, ciphertext, last_seen, restricted FROM nymgate_records WHERE tenant = $1 AND account_number = $2 FOR UPDATE",
             &[&tenant, &account],
         )?;
-        Ok(row.map(|r| RecordRow { nonce: r.get(0), sealed: r.get(1), last_seen: r.get(2), restricted: r.get(3) }))
+        Ok(row.map(|r| RecordRow {
+            nonce: r.get(0),
+            sealed: r.get(1),
+            last_seen: r.get(2),
+            restricted: r.get(3),
+        }))
     }
 
     fn head(&mut self, tenant: &str, account: &str) -> Result<Option<i64>, RetentionError> {

@@ -178,7 +178,8 @@ fn seal(key: &[u8; 32], aad: &[u8], mut plain: Vec<u8>) -> ([u8; NONCE_LEN], Vec
 fn open(key: &[u8; 32], aad: &[u8], nonce: &[u8], mut sealed: Vec<u8>) -> Result<Vec<u8>, RetentionError> {
     let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key"));
     let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| RetentionError::Tampered)?;
-    let plain = key.open_in_place(nonce, Aad::from(aad), &mut sealed).map_err(|_| RetentionError::Tampered)?;
+    let plain =
+        key.open_in_place(nonce, Aad::from(aad), &mut sealed).map_err(|_| RetentionError::Tampered)?;
     Ok(plain.to_vec())
 }
 

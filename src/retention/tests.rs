@@ -114,8 +114,7 @@ fn a_rotation_rewraps_the_data_key_so_retiring_the_old_version_loses_nothing() {
 fn a_store_serves_the_database_its_config_names_and_no_other() {
     let dir = tempfile::tempdir().unwrap();
     let settings = |file: &str| -> crate::config::RetentionConfig {
-        toml::from_str(&format!("sqlite_file = {:?}", dir.path().join(file).display().to_string()))
-            .unwrap()
+        toml::from_str(&format!("sqlite_file = {:?}", dir.path().join(file).display().to_string())).unwrap()
     };
     let store = RetentionStore::from_config(&settings("a.db")).unwrap();
     assert!(store.serves(&settings("a.db")), "a reload with the same file keeps the store");
@@ -126,7 +125,8 @@ fn a_store_serves_the_database_its_config_names_and_no_other() {
 /// the file: (the record's nonce, its ciphertext).
 fn write_format_1(path: &std::path::Path, keys: &WrapKeys) -> (Vec<u8>, Vec<u8>) {
     let data_key = [42u8; 32];
-    let (key_nonce, wrapped) = seal::seal_v1_for_tests(keys.get(1).unwrap(), "skola-a", None, data_key.to_vec());
+    let (key_nonce, wrapped) =
+        seal::seal_v1_for_tests(keys.get(1).unwrap(), "skola-a", None, data_key.to_vec());
     let plain = serde_json::to_vec(&values()).unwrap();
     let (nonce, sealed) = seal::seal_v1_for_tests(&data_key, "skola-a", Some("v1-OLD"), plain);
     let db = rusqlite::Connection::open(path).unwrap();
@@ -194,8 +194,10 @@ fn the_tenants_first_data_key_is_the_one_stored_first() {
     // Two handles on one file: the second one's first record finds the first one's key and
     // uses it (insert-if-absent, then read back), so each reads the other's record.
     let dir = tempfile::tempdir().unwrap();
-    let (one, two) =
-        (RetentionStore::open(&dir.path().join("r.db")).unwrap(), RetentionStore::open(&dir.path().join("r.db")).unwrap());
+    let (one, two) = (
+        RetentionStore::open(&dir.path().join("r.db")).unwrap(),
+        RetentionStore::open(&dir.path().join("r.db")).unwrap(),
+    );
     let keys = keys(&[1]);
     one.remember("skola-a", &keys, "v1-A", &values(), 1).unwrap();
     two.remember("skola-a", &keys, "v1-B", &values(), 1).unwrap();
