@@ -9,7 +9,7 @@ use crate::audit::{AuditEvent, AuditSink};
 use crate::config::Config;
 use crate::pseudonym::keyring::Keyring;
 use crate::pseudonym::AccountNumber;
-use crate::retention::{RetentionStore, Values, WrapKeys};
+use crate::retention::{RetentionError, RetentionStore, Values, WrapKeys};
 
 /// One action, as the operator typed it: nothing here is trusted until `run` checks it.
 #[derive(Debug, Clone)]
@@ -173,8 +173,23 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
     };
     let (tenant_id, account) = (shell.tenant.unwrap_or(""), shell.account.unwrap_or(""));
-    let unavailable =
-        |e: crate::retention::RetentionError| shell.fail("retention_unavailable", e.to_string());
+    // A tampered record says so (reason `tampered`), and nothing of it is printed.
+    let unavailable = |e: RetentionError| {
+        let reason = if matches!(e, RetentionError::Tampered) { "tampered" } else { "retention_unavailable" };
+        shell.fail(reason, e.to_string())
+    };
+    // A tenant past its offboarding date serves nothing from then on, not only after the next
+    // cull erases it (the login refuses it likewise). Erasure and offboarding stay open.
+    if matches!(
+        action,
+        Action::Show { .. } | Action::Rectify { .. } | Action::Restrict { .. } | Action::Lift { .. }
+    ) && tenant.and_then(|t| t.offboard_at()).is_some_and(|at| at <= now)
+    {
+        return shell.refuse(
+            "tenant_offboarded",
+            format!("tenant {tenant_id:?} is past its offboarding date: its records are not served; run `nymgate retention cull` or `offboard`"),
+        );
+    }
     match action {
         Action::Show { .. } => {
             let keys = match keys(tenant.expect("checked above")) {
@@ -211,8 +226,13 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         }
         Action::Restrict { .. } | Action::Lift { .. } => {
             let restrict = matches!(action, Action::Restrict { .. });
+            // The restriction is bound into the record's encryption: changing it re-encrypts.
+            let keys = match keys(tenant.expect("checked above")) {
+                Ok(keys) => keys,
+                Err(message) => return shell.fail("no_pseudonym_keys", message),
+            };
             shell.start()?;
-            match store.restrict(tenant_id, account, restrict) {
+            match store.restrict(tenant_id, &keys, account, restrict) {
                 Ok(true) => shell
                     .done("ok", "by_shell")
                     .map(|()| if restrict { "restricted" } else { "restriction lifted" }.to_owned()),

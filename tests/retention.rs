@@ -490,7 +490,7 @@ fn postgres_store_keeps_whole_encrypted_records_and_erases_them() {
         let sealed: Vec<u8> = row.get(2);
         assert!(!String::from_utf8_lossy(&sealed).contains("Lärare"), "a value in the clear");
     }
-    assert!(store.restrict("skola-c", "v1-A", true).unwrap());
+    assert!(store.restrict("skola-c", &keys, "v1-A", true).unwrap());
     assert!(store.lookup("skola-c", &keys, "v1-A").unwrap().unwrap().restricted);
     assert!(store.erase("skola-c", "v1-A").unwrap());
     assert!(!store.erase("skola-c", "v1-A").unwrap());

@@ -183,9 +183,9 @@ impl Login {
                         .then(|| json!({"rectified": true})),
                     "retention_erase" => store.erase(tenant, account)?.then(|| json!({"erased": true})),
                     "retention_restrict" => {
-                        store.restrict(tenant, account, true)?.then(|| json!({"restricted": true}))
+                        store.restrict(tenant, &keys, account, true)?.then(|| json!({"restricted": true}))
                     }
-                    _ => store.restrict(tenant, account, false)?.then(|| json!({"restricted": false})),
+                    _ => store.restrict(tenant, &keys, account, false)?.then(|| json!({"restricted": false})),
                 })
             },
         )

@@ -3,24 +3,35 @@
 //!
 //! Off by default; a tenant turns it on for named roles and attributes. Each record is keyed by
 //! (tenant, account number) and holds the values as AES-256-GCM ciphertext under the tenant's
-//! data key. The data key is stored wrapped (AES-256-GCM) under a key derived from the tenant's
-//! pseudonym scope key in the keyring (HMAC-SHA256), with that key's version beside it. So
-//! the database alone reveals nothing, and erasing the scope's keys (offboarding) makes every
-//! record unreadable even in a backup.
+//! data key, padded to a size bucket and bound to its tenant, account number, restriction,
+//! last-seen time and version (seal.rs). The version is also kept in `record_heads`, so a row
+//! restored from an older copy, or re-inserted after its erasure, is refused as tampered. The data
+//! key is stored wrapped (AES-256-GCM) under a key derived from the tenant's pseudonym scope key
+//! in the keyring (HMAC-SHA256), with that key's version beside it. So the database alone reveals
+//! nothing, and erasing the scope's keys (offboarding) makes every record unreadable even in a
+//! backup.
 //!
 //! Two backends behind one [`Db`] interface, every operation one transaction (a crash leaves a
 //! record whole or absent): embedded SQLite by default (sqlite.rs: one file, WAL), PostgreSQL for
-//! several replicas (postgres.rs). Calls block: async callers use `spawn_blocking`.
+//! several replicas (postgres.rs). After a removal (erasure, cull, offboarding, rectification)
+//! each backend makes its files forget the removed bytes at once: a truncating WAL checkpoint
+//! over secure-deleted pages in SQLite, `VACUUM FULL` in PostgreSQL. Calls block: async callers
+//! use `spawn_blocking`.
 
+mod data_key;
 mod postgres;
+mod seal;
 mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use aws_lc_rs::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use serde::{Deserialize, Serialize};
 
 use crate::pseudonym::keyring::ScopeKeys;
+use seal::RecordBinding;
 
 /// The keys that wrap one tenant's data key, one per scope key version, derived from the keyring
 /// before a blocking call (so that the call owns them). Never printed.
@@ -62,15 +73,26 @@ impl WrapKeys {
     }
 }
 
-/// Why the store failed. Messages carry no values.
+/// Why the store failed. Messages carry no values (a driver's message names SQL states and
+/// columns; values are always parameters).
 #[derive(Debug, thiserror::Error)]
 pub enum RetentionError {
     #[error("retention database: {0}")]
     Database(String),
     #[error("the tenant's data key cannot be unwrapped (its pseudonym key version {0} is gone)")]
     KeyGone(u32),
-    #[error("a retained record does not decrypt (tampered, or another tenant's)")]
+    #[error("the tenant's data key does not unwrap (tampered, or another tenant's)")]
     Corrupt,
+    /// A record's row was changed, moved, rolled back or re-inserted in the database: nothing of
+    /// it is served, and [`RetentionStore::tampered_total`] counts it.
+    #[error(
+        "a retained record was changed in the database (moved, rolled back, re-inserted, or its restriction or time edited): refused as tampered"
+    )]
+    Tampered,
+    /// The removal is committed, but the database's files may still hold the removed bytes; the
+    /// next removal (or the next cull) tries again.
+    #[error("done, but the database has not yet forgotten the removed bytes ({0}); run it again")]
+    NotForgotten(String),
 }
 
 impl From<rusqlite::Error> for RetentionError {
@@ -81,55 +103,57 @@ impl From<rusqlite::Error> for RetentionError {
 
 impl From<::postgres::Error> for RetentionError {
     fn from(error: ::postgres::Error) -> Self {
-        // The driver's messages name SQL states and columns, never values (they are parameters).
         RetentionError::Database(error.to_string())
     }
 }
 
-/// A stored record's row: (nonce, ciphertext, last seen, restricted).
-type RecordRow = (Vec<u8>, Vec<u8>, i64, bool);
+/// A stored record's row, as read: nothing in it is trusted until it opens under its binding.
+#[derive(Debug)]
+struct RecordRow {
+    /// Empty in format 2; the nonce in format 1 (seal.rs).
+    nonce: Vec<u8>,
+    sealed: Vec<u8>,
+    last_seen: i64,
+    restricted: bool,
+}
 
-/// A stored data key's row: (scope key version, nonce, wrapped key).
+/// A stored data key's row: (scope key version, nonce column, wrapped key).
 type KeyRow = (u32, Vec<u8>, Vec<u8>);
 
 /// What the store needs of a database, inside one transaction (sqlite.rs, postgres.rs).
 trait Db {
-    /// (key version, nonce, wrapped key) of the tenant's data key.
     fn data_key_row(&mut self, tenant: &str) -> Result<Option<KeyRow>, RetentionError>;
-    fn put_data_key(
+    /// Stores the tenant's first data key unless one is there already (insert-if-absent: two
+    /// replicas creating it at once keep the first; the caller reads back which won).
+    fn insert_data_key(&mut self, tenant: &str, version: u32, wrapped: &[u8]) -> Result<(), RetentionError>;
+    /// Replaces the data key's wrapping only while it is still `expected` (compare-and-swap);
+    /// how many rows changed.
+    fn replace_data_key(
         &mut self,
         tenant: &str,
+        expected: &[u8],
         version: u32,
-        nonce: &[u8],
         wrapped: &[u8],
-    ) -> Result<(), RetentionError>;
-    /// Inserts or replaces a record's values and last-seen time (its restriction stays).
-    fn upsert(
+    ) -> Result<u64, RetentionError>;
+    fn record_row(&mut self, tenant: &str, account: &str) -> Result<Option<RecordRow>, RetentionError>;
+    /// The record's current version (`record_heads`).
+    fn head(&mut self, tenant: &str, account: &str) -> Result<Option<i64>, RetentionError>;
+    /// Inserts or replaces a record (format 2) and its head, together.
+    fn put_record(
         &mut self,
         tenant: &str,
         account: &str,
-        nonce: &[u8],
         sealed: &[u8],
         last_seen: i64,
-    ) -> Result<(), RetentionError>;
-    fn record_row(&mut self, tenant: &str, account: &str) -> Result<Option<RecordRow>, RetentionError>;
-    /// Replaces an existing record's values; how many rows changed.
-    fn update_values(
-        &mut self,
-        tenant: &str,
-        account: &str,
-        nonce: &[u8],
-        sealed: &[u8],
-    ) -> Result<u64, RetentionError>;
-    fn set_restricted(
-        &mut self,
-        tenant: &str,
-        account: &str,
         restricted: bool,
-    ) -> Result<u64, RetentionError>;
+        version: i64,
+    ) -> Result<(), RetentionError>;
+    /// The tenant's records still in format 1 (to migrate).
+    fn legacy_accounts(&mut self, tenant: &str) -> Result<Vec<String>, RetentionError>;
+    /// Deletes a record and its head; how many records.
     fn delete_record(&mut self, tenant: &str, account: &str) -> Result<u64, RetentionError>;
     fn delete_unseen_since(&mut self, before: i64) -> Result<u64, RetentionError>;
-    /// Deletes the tenant's records and data key; how many records.
+    /// Deletes the tenant's records, heads and data key; how many records.
     fn delete_tenant(&mut self, tenant: &str) -> Result<u64, RetentionError>;
     fn count(&mut self, tenant: &str) -> Result<u64, RetentionError>;
 }
@@ -156,6 +180,12 @@ pub struct RetentionStore {
     backend: Backend,
     /// Which database this is (`location` of its config), to know whether a reload keeps it.
     location: String,
+    /// Records refused as tampered since start (for metrics: a non-zero value means someone
+    /// with database access changed a row, or a backup was restored over live rows).
+    tampered: AtomicU64,
+    /// A removal whose forgetting (checkpoint, vacuum) failed: the next cull tries again even when
+    /// it removes nothing itself.
+    unforgotten: AtomicBool,
 }
 
 enum Backend {
@@ -204,9 +234,18 @@ impl RetentionStore {
         Ok(store)
     }
 
+    fn with(backend: Backend) -> RetentionStore {
+        RetentionStore {
+            backend,
+            location: String::new(),
+            tampered: AtomicU64::new(0),
+            unforgotten: AtomicBool::new(false),
+        }
+    }
+
     /// Opens (or creates, mode 0600) the SQLite file.
     pub fn open(path: &Path) -> Result<RetentionStore, RetentionError> {
-        Ok(RetentionStore { backend: Backend::Sqlite(sqlite::Sqlite::open(path)?), location: String::new() })
+        Ok(Self::with(Backend::Sqlite(sqlite::Sqlite::open(path)?)))
     }
 
     /// PostgreSQL at `url` (`postgres://user@host:port/db`) with `password`; it connects at
@@ -215,26 +254,48 @@ impl RetentionStore {
         url: &str,
         password: Option<crate::secret::Secret>,
     ) -> Result<RetentionStore, RetentionError> {
-        Ok(RetentionStore {
-            backend: Backend::Postgres(postgres::Postgres::new(url, password)?),
-            location: String::new(),
-        })
+        Ok(Self::with(Backend::Postgres(postgres::Postgres::new(url, password)?)))
+    }
+
+    /// How many records were refused as tampered since this store was opened.
+    pub fn tampered_total(&self) -> u64 {
+        self.tampered.load(Ordering::Relaxed)
     }
 
     /// Runs `operation` in one transaction: committed when it returns `Ok`, rolled back
-    /// otherwise.
+    /// otherwise. With `forget`, the database then drops the bytes the operation removed.
     fn transact<R: Send + 'static>(
         &self,
+        forget: bool,
         operation: impl FnOnce(&mut dyn Db) -> Result<R, RetentionError> + Send + 'static,
     ) -> Result<R, RetentionError> {
-        match &self.backend {
+        let result = match &self.backend {
             Backend::Sqlite(db) => db.transact(Box::new(operation)),
             Backend::Postgres(db) => db.transact(Box::new(operation)),
+        };
+        if matches!(result, Err(RetentionError::Tampered)) {
+            self.tampered.fetch_add(1, Ordering::Relaxed);
         }
+        let result = result?;
+        if forget {
+            self.forget()?;
+        }
+        Ok(result)
+    }
+
+    /// Makes the database's files drop removed rows now (sqlite.rs, postgres.rs: `forget`).
+    fn forget(&self) -> Result<(), RetentionError> {
+        let forgotten = match &self.backend {
+            Backend::Sqlite(db) => db.forget(),
+            Backend::Postgres(db) => db.forget(),
+        };
+        self.unforgotten.store(forgotten.is_err(), Ordering::Relaxed);
+        forgotten.map_err(|e| RetentionError::NotForgotten(e.to_string()))
     }
 
     /// Writes (or replaces) `account_number`'s record at a login, with `last_seen = now`. A
-    /// restriction stays as it was.
+    /// restriction stays as it was; a stored record that fails its integrity check is refused
+    /// (its restriction can't be trusted, so the login must not launder it into a new record).
     pub fn remember(
         &self,
         tenant: &str,
@@ -245,14 +306,15 @@ impl RetentionStore {
     ) -> Result<(), RetentionError> {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
-        self.transact(move |db| {
-            let data_key = data_key(db, &tenant, &keys)?;
-            let (nonce, sealed) = seal(&data_key, &record_aad(&tenant, &account), plain);
-            db.upsert(&tenant, &account, &nonce, &sealed, now as i64)
+        self.transact(false, move |db| {
+            let key = data_key::writable(db, &tenant, &keys)?;
+            let restricted = verified(db, &tenant, &account, &key, false)?.is_some_and(|r| r.restricted);
+            seal_and_put(db, &key, &tenant, &account, &plain, restricted, now as i64)
         })
     }
 
-    /// The record of `account_number`, decrypted, or `None`.
+    /// The record of `account_number`, decrypted, or `None`. A row that fails its integrity
+    /// check is `Tampered`, never served.
     pub fn lookup(
         &self,
         tenant: &str,
@@ -260,25 +322,24 @@ impl RetentionStore {
         account_number: &str,
     ) -> Result<Option<Record>, RetentionError> {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
-        self.transact(move |db| {
-            let Some((nonce, sealed, last_seen, restricted)) = db.record_row(&tenant, &account)? else {
-                return Ok(None);
+        self.transact(false, move |db| {
+            let (key, format) = match data_key::stored(db, &tenant, &keys)? {
+                Some(found) => found,
+                // No data key: a record (or a head) is then one nymgate never wrote.
+                None if db.record_row(&tenant, &account)?.is_none()
+                    && db.head(&tenant, &account)?.is_none() =>
+                {
+                    return Ok(None);
+                }
+                None => return Err(RetentionError::Tampered),
             };
-            let (data_key, _) = existing_data_key(db, &tenant, &keys)?.ok_or(RetentionError::Corrupt)?;
-            let plain = open(&data_key, &record_aad(&tenant, &account), &nonce, sealed)?;
-            let values: Values = serde_json::from_slice(&plain).map_err(|_| RetentionError::Corrupt)?;
-            Ok(Some(Record {
-                tenant,
-                account_number: account,
-                values,
-                last_seen: last_seen.max(0) as u64,
-                restricted,
-            }))
+            let found = verified(db, &tenant, &account, &key, format == seal::Format::V1)?;
+            Ok(found.map(|v| Record::from_verified(tenant, account, v)))
         })
     }
 
     /// Replaces an existing record's values (rectification, GDPR Art. 16); `false` when there
-    /// is no record. Its last-seen time and restriction stay.
+    /// is no record. Its last-seen time and restriction stay; the old values are forgotten.
     pub fn rectify(
         &self,
         tenant: &str,
@@ -288,41 +349,56 @@ impl RetentionStore {
     ) -> Result<bool, RetentionError> {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
-        self.transact(move |db| {
-            let data_key = data_key(db, &tenant, &keys)?;
-            let (nonce, sealed) = seal(&data_key, &record_aad(&tenant, &account), plain);
-            Ok(db.update_values(&tenant, &account, &nonce, &sealed)? > 0)
+        self.transact(true, move |db| {
+            let key = data_key::writable(db, &tenant, &keys)?;
+            let Some(old) = verified(db, &tenant, &account, &key, false)? else { return Ok(false) };
+            seal_and_put(db, &key, &tenant, &account, &plain, old.restricted, old.last_seen as i64)?;
+            Ok(true)
         })
     }
 
     /// Restricts (or lifts the restriction of) a record (GDPR Art. 18, 21): kept, but not served
-    /// to the platform. `false` when there is no record.
+    /// to the platform. `false` when there is no record. The record is sealed again, because its
+    /// restriction is bound into its ciphertext.
     pub fn restrict(
         &self,
         tenant: &str,
+        keys: &WrapKeys,
         account_number: &str,
         restricted: bool,
     ) -> Result<bool, RetentionError> {
-        let (tenant, account) = (tenant.to_owned(), account_number.to_owned());
-        self.transact(move |db| Ok(db.set_restricted(&tenant, &account, restricted)? > 0))
+        let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
+        self.transact(false, move |db| {
+            let key = data_key::writable(db, &tenant, &keys)?;
+            let Some(old) = verified(db, &tenant, &account, &key, false)? else { return Ok(false) };
+            let plain = serde_json::to_vec(&old.values).expect("strings serialize");
+            seal_and_put(db, &key, &tenant, &account, &plain, restricted, old.last_seen as i64)?;
+            Ok(true)
+        })
     }
 
-    /// Erases one record now. Returns whether there was one; `true` only once it is committed.
+    /// Erases one record now, and makes the database forget it. Returns whether there was one;
+    /// `true` only once it is committed. A failed forgetting is `NotForgotten`: the record is
+    /// gone from the tables, and the next erasure or cull tries again.
     pub fn erase(&self, tenant: &str, account_number: &str) -> Result<bool, RetentionError> {
         let (tenant, account) = (tenant.to_owned(), account_number.to_owned());
-        self.transact(move |db| Ok(db.delete_record(&tenant, &account)? > 0))
+        self.transact(true, move |db| Ok(db.delete_record(&tenant, &account)? > 0))
     }
 
     /// Deletes every record not seen since `before` (unix seconds). Returns how many.
     pub fn cull(&self, before: u64) -> Result<usize, RetentionError> {
-        self.transact(move |db| Ok(db.delete_unseen_since(before as i64)? as usize))
+        let culled = self.transact(false, move |db| Ok(db.delete_unseen_since(before as i64)? as usize))?;
+        if culled > 0 || self.unforgotten.load(Ordering::Relaxed) {
+            self.forget()?;
+        }
+        Ok(culled)
     }
 
-    /// Erases a tenant: its records and its wrapped data key, in one transaction. Returns the
-    /// number of records removed.
+    /// Erases a tenant: its records and its wrapped data key, in one transaction, then makes the
+    /// database forget them. Returns the number of records removed.
     pub fn offboard(&self, tenant: &str) -> Result<usize, RetentionError> {
         let tenant = tenant.to_owned();
-        self.transact(move |db| Ok(db.delete_tenant(&tenant)? as usize))
+        self.transact(true, move |db| Ok(db.delete_tenant(&tenant)? as usize))
     }
 
     /// The culling job's work at `now`: every tenant whose offboarding time (`offboard`) has
@@ -346,192 +422,93 @@ impl RetentionStore {
     /// How many records a tenant has (for metrics and reports; no values).
     pub fn count(&self, tenant: &str) -> Result<usize, RetentionError> {
         let tenant = tenant.to_owned();
-        self.transact(move |db| Ok(db.count(&tenant)? as usize))
+        self.transact(false, move |db| Ok(db.count(&tenant)? as usize))
     }
 
     /// Wraps the tenant's data key under the scope's current key version, if it is not already
-    /// (at start and after a reload, before anyone retires the old version).
+    /// (at start and after a reload, before anyone retires the old version), and moves the
+    /// tenant's records from format 1 to format 2 if they are not yet.
     pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<(), RetentionError> {
         let (tenant, keys) = (tenant.to_owned(), keys.clone());
-        self.transact(move |db| {
-            if existing_data_key(db, &tenant, &keys)?.is_some() {
-                data_key(db, &tenant, &keys)?;
+        self.transact(false, move |db| {
+            if db.data_key_row(&tenant)?.is_some() {
+                data_key::writable(db, &tenant, &keys)?;
             }
             Ok(())
         })
     }
 }
 
-/// The AAD binding a record's ciphertext to its tenant and account number: a ciphertext moved
-/// to another row does not decrypt.
-fn record_aad(tenant: &str, account_number: &str) -> Vec<u8> {
-    format!("nymgate retention record v1\0{tenant}\0{account_number}").into_bytes()
+/// A record whose row opened under its binding: what may be served or carried over.
+struct Verified {
+    values: Values,
+    last_seen: u64,
+    restricted: bool,
 }
 
-/// The tenant's data key, made (random) at first use, and stored wrapped under the scope's
-/// current key version: one wrapped under an older version is wrapped again under the current
-/// one, so that retiring old versions after a rotation (docs/PSEUDONYMS.md) loses nothing.
-fn data_key(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
-    let version = keys.current;
-    let (key, stored_version) = match existing_data_key(db, tenant, keys)? {
-        Some((key, stored)) => (key, Some(stored)),
-        None => (crate::secret::random_bytes::<32>(), None),
-    };
-    if stored_version != Some(version) {
-        let (nonce, wrapped) = seal(keys.get(version)?, tenant.as_bytes(), key.to_vec());
-        db.put_data_key(tenant, version, &nonce, &wrapped)?;
-    }
-    Ok(key)
-}
-
-/// The stored data key and the scope key version it is wrapped under.
-fn existing_data_key(
+/// Reads a record and checks it whole: its head (the version it must carry) and its ciphertext
+/// under the binding of every column nymgate relies on. Format 1 rows are read only while
+/// `legacy_allowed` (the tenant's data key is still in format 1, seal.rs). `None` when neither
+/// row nor head exists.
+fn verified(
     db: &mut dyn Db,
     tenant: &str,
-    keys: &WrapKeys,
-) -> Result<Option<([u8; 32], u32)>, RetentionError> {
-    let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else { return Ok(None) };
-    let plain = open(keys.get(version)?, tenant.as_bytes(), &nonce, wrapped)?;
-    let key: [u8; 32] = plain.try_into().map_err(|_| RetentionError::Corrupt)?;
-    Ok(Some((key, version)))
+    account: &str,
+    key: &[u8; 32],
+    legacy_allowed: bool,
+) -> Result<Option<Verified>, RetentionError> {
+    let (row, head) = (db.record_row(tenant, account)?, db.head(tenant, account)?);
+    let row = match (row, head) {
+        (None, None) => return Ok(None),
+        // A head without its row: the row was deleted outside nymgate.
+        (None, Some(_)) => return Err(RetentionError::Tampered),
+        (Some(row), _) => row,
+    };
+    let legacy = seal::format_of(&row.nonce, &row.sealed) == Some(seal::Format::V1);
+    let version = match head {
+        Some(version) if !legacy => version,
+        // Format 1 rows had no head; a format 2 row without one was re-inserted after its
+        // erasure (or its head was deleted).
+        None if legacy => 0,
+        _ => return Err(RetentionError::Tampered),
+    };
+    let binding =
+        RecordBinding { tenant, account, restricted: row.restricted, last_seen: row.last_seen, version };
+    let plain = seal::open_record(key, &binding, &row.nonce, row.sealed, legacy_allowed)?;
+    let values = serde_json::from_slice(&plain).map_err(|_| RetentionError::Tampered)?;
+    Ok(Some(Verified { values, last_seen: row.last_seen.max(0) as u64, restricted: row.restricted }))
 }
 
-/// AES-256-GCM with a random 96-bit nonce: (nonce, ciphertext and tag).
-fn seal(key: &[u8; 32], aad: &[u8], mut plain: Vec<u8>) -> (Vec<u8>, Vec<u8>) {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key"));
-    let nonce = crate::secret::random_bytes::<NONCE_LEN>();
-    key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut plain)
-        .expect("AES-GCM seals any length here");
-    (nonce.to_vec(), plain)
+/// Seals `plain` under a fresh version and stores the row and its head.
+fn seal_and_put(
+    db: &mut dyn Db,
+    key: &[u8; 32],
+    tenant: &str,
+    account: &str,
+    plain: &[u8],
+    restricted: bool,
+    last_seen: i64,
+) -> Result<(), RetentionError> {
+    let version = fresh_version();
+    let binding = RecordBinding { tenant, account, restricted, last_seen, version };
+    db.put_record(tenant, account, &seal::seal_record(key, &binding, plain), last_seen, restricted, version)
 }
 
-fn open(key: &[u8; 32], aad: &[u8], nonce: &[u8], mut sealed: Vec<u8>) -> Result<Vec<u8>, RetentionError> {
-    let key = LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key).expect("a 32-byte key"));
-    let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| RetentionError::Corrupt)?;
-    let plain = key.open_in_place(nonce, Aad::from(aad), &mut sealed).map_err(|_| RetentionError::Corrupt)?;
-    Ok(plain.to_vec())
+/// A record version: 63 random bits, new at every write. Detecting a rollback needs only that
+/// an older copy's version differs from the head's, which random versions give without a
+/// shared counter (one more row every replica's writes would queue on).
+fn fresh_version() -> i64 {
+    (u64::from_be_bytes(crate::secret::random_bytes::<8>()) >> 1) as i64
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::pseudonym::keyring::ScopeKey;
-    use crate::secret::Secret;
-
-    /// skola-a's and skola-b's wrapping keys for a scope with these key versions.
-    fn keys(versions: &[u32]) -> WrapKeys {
-        let scope = ScopeKeys {
-            keys: versions.iter().map(|&v| ScopeKey::new(v, 0, Secret::new(vec![v as u8; 32]))).collect(),
-            migration_until: None,
-        };
-        WrapKeys::derive(&scope, "skola-a")
-    }
-
-    fn values() -> Values {
-        [
-            ("email".to_owned(), vec!["anna.larare@skola.example".to_owned()]),
-            ("name".to_owned(), vec!["Anna Lärare".to_owned()]),
-        ]
-        .into()
-    }
-
-    #[test]
-    fn records_round_trip_and_are_unreadable_in_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("retained.db");
-        let store = RetentionStore::open(&path).unwrap();
-        let keys = keys(&[1]);
-        store.remember("skola-a", &keys, "v1-AAAA-BBBB", &values(), 100).unwrap();
-        let record = store.lookup("skola-a", &keys, "v1-AAAA-BBBB").unwrap().unwrap();
-        assert_eq!((record.values, record.last_seen, record.restricted), (values(), 100, false));
-        assert_eq!(store.lookup("skola-a", &keys, "v1-CCCC").unwrap(), None);
-        drop(store);
-        // Neither the database nor its WAL holds a value in the clear.
-        for name in ["retained.db", "retained.db-wal"] {
-            let bytes = std::fs::read(dir.path().join(name)).unwrap_or_default();
-            let text = String::from_utf8_lossy(&bytes);
-            assert!(!text.contains("anna.larare") && !text.contains("Lärare"), "{name} holds a value");
+impl Record {
+    fn from_verified(tenant: String, account_number: String, verified: Verified) -> Record {
+        Record {
+            tenant,
+            account_number,
+            values: verified.values,
+            last_seen: verified.last_seen,
+            restricted: verified.restricted,
         }
-        use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-    }
-
-    #[test]
-    fn a_record_moved_to_another_row_or_tenant_does_not_decrypt() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-        let keys = keys(&[1]);
-        store.remember("skola-a", &keys, "v1-A", &values(), 1).unwrap();
-        store.remember("skola-a", &keys, "v1-B", &Values::new(), 1).unwrap();
-        {
-            let db = rusqlite::Connection::open(dir.path().join("r.db")).unwrap();
-            db.execute_batch(
-                "UPDATE records SET nonce = (SELECT nonce FROM records WHERE account_number = 'v1-A'),
-                 ciphertext = (SELECT ciphertext FROM records WHERE account_number = 'v1-A') WHERE account_number = 'v1-B'",
-            )
-            .unwrap();
-        }
-        assert!(matches!(store.lookup("skola-a", &keys, "v1-B"), Err(RetentionError::Corrupt)));
-    }
-
-    #[test]
-    fn erase_cull_and_offboard_remove_what_they_say() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-        let keys = keys(&[1]);
-        store.remember("skola-a", &keys, "v1-A", &values(), 100).unwrap();
-        store.remember("skola-a", &keys, "v1-B", &values(), 200).unwrap();
-        store.remember("skola-b", &keys, "v1-C", &values(), 300).unwrap();
-        let changed: Values = [("email".to_owned(), vec!["ny@skola.example".to_owned()])].into();
-        assert!(store.rectify("skola-a", &keys, "v1-A", &changed).unwrap());
-        assert!(!store.rectify("skola-a", &keys, "v1-none", &changed).unwrap());
-        assert!(store.restrict("skola-a", "v1-A", true).unwrap());
-        let record = store.lookup("skola-a", &keys, "v1-A").unwrap().unwrap();
-        assert_eq!((record.values, record.restricted, record.last_seen), (changed, true, 100));
-        // A later login refreshes the values but keeps the restriction.
-        store.remember("skola-a", &keys, "v1-A", &values(), 150).unwrap();
-        assert!(store.lookup("skola-a", &keys, "v1-A").unwrap().unwrap().restricted);
-        assert!(store.erase("skola-a", "v1-A").unwrap());
-        assert!(!store.erase("skola-a", "v1-A").unwrap(), "erased once");
-        assert_eq!(store.cull(250).unwrap(), 1, "v1-B, not seen since 200");
-        assert_eq!(store.count("skola-b").unwrap(), 1);
-        assert_eq!(store.offboard("skola-b").unwrap(), 1);
-        assert_eq!(store.count("skola-b").unwrap(), 0);
-        // A new record after offboarding gets a new data key.
-        store.remember("skola-b", &keys, "v1-D", &values(), 400).unwrap();
-        assert!(store.lookup("skola-b", &keys, "v1-D").unwrap().is_some());
-    }
-
-    #[test]
-    fn erasing_the_scope_keys_makes_every_record_unreadable() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-        store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
-        // After a rotation the data key still unwraps with the version it was wrapped under.
-        assert!(store.lookup("skola-a", &keys(&[1, 2]), "v1-A").unwrap().is_some());
-        // The scope's keys erased (offboarding): nothing decrypts any more.
-        assert!(matches!(store.lookup("skola-a", &keys(&[3]), "v1-A"), Err(RetentionError::KeyGone(1))));
-    }
-
-    #[test]
-    fn a_rotation_rewraps_the_data_key_so_retiring_the_old_version_loses_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-        store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
-        store.rewrap("skola-a", &keys(&[1, 2])).unwrap();
-        // Version 1 retired: the record still reads under version 2.
-        assert_eq!(store.lookup("skola-a", &keys(&[2]), "v1-A").unwrap().unwrap().values, values());
-    }
-
-    #[test]
-    fn a_store_serves_the_database_its_config_names_and_no_other() {
-        let dir = tempfile::tempdir().unwrap();
-        let settings = |file: &str| -> crate::config::RetentionConfig {
-            toml::from_str(&format!("sqlite_file = {:?}", dir.path().join(file).display().to_string()))
-                .unwrap()
-        };
-        let store = RetentionStore::from_config(&settings("a.db")).unwrap();
-        assert!(store.serves(&settings("a.db")), "a reload with the same file keeps the store");
-        assert!(!store.serves(&settings("b.db")), "a reload naming another file opens that one");
     }
 }

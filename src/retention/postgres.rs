@@ -27,7 +27,27 @@ CREATE TABLE IF NOT EXISTS nymgate_records (
     PRIMARY KEY (tenant, account_number)
 );
 CREATE INDEX IF NOT EXISTS nymgate_records_last_seen ON nymgate_records (last_seen);
+CREATE TABLE IF NOT EXISTS nymgate_record_heads (
+    tenant TEXT NOT NULL,
+    account_number TEXT NOT NULL,
+    version BIGINT NOT NULL,
+    PRIMARY KEY (tenant, account_number)
+);
 ";
+
+/// The advisory lock nymgate's replicas take while they create the tables (any constant the
+/// database's other users don't take; "nymgate" in ASCII).
+const SCHEMA_LOCK: i64 = 0x006e_796d_6761_7465;
+
+/// How long `forget`'s `VACUUM FULL` waits for the tables' lock before it gives up (and the next
+/// removal tries again): it must not queue for long, since every login's write waits behind it.
+const FORGET_LOCK_TIMEOUT: &str = "5s";
+
+/// Rewrites the tables into new files and drops the old ones (PostgreSQL, "VACUUM", FULL). A plain
+/// VACUUM marks a dead tuple's space free but leaves its bytes in the page until a later row
+/// happens to overwrite them; the rewrite copies only live rows, and the old file is truncated to
+/// nothing at commit (its name is unlinked at the next checkpoint).
+const FORGET: &str = "VACUUM (FULL) nymgate_records, nymgate_record_heads, nymgate_data_keys";
 
 /// A job for the client's thread.
 type Job = Box<dyn FnOnce(&mut Option<Client>) + Send>;
@@ -61,7 +81,13 @@ impl Postgres {
                     if client.as_ref().is_none_or(Client::is_closed) {
                         client = config.connect(NoTls).ok();
                         if let Some(c) = client.as_mut() {
-                            if c.batch_execute(SCHEMA).is_err() {
+                            // Under a lock: two replicas creating the tables at once would have
+                            // one fail on PostgreSQL's catalog (`CREATE … IF NOT EXISTS` is not
+                            // safe against a concurrent creation).
+                            let schema = format!(
+                                "BEGIN; SELECT pg_advisory_xact_lock({SCHEMA_LOCK}); {SCHEMA} COMMIT;"
+                            );
+                            if c.batch_execute(&schema).is_err() {
                                 client = None;
                             }
                         }
@@ -74,16 +100,35 @@ impl Postgres {
     }
 
     pub(super) fn transact<R: Send + 'static>(&self, operation: Operation<R>) -> Result<R, RetentionError> {
+        self.run(move |client| {
+            let mut tx = client.transaction()?;
+            let result = operation(&mut Tx(&mut tx))?;
+            tx.commit()?;
+            Ok(result)
+        })
+    }
+
+    /// Makes the tables' files drop removed rows now ([`FORGET`]); outside any transaction, as
+    /// VACUUM must be. What PostgreSQL's WAL and backups keep is docs/RETENTION.md's.
+    pub(super) fn forget(&self) -> Result<(), RetentionError> {
+        self.run(|client| {
+            client.batch_execute(&format!("SET lock_timeout = '{FORGET_LOCK_TIMEOUT}'"))?;
+            let vacuumed = client.batch_execute(FORGET);
+            client.batch_execute("RESET lock_timeout")?;
+            Ok(vacuumed?)
+        })
+    }
+
+    /// Runs `work` on the client's thread with the connection, and waits for its answer.
+    fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Client) -> Result<R, RetentionError> + Send + 'static,
+    ) -> Result<R, RetentionError> {
         let (reply, answer) = mpsc::channel();
         let job: Job = Box::new(move |client: &mut Option<Client>| {
             let result = match client.as_mut() {
                 None => Err(RetentionError::Database("PostgreSQL is unreachable".into())),
-                Some(client) => (|| {
-                    let mut tx = client.transaction()?;
-                    let result = operation(&mut Tx(&mut tx))?;
-                    tx.commit()?;
-                    Ok(result)
-                })(),
+                Some(client) => work(client),
             };
             let _ = reply.send(result);
         });
@@ -104,71 +149,89 @@ impl Db for Tx<'_, '_> {
         Ok(row.map(|r| (r.get::<_, i64>(0) as u32, r.get(1), r.get(2))))
     }
 
-    fn put_data_key(
+    /// Under READ COMMITTED, a second replica's insert waits for the first one's commit and then
+    /// does nothing; its next statement (the read back) sees the first one's key.
+    fn insert_data_key(&mut self, tenant: &str, version: u32, wrapped: &[u8]) -> Result<(), RetentionError> {
+        self.0.execute(
+            "INSERT INTO nymgate_data_keys (tenant, key_version, nonce, wrapped) VALUES ($1, $2, ''::bytea, $3)
+             ON CONFLICT (tenant) DO NOTHING",
+            &[&tenant, &i64::from(version), &wrapped],
+        )?;
+        Ok(())
+    }
+
+    fn replace_data_key(
         &mut self,
         tenant: &str,
+        expected: &[u8],
         version: u32,
-        nonce: &[u8],
         wrapped: &[u8],
-    ) -> Result<(), RetentionError> {
-        self.0.execute(
-            "INSERT INTO nymgate_data_keys (tenant, key_version, nonce, wrapped) VALUES ($1, $2, $3, $4)
-             ON CONFLICT (tenant) DO UPDATE SET key_version = $2, nonce = $3, wrapped = $4",
-            &[&tenant, &i64::from(version), &nonce, &wrapped],
-        )?;
-        Ok(())
+    ) -> Result<u64, RetentionError> {
+        Ok(self.0.execute(
+            "UPDATE nymgate_data_keys SET key_version = $3, nonce = ''::bytea, wrapped = $4 WHERE tenant = $1 AND wrapped = $2",
+            &[&tenant, &expected, &i64::from(version), &wrapped],
+        )?)
     }
 
-    fn upsert(
-        &mut self,
-        tenant: &str,
-        account: &str,
-        nonce: &[u8],
-        sealed: &[u8],
-        last_seen: i64,
-    ) -> Result<(), RetentionError> {
-        self.0.execute(
-            "INSERT INTO nymgate_records (tenant, account_number, nonce, ciphertext, last_seen) VALUES ($1, $2, $3, $4, $5)
-             ON CONFLICT (tenant, account_number) DO UPDATE SET nonce = $3, ciphertext = $4, last_seen = $5",
-            &[&tenant, &account, &nonce, &sealed, &last_seen],
-        )?;
-        Ok(())
-    }
-
+    /// Locks the row to the end of the transaction: a login that carries a record's restriction
+    /// into its new version waits for a DPO's restriction being committed, and then sees it
+    /// (READ COMMITTED re-reads a row it waited for), instead of writing the old state back.
     fn record_row(&mut self, tenant: &str, account: &str) -> Result<Option<RecordRow>, RetentionError> {
         let row = self.0.query_opt(
-            "SELECT nonce, ciphertext, last_seen, restricted FROM nymgate_records WHERE tenant = $1 AND account_number = $2",
+            "SELECT nonce, ciphertext, last_seen, restricted FROM nymgate_records WHERE tenant = $1 AND account_number = $2 FOR UPDATE",
             &[&tenant, &account],
         )?;
-        Ok(row.map(|r| (r.get(0), r.get(1), r.get(2), r.get(3))))
+        Ok(row.map(|r| RecordRow {
+            nonce: r.get(0),
+            sealed: r.get(1),
+            last_seen: r.get(2),
+            restricted: r.get(3),
+        }))
     }
 
-    fn update_values(
+    fn head(&mut self, tenant: &str, account: &str) -> Result<Option<i64>, RetentionError> {
+        let row = self.0.query_opt(
+            "SELECT version FROM nymgate_record_heads WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account],
+        )?;
+        Ok(row.map(|r| r.get(0)))
+    }
+
+    fn put_record(
         &mut self,
         tenant: &str,
         account: &str,
-        nonce: &[u8],
         sealed: &[u8],
-    ) -> Result<u64, RetentionError> {
-        Ok(self.0.execute(
-            "UPDATE nymgate_records SET nonce = $3, ciphertext = $4 WHERE tenant = $1 AND account_number = $2",
-            &[&tenant, &account, &nonce, &sealed],
-        )?)
+        last_seen: i64,
+        restricted: bool,
+        version: i64,
+    ) -> Result<(), RetentionError> {
+        self.0.execute(
+            "INSERT INTO nymgate_records (tenant, account_number, nonce, ciphertext, last_seen, restricted) VALUES ($1, $2, ''::bytea, $3, $4, $5)
+             ON CONFLICT (tenant, account_number) DO UPDATE SET nonce = ''::bytea, ciphertext = $3, last_seen = $4, restricted = $5",
+            &[&tenant, &account, &sealed, &last_seen, &restricted],
+        )?;
+        self.0.execute(
+            "INSERT INTO nymgate_record_heads (tenant, account_number, version) VALUES ($1, $2, $3)
+             ON CONFLICT (tenant, account_number) DO UPDATE SET version = $3",
+            &[&tenant, &account, &version],
+        )?;
+        Ok(())
     }
 
-    fn set_restricted(
-        &mut self,
-        tenant: &str,
-        account: &str,
-        restricted: bool,
-    ) -> Result<u64, RetentionError> {
-        Ok(self.0.execute(
-            "UPDATE nymgate_records SET restricted = $3 WHERE tenant = $1 AND account_number = $2",
-            &[&tenant, &account, &restricted],
-        )?)
+    fn legacy_accounts(&mut self, tenant: &str) -> Result<Vec<String>, RetentionError> {
+        let rows = self.0.query(
+            "SELECT account_number FROM nymgate_records WHERE tenant = $1 AND length(nonce) = 12",
+            &[&tenant],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
     fn delete_record(&mut self, tenant: &str, account: &str) -> Result<u64, RetentionError> {
+        self.0.execute(
+            "DELETE FROM nymgate_record_heads WHERE tenant = $1 AND account_number = $2",
+            &[&tenant, &account],
+        )?;
         Ok(self.0.execute(
             "DELETE FROM nymgate_records WHERE tenant = $1 AND account_number = $2",
             &[&tenant, &account],
@@ -176,11 +239,17 @@ impl Db for Tx<'_, '_> {
     }
 
     fn delete_unseen_since(&mut self, before: i64) -> Result<u64, RetentionError> {
+        self.0.execute(
+            "DELETE FROM nymgate_record_heads WHERE (tenant, account_number) IN
+             (SELECT tenant, account_number FROM nymgate_records WHERE last_seen < $1)",
+            &[&before],
+        )?;
         Ok(self.0.execute("DELETE FROM nymgate_records WHERE last_seen < $1", &[&before])?)
     }
 
     fn delete_tenant(&mut self, tenant: &str) -> Result<u64, RetentionError> {
         let removed = self.0.execute("DELETE FROM nymgate_records WHERE tenant = $1", &[&tenant])?;
+        self.0.execute("DELETE FROM nymgate_record_heads WHERE tenant = $1", &[&tenant])?;
         self.0.execute("DELETE FROM nymgate_data_keys WHERE tenant = $1", &[&tenant])?;
         Ok(removed)
     }

@@ -8,6 +8,7 @@ pub mod nginx;
 pub mod platform;
 pub mod postgres;
 pub mod redis;
+pub mod retention;
 pub mod saml;
 
 use std::convert::Infallible;

@@ -130,6 +130,24 @@ impl PostgresServer {
         )
     }
 
+    /// The cluster's data folder (`base/` holds the tables' files, `pg_wal/` the WAL), for tests
+    /// that read what is on disk.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// A client as the cluster's superuser (`CHECKPOINT`, `pg_relation_filepath`).
+    pub fn client(&self) -> postgres::Client {
+        postgres::Config::new()
+            .host("127.0.0.1")
+            .port(self.port)
+            .user(USER)
+            .password(&self.password)
+            .dbname("postgres")
+            .connect(postgres::NoTls)
+            .unwrap()
+    }
+
     pub fn url(&self) -> String {
         format!("postgres://{USER}@127.0.0.1:{}/postgres", self.port)
     }

@@ -145,9 +145,18 @@ fn kill_9_at_every_step_of_a_keyring_write_leaves_a_readable_keyring_and_no_key_
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            let mut line = String::new();
-            BufReader::new(child.stderr.take().unwrap()).read_line(&mut line).unwrap();
-            assert_eq!(line.trim(), format!("nymgate: stopped at keyring step {step}"), "{op}");
+            // The audit's `started` line (on standard error without --audit) comes first.
+            let mut stderr = BufReader::new(child.stderr.take().unwrap());
+            let stopped = format!("nymgate: stopped at keyring step {step}");
+            let mut seen = Vec::new();
+            while seen.len() < 8 && !seen.last().is_some_and(|line: &String| line.trim() == stopped) {
+                let mut line = String::new();
+                if stderr.read_line(&mut line).unwrap() == 0 {
+                    break;
+                }
+                seen.push(line);
+            }
+            assert!(seen.last().is_some_and(|line| line.trim() == stopped), "{op}: {seen:?}");
             child.kill().unwrap(); // SIGKILL
             child.wait().unwrap();
 

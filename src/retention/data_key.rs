@@ -1,0 +1,76 @@
+//! A tenant's data key: created once however many replicas race for it, wrapped again under the
+//! scope's current key version, and the moment a tenant's records move from format 1 to format 2
+//! (seal.rs).
+
+use super::seal::{self, Format, RecordBinding};
+use super::{seal_and_put, Db, RetentionError, WrapKeys};
+
+/// The stored data key and the format it is wrapped in (format 1: the tenant's records may still
+/// be in format 1), or `None` before the tenant's first record.
+pub(super) fn stored(
+    db: &mut dyn Db,
+    tenant: &str,
+    keys: &WrapKeys,
+) -> Result<Option<([u8; 32], Format)>, RetentionError> {
+    let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else { return Ok(None) };
+    seal::unwrap_data_key(keys.get(version)?, tenant, &nonce, wrapped).map(Some)
+}
+
+/// The tenant's data key for a write: made (random) at first use, stored insert-if-absent, and
+/// the stored one used (so that two replicas creating it at once agree on the first one stored,
+/// and no record is ever sealed under a key that lost). A key wrapped under an older scope key
+/// version, or in format 1, is wrapped again under the current version in format 2, so that
+/// retiring old versions after a rotation (docs/PSEUDONYMS.md) loses nothing; in format 1 the
+/// tenant's records move to format 2 in the same transaction.
+pub(super) fn writable(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
+    let current = keys.current;
+    let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else {
+        let fresh = crate::secret::random_bytes::<32>();
+        db.insert_data_key(tenant, current, &seal::wrap_data_key(keys.get(current)?, tenant, &fresh))?;
+        // Read back what won: ours, or another replica's stored first.
+        let (key, _) = stored(db, tenant, keys)?.ok_or_else(|| {
+            RetentionError::Database("the tenant's data key vanished while it was made".into())
+        })?;
+        return Ok(key);
+    };
+    let (key, format) = seal::unwrap_data_key(keys.get(version)?, tenant, &nonce, wrapped.clone())?;
+    if format == Format::V2 && version == current {
+        return Ok(key);
+    }
+    let rewrapped = seal::wrap_data_key(keys.get(current)?, tenant, &key);
+    // Compare-and-swap: the row stays locked to the end of this transaction (PostgreSQL), so a
+    // replica doing the same at once waits, finds it changed, and leaves the migration to us.
+    if db.replace_data_key(tenant, &wrapped, current, &rewrapped)? == 0 {
+        return Ok(stored(db, tenant, keys)?.ok_or(RetentionError::Corrupt)?.0);
+    }
+    if format == Format::V1 {
+        migrate(db, tenant, &key)?;
+    }
+    Ok(key)
+}
+
+/// Seals every format-1 record of the tenant again in format 2, with a head. Its restriction and
+/// last-seen time are taken as stored: format 1 did not bind them, so they are trusted once,
+/// here. A format-1 row that does not open is left as it is, and is refused as tampered from
+/// now on (its tenant's key is in format 2).
+fn migrate(db: &mut dyn Db, tenant: &str, key: &[u8; 32]) -> Result<(), RetentionError> {
+    for account in db.legacy_accounts(tenant)? {
+        let Some(row) = db.record_row(tenant, &account)? else { continue };
+        let binding = RecordBinding {
+            tenant,
+            account: &account,
+            restricted: row.restricted,
+            last_seen: row.last_seen,
+            version: 0,
+        };
+        let Ok(plain) = seal::open_record(key, &binding, &row.nonce, row.sealed, true) else {
+            tracing::warn!(
+                tenant,
+                "retention: a format-1 record does not open; left, and refused from now on"
+            );
+            continue;
+        };
+        seal_and_put(db, key, tenant, &account, &plain, row.restricted, row.last_seen)?;
+    }
+    Ok(())
+}
