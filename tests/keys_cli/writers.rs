@@ -149,7 +149,7 @@ fn kill_9_at_every_step_of_a_keyring_write_leaves_a_readable_keyring_and_no_key_
             let mut stderr = BufReader::new(child.stderr.take().unwrap());
             let stopped = format!("nymgate: stopped at keyring step {step}");
             let mut seen = Vec::new();
-            while seen.len() < 8 && !seen.last().is_some_and(|line: &String| line.trim() == stopped) {
+            while seen.len() < 8 && seen.last().is_none_or(|line: &String| line.trim() != stopped) {
                 let mut line = String::new();
                 if stderr.read_line(&mut line).unwrap() == 0 {
                     break;
