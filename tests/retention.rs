@@ -333,6 +333,26 @@ fn a_tenant_past_its_offboarding_date_signs_nobody_in() {
     assert_eq!(world.last_login()["reason"], "tenant_offboarded");
 }
 
+/// Past its offboarding date a tenant's records are not served by the admin API either, not
+/// only after the next cull erases them (410, audited `tenant_offboarded`); erasure stays open.
+#[test]
+fn the_admin_api_serves_nothing_of_a_tenant_past_its_offboarding_date() {
+    std::env::set_var("NYMGATE_TEST_OFFBOARDED_PLATFORM", PLATFORM_TOKEN);
+    std::env::set_var("NYMGATE_TEST_OFFBOARDED_DPO", DPO_TOKEN);
+    const TENANT: &str = "offboard_on = \"2020-01-01\"\n[tenants.retention]\nroles = [\"student\"]\nattributes = { email = [\"email\"] }\nserve = [\"email\"]\n";
+    const API: &str = "[retention]\nsqlite_file = \"retained.db\"\n[retention.api]\nplatform_token = { env = \"NYMGATE_TEST_OFFBOARDED_PLATFORM\" }\ndpo_token = { env = \"NYMGATE_TEST_OFFBOARDED_DPO\" }\n";
+    let world = World::start(Options { tenant_a: TENANT, extra: API, ..Options::default() });
+    let path = "school-a/v1-ABCD-EFGH-JKMN-PQRS";
+    for (method, token) in [("GET", PLATFORM_TOKEN), ("GET", DPO_TOKEN), ("POST", DPO_TOKEN)] {
+        let target = if method == "POST" { format!("{path}/restrict") } else { path.to_owned() };
+        assert_eq!(api(&world, method, &target, Some(token), None).0, 410, "{method} {target}");
+        let line = world.audit().into_iter().rev().find(|l| l["kind"] == "admin").unwrap();
+        assert_eq!(line["reason"], "tenant_offboarded");
+    }
+    // Erasure is still answered (no record here: 404, not 410).
+    assert_ne!(api(&world, "DELETE", path, Some(DPO_TOKEN), None).0, 410);
+}
+
 // ---- crash safety ----------------------------------------------------------------------------
 
 /// The keys of the crash test's store (a fixed scope key: the test owns the file).

@@ -192,7 +192,15 @@ fn shell_writes_beside_store_writes_never_fail_with_database_is_locked() {
     let (store, keys) = (world.store(), world.keys("school-a"));
     let rounds = 12;
     for i in 0..rounds {
-        store.remember("school-a", &keys, &format!("v1-C-{i}"), &teacher(&format!("Lärare {i}")), 1).unwrap();
+        store
+            .remember(
+                "school-a",
+                &keys,
+                &format!("v1-CCCC-0000-0000-{i:04}"),
+                &teacher(&format!("Lärare {i}")),
+                1,
+            )
+            .unwrap();
     }
     let done = std::sync::atomic::AtomicBool::new(false);
     let (written, failures) = std::thread::scope(|scope| {
@@ -214,7 +222,7 @@ fn shell_writes_beside_store_writes_never_fail_with_database_is_locked() {
         });
         let mut failures = Vec::new();
         for i in 0..rounds {
-            let account = format!("v1-C-{i}");
+            let account = format!("v1-CCCC-0000-0000-{i:04}");
             let who = ["--tenant", "school-a", "--account", account.as_str()];
             let values = r#"{"name": ["Rättad"]}"#;
             for args in [

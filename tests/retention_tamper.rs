@@ -12,17 +12,25 @@ use nymgate::retention::RetentionError;
 
 const SQLITE: &str = "[retention]\nsqlite_file = \"retained.db\"\n";
 
-/// A deployment whose school-a holds `v1-TAMP` (restricted, seen at 100) and `v1-OTHER`, and
-/// whose school-b holds `v1-B`, all written by the store; then `tamper` edits the file as
+/// A deployment whose school-a holds `v1-TAMP-0000-0000-0001` (restricted, seen at 100) and `v1-0THR-0000-0000-0002`, and
+/// whose school-b holds `v1-BBBB-0000-0000-0003`, all written by the store; then `tamper` edits the file as
 /// someone with database access would.
 fn tampered(tamper: impl FnOnce(&Deployment, &rusqlite::Connection)) -> Deployment {
     let world = Deployment::new(SQLITE, "");
     let store = world.store();
     let keys = world.keys("school-a");
-    store.remember("school-a", &keys, "v1-TAMP", &teacher("Anna Lärare"), 100).unwrap();
-    store.remember("school-a", &keys, "v1-OTHER", &teacher("Bo Kollega"), 100).unwrap();
-    store.remember("school-b", &world.keys("school-b"), "v1-B", &teacher("Cecilia Annan"), 100).unwrap();
-    assert!(store.restrict("school-a", &keys, "v1-TAMP", true).unwrap());
+    store.remember("school-a", &keys, "v1-TAMP-0000-0000-0001", &teacher("Anna Lärare"), 100).unwrap();
+    store.remember("school-a", &keys, "v1-0THR-0000-0000-0002", &teacher("Bo Kollega"), 100).unwrap();
+    store
+        .remember(
+            "school-b",
+            &world.keys("school-b"),
+            "v1-BBBB-0000-0000-0003",
+            &teacher("Cecilia Annan"),
+            100,
+        )
+        .unwrap();
+    assert!(store.restrict("school-a", &keys, "v1-TAMP-0000-0000-0001", true).unwrap());
     let db = rusqlite::Connection::open(world.path("retained.db")).unwrap();
     tamper(&world, &db);
     world
@@ -50,15 +58,16 @@ fn assert_refused_as_tampered(world: &Deployment, tenant: &str, account: &str) {
     let (ok, _, err) = world.cli(&["lift", "--tenant", tenant, "--account", account]);
     assert!(!ok && err.contains("tampered"), "{err}");
     // The other records are untouched by the refusal.
-    assert!(store.lookup("school-a", &world.keys("school-a"), "v1-OTHER").unwrap().is_some());
+    assert!(store.lookup("school-a", &world.keys("school-a"), "v1-0THR-0000-0000-0002").unwrap().is_some());
 }
 
 #[test]
 fn a_flipped_restriction_flag_is_refused_as_tampered() {
     let world = tampered(|_, db| {
-        db.execute_batch("UPDATE records SET restricted = 0 WHERE account_number = 'v1-TAMP'").unwrap();
+        db.execute_batch("UPDATE records SET restricted = 0 WHERE account_number = 'v1-TAMP-0000-0000-0001'")
+            .unwrap();
     });
-    assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
+    assert_refused_as_tampered(&world, "school-a", "v1-TAMP-0000-0000-0001");
 }
 
 #[test]
@@ -66,28 +75,34 @@ fn an_older_row_restored_from_a_copy_is_refused_as_tampered() {
     let world = tampered(|world, db| {
         // A copy of the row (as a backup holds it), then a rectification, then the copy put back
         // over it: the rectification undone.
-        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'")
-            .unwrap();
+        db.execute_batch(
+            "CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP-0000-0000-0001'",
+        )
+        .unwrap();
         let store = world.store();
         let fixed = teacher("Anna Rättad");
-        assert!(store.rectify("school-a", &world.keys("school-a"), "v1-TAMP", &fixed).unwrap());
+        assert!(store
+            .rectify("school-a", &world.keys("school-a"), "v1-TAMP-0000-0000-0001", &fixed)
+            .unwrap());
         db.execute_batch(
-            "DELETE FROM records WHERE account_number = 'v1-TAMP'; INSERT INTO records SELECT * FROM copy;",
+            "DELETE FROM records WHERE account_number = 'v1-TAMP-0000-0000-0001'; INSERT INTO records SELECT * FROM copy;",
         )
         .unwrap();
     });
-    assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
+    assert_refused_as_tampered(&world, "school-a", "v1-TAMP-0000-0000-0001");
 }
 
 #[test]
 fn an_erased_row_reinserted_is_refused_as_tampered() {
     let world = tampered(|world, db| {
-        db.execute_batch("CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP'")
-            .unwrap();
-        assert!(world.store().erase("school-a", "v1-TAMP").unwrap());
+        db.execute_batch(
+            "CREATE TABLE copy AS SELECT * FROM records WHERE account_number = 'v1-TAMP-0000-0000-0001'",
+        )
+        .unwrap();
+        assert!(world.store().erase("school-a", "v1-TAMP-0000-0000-0001").unwrap());
         db.execute_batch("INSERT INTO records SELECT * FROM copy").unwrap();
     });
-    assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
+    assert_refused_as_tampered(&world, "school-a", "v1-TAMP-0000-0000-0001");
 }
 
 #[test]
@@ -95,46 +110,52 @@ fn a_row_moved_to_another_account_is_refused_as_tampered() {
     let world = tampered(|_, db| {
         // Row and head together, so that only the binding can tell.
         db.execute_batch(
-            "UPDATE records SET account_number = 'v1-MOVED' WHERE account_number = 'v1-TAMP';
-             UPDATE record_heads SET account_number = 'v1-MOVED' WHERE account_number = 'v1-TAMP';",
+            "UPDATE records SET account_number = 'v1-M0VD-0000-0000-0004' WHERE account_number = 'v1-TAMP-0000-0000-0001';
+             UPDATE record_heads SET account_number = 'v1-M0VD-0000-0000-0004' WHERE account_number = 'v1-TAMP-0000-0000-0001';",
         )
         .unwrap();
     });
-    assert_refused_as_tampered(&world, "school-a", "v1-MOVED");
+    assert_refused_as_tampered(&world, "school-a", "v1-M0VD-0000-0000-0004");
 }
 
 #[test]
 fn a_row_moved_to_another_tenant_is_refused_as_tampered() {
     let world = tampered(|_, db| {
         db.execute_batch(
-            "UPDATE records SET tenant = 'school-b' WHERE account_number = 'v1-TAMP';
-             UPDATE record_heads SET tenant = 'school-b' WHERE account_number = 'v1-TAMP';",
+            "UPDATE records SET tenant = 'school-b' WHERE account_number = 'v1-TAMP-0000-0000-0001';
+             UPDATE record_heads SET tenant = 'school-b' WHERE account_number = 'v1-TAMP-0000-0000-0001';",
         )
         .unwrap();
     });
-    assert_refused_as_tampered(&world, "school-b", "v1-TAMP");
+    assert_refused_as_tampered(&world, "school-b", "v1-TAMP-0000-0000-0001");
 }
 
 #[test]
 fn a_changed_last_seen_time_is_refused_as_tampered() {
     // Moving the time forward would keep a record past its cull; it is bound like the rest.
     let world = tampered(|_, db| {
-        db.execute_batch("UPDATE records SET last_seen = 4102444800 WHERE account_number = 'v1-TAMP'")
-            .unwrap();
+        db.execute_batch(
+            "UPDATE records SET last_seen = 4102444800 WHERE account_number = 'v1-TAMP-0000-0000-0001'",
+        )
+        .unwrap();
     });
-    assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
+    assert_refused_as_tampered(&world, "school-a", "v1-TAMP-0000-0000-0001");
 }
 
 #[test]
 fn a_tenant_past_its_offboarding_date_is_not_served_by_the_shell() {
     let world = Deployment::new(SQLITE, "offboard_on = \"2020-01-01\"\n");
-    world.store().remember("school-a", &world.keys("school-a"), "v1-A", &teacher("Anna Lärare"), 1).unwrap();
+    world
+        .store()
+        .remember("school-a", &world.keys("school-a"), "v1-AAAA-0000-0000-0005", &teacher("Anna Lärare"), 1)
+        .unwrap();
     for action in ["show", "restrict", "lift"] {
-        let (ok, out, err) = world.cli(&[action, "--tenant", "school-a", "--account", "v1-A"]);
+        let (ok, out, err) =
+            world.cli(&[action, "--tenant", "school-a", "--account", "v1-AAAA-0000-0000-0005"]);
         assert!(!ok && err.contains("past its offboarding date") && out.is_empty(), "{action}: {out}{err}");
     }
     // Erasure stays open: removing is what the date asks for.
-    let (ok, _, err) = world.cli(&["erase", "--tenant", "school-a", "--account", "v1-A"]);
+    let (ok, _, err) = world.cli(&["erase", "--tenant", "school-a", "--account", "v1-AAAA-0000-0000-0005"]);
     assert!(ok, "{err}");
 }
 
@@ -156,13 +177,13 @@ proptest::proptest! {
         let dir = tempfile::tempdir().unwrap();
         let store = nymgate::retention::RetentionStore::open(&dir.path().join("r.db")).unwrap();
         let keys = fixed_keys();
-        store.remember("school-a", &keys, "v1-P", &teacher("Anna Lärare"), 100).unwrap();
+        store.remember("school-a", &keys, "v1-PPPP-0000-0000-0006", &teacher("Anna Lärare"), 100).unwrap();
         let db = rusqlite::Connection::open(dir.path().join("r.db")).unwrap();
         let sealed: Vec<u8> =
             db.query_row("SELECT ciphertext FROM records", [], |r| r.get(0)).unwrap();
         let mut flipped = sealed.clone();
         flipped[at % sealed.len()] ^= 1 << bit;
-        let mut account = "v1-P".to_owned();
+        let mut account = "v1-PPPP-0000-0000-0006".to_owned();
         match column {
             0 => { db.execute("UPDATE records SET ciphertext = ?1", [flipped]).unwrap(); }
             1 => { db.execute("UPDATE records SET nonce = ?1", [vec![0u8; 12]]).unwrap(); }
@@ -171,8 +192,8 @@ proptest::proptest! {
             4 => { db.execute_batch("UPDATE record_heads SET version = version + 1").unwrap(); }
             5 => { db.execute_batch("DELETE FROM record_heads").unwrap(); }
             _ => {
-                db.execute_batch("UPDATE records SET account_number = 'v1-Q'; UPDATE record_heads SET account_number = 'v1-Q'").unwrap();
-                account = "v1-Q".to_owned();
+                db.execute_batch("UPDATE records SET account_number = 'v1-QQQQ-0000-0000-0007'; UPDATE record_heads SET account_number = 'v1-QQQQ-0000-0000-0007'").unwrap();
+                account = "v1-QQQQ-0000-0000-0007".to_owned();
             }
         }
         proptest::prop_assert!(matches!(store.lookup("school-a", &keys, &account), Err(RetentionError::Tampered)));
@@ -187,25 +208,30 @@ fn tampered_postgres_rows_are_refused_like_sqlite_ones() {
     let secrets = tempfile::tempdir().unwrap();
     let world = Deployment::new(&server.retention_toml(secrets.path()), "");
     let (store, keys) = (world.store(), world.keys("school-a"));
-    store.remember("school-a", &keys, "v1-TAMP", &teacher("Anna Lärare"), 100).unwrap();
-    store.remember("school-a", &keys, "v1-OTHER", &teacher("Bo Kollega"), 100).unwrap();
-    assert!(store.restrict("school-a", &keys, "v1-TAMP", true).unwrap());
+    store.remember("school-a", &keys, "v1-TAMP-0000-0000-0001", &teacher("Anna Lärare"), 100).unwrap();
+    store.remember("school-a", &keys, "v1-0THR-0000-0000-0002", &teacher("Bo Kollega"), 100).unwrap();
+    assert!(store.restrict("school-a", &keys, "v1-TAMP-0000-0000-0001", true).unwrap());
     let mut client = server.client();
     client
-        .batch_execute("UPDATE nymgate_records SET restricted = FALSE WHERE account_number = 'v1-TAMP'")
-        .unwrap();
-    assert_refused_as_tampered(&world, "school-a", "v1-TAMP");
-    // An older copy of a row put back after a rectification.
-    client
-        .batch_execute("CREATE TABLE copy AS SELECT * FROM nymgate_records WHERE account_number = 'v1-OTHER'")
-        .unwrap();
-    assert!(store.rectify("school-a", &keys, "v1-OTHER", &teacher("Bo Rättad")).unwrap());
-    client
         .batch_execute(
-            "DELETE FROM nymgate_records WHERE account_number = 'v1-OTHER'; INSERT INTO nymgate_records SELECT * FROM copy;",
+            "UPDATE nymgate_records SET restricted = FALSE WHERE account_number = 'v1-TAMP-0000-0000-0001'",
         )
         .unwrap();
-    assert!(matches!(store.lookup("school-a", &keys, "v1-OTHER"), Err(RetentionError::Tampered)));
+    assert_refused_as_tampered(&world, "school-a", "v1-TAMP-0000-0000-0001");
+    // An older copy of a row put back after a rectification.
+    client
+        .batch_execute("CREATE TABLE copy AS SELECT * FROM nymgate_records WHERE account_number = 'v1-0THR-0000-0000-0002'")
+        .unwrap();
+    assert!(store.rectify("school-a", &keys, "v1-0THR-0000-0000-0002", &teacher("Bo Rättad")).unwrap());
+    client
+        .batch_execute(
+            "DELETE FROM nymgate_records WHERE account_number = 'v1-0THR-0000-0000-0002'; INSERT INTO nymgate_records SELECT * FROM copy;",
+        )
+        .unwrap();
+    assert!(matches!(
+        store.lookup("school-a", &keys, "v1-0THR-0000-0000-0002"),
+        Err(RetentionError::Tampered)
+    ));
 }
 
 #[test]

@@ -148,6 +148,15 @@ impl Login {
                 )
                 .await;
         }
+        // A tenant past its offboarding date serves nothing from then on, not only after the
+        // next cull erases it (its logins are refused likewise, and the shell refuses too);
+        // erasure stays open.
+        let now = crate::pseudonym::keyring::unix_now();
+        if action != "retention_erase" && self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
+            return self
+                .admin_refused(action, Some(tenant), Some(account), "tenant_offboarded", StatusCode::GONE)
+                .await;
+        }
         let values = if action == "retention_rectify" {
             match read_values(body).await {
                 Ok(values) => Some(values),
@@ -348,6 +357,7 @@ impl Login {
             "bad_account_number" => "not an account number",
             "platform_not_allowed" => "this call needs the dpo token",
             "unknown_tenant" => "no such tenant keeps values",
+            "tenant_offboarded" => "the tenant is past its offboarding date: its records are not served",
             "bad_body" => "expected {\"values\": {\"name\": [\"…\"]}} of at most 64 KiB",
             _ => "no such call",
         };
