@@ -96,6 +96,19 @@ async fn a_changed_config_file_is_noticed_without_a_signal() {
     assert!(applied, "the changed file was never reloaded");
 }
 
+/// Renames school-a in the config file and reloads by SIGHUP; waits (bounded) for the reload.
+fn rename_school_a_and_reload(world: &World) {
+    let path = world.dir.path().join("nymgate.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.replace("name = \"Skola school-a\"", "name = \"Nya skolan A\"")).unwrap();
+    world.signal("HUP");
+    let reloaded = (0..50).any(|_| {
+        std::thread::sleep(Duration::from_millis(100));
+        world.metrics().contains("nymgate_config_reloads_total{outcome=\"reloaded\"} 1")
+    });
+    assert!(reloaded, "no reload after SIGHUP:\n{}", world.log());
+}
+
 /// The real binary, told by SIGHUP: a tenant's new name shows at once, and a login state spent
 /// before the reload is still spent after it (the single-use store is carried over).
 #[test]
@@ -107,14 +120,7 @@ fn sighup_reloads_tenants_and_keeps_spent_states_spent() {
     assert_eq!(world.get_with_jar(url, &flow["jar"]), 303);
 
     let path = world.dir.path().join("nymgate.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    std::fs::write(&path, text.replace("name = \"Skola school-a\"", "name = \"Nya skolan A\"")).unwrap();
-    world.signal("HUP");
-    let reloaded = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        world.metrics().contains("nymgate_config_reloads_total{outcome=\"reloaded\"} 1")
-    });
-    assert!(reloaded, "no reload after SIGHUP:\n{}", world.log());
+    rename_school_a_and_reload(&world);
 
     let chooser = world.browse(&world.url("/nymgate/login"), None);
     let page = chooser["body"].as_str().unwrap();
@@ -157,16 +163,9 @@ fn a_reload_without_configured_secrets_keeps_pending_logins_and_the_signing_key(
     let flow = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), Some(&callback));
     let url = flow["url"].as_str().unwrap();
 
-    let path = world.dir.path().join("nymgate.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(world.dir.path().join("nymgate.toml")).unwrap();
     assert!(!text.contains("seal_secret"), "{text}");
-    std::fs::write(&path, text.replace("name = \"Skola school-a\"", "name = \"Nya skolan A\"")).unwrap();
-    world.signal("HUP");
-    let reloaded = (0..50).any(|_| {
-        std::thread::sleep(Duration::from_millis(100));
-        world.metrics().contains("nymgate_config_reloads_total{outcome=\"reloaded\"} 1")
-    });
-    assert!(reloaded, "no reload after SIGHUP:\n{}", world.log());
+    rename_school_a_and_reload(&world);
 
     assert_eq!(
         world.get_with_jar(url, &flow["jar"]),
