@@ -54,15 +54,31 @@ pub const SAML_PLATFORM_ACS: &str = "https://platform.example/saml/acs";
 /// (tests/peers/saml_platform_server.mjs).
 pub const SAML_INTERCEPTED: &str = "https://platform.example/intercepted";
 
-/// A port free on 127.0.0.1 a moment ago.
+/// Whether nymgate stopped because a port picked for it was taken meanwhile (its own message
+/// for the public port, src/listener.rs; the system's for the others).
+fn port_taken(stderr: &str) -> bool {
+    stderr.contains("already listens on") || stderr.contains("Address already in use")
+}
+
+/// A port free on 127.0.0.1 a moment ago, and never handed out before in this process: the
+/// kernel may give a port just closed to the next bind(0), so two peers of one test (its IdP
+/// and nymgate) could otherwise be told the same port, and nymgate then refuses to share it.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// Waits until `nymgate serve` logs "nymgate serving" on its stderr, written to `stderr` (it
 /// does so once every listener is bound). A connect to its port is not proof: a port picked by
 /// `free_port` can be taken by another test's process in between, which then answers the
-/// connect while nymgate exits with "Address already in use". `Err` with the log's text if
+/// connect while nymgate exits with "already listens on" (or "Address already in use"). `Err` with the log's text if
 /// nymgate exits or is not serving in 10 s.
 pub fn wait_serving(child: &mut Child, stderr: &Path) -> Result<(), String> {
     let log = || std::fs::read_to_string(stderr).unwrap_or_default();
@@ -381,7 +397,7 @@ impl World {
         for _ in 0..5 {
             match World::try_start(options.clone()) {
                 Ok(world) => return world,
-                Err(stderr) if stderr.contains("Address already in use") => continue,
+                Err(stderr) if port_taken(&stderr) => continue,
                 Err(stderr) => panic!("nymgate did not start: {stderr}"),
             }
         }
@@ -606,7 +622,7 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
             let mut replica = Replica { port, admin_port, nymgate: Peer(child) };
             match wait_serving(&mut replica.nymgate.0, &path.join("nymgate-b.stderr")) {
                 Ok(()) => return replica,
-                Err(stderr) if stderr.contains("Address already in use") => continue,
+                Err(stderr) if port_taken(&stderr) => continue,
                 Err(stderr) => panic!("replica did not start: {stderr}"),
             }
         }
