@@ -406,7 +406,10 @@ fn keys(command: KeysCommand) -> ExitCode {
             Some(scope),
             None,
             Box::new(move || {
-                update(&keyring.keyring, true, |ring| ring.new_scope(scope, now)).map(|()| Some(1))
+                update(&keyring.keyring, true, |ring| ring.new_scope(scope, now))?;
+                // Said, as every other keys change says what it did (it printed nothing).
+                println!("created scope {scope}: key version 1, current");
+                Ok(Some(1))
             }),
         ),
         KeysCommand::Rotate { keyring, scope, window } => (

@@ -125,6 +125,13 @@ impl Default for Metrics {
 impl Metrics {
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("nymgate");
+        // `nymgate_build_info{version="…"} 1`: which build a scrape came from (a fixed value of
+        // this binary, never a request's byte).
+        registry.register(
+            "build",
+            "The nymgate build serving",
+            prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let requests = Family::<RequestLabels, Counter>::default();
         registry.register("requests", "Requests answered, by route class and status", requests.clone());
         // 0.5 ms to about 33 s.

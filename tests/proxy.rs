@@ -411,6 +411,8 @@ async fn metrics_are_labelled_as_the_openmetrics_they_are() {
     );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
     assert!(body.contains("# TYPE nymgate_tls_handshake_failures counter"), "{body}");
+    let version = format!("nymgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    assert!(body.contains(&version), "{body}");
 }
 
 #[tokio::test]

@@ -115,7 +115,9 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
 #[test]
 fn keyring_readable_by_others_is_refused() {
     let s = Setup::new();
-    ok(&s.keys(&["new", "--scope", "school-a"]));
+    // `keys new` says what it made, as every other keys change does.
+    let said = ok(&s.keys(&["new", "--scope", "school-a"]));
+    assert!(said.contains("created scope school-a: key version 1"), "{said}");
     assert_eq!(std::fs::metadata(s.keyring()).unwrap().permissions().mode() & 0o777, 0o600);
     std::fs::set_permissions(s.keyring(), std::fs::Permissions::from_mode(0o640)).unwrap();
     assert!(failed(&s.pseudonym()).contains("chmod 600"));
