@@ -143,7 +143,9 @@ fn mark_retained(config: &Config, pseudonymizer: &Pseudonymizer, tenant: &str, a
             Ok(Some(_)) => Retained::Yes,
             Ok(None) => Retained::No,
             // A row is there, whatever its state: it is a record under this number.
-            Err(RetentionError::Corrupt | RetentionError::KeyGone(_)) => Retained::Yes,
+            Err(RetentionError::Corrupt | RetentionError::KeyGone(_) | RetentionError::Tampered) => {
+                Retained::Yes
+            }
             Err(_) => Retained::Unknown,
         });
     }

@@ -462,18 +462,24 @@ impl Pseudonymizer {
         sector: Sector<'_>,
         now: u64,
     ) -> Result<Lookup, PseudonymError> {
-        let (keys, issuer) = self.lookup_inputs(tenant_id, issuer)?;
-        Ok(Lookup {
-            current: derive_in_sector(keys.current(), sector, &issuer, subject),
-            previous: keys.previous(now).map(|key| derive_in_sector(key, sector, &issuer, subject)),
-        })
+        // The current and previous of every version's numbers: one derivation for both lookups.
+        let mut current = None;
+        let mut previous = None;
+        for known in self.lookup_every_version(tenant_id, issuer, subject, sector, now)? {
+            match known.key {
+                KeyState::Current => current = Some(known.number),
+                KeyState::Previous => previous = Some(known.number),
+                KeyState::Older => {}
+            }
+        }
+        let current = current.ok_or_else(|| PseudonymError::NoKeys(tenant_id.to_owned()))?;
+        Ok(Lookup { current, previous })
     }
 
     /// Every number of the person under every key version the scope still holds, newest
     /// first: after a rotation window has closed, records made under the older number stay
     /// until culled (docs/PSEUDONYMS.md, "Data-subject requests"), and an erasure by number
-    /// must reach them too. The same inputs as [`Pseudonymizer::lookup`], whose two numbers
-    /// are the first one or two of these.
+    /// must reach them too. [`Pseudonymizer::lookup`] picks its current and previous ones.
     pub fn lookup_every_version(
         &self,
         tenant_id: &str,
