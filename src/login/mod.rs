@@ -940,6 +940,12 @@ impl Login {
     /// keeps values for this role, to be written once the login's audit line is on disk
     /// (`commit`). A record that can't be written fails the login (503): the customer requires
     /// it, so a login without it would lose data silently.
+    /// Whether `tenant` is past its `offboard_on` date at `now`: from then on it signs nobody in
+    /// and the admin API serves nothing of it but erasure (docs/RETENTION.md).
+    fn offboarded(&self, tenant: &str, now: u64) -> bool {
+        self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now)
+    }
+
     async fn pseudonymize(
         &self,
         tenant: &str,
@@ -947,7 +953,7 @@ impl Login {
         sector: Sector<'_>,
         now: u64,
     ) -> Result<(PseudonymousLogin, Option<PendingRecord>), FlowError> {
-        if self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
+        if self.offboarded(tenant, now) {
             return Err(FlowError::BadRequest("tenant_offboarded"));
         }
         // A tenant that shares its IdP files only the logins its verified attribute names.

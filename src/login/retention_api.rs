@@ -151,8 +151,7 @@ impl Login {
         // A tenant past its offboarding date serves nothing from then on, not only after the
         // next cull erases it (its logins are refused likewise, and the shell refuses too);
         // erasure stays open.
-        let now = crate::pseudonym::keyring::unix_now();
-        if action != "retention_erase" && self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now) {
+        if action != "retention_erase" && self.offboarded(tenant, crate::pseudonym::keyring::unix_now()) {
             return self
                 .admin_refused(action, Some(tenant), Some(account), "tenant_offboarded", StatusCode::GONE)
                 .await;
