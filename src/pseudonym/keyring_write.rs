@@ -6,7 +6,8 @@
 //!   it across read, change and write, so no change is lost and an erased key is never written
 //!   back by a writer that read it before the erasure. The lock file is never deleted: a writer
 //!   that deleted it could lock a new file while another holds the old one. The kernel drops the
-//!   lock when its holder dies, `kill -9` included.
+//!   lock when its holder dies, `kill -9` included. A writer waits for the lock at most
+//!   [`LOCK_WAIT`] (30 s) and then fails, the keyring unchanged.
 //! - **Atomic replacement.** The new text goes to a temporary file with a random name, created
 //!   with `O_EXCL` and mode 0600, written, fsynced and read back; only when it parses to exactly
 //!   what was meant is it renamed over the keyring, and the directory fsynced so the rename
@@ -114,6 +115,11 @@ fn is_temp_of(prefix: &str, name: &str) -> bool {
         .is_some_and(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
+/// How long a writer waits for another to finish before it gives up: a write holds the lock
+/// for milliseconds, so a lock held this long is a stuck writer, and the server's offboarding
+/// (a blocking thread) must not wait on it without end.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The exclusive writer lock on one file (the keyring or a backup), held until dropped.
 pub struct WriterLock {
     /// The open lock file: the flock lives as long as this descriptor.
@@ -123,9 +129,13 @@ pub struct WriterLock {
 }
 
 impl WriterLock {
-    /// Waits for the lock on `path`'s real file, then removes temporary files a killed writer
-    /// left (no one else writes while we hold the lock).
+    /// Waits (at most [`LOCK_WAIT`]) for the lock on `path`'s real file, then removes temporary
+    /// files a killed writer left (no one else writes while we hold the lock).
     pub fn take(path: &Path) -> Result<WriterLock, KeyringError> {
+        Self::take_within(path, LOCK_WAIT)
+    }
+
+    fn take_within(path: &Path, wait: std::time::Duration) -> Result<WriterLock, KeyringError> {
         use rustix::fs::{FlockOperation, Mode, OFlags};
         let target = resolve(path)?;
         let lock_path = sibling(&target, ".lock");
@@ -136,8 +146,23 @@ impl WriterLock {
             Mode::RUSR | Mode::WUSR,
         )
         .map_err(|e| io_error("open the lock file", &lock_path, e.into()))?;
-        rustix::fs::flock(&fd, FlockOperation::LockExclusive)
-            .map_err(|e| io_error("lock", &lock_path, e.into()))?;
+        let deadline = std::time::Instant::now() + wait;
+        loop {
+            match rustix::fs::flock(&fd, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => break,
+                Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    return Err(KeyringError::File(format!(
+                        "{} is locked by another writer for over {} s; is a `nymgate keys` command stuck?",
+                        lock_path.display(),
+                        wait.as_secs_f32()
+                    )))
+                }
+                Err(e) => return Err(io_error("lock", &lock_path, e.into())),
+            }
+        }
         // The link may have been pointed elsewhere while we waited: then this lock guards the
         // wrong file.
         if resolve(path)? != target {
@@ -313,6 +338,19 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), before);
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "the keyring and its lock file only: {names:?}");
+    }
+
+    /// A writer that never finishes does not hold the others without end.
+    #[test]
+    fn a_held_lock_is_waited_for_a_bounded_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keyring.toml");
+        Keyring::default().save(&path).unwrap();
+        let held = WriterLock::take(&path).unwrap();
+        let refused = WriterLock::take_within(&path, std::time::Duration::from_millis(100));
+        assert!(refused.err().unwrap().to_string().contains("locked by another writer"));
+        drop(held);
+        assert!(WriterLock::take_within(&path, std::time::Duration::from_millis(100)).is_ok());
     }
 
     #[test]
