@@ -100,11 +100,16 @@ proptest! {
         (a, b, c, d) in (any::<bool>(), any::<bool>(), any::<bool>(), 0usize..3),
         (e, f, g, h) in (any::<bool>(), any::<bool>(), any::<bool>(), 0usize..3),
     ) {
-        let one = canonical_issuer(&respell(&host, &path, a, b, c, d)).unwrap();
-        let two = canonical_issuer(&respell(&host, &path, e, f, g, h)).unwrap();
-        prop_assert_eq!(&one, &two);
-        // Canonical is a fixed point.
-        prop_assert_eq!(canonical_issuer(&one).unwrap(), one);
+        let one = canonical_issuer(&respell(&host, &path, a, b, c, d));
+        let two = canonical_issuer(&respell(&host, &path, e, f, g, h));
+        // One verdict for every spelling: a host no spelling makes valid (an `xn--` label that
+        // is no Punycode, as the generator can draw) is refused in all of them.
+        prop_assert_eq!(one.is_ok(), two.is_ok(), "{:?} against {:?}", one, two);
+        if let (Ok(one), Ok(two)) = (one, two) {
+            prop_assert_eq!(&one, &two);
+            // Canonical is a fixed point.
+            prop_assert_eq!(canonical_issuer(&one).unwrap(), one);
+        }
     }
 
     #[test]
