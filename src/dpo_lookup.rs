@@ -133,7 +133,7 @@ fn mark_retained(config: &Config, pseudonymizer: &Pseudonymizer, tenant: &str, a
         return;
     }
     let store = RetentionStore::from_config(settings).ok();
-    let keys = pseudonymizer.scope_keys(tenant).map(|k| WrapKeys::derive(k, tenant));
+    let keys = WrapKeys::of_tenant(pseudonymizer, tenant);
     for answer in answers.iter_mut().filter(|a| older(a)) {
         let found = match (&store, &keys) {
             (Some(store), Some(keys)) => store.lookup(tenant, keys, answer.known.number.as_str()),

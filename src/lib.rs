@@ -65,6 +65,7 @@ pub mod public_hosts;
 pub mod reload;
 pub mod retention;
 pub mod retention_cli;
+pub mod retire_check;
 pub mod sanitize;
 pub mod seal;
 pub mod secret;

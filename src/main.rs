@@ -201,14 +201,25 @@ enum KeysCommand {
         #[arg(long, default_value = "30d", value_parser = humantime::parse_duration)]
         window: std::time::Duration,
     },
-    /// Delete an old key version (its account numbers can no longer be computed).
+    /// Delete an old key version (its account numbers can no longer be computed). With the
+    /// retention store of `--config`, refused while a live replica has not loaded the current
+    /// version; data keys still under the old one are wrapped again under the current one first.
     Retire {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The scope whose version goes.
         #[arg(long)]
         scope: String,
+        /// The version to delete (not the current one).
         #[arg(long)]
         version: u32,
+        /// The nymgate config whose retention database depends on this keyring (its data keys
+        /// and live replicas are asked first).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// No retention store uses this keyring: retire without asking one.
+        #[arg(long, conflicts_with = "config")]
+        no_retention_check: bool,
     },
     /// Delete every key of a scope: its account numbers become unlinkable to anyone, for good
     /// (crypto-shredding). Backups of the keyring must be destroyed too.
@@ -421,14 +432,32 @@ fn keys(command: KeysCommand) -> ExitCode {
                 update(&keyring.keyring, false, |ring| ring.rotate(scope, now, window.as_secs())).map(Some)
             }),
         ),
-        KeysCommand::Retire { keyring, scope, version } => (
+        KeysCommand::Retire { keyring, scope, version, config, no_retention_check } => (
             keyring,
             "keys_retire",
             Some(scope),
-            None,
+            // Deny by default: without the config, the data keys and replicas that may depend on
+            // the version can't be asked.
+            (config.is_none() && !no_retention_check).then_some((
+                "config_needed",
+                "keys retire needs --config FILE (its retention database's data keys and live replicas are asked first), or --no-retention-check when no retention store depends on this keyring",
+            )),
             Box::new(move || {
-                update(&keyring.keyring, false, |ring| ring.retire(scope, *version, now))
-                    .map(|()| Some(*version))
+                let config = match config {
+                    Some(path) => Some(Config::load(path).map_err(|e| {
+                        nymgate::pseudonym::keyring::KeyringError::RetentionUnavailable(e.to_string())
+                    })?),
+                    None => None,
+                };
+                // Under the writer lock: no rotation slips in between the check and the retire.
+                let rewrapped = update(&keyring.keyring, false, |ring| {
+                    let rewrapped =
+                        nymgate::retire_check::prepare(config.as_ref(), ring, scope, *version, now)?;
+                    ring.retire(scope, *version, now)?;
+                    Ok(rewrapped)
+                })?;
+                println!("retired version {version} of scope {scope} ({rewrapped} data key(s) wrapped again under the current version first)");
+                Ok(Some(*version))
             }),
         ),
         KeysCommand::Erase { keyring, scope, confirm } => {
@@ -586,6 +615,8 @@ fn keyring_reason(error: &nymgate::pseudonym::keyring::KeyringError) -> &'static
         KeyringError::BadScopeName(_) => "bad_scope_name",
         KeyringError::NoVersion { .. } => "no_version",
         KeyringError::RetireCurrent { .. } => "retire_current",
+        KeyringError::InUse { .. } => "version_in_use",
+        KeyringError::RetentionUnavailable(_) => "retention_unavailable",
         _ => "keyring_failed",
     }
 }

@@ -170,7 +170,7 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
     let keys = |tenant: &crate::config::TenantConfig| -> Result<WrapKeys, String> {
         let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
         let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
-        Ok(WrapKeys::derive(ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
+        Ok(WrapKeys::derive(&scope, ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
     };
     let (tenant_id, account) = (shell.tenant.unwrap_or(""), shell.account.unwrap_or(""));
     // A tampered record says so (reason `tampered`), and nothing of it is printed.
@@ -180,15 +180,28 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
     };
     // A tenant past its offboarding date serves nothing from then on, not only after the next
     // cull erases it (the login refuses it likewise). Erasure and offboarding stay open.
-    if matches!(
+    let serves = matches!(
         action,
         Action::Show { .. } | Action::Rectify { .. } | Action::Restrict { .. } | Action::Lift { .. }
-    ) && tenant.and_then(|t| t.offboard_at()).is_some_and(|at| at <= now)
-    {
+    );
+    if serves && tenant.and_then(|t| t.offboard_at()).is_some_and(|at| at <= now) {
         return shell.refuse(
             "tenant_offboarded",
             format!("tenant {tenant_id:?} is past its offboarding date: its records are not served; run `nymgate retention cull` or `offboard`"),
         );
+    }
+    // Offboarded on any replica: recorded in the database they share.
+    if serves {
+        match store.is_offboarded(tenant_id) {
+            Ok(false) => {}
+            Ok(true) => {
+                return shell.refuse(
+                    "tenant_offboarded",
+                    format!("tenant {tenant_id:?} is offboarded: its records are not served"),
+                )
+            }
+            Err(e) => return unavailable(e),
+        }
     }
     match action {
         Action::Show { .. } => {
@@ -310,6 +323,12 @@ fn offboard(
         Ok(report) => report,
         Err(message) => return shell.fail("retention_unavailable", message),
     };
+    if let Some(message) = report["scope_keys_not_erased"].as_str() {
+        return shell.fail(
+            "keyring_unwritable",
+            format!("the tenant is offboarded and its records are erased, but {message}"),
+        );
+    }
     line("ok", "by_shell").map_err(|e| {
         format!("done, but its outcome line could not be written (its started line is on record): {e}")
     })?;
@@ -327,7 +346,11 @@ pub fn offboard_tenant(
     scope: &str,
     sharing: &[String],
 ) -> Result<serde_json::Value, String> {
-    let records = store.offboard(tenant).map_err(|e| e.to_string())?;
+    let records = store.offboard(tenant, crate::pseudonym::keyring::unix_now()).map_err(|e| e.to_string())?;
+    // From here the school is ended on every replica (the offboarding is recorded in the
+    // shared database): a keyring that can't be written (a read-only Kubernetes Secret) leaves
+    // its keys to be erased where the keyring is kept, and the report says so.
+    let mut keys_not_erased = None;
     let keys_destroyed = if sharing.is_empty() {
         // Under the keyring's writer lock, as every `nymgate keys` writer: a concurrent rotate
         // can't write the erased keys back (keyring_write.rs).
@@ -338,7 +361,16 @@ pub fn offboard_tenant(
                 Err(_) => Ok(None),
             }
         });
-        erased.map_err(|e| e.to_string())?.unwrap_or(0)
+        match erased {
+            Ok(destroyed) => destroyed.unwrap_or(0),
+            Err(error) => {
+                tracing::error!(%error, "offboarding: the scope's keys could not be erased here");
+                keys_not_erased = Some(format!(
+                    "the keyring could not be written here: erase the scope with `nymgate keys erase --scope {scope}` where the keyring is kept, then give every replica the new keyring (docs/DEPLOY.md)"
+                ));
+                0
+            }
+        }
     } else {
         0
     };
@@ -348,6 +380,7 @@ pub fn offboard_tenant(
         "data_key_removed": true,
         "pseudonym_scope": scope,
         "scope_keys_destroyed": keys_destroyed,
+        "scope_keys_not_erased": keys_not_erased,
         "scope_kept_for": sharing,
         "next": "remove the tenant from the config and reload; destroy backups of the keyring and of the retention database",
     }))

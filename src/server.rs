@@ -180,6 +180,12 @@ impl RunningServer {
         tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
         tasks.push(tokio::spawn(probe_store(gateway.clone(), phase.subscribe())));
         tasks.push(tokio::spawn(cull_retention(gateway.clone(), phase.subscribe())));
+        // The key versions this replica holds, for the others (src/retention/replicas.rs).
+        let (announce_slot, mut announce_phase) = (gateway.clone(), phase.subscribe());
+        tasks.push(tokio::spawn(async move {
+            let stopping = async move { leaves_serving(&mut announce_phase).await };
+            crate::login::announce_replica(|| announce_slot.current().login.clone(), stopping).await
+        }));
         // The admin listener's gateway follows reloads too, keeping what the probe knew.
         let admin_slot = gateway.clone();
         let (admin_metrics, admin_reducer, admin_certs) = (metrics.clone(), reducer.clone(), certs.clone());

@@ -292,7 +292,7 @@ fn every_refused_or_failed_cli_action_is_audited() {
 
     for out in [
         keys(&["erase", "--scope", "school-a", "--confirm", "school-b"]),
-        keys(&["retire", "--scope", "school-a", "--version", "7"]),
+        keys(&["retire", "--scope", "school-a", "--version", "7", "--no-retention-check"]),
         keys(&["new", "--scope", "school-a"]),
         keys(&["rotate", "--scope", "Not A Scope"]),
     ] {

@@ -22,7 +22,7 @@ const KEEP_TEACHERS: &str =
 /// PostgreSQL, as its config says) with its keyring.
 fn record(world: &World, account_number: &str) -> Option<nymgate::retention::Record> {
     let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
-    let keys = WrapKeys::derive(ring.scope("school-a").unwrap(), "school-a");
+    let keys = WrapKeys::derive("school-a", ring.scope("school-a").unwrap(), "school-a");
     let config = nymgate::config::Config::load(&world.dir.path().join("nymgate.toml")).unwrap();
     let store = RetentionStore::from_config(config.retention.as_ref().unwrap()).unwrap();
     store.lookup("school-a", &keys, account_number).unwrap()
@@ -362,7 +362,7 @@ fn crash_keys() -> WrapKeys {
         keys: vec![ScopeKey::new(1, 0, nymgate::secret::Secret::new(vec![7; 32]))],
         migration_until: None,
     };
-    WrapKeys::derive(&scope, "skola-c")
+    WrapKeys::derive("skola-c", &scope, "skola-c")
 }
 
 fn crash_values(i: u64) -> nymgate::retention::Values {
@@ -517,7 +517,7 @@ fn postgres_store_keeps_whole_encrypted_records_and_erases_them() {
     assert_eq!(store.cull(150).unwrap(), 0);
     assert_eq!(store.cull(250).unwrap(), 1);
     store.remember("skola-c", &keys, "v1-C", &crash_values(3), 300).unwrap();
-    assert_eq!(store.offboard("skola-c").unwrap(), 1);
+    assert_eq!(store.offboard("skola-c", 1).unwrap(), 1);
     let keys_left: i64 = client.query_one("SELECT COUNT(*) FROM nymgate_data_keys", &[]).unwrap().get(0);
     assert_eq!(keys_left, 0, "offboarding removes the data key");
     // A wrong password is an error, not a panic, and the login path sees it as one.

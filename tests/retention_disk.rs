@@ -91,7 +91,7 @@ fn a_culled_record_and_an_offboarded_tenant_leave_nothing_in_the_raw_sqlite_file
         .query_row("SELECT wrapped FROM data_keys WHERE tenant = 'school-b'", [], |r| r.get(0))
         .unwrap();
     assert_eq!(store.cull(200).unwrap(), 1);
-    assert_eq!(store.offboard("school-b").unwrap(), 1);
+    assert_eq!(store.offboard("school-b", 1).unwrap(), 1);
     let files = sqlite_files(world.dir.path());
     assert_eq!(found_in(&files, &[old, b, wrapped]), Vec::<String>::new());
     assert!(store.lookup("school-a", &world.keys("school-a"), "v1-NEW").unwrap().is_some());

@@ -166,7 +166,7 @@ fn fixed_keys() -> nymgate::retention::WrapKeys {
         keys: vec![ScopeKey::new(1, 0, nymgate::secret::Secret::new(vec![7; 32]))],
         migration_until: None,
     };
-    nymgate::retention::WrapKeys::derive(&scope, "school-a")
+    nymgate::retention::WrapKeys::derive("school-a", &scope, "school-a")
 }
 
 proptest::proptest! {

@@ -110,7 +110,8 @@ impl Login {
         }
         if let Some(record) = record {
             if let Err(error) = record.write().await {
-                return Err(self.failed(Some(&login.tenant), error.into(), ctx, Some(protocol)).await);
+                let error = super::offboarding::flow_error(error);
+                return Err(self.failed(Some(&login.tenant), error, ctx, Some(protocol)).await);
             }
         }
         self.metrics.login(protocol, "ok", "none");

@@ -15,6 +15,8 @@
 pub mod admin_refusals;
 pub mod blocking;
 mod commit;
+mod offboarding;
+pub use offboarding::announce_replica;
 pub mod idp_http;
 pub mod jwks;
 pub mod key_cache;
@@ -286,6 +288,8 @@ pub struct Login {
     retention_cull: Option<(u64, u64)>,
     /// Each tenant's `offboard_on`, as unix seconds.
     offboard_at: Vec<(String, u64)>,
+    /// Tenants seen offboarded in the retention database (offboarding.rs): final, so asked once.
+    ended: offboarding::Ended,
     /// The keyring file, for an offboarding through the admin API.
     keyring_file: std::path::PathBuf,
     /// The admin API's bearer tokens (`[retention.api]`).
@@ -473,20 +477,8 @@ impl Login {
         };
         let retention_rules: HashMap<_, _> =
             config.tenants.iter().filter_map(|t| Some((t.id.clone(), t.retention.clone()?))).collect();
-        if let Some(store) = &retention {
-            // Data keys follow the scopes' current key versions before anyone retires an old one.
-            for tenant in retention_rules.keys() {
-                if let Some(keys) = pseudonymizer.scope_keys(tenant) {
-                    // Not fatal: the next record rewraps too, and a database that is down
-                    // refuses logins of retaining tenants (fail closed), not the whole config.
-                    if let Err(error) =
-                        store.rewrap(tenant, &crate::retention::WrapKeys::derive(keys, tenant))
-                    {
-                        tracing::warn!(tenant, %error, "retention: the data key could not be rewrapped now");
-                    }
-                }
-            }
-        }
+        // Data keys follow the replicas' key versions once this replica has announced its own
+        // (offboarding.rs `announce`, at start and after each reload).
         let saml_idp = match &login.saml_idp {
             Some(settings) => Some(build_saml_idp(settings, &public_url)?),
             None => None,
@@ -547,6 +539,7 @@ impl Login {
                 None => None,
             },
             keyring_file: keyring_file.clone(),
+            ended: offboarding::Ended::default(),
             offboard_at: config
                 .tenants
                 .iter()
@@ -940,12 +933,6 @@ impl Login {
     /// keeps values for this role, to be written once the login's audit line is on disk
     /// (`commit`). A record that can't be written fails the login (503): the customer requires
     /// it, so a login without it would lose data silently.
-    /// Whether `tenant` is past its `offboard_on` date at `now`: from then on it signs nobody in
-    /// and the admin API serves nothing of it but erasure (docs/RETENTION.md).
-    fn offboarded(&self, tenant: &str, now: u64) -> bool {
-        self.offboard_at.iter().any(|(t, at)| t == tenant && *at <= now)
-    }
-
     async fn pseudonymize(
         &self,
         tenant: &str,
@@ -953,7 +940,7 @@ impl Login {
         sector: Sector<'_>,
         now: u64,
     ) -> Result<(PseudonymousLogin, Option<PendingRecord>), FlowError> {
-        if self.offboarded(tenant, now) {
+        if self.tenant_ended(tenant, now).await.map_err(offboarding::flow_error)? {
             return Err(FlowError::BadRequest("tenant_offboarded"));
         }
         // A tenant that shares its IdP files only the logins its verified attribute names.
@@ -973,9 +960,8 @@ impl Login {
             })
             .filter(|(_, values)| !values.is_empty())
             .collect();
-        let keys =
-            self.pseudonymizer.scope_keys(tenant).ok_or(PseudonymError::UnknownTenant(tenant.to_owned()))?;
-        let keys = crate::retention::WrapKeys::derive(keys, tenant);
+        let keys = crate::retention::WrapKeys::of_tenant(&self.pseudonymizer, tenant)
+            .ok_or(PseudonymError::UnknownTenant(tenant.to_owned()))?;
         let account = login.sub.as_str().to_owned();
         let record =
             PendingRecord { store: store.clone(), tenant: tenant.to_owned(), keys, account, values, now };

@@ -120,10 +120,9 @@ impl Login {
                     .await
             }
         };
-        let (Some(rules), Some(keys)) = (
-            self.retention_rules.get(tenant),
-            self.pseudonymizer.scope_keys(tenant).map(|k| WrapKeys::derive(k, tenant)),
-        ) else {
+        let (Some(rules), Some(keys)) =
+            (self.retention_rules.get(tenant), WrapKeys::of_tenant(&self.pseudonymizer, tenant))
+        else {
             return self
                 .admin_refused(action, Some(tenant), None, "unknown_tenant", StatusCode::NOT_FOUND)
                 .await;
@@ -148,13 +147,35 @@ impl Login {
                 )
                 .await;
         }
-        // A tenant past its offboarding date serves nothing from then on, not only after the
-        // next cull erases it (its logins are refused likewise, and the shell refuses too);
-        // erasure stays open.
-        if action != "retention_erase" && self.offboarded(tenant, crate::pseudonym::keyring::unix_now()) {
-            return self
-                .admin_refused(action, Some(tenant), Some(account), "tenant_offboarded", StatusCode::GONE)
-                .await;
+        // An ended tenant (past its offboarding date, or offboarded on any replica) serves
+        // nothing from then on, not only after the next cull erases it (its logins are refused
+        // likewise, and the shell refuses too); erasure stays open. Unknown is refused too.
+        if action != "retention_erase" {
+            match self.tenant_ended(tenant, crate::pseudonym::keyring::unix_now()).await {
+                Ok(false) => {}
+                Ok(true) => {
+                    return self
+                        .admin_refused(
+                            action,
+                            Some(tenant),
+                            Some(account),
+                            "tenant_offboarded",
+                            StatusCode::GONE,
+                        )
+                        .await
+                }
+                Err(_) => {
+                    return self
+                        .admin_refused(
+                            action,
+                            Some(tenant),
+                            Some(account),
+                            "retention_unavailable",
+                            StatusCode::SERVICE_UNAVAILABLE,
+                        )
+                        .await
+                }
+            }
         }
         let values = if action == "retention_rectify" {
             match read_values(body).await {
@@ -356,7 +377,8 @@ impl Login {
             "bad_account_number" => "not an account number",
             "platform_not_allowed" => "this call needs the dpo token",
             "unknown_tenant" => "no such tenant keeps values",
-            "tenant_offboarded" => "the tenant is past its offboarding date: its records are not served",
+            "tenant_offboarded" => "the tenant is offboarded: its records are not served",
+            "retention_unavailable" => "the retention database did not answer; try again",
             "bad_body" => "expected {\"values\": {\"name\": [\"…\"]}} of at most 64 KiB",
             _ => "no such call",
         };

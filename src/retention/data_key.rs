@@ -3,7 +3,7 @@
 //! (seal.rs).
 
 use super::seal::{self, Format, RecordBinding};
-use super::{seal_and_put, Db, RetentionError, WrapKeys};
+use super::{replicas, seal_and_put, Db, RetentionError, WrapKeys};
 
 /// The stored data key and the format it is wrapped in (format 1: the tenant's records may still
 /// be in format 1), or `None` before the tenant's first record.
@@ -18,15 +18,24 @@ pub(super) fn stored(
 
 /// The tenant's data key for a write: made (random) at first use, stored insert-if-absent, and
 /// the stored one used (so that two replicas creating it at once agree on the first one stored,
-/// and no record is ever sealed under a key that lost). A key wrapped under an older scope key
-/// version, or in format 1, is wrapped again under the current version in format 2, so that
-/// retiring old versions after a rotation (docs/PSEUDONYMS.md) loses nothing; in format 1 the
-/// tenant's records move to format 2 in the same transaction.
+/// and no record is ever sealed under a key that lost). It is wrapped under the newest scope key
+/// version every live replica holds (replicas.rs): a key wrapped under another one, or in format
+/// 1, is wrapped again, so that retiring old versions after a rotation (docs/PSEUDONYMS.md)
+/// loses nothing and no replica in a rolling reload is left with a key it cannot unwrap; in
+/// format 1 the tenant's records move to format 2 in the same transaction. An offboarded tenant
+/// gets nothing: `Offboarded`, before anything is written.
 pub(super) fn writable(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
-    let current = keys.current;
+    if db.offboarded(tenant)? {
+        return Err(RetentionError::Offboarded);
+    }
+    let live = replicas::live(db, crate::pseudonym::keyring::unix_now())?;
+    let target = replicas::wrap_version(keys, &live);
     let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else {
+        // No version every replica holds: the current one (a replica that can't unwrap it
+        // refuses that tenant's retained logins, closed, until it reloads).
+        let version = target.unwrap_or(keys.current);
         let fresh = crate::secret::random_bytes::<32>();
-        db.insert_data_key(tenant, current, &seal::wrap_data_key(keys.get(current)?, tenant, &fresh))?;
+        db.insert_data_key(tenant, version, &seal::wrap_data_key(keys.get(version)?, tenant, &fresh))?;
         // Read back what won: ours, or another replica's stored first.
         let (key, _) = stored(db, tenant, keys)?.ok_or_else(|| {
             RetentionError::Database("the tenant's data key vanished while it was made".into())
@@ -34,13 +43,14 @@ pub(super) fn writable(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result
         return Ok(key);
     };
     let (key, format) = seal::unwrap_data_key(keys.get(version)?, tenant, &nonce, wrapped.clone())?;
-    if format == Format::V2 && version == current {
+    let target = target.unwrap_or(version);
+    if format == Format::V2 && version == target {
         return Ok(key);
     }
-    let rewrapped = seal::wrap_data_key(keys.get(current)?, tenant, &key);
+    let rewrapped = seal::wrap_data_key(keys.get(target)?, tenant, &key);
     // Compare-and-swap: the row stays locked to the end of this transaction (PostgreSQL), so a
     // replica doing the same at once waits, finds it changed, and leaves the migration to us.
-    if db.replace_data_key(tenant, &wrapped, current, &rewrapped)? == 0 {
+    if db.replace_data_key(tenant, &wrapped, target, &rewrapped)? == 0 {
         return Ok(stored(db, tenant, keys)?.ok_or(RetentionError::Corrupt)?.0);
     }
     if format == Format::V1 {

@@ -20,6 +20,7 @@
 
 mod data_key;
 mod postgres;
+pub mod replicas;
 mod seal;
 mod sqlite;
 #[cfg(test)]
@@ -37,6 +38,8 @@ use seal::RecordBinding;
 /// before a blocking call (so that the call owns them). Never printed.
 #[derive(Clone)]
 pub struct WrapKeys {
+    /// The pseudonym scope the keys are of: which replicas' holdings matter (replicas.rs).
+    scope: String,
     current: u32,
     by_version: Vec<(u32, [u8; 32])>,
 }
@@ -48,8 +51,8 @@ impl std::fmt::Debug for WrapKeys {
 }
 
 impl WrapKeys {
-    /// HMAC-SHA256 of a domain tag and the tenant id under each of the scope's key versions.
-    pub fn derive(keys: &ScopeKeys, tenant: &str) -> WrapKeys {
+    /// HMAC-SHA256 of a domain tag and the tenant id under each of the `scope`'s key versions.
+    pub fn derive(scope: &str, keys: &ScopeKeys, tenant: &str) -> WrapKeys {
         use hmac::Mac;
         let by_version = keys
             .keys
@@ -61,7 +64,13 @@ impl WrapKeys {
                 (key.version, mac.finalize().into_bytes().into())
             })
             .collect();
-        WrapKeys { current: keys.current().version, by_version }
+        WrapKeys { scope: scope.to_owned(), current: keys.current().version, by_version }
+    }
+
+    /// The wrap keys of a configured tenant, from its pseudonym scope in `pseudonymizer`.
+    pub fn of_tenant(pseudonymizer: &crate::pseudonym::Pseudonymizer, tenant: &str) -> Option<WrapKeys> {
+        let scope = &pseudonymizer.tenant(tenant).ok()?.scope;
+        Some(WrapKeys::derive(scope, pseudonymizer.scope_keys(tenant)?, tenant))
     }
 
     fn get(&self, version: u32) -> Result<&[u8; 32], RetentionError> {
@@ -89,6 +98,10 @@ pub enum RetentionError {
         "a retained record was changed in the database (moved, rolled back, re-inserted, or its restriction or time edited): refused as tampered"
     )]
     Tampered,
+    /// The tenant is offboarded (recorded in the database every replica shares): nothing of it
+    /// is written from then on.
+    #[error("the tenant is offboarded: nothing of it is written or served")]
+    Offboarded,
     /// The removal is committed, but the database's files may still hold the removed bytes; the
     /// next removal (or the next cull) tries again.
     #[error("done, but the database has not yet forgotten the removed bytes ({0}); run it again")]
@@ -156,6 +169,18 @@ trait Db {
     /// Deletes the tenant's records, heads and data key; how many records.
     fn delete_tenant(&mut self, tenant: &str) -> Result<u64, RetentionError>;
     fn count(&mut self, tenant: &str) -> Result<u64, RetentionError>;
+    /// Whether the tenant is offboarded. In PostgreSQL it first takes the tenant's offboarding
+    /// lock shared, to the end of the transaction, so that an offboarding waits for a write in
+    /// flight and every write after it sees it (READ COMMITTED reads what committed before each
+    /// statement).
+    fn offboarded(&mut self, tenant: &str) -> Result<bool, RetentionError>;
+    /// Records the tenant as offboarded at `at` (taking the lock exclusively); whether it is new.
+    fn mark_offboarded(&mut self, tenant: &str, at: i64) -> Result<bool, RetentionError>;
+    /// Writes this replica's announcement (replicas.rs), and drops rows older than a day.
+    fn announce(&mut self, replica: &str, seen: i64, announcement: &str) -> Result<(), RetentionError>;
+    fn withdraw(&mut self, replica: &str) -> Result<(), RetentionError>;
+    /// Replicas heard of since `since`, newest first, at most `limit` rows.
+    fn replicas_since(&mut self, since: i64, limit: i64) -> Result<Vec<replicas::Replica>, RetentionError>;
 }
 
 /// An operation run in one transaction, on whichever thread the backend runs it.
@@ -394,11 +419,26 @@ impl RetentionStore {
         Ok(culled)
     }
 
-    /// Erases a tenant: its records and its wrapped data key, in one transaction, then makes the
-    /// database forget them. Returns the number of records removed.
-    pub fn offboard(&self, tenant: &str) -> Result<usize, RetentionError> {
+    /// Offboards a tenant at `now`: records it as offboarded, so that no replica writes or serves
+    /// anything of it from then on, and erases its records and its wrapped data key, in one
+    /// transaction; then makes the database forget them. Returns the number of records removed.
+    /// Running it again removes nothing and writes nothing.
+    pub fn offboard(&self, tenant: &str, now: u64) -> Result<usize, RetentionError> {
         let tenant = tenant.to_owned();
-        self.transact(true, move |db| Ok(db.delete_tenant(&tenant)? as usize))
+        let (removed, newly) = self.transact(false, move |db| {
+            let newly = db.mark_offboarded(&tenant, now as i64)?;
+            Ok((db.delete_tenant(&tenant)? as usize, newly))
+        })?;
+        if newly || removed > 0 || self.unforgotten.load(Ordering::Relaxed) {
+            self.forget()?;
+        }
+        Ok(removed)
+    }
+
+    /// Whether the tenant is offboarded in the database (by any replica or shell command).
+    pub fn is_offboarded(&self, tenant: &str) -> Result<bool, RetentionError> {
+        let tenant = tenant.to_owned();
+        self.transact(false, move |db| db.offboarded(&tenant))
     }
 
     /// The culling job's work at `now`: every tenant whose offboarding time (`offboard`) has
@@ -413,7 +453,7 @@ impl RetentionStore {
         let mut offboarded = Vec::new();
         for (tenant, at) in offboard {
             if *at <= now {
-                offboarded.push((tenant.clone(), self.offboard(tenant)?));
+                offboarded.push((tenant.clone(), self.offboard(tenant, now)?));
             }
         }
         Ok((self.cull(now.saturating_sub(cull_after))?, offboarded))
@@ -425,16 +465,18 @@ impl RetentionStore {
         self.transact(false, move |db| Ok(db.count(&tenant)? as usize))
     }
 
-    /// Wraps the tenant's data key under the scope's current key version, if it is not already
-    /// (at start and after a reload, before anyone retires the old version), and moves the
-    /// tenant's records from format 1 to format 2 if they are not yet.
-    pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<(), RetentionError> {
+    /// Wraps the tenant's data key under the newest key version every live replica of its scope
+    /// holds (replicas.rs), if it is not already (after this replica announced a reload, and
+    /// before `keys retire`), and moves the tenant's records from format 1 to format 2 if they
+    /// are not yet. Returns the version it is wrapped under, `None` without a data key.
+    pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<Option<u32>, RetentionError> {
         let (tenant, keys) = (tenant.to_owned(), keys.clone());
         self.transact(false, move |db| {
-            if db.data_key_row(&tenant)?.is_some() {
-                data_key::writable(db, &tenant, &keys)?;
+            if db.data_key_row(&tenant)?.is_none() {
+                return Ok(None);
             }
-            Ok(())
+            data_key::writable(db, &tenant, &keys)?;
+            Ok(db.data_key_row(&tenant)?.map(|(version, _, _)| version))
         })
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use ::postgres::{Client, NoTls, Transaction};
 
-use super::{Db, KeyRow, Operation, RecordRow, RetentionError};
+use super::{replicas::Replica, Db, KeyRow, Operation, RecordRow, RetentionError};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS nymgate_data_keys (
@@ -33,11 +33,25 @@ CREATE TABLE IF NOT EXISTS nymgate_record_heads (
     version BIGINT NOT NULL,
     PRIMARY KEY (tenant, account_number)
 );
+CREATE TABLE IF NOT EXISTS nymgate_offboarded_tenants (
+    tenant TEXT PRIMARY KEY,
+    offboarded_at BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS nymgate_replicas (
+    replica TEXT PRIMARY KEY,
+    seen BIGINT NOT NULL,
+    holdings TEXT NOT NULL
+);
 ";
 
 /// The advisory lock nymgate's replicas take while they create the tables (any constant the
 /// database's other users don't take; "nymgate" in ASCII).
 const SCHEMA_LOCK: i64 = 0x006e_796d_6761_7465;
+
+/// The first key of every tenant's offboarding lock (`pg_advisory_xact_lock(int, int)`, the
+/// second key the tenant's `hashtext`): a write takes it shared, an offboarding exclusively. Two
+/// tenants whose ids hash alike only wait for each other.
+const OFFBOARDING_LOCK: i32 = 0x6e79_6f66;
 
 /// How long `forget`'s `VACUUM FULL` waits for the tables' lock before it gives up (and the next
 /// removal tries again): it must not queue for long, since every login's write waits behind it.
@@ -257,5 +271,53 @@ impl Db for Tx<'_, '_> {
     fn count(&mut self, tenant: &str) -> Result<u64, RetentionError> {
         let row = self.0.query_one("SELECT COUNT(*) FROM nymgate_records WHERE tenant = $1", &[&tenant])?;
         Ok(row.get::<_, i64>(0).max(0) as u64)
+    }
+
+    /// The shared lock is held to the end of the transaction: an offboarding (exclusive) waits
+    /// for this write to commit, and this statement, run after the lock is granted, sees an
+    /// offboarding that committed first.
+    fn offboarded(&mut self, tenant: &str) -> Result<bool, RetentionError> {
+        self.0.execute(
+            "SELECT pg_advisory_xact_lock_shared($1, hashtext($2))",
+            &[&OFFBOARDING_LOCK, &tenant],
+        )?;
+        let row =
+            self.0.query_opt("SELECT 1 FROM nymgate_offboarded_tenants WHERE tenant = $1", &[&tenant])?;
+        Ok(row.is_some())
+    }
+
+    fn mark_offboarded(&mut self, tenant: &str, at: i64) -> Result<bool, RetentionError> {
+        self.0.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&OFFBOARDING_LOCK, &tenant])?;
+        Ok(self.0.execute(
+            "INSERT INTO nymgate_offboarded_tenants (tenant, offboarded_at) VALUES ($1, $2) ON CONFLICT (tenant) DO NOTHING",
+            &[&tenant, &at],
+        )? > 0)
+    }
+
+    fn announce(&mut self, replica: &str, seen: i64, announcement: &str) -> Result<(), RetentionError> {
+        self.0.execute("DELETE FROM nymgate_replicas WHERE seen < $1", &[&seen.saturating_sub(86_400)])?;
+        self.0.execute(
+            "INSERT INTO nymgate_replicas (replica, seen, holdings) VALUES ($1, $2, $3)
+             ON CONFLICT (replica) DO UPDATE SET seen = $2, holdings = $3",
+            &[&replica, &seen, &announcement],
+        )?;
+        Ok(())
+    }
+
+    fn withdraw(&mut self, replica: &str) -> Result<(), RetentionError> {
+        self.0.execute("DELETE FROM nymgate_replicas WHERE replica = $1", &[&replica])?;
+        Ok(())
+    }
+
+    /// The announcement is cut in the database to one byte over the bound: a huge row is
+    /// refused without being carried here.
+    fn replicas_since(&mut self, since: i64, limit: i64) -> Result<Vec<Replica>, RetentionError> {
+        let bound = super::replicas::MAX_ANNOUNCEMENT as i32 + 1;
+        let rows = self.0.query(
+            "SELECT left(replica, 256), seen, left(holdings, $3) FROM nymgate_replicas
+             WHERE seen >= $1 ORDER BY seen DESC LIMIT $2",
+            &[&since, &limit, &bound],
+        )?;
+        Ok(rows.iter().map(|r| Replica::from_row(r.get(0), r.get(1), r.get::<_, &str>(2))).collect())
     }
 }

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
-use super::{Db, KeyRow, Operation, RecordRow, RetentionError};
+use super::{replicas::Replica, Db, KeyRow, Operation, RecordRow, RetentionError};
 
 /// How long a transaction waits for another process's write lock. Every transaction here is a
 /// few statements (milliseconds), so this is never reached unless a process hangs holding it.
@@ -70,6 +70,15 @@ CREATE TABLE IF NOT EXISTS record_heads (
     account_number TEXT NOT NULL,
     version INTEGER NOT NULL,
     PRIMARY KEY (tenant, account_number)
+);
+CREATE TABLE IF NOT EXISTS offboarded_tenants (
+    tenant TEXT PRIMARY KEY,
+    offboarded_at INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS replicas (
+    replica TEXT PRIMARY KEY,
+    seen INTEGER NOT NULL,
+    holdings TEXT NOT NULL
 );
 ";
 
@@ -246,5 +255,55 @@ impl Db for Tx<'_> {
             self.0
                 .query_row("SELECT COUNT(*) FROM records WHERE tenant = ?1", params![tenant], |r| r.get(0))?;
         Ok(n.max(0) as u64)
+    }
+
+    /// Every transaction holds the file's write lock from its start (`BEGIN IMMEDIATE`): an
+    /// offboarding and a write can't interleave.
+    fn offboarded(&mut self, tenant: &str) -> Result<bool, RetentionError> {
+        Ok(self
+            .0
+            .query_row("SELECT 1 FROM offboarded_tenants WHERE tenant = ?1", params![tenant], |_| Ok(()))
+            .optional()?
+            .is_some())
+    }
+
+    fn mark_offboarded(&mut self, tenant: &str, at: i64) -> Result<bool, RetentionError> {
+        Ok(self.0.execute(
+            "INSERT INTO offboarded_tenants (tenant, offboarded_at) VALUES (?1, ?2) ON CONFLICT (tenant) DO NOTHING",
+            params![tenant, at],
+        )? > 0)
+    }
+
+    fn announce(&mut self, replica: &str, seen: i64, announcement: &str) -> Result<(), RetentionError> {
+        self.0.execute("DELETE FROM replicas WHERE seen < ?1", params![seen.saturating_sub(86_400)])?;
+        self.0.execute(
+            "INSERT INTO replicas (replica, seen, holdings) VALUES (?1, ?2, ?3)
+             ON CONFLICT (replica) DO UPDATE SET seen = ?2, holdings = ?3",
+            params![replica, seen, announcement],
+        )?;
+        Ok(())
+    }
+
+    fn withdraw(&mut self, replica: &str) -> Result<(), RetentionError> {
+        self.0.execute("DELETE FROM replicas WHERE replica = ?1", params![replica])?;
+        Ok(())
+    }
+
+    /// Columns read as bytes, not text: a row someone else wrote need not be UTF-8 or text at all.
+    fn replicas_since(&mut self, since: i64, limit: i64) -> Result<Vec<Replica>, RetentionError> {
+        let mut query = self.0.prepare(
+            "SELECT CAST(substr(replica, 1, 256) AS BLOB), seen, CAST(substr(holdings, 1, ?3) AS BLOB) FROM replicas
+             WHERE seen >= ?1 ORDER BY seen DESC LIMIT ?2",
+        )?;
+        let bound = super::replicas::MAX_ANNOUNCEMENT as i64 + 1;
+        let rows = query.query_map(params![since, limit, bound], |r| {
+            let (id, seen, text): (Vec<u8>, i64, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            Ok(Replica::from_row(
+                String::from_utf8_lossy(&id).into_owned(),
+                seen,
+                &String::from_utf8_lossy(&text),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

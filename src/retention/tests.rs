@@ -10,7 +10,7 @@ fn keys(versions: &[u32]) -> WrapKeys {
         keys: versions.iter().map(|&v| ScopeKey::new(v, 0, Secret::new(vec![v as u8; 32]))).collect(),
         migration_until: None,
     };
-    WrapKeys::derive(&scope, "skola-a")
+    WrapKeys::derive("skola-a", &scope, "skola-a")
 }
 
 fn values() -> Values {
@@ -82,11 +82,81 @@ fn erase_cull_and_offboard_remove_what_they_say() {
     assert!(!store.erase("skola-a", "v1-A").unwrap(), "erased once");
     assert_eq!(store.cull(250).unwrap(), 1, "v1-B, not seen since 200");
     assert_eq!(store.count("skola-b").unwrap(), 1);
-    assert_eq!(store.offboard("skola-b").unwrap(), 1);
+    assert_eq!(store.offboard("skola-b", 1).unwrap(), 1);
     assert_eq!(store.count("skola-b").unwrap(), 0);
-    // A new record after offboarding gets a new data key.
-    store.remember("skola-b", &keys, "v1-D", &values(), 400).unwrap();
-    assert!(store.lookup("skola-b", &keys, "v1-D").unwrap().is_some());
+    assert!(store.is_offboarded("skola-b").unwrap() && !store.is_offboarded("skola-a").unwrap());
+    // Nothing of an offboarded tenant is written again: no record, no data key.
+    let write = store.remember("skola-b", &keys, "v1-D", &values(), 400);
+    assert!(matches!(write, Err(RetentionError::Offboarded)), "{write:?}");
+    assert_eq!(store.rewrap("skola-b", &keys).unwrap(), None);
+    assert!(!store.rectify("skola-b", &keys, "v1-D", &values()).is_ok_and(|done| done));
+    assert!(store.lookup("skola-b", &keys, "v1-D").unwrap().is_none());
+    assert_eq!(store.transact(false, |db| db.data_key_row("skola-b")).unwrap(), None);
+    assert_eq!(store.offboard("skola-b", 2).unwrap(), 0, "a second offboarding removes nothing");
+}
+
+/// Another replica's announcement, written as its own process would.
+fn announce_other(store: &RetentionStore, name: &'static str, seen: u64, holdings: &'static str) {
+    store.transact(false, move |db| db.announce(name, seen as i64, holdings)).unwrap();
+}
+
+fn wrapped_under(store: &RetentionStore, tenant: &'static str) -> u32 {
+    store.transact(false, move |db| db.data_key_row(tenant)).unwrap().unwrap().0
+}
+
+#[test]
+fn a_data_key_stays_under_a_version_a_live_replica_still_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
+    let now = crate::pseudonym::keyring::unix_now();
+    store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    // A rolling reload: this replica holds 1 and 2, another is live with 1 only.
+    announce_other(&store, "other/1/aaaa", now, r#"{"skola-a":[1]}"#);
+    assert_eq!(store.rewrap("skola-a", &keys(&[1, 2])).unwrap(), Some(1));
+    store.remember("skola-a", &keys(&[1, 2]), "v1-B", &values(), 2).unwrap();
+    assert_eq!(wrapped_under(&store, "skola-a"), 1, "the other replica can still read it");
+    // A first data key is made under the common version too.
+    store.remember("skola-b", &keys(&[1, 2]), "v1-C", &values(), 2).unwrap();
+    assert_eq!(wrapped_under(&store, "skola-b"), 1);
+    // The other replica's retire is refused while it has not loaded 2.
+    let tenants = vec![("skola-a".to_owned(), keys(&[1, 2]))];
+    let blocked = store.prepare_retire("skola-a", 1, tenants.clone(), now).unwrap().unwrap_err();
+    assert!(blocked[0].contains("other/1/aaaa"), "{blocked:?}");
+    // It reloads: now the key follows, and retire may go.
+    announce_other(&store, "other/1/aaaa", now, r#"{"skola-a":[1,2]}"#);
+    assert_eq!(store.prepare_retire("skola-a", 1, tenants, now).unwrap(), Ok(1));
+    assert_eq!(wrapped_under(&store, "skola-a"), 2);
+    assert_eq!(store.lookup("skola-a", &keys(&[2]), "v1-B").unwrap().unwrap().values, values());
+    // A replica not heard of within LIVE_FOR holds nobody back.
+    announce_other(&store, "gone/1/bbbb", now - replicas::LIVE_FOR - 1, r#"{"skola-a":[1]}"#);
+    assert_eq!(store.rewrap("skola-b", &keys(&[1, 2])).unwrap(), Some(2));
+}
+
+#[test]
+fn replica_rows_written_by_someone_else_hold_every_rewrap_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
+    let now = crate::pseudonym::keyring::unix_now();
+    store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    // A row that does not parse: it may serve the scope and hold nothing we know of.
+    announce_other(&store, "x\u{1b}[31m", now, "not json");
+    assert_eq!(store.rewrap("skola-a", &keys(&[1, 2])).unwrap(), Some(1));
+    let blocked = store.prepare_retire("skola-a", 1, vec![("skola-a".to_owned(), keys(&[1, 2]))], now);
+    let blocked = blocked.unwrap().unwrap_err();
+    assert!(blocked[0].contains("did not write") && !blocked[0].contains('\u{1b}'), "{blocked:?}");
+    // More rows than MAX_REPLICAS: one more that holds nothing is assumed.
+    let dir = tempfile::tempdir().unwrap();
+    let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
+    store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    store
+        .transact(false, move |db| {
+            for i in 0..=replicas::MAX_REPLICAS {
+                db.announce(&format!("r/{i}/x"), now as i64, r#"{"skola-a":[1,2]}"#)?;
+            }
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(store.rewrap("skola-a", &keys(&[1, 2])).unwrap(), Some(1));
 }
 
 #[test]

@@ -596,8 +596,14 @@ redirect_uris = ["{PLATFORM_REDIRECT}"]
     /// A second nymgate on the same config (a replica behind the same public name): its own
     /// ports, log and audit file. With `[store] backend = "redis"` the two share state.
     pub fn start_replica(&self) -> Replica {
+        self.start_replica_with(|config| config)
+    }
+
+    /// [`World::start_replica`] with its config text changed by `edit` (say, its own keyring
+    /// file, for a rolling reload).
+    pub fn start_replica_with(&self, edit: impl Fn(String) -> String) -> Replica {
         let path = self.dir.path();
-        let config = std::fs::read_to_string(path.join("nymgate.toml")).unwrap();
+        let config = edit(std::fs::read_to_string(path.join("nymgate.toml")).unwrap());
         for _ in 0..5 {
             let (port, admin_port) = (free_port(), free_port());
             let text = config

@@ -56,7 +56,7 @@ impl Deployment {
     /// The tenant's wrapping keys from the deployment's keyring, as nymgate derives them.
     pub fn keys(&self, tenant: &str) -> WrapKeys {
         let ring = nymgate::pseudonym::keyring::Keyring::load(&self.path("keyring.toml")).unwrap();
-        WrapKeys::derive(ring.scope(tenant).unwrap(), tenant)
+        WrapKeys::derive(tenant, ring.scope(tenant).unwrap(), tenant)
     }
 
     /// The store as the config names it: another handle on the same database, as a server's is.

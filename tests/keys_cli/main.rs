@@ -154,10 +154,11 @@ fn rotation_window_then_retirement() {
     let listed = ok(&s.keys(&["list"]));
     assert!(listed.contains("current") && listed.contains("previous (sub_prev until"), "{listed}");
 
-    ok(&s.keys(&["retire", "--scope", "school-a", "--version", "1"]));
+    ok(&s.keys(&["retire", "--scope", "school-a", "--version", "1", "--no-retention-check"]));
     let after = ok(&s.pseudonym());
     assert_eq!(after.lines().collect::<Vec<_>>(), vec![lines[0]]);
-    assert!(failed(&s.keys(&["retire", "--scope", "school-a", "--version", "2"])).contains("current key"));
+    assert!(failed(&s.keys(&["retire", "--scope", "school-a", "--version", "2", "--no-retention-check"]))
+        .contains("current key"));
 }
 
 #[test]
@@ -222,4 +223,20 @@ fn audit_lines_record_admin_actions_without_the_subject() {
     );
     assert_eq!(lines[2]["account_number"], number.as_str());
     assert!(!audit.contains("pupil-7f3a") && !audit.contains("school-a.example"), "{audit}");
+}
+
+/// Deny by default: a retire that names neither the config whose retention store depends on the
+/// keyring nor `--no-retention-check` is refused before anything is read or written.
+#[test]
+fn retire_without_a_config_or_an_explicit_no_check_is_refused() {
+    let s = Setup::new();
+    ok(&s.keys(&["new", "--scope", "school-a"]));
+    ok(&s.keys(&["rotate", "--scope", "school-a", "--window", "0s"]));
+    let before = std::fs::read(s.keyring()).unwrap();
+    let said = failed(&s.keys(&["retire", "--scope", "school-a", "--version", "1"]));
+    assert!(said.contains("--config") && said.contains("--no-retention-check"), "{said}");
+    assert_eq!(std::fs::read(s.keyring()).unwrap(), before, "the keyring is unchanged");
+    // A config without [retention] has nothing to ask: the retire goes through.
+    let said = ok(&s.keys(&["retire", "--scope", "school-a", "--version", "1", "--config", "nymgate.toml"]));
+    assert!(said.contains("retired version 1 of scope school-a"), "{said}");
 }
