@@ -734,7 +734,7 @@ fn check(path: &Path) -> ExitCode {
         Ok(config) => {
             tls::install_crypto_provider();
             if let Err(error) = tls::load_certified_key(&config.server.cert_file, &config.server.key_file) {
-                println!("{}: 1 problem:\n  - server.cert_file: {error}", path.display());
+                println!("{}: 1 problem:\n  - {}: {error}", path.display(), error.server_field());
                 return ExitCode::FAILURE;
             }
             if let Some(upstream) = &config.upstream {

@@ -58,8 +58,9 @@ pub enum StartError {
     Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
     #[error("cannot listen on {addr} (server.listen): {source}")]
     Listen { addr: SocketAddr, source: crate::listener::ListenError },
-    #[error(transparent)]
-    Tls(#[from] TlsError),
+    /// A TLS file, named by its field as `check` names it (issue 29: one message for both).
+    #[error("{field}: {source}")]
+    Tls { field: &'static str, source: TlsError },
     #[error("client_ip.hash_secret: {0}")]
     Secret(String),
     #[error("login: {0}")]
@@ -90,7 +91,10 @@ impl RunningServer {
     pub async fn start(config: Config) -> Result<RunningServer, StartError> {
         tls::install_crypto_provider();
         let metrics = Arc::new(Metrics::new());
-        let certs = Arc::new(ReloadingCertResolver::new(&config.server.cert_file, &config.server.key_file)?);
+        let certs = Arc::new(
+            ReloadingCertResolver::new(&config.server.cert_file, &config.server.key_file)
+                .map_err(|source| StartError::Tls { field: source.server_field(), source })?,
+        );
         let tls_config = tls::server_config(certs.clone());
         let secret = match &config.client_ip.hash_secret {
             Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
@@ -99,7 +103,12 @@ impl RunningServer {
         let reducer = Arc::new(IpReducer::new(&config.client_ip, secret));
         // This gateway serves the admin listener and the upstream probe; each worker builds its
         // own (with its own connection pool to the platform) from the same parts.
-        let upstream = config.upstream.as_ref().map(Upstream::new).transpose()?;
+        let upstream = config
+            .upstream
+            .as_ref()
+            .map(Upstream::new)
+            .transpose()
+            .map_err(|source| StartError::Tls { field: source.upstream_field(), source })?;
         // One login face for the whole process: its single-use stores must be shared.
         let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
         let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;

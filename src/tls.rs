@@ -36,6 +36,25 @@ pub enum TlsError {
     ServerName { host: String },
 }
 
+impl TlsError {
+    /// The `[server]` field a failure to load the listener's certificate and key is about.
+    pub fn server_field(&self) -> &'static str {
+        match self {
+            TlsError::Cert { .. } => "server.cert_file",
+            TlsError::Key { .. } | TlsError::Mismatch { .. } => "server.key_file",
+            TlsError::ServerName { .. } => "server",
+        }
+    }
+
+    /// The `[upstream]` field a failure to set up TLS toward the platform is about.
+    pub fn upstream_field(&self) -> &'static str {
+        match self {
+            TlsError::ServerName { .. } => "upstream.url",
+            _ => "upstream.ca_file",
+        }
+    }
+}
+
 /// The process-wide crypto provider: aws-lc-rs, installed once so that no other provider can be
 /// picked by accident (shared/DEPENDENCIES.md, "A trap that was reproduced").
 pub fn install_crypto_provider() {
@@ -166,6 +185,42 @@ pub fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
 }
 
 /// Client-side roots for an https upstream: a PEM bundle, or the system's store.
+/// The smallest RSA key rustls-webpki verifies a signature with (its RSA algorithms are
+/// `RSA_PKCS1_2048_8192_*` and `RSA_PSS_2048_8192_*`).
+pub const MIN_RSA_BITS: usize = 2048;
+
+/// The size of a certificate's RSA key in bits, `None` for another key type or a certificate
+/// that does not parse (rustls then refuses it itself).
+pub fn rsa_bits(cert: &CertificateDer<'_>) -> Option<usize> {
+    use x509_cert::der::Decode;
+    const RSA_ENCRYPTION: x509_cert::der::oid::ObjectIdentifier =
+        x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+    let cert = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
+    if spki.algorithm.oid != RSA_ENCRYPTION {
+        return None;
+    }
+    modulus_bits(spki.subject_public_key.as_bytes()?)
+}
+
+/// The bit length of the modulus in a DER RSAPublicKey (RFC 8017 §A.1.1:
+/// `SEQUENCE { modulus INTEGER, publicExponent INTEGER }`).
+fn modulus_bits(der: &[u8]) -> Option<usize> {
+    use x509_cert::der::{asn1::UintRef, Decode, Reader, SliceReader};
+    let mut reader = SliceReader::new(der).ok()?;
+    reader
+        .sequence(|inner| {
+            let modulus = UintRef::decode(inner)?;
+            // The exponent too: a sequence must be read to its end.
+            UintRef::decode(inner)?;
+            let bytes = modulus.as_bytes();
+            let bits = bytes.first().map_or(0, |b| 8 - b.leading_zeros() as usize)
+                + 8 * bytes.len().saturating_sub(1);
+            Ok(bits)
+        })
+        .ok()
+}
+
 pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
@@ -173,6 +228,16 @@ pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, T
             let certs = CertificateDer::pem_file_iter(path)
                 .and_then(|iter| iter.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| TlsError::Cert { path: path.to_owned(), reason: e.to_string() })?;
+            // A key webpki will not verify with is refused now, not at the first connection
+            // (each would fail with 502): check and serve say so at start.
+            for (index, cert) in certs.iter().enumerate() {
+                if let Some(bits) = rsa_bits(cert).filter(|bits| *bits < MIN_RSA_BITS) {
+                    return Err(TlsError::Cert {
+                        path: path.to_owned(),
+                        reason: format!("certificate {} has a {bits}-bit RSA key; TLS verification refuses RSA keys under {MIN_RSA_BITS} bits: reissue it with {MIN_RSA_BITS} bits or more", index + 1),
+                    });
+                }
+            }
             let (added, _) = roots.add_parsable_certificates(certs);
             if added == 0 {
                 return Err(TlsError::Cert {
@@ -187,4 +252,50 @@ pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, T
         }
     }
     Ok(roots)
+}
+
+#[cfg(test)]
+mod rsa_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_1024_bit_rsa_ca_is_refused_and_the_sizes_are_read() {
+        let pem = include_bytes!("../tests/fixtures/rsa1024-cert.pem");
+        let cert = CertificateDer::pem_slice_iter(pem).next().unwrap().unwrap();
+        assert_eq!(rsa_bits(&cert), Some(1024));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ca.pem");
+        std::fs::write(&path, pem).unwrap();
+        let refused = upstream_roots(Some(&path)).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("1024-bit RSA key"), "{refused}");
+        // An ECDSA certificate has no RSA size; a 2048-bit one is kept.
+        let ec = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
+        assert_eq!(rsa_bits(ec.cert.der()), None);
+    }
+
+    proptest::proptest! {
+        /// The modulus size read from any DER RSAPublicKey is its bit length, leading zero
+        /// byte (the sign) or not.
+        #[test]
+        fn the_modulus_size_is_its_bit_length(top in 1u8..=255, len in 1usize..600) {
+            let mut modulus = vec![top];
+            modulus.resize(len, 0xab);
+            let body = |m: &[u8]| {
+                let mut int = if m[0] & 0x80 != 0 { vec![0u8] } else { vec![] };
+                int.extend_from_slice(m);
+                int
+            };
+            let int = body(&modulus);
+            let der_len = |n: usize| if n < 128 { vec![n as u8] } else if n < 256 { vec![0x81, n as u8] } else { vec![0x82, (n >> 8) as u8, n as u8] };
+            let mut inner = vec![0x02];
+            inner.extend(der_len(int.len()));
+            inner.extend(&int);
+            inner.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
+            let mut der = vec![0x30];
+            der.extend(der_len(inner.len()));
+            der.extend(inner);
+            let expected = 8 * (len - 1) + (8 - top.leading_zeros() as usize);
+            proptest::prop_assert_eq!(modulus_bits(&der), Some(expected));
+        }
+    }
 }

@@ -22,6 +22,7 @@ pub mod capacity;
 pub mod identity;
 pub mod issuer;
 pub mod login;
+pub mod parse;
 pub mod secrets;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
@@ -794,8 +795,10 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut config =
-            Self::parse(&text).map_err(|message| ConfigError::Syntax { path: path.to_owned(), message })?;
+        let mut config = parse::parse(&text).map_err(|error| match error {
+            parse::ParseError::Syntax(message) => ConfigError::Syntax { path: path.to_owned(), message },
+            parse::ParseError::Fields(problems) => ConfigError::Invalid { path: path.to_owned(), problems },
+        })?;
         config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
         config.source = Some(path.to_owned());
         let problems = config.validate();
@@ -806,9 +809,10 @@ impl Config {
         }
     }
 
-    /// Parses TOML text. The error names the field serde stopped at (toml gives its path).
+    /// Parses TOML text. The error names every field that can't be read by its path
+    /// (parse.rs).
     pub fn parse(text: &str) -> Result<Config, String> {
-        toml::from_str(text).map_err(|e| e.to_string())
+        parse::parse(text).map_err(|e| e.to_string())
     }
 
     /// Relative file paths in the config are relative to the config file's folder.
@@ -928,10 +932,27 @@ impl Config {
                         path.display()
                     ),
                 );
+            } else if field == "server.key_file" {
+                // Only a key that exists has permissions to judge (a missing one was said once).
+                if let Err(message) = check_private_file(path) {
+                    problem(field, message);
+                }
             }
         }
-        if let Err(message) = check_private_file(&self.server.key_file) {
-            problem("server.key_file", message);
+        // The audit log fails closed (docs/LOGIN.md): a folder that does not exist would refuse
+        // every login from the first one, so it is refused at start instead.
+        if let Some(folder) =
+            self.audit.file.as_deref().and_then(Path::parent).filter(|f| !f.as_os_str().is_empty())
+        {
+            if !folder.is_dir() {
+                problem(
+                    "audit.file",
+                    format!(
+                        "its folder {} does not exist: create it, writable by nymgate's user only",
+                        folder.display()
+                    ),
+                );
+            }
         }
         if self.server.workers.is_some_and(|w| w == 0 || w > 256) {
             problem("server.workers", "must be 1 to 256 (default: one per CPU)".into());
