@@ -181,6 +181,65 @@ fn dockerfile_passes_the_linter() {
     }
 }
 
+/// `cargo fetch --locked --offline` in `dir`: it reads the manifest and every target it declares
+/// (a missing bench or example fails it), without compiling anything.
+fn manifest_loads(dir: &Path) -> (bool, String) {
+    let out = Command::new(env!("CARGO"))
+        .args(["fetch", "--locked", "--offline"])
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// The image's two builds: the first from the manifests and deploy/stub-sources.sh alone (the
+/// dependency layer), the second from what the Dockerfile copies of the sources. Each must give
+/// cargo a manifest whose every target exists; the second once lacked `examples/`, which the
+/// manifest declares, so the image could not build at all.
+#[test]
+fn the_images_dependency_layer_and_source_layer_each_load_the_manifest() {
+    let dockerfile = std::fs::read_to_string(root().join("deploy/Dockerfile")).unwrap();
+    let copies: Vec<&str> = dockerfile
+        .lines()
+        .filter_map(|l| l.strip_prefix("COPY "))
+        .filter(|l| !l.starts_with("--from"))
+        .collect();
+    let stub = dockerfile.find("stub-sources \\").expect("the dependency layer runs stub-sources");
+    let sources = dockerfile.find("COPY src ").expect("the sources are copied");
+    assert!(stub < sources, "the dependency layer must come before the sources");
+    // The dependency layer: manifests and the stub script only.
+    let deps = tempfile::tempdir().unwrap();
+    for file in ["Cargo.toml", "Cargo.lock"] {
+        std::fs::copy(root().join(file), deps.path().join(file)).unwrap();
+    }
+    let ran = Command::new("sh")
+        .arg(root().join("deploy/stub-sources.sh"))
+        .current_dir(deps.path())
+        .output()
+        .unwrap();
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let (ok, said) = manifest_loads(deps.path());
+    assert!(ok, "the dependency layer's manifest does not load: {said}");
+    // The source layer: every folder the Dockerfile copies from the repository.
+    let full = tempfile::tempdir().unwrap();
+    for copy in &copies {
+        // `COPY a b ./`: every word but the last is a source.
+        let words: Vec<&str> = copy.split_whitespace().collect();
+        for from in &words[..words.len() - 1] {
+            let source = root().join(from);
+            if source.is_dir() {
+                let out =
+                    Command::new("cp").arg("-r").arg(&source).arg(full.path().join(from)).status().unwrap();
+                assert!(out.success());
+            } else if from.starts_with("Cargo.") {
+                std::fs::copy(&source, full.path().join(from)).unwrap();
+            }
+        }
+    }
+    let (ok, said) = manifest_loads(full.path());
+    assert!(ok, "the sources the Dockerfile copies do not make a loadable manifest: {said}");
+}
+
 #[test]
 fn systemd_unit_verifies() {
     let dir = tempfile::tempdir().unwrap();
