@@ -140,6 +140,11 @@ fn page(
     response
 }
 
+/// Where "Start again" and "Sign in again" lead: the platform's own start page behind nymgate,
+/// which begins a sign-in the way the platform does (nymgate can't start one for it: in the
+/// provider output the platform's client starts every login with its own parameters).
+const START: &str = "/";
+
 /// A failed login: what happened in general words and a reference for the school's IT. The
 /// detail is in the log under the same reference, never on the page.
 pub fn login_failed(
@@ -150,8 +155,9 @@ pub fn login_failed(
 ) -> Response<Body> {
     let body = if status == StatusCode::TOO_MANY_REQUESTS { "blocked_body" } else { "failed_body" };
     let content = format!(
-        "<p>{}</p><p>{} <code>{}</code></p>",
+        "<p>{}</p><p class=\"primary\"><a href=\"{START}\">{}</a></p><p>{} <code>{}</code></p>",
         escape(lang.text(body)),
+        escape(lang.text("start_again")),
         escape(lang.text("failed_reference")),
         escape(request_id)
     );
@@ -298,7 +304,11 @@ pub fn logged_out(lang: Lang, brand: &BrandingConfig) -> Response<Body> {
         brand,
         StatusCode::OK,
         lang.text("logged_out_title"),
-        &format!("<p>{}</p>", escape(lang.text("logged_out_body"))),
+        &format!(
+            "<p>{}</p><p class=\"primary\"><a href=\"{START}\">{}</a></p>",
+            escape(lang.text("logged_out_body")),
+            escape(lang.text("sign_in_again"))
+        ),
     )
 }
 
@@ -353,6 +363,29 @@ mod tests {
     #[test]
     fn text_is_escaped() {
         assert_eq!(escape("<a href=\"x\">'&'</a>"), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    /// Every page that ends a sign-in offers a way back to the start, in the page's language.
+    #[test]
+    fn the_failed_and_signed_out_pages_offer_a_way_to_start_again() {
+        let brand = BrandingConfig::default();
+        for lang in [Lang::En, Lang::Sv] {
+            for (response, text) in [
+                (login_failed(lang, &brand, StatusCode::BAD_REQUEST, "r1"), "start_again"),
+                (login_failed(lang, &brand, StatusCode::TOO_MANY_REQUESTS, "r2"), "start_again"),
+                (logged_out(lang, &brand), "sign_in_again"),
+            ] {
+                let html = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
+                    response.into_body(),
+                ))
+                .unwrap()
+                .unwrap()
+                .to_bytes();
+                let html = String::from_utf8_lossy(&html);
+                let link = format!("<a href=\"/\">{}</a>", escape(lang.text(text)));
+                assert!(html.contains(&link), "{html}");
+            }
+        }
     }
 
     #[test]
