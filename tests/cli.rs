@@ -63,6 +63,39 @@ fn check_accepts_a_valid_config() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
+/// Secret files as Kubernetes mounts them with `fsGroup` (0440, the pod's group) and as the
+/// systemd unit's steps install them (0640, group nymgate): `check` takes a key whose group is
+/// the process's own, and still refuses one a group nymgate is not in may read
+/// (src/config/file_access.rs).
+#[test]
+fn check_takes_a_secret_file_readable_by_its_own_group_only() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    let key = dir.path().join("certs/localhost-key.pem");
+    std::fs::write(dir.path().join("nymgate.toml"), VALID).unwrap();
+    let check =
+        || nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+    // Made by this process: its owner and its effective group (the tempdir has no setgid bit).
+    assert_eq!(std::fs::metadata(&key).unwrap().gid(), rustix::process::getegid().as_raw());
+    for mode in [0o440, 0o640] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = check();
+        assert!(out.status.success(), "{mode:o}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o460)).unwrap();
+    let out = check();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("server.key_file"));
+    // A group nymgate is not in: only root may hand the file to one.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let stranger = 54_321;
+    if std::os::unix::fs::chown(&key, None, Some(stranger)).is_ok() {
+        let out = check();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && stdout.contains("which nymgate"), "{stdout}");
+    }
+}
+
 #[test]
 fn check_names_every_bad_field_and_what_fixes_it() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,12 +19,14 @@ use serde::Deserialize;
 pub mod alerts;
 pub mod branding;
 pub mod capacity;
+pub mod file_access;
 pub mod identity;
 pub mod issuer;
 pub mod login;
 pub mod secrets;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
+pub use file_access::check_private_file;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
 
 /// Identity headers that are removed from every client request, whatever the config says.
@@ -1695,21 +1697,6 @@ impl Config {
     }
 }
 
-/// A file that holds a secret must not be readable by group or others (like ssh's key check).
-pub fn check_private_file(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} has mode {mode:03o}: a secret must not be readable by group or others; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(())
-}
-
 /// The most `upstream.max_connections` may be: one worker's connections to one platform address
 /// each take a local port, and there are at most this many.
 pub const MAX_UPSTREAM_CONNECTIONS: usize = 65_535;
@@ -1961,18 +1948,6 @@ client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
         assert!(UpstreamTarget::parse("http://127.0.0.1:3000/app").is_err());
         assert!(UpstreamTarget::parse("http://user:pw@host").is_err());
         assert!(UpstreamTarget::parse("127.0.0.1:3000").is_err());
-    }
-
-    #[test]
-    fn group_readable_secret_file_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        std::fs::write(&path, b"x").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(check_private_file(&path).unwrap_err().contains("chmod 600"));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(check_private_file(&path).is_ok());
     }
 
     #[test]
