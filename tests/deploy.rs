@@ -364,3 +364,18 @@ fn the_secret_files_kubernetes_and_systemd_make_are_read_by_nymgate() {
     assert!(example.contains("keyring_file = \"/var/lib/nymgate/keyring.toml\""));
     assert!(unit.contains("\nStateDirectory=nymgate\n"));
 }
+
+/// A reload by editing the ConfigMap must arrive: the kubelet updates a ConfigMap or Secret
+/// volume in place, but never a `subPath` mount of one; and the file serve reads is in the
+/// ConfigMap's folder.
+#[test]
+fn the_configmap_reaches_nymgate_when_edited() {
+    let docs = yaml_documents(&[root().join("deploy/k8s/deployment.yaml")]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().all(|m| m["subPath"].is_null()), "{mounts:?}");
+    let config_dir = mounts.iter().find(|m| m["name"] == "config").unwrap()["mountPath"].as_str().unwrap();
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(args, ["serve", "--config", &format!("{config_dir}/nymgate.toml")]);
+}
