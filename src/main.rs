@@ -11,6 +11,10 @@ use nymgate::config::{Config, ConfigError, LogConfig, LogFormat};
 use nymgate::server::{self, RunningServer};
 use nymgate::{certs, telemetry, tls};
 
+#[cfg(test)]
+#[path = "cli_help_tests.rs"]
+mod cli_help_tests;
+
 #[derive(Parser)]
 #[command(
     name = "nymgate",
@@ -26,11 +30,13 @@ struct Cli {
 enum Command {
     /// Serve with a config file. SIGHUP reloads the certificate; SIGTERM drains and stops.
     Serve {
+        /// The config file (deploy/nymgate.example.toml lists every field).
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Validate a config file and explain each problem by its field; exit 0 only when valid.
     Check {
+        /// The config file to check, as `serve` would read it.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -86,6 +92,7 @@ enum Command {
     },
     /// The retention store: data-subject actions and offboarding.
     Retention {
+        /// nymgate's config file: its `[retention]` store, tenants and audit log.
         #[arg(long, short)]
         config: PathBuf,
         #[command(subcommand)]
@@ -94,8 +101,10 @@ enum Command {
     /// Print the account number a known person has in a tenant, for a data-subject request
     /// (access, erasure). Writes an audit line without the subject.
     Pseudonym {
+        /// nymgate's config file: its tenants, keyring and audit log.
         #[arg(long, short)]
         config: PathBuf,
+        /// The tenant id (`[[tenants]] id`) the person signs in at.
         #[arg(long)]
         tenant: String,
         /// The IdP's stable subject (`sub`, Entra `oid`, SAML NameID or attribute). `-` reads it
@@ -120,6 +129,7 @@ enum RetentionCommand {
     Rectify {
         #[command(flatten)]
         record: RecordArgs,
+        /// The new values as JSON, or `-` to read them from standard input.
         #[arg(long)]
         values: String,
     },
@@ -140,6 +150,7 @@ enum RetentionCommand {
     /// Erase a tenant: its records, its data key, and its pseudonym scope's keys (when no other
     /// tenant shares the scope). Prints what was removed.
     Offboard {
+        /// The tenant id (`[[tenants]] id`) to erase.
         #[arg(long)]
         tenant: String,
         /// The tenant id again, to confirm.
@@ -150,6 +161,7 @@ enum RetentionCommand {
 
 #[derive(clap::Args)]
 struct RecordArgs {
+    /// The tenant id (`[[tenants]] id`) the record belongs to.
     #[arg(long)]
     tenant: String,
     /// The account number (the pseudonym the platform knows; `nymgate pseudonym` finds it).
@@ -173,6 +185,7 @@ enum KeysCommand {
     /// and print its key id. Rotation: point `key_file` at the new one and list the old one in
     /// `previous_key_files` until the tokens it signed have expired.
     Signing {
+        /// The key file to write (refused if it exists); `login.signing.key_file` names it.
         #[arg(long)]
         out: PathBuf,
         /// EdDSA (default) or ES256.
@@ -183,6 +196,7 @@ enum KeysCommand {
     New {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
     },
@@ -195,6 +209,7 @@ enum KeysCommand {
     Rotate {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
         /// How long tokens also carry the previous number (e.g. 30d); 0s for none.
@@ -205,6 +220,7 @@ enum KeysCommand {
     Retire {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
         #[arg(long)]
@@ -215,6 +231,7 @@ enum KeysCommand {
     Erase {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
         /// The scope name again, to confirm. Without it, nymgate asks on the terminal.
@@ -226,6 +243,7 @@ enum KeysCommand {
     Backup {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The backup file to write (mode 0600); keep it off this machine.
         #[arg(long)]
         out: PathBuf,
     },
@@ -235,6 +253,7 @@ enum KeysCommand {
     Restore {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The backup file (`keys backup --out`) to restore from.
         #[arg(long)]
         from: PathBuf,
         /// Only verify the backup and say what a restore would do.

@@ -100,8 +100,10 @@ pub struct Options {
     /// Provider output: the platform's client registered in `[[login.clients]]`.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Provider output: a file holding that client's secret (`client_secret` of the client).
     #[arg(long)]
     pub client_secret_file: Option<PathBuf>,
+    /// Provider output: one of that client's registered `redirect_uris`.
     #[arg(long)]
     pub redirect_uri: Option<String>,
     /// nymgate's keyring: with it every account number is checked against the one derived for
