@@ -859,7 +859,7 @@ fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {
             })
             .collect();
         println!(
-            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   {url}\n         (your browser will warn: the certificate is from a fresh development CA,\n          {ca})\n\n  1. Choose a school (search works), and sign in at the demo school IdP as\n     {people}; the password is \"{password}\".\n  2. You land on the platform (nymgate's built-in echo platform): it shows what it\n     received, an account number and a role, and none of the name, email or\n     personal identity number the school's IdP sent.\n  3. \"What the platform knows about you\" lists what was kept and what was removed.\n\n  Metrics: http://127.0.0.1:{admin}/metrics   Audit log and config: {folder}\n",
+            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   {url}\n         (your browser will warn: the certificate is from a fresh development CA,\n          {ca})\n\n  1. Choose a school (search works), and sign in at the demo school IdP as\n     {people}; the password is \"{password}\".\n  2. You land on the platform (nymgate's built-in echo platform): it shows what it\n     received, an account number and a role, and none of the name, email or\n     personal identity number the school's IdP sent.\n  3. \"What the platform receives about you\" lists what was kept and what was removed.\n\n  Metrics: http://127.0.0.1:{admin}/metrics   Audit log and config: {folder}\n",
             url = demo.url,
             ca = demo.ca_file.display(),
             people = people.join(", "),
