@@ -73,8 +73,8 @@ enum Command {
     /// (`/readyz`): exit 0 on 200, 1 otherwise. For container health checks, where the image
     /// has no shell or curl.
     Health {
-        /// The admin listener's address.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        /// The admin listener's address: HOST:PORT or http://HOST:PORT, as `loadtest --admin`.
+        #[arg(long, default_value = "127.0.0.1:9090", value_parser = nymgate::admin_address::parse)]
         admin: std::net::SocketAddr,
         /// Ask `/readyz` instead of `/healthz`.
         #[arg(long)]

@@ -273,8 +273,11 @@ async fn health_answers_from_the_admin_listener_for_container_checks() {
     };
     let live = run(vec!["--admin".into(), admin.clone()]).await.unwrap();
     assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
-    let ready = run(vec!["--admin".into(), admin, "--ready".into()]).await.unwrap();
+    let ready = run(vec!["--admin".into(), admin.clone(), "--ready".into()]).await.unwrap();
     assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    // The form `loadtest --admin` takes works here too (issue 29: one form for both).
+    let url = run(vec!["--admin".into(), format!("http://{admin}/")]).await.unwrap();
+    assert!(url.status.success(), "{}", String::from_utf8_lossy(&url.stderr));
     // Nothing listening: a failure, with the reason on stderr.
     let closed = format!("127.0.0.1:{}", common::login::free_port());
     let down = run(vec!["--admin".into(), closed]).await.unwrap();
