@@ -264,6 +264,34 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
     }
 }
 
+/// Pretty logs written to a file (journald, a redirect) carry no colour codes, and the start-up
+/// line says what it means, not a Rust value such as `None` (issue 29).
+#[test]
+fn pretty_logs_in_a_file_have_no_colour_codes_and_no_rust_values() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    std::fs::write(dir.path().join("nymgate.toml"), format!("{VALID}[log]\nformat = \"pretty\"\n")).unwrap();
+    let log_path = dir.path().join("nymgate.log");
+    let child = nymgate()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("nymgate.toml"))
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = common::login::Peer(child);
+    if let Err(log) = common::login::wait_serving(&mut child.0, &log_path) {
+        panic!("{log}");
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in a file: {log:?}");
+    let start = log.lines().find(|l| l.contains("nymgate serving")).unwrap();
+    assert!(start.contains("redirect=off"), "{start}");
+    assert!(!start.contains("None") && !start.contains("Some("), "{start}");
+}
+
 #[tokio::test]
 async fn health_answers_from_the_admin_listener_for_container_checks() {
     let gw = Gateway::start("").await;
