@@ -19,6 +19,7 @@ use serde::Deserialize;
 pub mod alerts;
 pub mod branding;
 pub mod capacity;
+mod cert_strength;
 pub mod file_access;
 pub mod identity;
 pub mod issuer;
@@ -1218,6 +1219,11 @@ impl Config {
                             problem(&field(name), format!("cannot read {}: {e}", path.display()));
                         }
                     }
+                    for path in &saml.certificate_files {
+                        if let Err(message) = cert_strength::strong_enough(path, saml.allow_weak_algorithms) {
+                            problem(&field("saml.certificate_files"), message);
+                        }
+                    }
                     if self.login.as_ref().is_some_and(|l| l.saml.is_none()) {
                         problem("login.saml", format!("is required by the SAML tenant {:?}", tenant.id));
                     }
@@ -1668,8 +1674,9 @@ impl Config {
                 problem(&field("acs_url"), message);
             }
             for path in &sp.certificate_files {
-                if let Err(e) = std::fs::metadata(path) {
-                    problem(&field("certificate_files"), format!("cannot read {}: {e}", path.display()));
+                // Read as serve reads it (saml_idp.rs: IdpTrust without weak algorithms).
+                if let Err(message) = cert_strength::strong_enough(path, false) {
+                    problem(&field("certificate_files"), message);
                 }
             }
             let own_path = self.login.as_ref().and_then(|l| {
