@@ -754,6 +754,10 @@ fn check(path: &Path) -> ExitCode {
             for note in config.explain_shared_issuers() {
                 println!("  note: {note}");
             }
+            // Combinations that make logins fail (config/warnings.rs).
+            for warning in config.warnings() {
+                println!("  warning: {warning}");
+            }
             // What the caps allow at worst (docs/CONNECTIONS.md).
             for line in config.explain_worst_case(nymgate::config::capacity::open_files_limit()) {
                 println!("  {line}");

@@ -25,6 +25,7 @@ pub mod identity;
 pub mod issuer;
 pub mod login;
 pub mod secrets;
+mod warnings;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
 pub use file_access::check_private_file;
