@@ -39,7 +39,7 @@ mod tests {
         let pem = std::fs::read(&weak).unwrap();
         let serve = crate::login::saml_acs::IdpTrust::new(
             "https://platform.example",
-            &[pem.clone()],
+            std::slice::from_ref(&pem),
             crate::login::saml_acs::RequiredSignatures::Response,
             false,
             60,
