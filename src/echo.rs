@@ -128,7 +128,7 @@ fn html(echo: &Echo) -> String {
                 }
             }
             signed_in.push_str(
-                "</dl><p><a href=\"/nymgate/me\">What the platform knows about me</a> · \
+                "</dl><p><a href=\"/nymgate/me\">What the platform receives about you</a> · \
                  <a href=\"/nymgate/logout\">Sign out</a></p>",
             );
         }

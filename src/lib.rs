@@ -39,6 +39,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin_address;
 pub mod alert;
 pub mod audit;
 pub mod body;

@@ -11,6 +11,10 @@ use nymgate::config::{Config, ConfigError, LogConfig, LogFormat};
 use nymgate::server::{self, RunningServer};
 use nymgate::{certs, telemetry, tls};
 
+#[cfg(test)]
+#[path = "cli_help_tests.rs"]
+mod cli_help_tests;
+
 #[derive(Parser)]
 #[command(
     name = "nymgate",
@@ -26,11 +30,13 @@ struct Cli {
 enum Command {
     /// Serve with a config file. SIGHUP reloads the certificate; SIGTERM drains and stops.
     Serve {
+        /// The config file (deploy/nymgate.example.toml lists every field).
         #[arg(long, short)]
         config: PathBuf,
     },
     /// Validate a config file and explain each problem by its field; exit 0 only when valid.
     Check {
+        /// The config file to check, as `serve` would read it.
         #[arg(long, short)]
         config: PathBuf,
     },
@@ -67,8 +73,8 @@ enum Command {
     /// (`/readyz`): exit 0 on 200, 1 otherwise. For container health checks, where the image
     /// has no shell or curl.
     Health {
-        /// The admin listener's address.
-        #[arg(long, default_value = "127.0.0.1:9090")]
+        /// The admin listener's address: HOST:PORT or http://HOST:PORT, as `loadtest --admin`.
+        #[arg(long, default_value = "127.0.0.1:9090", value_parser = nymgate::admin_address::parse)]
         admin: std::net::SocketAddr,
         /// Ask `/readyz` instead of `/healthz`.
         #[arg(long)]
@@ -86,6 +92,7 @@ enum Command {
     },
     /// The retention store: data-subject actions and offboarding.
     Retention {
+        /// nymgate's config file: its `[retention]` store, tenants and audit log.
         #[arg(long, short)]
         config: PathBuf,
         #[command(subcommand)]
@@ -94,8 +101,10 @@ enum Command {
     /// Print the account number a known person has in a tenant, for a data-subject request
     /// (access, erasure). Writes an audit line without the subject.
     Pseudonym {
+        /// nymgate's config file: its tenants, keyring and audit log.
         #[arg(long, short)]
         config: PathBuf,
+        /// The tenant id (`[[tenants]] id`) the person signs in at.
         #[arg(long)]
         tenant: String,
         /// The IdP's stable subject (`sub`, Entra `oid`, SAML NameID or attribute). `-` reads it
@@ -120,6 +129,7 @@ enum RetentionCommand {
     Rectify {
         #[command(flatten)]
         record: RecordArgs,
+        /// The new values as JSON, or `-` to read them from standard input.
         #[arg(long)]
         values: String,
     },
@@ -140,6 +150,7 @@ enum RetentionCommand {
     /// Erase a tenant: its records, its data key, and its pseudonym scope's keys (when no other
     /// tenant shares the scope). Prints what was removed.
     Offboard {
+        /// The tenant id (`[[tenants]] id`) to erase.
         #[arg(long)]
         tenant: String,
         /// The tenant id again, to confirm.
@@ -150,6 +161,7 @@ enum RetentionCommand {
 
 #[derive(clap::Args)]
 struct RecordArgs {
+    /// The tenant id (`[[tenants]] id`) the record belongs to.
     #[arg(long)]
     tenant: String,
     /// The account number (the pseudonym the platform knows; `nymgate pseudonym` finds it).
@@ -173,6 +185,7 @@ enum KeysCommand {
     /// and print its key id. Rotation: point `key_file` at the new one and list the old one in
     /// `previous_key_files` until the tokens it signed have expired.
     Signing {
+        /// The key file to write (refused if it exists); `login.signing.key_file` names it.
         #[arg(long)]
         out: PathBuf,
         /// EdDSA (default) or ES256.
@@ -183,6 +196,7 @@ enum KeysCommand {
     New {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
     },
@@ -195,6 +209,7 @@ enum KeysCommand {
     Rotate {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
         /// How long tokens also carry the previous number (e.g. 30d); 0s for none.
@@ -207,7 +222,7 @@ enum KeysCommand {
     Retire {
         #[command(flatten)]
         keyring: KeyringArgs,
-        /// The scope whose version goes.
+        /// The pseudonym scope whose old version goes: a tenant id, or a shared scope.
         #[arg(long)]
         scope: String,
         /// The version to delete (not the current one).
@@ -226,6 +241,7 @@ enum KeysCommand {
     Erase {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The pseudonym scope: a tenant id, or a scope tenants share (`[[tenants]] scope`).
         #[arg(long)]
         scope: String,
         /// The scope name again, to confirm. Without it, nymgate asks on the terminal.
@@ -237,6 +253,7 @@ enum KeysCommand {
     Backup {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The backup file to write (mode 0600); keep it off this machine.
         #[arg(long)]
         out: PathBuf,
     },
@@ -246,6 +263,7 @@ enum KeysCommand {
     Restore {
         #[command(flatten)]
         keyring: KeyringArgs,
+        /// The backup file (`keys backup --out`) to restore from.
         #[arg(long)]
         from: PathBuf,
         /// Only verify the backup and say what a restore would do.
@@ -766,6 +784,10 @@ fn check(path: &Path) -> ExitCode {
             for note in config.explain_shared_issuers() {
                 println!("  note: {note}");
             }
+            // Combinations that make logins fail (config/warnings.rs).
+            for warning in config.warnings() {
+                println!("  warning: {warning}");
+            }
             // What the caps allow at worst (docs/CONNECTIONS.md).
             for line in config.explain_worst_case(nymgate::config::capacity::open_files_limit()) {
                 println!("  {line}");
@@ -871,7 +893,7 @@ fn demo(dir: Option<PathBuf>, port: u16, admin_port: u16) -> ExitCode {
             })
             .collect();
         println!(
-            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   {url}\n         (your browser will warn: the certificate is from a fresh development CA,\n          {ca})\n\n  1. Choose a school (search works), and sign in at the demo school IdP as\n     {people}; the password is \"{password}\".\n  2. You land on the platform (nymgate's built-in echo platform): it shows what it\n     received, an account number and a role, and none of the name, email or\n     personal identity number the school's IdP sent.\n  3. \"What the platform knows about you\" lists what was kept and what was removed.\n\n  Metrics: http://127.0.0.1:{admin}/metrics   Audit log and config: {folder}\n",
+            "\nnymgate demo is running (Ctrl-C stops it).\n\n  Open   {url}\n         (your browser will warn: the certificate is from a fresh development CA,\n          {ca})\n\n  1. Choose a school (search works), and sign in at the demo school IdP as\n     {people}; the password is \"{password}\".\n  2. You land on the platform (nymgate's built-in echo platform): it shows what it\n     received, an account number and a role, and none of the name, email or\n     personal identity number the school's IdP sent.\n  3. \"What the platform receives about you\" lists what was kept and what was removed.\n\n  Metrics: http://127.0.0.1:{admin}/metrics   Audit log and config: {folder}\n",
             url = demo.url,
             ca = demo.ca_file.display(),
             people = people.join(", "),

@@ -227,7 +227,8 @@ impl RunningServer {
         tracing::info!(
             public = %public_addr,
             admin = %admin_addr,
-            redirect = ?redirect_addr,
+            // "off" rather than Rust's `None` (issue 29).
+            redirect = %redirect_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
             upstream = config.upstream.as_ref().map(|u| u.url.as_str()).unwrap_or("built-in echo platform"),
             "nymgate serving"
         );

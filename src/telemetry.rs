@@ -12,12 +12,25 @@ use crate::config::{LogConfig, LogFormat};
 /// `log.level`. Returns false if a subscriber was already installed (tests that start several
 /// servers).
 pub fn init(config: &LogConfig) -> bool {
+    use std::io::IsTerminal;
     use tracing_subscriber::util::SubscriberInitExt;
-    subscriber(config, std::io::stderr).try_init().is_ok()
+    // Pretty text is coloured only for a person at a terminal: in a file, a pipe or journald the
+    // escape codes are bytes in every line (issue 29). NO_COLOR (no-color.org) turns it off too.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    build(config, std::io::stderr, colour).try_init().is_ok()
 }
 
-/// nymgate's subscriber, writing to `writer` (the privacy scan's own test formats through it).
+/// nymgate's subscriber, writing to `writer` without colour (the privacy scan's own test formats
+/// through it).
 pub fn subscriber<W>(config: &LogConfig, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    build(config, writer, false)
+}
+
+/// The subscriber; `colour` asks for ANSI colour in the pretty format (JSON never has any).
+fn build<W>(config: &LogConfig, writer: W, colour: bool) -> Box<dyn tracing::Subscriber + Send + Sync>
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
@@ -26,7 +39,9 @@ where
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer);
     match config.format {
-        LogFormat::Json => Box::new(builder.json().flatten_event(true).with_current_span(false).finish()),
-        LogFormat::Pretty => Box::new(builder.finish()),
+        LogFormat::Json => {
+            Box::new(builder.json().flatten_event(true).with_current_span(false).with_ansi(false).finish())
+        }
+        LogFormat::Pretty => Box::new(builder.with_ansi(colour).finish()),
     }
 }

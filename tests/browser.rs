@@ -174,7 +174,10 @@ fn a_pupil_signs_in_through_the_demo_and_the_platform_sees_only_an_account_numbe
     assert_eq!(result["role"], "student");
     assert!(result["keyboard"].as_u64().is_some(), "the school was chosen with the keyboard alone: {result}");
     assert_eq!(page(&result, "chooser")["title"], "Sign in");
-    assert!(text(&result, "transparency").contains("pupil"));
+    // The role as the platform receives it, under the page's one name (issue 29).
+    let transparency = text(&result, "transparency");
+    assert!(transparency.contains("student") && !transparency.contains("pupil"), "{transparency}");
+    assert_eq!(page(&result, "transparency")["title"], "What the platform receives about you");
     assert_eq!(page(&result, "logged-out")["title"], "Signed out");
     assert!(text(&result, "chooser-again").contains("Continue with Nordskolan"), "the school is remembered");
 }
@@ -194,7 +197,7 @@ fn the_demo_speaks_swedish() {
     }
     assert_eq!(page(&result, "chooser")["title"], "Logga in");
     assert_eq!(page(&result, "transparency")["title"], "Vad plattformen får veta om dig");
-    assert!(text(&result, "transparency").contains("elev"));
+    assert!(text(&result, "transparency").contains("student (elev)"));
     assert_eq!(page(&result, "logged-out")["title"], "Utloggad");
     assert!(text(&result, "chooser-again").contains("Fortsätt med Södra gymnasiet"));
 }

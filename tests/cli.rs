@@ -63,6 +63,39 @@ fn check_accepts_a_valid_config() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("valid"));
 }
 
+/// Secret files as Kubernetes mounts them with `fsGroup` (0440, the pod's group) and as the
+/// systemd unit's steps install them (0640, group nymgate): `check` takes a key whose group is
+/// the process's own, and still refuses one a group nymgate is not in may read
+/// (src/config/file_access.rs).
+#[test]
+fn check_takes_a_secret_file_readable_by_its_own_group_only() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    let key = dir.path().join("certs/localhost-key.pem");
+    std::fs::write(dir.path().join("nymgate.toml"), VALID).unwrap();
+    let check =
+        || nymgate().arg("check").arg("--config").arg(dir.path().join("nymgate.toml")).output().unwrap();
+    // Made by this process: its owner and its effective group (the tempdir has no setgid bit).
+    assert_eq!(std::fs::metadata(&key).unwrap().gid(), rustix::process::getegid().as_raw());
+    for mode in [0o440, 0o640] {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = check();
+        assert!(out.status.success(), "{mode:o}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o460)).unwrap();
+    let out = check();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stdout).contains("server.key_file"));
+    // A group nymgate is not in: only root may hand the file to one.
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o440)).unwrap();
+    let stranger = 54_321;
+    if std::os::unix::fs::chown(&key, None, Some(stranger)).is_ok() {
+        let out = check();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!out.status.success() && stdout.contains("which nymgate"), "{stdout}");
+    }
+}
+
 #[test]
 fn check_names_every_bad_field_and_what_fixes_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -231,6 +264,34 @@ async fn serve_logs_no_raw_ip_query_cookie_or_credential() {
     }
 }
 
+/// Pretty logs written to a file (journald, a redirect) carry no colour codes, and the start-up
+/// line says what it means, not a Rust value such as `None` (issue 29).
+#[test]
+fn pretty_logs_in_a_file_have_no_colour_codes_and_no_rust_values() {
+    let dir = tempfile::tempdir().unwrap();
+    dev_certs(dir.path());
+    std::fs::write(dir.path().join("nymgate.toml"), format!("{VALID}[log]\nformat = \"pretty\"\n")).unwrap();
+    let log_path = dir.path().join("nymgate.log");
+    let child = nymgate()
+        .args(["serve", "--config"])
+        .arg(dir.path().join("nymgate.toml"))
+        .env_remove("RUST_LOG")
+        .env_remove("NO_COLOR")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut child = common::login::Peer(child);
+    if let Err(log) = common::login::wait_serving(&mut child.0, &log_path) {
+        panic!("{log}");
+    }
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!log.contains('\x1b'), "colour codes in a file: {log:?}");
+    let start = log.lines().find(|l| l.contains("nymgate serving")).unwrap();
+    assert!(start.contains("redirect=off"), "{start}");
+    assert!(!start.contains("None") && !start.contains("Some("), "{start}");
+}
+
 #[tokio::test]
 async fn health_answers_from_the_admin_listener_for_container_checks() {
     let gw = Gateway::start("").await;
@@ -240,8 +301,11 @@ async fn health_answers_from_the_admin_listener_for_container_checks() {
     };
     let live = run(vec!["--admin".into(), admin.clone()]).await.unwrap();
     assert!(live.status.success(), "{}", String::from_utf8_lossy(&live.stderr));
-    let ready = run(vec!["--admin".into(), admin, "--ready".into()]).await.unwrap();
+    let ready = run(vec!["--admin".into(), admin.clone(), "--ready".into()]).await.unwrap();
     assert!(ready.status.success(), "{}", String::from_utf8_lossy(&ready.stderr));
+    // The form `loadtest --admin` takes works here too (issue 29: one form for both).
+    let url = run(vec!["--admin".into(), format!("http://{admin}/")]).await.unwrap();
+    assert!(url.status.success(), "{}", String::from_utf8_lossy(&url.stderr));
     // Nothing listening: a failure, with the reason on stderr.
     let closed = format!("127.0.0.1:{}", common::login::free_port());
     let down = run(vec!["--admin".into(), closed]).await.unwrap();

@@ -295,3 +295,146 @@ fn the_configs_in_deploy_are_read_by_nymgate() {
         assert!(problems.is_empty(), "{name}: {problems:?}");
     }
 }
+
+/// Whether the kernel lets `process` read `file`: the owner's bits for its owner, the group's
+/// for a member, others' for the rest (root reads anything). nymgate's own rule
+/// (`file_access::judge`) is on top of this: a secret file must pass both.
+fn kernel_lets_read(file: FileOwnership, process: &ProcessIds) -> bool {
+    process.uid == 0
+        || if file.uid == process.uid {
+            file.mode & 0o400 != 0
+        } else if process.groups.contains(&file.gid) {
+            file.mode & 0o040 != 0
+        } else {
+            file.mode & 0o004 != 0
+        }
+}
+
+use nymgate::config::file_access::{judge, FileOwnership, ProcessIds};
+
+/// The files each Secret volume of the nymgate Deployment mounts, as the kubelet makes them:
+/// root-owned, with `defaultMode` (0644 when unset) or the item's `mode`; with `fsGroup`, the
+/// pod's fsGroup as group and the group's read bit added, secret volumes being read-only
+/// (kubernetes/kubernetes#57923, pkg/volume/volume_linux.go SetVolumeOwnership). Returns the
+/// process's ids (runAsUser; runAsGroup, fsGroup and supplementalGroups) and each file.
+fn kubernetes_secret_files(deployment: &serde_json::Value) -> (ProcessIds, Vec<(String, FileOwnership)>) {
+    let pod = &deployment["spec"]["template"]["spec"];
+    let context = &pod["securityContext"];
+    let id = |v: &serde_json::Value| v.as_u64().map(|n| n as u32);
+    let fs_group = id(&context["fsGroup"]);
+    let mut groups: Vec<u32> = [id(&context["runAsGroup"]), fs_group].into_iter().flatten().collect();
+    groups.extend(context["supplementalGroups"].as_array().into_iter().flatten().filter_map(id));
+    let process = ProcessIds { uid: id(&context["runAsUser"]).unwrap_or(0), groups };
+    let mut files = Vec::new();
+    for volume in pod["volumes"].as_array().unwrap() {
+        let secret = &volume["secret"];
+        if secret.is_null() {
+            continue;
+        }
+        let default_mode = id(&secret["defaultMode"]).unwrap_or(0o644);
+        let items: Vec<(String, u32)> = match secret["items"].as_array() {
+            Some(items) => items
+                .iter()
+                .map(|i| (i["path"].as_str().unwrap().to_owned(), id(&i["mode"]).unwrap_or(default_mode)))
+                .collect(),
+            None => vec![("*".to_owned(), default_mode)],
+        };
+        for (path, mode) in items {
+            let (mode, gid) = match fs_group {
+                Some(group) => (mode | 0o440, group),
+                None => (mode, 0),
+            };
+            files.push((
+                format!("{}/{path}", volume["name"].as_str().unwrap()),
+                FileOwnership { mode, uid: 0, gid },
+            ));
+        }
+    }
+    (process, files)
+}
+
+fn secret_files_unread(process: &ProcessIds, files: &[(String, FileOwnership)]) -> Vec<String> {
+    files
+        .iter()
+        .filter(|(_, file)| !(kernel_lets_read(*file, process) && judge(*file, process).is_ok()))
+        .map(|(name, file)| format!("{name} {:o} {}:{}", file.mode, file.uid, file.gid))
+        .collect()
+}
+
+/// Issue 29: the Secret files Kubernetes mounts and those the systemd unit's install steps make
+/// are files nymgate reads, with the modes and owners those platforms give them.
+#[test]
+fn the_secret_files_kubernetes_and_systemd_make_are_read_by_nymgate() {
+    let docs = yaml_documents(&[root().join("deploy/k8s/deployment.yaml")]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let (process, files) = kubernetes_secret_files(deployment);
+    assert_eq!(files.len(), 3, "{files:?}");
+    assert!(files.iter().all(|(_, f)| f.mode == 0o440 && f.uid == 0 && f.gid == 65532), "{files:?}");
+    assert_eq!(secret_files_unread(&process, &files), Vec::<String>::new());
+    // The check fails on the traps: no fsGroup (root's alone, unreadable), a mode others may
+    // read, a group that may write.
+    let edited = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut d = deployment.clone();
+        edit(&mut d["spec"]["template"]["spec"]);
+        let (process, files) = kubernetes_secret_files(&d);
+        secret_files_unread(&process, &files)
+    };
+    let pod_context = |key: &'static str| {
+        move |pod: &mut serde_json::Value| {
+            pod["securityContext"].as_object_mut().unwrap().remove(key);
+        }
+    };
+    assert_eq!(edited(&pod_context("fsGroup")).len(), 3);
+    assert_eq!(edited(&|pod| pod["volumes"][1]["secret"]["defaultMode"] = 0o444.into()).len(), 1);
+    assert_eq!(edited(&|pod| pod["volumes"][1]["secret"]["defaultMode"] = 0o660.into()).len(), 1);
+
+    // systemd: `User=`/`Group=` of the unit, and every `install -m MODE -o OWNER -g GROUP FILE
+    // DEST` of its header (nymgate = uid and gid 998 here; any ids other than root's do).
+    let unit = std::fs::read_to_string(root().join("deploy/systemd/nymgate.service")).unwrap();
+    assert!(unit.contains("\nUser=nymgate\n") && unit.contains("\nGroup=nymgate\n"), "{unit}");
+    let id = |name: &str| match name {
+        "root" => 0,
+        "nymgate" => 998,
+        other => panic!("unknown user or group {other}"),
+    };
+    let process = ProcessIds { uid: 998, groups: vec![998] };
+    let mut files = Vec::new();
+    for line in unit.lines().filter_map(|l| l.strip_prefix("#   install -m ")) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() != 7 || words[1] != "-o" || words[3] != "-g" {
+            continue; // the binary's own line
+        }
+        let mode = u32::from_str_radix(words[0], 8).unwrap();
+        files.push((words[6].to_owned(), FileOwnership { mode, uid: id(words[2]), gid: id(words[4]) }));
+    }
+    let names: Vec<&str> = files.iter().map(|(n, _)| n.as_str()).collect();
+    for wanted in
+        ["/etc/nymgate/tls/privkey.pem", "/etc/nymgate/seal.secret", "/var/lib/nymgate/keyring.toml"]
+    {
+        assert!(names.contains(&wanted), "{wanted} not installed: {names:?}");
+    }
+    assert_eq!(secret_files_unread(&process, &files), Vec::<String>::new());
+    // The old steps' traps: a root-owned 0600 file is unreadable, a root:root 0640 one refused.
+    let trap = |mode, gid| vec![("f".to_owned(), FileOwnership { mode, uid: 0, gid })];
+    assert_eq!(secret_files_unread(&process, &trap(0o600, 998)).len(), 1);
+    assert_eq!(secret_files_unread(&process, &trap(0o640, 0)).len(), 1);
+    // The config's keyring path is where the unit installs it.
+    let example = std::fs::read_to_string(root().join("deploy/nymgate.example.toml")).unwrap();
+    assert!(example.contains("keyring_file = \"/var/lib/nymgate/keyring.toml\""));
+    assert!(unit.contains("\nStateDirectory=nymgate\n"));
+}
+
+/// A reload by editing the ConfigMap must arrive: the kubelet updates a ConfigMap or Secret
+/// volume in place, but never a `subPath` mount of one; and the file serve reads is in the
+/// ConfigMap's folder.
+#[test]
+fn the_configmap_reaches_nymgate_when_edited() {
+    let docs = yaml_documents(&[root().join("deploy/k8s/deployment.yaml")]);
+    let deployment = docs.iter().find(|d| d["kind"] == "Deployment").unwrap();
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    let mounts = container["volumeMounts"].as_array().unwrap();
+    assert!(mounts.iter().all(|m| m["subPath"].is_null()), "{mounts:?}");
+    let config_dir = mounts.iter().find(|m| m["name"] == "config").unwrap()["mountPath"].as_str().unwrap();
+    let args: Vec<&str> = container["args"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect();
+    assert_eq!(args, ["serve", "--config", &format!("{config_dir}/nymgate.toml")]);
+}

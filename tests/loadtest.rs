@@ -247,6 +247,34 @@ fn the_provider_output_is_loaded_with_the_load_test_as_the_platform() {
     assert_clean_run(&report, 30, 0);
 }
 
+/// A load test that can't verify nymgate's certificate says how to trust it (issue 29): the
+/// development CA through `--ca-file`. The rig's `--admin` is the URL form; `HOST:PORT` works
+/// as for `nymgate health`.
+#[test]
+fn a_load_test_that_cannot_verify_the_certificate_suggests_ca_file() {
+    let rig = Rig::start(false);
+    let admin = rig.admin.trim_start_matches("http://").to_owned();
+    let out = Command::new(NYMGATE)
+        .args([
+            "loadtest",
+            "--url",
+            &rig.url,
+            "--idp-listen",
+            &rig.idp,
+            "--idp-dir",
+            "idp",
+            "--admin",
+            &admin,
+        ])
+        .args(["--logins", "1"])
+        .current_dir(rig.dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("TLS handshake failed") && stderr.contains("--ca-file"), "{stderr}");
+}
+
 /// The account-number check can fail: with another scope's key every login is an error.
 #[test]
 fn a_wrong_account_number_counts_as_a_failed_login() {

@@ -19,13 +19,17 @@ use serde::Deserialize;
 pub mod alerts;
 pub mod branding;
 pub mod capacity;
+mod cert_strength;
+pub mod file_access;
 pub mod identity;
 pub mod issuer;
 pub mod login;
 pub mod parse;
 pub mod secrets;
+mod warnings;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
+pub use file_access::check_private_file;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
 
 /// Identity headers that are removed from every client request, whatever the config says.
@@ -1237,6 +1241,11 @@ impl Config {
                             problem(&field(name), format!("cannot read {}: {e}", path.display()));
                         }
                     }
+                    for path in &saml.certificate_files {
+                        if let Err(message) = cert_strength::strong_enough(path, saml.allow_weak_algorithms) {
+                            problem(&field("saml.certificate_files"), message);
+                        }
+                    }
                     if self.login.as_ref().is_some_and(|l| l.saml.is_none()) {
                         problem("login.saml", format!("is required by the SAML tenant {:?}", tenant.id));
                     }
@@ -1687,8 +1696,9 @@ impl Config {
                 problem(&field("acs_url"), message);
             }
             for path in &sp.certificate_files {
-                if let Err(e) = std::fs::metadata(path) {
-                    problem(&field("certificate_files"), format!("cannot read {}: {e}", path.display()));
+                // Read as serve reads it (saml_idp.rs: IdpTrust without weak algorithms).
+                if let Err(message) = cert_strength::strong_enough(path, false) {
+                    problem(&field("certificate_files"), message);
                 }
             }
             let own_path = self.login.as_ref().and_then(|l| {
@@ -1714,21 +1724,6 @@ impl Config {
             }
         }
     }
-}
-
-/// A file that holds a secret must not be readable by group or others (like ssh's key check).
-pub fn check_private_file(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mode = meta.permissions().mode() & 0o777;
-    if mode & 0o077 != 0 {
-        return Err(format!(
-            "{} has mode {mode:03o}: a secret must not be readable by group or others; run `chmod 600 {}`",
-            path.display(),
-            path.display()
-        ));
-    }
-    Ok(())
 }
 
 /// The most `upstream.max_connections` may be: one worker's connections to one platform address
@@ -1982,18 +1977,6 @@ client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
         assert!(UpstreamTarget::parse("http://127.0.0.1:3000/app").is_err());
         assert!(UpstreamTarget::parse("http://user:pw@host").is_err());
         assert!(UpstreamTarget::parse("127.0.0.1:3000").is_err());
-    }
-
-    #[test]
-    fn group_readable_secret_file_is_refused() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("secret");
-        std::fs::write(&path, b"x").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(check_private_file(&path).unwrap_err().contains("chmod 600"));
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        assert!(check_private_file(&path).is_ok());
     }
 
     #[test]

@@ -100,8 +100,10 @@ pub struct Options {
     /// Provider output: the platform's client registered in `[[login.clients]]`.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// Provider output: a file holding that client's secret (`client_secret` of the client).
     #[arg(long)]
     pub client_secret_file: Option<PathBuf>,
+    /// Provider output: one of that client's registered `redirect_uris`.
     #[arg(long)]
     pub redirect_uri: Option<String>,
     /// nymgate's keyring: with it every account number is checked against the one derived for
@@ -118,10 +120,10 @@ pub struct Options {
     /// Accept any certificate from nymgate (a staging host).
     #[arg(long)]
     pub insecure: bool,
-    /// nymgate's admin listener, e.g. http://127.0.0.1:9090: its resident memory is read from
-    /// /metrics before and after the run.
-    #[arg(long)]
-    pub admin: Option<String>,
+    /// nymgate's admin listener, 127.0.0.1:9090 or http://127.0.0.1:9090 (as `health --admin`):
+    /// its resident memory is read from /metrics before and after the run.
+    #[arg(long, value_parser = crate::admin_address::parse)]
+    pub admin: Option<std::net::SocketAddr>,
     /// Distinct people the logins cycle through.
     #[arg(long, default_value_t = 100_000)]
     pub people: u64,
@@ -333,10 +335,19 @@ pub async fn run(options: &Options) -> Result<Report, String> {
 
     // nymgate's signing keys, to verify every token the platform receives.
     let mut setup = Browser::new(tls.clone(), options.timeout);
-    let jwks = setup
-        .get(&format!("{base}/nymgate/jwks"), &[])
-        .await
-        .map_err(|f| format!("cannot reach {base}: {}", f.kind()))?;
+    let jwks = setup.get(&format!("{base}/nymgate/jwks"), &[]).await.map_err(|f| {
+        // Most often nymgate's certificate is from a CA this machine does not trust (a
+        // development CA, a private one): say how to trust it (issue 29).
+        let hint = match f {
+            browser::Failure::Tls if options.ca_file.is_none() && !options.insecure => {
+                "; if nymgate's certificate is from a private CA (`nymgate certs dev` writes \
+                     certs/dev-ca.pem), pass it with --ca-file FILE (or --insecure for a staging host)"
+            }
+            browser::Failure::Tls => "; check that --ca-file holds the CA that issued nymgate's certificate",
+            _ => "",
+        };
+        format!("cannot reach {base}: {}{hint}", f.kind())
+    })?;
     if !jwks.status.is_success() {
         return Err(format!("{base}/nymgate/jwks answered {}", jwks.status));
     }
@@ -382,7 +393,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
     });
 
     let memory_start = match &options.admin {
-        Some(admin) => resident_memory(&mut setup, admin).await,
+        Some(admin) => resident_memory(&mut setup, *admin).await,
         None => None,
     };
     let shared = Arc::new(Shared {
@@ -422,7 +433,7 @@ pub async fn run(options: &Options) -> Result<Report, String> {
         None => 0,
     };
     let memory_end = match &options.admin {
-        Some(admin) => resident_memory(&mut setup, admin).await,
+        Some(admin) => resident_memory(&mut setup, *admin).await,
         None => None,
     };
     let seconds = measured_for.as_secs_f64().max(1e-9);
@@ -604,8 +615,8 @@ async fn progress(shared: Arc<Shared>, quiet: bool) {
 }
 
 /// `nymgate_resident_memory_bytes` from nymgate's admin `/metrics`.
-async fn resident_memory(browser: &mut Browser, admin: &str) -> Option<u64> {
-    let reply = browser.get(&format!("{}/metrics", admin.trim_end_matches('/')), &[]).await.ok()?;
+async fn resident_memory(browser: &mut Browser, admin: std::net::SocketAddr) -> Option<u64> {
+    let reply = browser.get(&format!("http://{admin}/metrics"), &[]).await.ok()?;
     let text = String::from_utf8_lossy(&reply.body);
     text.lines().find_map(|l| l.strip_prefix("nymgate_resident_memory_bytes "))?.trim().parse().ok()
 }

@@ -326,17 +326,27 @@ pub fn transparency(
     };
     let mut content = format!("<p>{}</p><dl>", escape(lang.text("me_intro")));
     let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
-    let role = text("role").map(|r| lang.text(&format!("role_{r}")).to_owned()).filter(|r| !r.is_empty());
     for (label, value) in [
         ("me_account", text("sub")),
-        ("me_role", role),
+        ("me_role", text("role")),
         ("me_school", text("school")),
         ("me_municipality", text("municipality")),
         ("me_tenant", text("tenant")),
     ] {
-        if let Some(value) = value {
-            content.push_str(&format!("<dt>{}</dt><dd>{}</dd>", escape(lang.text(label)), escape(&value)));
-        }
+        let Some(value) = value else { continue };
+        // The role as the platform receives it (`student`), and the word for it in the page's
+        // language beside it when that differs (issue 29: the page said "pupil" for `student`).
+        let shown = if label != "me_role" {
+            escape(&value)
+        } else {
+            match lang.text(&format!("role_{value}")) {
+                word if !word.is_empty() && word != value => {
+                    format!("<code>{}</code> ({})", escape(&value), escape(word))
+                }
+                _ => format!("<code>{}</code>", escape(&value)),
+            }
+        };
+        content.push_str(&format!("<dt>{}</dt><dd>{shown}</dd>", escape(lang.text(label))));
     }
     content.push_str("</dl>");
     if removed.is_empty() {
@@ -400,6 +410,38 @@ mod tests {
         assert_eq!(en, keys(include_str!("texts/sv.toml")));
         for key in &en {
             assert!(!Lang::Sv.text(key).is_empty() && !Lang::En.text(key).is_empty(), "{key}");
+        }
+    }
+
+    fn body(response: Response<Body>) -> String {
+        let body =
+            futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(response.into_body()));
+        String::from_utf8(body.unwrap().unwrap().to_bytes().to_vec()).unwrap()
+    }
+
+    /// The transparency page shows the role the platform receives, in every language, with
+    /// the page's word for it beside it (issue 29: it said "pupil" where the platform gets
+    /// `student`).
+    #[test]
+    fn transparency_page_shows_the_role_as_the_platform_receives_it() {
+        let claims = serde_json::json!({"sub": "v1-AAAA", "role": "student", "tenant": "nord"});
+        let removed = ["email".to_owned()];
+        let page = |lang| {
+            body(transparency(
+                lang,
+                &BrandingConfig::default(),
+                Some((claims.as_object().unwrap(), &removed)),
+            ))
+        };
+        let en = page(Lang::En);
+        assert!(en.contains("<dd><code>student</code></dd>") && !en.contains("pupil"), "{en}");
+        assert!(en.contains("<title>What the platform receives about you"), "{en}");
+        assert!(page(Lang::Sv).contains("<dd><code>student</code> (elev)</dd>"));
+        for role in ["student", "teacher", "staff", "other"] {
+            assert!(
+                !Lang::En.text(&format!("role_{role}")).is_empty()
+                    && !Lang::Sv.text(&format!("role_{role}")).is_empty()
+            );
         }
     }
 

@@ -224,7 +224,7 @@ pub fn rsa_public_key(pem: &[u8]) -> Result<Option<Vec<u8>>, String> {
 }
 
 /// The RSA modulus size of a PEM certificate's key, or `None` for a non-RSA key.
-fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
+pub fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
     use x509_cert::der::asn1::UintRef;
     use x509_cert::der::{Decode, Reader, SliceReader};
     let Some(key) = rsa_public_key(pem)? else { return Ok(None) };

@@ -199,7 +199,8 @@ pub fn unix_now() -> u64 {
 }
 
 impl Keyring {
-    /// Reads a keyring file, refusing one that group or others can read.
+    /// Reads a keyring file, refusing one that others, or a group not nymgate's, can read
+    /// (crate::config::file_access).
     pub fn load(path: &Path) -> Result<Keyring, KeyringError> {
         check_private_file(path).map_err(KeyringError::File)?;
         let text = std::fs::read_to_string(path)
