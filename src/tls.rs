@@ -18,6 +18,8 @@ use rustls::ServerConfig;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use crate::config::cert_strength::{rsa_bits_der, MIN_RSA_BITS};
+
 use crate::public_hosts::HostSet;
 
 /// ALPN protocols offered, most preferred first (RFC 7301).
@@ -184,43 +186,8 @@ pub fn client_config(roots: rustls::RootCertStore) -> rustls::ClientConfig {
         .with_no_client_auth()
 }
 
-/// Client-side roots for an https upstream: a PEM bundle, or the system's store.
-/// The smallest RSA key rustls-webpki verifies a signature with (its RSA algorithms are
-/// `RSA_PKCS1_2048_8192_*` and `RSA_PSS_2048_8192_*`).
-pub const MIN_RSA_BITS: usize = 2048;
-
-/// The size of a certificate's RSA key in bits, `None` for another key type or a certificate
-/// that does not parse (rustls then refuses it itself).
-pub fn rsa_bits(cert: &CertificateDer<'_>) -> Option<usize> {
-    use x509_cert::der::Decode;
-    const RSA_ENCRYPTION: x509_cert::der::oid::ObjectIdentifier =
-        x509_cert::der::oid::ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-    let cert = x509_cert::Certificate::from_der(cert.as_ref()).ok()?;
-    let spki = &cert.tbs_certificate.subject_public_key_info;
-    if spki.algorithm.oid != RSA_ENCRYPTION {
-        return None;
-    }
-    modulus_bits(spki.subject_public_key.as_bytes()?)
-}
-
-/// The bit length of the modulus in a DER RSAPublicKey (RFC 8017 §A.1.1:
-/// `SEQUENCE { modulus INTEGER, publicExponent INTEGER }`).
-fn modulus_bits(der: &[u8]) -> Option<usize> {
-    use x509_cert::der::{asn1::UintRef, Decode, Reader, SliceReader};
-    let mut reader = SliceReader::new(der).ok()?;
-    reader
-        .sequence(|inner| {
-            let modulus = UintRef::decode(inner)?;
-            // The exponent too: a sequence must be read to its end.
-            UintRef::decode(inner)?;
-            let bytes = modulus.as_bytes();
-            let bits = bytes.first().map_or(0, |b| 8 - b.leading_zeros() as usize)
-                + 8 * bytes.len().saturating_sub(1);
-            Ok(bits)
-        })
-        .ok()
-}
-
+/// The roots that verify the platform (or an IdP, or Redis): `ca_file`'s certificates, else the
+/// system's. A certificate whose RSA key is under [`MIN_RSA_BITS`] is refused.
 pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, TlsError> {
     let mut roots = rustls::RootCertStore::empty();
     match ca_file {
@@ -231,7 +198,7 @@ pub fn upstream_roots(ca_file: Option<&Path>) -> Result<rustls::RootCertStore, T
             // A key webpki will not verify with is refused now, not at the first connection
             // (each would fail with 502): check and serve say so at start.
             for (index, cert) in certs.iter().enumerate() {
-                if let Some(bits) = rsa_bits(cert).filter(|bits| *bits < MIN_RSA_BITS) {
+                if let Ok(Some(bits)) = rsa_bits_der(cert).map(|b| b.filter(|bits| *bits < MIN_RSA_BITS)) {
                     return Err(TlsError::Cert {
                         path: path.to_owned(),
                         reason: format!("certificate {} has a {bits}-bit RSA key; TLS verification refuses RSA keys under {MIN_RSA_BITS} bits: reissue it with {MIN_RSA_BITS} bits or more", index + 1),
@@ -259,43 +226,12 @@ mod rsa_size_tests {
     use super::*;
 
     #[test]
-    fn a_1024_bit_rsa_ca_is_refused_and_the_sizes_are_read() {
+    fn a_platform_ca_with_a_1024_bit_rsa_key_is_refused() {
         let pem = include_bytes!("../tests/fixtures/rsa1024-cert.pem");
-        let cert = CertificateDer::pem_slice_iter(pem).next().unwrap().unwrap();
-        assert_eq!(rsa_bits(&cert), Some(1024));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ca.pem");
         std::fs::write(&path, pem).unwrap();
         let refused = upstream_roots(Some(&path)).err().map(|e| e.to_string()).unwrap_or_default();
         assert!(refused.contains("1024-bit RSA key"), "{refused}");
-        // An ECDSA certificate has no RSA size; a 2048-bit one is kept.
-        let ec = rcgen::generate_simple_self_signed(vec!["a.example".into()]).unwrap();
-        assert_eq!(rsa_bits(ec.cert.der()), None);
-    }
-
-    proptest::proptest! {
-        /// The modulus size read from any DER RSAPublicKey is its bit length, leading zero
-        /// byte (the sign) or not.
-        #[test]
-        fn the_modulus_size_is_its_bit_length(top in 1u8..=255, len in 1usize..600) {
-            let mut modulus = vec![top];
-            modulus.resize(len, 0xab);
-            let body = |m: &[u8]| {
-                let mut int = if m[0] & 0x80 != 0 { vec![0u8] } else { vec![] };
-                int.extend_from_slice(m);
-                int
-            };
-            let int = body(&modulus);
-            let der_len = |n: usize| if n < 128 { vec![n as u8] } else if n < 256 { vec![0x81, n as u8] } else { vec![0x82, (n >> 8) as u8, n as u8] };
-            let mut inner = vec![0x02];
-            inner.extend(der_len(int.len()));
-            inner.extend(&int);
-            inner.extend([0x02, 0x03, 0x01, 0x00, 0x01]);
-            let mut der = vec![0x30];
-            der.extend(der_len(inner.len()));
-            der.extend(inner);
-            let expected = 8 * (len - 1) + (8 - top.leading_zeros() as usize);
-            proptest::prop_assert_eq!(modulus_bits(&der), Some(expected));
-        }
     }
 }

@@ -19,7 +19,7 @@ use serde::Deserialize;
 pub mod alerts;
 pub mod branding;
 pub mod capacity;
-mod cert_strength;
+pub mod cert_strength;
 pub mod file_access;
 pub mod identity;
 pub mod issuer;

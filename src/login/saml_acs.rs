@@ -181,8 +181,10 @@ impl IdpTrust {
     ) -> Result<Self, String> {
         let mut keys = KeysManager::new();
         for (i, pem) in certificates.iter().enumerate() {
-            let bits = rsa_bits(pem).map_err(|e| format!("certificate {}: {e}", i + 1))?;
-            if bits.is_some_and(|b| b < 2048) && !allow_weak_algorithms {
+            let bits = crate::config::cert_strength::rsa_bits(pem)
+                .map_err(|e| format!("certificate {}: {e}", i + 1))?;
+            if bits.is_some_and(|b| b < crate::config::cert_strength::MIN_RSA_BITS) && !allow_weak_algorithms
+            {
                 return Err(format!(
                     "certificate {}: an RSA key of {} bits is too weak (allow_weak_algorithms to accept it)",
                     i + 1,
@@ -221,26 +223,6 @@ pub fn rsa_public_key(pem: &[u8]) -> Result<Option<Vec<u8>>, String> {
     // rsaEncryption (RFC 8017 §A.1)
     Ok((spki.algorithm.oid.to_string() == "1.2.840.113549.1.1.1")
         .then(|| spki.subject_public_key.raw_bytes().to_vec()))
-}
-
-/// The RSA modulus size of a PEM certificate's key, or `None` for a non-RSA key.
-pub fn rsa_bits(pem: &[u8]) -> Result<Option<usize>, String> {
-    use x509_cert::der::asn1::UintRef;
-    use x509_cert::der::{Decode, Reader, SliceReader};
-    let Some(key) = rsa_public_key(pem)? else { return Ok(None) };
-    // RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER } (RFC 8017 §A.1.1)
-    let unreadable = |_| "unreadable RSA key".to_owned();
-    let mut reader = SliceReader::new(&key).map_err(unreadable)?;
-    let modulus = reader
-        .sequence(|r| {
-            let modulus = UintRef::decode(r)?;
-            UintRef::decode(r)?;
-            Ok(modulus)
-        })
-        .map_err(unreadable)?;
-    let bytes = modulus.as_bytes();
-    let leading = bytes.first().map_or(8, |b| b.leading_zeros() as usize);
-    Ok(Some(bytes.len() * 8 - leading))
 }
 
 /// What this SP expects of the response in hand.
