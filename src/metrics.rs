@@ -4,7 +4,8 @@
 //! never a path, a host, an IP or anything else a client controls, so that no personal value can
 //! become a label and no client can make the label set grow without bound.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -14,8 +15,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 /// The media type of [`Metrics::render`]'s text (OpenMetrics 1.0, §3.1 of the specification);
-/// Prometheus asks for it first in its Accept header.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Prometheus asks for it first in its Accept header. `/metrics` negotiates (metrics_format.rs).
+pub const CONTENT_TYPE: &str = crate::metrics_format::OPENMETRICS;
 
 /// Which part of nymgate answered a request.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -114,6 +115,31 @@ pub struct Metrics {
     /// Admin API calls refused before any work, by reason (`bad_credentials`, `rate_limited`):
     /// their audit lines are aggregated (src/login/admin_refusals.rs), so this is the full count.
     admin_refused: Family<ReasonLabels, Counter>,
+    /// Logins by tenant, and the time of each login step (metrics_login.rs).
+    pub logins_by: crate::metrics_login::LoginMetrics,
+    /// Records the retention store refused as tampered, as the serving store counts them
+    /// (`RetentionStore::tampered_total`), set before each scrape is written.
+    retention_tampered: Arc<AtomicU64>,
+    /// `process_*` under their standard names: a registry without nymgate's prefix.
+    process: Registry,
+}
+
+/// `nymgate_retention_tampered_records_total`, read at each scrape.
+#[derive(Debug)]
+struct TamperedRecords(Arc<AtomicU64>);
+
+impl prometheus_client::collector::Collector for TamperedRecords {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let counter = prometheus_client::metrics::counter::ConstCounter::new(self.0.load(Ordering::Relaxed));
+        let metric = encoder.encode_descriptor(
+            "retention_tampered_records",
+            "Retained records refused as tampered since the retention database was opened (docs/RETENTION.md); any is an attack or a restore gone wrong",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
 }
 
 impl Default for Metrics {
@@ -246,7 +272,38 @@ impl Metrics {
             "Admin API calls refused without a valid token, by reason (bad_credentials, rate_limited)",
             admin_refused.clone(),
         );
+        // The closed label sets, at zero from the start: a series that appears only with its
+        // first increment hides that increment from `rate()` and `increase()`.
+        for outcome in ["reloaded", "failed"] {
+            drop(cert_reloads.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for outcome in ["reloaded", "refused"] {
+            drop(config_reloads.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for reason in ["send_timeout", "close_grace", "tunnel_idle"] {
+            drop(deadline_cuts.get_or_create(&ReasonLabels { reason }));
+        }
+        for kind in crate::alert::AlertKind::ALL {
+            drop(alerts.get_or_create(&KindLabels { kind: kind.as_str() }));
+        }
+        for result in ["delivered", "failed", "dropped"] {
+            drop(alert_webhook.get_or_create(&ResultLabels { result }));
+        }
+        for kind in ["login", "admin"] {
+            drop(audit_failures.get_or_create(&KindLabels { kind }));
+        }
+        for reason in ["bad_credentials", "rate_limited"] {
+            drop(admin_refused.get_or_create(&ReasonLabels { reason }));
+        }
+        let logins_by = crate::metrics_login::LoginMetrics::register(&mut registry);
+        let retention_tampered = Arc::new(AtomicU64::new(0));
+        registry.register_collector(Box::new(TamperedRecords(retention_tampered.clone())));
+        let mut process = Registry::default();
+        process.register_collector(Box::new(crate::metrics_process::ProcessCollector));
         Self {
+            logins_by,
+            retention_tampered,
+            process,
             audit_failures,
             admin_refused,
             alerts,
@@ -369,15 +426,33 @@ impl Metrics {
         self.admin_refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// The Prometheus text exposition.
+    /// How many records the serving retention store has refused as tampered.
+    pub fn retention_tampered(&self, total: u64) {
+        self.retention_tampered.store(total, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics 1.0 text exposition.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(bytes);
         }
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        let encode = |out: &mut String| {
+            use prometheus_client::encoding::text::{encode_eof, encode_registry};
+            encode_registry(out, &self.registry)?;
+            encode_registry(out, &self.process)?;
+            encode_eof(out)
+        };
+        encode(&mut out).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The exposition in `format` (metrics_format.rs).
+    pub fn render_as(&self, format: crate::metrics_format::Format) -> String {
+        match format {
+            crate::metrics_format::Format::OpenMetrics => self.render(),
+            crate::metrics_format::Format::PrometheusText => crate::metrics_format::to_prometheus_text(&self.render()),
+        }
     }
 }
 
