@@ -14,6 +14,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::metrics_format::Declared;
+
 /// The media type of [`Metrics::render`]'s text (OpenMetrics 1.0, §3.1 of the specification);
 /// Prometheus asks for it first in its Accept header. `/metrics` negotiates (metrics_format.rs).
 pub const CONTENT_TYPE: &str = crate::metrics_format::OPENMETRICS;
@@ -159,7 +161,7 @@ impl Metrics {
             prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route class and status", requests.clone());
+        registry.register("requests", "Requests answered, by route class and status", Declared(requests.clone()));
         // 0.5 ms to about 33 s.
         let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 17));
         registry.register(
@@ -216,33 +218,33 @@ impl Metrics {
         registry.register(
             "rejected_requests",
             "Requests refused by nymgate's own checks, by reason",
-            rejected_requests.clone(),
+            Declared(rejected_requests.clone()),
         );
         let deadline_cuts = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "deadline_cuts",
             "Connections or responses cut off by a deadline (send_timeout, close_grace, tunnel_idle)",
-            deadline_cuts.clone(),
+            Declared(deadline_cuts.clone()),
         );
         let cert_reloads = Family::<OutcomeLabels, Counter>::default();
-        registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
+        registry.register("cert_reloads", "Certificate reloads, by outcome", Declared(cert_reloads.clone()));
         let config_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "config_reloads",
             "Config reloads (SIGHUP or the file changing), by outcome: reloaded or refused",
-            config_reloads.clone(),
+            Declared(config_reloads.clone()),
         );
         let guard_trips = Family::<GuardLabels, Counter>::default();
         registry.register(
             "guard_trips",
             "Logins failed closed because an outgoing claim carried a personal value, by claim and detector",
-            guard_trips.clone(),
+            Declared(guard_trips.clone()),
         );
         let logins = Family::<LoginLabels, Counter>::default();
         registry.register(
             "logins",
             "Login attempts, by protocol, outcome and reason code (docs/LOGIN.md)",
-            logins.clone(),
+            Declared(logins.clone()),
         );
         let login_blocks = Counter::default();
         registry.register(
@@ -253,24 +255,24 @@ impl Metrics {
         let blocked_clients = Gauge::default();
         registry.register("blocked_clients", "Clients blocked from logging in now", blocked_clients.clone());
         let alerts = Family::<KindLabels, Counter>::default();
-        registry.register("alerts", "Alerts raised, by kind (docs/ALERTS.md)", alerts.clone());
+        registry.register("alerts", "Alerts raised, by kind (docs/ALERTS.md)", Declared(alerts.clone()));
         let alert_webhook = Family::<ResultLabels, Counter>::default();
         registry.register(
             "alert_webhook_deliveries",
             "Alerts the webhook took (delivered), gave up on after every attempt (failed), or never got because its queue was full (dropped)",
-            alert_webhook.clone(),
+            Declared(alert_webhook.clone()),
         );
         let audit_failures = Family::<KindLabels, Counter>::default();
         registry.register(
             "audit_failures",
             "Audit lines that could not be written, by kind (login, admin); each attempt was refused",
-            audit_failures.clone(),
+            Declared(audit_failures.clone()),
         );
         let admin_refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "admin_refused",
             "Admin API calls refused without a valid token, by reason (bad_credentials, rate_limited)",
-            admin_refused.clone(),
+            Declared(admin_refused.clone()),
         );
         // The closed label sets, at zero from the start: a series that appears only with its
         // first increment hides that increment from `rate()` and `increase()`.
@@ -482,5 +484,17 @@ mod tests {
         let rss = text.lines().find_map(|l| l.strip_prefix("nymgate_resident_memory_bytes ")).unwrap();
         assert!(rss.parse::<i64>().unwrap() > 1 << 20, "{text}");
         assert!(text.contains("nymgate_guard_trips_total{claim=\"school\",detector=\"email\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn every_family_is_declared_before_its_first_event() {
+        let text = Metrics::new().render();
+        for family in ["nymgate_requests", "nymgate_logins", "nymgate_guard_trips", "nymgate_tenant_login_failures"] {
+            assert!(text.contains(&format!("# TYPE {family} counter\n")), "{family}: {text}");
+        }
+        assert!(text.contains("nymgate_config_reloads_total{outcome=\"refused\"} 0\n"), "{text}");
+        assert!(text.contains("nymgate_login_step_duration_seconds_count{step=\"commit\"} 0\n"), "{text}");
+        assert!(text.contains("nymgate_retention_tampered_records_total 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

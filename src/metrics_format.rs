@@ -9,6 +9,9 @@
 //! says which it reads (`Accept`), and a 0.0.4 reader gets the same families written in 0.0.4:
 //! one rendering, translated, never two sources that could drift.
 
+use prometheus_client::encoding::{EncodeMetric, MetricEncoder};
+use prometheus_client::metrics::MetricType;
+
 /// The media type of the OpenMetrics text (OpenMetrics 1.0 §3.1, "Protocol Negotiation").
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 /// The media type of Prometheus text 0.0.4.
@@ -136,6 +139,26 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
         }
     }
     out
+}
+
+/// A metric family declared (`# HELP`, `# TYPE`) before its first series: prometheus_client
+/// leaves out a family with no series at all, so a scrape before the first event would not
+/// show that the metric exists (OpenMetrics 1.0 allows a MetricFamily with no Metric).
+#[derive(Debug)]
+pub struct Declared<M>(pub M);
+
+impl<M: EncodeMetric> EncodeMetric for Declared<M> {
+    fn encode(&self, encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        self.0.encode(encoder)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        self.0.metric_type()
+    }
+
+    fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// A sample line up to its value (and timestamp): an exemplar's ` # ` is looked for after the

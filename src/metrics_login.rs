@@ -12,6 +12,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::metrics_format::Declared;
+
 /// The steps of a login after the school's IdP answered (src/login/mod.rs, "verify →
 /// pseudonymize → guard → audit"), each timed on its own.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -80,13 +82,13 @@ impl LoginMetrics {
         registry.register(
             "tenant_logins",
             "Login attempts filed under a configured tenant, by tenant and outcome (ok, failed)",
-            by_tenant.clone(),
+            Declared(by_tenant.clone()),
         );
         let failures_by_tenant = Family::<TenantReason, Counter>::default();
         registry.register(
             "tenant_login_failures",
             "Failed login attempts filed under a configured tenant, by tenant and reason code (docs/LOGIN.md)",
-            failures_by_tenant.clone(),
+            Declared(failures_by_tenant.clone()),
         );
         // 1 ms to about 16 s: a verify step that asks the IdP can take seconds; the others
         // take milliseconds (BENCHMARKS.md), the audit sync included.
@@ -96,7 +98,7 @@ impl LoginMetrics {
         registry.register(
             "login_step_duration_seconds",
             "Time of each step of a login after the IdP answered (verify, pseudonymize, mint, commit), whatever its outcome",
-            steps.clone(),
+            Declared(steps.clone()),
         );
         for step in Step::ALL {
             drop(steps.get_or_create(&StepLabel { step }));
