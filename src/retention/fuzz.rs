@@ -45,6 +45,15 @@ pub fn stored_bytes(data: &[u8]) {
         assert_eq!(plain, &rest[4..4 + plain.len()]);
         assert!(rest[4 + plain.len()..].iter().all(|&b| b == 0));
     }
+    // Padding round-trips, and a padding byte that is not zero is refused.
+    let padded = seal::pad(rest);
+    assert_eq!(seal::unpad(&padded).unwrap(), rest);
+    let padding = padded.len() - 4 - rest.len();
+    if padding > 0 {
+        let mut dirty = padded;
+        dirty[4 + rest.len() + usize::from(head) % padding] = head | 1;
+        assert!(seal::unpad(&dirty).is_err());
+    }
 
     // What nymgate seals opens under its binding, and not under another nor with a bit changed.
     let sealed = seal::seal_record(&KEY, &binding, rest);
