@@ -131,7 +131,10 @@ pub struct Metrics {
 struct TamperedRecords(Arc<AtomicU64>);
 
 impl prometheus_client::collector::Collector for TamperedRecords {
-    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
         use prometheus_client::encoding::EncodeMetric;
         let counter = prometheus_client::metrics::counter::ConstCounter::new(self.0.load(Ordering::Relaxed));
         let metric = encoder.encode_descriptor(
@@ -161,7 +164,11 @@ impl Metrics {
             prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route class and status", Declared(requests.clone()));
+        registry.register(
+            "requests",
+            "Requests answered, by route class and status",
+            Declared(requests.clone()),
+        );
         // 0.5 ms to about 33 s.
         let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 17));
         registry.register(
@@ -453,7 +460,9 @@ impl Metrics {
     pub fn render_as(&self, format: crate::metrics_format::Format) -> String {
         match format {
             crate::metrics_format::Format::OpenMetrics => self.render(),
-            crate::metrics_format::Format::PrometheusText => crate::metrics_format::to_prometheus_text(&self.render()),
+            crate::metrics_format::Format::PrometheusText => {
+                crate::metrics_format::to_prometheus_text(&self.render())
+            }
         }
     }
 }
@@ -489,7 +498,9 @@ mod tests {
     #[test]
     fn every_family_is_declared_before_its_first_event() {
         let text = Metrics::new().render();
-        for family in ["nymgate_requests", "nymgate_logins", "nymgate_guard_trips", "nymgate_tenant_login_failures"] {
+        for family in
+            ["nymgate_requests", "nymgate_logins", "nymgate_guard_trips", "nymgate_tenant_login_failures"]
+        {
             assert!(text.contains(&format!("# TYPE {family} counter\n")), "{family}: {text}");
         }
         assert!(text.contains("nymgate_config_reloads_total{outcome=\"refused\"} 0\n"), "{text}");

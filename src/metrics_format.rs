@@ -214,14 +214,20 @@ mod tests {
             b"application/openmetrics-text;q=0.5, text/plain",
             b"\xff",
         ] {
-            assert_eq!(negotiate(Some(accept)), Format::PrometheusText, "{}", String::from_utf8_lossy(accept));
+            assert_eq!(
+                negotiate(Some(accept)),
+                Format::PrometheusText,
+                "{}",
+                String::from_utf8_lossy(accept)
+            );
         }
         assert_eq!(negotiate(None), Format::PrometheusText);
     }
 
     #[test]
     fn qvalues_outside_the_grammar_weigh_nothing() {
-        for (q, weight) in [("1", Some(1000)), ("1.000", Some(1000)), ("0.5", Some(500)), ("0.05", Some(50))] {
+        for (q, weight) in [("1", Some(1000)), ("1.000", Some(1000)), ("0.5", Some(500)), ("0.05", Some(50))]
+        {
             assert_eq!(parse_weight(q), weight, "{q}");
         }
         for q in ["2", "1.5", "0.0001", "-1", "", "0.a", "1e0"] {

@@ -92,10 +92,22 @@ impl Collector for ProcessCollector {
             counter.encode(metric)?;
         }
         let gauges: [(&str, &str, Option<f64>); 5] = [
-            ("process_resident_memory_bytes", "Resident memory size in bytes", sample.resident_bytes.map(|v| v as f64)),
-            ("process_virtual_memory_bytes", "Virtual memory size in bytes", sample.virtual_bytes.map(|v| v as f64)),
+            (
+                "process_resident_memory_bytes",
+                "Resident memory size in bytes",
+                sample.resident_bytes.map(|v| v as f64),
+            ),
+            (
+                "process_virtual_memory_bytes",
+                "Virtual memory size in bytes",
+                sample.virtual_bytes.map(|v| v as f64),
+            ),
             ("process_open_fds", "Number of open file descriptors", sample.open_fds.map(|v| v as f64)),
-            ("process_max_fds", "Maximum number of open file descriptors (the soft limit)", sample.max_fds.map(|v| v as f64)),
+            (
+                "process_max_fds",
+                "Maximum number of open file descriptors (the soft limit)",
+                sample.max_fds.map(|v| v as f64),
+            ),
             (
                 "process_start_time_seconds",
                 "Start time of the process since the Unix epoch in seconds",
@@ -139,14 +151,20 @@ mod tests {
         let stat = "42 (a) b (c)) S 1 42 42 0 -1 4194560 100 0 0 0 250 150 0 0 20 0 1 0 1234 1000 10";
         let fields = stat_fields(stat).unwrap();
         assert_eq!(field(&fields, 3), None, "state is not a number");
-        assert_eq!((field(&fields, 14), field(&fields, 15), field(&fields, 22)), (Some(250), Some(150), Some(1234)));
+        assert_eq!(
+            (field(&fields, 14), field(&fields, 15), field(&fields, 22)),
+            (Some(250), Some(150), Some(1234))
+        );
     }
 
     #[test]
     fn limits_and_status_lines() {
         let limits = "Limit                     Soft Limit           Hard Limit           Units     \nMax open files            1024                 524288               files     \n";
         assert_eq!(max_open_files(limits), Some(1024));
-        assert_eq!(max_open_files("Max open files            unlimited            unlimited            files\n"), None);
+        assert_eq!(
+            max_open_files("Max open files            unlimited            unlimited            files\n"),
+            None
+        );
         assert_eq!(status_kib("Name:\tx\nVmRSS:\t  2048 kB\n", "VmRSS:"), Some(2048));
         assert_eq!(boot_time("cpu 1 2\nbtime 1700000000\n"), Some(1_700_000_000));
     }

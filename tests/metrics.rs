@@ -33,7 +33,11 @@ impl Scrape {
             .args([&url, accept])
             .output()
             .unwrap();
-        assert!(out.status.success(), "the parser refused /metrics: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "the parser refused /metrics: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let parsed: Value = serde_json::from_slice(&out.stdout).unwrap();
         let families = parsed["families"]
             .as_array()
@@ -46,9 +50,10 @@ impl Scrape {
 
     /// The value of the sample `name` with exactly `labels`, if there is one.
     fn value(&self, name: &str, labels: Value) -> Option<f64> {
-        self.families.values().flat_map(|f| f["samples"].as_array().unwrap()).find_map(|s| {
-            (s[0] == name && s[1] == labels).then(|| s[2].as_f64().unwrap())
-        })
+        self.families
+            .values()
+            .flat_map(|f| f["samples"].as_array().unwrap())
+            .find_map(|s| (s[0] == name && s[1] == labels).then(|| s[2].as_f64().unwrap()))
     }
 
     /// The names a query uses for each family: a counter's `_total`, an info's `_info`.
@@ -67,7 +72,11 @@ impl Scrape {
 /// Both scrapes read the same metrics, each typed (a 0.0.4 reader given OpenMetrics reads
 /// every counter as a family of its own without a type: issue 29).
 fn assert_same_metrics(om: &Scrape, text: &Scrape) {
-    assert!(om.content_type.starts_with("application/openmetrics-text; version=1.0.0"), "{}", om.content_type);
+    assert!(
+        om.content_type.starts_with("application/openmetrics-text; version=1.0.0"),
+        "{}",
+        om.content_type
+    );
     assert!(text.content_type.starts_with("text/plain; version=0.0.4"), "{}", text.content_type);
     let untyped: Vec<_> =
         text.families.iter().filter(|(_, f)| f["type"] == "untyped" || f["type"] == "unknown").collect();
@@ -80,11 +89,18 @@ fn assert_same_metrics(om: &Scrape, text: &Scrape) {
             kind => (name.clone(), kind.to_owned()),
         })
         .collect();
-    let text_typed: BTreeSet<(String, String)> =
-        text.families.iter().map(|(name, f)| (name.clone(), f["type"].as_str().unwrap().to_owned())).collect();
+    let text_typed: BTreeSet<(String, String)> = text
+        .families
+        .iter()
+        .map(|(name, f)| (name.clone(), f["type"].as_str().unwrap().to_owned()))
+        .collect();
     assert_eq!(om_typed, text_typed);
     let series = |s: &Scrape| -> BTreeSet<String> {
-        s.families.values().flat_map(|f| f["samples"].as_array().unwrap()).map(|s| format!("{}{}", s[0], s[1])).collect()
+        s.families
+            .values()
+            .flat_map(|f| f["samples"].as_array().unwrap())
+            .map(|s| format!("{}{}", s[0], s[1]))
+            .collect()
     };
     assert_eq!(series(om), series(text), "the same series in both formats");
 }
@@ -142,7 +158,11 @@ fn prometheus_and_openmetrics_parsers_read_every_metric_from_start_with_tenants_
         assert_eq!(scrape.value("nymgate_logins_total", unknown), Some(1.0), "counted, under no tenant");
         let steps = ["verify", "pseudonymize", "mint", "commit"]
             .map(|step| scrape.value("nymgate_login_step_duration_seconds_count", json!({"step": step})));
-        assert_eq!(steps, [Some(2.0), Some(1.0), Some(1.0), Some(1.0)], "the refused login stopped at verify");
+        assert_eq!(
+            steps,
+            [Some(2.0), Some(1.0), Some(1.0), Some(1.0)],
+            "the refused login stopped at verify"
+        );
     }
     let tenants: BTreeSet<&str> = om
         .families
@@ -167,8 +187,10 @@ fn nymgate_words(text: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut rest = text;
     while let Some(at) = rest.find("nymgate_") {
-        let word: String =
-            rest[at..].chars().take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_').collect();
+        let word: String = rest[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
+            .collect();
         rest = &rest[at + word.len()..];
         words.push(word);
     }
@@ -192,7 +214,11 @@ fn docs_list_every_metric_served_and_no_other() {
     let schema = std::fs::read_to_string(root.join("src/retention/postgres.rs")).unwrap();
     let tables: BTreeSet<String> = schema
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("CREATE TABLE IF NOT EXISTS ").or(l.trim().strip_prefix("CREATE INDEX IF NOT EXISTS ")))
+        .filter_map(|l| {
+            l.trim()
+                .strip_prefix("CREATE TABLE IF NOT EXISTS ")
+                .or(l.trim().strip_prefix("CREATE INDEX IF NOT EXISTS "))
+        })
         .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
         .collect();
     assert!(tables.contains("nymgate_records"), "{tables:?}");
@@ -215,5 +241,8 @@ fn docs_list_every_metric_served_and_no_other() {
 
 #[test]
 fn nymgate_words_are_cut_at_the_name() {
-    assert_eq!(nymgate_words("`nymgate_logins_total{protocol}` and nymgate_store_up."), ["nymgate_logins_total", "nymgate_store_up"]);
+    assert_eq!(
+        nymgate_words("`nymgate_logins_total{protocol}` and nymgate_store_up."),
+        ["nymgate_logins_total", "nymgate_store_up"]
+    );
 }
