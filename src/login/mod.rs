@@ -1124,7 +1124,8 @@ impl Login {
         // nymgate's own Response passing through is no login: nothing of it is committed.
         match &outcome {
             Ok(Passed::School(..)) => clock.next(Step::Commit),
-            _ => clock.stop(),
+            Ok(Passed::Own(_)) => clock.discard(),
+            Err(_) => clock.stop(),
         }
         match outcome {
             Ok(Passed::Own(form)) => Ok(form),

@@ -65,6 +65,12 @@ impl<'a> StepClock<'a> {
         }
     }
 
+    /// Ends the running step untimed: what ran was no login (nymgate's own SAML Response
+    /// passing through the intercepted ACS).
+    pub fn discard(&self) {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).take();
+    }
+
     /// After the steps that decide a login: `commit` follows a decided one; a refused one
     /// stops the clock (its refusal page is not a step).
     pub fn decided<T, E>(&self, outcome: &Result<T, E>) {
@@ -114,5 +120,7 @@ mod tests {
         }
         let counts = ["verify", "pseudonymize", "mint", "commit"].map(|s| count(&metrics, s));
         assert_eq!(counts, [3, 1, 1, 1], "a refused login has no commit step");
+        StepClock::start(&metrics).discard();
+        assert_eq!(count(&metrics, "verify"), 3, "discarded");
     }
 }
