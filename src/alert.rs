@@ -44,6 +44,9 @@ pub enum AlertKind {
 }
 
 impl AlertKind {
+    pub const ALL: [AlertKind; 4] =
+        [AlertKind::SignatureFailure, AlertKind::Replay, AlertKind::GuardTrip, AlertKind::ClientBlocked];
+
     pub fn as_str(self) -> &'static str {
         match self {
             AlertKind::SignatureFailure => "signature_failure",

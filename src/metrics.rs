@@ -4,7 +4,8 @@
 //! never a path, a host, an IP or anything else a client controls, so that no personal value can
 //! become a label and no client can make the label set grow without bound.
 
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -13,9 +14,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::metrics_format::Declared;
+
 /// The media type of [`Metrics::render`]'s text (OpenMetrics 1.0, §3.1 of the specification);
-/// Prometheus asks for it first in its Accept header.
-pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// Prometheus asks for it first in its Accept header. `/metrics` negotiates (metrics_format.rs).
+pub const CONTENT_TYPE: &str = crate::metrics_format::OPENMETRICS;
 
 /// Which part of nymgate answered a request.
 #[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
@@ -114,6 +117,34 @@ pub struct Metrics {
     /// Admin API calls refused before any work, by reason (`bad_credentials`, `rate_limited`):
     /// their audit lines are aggregated (src/login/admin_refusals.rs), so this is the full count.
     admin_refused: Family<ReasonLabels, Counter>,
+    /// Logins by tenant, and the time of each login step (metrics_login.rs).
+    pub logins_by: crate::metrics_login::LoginMetrics,
+    /// Records the retention store refused as tampered, as the serving store counts them
+    /// (`RetentionStore::tampered_total`), set before each scrape is written.
+    retention_tampered: Arc<AtomicU64>,
+    /// `process_*` under their standard names: a registry without nymgate's prefix.
+    process: Registry,
+}
+
+/// `nymgate_retention_tampered_records_total`, read at each scrape.
+#[derive(Debug)]
+struct TamperedRecords(Arc<AtomicU64>);
+
+impl prometheus_client::collector::Collector for TamperedRecords {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        let counter = prometheus_client::metrics::counter::ConstCounter::new(self.0.load(Ordering::Relaxed));
+        let metric = encoder.encode_descriptor(
+            "retention_tampered_records",
+            "Retained records refused as tampered since the retention database was opened (docs/RETENTION.md); any is an attack or a restore gone wrong",
+            None,
+            counter.metric_type(),
+        )?;
+        counter.encode(metric)
+    }
 }
 
 impl Default for Metrics {
@@ -133,7 +164,11 @@ impl Metrics {
             prometheus_client::metrics::info::Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
         );
         let requests = Family::<RequestLabels, Counter>::default();
-        registry.register("requests", "Requests answered, by route class and status", requests.clone());
+        registry.register(
+            "requests",
+            "Requests answered, by route class and status",
+            Declared(requests.clone()),
+        );
         // 0.5 ms to about 33 s.
         let upstream_seconds = Histogram::new(exponential_buckets(0.0005, 2.0, 17));
         registry.register(
@@ -190,33 +225,33 @@ impl Metrics {
         registry.register(
             "rejected_requests",
             "Requests refused by nymgate's own checks, by reason",
-            rejected_requests.clone(),
+            Declared(rejected_requests.clone()),
         );
         let deadline_cuts = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "deadline_cuts",
             "Connections or responses cut off by a deadline (send_timeout, close_grace, tunnel_idle)",
-            deadline_cuts.clone(),
+            Declared(deadline_cuts.clone()),
         );
         let cert_reloads = Family::<OutcomeLabels, Counter>::default();
-        registry.register("cert_reloads", "Certificate reloads, by outcome", cert_reloads.clone());
+        registry.register("cert_reloads", "Certificate reloads, by outcome", Declared(cert_reloads.clone()));
         let config_reloads = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "config_reloads",
             "Config reloads (SIGHUP or the file changing), by outcome: reloaded or refused",
-            config_reloads.clone(),
+            Declared(config_reloads.clone()),
         );
         let guard_trips = Family::<GuardLabels, Counter>::default();
         registry.register(
             "guard_trips",
             "Logins failed closed because an outgoing claim carried a personal value, by claim and detector",
-            guard_trips.clone(),
+            Declared(guard_trips.clone()),
         );
         let logins = Family::<LoginLabels, Counter>::default();
         registry.register(
             "logins",
             "Login attempts, by protocol, outcome and reason code (docs/LOGIN.md)",
-            logins.clone(),
+            Declared(logins.clone()),
         );
         let login_blocks = Counter::default();
         registry.register(
@@ -227,26 +262,57 @@ impl Metrics {
         let blocked_clients = Gauge::default();
         registry.register("blocked_clients", "Clients blocked from logging in now", blocked_clients.clone());
         let alerts = Family::<KindLabels, Counter>::default();
-        registry.register("alerts", "Alerts raised, by kind (docs/ALERTS.md)", alerts.clone());
+        registry.register("alerts", "Alerts raised, by kind (docs/ALERTS.md)", Declared(alerts.clone()));
         let alert_webhook = Family::<ResultLabels, Counter>::default();
         registry.register(
             "alert_webhook_deliveries",
             "Alerts the webhook took (delivered), gave up on after every attempt (failed), or never got because its queue was full (dropped)",
-            alert_webhook.clone(),
+            Declared(alert_webhook.clone()),
         );
         let audit_failures = Family::<KindLabels, Counter>::default();
         registry.register(
             "audit_failures",
             "Audit lines that could not be written, by kind (login, admin); each attempt was refused",
-            audit_failures.clone(),
+            Declared(audit_failures.clone()),
         );
         let admin_refused = Family::<ReasonLabels, Counter>::default();
         registry.register(
             "admin_refused",
             "Admin API calls refused without a valid token, by reason (bad_credentials, rate_limited)",
-            admin_refused.clone(),
+            Declared(admin_refused.clone()),
         );
+        // The closed label sets, at zero from the start: a series that appears only with its
+        // first increment hides that increment from `rate()` and `increase()`.
+        for outcome in ["reloaded", "failed"] {
+            drop(cert_reloads.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for outcome in ["reloaded", "refused"] {
+            drop(config_reloads.get_or_create(&OutcomeLabels { outcome }));
+        }
+        for reason in ["send_timeout", "close_grace", "tunnel_idle"] {
+            drop(deadline_cuts.get_or_create(&ReasonLabels { reason }));
+        }
+        for kind in crate::alert::AlertKind::ALL {
+            drop(alerts.get_or_create(&KindLabels { kind: kind.as_str() }));
+        }
+        for result in ["delivered", "failed", "dropped"] {
+            drop(alert_webhook.get_or_create(&ResultLabels { result }));
+        }
+        for kind in ["login", "admin"] {
+            drop(audit_failures.get_or_create(&KindLabels { kind }));
+        }
+        for reason in ["bad_credentials", "rate_limited"] {
+            drop(admin_refused.get_or_create(&ReasonLabels { reason }));
+        }
+        let logins_by = crate::metrics_login::LoginMetrics::register(&mut registry);
+        let retention_tampered = Arc::new(AtomicU64::new(0));
+        registry.register_collector(Box::new(TamperedRecords(retention_tampered.clone())));
+        let mut process = Registry::default();
+        process.register_collector(Box::new(crate::metrics_process::ProcessCollector));
         Self {
+            logins_by,
+            retention_tampered,
+            process,
             audit_failures,
             admin_refused,
             alerts,
@@ -369,15 +435,35 @@ impl Metrics {
         self.admin_refused.get_or_create(&ReasonLabels { reason }).inc();
     }
 
-    /// The Prometheus text exposition.
+    /// How many records the serving retention store has refused as tampered.
+    pub fn retention_tampered(&self, total: u64) {
+        self.retention_tampered.store(total, Ordering::Relaxed);
+    }
+
+    /// The OpenMetrics 1.0 text exposition.
     pub fn render(&self) -> String {
         if let Some(bytes) = resident_memory_bytes() {
             self.resident_memory.set(bytes);
         }
         let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)
-            .expect("writing to a String cannot fail");
+        let encode = |out: &mut String| {
+            use prometheus_client::encoding::text::{encode_eof, encode_registry};
+            encode_registry(out, &self.registry)?;
+            encode_registry(out, &self.process)?;
+            encode_eof(out)
+        };
+        encode(&mut out).expect("writing to a String cannot fail");
         out
+    }
+
+    /// The exposition in `format` (metrics_format.rs).
+    pub fn render_as(&self, format: crate::metrics_format::Format) -> String {
+        match format {
+            crate::metrics_format::Format::OpenMetrics => self.render(),
+            crate::metrics_format::Format::PrometheusText => {
+                crate::metrics_format::to_prometheus_text(&self.render())
+            }
+        }
     }
 }
 
@@ -407,5 +493,19 @@ mod tests {
         let rss = text.lines().find_map(|l| l.strip_prefix("nymgate_resident_memory_bytes ")).unwrap();
         assert!(rss.parse::<i64>().unwrap() > 1 << 20, "{text}");
         assert!(text.contains("nymgate_guard_trips_total{claim=\"school\",detector=\"email\"} 1"), "{text}");
+    }
+
+    #[test]
+    fn every_family_is_declared_before_its_first_event() {
+        let text = Metrics::new().render();
+        for family in
+            ["nymgate_requests", "nymgate_logins", "nymgate_guard_trips", "nymgate_tenant_login_failures"]
+        {
+            assert!(text.contains(&format!("# TYPE {family} counter\n")), "{family}: {text}");
+        }
+        assert!(text.contains("nymgate_config_reloads_total{outcome=\"refused\"} 0\n"), "{text}");
+        assert!(text.contains("nymgate_login_step_duration_seconds_count{step=\"commit\"} 0\n"), "{text}");
+        assert!(text.contains("nymgate_retention_tampered_records_total 0\n"), "{text}");
+        assert!(text.ends_with("# EOF\n"), "{text}");
     }
 }

@@ -936,7 +936,7 @@ fn text_response(status: StatusCode, text: impl Into<bytes::Bytes>) -> Response<
 
 /// The admin listener: `/healthz` (the process runs), `/readyz` (it should get traffic: config
 /// loaded, not draining, the platform and the shared store reachable, the audit log writable),
-/// `/metrics` (Prometheus text format 0.0.4).
+/// `/metrics` (OpenMetrics 1.0 or Prometheus text 0.0.4, as the scraper asks).
 async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Receiver<Phase>) {
     let readiness = phase.clone();
     serve_plain(listener, phase, move |req: Request<Incoming>| {
@@ -987,14 +987,16 @@ async fn serve_admin(listener: TcpListener, slot: GatewaySlot, phase: watch::Rec
                     None => text_response(StatusCode::NOT_FOUND, "not found\n"),
                 },
                 "/metrics" => {
-                    let mut response = text_response(StatusCode::OK, gateway.metrics.render());
-                    response.headers_mut().insert(
-                        header::CONTENT_TYPE,
-                        // What prometheus_client writes (`# EOF`, counters typed without their
-                        // `_total`): OpenMetrics 1.0. Labelled as Prometheus text 0.0.4, a 0.0.4
-                        // parser reads every counter as `unknown`.
-                        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
-                    );
+                    // OpenMetrics 1.0 to a scraper that asks for it, Prometheus text 0.0.4
+                    // otherwise, each labelled as what it is (metrics_format.rs).
+                    let accept = req.headers().get(header::ACCEPT).map(HeaderValue::as_bytes);
+                    let format = crate::metrics_format::negotiate(accept);
+                    let tampered = gateway.login.as_ref().map_or(0, |login| login.retention_tampered());
+                    gateway.metrics.retention_tampered(tampered);
+                    let mut response = text_response(StatusCode::OK, gateway.metrics.render_as(format));
+                    let headers = response.headers_mut();
+                    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(format.content_type()));
+                    headers.insert(header::VARY, HeaderValue::from_static("accept"));
                     response
                 }
                 _ => text_response(StatusCode::NOT_FOUND, "not found\n"),

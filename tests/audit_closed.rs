@@ -95,7 +95,9 @@ fn an_unwritable_audit_file_refuses_logins_with_503_and_readyz_recovers() {
     let body = readyz_becomes(&world, 503);
     assert!(body.contains("audit: failing"), "{body}");
     let metrics = world.metrics();
-    assert!(metrics.contains("nymgate_audit_failures_total{kind=\"login\"}"), "{metrics}");
+    // Present at zero from the start: the count must have risen.
+    assert!(!metrics.contains("nymgate_audit_failures_total{kind=\"login\"} 0\n"), "{metrics}");
+    assert!(metrics.contains("nymgate_audit_failures_total{kind=\"login\"} "), "{metrics}");
     assert!(metrics.contains(&format!("reason=\"{AUDIT_UNAVAILABLE}\"")), "{metrics}");
 
     // The sink writes again: ready again, and the log says how many lines the outage kept out.
@@ -148,7 +150,9 @@ fn an_unwritable_audit_file_refuses_an_admin_erasure_with_503_and_erases_nothing
     assert_eq!(records(&world), 1, "erased without its audit line");
     let (status, _) = api(&world, "GET", &format!("school-a/{account}"), Some(DPO_TOKEN));
     assert_eq!(status, 503, "a record answered without its audit line");
-    assert!(world.metrics().contains("nymgate_audit_failures_total{kind=\"admin\"}"));
+    let metrics = world.metrics();
+    assert!(!metrics.contains("nymgate_audit_failures_total{kind=\"admin\"} 0\n"), "{metrics}");
+    assert!(metrics.contains("nymgate_audit_failures_total{kind=\"admin\"} "), "{metrics}");
 
     repair_audit(&world);
     let (status, _) = api(&world, "DELETE", &format!("school-a/{account}"), Some(DPO_TOKEN));

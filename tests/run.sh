@@ -49,7 +49,7 @@ fi
 echo "==> node peers (tests/peers/package-lock.json): oidc-provider, openid-client, samlify, @node-saml/node-saml, standardwebhooks, undici, playwright-core"
 npm ci --prefix tests/peers --no-audit --no-fund --loglevel=error
 
-echo "==> python peers (tests/peers/requirements.txt): pysaml2, python3-saml, kubernetes-validate, in tests/peers/.venv"
+echo "==> python peers (tests/peers/requirements.txt): pysaml2, python3-saml, kubernetes-validate, prometheus_client, in tests/peers/.venv"
 [[ -x tests/peers/.venv/bin/python ]] || python3 -m venv tests/peers/.venv
 tests/peers/.venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 

@@ -259,6 +259,22 @@ fn interception_replaces_the_schools_response_before_the_platform_sees_it() {
     let received = platform.call(&world, "GET", "/received", None);
     assert_eq!(received.as_array().unwrap().len(), 1, "only nymgate's one response reached the platform");
     world.assert_no_personal_values(&[("platform's received bytes", &received.to_string())]);
+    // Counted under the school, and timed step by step: the two refusals stopped at verify.
+    let metrics = world.metrics();
+    assert_eq!(sample(&metrics, "nymgate_tenant_logins_total{tenant=\"school-s\",outcome=\"ok\"}"), 1.0);
+    assert_eq!(login_steps(&metrics), [3.0, 1.0, 1.0, 1.0], "{metrics}");
+}
+
+/// The value of one series in a metrics page.
+fn sample(metrics: &str, series: &str) -> f64 {
+    let value = metrics.lines().find_map(|l| l.strip_prefix(series)?.strip_prefix(' '));
+    value.unwrap_or_else(|| panic!("no {series} in {metrics}")).parse().unwrap()
+}
+
+/// How many logins each step (verify, pseudonymize, mint, commit) was timed for.
+fn login_steps(metrics: &str) -> [f64; 4] {
+    ["verify", "pseudonymize", "mint", "commit"]
+        .map(|step| sample(metrics, &format!("nymgate_login_step_duration_seconds_count{{step=\"{step}\"}}")))
 }
 
 #[test]
@@ -328,6 +344,9 @@ fn idp_initiated_login_reaches_the_intercepted_platform_through_nymgate() {
     assert!(seen["profile"]["inResponseTo"].is_null(), "{seen}");
     assert_eq!(seen["relay_state"], "/courses");
     world.assert_no_personal_values(&[("platform's received bytes", &seen.to_string())]);
+    // One login (the school's, at nymgate's callback): its Response passing the intercepted
+    // ACS is no second one.
+    assert_eq!(login_steps(&world.metrics()), [1.0, 1.0, 1.0, 1.0]);
 
     // A platform that does not allow IdP-initiated logins gets none.
     let sp = url_encode(common::login::SAML_PLATFORM);

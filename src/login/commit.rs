@@ -99,7 +99,7 @@ impl Login {
             })
             .await;
         if audited.is_err() {
-            self.metrics.login(protocol, "failed", AUDIT_UNAVAILABLE);
+            self.count(Some(&login.tenant), protocol, "failed", AUDIT_UNAVAILABLE);
             tracing::warn!(
                 request_id = ctx.request_id,
                 tenant = login.tenant,
@@ -114,7 +114,7 @@ impl Login {
                 return Err(self.failed(Some(&login.tenant), error, ctx, Some(protocol)).await);
             }
         }
-        self.metrics.login(protocol, "ok", "none");
+        self.count(Some(&login.tenant), protocol, "ok", "none");
         // Claim names only: what the IdP sent that the platform does not get.
         tracing::info!(request_id = ctx.request_id, tenant = login.tenant, protocol, removed = ?login.removed, "login");
         Ok(())

@@ -26,6 +26,7 @@ mod provider;
 pub mod retention_api;
 pub use provider::pkce_s256;
 mod flow_identity;
+mod observe;
 pub mod saml_acs;
 pub mod saml_idp;
 pub mod saml_metadata;
@@ -55,6 +56,7 @@ use crate::body::{self, Body};
 use crate::client_ip::ReducedIp;
 use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
+use crate::metrics_login::Step;
 use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use crate::pseudonym::identity::VerifiedIdentity;
 use crate::pseudonym::keyring::{unix_now, Keyring};
@@ -64,6 +66,7 @@ use crate::secret::Secret;
 use crate::store::{Space, Store, StoreError};
 use crate::target::SAML_MESSAGES;
 use commit::{Decided, PendingRecord, ProbeGate};
+use observe::StepClock;
 use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
@@ -514,7 +517,7 @@ impl Login {
         });
         let audit = Arc::new(AuditSink::from_config(&config.audit));
         let admin_refusals = admin_refusals::AdminRefusals::new(audit.clone(), metrics.clone());
-        Ok(Some(Arc::new(Login {
+        let built = Arc::new(Login {
             blocker,
             saml_sp,
             saml_idp,
@@ -584,7 +587,9 @@ impl Login {
                 .collect(),
             alerts,
             metrics,
-        })))
+        });
+        built.declare_tenant_metrics();
+        Ok(Some(built))
     }
 
     /// Whether a path is one of nymgate's own.
@@ -821,6 +826,7 @@ impl Login {
         let params = form(query);
         let state = params.get("state").map(String::as_str).unwrap_or("");
         let mut tenant = None;
+        let clock = StepClock::start(&self.metrics);
         let outcome = async {
             let now = unix_now();
             let flow = self.take_flow(state, headers, now, &mut tenant).await?;
@@ -835,12 +841,16 @@ impl Login {
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
             let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
+            clock.next(Step::Pseudonymize);
             let (login, record) =
                 self.pseudonymize(&flow.tenant, &identity, self.sector(&flow.next), now).await?;
+            clock.next(Step::Mint);
             self.deliver(login, record, flow.next, now, ctx.lang)
         }
         .await;
+        clock.decided(&outcome);
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "oidc").await;
+        clock.stop();
         if is_token(state) {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&flow_cookie_name(state)));
         }
@@ -855,6 +865,7 @@ impl Login {
         use saml_acs::SamlError;
         let mut tenant = None;
         let mut flow_cookie_to_clear = None;
+        let clock = StepClock::start(&self.metrics);
         let outcome = async {
             let fields =
                 read_form_limited(incoming, ctx, ACS_FORM_LIMIT).await.map_err(|status| match status {
@@ -917,12 +928,16 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
+            clock.next(Step::Pseudonymize);
             let (login, record) =
                 self.pseudonymize(&tenant_id, &verified.identity, self.sector(&next), now).await?;
+            clock.next(Step::Mint);
             self.deliver(login, record, next, now, ctx.lang)
         }
         .await;
+        clock.decided(&outcome);
         let mut response = self.finish(outcome, tenant.as_deref(), ctx, "saml").await;
+        clock.stop();
         if let Some(name) = flow_cookie_to_clear {
             response.headers_mut().append(header::SET_COOKIE, clear_cookie(&name));
         }
@@ -1004,6 +1019,7 @@ impl Login {
             Err(error) => return Err(self.finish(Err(error.into()), None, ctx, "saml").await),
         }
         let mut tenant = None;
+        let clock = StepClock::start(&self.metrics);
         let outcome = async {
             let (idp, sp) = self
                 .saml_idp
@@ -1061,6 +1077,7 @@ impl Login {
             if !self.store.claim(Space::SamlAssertion, &key, verified.replay_until, now).await? {
                 return Err(FlowError::BadRequest("saml_replayed"));
             }
+            clock.next(Step::Pseudonymize);
             let (login, record) =
                 self.pseudonymize(tenant_id, &verified.identity, self.sp_sector(&sp.entity_id), now).await?;
             // Bytes that nymgate relays into its own signed Response are checked as any value
@@ -1078,6 +1095,7 @@ impl Login {
             if verified.in_response_to.as_deref().is_some_and(|id| !is_xsd_id(id)) {
                 return Err(FlowError::Saml(SamlError::InResponseTo));
             }
+            clock.next(Step::Mint);
             let request =
                 saml_idp::SpRequest::new(&sp.entity_id, verified.in_response_to.clone(), relay_state);
             let (response, _) = idp.response(&login, &request, now)?;
@@ -1089,6 +1107,12 @@ impl Login {
             Ok(Passed::School(Bytes::from(form.finish()), login, record.map(Box::new)))
         }
         .await;
+        // nymgate's own Response passing through is no login: nothing of it is committed.
+        match &outcome {
+            Ok(Passed::School(..)) => clock.next(Step::Commit),
+            Ok(Passed::Own(_)) => clock.discard(),
+            Err(_) => clock.stop(),
+        }
         match outcome {
             Ok(Passed::Own(form)) => Ok(form),
             // Counted and audited as any login, before the form is forwarded.
@@ -1312,7 +1336,7 @@ impl Login {
     ) -> Response<Body> {
         let protocol = protocol.unwrap_or("oidc");
         let reason = error.reason();
-        self.metrics.login(protocol, "failed", reason);
+        self.count(tenant, protocol, "failed", reason);
         let claim = match &error {
             FlowError::Pseudonym(PseudonymError::Guard(trip)) => {
                 self.metrics.guard_trip(*trip);
@@ -1415,7 +1439,7 @@ impl Login {
     /// 429 with `Retry-After` (RFC 6585 §4), audited and counted like any refused attempt; it
     /// does not count as another failure, so the block ends when it says it does.
     async fn refuse_blocked(&self, retry_after: u64, ctx: &LoginContext<'_>) -> Response<Body> {
-        self.metrics.login("none", "failed", "blocked");
+        self.count(None, "none", "failed", "blocked");
         let audited = self
             .record(AuditEvent {
                 reason: Some("blocked"),

@@ -19,6 +19,8 @@
 //! use `spawn_blocking`.
 
 mod data_key;
+#[doc(hidden)]
+pub mod fuzz;
 mod postgres;
 pub mod replicas;
 mod seal;

@@ -90,7 +90,7 @@ pub(super) fn pad(plain: &[u8]) -> Vec<u8> {
     padded
 }
 
-fn unpad(padded: &[u8]) -> Result<&[u8], RetentionError> {
+pub(super) fn unpad(padded: &[u8]) -> Result<&[u8], RetentionError> {
     let (length, rest) = padded.split_first_chunk::<4>().ok_or(RetentionError::Tampered)?;
     let length = u32::from_be_bytes(*length) as usize;
     // The padding is authenticated, so a wrong length is a bug or another format, not an attack;
