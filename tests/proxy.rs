@@ -392,26 +392,42 @@ async fn admin_listener_reports_health_readiness_and_metrics() {
 /// The metrics say what format they are in: OpenMetrics 1.0 (its `# EOF`, counters typed
 /// without `_total`), not Prometheus text 0.0.4, whose parser would read every counter as
 /// `unknown`.
+/// `/metrics` is labelled as what it is, by the scraper's `Accept` (docs/METRICS.md): the
+/// OpenMetrics a scraper asks for, else Prometheus text 0.0.4 (tests/metrics.rs parses both
+/// with the real parsers).
 #[tokio::test]
-async fn metrics_are_labelled_as_the_openmetrics_they_are() {
+async fn metrics_are_labelled_as_the_format_they_are_in() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let gw = Gateway::start("").await;
-    let mut tcp = tokio::net::TcpStream::connect(gw.server.admin_addr).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n").await.unwrap();
-    let mut reply = String::new();
-    tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_string(&mut reply))
-        .await
-        .unwrap()
-        .unwrap();
-    let (head, body) = reply.split_once("\r\n\r\n").unwrap();
-    let head = head.to_ascii_lowercase();
+    let scrape = |accept: &'static str| {
+        let addr = gw.server.admin_addr;
+        async move {
+            let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let request =
+                format!("GET /metrics HTTP/1.1\r\nHost: admin\r\n{accept}Connection: close\r\n\r\n");
+            tcp.write_all(request.as_bytes()).await.unwrap();
+            let mut reply = String::new();
+            tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_string(&mut reply))
+                .await
+                .unwrap()
+                .unwrap();
+            let (head, body) = reply.split_once("\r\n\r\n").unwrap();
+            (head.to_ascii_lowercase(), body.to_owned())
+        }
+    };
+    let version = format!("nymgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    let (head, body) = scrape("Accept: application/openmetrics-text; version=1.0.0\r\n").await;
     assert!(
         head.contains("content-type: application/openmetrics-text; version=1.0.0; charset=utf-8"),
         "{head}"
     );
     assert!(body.trim_end().ends_with("# EOF"), "{body}");
     assert!(body.contains("# TYPE nymgate_tls_handshake_failures counter"), "{body}");
-    let version = format!("nymgate_build_info{{version=\"{}\"}} 1", env!("CARGO_PKG_VERSION"));
+    assert!(body.contains(&version), "{body}");
+    let (head, body) = scrape("").await;
+    assert!(head.contains("content-type: text/plain; version=0.0.4"), "{head}");
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(body.contains("# TYPE nymgate_tls_handshake_failures_total counter"), "{body}");
     assert!(body.contains(&version), "{body}");
 }
 
