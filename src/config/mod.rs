@@ -1247,7 +1247,15 @@ impl Config {
                         }
                     }
                     if self.login.as_ref().is_some_and(|l| l.saml.is_none()) {
-                        problem("login.saml", format!("is required by the SAML tenant {:?}", tenant.id));
+                        problem(
+                            "login.saml",
+                            format!(
+                                "is required by the SAML tenant {:?}: add [login.saml] with cert_file and key_file \
+                                 (nymgate's SP signing certificate and key; `nymgate certs saml --entity-id \
+                                 {{public_url}}/nymgate/saml --out DIR` makes them), as in deploy/nymgate.example.toml",
+                                tenant.id
+                            ),
+                        );
                     }
                 }
                 (None, IdpKind::Saml) if self.login.is_some() => problem(

@@ -660,7 +660,15 @@ impl Login {
                 metadata_response(self.saml_sp.as_ref().map(|sp| sp.metadata()).unwrap_or_default())
             }
             (&Method::GET, "/idp/metadata") if self.saml_idp.is_some() => {
-                metadata_response(self.saml_idp.as_ref().map(|idp| idp.metadata()).unwrap_or_default())
+                match self.saml_idp.as_ref().map(|idp| idp.metadata(unix_now())) {
+                    Some(Ok(xml)) => metadata_response(xml),
+                    _ => pages::login_failed(
+                        ctx.lang,
+                        &self.branding,
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        ctx.request_id,
+                    ),
+                }
             }
             (&Method::GET, "/idp/sso") if self.saml_idp.is_some() => {
                 self.saml_sso(SsoInput::Redirect(query), ctx).await

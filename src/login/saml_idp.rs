@@ -227,6 +227,13 @@ impl StatusAnswer {
     }
 }
 
+/// How long a copy of nymgate's IdP metadata is valid (`validUntil`): a week, so a platform
+/// that can't refetch for a weekend keeps working, and a stale copy ends.
+const METADATA_VALID_FOR: u64 = 7 * 24 * 3600;
+
+/// How soon a platform should fetch the metadata again (`cacheDuration`, an xs:duration).
+const METADATA_CACHE: &str = "PT6H";
+
 /// nymgate's SAML IdP face.
 pub struct SamlIdp {
     pub entity_id: String,
@@ -396,26 +403,27 @@ impl SamlIdp {
     }
 
     /// The IdP metadata the platform imports (SAML Metadata §2.4.3): entity ID, the SSO service
-    /// for both bindings, the signing certificate, persistent NameIDs.
-    pub fn metadata(&self) -> String {
-        let signed_requests = self.sps.iter().any(|sp| !sp.request_keys.is_empty());
-        format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?>
-<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
-  <md:IDPSSODescriptor WantAuthnRequestsSigned="{signed_requests}" protocolSupportEnumeration="{PROTOCOL}">
-    <md:KeyDescriptor use="signing">
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
-    </md:KeyDescriptor>
-    <md:NameIDFormat>{PERSISTENT}</md:NameIDFormat>
-    <md:SingleSignOnService Binding="{REDIRECT_BINDING}" Location="{sso}"/>
-    <md:SingleSignOnService Binding="{POST_BINDING}" Location="{sso}"/>
-  </md:IDPSSODescriptor>
-</md:EntityDescriptor>
-"#,
+    /// for both bindings, the signing certificate, persistent NameIDs; signed with the IdP key
+    /// (enveloped, §3), valid for [`METADATA_VALID_FOR`] from `now` (`validUntil`, §2.3.1) and
+    /// to be fetched again within [`METADATA_CACHE`] (`cacheDuration`), so a platform notices a
+    /// new certificate or SSO address without trusting an unsigned copy forever.
+    pub fn metadata(&self, now: u64) -> Result<String, SamlOutError> {
+        // Asked for only when every platform's requests must be signed: a platform that may send
+        // unsigned ones would be told something false about itself. A platform with pinned
+        // certificates has its unsigned requests refused whatever the metadata says.
+        let signed_requests = !self.sps.is_empty() && self.sps.iter().all(|sp| !sp.request_keys.is_empty());
+        let id = format!("_m{}", crate::secret::random_hex::<20>());
+        let xml = format!(
+            r#"<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="{id}" entityID="{entity}" validUntil="{until}" cacheDuration="{METADATA_CACHE}">{signature}<md:IDPSSODescriptor WantAuthnRequestsSigned="{signed_requests}" protocolSupportEnumeration="{PROTOCOL}"><md:KeyDescriptor use="signing"><ds:KeyInfo><ds:X509Data><ds:X509Certificate>{cert}</ds:X509Certificate></ds:X509Data></ds:KeyInfo></md:KeyDescriptor><md:NameIDFormat>{PERSISTENT}</md:NameIDFormat><md:SingleSignOnService Binding="{REDIRECT_BINDING}" Location="{sso}"/><md:SingleSignOnService Binding="{POST_BINDING}" Location="{sso}"/></md:IDPSSODescriptor></md:EntityDescriptor>"#,
             entity = escape(&self.entity_id),
+            until = rfc3339(now + METADATA_VALID_FOR),
+            signature = self.signature_template(&id),
             cert = self.cert_b64,
             sso = escape(&self.sso_url),
-        )
+        );
+        let signed =
+            bergshamra::dsig::sign::sign_owned(&self.signer, xml).map_err(|_| SamlOutError::Signing)?;
+        Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{}\n", strip_xml_declaration(&signed)))
     }
 
     /// The signed Response for `login`, as the XML text, and the SP's ACS URL it goes to.

@@ -155,13 +155,43 @@ fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {
 #[test]
 fn metadata_names_the_sso_service_and_the_signing_certificate() {
     let (idp, cert, _) = parties(true);
-    let xml = idp.metadata();
+    let xml = idp.metadata(now()).unwrap();
     assert!(xml.contains(&format!(r#"entityID="{IDP}""#)));
     assert!(xml.contains(&format!(r#"Location="{SSO}""#)));
     assert!(xml.contains(r#"WantAuthnRequestsSigned="true""#));
     let der = cert.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
     assert!(xml.contains(&der));
     assert!(saml_acs::parse(&xml).is_ok());
+    // Valid for a week from now, to be refetched within six hours.
+    assert!(xml.contains(&format!(r#"validUntil="{}""#, rfc3339(now() + 7 * 24 * 3600))), "{xml}");
+    assert!(xml.contains(r#"cacheDuration="PT6H""#));
+}
+
+/// The metadata is signed by the IdP key: nymgate's own metadata reader, which checks a
+/// federation's signed metadata against a pinned certificate, takes it with nymgate's
+/// certificate pinned, and refuses it with a byte changed. (tests/saml_out.rs verifies it with
+/// opensaml's samlsign too.)
+#[test]
+fn the_idp_metadata_is_signed_and_a_changed_copy_is_refused() {
+    let (idp, cert, _) = parties(true);
+    let xml = idp.metadata(now()).unwrap();
+    let trust =
+        IdpTrust::new(IDP, &[cert.as_bytes().to_vec()], RequiredSignatures::Response, false, 60, false)
+            .unwrap();
+    let read = crate::login::saml_metadata::read(&xml, IDP, Some(&trust), now());
+    assert!(read.is_ok(), "{:?}", read.err());
+    let changed = xml.replace(SSO, "https://attacker.example/sso");
+    assert!(crate::login::saml_metadata::read(&changed, IDP, Some(&trust), now()).is_err());
+}
+
+/// `WantAuthnRequestsSigned` tells each platform the truth: true only when every platform's
+/// requests must be signed.
+#[test]
+fn want_authn_requests_signed_is_true_only_when_every_platform_must_sign() {
+    let (open, _, _) = parties(false);
+    assert!(open.metadata(now()).unwrap().contains(r#"WantAuthnRequestsSigned="false""#));
+    let (signing, _, _) = parties(true);
+    assert!(signing.metadata(now()).unwrap().contains(r#"WantAuthnRequestsSigned="true""#));
 }
 
 /// The authn_request fuzz target's seeds at the seeds' time: the open SP's request passes in
