@@ -456,6 +456,11 @@ pub struct ServerConfig {
 pub struct UpstreamConfig {
     /// `http://host:port` or `https://host:port`; a path, query or user info is refused.
     pub url: String,
+    /// Plain `http://` to a platform that is not on loopback, said explicitly: its traffic
+    /// (sessions, cookies, the tokens nymgate signed) then crosses that network in the clear.
+    /// For a private network (a Kubernetes Service, a host-only bridge); off by default.
+    #[serde(default)]
+    pub allow_plaintext: bool,
     /// PEM CA bundle that signs the upstream's certificate; default: the system's roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
@@ -983,8 +988,23 @@ impl Config {
         }
 
         if let Some(upstream) = &self.upstream {
-            if let Err(message) = UpstreamTarget::parse(&upstream.url) {
-                problem("upstream.url", message);
+            match UpstreamTarget::parse(&upstream.url) {
+                Err(message) => problem("upstream.url", message),
+                // Deny by default: plain http leaves loopback only when the config says so.
+                Ok(target)
+                    if target.scheme == http::uri::Scheme::HTTP
+                        && !is_loopback_host(target.authority.host())
+                        && !upstream.allow_plaintext =>
+                {
+                    problem(
+                    "upstream.url",
+                    format!(
+                        "{:?} is plain http to a host off loopback: use https://, or set upstream.allow_plaintext = true if the network to the platform is private",
+                        upstream.url
+                    ),
+                    )
+                }
+                Ok(_) => {}
             }
             if let Some(ca) = &upstream.ca_file {
                 if let Err(e) = std::fs::metadata(ca) {
@@ -1473,11 +1493,19 @@ pub fn validate_log_level(filter: &str) -> Result<(), String> {
     }
 }
 
+/// Whether a URL's host is this machine: `localhost`, or a loopback address (an IPv6 one in
+/// brackets, as a URL writes it). Plain http is taken only toward these unless a field says so.
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host);
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// `https://host[:port]`, or plain http on a loopback address (local tests and the demo).
 fn validate_https_url(url: &str, allow_path: bool) -> Result<(), String> {
     let uri: http::Uri = url.parse().map_err(|_| format!("{url:?} is not a URL"))?;
     let host = uri.host().unwrap_or_default();
-    let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    let loopback = is_loopback_host(host);
     match uri.scheme_str() {
         Some("https") => {}
         Some("http") if loopback => {}
@@ -1975,6 +2003,36 @@ client_secret = {{ env = "NYMGATE_TEST_UNSET_VARIABLE" }}
             "tenants[1].oidc",
         ] {
             assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+    }
+
+    #[test]
+    fn plain_http_to_a_platform_off_loopback_is_refused_unless_said() {
+        let config = |url: &str, allow: bool| {
+            format!("{MINIMAL}\n[upstream]\nurl = \"{url}\"\nallow_plaintext = {allow}\n")
+        };
+        let refused = |url: &str, allow: bool| {
+            Config::parse(&config(url, allow)).unwrap().validate().iter().any(|p| p.field == "upstream.url")
+        };
+        for url in [
+            "http://127.0.0.1:3000",
+            "http://localhost:3000",
+            "http://LOCALHOST:3000",
+            "http://[::1]:3000",
+            "http://127.9.9.9:3000",
+            "https://platform.example",
+        ] {
+            assert!(!refused(url, false), "{url}");
+        }
+        for url in [
+            "http://platform.example:3000",
+            "http://10.0.0.5:3000",
+            "http://[2001:db8::1]:3000",
+            "http://localhost.example:3000",
+            "http://0.0.0.0:3000",
+        ] {
+            assert!(refused(url, false), "{url}");
+            assert!(!refused(url, true), "{url} with allow_plaintext");
         }
     }
 
