@@ -747,65 +747,67 @@ fn serve(config: Config) -> ExitCode {
     })
 }
 
+/// `nymgate check`: every problem of the file at once, the field checks and what only building
+/// finds (certificate and key contents, the platform's CA, the keyring and its scopes), each by
+/// its field; a stage whose field already has a problem is not tried again (one report per
+/// cause). Then notes, warnings and the worst case the caps allow.
 fn check(path: &Path) -> ExitCode {
-    match Config::load(path) {
-        Ok(config) => {
-            tls::install_crypto_provider();
-            if let Err(error) = tls::load_certified_key(&config.server.cert_file, &config.server.key_file) {
-                println!("{}: 1 problem:\n  - {}: {error}", path.display(), error.server_field());
-                return ExitCode::FAILURE;
-            }
-            if let Some(upstream) = &config.upstream {
-                if let Err(error) = tls::upstream_roots(upstream.ca_file.as_deref()) {
-                    println!("{}: 1 problem:\n  - upstream.ca_file: {error}", path.display());
-                    return ExitCode::FAILURE;
-                }
-            }
-            if let Some(pseudonyms) = &config.pseudonyms {
-                let problems = match nymgate::pseudonym::keyring::Keyring::load(&pseudonyms.keyring_file) {
-                    Ok(ring) => {
-                        nymgate::pseudonym::Pseudonymizer::new(&config, ring).err().unwrap_or_default()
-                    }
-                    Err(error) => vec![nymgate::config::ConfigProblem {
-                        field: "pseudonyms.keyring_file".into(),
-                        message: error.to_string(),
-                    }],
-                };
-                if !problems.is_empty() {
-                    println!("{}: {} problem(s):", path.display(), problems.len());
-                    for problem in problems {
-                        println!("  - {problem}");
-                    }
-                    return ExitCode::FAILURE;
-                }
-            }
-            println!("{}: valid", path.display());
-            // Tenants on one IdP: how each login is filed (docs/PSEUDONYMS.md).
-            for note in config.explain_shared_issuers() {
-                println!("  note: {note}");
-            }
-            // Combinations that make logins fail (config/warnings.rs).
-            for warning in config.warnings() {
-                println!("  warning: {warning}");
-            }
-            // What the caps allow at worst (docs/CONNECTIONS.md).
-            for line in config.explain_worst_case(nymgate::config::capacity::open_files_limit()) {
-                println!("  {line}");
-            }
-            ExitCode::SUCCESS
-        }
-        Err(ConfigError::Invalid { path, problems }) => {
-            println!("{}: {} problem(s):", path.display(), problems.len());
-            for problem in problems {
-                println!("  - {problem}");
-            }
-            ExitCode::FAILURE
-        }
+    use nymgate::config::ConfigProblem;
+    let config = match Config::load_unvalidated(path) {
+        Ok(config) => config,
+        Err(ConfigError::Invalid { path, problems }) => return report(&path, &problems),
         Err(error) => {
             println!("{error}");
-            ExitCode::FAILURE
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut problems = config.validate();
+    let reported =
+        |problems: &[ConfigProblem], field: &str| problems.iter().any(|p| p.field.starts_with(field));
+    tls::install_crypto_provider();
+    if !reported(&problems, "server.cert_file") && !reported(&problems, "server.key_file") {
+        if let Err(error) = tls::load_certified_key(&config.server.cert_file, &config.server.key_file) {
+            problems.push(ConfigProblem { field: error.server_field().into(), message: error.to_string() });
         }
     }
+    if let Some(upstream) = config.upstream.as_ref().filter(|_| !reported(&problems, "upstream.ca_file")) {
+        if let Err(error) = tls::upstream_roots(upstream.ca_file.as_deref()) {
+            problems.push(ConfigProblem { field: "upstream.ca_file".into(), message: error.to_string() });
+        }
+    }
+    if let Some(pseudonyms) = config.pseudonyms.as_ref().filter(|_| !reported(&problems, "pseudonyms")) {
+        match nymgate::pseudonym::keyring::Keyring::load(&pseudonyms.keyring_file) {
+            Ok(ring) => problems
+                .extend(nymgate::pseudonym::Pseudonymizer::new(&config, ring).err().unwrap_or_default()),
+            Err(error) => problems
+                .push(ConfigProblem { field: "pseudonyms.keyring_file".into(), message: error.to_string() }),
+        }
+    }
+    if !problems.is_empty() {
+        return report(path, &problems);
+    }
+    println!("{}: valid", path.display());
+    // Tenants on one IdP: how each login is filed (docs/PSEUDONYMS.md).
+    for note in config.explain_shared_issuers() {
+        println!("  note: {note}");
+    }
+    // Combinations that make logins fail (config/warnings.rs).
+    for warning in config.warnings() {
+        println!("  warning: {warning}");
+    }
+    // What the caps allow at worst (docs/CONNECTIONS.md).
+    for line in config.explain_worst_case(nymgate::config::capacity::open_files_limit()) {
+        println!("  {line}");
+    }
+    ExitCode::SUCCESS
+}
+
+fn report(path: &Path, problems: &[nymgate::config::ConfigProblem]) -> ExitCode {
+    println!("{}: {} problem(s):", path.display(), problems.len());
+    for problem in problems {
+        println!("  - {problem}");
+    }
+    ExitCode::FAILURE
 }
 
 fn loadtest(options: &nymgate::loadtest::Options) -> ExitCode {

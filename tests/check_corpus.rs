@@ -137,3 +137,29 @@ fn check_and_serve_refuse_every_config_of_the_corpus_naming_the_same_field() {
         disagreements.join("\n\n")
     );
 }
+
+/// Every problem of a file at once, from every stage: a type error serde stops at, the field
+/// checks, and what only building finds (a certificate file that is no certificate, a weak CA).
+#[test]
+fn check_reports_every_problem_of_a_file_at_once() {
+    let deployment = deployment();
+    let dir = deployment.path();
+    let config =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/check_corpus/many_problems_in_one_file.toml");
+    let out = nymgate(&["check", "--config", config.to_str().unwrap()], dir);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    for field in ["server.workers", "limits.max_connections", "log.level"] {
+        assert!(said.contains(&format!("- {field}")), "{field} missing from:\n{said}");
+    }
+    // What only building finds is found once the fields read: here, without the type error.
+    let fixed = std::fs::read_to_string(&config).unwrap().replace("workers = -1\n", "");
+    let second = dir.join("many-fixed.toml");
+    std::fs::write(&second, fixed).unwrap();
+    let out = nymgate(&["check", "--config", second.to_str().unwrap()], dir);
+    let said = String::from_utf8_lossy(&out.stdout);
+    for field in ["limits.max_connections", "log.level", "server.cert_file", "upstream.ca_file"] {
+        assert!(said.contains(&format!("- {field}")), "{field} missing from:\n{said}");
+    }
+    assert!(said.contains("4 problem(s)"), "{said}");
+}

@@ -800,16 +800,37 @@ fn list(problems: &[ConfigProblem]) -> String {
 }
 
 impl Config {
-    /// Reads, parses and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and parses a config file, paths resolved, without the semantic checks: for
+    /// `nymgate check`, which reports those together with what only building finds.
+    pub fn load_unvalidated(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let base = path.parent().unwrap_or(Path::new("."));
         let mut config = parse::parse(&text).map_err(|error| match error {
             parse::ParseError::Syntax(message) => ConfigError::Syntax { path: path.to_owned(), message },
-            parse::ParseError::Fields(problems) => ConfigError::Invalid { path: path.to_owned(), problems },
+            // The fields that could not be read, and what the rest of the file has wrong: every
+            // problem of the file at once.
+            parse::ParseError::Fields { mut problems, rest } => {
+                if let Some(mut rest) = rest {
+                    rest.resolve_paths(base);
+                    let more: Vec<ConfigProblem> = rest
+                        .validate()
+                        .into_iter()
+                        .filter(|p| !problems.iter().any(|q| q.field == p.field))
+                        .collect();
+                    problems.extend(more);
+                }
+                ConfigError::Invalid { path: path.to_owned(), problems }
+            }
         })?;
-        config.resolve_paths(path.parent().unwrap_or(Path::new(".")));
+        config.resolve_paths(base);
         config.source = Some(path.to_owned());
+        Ok(config)
+    }
+
+    /// Reads, parses and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let config = Self::load_unvalidated(path)?;
         let problems = config.validate();
         if problems.is_empty() {
             Ok(config)

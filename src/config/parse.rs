@@ -17,15 +17,16 @@ const MAX_PROBLEMS: usize = 32;
 pub enum ParseError {
     /// Not TOML: the parser's message, with its line, column and snippet.
     Syntax(String),
-    /// TOML, but these fields can't be read.
-    Fields(Vec<ConfigProblem>),
+    /// TOML, but these fields can't be read; `rest` is the config read without them, when the
+    /// fields left still make one (for its own checks to be reported with these).
+    Fields { problems: Vec<ConfigProblem>, rest: Option<Box<Config>> },
 }
 
 impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ParseError::Syntax(message) => f.write_str(message),
-            ParseError::Fields(problems) => {
+            ParseError::Fields { problems, .. } => {
                 let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 f.write_str(&lines.join("; "))
             }
@@ -38,15 +39,21 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
     let mut document: toml::Table =
         text.parse().map_err(|e: toml::de::Error| ParseError::Syntax(e.to_string()))?;
     let mut problems: Vec<ConfigProblem> = Vec::new();
+    let mut rest = None;
     while problems.len() < MAX_PROBLEMS {
         let error = match serde_path_to_error::deserialize::<_, Config>(toml::Value::Table(document.clone()))
         {
             Ok(config) if problems.is_empty() => return Ok(config),
-            Ok(_) => break,
+            Ok(config) => {
+                rest = Some(Box::new(config));
+                break;
+            }
             Err(error) => error,
         };
         let field = field_path(error.path());
+        // toml's message ends with "in `path`" on a line of its own: the path is said already.
         let message = error.inner().to_string();
+        let message = message.split("\nin `").next().unwrap_or_default().trim().to_owned();
         // A field taken out that is required comes back as missing: said already.
         if missing_field(&message).is_some_and(|name| problems.iter().any(|p| p.field == join(&field, name)))
         {
@@ -58,7 +65,7 @@ pub fn parse(text: &str) -> Result<Config, ParseError> {
             break;
         }
     }
-    Err(ParseError::Fields(problems))
+    Err(ParseError::Fields { problems, rest })
 }
 
 /// The path as the config's problems spell it: `a.b[2].c`, `(top level)` for the root.
@@ -151,7 +158,7 @@ mod tests {
 
     fn fields(text: &str) -> Vec<String> {
         match parse(text) {
-            Err(ParseError::Fields(problems)) => problems.into_iter().map(|p| p.field).collect(),
+            Err(ParseError::Fields { problems, .. }) => problems.into_iter().map(|p| p.field).collect(),
             other => panic!("{:?}", other.map(|_| ())),
         }
     }
@@ -165,11 +172,16 @@ mod tests {
         assert_eq!(found, ["limits.max_headers", "server.listn", "server.workers", "sever"]);
         let bad_listen = SERVER.replace("127.0.0.1:8443", "localhost");
         assert_eq!(fields(&bad_listen), ["server.listen"], "a required field once, not again as missing");
-        let problems = match parse(&format!("{SERVER}workers = -1\n")) {
-            Err(ParseError::Fields(p)) => p,
+        let (problems, rest) = match parse(&format!("{SERVER}workers = -1\n[limits]\nmax_connections = 0\n"))
+        {
+            Err(ParseError::Fields { problems, rest }) => (problems, rest),
             _ => unreachable!(),
         };
         assert!(problems[0].message.contains("nymgate.example.toml"), "{}", problems[0]);
+        assert!(!problems[0].message.contains("in `"), "the path once: {}", problems[0]);
+        // The rest is read without the refused field, for its own checks.
+        let rest = rest.expect("the other fields make a config");
+        assert_eq!(rest.limits.max_connections, 0);
     }
 
     #[test]
@@ -197,7 +209,7 @@ mod tests {
             proptest::prop_assume!(!known.contains(&key.as_str()));
             let text = format!("{SERVER}{key} = {value}\n");
             match parse(&text) {
-                Err(ParseError::Fields(problems)) => {
+                Err(ParseError::Fields { problems, .. }) => {
                     proptest::prop_assert!(problems.iter().any(|p| p.field == format!("server.{key}")), "{problems:?}");
                 }
                 Ok(_) => {}
