@@ -176,3 +176,25 @@ fn a_reload_without_configured_secrets_keeps_pending_logins_and_the_signing_key(
     assert_eq!(jwks(&world), before, "the signing key changed at a reload");
     world.assert_no_personal_values(&[]);
 }
+
+/// A browser signed in before a reload that changes tenants stays signed in after it, without a
+/// configured seal secret (the demo's case): its session cookie opens under the process's seal
+/// secret, which a reload keeps (issue 29: each reload drew a new one and signed everyone out).
+#[test]
+fn a_signed_in_browser_session_survives_a_reload_that_changes_tenants() {
+    let world = World::start(Options { provider: false, no_seal_secret: true, ..Options::default() });
+    let signed_in = world.browse(&world.url("/nymgate/login/school-a?return_to=/echo"), None);
+    let me = |jar: &serde_json::Value| {
+        world.browse_with_jar(&world.url("/nymgate/me"), None, jar)["body"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let before = me(&signed_in["jar"]);
+    assert!(before.contains("v1-"), "not signed in before the reload: {before}");
+    rename_school_a_and_reload(&world);
+    let after = me(&signed_in["jar"]);
+    assert!(after.contains("v1-") && !after.contains("not signed in"), "signed out by the reload: {after}");
+    assert!(after.contains("Nya skolan A") || after.contains("school-a"), "{after}");
+    world.assert_no_personal_values(&[]);
+}
