@@ -151,30 +151,13 @@ impl Login {
         // nothing from then on, not only after the next cull erases it (its logins are refused
         // likewise, and the shell refuses too); erasure stays open. Unknown is refused too.
         if action != "retention_erase" {
-            match self.tenant_ended(tenant, crate::pseudonym::keyring::unix_now()).await {
-                Ok(false) => {}
-                Ok(true) => {
-                    return self
-                        .admin_refused(
-                            action,
-                            Some(tenant),
-                            Some(account),
-                            "tenant_offboarded",
-                            StatusCode::GONE,
-                        )
-                        .await
-                }
-                Err(_) => {
-                    return self
-                        .admin_refused(
-                            action,
-                            Some(tenant),
-                            Some(account),
-                            "retention_unavailable",
-                            StatusCode::SERVICE_UNAVAILABLE,
-                        )
-                        .await
-                }
+            let refusal = match self.tenant_ended(tenant, crate::pseudonym::keyring::unix_now()).await {
+                Ok(false) => None,
+                Ok(true) => Some(("tenant_offboarded", StatusCode::GONE)),
+                Err(_) => Some(("retention_unavailable", StatusCode::SERVICE_UNAVAILABLE)),
+            };
+            if let Some((reason, status)) = refusal {
+                return self.admin_refused(action, Some(tenant), Some(account), reason, status).await;
             }
         }
         let values = if action == "retention_rectify" {

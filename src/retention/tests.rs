@@ -104,12 +104,17 @@ fn wrapped_under(store: &RetentionStore, tenant: &'static str) -> u32 {
     store.transact(false, move |db| db.data_key_row(tenant)).unwrap().unwrap().0
 }
 
-#[test]
-fn a_data_key_stays_under_a_version_a_live_replica_still_lacks() {
+/// A new SQLite store with skola-a's record v1-A under key version 1, and the time now.
+fn store_with_one_record() -> (tempfile::TempDir, RetentionStore, u64) {
     let dir = tempfile::tempdir().unwrap();
     let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-    let now = crate::pseudonym::keyring::unix_now();
     store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    (dir, store, crate::pseudonym::keyring::unix_now())
+}
+
+#[test]
+fn a_data_key_stays_under_a_version_a_live_replica_still_lacks() {
+    let (_dir, store, now) = store_with_one_record();
     // A rolling reload: this replica holds 1 and 2, another is live with 1 only.
     announce_other(&store, "other/1/aaaa", now, r#"{"skola-a":[1]}"#);
     assert_eq!(store.rewrap("skola-a", &keys(&[1, 2])).unwrap(), Some(1));
@@ -134,10 +139,7 @@ fn a_data_key_stays_under_a_version_a_live_replica_still_lacks() {
 
 #[test]
 fn replica_rows_written_by_someone_else_hold_every_rewrap_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-    let now = crate::pseudonym::keyring::unix_now();
-    store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    let (_dir, store, now) = store_with_one_record();
     // A row that does not parse: it may serve the scope and hold nothing we know of.
     announce_other(&store, "x\u{1b}[31m", now, "not json");
     assert_eq!(store.rewrap("skola-a", &keys(&[1, 2])).unwrap(), Some(1));
@@ -145,9 +147,7 @@ fn replica_rows_written_by_someone_else_hold_every_rewrap_back() {
     let blocked = blocked.unwrap().unwrap_err();
     assert!(blocked[0].contains("did not write") && !blocked[0].contains('\u{1b}'), "{blocked:?}");
     // More rows than MAX_REPLICAS: one more that holds nothing is assumed.
-    let dir = tempfile::tempdir().unwrap();
-    let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
-    store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
+    let (_dir, store, _) = store_with_one_record();
     store
         .transact(false, move |db| {
             for i in 0..=replicas::MAX_REPLICAS {
