@@ -67,7 +67,7 @@ fn idp_token(now: i64) -> (String, IdpKeys) {
 }
 
 fn bench(c: &mut Criterion) {
-    let now = nymgate::pseudonym::keyring::unix_now();
+    let now = nymgate::clock::unix_now();
     let (token, keys) = idp_token(now as i64);
     let id_token = CoreIdToken::from_str(&token).unwrap();
     let algorithms = [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256];

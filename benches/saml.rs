@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
         sp_entity_id: "https://learn.example/nymgate/saml",
         acs_url: "https://learn.example/nymgate/saml/acs",
         request_id: Some("_req1"),
-        now: saml_acs::parse_instant("2026-11-25T10:01:00Z").unwrap(),
+        now: nymgate::clock::parse_instant("2026-11-25T10:01:00Z").unwrap(),
         relay_in_response_to: false,
     };
     let config = Config::parse(CONFIG).unwrap();

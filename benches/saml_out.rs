@@ -46,7 +46,7 @@ fn bench(c: &mut Criterion) {
         removed: vec![],
     };
     let request = SpRequest::new(SP, Some("_req1".into()), None);
-    let now = nymgate::pseudonym::keyring::unix_now();
+    let now = nymgate::clock::unix_now();
     for (name, algorithm) in
         [("rsa_sha256", SignatureAlgorithm::RsaSha256), ("ecdsa_sha256", SignatureAlgorithm::EcdsaSha256)]
     {

@@ -4,8 +4,8 @@
 //! BENCHMARKS.md §3 and §4 have the callback's and the ACS's own work; §5 the whole login.
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use nymgate::clock::unix_now;
 use nymgate::login::saml_sp::{SamlIdp, SamlSp};
-use nymgate::pseudonym::keyring::unix_now;
 use nymgate::seal::Sealer;
 use nymgate::secret::Secret;
 

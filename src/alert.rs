@@ -21,10 +21,10 @@ use hmac::{KeyInit, Mac};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
+use crate::clock::unix_now;
 use crate::config::{AlertsConfig, WebhookConfig};
 use crate::login::idp_http::IdpHttp;
 use crate::metrics::Metrics;
-use crate::pseudonym::keyring::unix_now;
 use crate::secret::Secret;
 
 /// Alerts waiting for the webhook; past this, new ones are dropped from the webhook.

@@ -50,7 +50,7 @@ pub struct AuditEvent<'a> {
 impl<'a> AuditEvent<'a> {
     pub fn admin(action: &'static str, outcome: &'static str) -> Self {
         Self {
-            time: rfc3339(crate::pseudonym::keyring::unix_now()),
+            time: rfc3339(crate::clock::unix_now()),
             kind: "admin",
             action,
             outcome,
@@ -340,22 +340,7 @@ impl RotatingFile {
     }
 }
 
-/// Unix seconds as RFC 3339 UTC (`2026-11-24T21:15:00Z`), by the civil-from-days algorithm
-/// (H. Hinnant, "chrono-Compatible Low-Level Date Algorithms").
-pub fn rfc3339(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", secs / 3600, secs / 60 % 60, secs % 60)
-}
+pub use crate::clock::rfc3339;
 
 #[cfg(test)]
 #[path = "audit_tests.rs"]

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use hmac::{KeyInit, Mac};
 use ipnet::IpNet;
@@ -316,9 +315,7 @@ impl DailyKey {
     }
 }
 
-fn utc_day() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() / 86_400).unwrap_or(0)
-}
+use crate::clock::utc_day;
 
 #[cfg(test)]
 mod tests {

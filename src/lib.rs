@@ -46,6 +46,7 @@ pub mod body;
 pub mod certs;
 pub mod client_hello;
 pub mod client_ip;
+pub mod clock;
 pub mod config;
 pub mod conn_bounds;
 pub mod conn_io;

@@ -400,7 +400,8 @@ fn signing_key(out: &Path, alg: nymgate::mint::Algorithm) -> ExitCode {
 
 fn keys(command: KeysCommand) -> ExitCode {
     use nymgate::audit::AuditSink;
-    use nymgate::pseudonym::keyring::{unix_now, Keyring};
+    use nymgate::clock::unix_now;
+    use nymgate::pseudonym::keyring::Keyring;
     use nymgate::pseudonym::keyring_write::update;
 
     if let KeysCommand::Signing { out, alg } = &command {
@@ -674,7 +675,7 @@ fn retention(config: &std::path::Path, command: RetentionCommand) -> ExitCode {
         RetentionCommand::Cull { at } => Ok(Action::Cull { at }),
         RetentionCommand::Offboard { tenant, confirm } => Ok(Action::Offboard { tenant, confirm }),
     };
-    let now = nymgate::pseudonym::keyring::unix_now();
+    let now = nymgate::clock::unix_now();
     match action.and_then(|action| nymgate::retention_cli::run(config, &action, now)) {
         Ok(text) => {
             println!("{text}");
@@ -711,7 +712,7 @@ fn pseudonym(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -
     } else {
         subject.to_owned()
     };
-    let now = nymgate::pseudonym::keyring::unix_now();
+    let now = nymgate::clock::unix_now();
     match nymgate::dpo_lookup::run(config, tenant, &subject, issuer, now) {
         Ok(text) => {
             println!("{text}");

@@ -232,7 +232,7 @@ mod tests {
         ] {
             let (key, _) = SigningKey::generate(alg);
             let minter = Minter::new("https://learn.example", key, vec![]);
-            let now = crate::pseudonym::keyring::unix_now();
+            let now = crate::clock::unix_now();
             let token = minter.mint(
                 &login(),
                 &TokenRequest { audience: "platform", nonce: Some("n-1"), now, lifetime_secs: 300 },
@@ -253,7 +253,7 @@ mod tests {
     fn a_token_altered_after_signing_is_refused() {
         let (key, _) = SigningKey::generate(Algorithm::EdDSA);
         let minter = Minter::new("https://learn.example", key, vec![]);
-        let now = crate::pseudonym::keyring::unix_now();
+        let now = crate::clock::unix_now();
         let token = minter
             .mint(&login(), &TokenRequest { audience: "platform", nonce: None, now, lifetime_secs: 300 });
         let (head, rest) = token.split_once('.').unwrap();

@@ -346,7 +346,7 @@ pub fn offboard_tenant(
     scope: &str,
     sharing: &[String],
 ) -> Result<serde_json::Value, String> {
-    let records = store.offboard(tenant, crate::pseudonym::keyring::unix_now()).map_err(|e| e.to_string())?;
+    let records = store.offboard(tenant, crate::clock::unix_now()).map_err(|e| e.to_string())?;
     // From here the school is ended on every replica (the offboarding is recorded in the
     // shared database): a keyring that can't be written (a read-only Kubernetes Secret) leaves
     // its keys to be erased where the keyring is kept, and the report says so.
@@ -355,7 +355,7 @@ pub fn offboard_tenant(
         // Under the keyring's writer lock, as every `nymgate keys` writer: a concurrent rotate
         // can't write the erased keys back (keyring_write.rs).
         let erased = crate::pseudonym::keyring_write::update(keyring_file, false, |ring| {
-            match ring.erase(scope, crate::pseudonym::keyring::unix_now()) {
+            match ring.erase(scope, crate::clock::unix_now()) {
                 Ok(destroyed) => Ok(Some(destroyed)),
                 // Already erased (a second run after an interruption): nothing to write.
                 Err(_) => Ok(None),

@@ -1150,7 +1150,7 @@ async fn cull_retention(slot: GatewaySlot, mut phase: watch::Receiver<Phase>) {
         let interval = match gateway.login.as_ref().and_then(|login| login.retention_interval()) {
             Some(interval) => {
                 let login = gateway.login.clone().expect("checked above");
-                match login.cull_retention(crate::pseudonym::keyring::unix_now()).await {
+                match login.cull_retention(crate::clock::unix_now()).await {
                     Ok(removed) => {
                         tracing::info!(removed, "retention: culled records not seen within cull_after")
                     }

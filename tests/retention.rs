@@ -287,7 +287,7 @@ fn shell_commands_on(store: &'static str) {
 
 /// Unix seconds of a day, midnight UTC.
 fn day(date: &str) -> u64 {
-    nymgate::login::saml_acs::parse_instant(&format!("{date}T00:00:00Z")).unwrap()
+    nymgate::clock::parse_instant(&format!("{date}T00:00:00Z")).unwrap()
 }
 
 #[test]
@@ -296,7 +296,7 @@ fn culling_and_the_offboarding_date_are_honoured_at_the_time_given() {
     let world = World::start(Options { tenant_a: KEEP_STUDENTS, extra: STORE, ..Options::default() });
     let login = world.platform_login(serde_json::json!({}));
     let account = login["id_token_claims"]["sub"].as_str().unwrap().to_owned();
-    let now = nymgate::pseudonym::keyring::unix_now();
+    let now = nymgate::clock::unix_now();
     let (ok, out, err) = cli(&world, &["cull", "--at", &(now + 300 * 86_400).to_string()]);
     assert!(ok && out.contains("culled 0 record(s)"), "{out}{err}");
     assert!(record(&world, &account).is_some());

@@ -49,7 +49,7 @@ async fn get(ssp: &SimpleSamlPhp, url: &str) -> (u16, String, String) {
 async fn simplesamlphp_accepts_nymgates_signed_authn_request() {
     let dir = tempfile::tempdir().unwrap();
     let (sp, ssp, idp) = setup(dir.path());
-    let (url, _id) = sp.login_url(&idp, "relay-1", nymgate::pseudonym::keyring::unix_now());
+    let (url, _id) = sp.login_url(&idp, "relay-1", nymgate::clock::unix_now());
     let (status, location, body) = get(&ssp, &url).await;
     assert!(
         (300..400).contains(&status) && location.contains("loginuserpass"),
@@ -62,7 +62,7 @@ async fn simplesamlphp_accepts_nymgates_signed_authn_request() {
 async fn simplesamlphp_refuses_an_authn_request_altered_after_signing() {
     let dir = tempfile::tempdir().unwrap();
     let (sp, ssp, idp) = setup(dir.path());
-    let (url, _id) = sp.login_url(&idp, "relay-1", nymgate::pseudonym::keyring::unix_now());
+    let (url, _id) = sp.login_url(&idp, "relay-1", nymgate::clock::unix_now());
     let tampered = url.replace("RelayState=relay-1", "RelayState=relay-2");
     assert_ne!(tampered, url);
     // SimpleSAMLphp answers its error page with status 200; its log says why.

@@ -21,7 +21,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = saml_acs::decode_post(text);
     let _ = saml_acs::claimed_issuer(text);
     // The seeds' own time and request, so a seed passes every check and mutations start there.
-    let now = saml_acs::parse_instant("2026-11-25T10:01:00Z").expect("a valid instant");
+    let now = nymgate::clock::parse_instant("2026-11-25T10:01:00Z").expect("a valid instant");
     let expected = Expected {
         sp_entity_id: "https://learn.example/nymgate/saml",
         acs_url: "https://learn.example/nymgate/saml/acs",

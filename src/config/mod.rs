@@ -302,7 +302,7 @@ pub struct TenantConfig {
 impl TenantConfig {
     /// `offboard_on` as unix seconds (midnight UTC), when set and valid.
     pub fn offboard_at(&self) -> Option<u64> {
-        crate::login::saml_acs::parse_instant(&format!("{}T00:00:00Z", self.offboard_on.as_deref()?))
+        crate::clock::parse_instant(&format!("{}T00:00:00Z", self.offboard_on.as_deref()?))
     }
 }
 

@@ -24,9 +24,9 @@ use serde_json::{json, Map, Value};
 
 use super::saml_idp::SamlIdp;
 use super::{School, User, PASSWORD, USERS};
+use crate::clock::unix_now;
 use crate::login::pages::escape;
 use crate::mint::{Algorithm, SigningKey};
-use crate::pseudonym::keyring::unix_now;
 
 /// How long a code may wait for its redemption.
 const CODE_LIFETIME: u64 = 60;

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::certs;
+use crate::clock::unix_now;
 use crate::config::Config;
-use crate::pseudonym::keyring::{unix_now, Keyring};
+use crate::pseudonym::keyring::Keyring;
 use crate::server::RunningServer;
 
 /// The demo password of every demo person.

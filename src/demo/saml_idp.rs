@@ -15,8 +15,8 @@ use base64::Engine;
 
 use super::idp::Person;
 use crate::audit::rfc3339;
+use crate::clock::unix_now;
 use crate::login::pages::escape;
-use crate::pseudonym::keyring::unix_now;
 
 const ASSERTION_LIFETIME: u64 = 300;
 

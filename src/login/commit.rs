@@ -69,7 +69,7 @@ pub(super) struct ProbeGate {
 impl ProbeGate {
     /// Whether a try may start now (and if so, it is this caller's).
     pub fn try_begin(&self) -> bool {
-        let now = crate::pseudonym::keyring::unix_now();
+        let now = crate::clock::unix_now();
         let last = self.last.load(Ordering::Acquire);
         last != now && self.last.compare_exchange(last, now, Ordering::AcqRel, Ordering::Acquire).is_ok()
     }

@@ -140,7 +140,7 @@ pub async fn announce_replica(
             (_, None) => false,
         };
         if let (true, Some(login)) = (due, login) {
-            if let Err(error) = login.announce(crate::pseudonym::keyring::unix_now()).await {
+            if let Err(error) = login.announce(crate::clock::unix_now()).await {
                 tracing::warn!(%error, "retention: this replica's key versions could not be announced; no data key is rewrapped meanwhile");
             }
             announced = Some((login, tokio::time::Instant::now()));

@@ -190,7 +190,7 @@ impl std::fmt::Debug for OidcIdp {
 }
 
 fn unix_now() -> i64 {
-    crate::pseudonym::keyring::unix_now() as i64
+    crate::clock::unix_now() as i64
 }
 
 impl OidcIdp {

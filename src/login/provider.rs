@@ -12,8 +12,8 @@ use serde_json::{json, Map, Value};
 
 use super::{form, json_response, redirect, FlowError, Login, LoginContext, Next, PREFIX};
 use crate::body::Body;
+use crate::clock::unix_now;
 use crate::mint::TokenRequest;
-use crate::pseudonym::keyring::unix_now;
 use crate::pseudonym::PseudonymousLogin;
 use crate::secret::Secret;
 use crate::store::Space;

@@ -151,7 +151,7 @@ impl Login {
         // nothing from then on, not only after the next cull erases it (its logins are refused
         // likewise, and the shell refuses too); erasure stays open. Unknown is refused too.
         if action != "retention_erase" {
-            let refusal = match self.tenant_ended(tenant, crate::pseudonym::keyring::unix_now()).await {
+            let refusal = match self.tenant_ended(tenant, crate::clock::unix_now()).await {
                 Ok(false) => None,
                 Ok(true) => Some(("tenant_offboarded", StatusCode::GONE)),
                 Err(_) => Some(("retention_unavailable", StatusCode::SERVICE_UNAVAILABLE)),

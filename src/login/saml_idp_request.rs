@@ -211,7 +211,7 @@ impl SamlIdp {
             _ => {}
         }
         let issued = attribute("IssueInstant")
-            .and_then(saml_acs::parse_instant)
+            .and_then(crate::clock::parse_instant)
             .ok_or(SamlOutError::NotAnAuthnRequest)?;
         if issued > now + self.clock_skew || issued + MAX_REQUEST_AGE + self.clock_skew < now {
             return Err(SamlOutError::Stale);

@@ -52,12 +52,12 @@ fn redirect_query(sp: &crate::login::saml_sp::SamlSp, sign: bool) -> (String, St
         name_id_format: None,
         sign_requests: sign,
     };
-    let (url, id) = sp.login_url(&target, "platform-relay", crate::pseudonym::keyring::unix_now());
+    let (url, id) = sp.login_url(&target, "platform-relay", crate::clock::unix_now());
     (url.split_once('?').unwrap().1.to_owned(), id)
 }
 
 fn now() -> u64 {
-    crate::pseudonym::keyring::unix_now()
+    crate::clock::unix_now()
 }
 
 #[test]

@@ -125,7 +125,7 @@ fn pem(b64: &str) -> String {
 fn valid_until(doc: &Document<'_>, node: NodeId) -> Result<Option<u64>, String> {
     match attr(doc, node, "validUntil") {
         None => Ok(None),
-        Some(text) => saml_acs::parse_instant(text)
+        Some(text) => crate::clock::parse_instant(text)
             .map(Some)
             .ok_or_else(|| "metadata validUntil is not a UTC dateTime".into()),
     }
@@ -182,7 +182,7 @@ mod tests {
             entity("https://other.example", ""),
             entity("https://idp.example", r#" validUntil="2029-01-01T00:00:00Z""#)
         );
-        let until = saml_acs::parse_instant("2029-01-01T00:00:00Z").unwrap();
+        let until = crate::clock::parse_instant("2029-01-01T00:00:00Z").unwrap();
         let descriptor = read(&aggregate, "https://idp.example", None, 0).unwrap();
         assert_eq!(descriptor.valid_until, Some(until));
         assert!(read(&aggregate, "https://idp.example", None, until).unwrap_err().contains("expired"));

@@ -8,7 +8,7 @@ use http::Response;
 use super::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
 use super::{pages, saml_acs, saml_sp, FlowError, LoginContext, Next};
 use crate::body::Body;
-use crate::pseudonym::keyring::unix_now;
+use crate::clock::unix_now;
 use crate::store::Space;
 
 /// OIDC errors with which an IdP says that a `prompt=none` request needs the user (OIDC Core

@@ -39,7 +39,6 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -193,10 +192,6 @@ struct FileKey {
 }
 
 const HEADER: &str = "# nymgate pseudonym keyring: secret, mode 0600. Manage it with `nymgate keys`;\n# deleting a scope here makes its account numbers unlinkable for good.\n\n";
-
-pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
 
 impl Keyring {
     /// Reads a keyring file, refusing one that others, or a group not nymgate's, can read

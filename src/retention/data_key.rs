@@ -28,7 +28,7 @@ pub(super) fn writable(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result
     if db.offboarded(tenant)? {
         return Err(RetentionError::Offboarded);
     }
-    let live = replicas::live(db, crate::pseudonym::keyring::unix_now())?;
+    let live = replicas::live(db, crate::clock::unix_now())?;
     let target = replicas::wrap_version(keys, &live);
     let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else {
         // No version every replica holds: the current one (a replica that can't unwrap it

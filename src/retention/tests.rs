@@ -109,7 +109,7 @@ fn store_with_one_record() -> (tempfile::TempDir, RetentionStore, u64) {
     let dir = tempfile::tempdir().unwrap();
     let store = RetentionStore::open(&dir.path().join("r.db")).unwrap();
     store.remember("skola-a", &keys(&[1]), "v1-A", &values(), 1).unwrap();
-    (dir, store, crate::pseudonym::keyring::unix_now())
+    (dir, store, crate::clock::unix_now())
 }
 
 #[test]

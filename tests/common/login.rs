@@ -426,7 +426,7 @@ impl World {
 
         let keyring = path.join("keyring.toml");
         let mut ring = nymgate::pseudonym::keyring::Keyring::load_or_empty(&keyring).unwrap();
-        let now = nymgate::pseudonym::keyring::unix_now();
+        let now = nymgate::clock::unix_now();
         ring.new_scope("school-a", now).unwrap();
         ring.new_scope("school-b", now).unwrap();
         ring.new_scope("school-s", now).unwrap();

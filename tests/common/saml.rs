@@ -366,7 +366,7 @@ pub fn instant(secs: u64) -> String {
 }
 
 pub fn now() -> u64 {
-    nymgate::pseudonym::keyring::unix_now()
+    nymgate::clock::unix_now()
 }
 
 impl ResponseFields {
