@@ -13,6 +13,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 
 use super::{FlowError, Login};
+use crate::audit::AuditEvent;
 use crate::retention::replicas::Holdings;
 use crate::retention::RetentionError;
 
@@ -154,5 +155,43 @@ pub async fn announce_replica(
                 return;
             }
         }
+    }
+}
+
+impl Login {
+    /// How often the retention store is culled, when there is one.
+    pub fn retention_interval(&self) -> Option<std::time::Duration> {
+        self.retention.as_ref()?;
+        self.retention_cull.map(|(_, interval)| std::time::Duration::from_secs(interval))
+    }
+
+    /// The culling job at `now` (docs/RETENTION.md): offboarded tenants' records go, then
+    /// records not seen within `cull_after`. Returns how many records were culled; each
+    /// offboarding is audited.
+    pub async fn cull_retention(&self, now: u64) -> Result<usize, crate::retention::RetentionError> {
+        let (Some(store), Some((after, _))) = (self.retention.clone(), self.retention_cull) else {
+            return Ok(0);
+        };
+        // An offboarding by date is an erasure, audited as one: not while the log can't be
+        // written. The job runs again at its next interval.
+        if self.audit_failing().await {
+            return Err(crate::retention::RetentionError::Database(
+                "culling postponed: the audit log cannot be written".into(),
+            ));
+        }
+        let offboard = self.offboard_at.clone();
+        let (culled, offboarded) = tokio::task::spawn_blocking(move || store.cull_due(now, after, &offboard))
+            .await
+            .map_err(|_| crate::retention::RetentionError::Database("the cull did not finish".into()))??;
+        for (tenant, removed) in offboarded.iter().filter(|(_, removed)| *removed > 0) {
+            tracing::warn!(tenant, removed, "retention: the tenant's offboarding date has come; its records are erased. Erase its pseudonym keys with `nymgate retention offboard`");
+            let event = AuditEvent {
+                tenant: Some(tenant),
+                reason: Some("offboard_date"),
+                ..AuditEvent::admin("tenant_offboard", "ok")
+            };
+            let _ = self.record(event).await;
+        }
+        Ok(culled)
     }
 }
