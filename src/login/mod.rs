@@ -11,6 +11,22 @@
 //! Every path lives under one prefix so nymgate never shadows a route of the platform's. The
 //! pending login is only in the browser (sealed, see `seal.rs`), so any replica can finish it;
 //! the only server state is single-use: consumed states and issued codes (`store.rs`).
+//!
+//! The rooms, in the order a login passes them:
+//! - `mod.rs`: the path table ([`Login::handle`]), the types a flow carries, the chooser;
+//! - `build.rs`: everything `Login` holds, built from the config (start and reload);
+//! - `oidc_flow.rs`: the start at the school's IdP and the OIDC callback;
+//! - `saml_flow.rs`: a school's SAML Response at the ACS or at an intercepted platform ACS, one
+//!   sequence for both;
+//! - `sso.rs`, `saml_out.rs`: nymgate as a platform's SAML IdP;
+//! - `outcome.rs`: the steps every verified login shares (pseudonymize, deliver) and how an
+//!   attempt ends (`finish`, `failed`); `commit.rs`: audit line, record, response, in that order;
+//! - `session.rs`: the assertion output's session and signed header;
+//! - `web.rs`, `pages.rs`: cookies, forms and pages; `errors.rs`: reason codes and blocking;
+//! - `offboarding.rs`, `retention_api.rs`: when a school has ended, and the DPO's API.
+//!
+//! The verifiers (`oidc_rp.rs`/`jwks.rs`, `saml_acs.rs`/`saml_metadata.rs`) are the only code
+//! that builds a verified identity; the flows hand it to the pseudonymizer and nothing else.
 
 pub mod admin_refusals;
 pub mod blocking;
