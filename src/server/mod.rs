@@ -1,0 +1,317 @@
+//! Listeners and connections: accept, cap, TLS, HTTP/1.1 or HTTP/2 by ALPN, idle and drain.
+//!
+//! Shape (after mini-redis): [`RunningServer::start`] binds every listener (port 0 works, so tests
+//! never race for ports), spawns one accept loop per listener, and returns the bound addresses.
+//! A `watch` channel carries the [`Phase`]: on `Draining` the accept loops stop and every
+//! connection is asked to finish its in-flight requests; on `Closing` what is left is dropped.
+//! The connection cap is a semaphore, so draining is "wait until every permit is back".
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
+
+use crate::body::{self, Body, BoxError};
+use crate::client_ip::IpReducer;
+use crate::config::capacity::{H2_CONNECTION_WINDOW, H2_SEND_BUFFER, H2_STREAM_WINDOW};
+use crate::config::{Config, LimitsConfig};
+use crate::conn_bounds::{ResponseWatch, StallRegistry, Tunnel, CLOSE_GRACE, RECLAIM_AFTER};
+use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
+use crate::framing::FramingWatch;
+use crate::login::Login;
+use crate::metrics::{Metrics, RouteClass};
+use crate::parking::{Parked, ParkingLot};
+use crate::proxy::{self, ConnInfo, Gateway};
+use crate::reload::{GatewaySlot, Generation, ReloadError, Reloader};
+use crate::secret::Secret;
+use crate::tls::{self, ReloadOutcome, ReloadingCertResolver, TlsError};
+use crate::tls_stream::{self, TlsStream};
+use crate::upstream::Upstream;
+
+/// How many over-cap connections may be in the middle of getting their 503 at once. Past this,
+/// new connections are closed without an answer: shedding must stay cheaper than serving.
+const SHED_BUDGET: usize = 256;
+/// How often the platform's reachability is probed for `/readyz`.
+const UPSTREAM_PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// How often a shared store is pinged for `/readyz`.
+const STORE_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+/// After an accept error (usually out of file descriptors), wait before the next accept.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+
+pub use crate::conn_bounds::Phase;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot listen on {addr} ({field}): {source}")]
+    Bind { field: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen on {addr} (server.listen): {source}")]
+    Listen { addr: SocketAddr, source: crate::listener::ListenError },
+    /// A TLS file, named by its field as `check` names it (issue 29: one message for both).
+    #[error("{field}: {source}")]
+    Tls { field: &'static str, source: TlsError },
+    #[error("client_ip.hash_secret: {0}")]
+    Secret(String),
+    #[error("login: {0}")]
+    Login(String),
+}
+
+/// A started nymgate: its bound addresses and the handles to reload and stop it.
+pub struct RunningServer {
+    pub public_addr: SocketAddr,
+    pub admin_addr: SocketAddr,
+    pub redirect_addr: Option<SocketAddr>,
+    pub metrics: Arc<Metrics>,
+    certs: Arc<ReloadingCertResolver>,
+    reloader: Arc<Reloader>,
+    phase: watch::Sender<Phase>,
+    connections: Arc<Semaphore>,
+    max_connections: usize,
+    shutdown_grace: Duration,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The public-listener workers; they end when the phase reaches `Closing`.
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Keeps the public port nymgate's alone while the server runs (listener.rs).
+    _listen_guard: std::os::unix::net::UnixListener,
+}
+
+impl RunningServer {
+    /// Binds the listeners and starts serving. The config must have passed validation.
+    pub async fn start(config: Config) -> Result<RunningServer, StartError> {
+        tls::install_crypto_provider();
+        let metrics = Arc::new(Metrics::new());
+        let certs = Arc::new(
+            ReloadingCertResolver::new(&config.server.cert_file, &config.server.key_file)
+                .map_err(|source| StartError::Tls { field: source.server_field(), source })?,
+        );
+        let tls_config = tls::server_config(certs.clone());
+        let secret = match &config.client_ip.hash_secret {
+            Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
+            None => None,
+        };
+        let reducer = Arc::new(IpReducer::new(&config.client_ip, secret));
+        // This gateway serves the admin listener and the upstream probe; each worker builds its
+        // own (with its own connection pool to the platform) from the same parts.
+        let upstream = config
+            .upstream
+            .as_ref()
+            .map(Upstream::new)
+            .transpose()
+            .map_err(|source| StartError::Tls { field: source.upstream_field(), source })?;
+        // One login face for the whole process: its single-use stores must be shared.
+        let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
+        let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;
+        if let Some(login) = &login {
+            login.check_issuers().await.map_err(StartError::Login)?;
+        }
+        let gateway = GatewaySlot::new(Gateway::new(
+            &config,
+            metrics.clone(),
+            reducer.clone(),
+            upstream,
+            login.clone(),
+            &certs,
+        ));
+        let reloader = Reloader::new(Generation::new(config.clone(), login), metrics.clone());
+
+        let bind = |field: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
+        };
+        let workers = config
+            .server
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        let listeners = crate::listener::bind_public(config.server.listen, workers)
+            .map_err(|source| StartError::Listen { addr: config.server.listen, source })?;
+        let public_addr = listeners.addr;
+        let public = listeners.sockets;
+        let listen_guard = listeners.guard;
+        let admin = bind("server.admin_listen", config.server.admin_listen).await?;
+        let redirect = match config.server.redirect_listen {
+            Some(addr) => Some(bind("server.redirect_listen", addr).await?),
+            None => None,
+        };
+        let admin_addr = admin.local_addr().expect("bound socket has an address");
+        let redirect_addr = redirect.as_ref().map(|l| l.local_addr().expect("bound socket has an address"));
+
+        let (phase, _) = watch::channel(Phase::Serving);
+        let limits = config.limits.clone();
+        let connections = Arc::new(Semaphore::new(limits.max_connections));
+        let mut tasks = Vec::new();
+        let shed = Arc::new(Semaphore::new(SHED_BUDGET));
+        let mut threads = Vec::new();
+        for (index, listener) in public.into_iter().enumerate() {
+            let worker = Worker {
+                generations: reloader.subscribe(),
+                listener,
+                tls_config: tls_config.clone(),
+                certs: certs.clone(),
+                metrics: metrics.clone(),
+                reducer: reducer.clone(),
+                connections: connections.clone(),
+                shed: shed.clone(),
+                phase: phase.subscribe(),
+            };
+            let thread = std::thread::Builder::new()
+                .name(format!("nymgate-worker-{index}"))
+                .spawn(move || worker.run())
+                .map_err(|source| StartError::Bind { field: "server.workers", addr: public_addr, source })?;
+            threads.push(thread);
+        }
+        tasks.push(tokio::spawn(serve_admin(admin, gateway.clone(), phase.subscribe())));
+        if let Some(listener) = redirect {
+            let https_port = config.server.redirect_https_port.unwrap_or(public_addr.port());
+            tasks.push(tokio::spawn(serve_redirect(
+                listener,
+                https_port,
+                gateway.clone(),
+                metrics.clone(),
+                phase.subscribe(),
+            )));
+        }
+        tasks.push(tokio::spawn(watch_certificates(
+            certs.clone(),
+            config.server.cert_reload_interval,
+            metrics.clone(),
+            phase.subscribe(),
+        )));
+        tasks.push(tokio::spawn(probe_upstream(gateway.clone(), phase.subscribe())));
+        tasks.push(tokio::spawn(probe_store(gateway.clone(), phase.subscribe())));
+        tasks.push(tokio::spawn(cull_retention(gateway.clone(), phase.subscribe())));
+        // The key versions this replica holds, for the others (src/retention/replicas.rs).
+        let (announce_slot, mut announce_phase) = (gateway.clone(), phase.subscribe());
+        tasks.push(tokio::spawn(async move {
+            let stopping = async move { leaves_serving(&mut announce_phase).await };
+            crate::login::announce_replica(|| announce_slot.current().login.clone(), stopping).await
+        }));
+        // The admin listener's gateway follows reloads too, keeping what the probe knew.
+        let admin_slot = gateway.clone();
+        let (admin_metrics, admin_reducer, admin_certs) = (metrics.clone(), reducer.clone(), certs.clone());
+        tasks.push(tokio::spawn(gateway.clone().follow(reloader.subscribe(), move |generation| {
+            let upstream = generation
+                .config
+                .upstream
+                .as_ref()
+                .map(Upstream::new)
+                .transpose()
+                .map_err(|e| e.to_string())?;
+            if let (Some(new), Some(old)) = (&upstream, &admin_slot.current().upstream) {
+                new.assume_reachable(old.is_reachable());
+            }
+            Ok(Gateway::new(
+                &generation.config,
+                admin_metrics.clone(),
+                admin_reducer.clone(),
+                upstream,
+                generation.login.clone(),
+                &admin_certs,
+            ))
+        })));
+        let watch_phase = phase.subscribe();
+        tasks.push(tokio::spawn(crate::reload::watch_file(
+            reloader.clone(),
+            config.server.cert_reload_interval,
+            move || *watch_phase.borrow() != Phase::Serving,
+        )));
+        tracing::info!(
+            public = %public_addr,
+            admin = %admin_addr,
+            // "off" rather than Rust's `None` (issue 29).
+            redirect = %redirect_addr.map_or_else(|| "off".to_owned(), |a| a.to_string()),
+            upstream = config.upstream.as_ref().map(|u| u.url.as_str()).unwrap_or("built-in echo platform"),
+            "nymgate serving"
+        );
+        Ok(RunningServer {
+            public_addr,
+            admin_addr,
+            redirect_addr,
+            metrics,
+            certs,
+            reloader,
+            phase,
+            connections,
+            max_connections: limits.max_connections,
+            shutdown_grace: limits.shutdown_grace,
+            tasks,
+            threads,
+            _listen_guard: listen_guard,
+        })
+    }
+
+    /// Reloads the config file and the certificate now (SIGHUP). Each is all or nothing: on
+    /// error the old one stays in service, and the problems are logged.
+    pub async fn reload(&self) -> Result<(), ReloadError> {
+        if let Err(error) = self.reload_certs() {
+            tracing::warn!(%error, "certificate not reloaded; keeping the old one");
+        }
+        self.reloader.reload().await
+    }
+
+    /// Reloads the certificate now. On error the old one stays in service.
+    pub fn reload_certs(&self) -> Result<ReloadOutcome, TlsError> {
+        let outcome = self.certs.reload(true);
+        self.metrics.cert_reload(if outcome.is_ok() { "reloaded" } else { "failed" });
+        outcome
+    }
+
+    /// Graceful shutdown (SIGTERM): stop accepting, let in-flight requests finish for up to
+    /// `limits.shutdown_grace`, then close what is left. Returns whether everything drained.
+    pub async fn shutdown(self) -> bool {
+        let _ = self.phase.send(Phase::Draining);
+        tracing::info!(grace = ?self.shutdown_grace, "draining connections");
+        let all = u32::try_from(self.max_connections).unwrap_or(u32::MAX);
+        let drained =
+            tokio::time::timeout(self.shutdown_grace, self.connections.acquire_many(all)).await.is_ok();
+        let _ = self.phase.send(Phase::Closing);
+        // Refused admin calls counted but not yet on an audit line (login/admin_refusals.rs).
+        if let Some(login) = self.reloader.current().login.as_ref() {
+            login.flush_admin_refusals().await;
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        let threads = self.threads;
+        let _ = tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
+        tracing::info!(drained, "nymgate stopped");
+        drained
+    }
+}
+
+mod admin;
+mod connection;
+mod jobs;
+mod worker;
+use admin::*;
+use connection::*;
+use jobs::*;
+use worker::*;
+
+/// Runs until SIGTERM or Ctrl-C, reloading certificates on SIGHUP. For `nymgate serve`.
+pub async fn run_until_signalled(server: RunningServer) -> bool {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut hangup = signal(SignalKind::hangup()).expect("SIGHUP handler can be installed");
+    let mut terminate = signal(SignalKind::terminate()).expect("SIGTERM handler can be installed");
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                tracing::info!("SIGHUP: reloading the config and the certificate");
+                // Refusals are logged (each problem by its field) inside.
+                let _ = server.reload().await;
+            }
+            _ = terminate.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        }
+    }
+    server.shutdown().await
+}
