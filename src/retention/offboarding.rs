@@ -93,3 +93,7 @@ pub fn offboard_tenant(
         next: "remove the tenant from the config and reload; destroy backups of the keyring and of the retention database",
     })
 }
+
+#[cfg(test)]
+#[path = "offboarding_tests.rs"]
+mod tests;
