@@ -1,7 +1,8 @@
 //! nymgate: a pseudonymizing SSO gateway. It is a TLS reverse proxy in front of a learning
 //! platform; it will complete every school login, swap personal identifiers for an HMAC-derived
 //! account number, and forward only what the tenant's policy allows. This crate holds the
-//! library; `src/main.rs` is a thin CLI over it.
+//! library; the `nymgate` command (`src/main.rs`, one module per command under `src/cli/`) is a
+//! thin layer over its public API.
 //!
 //! # Map
 //! - [`config`]: the TOML file, refused on unknown fields, validated into one immutable struct.
