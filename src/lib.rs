@@ -1,7 +1,8 @@
 //! nymgate: a pseudonymizing SSO gateway. It is a TLS reverse proxy in front of a learning
 //! platform; it will complete every school login, swap personal identifiers for an HMAC-derived
 //! account number, and forward only what the tenant's policy allows. This crate holds the
-//! library; `src/main.rs` is a thin CLI over it.
+//! library; the `nymgate` command (`src/main.rs`, one module per command under `src/cli/`) is a
+//! thin layer over its public API.
 //!
 //! # Map
 //! - [`config`]: the TOML file, refused on unknown fields, validated into one immutable struct.
@@ -51,7 +52,6 @@ pub mod config;
 pub mod conn_bounds;
 pub mod conn_io;
 pub mod demo;
-pub mod dpo_lookup;
 pub mod echo;
 pub mod form_scan;
 pub mod framing;
@@ -69,8 +69,6 @@ pub mod pseudonym;
 pub mod public_hosts;
 pub mod reload;
 pub mod retention;
-pub mod retention_cli;
-pub mod retire_check;
 pub mod sanitize;
 pub mod seal;
 pub mod secret;

@@ -291,12 +291,14 @@ impl Login {
         let (keyring_file, owned_tenant, owned_scope) =
             (self.keyring_file.clone(), tenant.to_owned(), scope.clone());
         let outcome = tokio::task::spawn_blocking(move || {
-            crate::retention_cli::offboard_tenant(
+            let now = crate::clock::unix_now();
+            crate::retention::offboard_tenant(
                 &store,
                 &keyring_file,
                 &owned_tenant,
                 &owned_scope,
                 &sharing,
+                now,
             )
         })
         .await;
@@ -314,10 +316,10 @@ impl Login {
                     tenant,
                     "tenant offboarded through the admin API; remove it from the config and reload"
                 );
-                json_response(StatusCode::OK, &report, "no-store")
+                json_response(StatusCode::OK, &report.to_json(), "no-store")
             }
             Ok(Err(message)) => {
-                tracing::error!(error = message, "offboarding failed");
+                tracing::error!(error = %message, "offboarding failed");
                 let _ = self
                     .admin_line(ACTION, "failed", Some(tenant), None, Some("retention_unavailable"))
                     .await;

@@ -68,7 +68,7 @@ pub enum KeyringError {
     #[error("version {version} is the current key of scope {scope:?}; rotate first, or erase the scope")]
     RetireCurrent { scope: String, version: u32 },
     /// `keys retire` of a version a data key or a live replica still depends on
-    /// (src/retire_check.rs).
+    /// (src/cli/retire_check.rs).
     #[error("version {version} of scope {scope:?} is still needed, so nothing was retired:\n  - {}", reasons.join("\n  - "))]
     InUse { scope: String, version: u32, reasons: Vec<String> },
     /// The retention database `keys retire` must ask could not be asked (or its config read).

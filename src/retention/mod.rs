@@ -21,6 +21,7 @@
 mod data_key;
 #[doc(hidden)]
 pub mod fuzz;
+mod offboarding;
 mod postgres;
 pub mod replicas;
 mod seal;
@@ -34,6 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::pseudonym::keyring::ScopeKeys;
+pub use offboarding::{offboard_tenant, OffboardReport};
 use seal::RecordBinding;
 
 /// The keys that wrap one tenant's data key, one per scope key version, derived from the keyring

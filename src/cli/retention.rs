@@ -1,19 +1,114 @@
-//! `nymgate retention …`: the admin API's data-subject actions from a shell on the host, and
-//! tenant offboarding (docs/RETENTION.md, "From the shell"). Each action writes its audit lines
-//! to the config's audit log, with the tenant and account number and never a value; each
-//! refusal and failure too; and a change that can't be audited is not made.
+//! `nymgate retention --config FILE …`: the admin API's data-subject actions from a shell on the
+//! host (show, rectify, restrict, lift, erase), the culling job on demand, and tenant offboarding
+//! (docs/RETENTION.md, "From the shell"). Each action writes its audit lines to the config's
+//! audit log, with the tenant and account number and never a value; each refusal and failure
+//! too; and a change that can't be audited is not made. The erasure of an offboarding is the
+//! retention layer's [`nymgate::retention::offboard_tenant`], which the admin API calls too.
+//! Exit 0 with the answer on standard output, 1 with the reason on standard error.
 
 use std::path::Path;
+use std::process::ExitCode;
 
-use crate::audit::{AuditEvent, AuditSink};
-use crate::config::Config;
-use crate::pseudonym::keyring::Keyring;
-use crate::pseudonym::AccountNumber;
-use crate::retention::{RetentionError, RetentionStore, Values, WrapKeys};
+use clap::Subcommand;
+use nymgate::audit::{AuditEvent, AuditSink};
+use nymgate::config::Config;
+use nymgate::pseudonym::keyring::Keyring;
+use nymgate::pseudonym::AccountNumber;
+use nymgate::retention::{offboard_tenant, RetentionError, RetentionStore, Values, WrapKeys};
 
-/// One action, as the operator typed it: nothing here is trusted until `run` checks it.
+/// `nymgate retention`: data-subject actions on the retention store, and offboarding
+/// (docs/RETENTION.md). Every action is audited to the config's audit log.
+#[derive(Subcommand)]
+pub enum RetentionCommand {
+    /// Print one person's whole record as JSON (access, portability).
+    Show(RecordArgs),
+    /// Replace a record's values: `--values '{"name": ["…"]}'`, or `-` to read them from
+    /// standard input (out of the shell history).
+    Rectify {
+        #[command(flatten)]
+        record: RecordArgs,
+        /// The new values as JSON, or `-` to read them from standard input.
+        #[arg(long)]
+        values: String,
+    },
+    /// Restrict a record, or record an objection: kept, no longer served to the platform.
+    Restrict(RecordArgs),
+    /// Lift a restriction.
+    Lift(RecordArgs),
+    /// Erase one record now.
+    Erase(RecordArgs),
+    /// Run the culling job now: tenants past their `offboard_on` lose their records, then
+    /// records not seen within `retention.cull_after` go.
+    Cull {
+        /// As of this time (unix seconds) instead of now: to run a date's culling ahead, in a
+        /// rehearsal or a test. Never earlier than now.
+        #[arg(long)]
+        at: Option<u64>,
+    },
+    /// Erase a tenant: its records, its data key, and its pseudonym scope's keys (when no other
+    /// tenant shares the scope). Prints what was removed.
+    Offboard {
+        /// The tenant id (`[[tenants]] id`) to erase.
+        #[arg(long)]
+        tenant: String,
+        /// The tenant id again, to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
+}
+
+#[derive(clap::Args)]
+pub struct RecordArgs {
+    /// The tenant id (`[[tenants]] id`) the record belongs to.
+    #[arg(long)]
+    tenant: String,
+    /// The account number (the pseudonym the platform knows; `nymgate pseudonym` finds it).
+    #[arg(long)]
+    account: String,
+}
+
+/// Runs one `nymgate retention` command against `config`'s store and prints its answer.
+pub fn run(config: &Path, command: RetentionCommand) -> ExitCode {
+    let record = |r: RecordArgs| (r.tenant, r.account);
+    let action = match command {
+        RetentionCommand::Show(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Show { tenant, account })
+        }
+        RetentionCommand::Rectify { record: r, values } => {
+            let (tenant, account) = record(r);
+            let text = if values == "-" {
+                let mut text = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                    .map(|_| text)
+                    .map_err(|e| e.to_string())
+            } else {
+                Ok(values)
+            };
+            text.map(|values| Action::Rectify { tenant, account, values })
+        }
+        RetentionCommand::Restrict(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Restrict { tenant, account })
+        }
+        RetentionCommand::Lift(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Lift { tenant, account })
+        }
+        RetentionCommand::Erase(r) => {
+            let (tenant, account) = record(r);
+            Ok(Action::Erase { tenant, account })
+        }
+        RetentionCommand::Cull { at } => Ok(Action::Cull { at }),
+        RetentionCommand::Offboard { tenant, confirm } => Ok(Action::Offboard { tenant, confirm }),
+    };
+    let now = nymgate::clock::unix_now();
+    super::print_outcome(action.and_then(|action| act(config, &action, now)))
+}
+
+/// One action, as the operator typed it: nothing here is trusted until `act` checks it.
 #[derive(Debug, Clone)]
-pub enum Action {
+enum Action {
     /// The whole record as JSON (access, portability).
     Show {
         tenant: String,
@@ -22,7 +117,7 @@ pub enum Action {
     Rectify {
         tenant: String,
         account: String,
-        /// The new values as JSON text (`{"name": ["…"]}`), parsed by `run`.
+        /// The new values as JSON text (`{"name": ["…"]}`), parsed by `act`.
         values: String,
     },
     Restrict {
@@ -129,7 +224,7 @@ impl Shell<'_> {
 /// Runs `action` against the config's store and keyring; the text to print, or why not.
 /// Every refusal and failure after the config is read has its audit line (docs/RETENTION.md,
 /// "From the shell"); a change writes a `started` line first and does nothing when it can't.
-pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, String> {
+fn act(config_path: &Path, action: &Action, now: u64) -> Result<String, String> {
     // Until the config is read there is no audit log to write to: only this error is unaudited.
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     let audit = AuditSink::from_config(&config.audit);
@@ -167,7 +262,7 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
         Ok(store) => store,
         Err(message) => return shell.fail("retention_unavailable", message),
     };
-    let keys = |tenant: &crate::config::TenantConfig| -> Result<WrapKeys, String> {
+    let keys = |tenant: &nymgate::config::TenantConfig| -> Result<WrapKeys, String> {
         let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
         let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
         Ok(WrapKeys::derive(&scope, ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
@@ -289,17 +384,20 @@ pub fn run(config_path: &Path, action: &Action, now: u64) -> Result<String, Stri
                 if offboarded.is_empty() { "none".to_owned() } else { offboarded.join(", ") }
             ))
         }
-        Action::Offboard { .. } => offboard(&config, &store, keyring_file, tenant_id, &shell),
+        Action::Offboard { .. } => offboard(&config, &store, keyring_file, tenant_id, &shell, now),
     }
 }
 
-/// The report of an offboarding: what was removed, counted.
+/// Offboards `tenant` between its own `tenant_offboard` lines; the report of what was removed,
+/// counted. A keyring that could not be written here fails the command (`keyring_unwritable`),
+/// though the records are gone: the operator must still erase the scope where it is kept.
 fn offboard(
     config: &Config,
     store: &RetentionStore,
     keyring_file: &Path,
     tenant: &str,
     shell: &Shell<'_>,
+    now: u64,
 ) -> Result<String, String> {
     let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
     let scope = found.scope.clone().unwrap_or_else(|| found.id.clone());
@@ -319,11 +417,11 @@ fn offboard(
     };
     line("started", "by_shell")
         .map_err(|e| format!("the audit line could not be written, so nothing was done: {e}"))?;
-    let report = match offboard_tenant(store, keyring_file, tenant, &scope, &sharing) {
+    let report = match offboard_tenant(store, keyring_file, tenant, &scope, &sharing, now) {
         Ok(report) => report,
-        Err(message) => return shell.fail("retention_unavailable", message),
+        Err(error) => return shell.fail("retention_unavailable", error.to_string()),
     };
-    if let Some(message) = report["scope_keys_not_erased"].as_str() {
+    if let Some(message) = &report.scope_keys_not_erased {
         return shell.fail(
             "keyring_unwritable",
             format!("the tenant is offboarded and its records are erased, but {message}"),
@@ -332,56 +430,5 @@ fn offboard(
     line("ok", "by_shell").map_err(|e| {
         format!("done, but its outcome line could not be written (its started line is on record): {e}")
     })?;
-    Ok(serde_json::to_string_pretty(&report).expect("a report serializes"))
-}
-
-/// Offboards `tenant` (the shell command and the admin API): its records and data key first
-/// (once they are gone nothing is left to read, so a crash before the keys leaves nothing
-/// readable behind), then its pseudonym scope's keys unless another tenant (`sharing`) uses the
-/// scope. Returns the report.
-pub fn offboard_tenant(
-    store: &RetentionStore,
-    keyring_file: &Path,
-    tenant: &str,
-    scope: &str,
-    sharing: &[String],
-) -> Result<serde_json::Value, String> {
-    let records = store.offboard(tenant, crate::clock::unix_now()).map_err(|e| e.to_string())?;
-    // From here the school is ended on every replica (the offboarding is recorded in the
-    // shared database): a keyring that can't be written (a read-only Kubernetes Secret) leaves
-    // its keys to be erased where the keyring is kept, and the report says so.
-    let mut keys_not_erased = None;
-    let keys_destroyed = if sharing.is_empty() {
-        // Under the keyring's writer lock, as every `nymgate keys` writer: a concurrent rotate
-        // can't write the erased keys back (keyring_write.rs).
-        let erased = crate::pseudonym::keyring_write::update(keyring_file, false, |ring| {
-            match ring.erase(scope, crate::clock::unix_now()) {
-                Ok(destroyed) => Ok(Some(destroyed)),
-                // Already erased (a second run after an interruption): nothing to write.
-                Err(_) => Ok(None),
-            }
-        });
-        match erased {
-            Ok(destroyed) => destroyed.unwrap_or(0),
-            Err(error) => {
-                tracing::error!(%error, "offboarding: the scope's keys could not be erased here");
-                keys_not_erased = Some(format!(
-                    "the keyring could not be written here: erase the scope with `nymgate keys erase --scope {scope}` where the keyring is kept, then give every replica the new keyring (docs/DEPLOY.md)"
-                ));
-                0
-            }
-        }
-    } else {
-        0
-    };
-    Ok(serde_json::json!({
-        "tenant": tenant,
-        "retained_records_removed": records,
-        "data_key_removed": true,
-        "pseudonym_scope": scope,
-        "scope_keys_destroyed": keys_destroyed,
-        "scope_keys_not_erased": keys_not_erased,
-        "scope_kept_for": sharing,
-        "next": "remove the tenant from the config and reload; destroy backups of the keyring and of the retention database",
-    }))
+    Ok(serde_json::to_string_pretty(&report.to_json()).expect("a report serializes"))
 }

@@ -8,12 +8,39 @@
 //! erasure by the printed numbers has to reach them all. For a tenant that retains values, each
 //! older number says whether nymgate holds a record under it. A retired version gives no number
 //! any more (docs/PSEUDONYMS.md says when to retire).
+//!
+//! Why here, in the binary, and not in the library: only this command uses it; the server has
+//! no lookup by subject (a DPO's request is answered from a shell on the host, where the
+//! subject never crosses the network). The pseudonymizer's own entry for it,
+//! `Pseudonymizer::lookup_every_version`, stays in the library; this module adds what makes it
+//! a DPO's answer: the config and keyring read, the audit lines, the retained-record marks and
+//! the printed text. Exit 0 with the numbers (the first line is the current primary number
+//! alone, for scripts), 1 with the reason.
 
-use crate::audit::{AuditEvent, AuditSink};
-use crate::config::Config;
-use crate::pseudonym::keyring::Keyring;
-use crate::pseudonym::{KeyState, KnownNumber, Pseudonymizer, Sector};
-use crate::retention::{RetentionError, RetentionStore, WrapKeys};
+use std::path::Path;
+use std::process::ExitCode;
+
+use nymgate::audit::{AuditEvent, AuditSink};
+use nymgate::config::Config;
+use nymgate::pseudonym::keyring::Keyring;
+use nymgate::pseudonym::{KeyState, KnownNumber, Pseudonymizer, Sector};
+use nymgate::retention::{RetentionError, RetentionStore, WrapKeys};
+
+/// Reads the subject (`-`: one line of standard input), looks it up and prints the numbers.
+pub fn run(config: &Path, tenant: &str, subject: &str, issuer: Option<&str>) -> ExitCode {
+    let subject = if subject == "-" {
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() {
+            eprintln!("nymgate: cannot read the subject from standard input");
+            return ExitCode::FAILURE;
+        }
+        line.trim_end_matches(['\n', '\r']).to_owned()
+    } else {
+        subject.to_owned()
+    };
+    let now = nymgate::clock::unix_now();
+    super::print_outcome(lookup(config, tenant, &subject, issuer, now))
+}
 
 /// One answered number, and in which sector.
 struct Answer {
@@ -34,8 +61,8 @@ enum Retained {
 
 /// Runs the lookup; the text to print, or why not. Every answer and every failure after the
 /// config is read is audited, and the numbers are printed only once their lines are on disk.
-pub fn run(
-    config_path: &std::path::Path,
+fn lookup(
+    config_path: &Path,
     tenant: &str,
     subject: &str,
     issuer: Option<&str>,
@@ -92,7 +119,7 @@ fn answers(
     subject: &str,
     issuer: Option<&str>,
     now: u64,
-) -> Result<Vec<Answer>, crate::pseudonym::PseudonymError> {
+) -> Result<Vec<Answer>, nymgate::pseudonym::PseudonymError> {
     // Each named sector's platforms know the person by another number (docs/PSEUDONYMS.md,
     // "Sectors"): a DPO's answer lists them all.
     let mut sectors: Vec<String> = config

@@ -9,10 +9,16 @@
 //! the scope's tenants still under the version is wrapped again under the current one (in the
 //! database, before the keyring changes: a failure after it loses nothing), and refused if one
 //! still depends on it.
+//!
+//! Why here, in the binary, and not in the library: only `nymgate keys retire` retires a key
+//! version (the server never writes the keyring, except an offboarding's erase of a whole
+//! scope, which leaves no version to check). The database's side of the check,
+//! `RetentionStore::prepare_retire`, stays in the library's retention layer, under its
+//! transaction; this module only gathers its inputs from the config and the keyring.
 
-use crate::config::Config;
-use crate::pseudonym::keyring::{Keyring, KeyringError};
-use crate::retention::{RetentionStore, WrapKeys};
+use nymgate::config::Config;
+use nymgate::pseudonym::keyring::{Keyring, KeyringError};
+use nymgate::retention::{RetentionStore, WrapKeys};
 
 /// Makes retiring `version` of `scope` safe against the retention database `config` names (none:
 /// nothing to ask). Returns how many data keys were wrapped again.

@@ -24,7 +24,7 @@ fn flags_without_help(command: &clap::Command, path: &str, missing: &mut Vec<Str
 #[test]
 fn every_cli_flag_has_help_text() {
     let mut missing = Vec::new();
-    flags_without_help(&super::Cli::command(), "nymgate", &mut missing);
+    flags_without_help(&crate::Cli::command(), "nymgate", &mut missing);
     assert_eq!(missing, Vec::<String>::new());
 }
 
