@@ -43,20 +43,20 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use http::{header, HeaderValue, Method, Response};
-use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body::Body as HttpBody;
 use rustls_pki_types::ServerName;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
-use super::h1::{self, ChunkedDecoder, Decoded, Framing, H1Error};
+use super::h1::{self, ChunkedDecoder, Framing, H1Error};
 use super::pool::{Granted, Pool, PoolSet, Slot};
 use crate::body::{Body, BoxError};
 
 /// A read makes room for at least this much.
-const READ_SIZE: usize = 8 * 1024;
+pub(super) const READ_SIZE: usize = 8 * 1024;
 /// Body chunks up to this size are copied next to their framing and written in one go; larger
 /// ones are written from their own buffer.
-const COALESCE: usize = 16 * 1024;
+pub(super) const COALESCE: usize = 16 * 1024;
 
 /// Why a request to the platform failed. Nothing here holds request or response bytes.
 #[derive(Debug, thiserror::Error)]
@@ -81,12 +81,12 @@ pub enum SendError {
 
 /// The platform's address and how to reach it.
 pub struct Client {
-    host: String,
-    port: u16,
-    tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
-    connect_timeout: Duration,
+    pub(super) host: String,
+    pub(super) port: u16,
+    pub(super) tls: Option<(tokio_rustls::TlsConnector, ServerName<'static>)>,
+    pub(super) connect_timeout: Duration,
     /// The worker's pool, shared by all its requests.
-    pool: Arc<Pool>,
+    pub(super) pool: Arc<Pool>,
 }
 
 /// Whether a request may be sent again on a new connection after its pooled connection failed
@@ -168,7 +168,7 @@ impl Client {
     }
 
     /// Opens a connection in `slot`, which it holds until it is dropped.
-    async fn connect(&self, slot: Slot) -> Result<Connection, SendError> {
+    pub(super) async fn connect(&self, slot: Slot) -> Result<Connection, SendError> {
         let connecting = TcpStream::connect((self.host.as_str(), self.port));
         let tcp = match tokio::time::timeout(self.connect_timeout, connecting).await {
             Err(_) => return Err(SendError::ConnectTimeout),
@@ -194,7 +194,7 @@ impl Client {
 }
 
 /// Sets the body's framing on the request head; true when it is chunked.
-fn set_framing(parts: &mut http::request::Parts, body: &Body) -> bool {
+pub(super) fn set_framing(parts: &mut http::request::Parts, body: &Body) -> bool {
     // The client's Transfer-Encoding was removed with the hop-by-hop fields (sanitize.rs); a
     // Content-Length it sent was checked against the body by hyper, and stays.
     if parts.headers.contains_key(header::CONTENT_LENGTH) {
@@ -216,13 +216,13 @@ fn set_framing(parts: &mut http::request::Parts, body: &Body) -> bool {
 }
 
 /// An exchange that failed, and whether the request may go again on a new connection.
-struct Failed {
-    error: SendError,
-    retry: bool,
+pub(super) struct Failed {
+    pub(super) error: SendError,
+    pub(super) retry: bool,
 }
 
 /// Sends the request on `conn` and reads the response head.
-async fn exchange(
+pub(super) async fn exchange(
     mut conn: Connection,
     upload: &mut Upload,
     method: &Method,
@@ -283,16 +283,16 @@ async fn exchange(
 
 /// One connection to the platform.
 pub struct Connection {
-    stream: Stream,
-    read_buf: BytesMut,
-    reused: bool,
+    pub(super) stream: Stream,
+    pub(super) read_buf: BytesMut,
+    pub(super) reused: bool,
     /// Its place under `upstream.max_connections`, given back when it is dropped.
-    _slot: Slot,
+    pub(super) _slot: Slot,
 }
 
 impl Connection {
     /// Reads into the buffer; `Ok(0)` is the end of the stream.
-    fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
+    pub(super) fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<usize>> {
         if self.read_buf.capacity() - self.read_buf.len() < READ_SIZE / 4 {
             self.read_buf.reserve(READ_SIZE);
         }
@@ -301,7 +301,7 @@ impl Connection {
 
     /// Reads until a final response head (1xx other than 101 are skipped, and bounded:
     /// `h1::parse_final_response_head`).
-    fn poll_response_head(
+    pub(super) fn poll_response_head(
         &mut self,
         cx: &mut Context<'_>,
         method: &Method,
@@ -388,26 +388,26 @@ impl AsyncWrite for Stream {
 }
 
 /// The request on its way up: the head, then the body's frames with their framing.
-struct Upload {
-    head: Bytes,
-    body: Option<Body>,
-    chunked: bool,
+pub(super) struct Upload {
+    pub(super) head: Bytes,
+    pub(super) body: Option<Body>,
+    pub(super) chunked: bool,
     /// Framing and small chunks, coalesced; then `large`, a chunk written from its own buffer.
-    out: BytesMut,
-    large: Bytes,
+    pub(super) out: BytesMut,
+    pub(super) large: Bytes,
     /// Whether any body data has been taken from the client's side.
-    body_started: bool,
+    pub(super) body_started: bool,
     /// Everything is written and flushed.
-    done: bool,
+    pub(super) done: bool,
 }
 
-enum UploadError {
+pub(super) enum UploadError {
     Body(BoxError),
     Io(io::Error),
 }
 
 impl Upload {
-    fn new(head: Bytes, body: Body, chunked: bool) -> Self {
+    pub(super) fn new(head: Bytes, body: Body, chunked: bool) -> Self {
         let body = (!body.is_end_stream()).then_some(body);
         let mut upload = Self {
             head,
@@ -423,7 +423,7 @@ impl Upload {
     }
 
     /// Starts over (a retry on a new connection): only before any body data was taken.
-    fn rewind(&mut self) {
+    pub(super) fn rewind(&mut self) {
         debug_assert!(!self.body_started);
         self.out.clear();
         self.out.extend_from_slice(&self.head);
@@ -434,12 +434,12 @@ impl Upload {
         }
     }
 
-    fn is_done(&self) -> bool {
+    pub(super) fn is_done(&self) -> bool {
         self.done
     }
 
     /// What is left of the upload, for the response body to carry on with.
-    fn take(&mut self) -> Upload {
+    pub(super) fn take(&mut self) -> Upload {
         std::mem::replace(
             self,
             Upload {
@@ -455,7 +455,11 @@ impl Upload {
     }
 
     /// Writes what is queued and takes more from the body; ready when all is written and flushed.
-    fn poll(&mut self, cx: &mut Context<'_>, stream: &mut Stream) -> Poll<Result<(), UploadError>> {
+    pub(super) fn poll(
+        &mut self,
+        cx: &mut Context<'_>,
+        stream: &mut Stream,
+    ) -> Poll<Result<(), UploadError>> {
         loop {
             while !self.out.is_empty() {
                 let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.out)).map_err(UploadError::Io)?;
@@ -516,206 +520,5 @@ impl Upload {
     }
 }
 
-/// The platform's response body, read from the connection as it is asked for. When it is
-/// complete (and the request too) the connection goes back to the pool.
-pub struct ResponseBody {
-    conn: Option<Connection>,
-    /// The rest of the request body, when the platform answered before it was all sent.
-    upload: Option<Upload>,
-    state: BodyState,
-    keep_alive: bool,
-    /// A 101 response: the connection now carries the upgraded protocol.
-    upgraded: bool,
-    pool: Arc<Pool>,
-}
-
-/// Shows where the body is, never its bytes.
-impl std::fmt::Debug for ResponseBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResponseBody")
-            .field("state", &self.state)
-            .field("keep_alive", &self.keep_alive)
-            .field("uploading", &self.upload.is_some())
-            .finish()
-    }
-}
-
-#[derive(Debug)]
-enum BodyState {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-    UntilClose,
-    Done,
-}
-
-/// The response body broke off: the platform closed early or sent a malformed body.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    #[error("platform closed the connection inside the response body")]
-    Incomplete,
-    #[error("{0}")]
-    Framing(H1Error),
-    #[error("connection: {0}")]
-    Io(io::Error),
-}
-
-impl ResponseBody {
-    /// After a 101 response: the connection, for the upgraded protocol, with any bytes the
-    /// platform already sent in it.
-    pub fn into_upgraded(mut self) -> Option<Upgraded> {
-        if !self.upgraded {
-            return None;
-        }
-        let conn = self.conn.take()?;
-        // The tunnel is still a platform connection: it keeps its place under the bound.
-        Some(Upgraded { stream: conn.stream, early: conn.read_buf, _slot: conn._slot })
-    }
-
-    fn fail(&mut self, error: BodyError) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        self.conn = None;
-        self.state = BodyState::Done;
-        Poll::Ready(Some(Err(error.into())))
-    }
-
-    /// Returns the connection to the pool if the exchange is over and it may carry another.
-    /// Bytes read past the response's framed end (a platform that answered twice, or framed
-    /// its answer shorter than it is) close it: they belong to no request.
-    fn release(&mut self) {
-        let Some(mut conn) = self.conn.take() else { return };
-        let complete = matches!(self.state, BodyState::Done) && self.upload.is_none();
-        if complete && self.keep_alive && !self.upgraded && conn.read_buf.is_empty() {
-            // Idle, the connection holds no buffer; its buffer serves the worker's next request.
-            self.pool.recycle(std::mem::take(&mut conn.read_buf));
-            self.pool.put(conn);
-        }
-    }
-}
-
-impl HttpBody for ResponseBody {
-    type Data = Bytes;
-    type Error = BoxError;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
-        let this = self.get_mut();
-        let Some(conn) = this.conn.as_mut() else { return Poll::Ready(None) };
-        if let Some(upload) = this.upload.as_mut() {
-            match upload.poll(cx, &mut conn.stream) {
-                Poll::Pending => {}
-                Poll::Ready(Ok(())) => this.upload = None,
-                Poll::Ready(Err(error)) => {
-                    // The response goes on; the connection will not be reused.
-                    if let UploadError::Io(error) = &error {
-                        tracing::debug!(%error, "platform stopped reading the request body");
-                    }
-                    this.upload = None;
-                    this.keep_alive = false;
-                }
-            }
-        }
-        loop {
-            match &mut this.state {
-                BodyState::Done => {
-                    if this.upload.is_some() {
-                        // The response is complete but the request is not: the connection
-                        // cannot be reused, and waiting on the client's body would stall the
-                        // response's end.
-                        this.keep_alive = false;
-                        this.upload = None;
-                    }
-                    this.release();
-                    return Poll::Ready(None);
-                }
-                BodyState::Length(remaining) => {
-                    if !conn.read_buf.is_empty() {
-                        let take = usize::try_from(*remaining).unwrap_or(usize::MAX).min(conn.read_buf.len());
-                        *remaining -= take as u64;
-                        let data = conn.read_buf.split_to(take).freeze();
-                        if *remaining == 0 {
-                            this.state = BodyState::Done;
-                        }
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-                BodyState::Chunked(decoder) => match decoder.decode(&mut conn.read_buf) {
-                    Ok(Decoded::Data(data)) => return Poll::Ready(Some(Ok(Frame::data(data)))),
-                    Ok(Decoded::Done) => {
-                        this.state = BodyState::Done;
-                        continue;
-                    }
-                    Ok(Decoded::NeedMore) => {}
-                    Err(error) => return this.fail(BodyError::Framing(error)),
-                },
-                BodyState::UntilClose => {
-                    if !conn.read_buf.is_empty() {
-                        let data = conn.read_buf.split().freeze();
-                        return Poll::Ready(Some(Ok(Frame::data(data))));
-                    }
-                }
-            }
-            match ready!(conn.poll_fill(cx)) {
-                Ok(0) if matches!(this.state, BodyState::UntilClose) => {
-                    this.keep_alive = false;
-                    this.state = BodyState::Done;
-                }
-                Ok(0) => return this.fail(BodyError::Incomplete),
-                Ok(_) => {}
-                Err(error) => return this.fail(BodyError::Io(error)),
-            }
-        }
-    }
-
-    fn is_end_stream(&self) -> bool {
-        matches!(self.state, BodyState::Done)
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        match self.state {
-            BodyState::Done => SizeHint::with_exact(0),
-            BodyState::Length(n) => SizeHint::with_exact(n),
-            _ => SizeHint::default(),
-        }
-    }
-}
-
-impl Drop for ResponseBody {
-    fn drop(&mut self) {
-        // A body with nothing to read (HEAD, 204, 304, an empty one) is often never polled;
-        // `release` pools the connection only if the exchange is complete.
-        self.release();
-    }
-}
-
-/// A platform connection after a 101 response, as the upgraded protocol's byte stream.
-pub struct Upgraded {
-    stream: Stream,
-    /// Bytes the platform sent right after its 101, read with the head.
-    early: BytesMut,
-    _slot: Slot,
-}
-
-impl AsyncRead for Upgraded {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.early.is_empty() {
-            let n = this.early.len().min(buf.remaining());
-            buf.put_slice(&this.early.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Upgraded {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
+use super::response::BodyState;
+pub use super::response::{BodyError, ResponseBody, Upgraded};

@@ -8,6 +8,7 @@
 pub mod client;
 pub mod h1;
 pub mod pool;
+mod response;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
