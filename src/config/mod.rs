@@ -26,11 +26,17 @@ pub mod issuer;
 pub mod login;
 pub mod parse;
 pub mod secrets;
+pub mod vocabulary;
 mod warnings;
 pub use alerts::{AlertsConfig, WebhookConfig};
 pub use branding::BrandingConfig;
 pub use file_access::check_private_file;
 pub use login::{LoginConfig, LoginOutput, OidcTenantConfig};
+pub use vocabulary::{owns_path, Algorithm, RequiredSignatures, Role, SignatureAlgorithm, PREFIX};
+
+/// The longest request head the framing watcher follows (framing.rs re-exports it):
+/// `limits.max_header_bytes` may not exceed it, so hyper's own 431 always comes first.
+pub const MAX_HEAD: usize = 64 * 1024;
 
 /// Identity headers that are removed from every client request, whatever the config says.
 /// A client must never be able to assert an identity to the platform (shared/SECURITY.md,
@@ -214,11 +220,11 @@ impl Default for AuditConfig {
 }
 
 fn audit_max_bytes() -> u64 {
-    crate::audit::DEFAULT_MAX_BYTES
+    defaults::AUDIT_MAX_BYTES
 }
 
 fn audit_keep() -> u32 {
-    crate::audit::DEFAULT_KEEP
+    defaults::AUDIT_KEEP
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -408,7 +414,7 @@ pub struct PolicyConfig {
     pub role_from: Option<Vec<String>>,
     /// IdP value (case-insensitive; `x@scope` maps as `x`) → student, teacher, staff or other.
     #[serde(default)]
-    pub role_map: Option<std::collections::BTreeMap<String, crate::pseudonym::policy::Role>>,
+    pub role_map: Option<std::collections::BTreeMap<String, Role>>,
     #[serde(default)]
     pub school_from: Option<Vec<String>>,
     /// IdP value → the school code the platform gets. Unmapped values are dropped.
@@ -688,6 +694,11 @@ impl Default for LogConfig {
 pub mod defaults {
     use std::time::Duration;
 
+    /// An audit file's size before rotation (also the admin CLI's `--audit`; audit.rs).
+    pub const AUDIT_MAX_BYTES: u64 = 100 * 1024 * 1024;
+    /// Rotated audit files kept.
+    pub const AUDIT_KEEP: u32 = 10;
+
     pub fn cert_reload_interval() -> Duration {
         Duration::from_secs(10)
     }
@@ -925,6 +936,8 @@ impl Config {
 
     /// The hosts nymgate answers for, as configured, or else those of the certificate file;
     /// `None` when neither can be read (the certificate's own problem is reported then).
+    /// `public_hosts` is a leaf below config (it imports nothing from the crate; tests/layers.rs),
+    /// so `check` judges `login.public_url` with the very matcher the pipeline answers 421 with.
     pub fn public_hosts(&self) -> Option<crate::public_hosts::HostSet> {
         if !self.server.public_hosts.is_empty() {
             return Some(crate::public_hosts::HostSet::new(
@@ -1104,14 +1117,11 @@ impl Config {
             // hyper's read buffer can't go below 8 KiB.
             problem("limits.max_header_bytes", "must be at least 8192".into());
         }
-        if limits.max_header_bytes > crate::framing::MAX_HEAD {
+        if limits.max_header_bytes > MAX_HEAD {
             // The framing watcher refuses a head longer than it follows (framing.rs).
             problem(
                 "limits.max_header_bytes",
-                format!(
-                    "must be at most {} (the longest head the framing watcher follows)",
-                    crate::framing::MAX_HEAD
-                ),
+                format!("must be at most {} (the longest head the framing watcher follows)", MAX_HEAD),
             );
         }
         if limits.max_headers == 0 {
@@ -1731,7 +1741,7 @@ impl Config {
         if let Err(message) = check_private_file(&idp.key_file) {
             problem("login.saml_idp.key_file", message);
         }
-        if crate::login::saml_idp::SignatureAlgorithm::from_name(&idp.signature_algorithm).is_none() {
+        if SignatureAlgorithm::from_name(&idp.signature_algorithm).is_none() {
             problem(
                 "login.saml_idp.signature_algorithm",
                 format!("{:?}: use rsa-sha256, rsa-sha512 or ecdsa-sha256", idp.signature_algorithm),
@@ -1763,7 +1773,7 @@ impl Config {
                 rest.starts_with('/').then_some(rest)
             });
             match own_path {
-                Some(path) if sp.intercept && crate::login::Login::owns(path) => problem(
+                Some(path) if sp.intercept && owns_path(path) => problem(
                     &field("acs_url"),
                     "an intercepted ACS is the platform's path, not one under /nymgate".into(),
                 ),
