@@ -136,9 +136,9 @@ pub struct RotatingFile {
     open: std::sync::Mutex<Option<std::fs::File>>,
 }
 
-/// Defaults for a file named without rotation settings (the admin CLI's `--audit`).
-pub const DEFAULT_MAX_BYTES: u64 = 100 * 1024 * 1024;
-pub const DEFAULT_KEEP: u32 = 10;
+/// Defaults for a file named without rotation settings (the admin CLI's `--audit`); the config's
+/// `[audit]` defaults too, so they live there.
+pub use crate::config::defaults::{AUDIT_KEEP as DEFAULT_KEEP, AUDIT_MAX_BYTES as DEFAULT_MAX_BYTES};
 
 impl AuditSink {
     pub fn from_path(path: Option<&Path>) -> Self {

@@ -102,6 +102,25 @@ mod tests {
         crate::config::check_private_file(&files.key).unwrap();
     }
 
+    /// Moved here from public_hosts.rs, which sits below certs (issue 30).
+    #[test]
+    fn the_development_certificate_names_localhost_and_loopback() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate_dev_certs(dir.path(), &["learn.example".to_owned()]).unwrap();
+        let pem = std::fs::read(&files.cert).unwrap();
+        use rustls_pki_types::pem::PemObject;
+        let der = rustls_pki_types::CertificateDer::pem_slice_iter(&pem).next().unwrap().unwrap();
+        let hosts = crate::public_hosts::HostSet::from_certificate(&der);
+        for ok in
+            ["localhost", "localhost:8443", "127.0.0.1:8443", "[::1]:8443", "learn.example", "LEARN.example."]
+        {
+            assert!(hosts.allows(ok), "{ok}");
+        }
+        for refused in ["evil.example", "127.0.0.2", "localhost.evil.example", "example"] {
+            assert!(!hosts.allows(refused), "{refused}");
+        }
+    }
+
     #[test]
     fn saml_signing_certificate_is_rsa_and_parses_back() {
         let (cert, key) = generate_saml_signing_cert("https://learn.example/nymgate/saml").unwrap();

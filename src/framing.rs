@@ -25,8 +25,9 @@ use std::sync::Mutex;
 use crate::sanitize::RequestFault;
 
 /// The longest request head the watcher follows. `limits.max_header_bytes` may not exceed it
-/// (config validation), so hyper's own 431 always comes first for a head this long.
-pub const MAX_HEAD: usize = 64 * 1024;
+/// (config validation), so hyper's own 431 always comes first for a head this long; the config
+/// checks that bound, so the constant lives there.
+pub use crate::config::MAX_HEAD;
 /// Longest chunk-size line (size, extensions, CRLF) the watcher follows; hyper allows less.
 const MAX_CHUNK_LINE: usize = 32 * 1024;
 /// Headers parsed on the stack; a head with more is parsed again into a vector sized by its

@@ -16,12 +16,8 @@ use serde_json::{json, Map, Value};
 
 use crate::pseudonym::PseudonymousLogin;
 
-/// The JWS algorithms nymgate signs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-pub enum Algorithm {
-    EdDSA,
-    ES256,
-}
+/// The JWS algorithms nymgate signs with: the config names them, so the type lives there.
+pub use crate::config::Algorithm;
 
 #[derive(Debug, thiserror::Error)]
 pub enum MintError {

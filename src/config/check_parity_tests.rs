@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::validate::LOG_LEVELS;
 use super::*;
 
 const MINIMAL: &str = "[server]\nlisten = \"127.0.0.1:8443\"\nadmin_listen = \"127.0.0.1:9090\"\ncert_file = \"cert.pem\"\nkey_file = \"key.pem\"\n";

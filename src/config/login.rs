@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::SecretSource;
-use crate::mint::Algorithm;
+use super::{Algorithm, RequiredSignatures};
 
 /// How the platform receives a login (shared/PRODUCT.md, "Who uses it").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -207,7 +207,7 @@ pub struct SamlTenantConfig {
     /// Which signatures a response must carry: `either` (default; a Response signature covers
     /// its Assertion), `assertion`, `response` or `both`.
     #[serde(default)]
-    pub required_signatures: crate::login::saml_acs::RequiredSignatures,
+    pub required_signatures: RequiredSignatures,
     /// Accept RSA-SHA1, SHA-1 digests and RSA keys under 2048 bits (each use is logged). Off.
     #[serde(default)]
     pub allow_weak_algorithms: bool,
@@ -352,7 +352,7 @@ pub struct OidcEndpoints {
 pub mod defaults {
     use std::time::Duration;
 
-    use crate::mint::Algorithm;
+    use crate::config::Algorithm;
 
     pub fn flow_lifetime() -> Duration {
         Duration::from_secs(600)

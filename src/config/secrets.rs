@@ -2,7 +2,57 @@
 //! secret `check` accepts is one `serve` loads, and the other way round (issue 28: `check` had
 //! passed an admin token `serve` then refused).
 
-use super::{check_private_file, SecretSource};
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use super::check_private_file;
+
+/// A secret named by where it lives, never by its value.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum SecretSource {
+    /// A file readable by nymgate only (mode 0600 or stricter).
+    File(PathBuf),
+    /// An environment variable's name.
+    Env(String),
+}
+
+impl SecretSource {
+    /// The secret's bytes, read as `serve` reads them ([`read_secret`]).
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        read_secret(self)
+    }
+}
+
+/// A secret `serve` would refuse is a problem here too: both read it with
+/// [`read_secret`] (or [`read_bearer_token`], via `read`).
+pub(super) fn validate_secret_source(
+    source: &SecretSource,
+    field: &str,
+    problem: &mut impl FnMut(&str, String),
+) {
+    validate_secret_with(source, field, problem, read_secret);
+}
+
+pub(super) fn validate_secret_with(
+    source: &SecretSource,
+    field: &str,
+    problem: &mut impl FnMut(&str, String),
+    read: fn(&SecretSource) -> Result<Vec<u8>, String>,
+) {
+    match read(source) {
+        // Read and checked as serve will, then forgotten (zeroed: it is a secret).
+        Ok(mut bytes) => bytes.iter_mut().for_each(|b| *b = 0),
+        Err(message) => {
+            let part = match source {
+                SecretSource::File(_) => "file",
+                SecretSource::Env(_) => "env",
+            };
+            problem(&format!("{field}.{part}"), message);
+        }
+    }
+}
 
 /// The shortest secret taken, in bytes after trailing newlines are dropped.
 pub const MIN_SECRET_BYTES: usize = 16;

@@ -99,8 +99,8 @@ use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
 
-/// Every nymgate endpoint starts with this.
-pub const PREFIX: &str = "/nymgate";
+/// Every nymgate endpoint starts with this (the config refuses paths under it, so it lives there).
+pub use crate::config::PREFIX;
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
 const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.

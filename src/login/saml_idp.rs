@@ -32,25 +32,11 @@ const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 /// The prefix of every status code URI (SAML Core §3.2.2.2).
 const STATUS: &str = "urn:oasis:names:tc:SAML:2.0:status:";
 
-/// The signature algorithms nymgate signs responses with (`signature_algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SignatureAlgorithm {
-    RsaSha256,
-    RsaSha512,
-    EcdsaSha256,
-}
+/// The signature algorithms nymgate signs responses with (`signature_algorithm`): the config
+/// names them, so the type and its parsing live there; the URI is this module's business.
+pub use crate::config::SignatureAlgorithm;
 
 impl SignatureAlgorithm {
-    /// From the config's name.
-    pub fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "rsa-sha256" => Some(Self::RsaSha256),
-            "rsa-sha512" => Some(Self::RsaSha512),
-            "ecdsa-sha256" => Some(Self::EcdsaSha256),
-            _ => None,
-        }
-    }
-
     /// The XML-DSig SignatureMethod URI (RFC 6931 §2.3).
     fn uri(self) -> &'static str {
         match self {

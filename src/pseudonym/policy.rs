@@ -4,32 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
-
 use super::identity::{names, VerifiedIdentity};
 use crate::config::{PolicyConfig, PolicyPreset};
 
-/// The normalized role (shared/PRODUCT.md, "What the platform receives").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    // Declared in ascending precedence: a person with several roles gets the highest.
-    Other,
-    Student,
-    Staff,
-    Teacher,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Other => "other",
-            Role::Student => "student",
-            Role::Staff => "staff",
-            Role::Teacher => "teacher",
-        }
-    }
-}
+/// The normalized role (shared/PRODUCT.md, "What the platform receives"): the config maps
+/// values to it (`role_map`), so the type lives there.
+pub use crate::config::Role;
 
 /// A tenant's compiled policy.
 #[derive(Debug, Clone)]

@@ -60,18 +60,8 @@ const WEAK_DIGEST_METHOD: &str = "http://www.w3.org/2000/09/xmldsig#sha1";
 /// Largest decoded response accepted; the form itself is limited before this (see the ACS).
 pub const MAX_RESPONSE_BYTES: usize = 128 * 1024;
 
-/// Which signatures a tenant requires. Either one covers the Assertion that is read (a Response
-/// signature covers its one Assertion child), so `either` is the interoperable default:
-/// Shibboleth signs the Response by default, ADFS the Assertion.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequiredSignatures {
-    #[default]
-    Either,
-    Assertion,
-    Response,
-    Both,
-}
+/// Which signatures a tenant requires: the config names them, so the type lives there.
+pub use crate::config::RequiredSignatures;
 
 /// Why a response was refused. Display texts are fixed strings: no value from the response
 /// ever reaches a log line through them.
