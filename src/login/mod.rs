@@ -294,7 +294,7 @@ impl Login {
     /// (`/NYMGATE/callback`, `//nymgate/x`, `/a/../nymgate`, `/%6eymgate`) reaches the platform.
     /// A path too deeply encoded to canonicalize is claimed too (and refused by the pipeline).
     pub fn owns(path: &str) -> bool {
-        crate::target::canonical_path(path).map_or(true, |path| Self::owns_canonical(&path))
+        crate::config::owns_path(path)
     }
 
     /// [`Login::owns`] for a path already in canonical form.
