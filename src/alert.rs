@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 
 use crate::clock::unix_now;
 use crate::config::{AlertsConfig, WebhookConfig};
-use crate::login::idp_http::IdpHttp;
+use crate::idp_http::IdpHttp;
 use crate::metrics::Metrics;
 use crate::secret::Secret;
 

@@ -55,6 +55,7 @@ pub mod demo;
 pub mod echo;
 pub mod form_scan;
 pub mod framing;
+pub mod idp_http;
 pub mod listener;
 pub mod loadtest;
 pub mod login;

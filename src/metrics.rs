@@ -400,8 +400,8 @@ impl Metrics {
     }
 
     /// A guard trip: names the claim and the detector (both from closed sets), never the value.
-    pub fn guard_trip(&self, trip: crate::pseudonym::guard::GuardTrip) {
-        self.guard_trips.get_or_create(&GuardLabels { claim: trip.claim, detector: trip.detector }).inc();
+    pub fn guard_trip(&self, claim: &'static str, detector: &'static str) {
+        self.guard_trips.get_or_create(&GuardLabels { claim, detector }).inc();
     }
 
     /// One finished login attempt; `reason` is `none` for a success.
@@ -485,7 +485,7 @@ mod tests {
         m.request(RouteClass::Proxy, http::StatusCode::OK);
         m.rejected("bad_host");
         m.connection_opened();
-        m.guard_trip(crate::pseudonym::guard::GuardTrip { claim: "school", detector: "email" });
+        m.guard_trip("school", "email");
         let text = m.render();
         assert!(text.contains("nymgate_requests_total{route=\"proxy\",status=\"200\"} 1"), "{text}");
         assert!(text.contains("nymgate_rejected_requests_total{reason=\"bad_host\"} 1"), "{text}");

@@ -527,7 +527,7 @@ async fn forward(
             if let Some(fault) = fault.as_ref().and_then(|f| f.get()) {
                 return Err(ProxyError::ClientBody(*fault));
             }
-            return Err(ProxyError::UpstreamUnavailable(error_chain(&error)));
+            return Err(ProxyError::UpstreamUnavailable(crate::telemetry::error_chain(&error)));
         }
         Ok(Ok(response)) => response,
     };
@@ -581,18 +581,6 @@ fn next_request_id() -> HeaderValue {
         *digit = b"0123456789abcdef"[((id >> (4 * (23 - i))) & 0xf) as usize];
     }
     HeaderValue::from_bytes(&digits).expect("hex digits are a valid header value")
-}
-
-/// An error and its causes, for the log (hyper's top-level messages say little).
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// First path segments the request log writes as they are: common framework and platform

@@ -45,3 +45,15 @@ where
         LogFormat::Pretty => Box::new(builder.with_ansi(colour).finish()),
     }
 }
+
+/// An error and its causes, for the log (hyper's top-level messages say little).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -38,7 +38,7 @@ use arc_swap::ArcSwapOption;
 use openidconnect::core::CoreJwsSigningAlgorithm as Alg;
 use tokio::time::Instant;
 
-use super::idp_http::{IdpHttp, IdpHttpError};
+use crate::idp_http::{IdpHttp, IdpHttpError};
 use super::jwks::IdpKeys;
 
 /// How long past a tenant's `jwks_refresh` the last keys still verify while the IdP's JWKS

@@ -33,7 +33,6 @@ pub mod blocking;
 mod commit;
 mod offboarding;
 pub use offboarding::announce_replica;
-pub mod idp_http;
 pub mod jwks;
 pub mod key_cache;
 pub mod oidc_rp;

@@ -22,7 +22,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::idp_http::IdpHttp;
+use crate::idp_http::IdpHttp;
 use super::key_cache::{FetchedKeys, JwksCache, KeyCaches};
 use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};

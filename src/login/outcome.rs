@@ -162,7 +162,7 @@ impl Login {
         self.count(tenant, protocol, "failed", reason);
         let claim = match &error {
             FlowError::Pseudonym(PseudonymError::Guard(trip)) => {
-                self.metrics.guard_trip(*trip);
+                self.metrics.guard_trip(trip.claim, trip.detector);
                 Some(trip.claim)
             }
             _ => None,

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 
-use super::idp_http::IdpHttp;
+use crate::idp_http::IdpHttp;
 use super::saml_acs::{IdpTrust, RequiredSignatures};
 use super::saml_metadata;
 use super::saml_sp::SamlIdp;

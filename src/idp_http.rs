@@ -86,7 +86,7 @@ impl IdpHttp {
                 .client
                 .request(request)
                 .await
-                .map_err(|e| IdpHttpError::Transport(crate::proxy::error_chain(&e)))?;
+                .map_err(|e| IdpHttpError::Transport(crate::telemetry::error_chain(&e)))?;
             let (parts, body) = response.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES).collect().await.map_err(|e| {
                 if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
