@@ -38,8 +38,8 @@ use arc_swap::ArcSwapOption;
 use openidconnect::core::CoreJwsSigningAlgorithm as Alg;
 use tokio::time::Instant;
 
-use crate::idp_http::{IdpHttp, IdpHttpError};
 use super::jwks::IdpKeys;
+use crate::idp_http::{IdpHttp, IdpHttpError};
 
 /// How long past a tenant's `jwks_refresh` the last keys still verify while the IdP's JWKS
 /// can't be fetched. Long enough for an IdP's restart or a network blip; short enough that a

@@ -22,10 +22,10 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::idp_http::IdpHttp;
 use super::key_cache::{FetchedKeys, JwksCache, KeyCaches};
 use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
+use crate::idp_http::IdpHttp;
 use crate::secret::Secret;
 
 #[path = "id_token.rs"]

@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 
-use crate::idp_http::IdpHttp;
 use super::saml_acs::{IdpTrust, RequiredSignatures};
 use super::saml_metadata;
 use super::saml_sp::SamlIdp;
 use crate::clock::unix_now;
 use crate::config::login::SamlTenantConfig;
 use crate::config::TenantConfig;
+use crate::idp_http::IdpHttp;
 
 /// What a login uses: the IdP as of the last (re)load.
 pub struct Trusted {
