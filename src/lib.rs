@@ -4,39 +4,52 @@
 //! library; the `nymgate` command (`src/main.rs`, one module per command under `src/cli/`) is a
 //! thin layer over its public API.
 //!
-//! # Map
-//! - [`config`]: the TOML file, refused on unknown fields, validated into one immutable struct.
-//! - [`server`]: listeners, connection cap, TLS handshake, HTTP/1.1 or HTTP/2 by ALPN, idle
-//!   timeout, drain on SIGTERM; the admin and redirect listeners. [`parking`]: each worker's
-//!   idle HTTP/1.1 connections, waiting for their clients without a task each.
-//! - [`tls`]: rustls (aws-lc-rs) with a certificate that reloads without a restart.
-//!   [`tls_stream`]: the public listener's TLS stream on rustls's unbuffered API, whose buffers
-//!   nymgate owns and frees while a connection is parked. [`client_hello`]: the client's first
-//!   flight judged before rustls (a ClientHello over 16 KiB is refused) and left in the kernel
-//!   until it is complete.
-//! - [`proxy`]: the request pipeline, top to bottom: framing and Host checks, client IP,
-//!   sanitize, forward, sanitize the response, count and log.
-//! - [`target`]: the canonical request target (path, query names) every rule decides on.
-//! - [`sanitize`]: hop-by-hop and identity headers, nymgate's forwarding headers, query policy.
-//! - [`client_ip`]: `X-Forwarded-For` over trusted proxies, and reduction (truncate, hash, drop).
-//! - [`body`]: streamed client bodies with a read-gap timeout.
-//! - [`framing`]: watches HTTP/1.1 framing for the Content-Length + Transfer-Encoding case.
-//! - [`upstream`]: nymgate's HTTP/1.1 client to the platform, a pool per worker, each request
-//!   driven in its own task. [`echo`]: the built-in echo platform.
-//! - [`pseudonym`]: account numbers (HMAC under a scope key), the keyring, the stable-subject
-//!   ladder, the claim policy and the guard. Only a `VerifiedIdentity` goes in.
-//! - [`metrics`], [`telemetry`]: Prometheus metrics and the tracing log.
-//! - [`seal`]: AEAD-sealed values for cookies (pending logins, sessions), any replica opens them.
-//! - [`certs`]: development certificates. [`secret`]: secrets that never print.
+//! # Map, by floor
+//! Each floor imports only itself and the floors below it; `tests/layers.rs` reads `src/` and
+//! fails on an upward import. Bottom to top:
+//! - **Leaves** (import nothing): [`clock`] (the time and its RFC 3339 forms), [`target`] (the
+//!   canonical request target every rule decides on), [`public_hosts`] (host matching).
+//! - **Config**: [`config`], the TOML file read field by field (every problem at once, by its
+//!   dotted path) and checked as `serve` checks it; the types it names live there.
+//! - **Helpers**: [`secret`] (secrets that never print), [`seal`] (AEAD cookies any replica
+//!   opens), [`certs`], [`tls`], [`tls_stream`] (rustls's unbuffered API, buffers freed while
+//!   parked), [`client_hello`] (the first flight judged before rustls), [`conn_io`],
+//!   [`conn_bounds`] (a deadline in every state), [`framing`] (one judgement of HTTP/1.1
+//!   framing), [`sanitize`], [`form_scan`], [`body`], [`client_ip`] (reduced at once),
+//!   [`store`] (single-use claims, memory or Redis), [`audit`], [`metrics`],
+//!   [`metrics_format`], [`metrics_login`], [`metrics_process`], [`telemetry`], [`alert`],
+//!   [`idp_http`] (the outbound HTTPS client), [`admin_address`].
+//! - **Pseudonym**: [`pseudonym`] (account numbers, the keyring, the claim policy and the guard;
+//!   only a verified identity goes in) and [`retention`] (the few values a customer requires
+//!   kept, sealed and bound, with replicas' key versions and offboarding).
+//! - **Verify**: in [`login`], `saml_acs`, `saml_metadata`, `xml_bounds`, `oidc_rp`, `jwks`,
+//!   `key_cache`: the only code that builds a verified identity from what an IdP sent.
+//! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (tokens).
+//! - **Pipeline**: [`proxy`] (the request path top to bottom: framing and Host, client IP,
+//!   nymgate's own endpoints or the platform, sanitize, forward, answer, log), [`upstream`]
+//!   (nymgate's HTTP/1.1 client to the platform), [`upgrade`], [`echo`], [`server`] (listeners,
+//!   workers, connections, background jobs), [`parking`], [`listener`], [`reload`].
+//! - **Tools**: [`demo`], [`loadtest`]. The CLI (`src/main.rs`, `src/cli/`) is the binary's.
 //!
-//! # Threat model (the proxy layer)
-//! Every client byte is hostile. A client may try to smuggle a second request past the proxy
-//! (conflicting framing), confuse routing with its Host, pose as a trusted proxy in
-//! `X-Forwarded-For`, assert an identity through a header the platform trusts, exhaust
-//! connections or memory, or stall reads. nymgate answers each with a generic 4xx/5xx and a
-//! reference id, logs the detail without personal values, and never forwards what it refused.
-//! The platform is trusted to be the platform, not to be well-behaved: its errors and timeouts
-//! become 502/504.
+//! # Threat model (the whole gateway)
+//! Every byte from a client, an IdP, the platform, Redis or the retention database is hostile,
+//! names and error codes included: none reaches a log line, a metric label or a page as it came.
+//! - **Clients** may smuggle a second request past the proxy (conflicting framing), confuse
+//!   routing with Host, pose as a trusted proxy in `X-Forwarded-For`, assert an identity through
+//!   a header the platform trusts, exhaust connections or memory, or stall: each gets a generic
+//!   4xx/5xx with a reference id, and every resource a connection holds has a bound and a
+//!   deadline (docs/CONNECTIONS.md).
+//! - **Logins** may be forged, replayed, mixed up between schools or IdPs, or carry personal
+//!   values where the platform would keep them: only a response verified against the tenant's
+//!   pinned keys becomes a verified identity, each assertion and code is claimed once on every
+//!   replica, and the platform receives an account number, a role and what the policy allows,
+//!   guarded against personal values (docs/LOGIN.md, docs/SAML.md, docs/PSEUDONYMS.md).
+//! - **Operators and databases**: keys and records are written under a lock, atomically, and
+//!   survive a crash; an erased record stays erased on disk; a record changed in the database
+//!   is refused as tampered; every attempt is audited, and the audit log fails closed
+//!   (docs/RETENTION.md).
+//! - **The platform** is trusted to be the platform, not to be well-behaved: its errors,
+//!   timeouts and oddities become 502/504, and its bytes are never read as the next request's.
 
 #![forbid(unsafe_code)]
 

@@ -2,7 +2,7 @@
 //! dotted path (`server.listen`, `tenants[1].oidc.scopes`) and all of them reported at once,
 //! as the semantic checks are (issue 29). serde stops at the first field it can't read, so the
 //! refused field is taken out of the document and the rest read again, up to
-//! [`MAX_PROBLEMS`] times. A TOML syntax error ends the reading at once: nothing after it has a
+//! `MAX_PROBLEMS` times. A TOML syntax error ends the reading at once: nothing after it has a
 //! meaning to read.
 
 use serde_path_to_error::{Path as FieldPath, Segment};
