@@ -3,8 +3,10 @@
 //! and writing through a symlink.
 
 use std::collections::BTreeSet;
+#[cfg(feature = "keyring-crash-points")]
 use std::io::{BufRead, BufReader};
 use std::path::Path;
+#[cfg(feature = "keyring-crash-points")]
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
