@@ -80,9 +80,16 @@ impl Login {
     }
 
     /// Tells the other replicas which versions this one holds, then wraps each retaining
-    /// tenant's data key under the newest version all of them hold (at start, after a reload,
-    /// and every `ANNOUNCE_EVERY`). Nothing to do without a retention store.
-    pub async fn announce(&self, now: u64) -> Result<(), RetentionError> {
+    /// tenant's data key under the newest version all live replicas hold, where that version
+    /// changed since the last announcement (`last`, tenant -> version; empty after a reload):
+    /// one read of the replicas per announcement, and a tenant's data key is touched only when
+    /// the replicas' common version moved (writes and `keys retire` rewrap too). Nothing to do
+    /// without a retention store.
+    pub async fn announce(
+        &self,
+        now: u64,
+        last: &mut std::collections::HashMap<String, Option<u32>>,
+    ) -> Result<(), RetentionError> {
         let Some(store) = self.retention.clone() else { return Ok(()) };
         let holdings = self.holdings();
         let tenants: Vec<_> = self
@@ -90,22 +97,35 @@ impl Login {
             .keys()
             .filter_map(|t| Some((t.clone(), crate::retention::WrapKeys::of_tenant(&self.pseudonymizer, t)?)))
             .collect();
-        tokio::task::spawn_blocking(move || {
+        let known = std::mem::take(last);
+        let targets = tokio::task::spawn_blocking(move || {
             store.announce(&holdings, now)?;
+            let live = store.live_replicas(now)?;
+            let mut targets = std::collections::HashMap::new();
             for (tenant, keys) in &tenants {
+                let target = crate::retention::replicas::wrap_version(keys, &live);
+                if known.get(tenant) == Some(&target) {
+                    targets.insert(tenant.clone(), target);
+                    continue;
+                }
                 match store.rewrap(tenant, keys) {
-                    Ok(_) | Err(RetentionError::Offboarded) => {}
-                    // Not fatal: the next record rewraps too, and a database that is down
-                    // refuses logins of retaining tenants (fail closed), not the announcement.
+                    Ok(_) | Err(RetentionError::Offboarded) => {
+                        targets.insert(tenant.clone(), target);
+                    }
+                    // Not fatal, and tried again at the next announcement (not remembered):
+                    // writes rewrap too, and a database that is down refuses logins of
+                    // retaining tenants (fail closed), not the announcement.
                     Err(error) => {
                         tracing::warn!(tenant, %error, "retention: the data key could not be rewrapped now")
                     }
                 }
             }
-            Ok(())
+            Ok::<_, RetentionError>(targets)
         })
         .await
-        .map_err(|_| RetentionError::Database("the announcement did not finish".into()))?
+        .map_err(|_| RetentionError::Database("the announcement did not finish".into()))??;
+        *last = targets;
+        Ok(())
     }
 
     /// This replica stops: it no longer holds a rewrap or a `keys retire` back.
@@ -131,6 +151,8 @@ pub async fn announce_replica(
     use crate::retention::replicas::ANNOUNCE_EVERY;
     tokio::pin!(stopping);
     let mut announced: Option<(std::sync::Arc<Login>, tokio::time::Instant)> = None;
+    // Each retaining tenant's wrap version at the last announcement; a reload starts afresh.
+    let mut targets = std::collections::HashMap::new();
     loop {
         let login = current();
         let due = match (&announced, &login) {
@@ -141,7 +163,10 @@ pub async fn announce_replica(
             (_, None) => false,
         };
         if let (true, Some(login)) = (due, login) {
-            if let Err(error) = login.announce(crate::clock::unix_now()).await {
+            if announced.as_ref().is_some_and(|(last, _)| !std::sync::Arc::ptr_eq(last, &login)) {
+                targets.clear();
+            }
+            if let Err(error) = login.announce(crate::clock::unix_now(), &mut targets).await {
                 tracing::warn!(%error, "retention: this replica's key versions could not be announced; no data key is rewrapped meanwhile");
             }
             announced = Some((login, tokio::time::Instant::now()));

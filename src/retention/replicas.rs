@@ -115,7 +115,7 @@ pub fn replica_name() -> String {
 /// The version a data key of `keys`' scope is wrapped under now: the newest version this process
 /// holds that every live replica serving the scope holds too; the current one when no other
 /// replica serves it; `None` when no version is held by all (the key then stays as it is).
-pub(super) fn wrap_version(keys: &WrapKeys, live: &[Replica]) -> Option<u32> {
+pub fn wrap_version(keys: &WrapKeys, live: &[Replica]) -> Option<u32> {
     let serving: Vec<&[u32]> = live.iter().filter_map(|r| r.versions(&keys.scope)).collect();
     let mut ours: Vec<u32> = keys.by_version.iter().map(|(v, _)| *v).collect();
     ours.sort_unstable_by(|a, b| b.cmp(a));
