@@ -95,8 +95,7 @@ impl Login {
             let code =
                 params.get("code").filter(|c| !c.is_empty()).ok_or(FlowError::BadRequest("missing_code"))?;
             let idp = self.oidc.get(&flow.tenant).ok_or(FlowError::UnknownTenant)?;
-            let claims = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
-            let identity = VerifiedIdentity::from_oidc(&pending.issuer, &claims);
+            let identity = idp.finish(pending, code, params.get("iss").map(String::as_str)).await?;
             clock.next(Step::Pseudonymize);
             let (login, record) =
                 self.pseudonymize(&flow.tenant, &identity, self.sector(&flow.next), now).await?;

@@ -455,8 +455,21 @@ impl OidcIdp {
     }
 
     /// Finishes a login: checks the RFC 9207 `iss`, redeems the code with the PKCE verifier,
-    /// verifies the ID token, and returns its claims (merged with userinfo when configured).
+    /// verifies the ID token, and returns the verified identity of its claims (merged with
+    /// userinfo when configured), under the issuer the flow went to: the verifier builds it,
+    /// not the flow (issue 30, "a verifier is the only door").
     pub async fn finish(
+        &self,
+        pending: &PendingOidc,
+        code: &str,
+        iss_parameter: Option<&str>,
+    ) -> Result<crate::pseudonym::identity::VerifiedIdentity, OidcError> {
+        let claims = self.finish_claims(pending, code, iss_parameter).await?;
+        Ok(crate::pseudonym::identity::VerifiedIdentity::from_oidc(&pending.issuer, &claims))
+    }
+
+    /// [`OidcIdp::finish`] up to the verified claims.
+    async fn finish_claims(
         &self,
         pending: &PendingOidc,
         code: &str,

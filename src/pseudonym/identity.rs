@@ -311,7 +311,7 @@ impl fmt::Debug for VerifiedIdentity {
 impl VerifiedIdentity {
     /// From a verified ID token's (and userinfo's) claims. Strings, numbers and booleans become
     /// text; arrays become several values; objects are kept out (no policy reads them).
-    #[cfg_attr(not(test), allow(dead_code))] // called by the OIDC verifier
+    #[cfg_attr(not(test), allow(dead_code))] // called by the OIDC verifier (oidc_rp.rs `finish`)
     pub(crate) fn from_oidc(issuer: &str, claims: &serde_json::Map<String, serde_json::Value>) -> Self {
         use serde_json::Value;
         let text = |v: &Value| match v {
