@@ -217,6 +217,9 @@ impl StatusAnswer {
 /// that can't refetch for a weekend keeps working, and a stale copy ends.
 const METADATA_VALID_FOR: u64 = 7 * 24 * 3600;
 
+/// How long one signed copy of the metadata is served before it is signed afresh.
+const METADATA_RESIGN_AFTER: u64 = 3600;
+
 /// How soon a platform should fetch the metadata again (`cacheDuration`, an xs:duration).
 const METADATA_CACHE: &str = "PT6H";
 
@@ -233,6 +236,10 @@ pub struct SamlIdp {
     /// nymgate's own certificate as a verifier: an intercepted ACS passes a Response of
     /// nymgate's own IdP through only when it verifies.
     own_trust: saml_acs::IdpTrust,
+    /// The signed metadata and when it was signed: `/nymgate/idp/metadata` is public, and an
+    /// RSA signature per request would let anyone spend nymgate's CPU; one copy is served for
+    /// [`METADATA_RESIGN_AFTER`] (its validUntil is a week after its signing).
+    metadata_cache: std::sync::Mutex<Option<(u64, String)>>,
 }
 
 impl std::fmt::Debug for SamlIdp {
@@ -355,6 +362,7 @@ impl SamlIdp {
         .map_err(|e| format!("login.saml_idp.cert_file: {e}"))?;
         Ok(SamlIdp {
             own_trust,
+            metadata_cache: std::sync::Mutex::new(None),
             entity_id,
             sso_url,
             cert_b64: STANDARD.encode(cert.as_ref()),
@@ -394,6 +402,19 @@ impl SamlIdp {
     /// to be fetched again within [`METADATA_CACHE`] (`cacheDuration`), so a platform notices a
     /// new certificate or SSO address without trusting an unsigned copy forever.
     pub fn metadata(&self, now: u64) -> Result<String, SamlOutError> {
+        let mut cache = self.metadata_cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((signed_at, xml)) = cache.as_ref() {
+            if (*signed_at..signed_at + METADATA_RESIGN_AFTER).contains(&now) {
+                return Ok(xml.clone());
+            }
+        }
+        let xml = self.sign_metadata(now)?;
+        *cache = Some((now, xml.clone()));
+        Ok(xml)
+    }
+
+    /// [`SamlIdp::metadata`], signed now.
+    fn sign_metadata(&self, now: u64) -> Result<String, SamlOutError> {
         // Asked for only when every platform's requests must be signed: a platform that may send
         // unsigned ones would be told something false about itself. A platform with pinned
         // certificates has its unsigned requests refused whatever the metadata says.

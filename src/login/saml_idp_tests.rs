@@ -184,6 +184,19 @@ fn the_idp_metadata_is_signed_and_a_changed_copy_is_refused() {
     assert!(crate::login::saml_metadata::read(&changed, IDP, Some(&trust), now()).is_err());
 }
 
+/// The public metadata endpoint signs once an hour, not once per request: the same copy within
+/// the hour, a fresh one after it (and after a clock step back).
+#[test]
+fn the_metadata_is_signed_once_an_hour_not_per_request() {
+    let (idp, _, _) = parties(true);
+    let first = idp.metadata(now()).unwrap();
+    assert_eq!(idp.metadata(now() + 3599).unwrap(), first);
+    let later = idp.metadata(now() + 3600).unwrap();
+    assert_ne!(later, first);
+    assert!(later.contains(&format!(r#"validUntil="{}""#, rfc3339(now() + 3600 + 7 * 24 * 3600))));
+    assert_ne!(idp.metadata(now()).unwrap(), later, "a clock stepped back signs afresh");
+}
+
 /// `WantAuthnRequestsSigned` tells each platform the truth: true only when every platform's
 /// requests must be signed.
 #[test]

@@ -6,6 +6,8 @@ use super::*;
 
 /// Runs `job` now, then again after the wait it returns, until the server leaves `Serving`.
 /// A job returns its wait so that a reload can change it (the cull's interval is the config's).
+/// A job's state lives in what its closure shares (an `AsyncFnMut` job could borrow it, but
+/// its futures can't be proven `Send` for `tokio::spawn`: tried, refused by rustc 1.95).
 async fn every<F, Fut>(mut phase: watch::Receiver<Phase>, mut job: F)
 where
     F: FnMut() -> Fut,
