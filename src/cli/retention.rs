@@ -264,7 +264,7 @@ fn act(config_path: &Path, action: &Action, now: u64) -> Result<String, String> 
     };
     let keys = |tenant: &nymgate::config::TenantConfig| -> Result<WrapKeys, String> {
         let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;
-        let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
+        let scope = tenant.scope_name().to_owned();
         Ok(WrapKeys::derive(&scope, ring.scope(&scope).map_err(|e| e.to_string())?, &tenant.id))
     };
     let (tenant_id, account) = (shell.tenant.unwrap_or(""), shell.account.unwrap_or(""));
@@ -400,11 +400,11 @@ fn offboard(
     now: u64,
 ) -> Result<String, String> {
     let found = config.tenants.iter().find(|t| t.id == tenant).ok_or(format!("no tenant {tenant:?}"))?;
-    let scope = found.scope.clone().unwrap_or_else(|| found.id.clone());
+    let scope = found.scope_name().to_owned();
     let sharing: Vec<String> = config
         .tenants
         .iter()
-        .filter(|t| t.id != tenant && t.scope.as_deref().unwrap_or(&t.id) == scope)
+        .filter(|t| t.id != tenant && t.scope_name() == scope)
         .map(|t| t.id.clone())
         .collect();
     let line = |outcome: &'static str, reason: &'static str| {

@@ -38,7 +38,7 @@ pub fn prepare(
     let tenants: Vec<(String, WrapKeys)> = config
         .into_iter()
         .flat_map(|c| c.tenants.iter())
-        .filter(|t| t.scope.as_deref().unwrap_or(&t.id) == scope)
+        .filter(|t| t.scope_name() == scope)
         .map(|t| (t.id.clone(), WrapKeys::derive(scope, keys, &t.id)))
         .collect();
     if tenants.is_empty() {

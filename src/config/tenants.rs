@@ -91,6 +91,12 @@ pub struct TenantConfig {
 }
 
 impl TenantConfig {
+    /// The pseudonym scope whose keys make this tenant's account numbers: `scope`, or the
+    /// tenant's own id (the one place that default is decided).
+    pub fn scope_name(&self) -> &str {
+        self.scope.as_deref().unwrap_or(&self.id)
+    }
+
     /// `offboard_on` as unix seconds (midnight UTC), when set and valid.
     pub fn offboard_at(&self) -> Option<u64> {
         crate::clock::parse_instant(&format!("{}T00:00:00Z", self.offboard_on.as_deref()?))

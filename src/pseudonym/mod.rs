@@ -309,7 +309,7 @@ impl Pseudonymizer {
         let mut problems = Vec::new();
         let mut tenants = HashMap::new();
         for (i, tenant) in config.tenants.iter().enumerate() {
-            let scope = tenant.scope.clone().unwrap_or_else(|| tenant.id.clone());
+            let scope = tenant.scope_name().to_owned();
             if keyring.scope(&scope).is_err() {
                 problems.push(ConfigProblem {
                     field: format!("tenants[{i}].scope"),
