@@ -1,11 +1,18 @@
 //! nymgate's own work on a login's identity: stable subject, account number (HMAC), claim
-//! policy and guard. Run: `cargo bench --features unverified-identity --bench pseudonym`.
+//! policy and guard, on an identity nymgate's OIDC verifier checked (a token signed here). The
+//! HMAC alone is no longer a benchmark of its own: the derivation is crate-private (the
+//! pseudonymizer's only login entry takes a verified identity), and it is inside every
+//! `pseudonymize_typical_login`. Run: `cargo bench --bench pseudonym`.
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nymgate::config::Config;
-use nymgate::pseudonym::identity::VerifiedIdentity;
 use nymgate::pseudonym::keyring::Keyring;
-use nymgate::pseudonym::{derive_account_number, Pseudonymizer};
+use nymgate::pseudonym::Pseudonymizer;
+use nymgate::verify::identity::VerifiedIdentity;
+use nymgate::verify::oidc_rp::verify_id_token;
+
+#[path = "support/signed_id_token.rs"]
+mod signed_id_token;
 
 const CONFIG: &str = r#"
 [server]
@@ -33,21 +40,16 @@ fn typical_entra_login() -> VerifiedIdentity {
         "name": "Alice Andersson", "given_name": "Alice", "family_name": "Andersson",
         "roles": ["Student"], "school": "21648755"
     });
-    VerifiedIdentity::unverified_for_benchmarks(
-        "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0",
-        claims.as_object().unwrap(),
-    )
+    let issuer = "https://login.microsoftonline.com/9188040d-6c67-4c5b-b112-36a304b66dad/v2.0";
+    let (token, keys) = signed_id_token::sign(&claims);
+    let rules = signed_id_token::rules("6cb04018-a3f5-46a7-b995-940c78f5aef3", issuer);
+    verify_id_token(&rules, &keys, &token, "n-0S6_WzA2Mj", 1_795_990_600).unwrap()
 }
 
 fn bench(c: &mut Criterion) {
     let config = Config::parse(CONFIG).unwrap();
     let mut keyring = Keyring::default();
     keyring.new_scope("school-a", 0).unwrap();
-    let key_only = {
-        let mut k = Keyring::default();
-        k.new_scope("s", 0).unwrap();
-        k
-    };
     let pseudonymizer = Pseudonymizer::new(&config, keyring).unwrap();
     let identity = typical_entra_login();
     assert_eq!(
@@ -59,16 +61,6 @@ fn bench(c: &mut Criterion) {
         Some("school-a")
     );
 
-    c.bench_function("derive_account_number", |b| {
-        let key = key_only.scope("s").unwrap().current();
-        b.iter(|| {
-            derive_account_number(
-                key,
-                "9188040d-6c67-4c5b-b112-36a304b66dad",
-                "00000000-0000-0000-66f3-3332eca7ea81",
-            )
-        })
-    });
     // The canonical issuer (issue 26): made once per login, for the issuer check.
     c.bench_function("canonical_issuer", |b| {
         b.iter(|| {

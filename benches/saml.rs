@@ -7,10 +7,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use nymgate::config::Config;
-use nymgate::login::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
 use nymgate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use nymgate::pseudonym::keyring::Keyring;
 use nymgate::pseudonym::Pseudonymizer;
+use nymgate::verify::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
 
 const IDP: &str = "https://idp.school-s.example/saml";
 const TYPICAL: &str = include_str!("../fuzz/seeds/saml_response/samlify-assertion-typical.xml");

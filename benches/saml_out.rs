@@ -33,10 +33,10 @@ fn idp(algorithm: SignatureAlgorithm, sp_cert: Option<&str>) -> SamlIdp {
 }
 
 fn bench(c: &mut Criterion) {
-    let key = nymgate::pseudonym::keyring::ScopeKey::new(1, 0, nymgate::secret::Secret::new(vec![7; 32]));
+    // The number's shape is all the SAML Response needs (the derivation is the pseudonymizer's).
     let login = PseudonymousLogin {
         tenant: "school-a".into(),
-        sub: nymgate::pseudonym::derive_account_number(&key, "https://idp.school-a.example", "s-1001"),
+        sub: nymgate::pseudonym::AccountNumber::parse("v1-7QX2-M9RA-4HVE-T0BZ").unwrap(),
         nym_ver: 1,
         sub_prev: None,
         nym_src: None,

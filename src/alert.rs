@@ -114,7 +114,10 @@ pub struct Alerts {
 
 impl Alerts {
     /// Compiles `[alerts]`; with a webhook, starts its delivery task on the current runtime.
-    pub fn new(config: &AlertsConfig, metrics: Arc<Metrics>) -> Result<Arc<Alerts>, String> {
+    pub fn new(
+        config: &AlertsConfig,
+        metrics: Arc<Metrics>,
+    ) -> Result<Arc<Alerts>, crate::config::ConfigProblem> {
         let webhook = match &config.webhook {
             Some(settings) => {
                 let webhook = Webhook::new(settings, metrics.clone())?;
@@ -228,11 +231,13 @@ struct Webhook {
 }
 
 impl Webhook {
-    fn new(config: &WebhookConfig, metrics: Arc<Metrics>) -> Result<Self, String> {
-        let secret = Secret::load(&config.secret).map_err(|e| format!("alerts.webhook.secret: {e}"))?;
-        let secret = decode_secret(secret.expose()).map_err(|e| format!("alerts.webhook.secret: {e}"))?;
+    fn new(config: &WebhookConfig, metrics: Arc<Metrics>) -> Result<Self, crate::config::ConfigProblem> {
+        let secret = Secret::load(&config.secret)
+            .map_err(|e| crate::config::ConfigProblem::new("alerts.webhook.secret", e))?;
+        let secret = decode_secret(secret.expose())
+            .map_err(|e| crate::config::ConfigProblem::new("alerts.webhook.secret", e))?;
         let client = IdpHttp::new(config.ca_file.as_deref())
-            .map_err(|e| format!("alerts.webhook.ca_file: {e}"))?
+            .map_err(|e| crate::config::ConfigProblem::new("alerts.webhook.ca_file", e))?
             .with_timeout(config.timeout);
         Ok(Webhook {
             url: config.url.clone(),

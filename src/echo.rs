@@ -17,7 +17,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 
 use crate::body::{self, Body, GuardedBody};
-use crate::proxy::ProxyError;
+use crate::pipeline::ProxyError;
 
 /// What the echo platform saw.
 #[derive(Debug, Serialize, serde::Deserialize, PartialEq, Eq)]

@@ -19,16 +19,20 @@
 //!   [`store`] (single-use claims, memory or Redis), [`audit`], [`metrics`],
 //!   [`metrics_format`], [`metrics_login`], [`metrics_process`], [`telemetry`], [`alert`],
 //!   [`idp_http`] (the outbound HTTPS client), [`admin_address`].
+//! - **Verify**: [`verify`], the only door: the SAML verifier (`saml_acs`, with `xml_bounds`
+//!   and `saml_metadata`) and the OIDC verifier (`oidc_rp`, with `jwks` and `key_cache`), and
+//!   the [`verify::identity::VerifiedIdentity`] only they can build; `vocabulary` spells what
+//!   an IdP names in nymgate's own words.
 //! - **Pseudonym**: [`pseudonym`] (account numbers, the keyring, the claim policy and the guard;
-//!   only a verified identity goes in) and [`retention`] (the few values a customer requires
-//!   kept, sealed and bound, with replicas' key versions and offboarding).
-//! - **Verify**: in [`login`], `saml_acs`, `saml_metadata`, `xml_bounds`, `oidc_rp`, `jwks`,
-//!   `key_cache`: the only code that builds a verified identity from what an IdP sent.
+//!   its only login entry takes a verified identity) and [`retention`] (the few values a
+//!   customer requires kept, sealed and bound, with replicas' key versions and offboarding).
 //! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (tokens).
-//! - **Pipeline**: [`proxy`] (the request path top to bottom: framing and Host, client IP,
-//!   nymgate's own endpoints or the platform, sanitize, forward, answer, log), [`upstream`]
-//!   (nymgate's HTTP/1.1 client to the platform), [`upgrade`], [`echo`], [`server`] (listeners,
-//!   workers, connections, background jobs), [`parking`], [`listener`], [`reload`].
+//! - **Pipeline**: [`gateway`] (the composition root: everything below built from a config, at
+//!   start and per reload, errors naming their field), [`pipeline`] (the request path top to
+//!   bottom: a per-request context, then admit, nymgate's own endpoint, interception or the
+//!   platform's body, sanitize, forward, answer and log), [`upstream`] (nymgate's HTTP/1.1
+//!   client to the platform), [`upgrade`], [`echo`], [`server`] (listeners, workers,
+//!   connections, background jobs), [`parking`], [`listener`], [`reload`].
 //! - **Tools**: [`demo`], [`loadtest`]. The CLI (`src/main.rs`, `src/cli/`) is the binary's.
 //!
 //! # Threat model (the whole gateway)
@@ -68,6 +72,7 @@ pub mod demo;
 pub mod echo;
 pub mod form_scan;
 pub mod framing;
+pub mod gateway;
 pub mod idp_http;
 pub mod listener;
 pub mod loadtest;
@@ -78,7 +83,7 @@ pub mod metrics_login;
 pub mod metrics_process;
 pub mod mint;
 pub mod parking;
-pub mod proxy;
+pub mod pipeline;
 pub mod pseudonym;
 pub mod public_hosts;
 pub mod reload;
@@ -94,3 +99,4 @@ pub mod tls;
 pub mod tls_stream;
 pub mod upgrade;
 pub mod upstream;
+pub mod verify;

@@ -22,47 +22,11 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 use crate::config::Config;
-use crate::login::Login;
+use crate::gateway::{build_generation, Gateway, Generation};
 use crate::metrics::Metrics;
-use crate::proxy::Gateway;
 
 /// How long a reload waits for every worker to serve the new config before it reports.
 const APPLY_WITHIN: Duration = Duration::from_secs(5);
-
-/// What a config file builds, apart from the listeners.
-pub struct Generation {
-    pub config: Config,
-    pub login: Option<Arc<Login>>,
-    /// Gateways that took this generation into service, so that a reload can return only
-    /// when every worker serves it.
-    applied: AtomicUsize,
-    notify: tokio::sync::Notify,
-}
-
-impl Generation {
-    pub fn new(config: Config, login: Option<Arc<Login>>) -> Self {
-        Generation { config, login, applied: AtomicUsize::new(0), notify: tokio::sync::Notify::new() }
-    }
-
-    fn mark_applied(&self) {
-        self.applied.fetch_add(1, Ordering::AcqRel);
-        self.notify.notify_waiters();
-    }
-
-    /// Waits (bounded) until `followers` gateways serve this generation.
-    async fn applied_by(&self, followers: usize, within: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let notified = self.notify.notified();
-            if self.applied.load(Ordering::Acquire) >= followers {
-                return true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                return false;
-            }
-        }
-    }
-}
 
 /// A worker's current gateway, replaced whole on reload.
 #[derive(Clone)]
@@ -87,7 +51,7 @@ impl GatewaySlot {
     pub async fn follow(
         self,
         mut generations: watch::Receiver<Arc<Generation>>,
-        build: impl Fn(&Generation) -> Result<Gateway, String>,
+        build: impl Fn(&Generation) -> Result<Gateway, crate::config::ConfigProblem>,
     ) {
         while generations.changed().await.is_ok() {
             let generation = generations.borrow_and_update().clone();
@@ -172,12 +136,9 @@ impl Reloader {
         let config = Config::load(path).map_err(|e| e.to_string())?;
         let old = self.current();
         warn_about_restart_only_changes(&old.config, &config);
-        let alerts = crate::alert::Alerts::new(&config.alerts, self.metrics.clone())?;
-        let login = Login::new_after(&config, self.metrics.clone(), alerts, old.login.as_deref())?;
-        if let Some(login) = &login {
-            login.check_issuers().await?;
-        }
-        Ok(Generation::new(config, login))
+        build_generation(config, &self.metrics, Some(&old))
+            .await
+            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
     }
 }
 

@@ -80,7 +80,7 @@ impl Demo {
         let tenant = config.tenants.iter().find(|t| t.id == user.school).unwrap();
         let ring = nymgate::pseudonym::keyring::Keyring::load(&self.dir.path().join("keyring.toml")).unwrap();
         let key = ring.scope(user.school).unwrap().current();
-        nymgate::pseudonym::derive_account_number(key, &tenant.issuer, user.subject).to_string()
+        common::account_number::primary(key, &tenant.issuer, user.subject)
     }
 
     /// No page the browser saw at nymgate or the platform, and nothing the demo wrote (its
@@ -151,7 +151,7 @@ fn walk(variant: &str, login: &str, search: &str) -> (Demo, Value) {
         &["mail", "displayName", "givenName", "norEduPersonNIN"]
     } else {
         // The demo IdP's `personal_identity_number` is written as the vocabulary's word for it
-        // (src/pseudonym/vocabulary.rs): an IdP's claim names never reach a page as they came.
+        // (src/verify/vocabulary.rs): an IdP's claim names never reach a page as they came.
         &["email", "name", "personalIdentityNumber"]
     };
     for removed in removed {

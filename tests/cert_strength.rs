@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use nymgate::config::cert_strength::strong_enough;
-use nymgate::login::saml_acs::{IdpTrust, RequiredSignatures};
+use nymgate::verify::saml_acs::{IdpTrust, RequiredSignatures};
 
 fn serve_accepts(path: &Path, allow_weak: bool) -> bool {
     let pem = std::fs::read(path).unwrap();

@@ -15,7 +15,7 @@ fn number_before_issue_26(world: &World) -> String {
     let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
     let key = ring.scope("school-a").unwrap().current();
     let sub = ALICE.iter().find(|(k, _)| *k == "sub").unwrap().1;
-    nymgate::pseudonym::derive_account_number(key, &world.idp.url, sub).to_string()
+    common::account_number::primary(key, &world.idp.url, sub)
 }
 
 /// `nymgate pseudonym` for alice at school-a: every line it prints.
@@ -115,7 +115,11 @@ fn oidc_discovery_naming_another_issuer_is_refused_at_login_reload_and_start() {
     let mut stderr = String::new();
     std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
     assert!(exited.is_some_and(|status| !status.success()), "it started: {stderr}");
-    assert!(stderr.contains("tenant school-a") && stderr.contains("names another issuer"), "{stderr}");
+    // Named by its field, as `nymgate check` names fields (`tenants[N].issuer`).
+    let config = nymgate::config::Config::load(&world.dir.path().join("nymgate-fresh.toml")).unwrap();
+    let field = config.tenant_field("school-a", "issuer");
+    assert!(field.starts_with("tenants[") && field.ends_with("].issuer"), "{field}");
+    assert!(stderr.contains(&format!("{field}: ")) && stderr.contains("names another issuer"), "{stderr}");
 }
 
 /// A second SAML platform behind the same nymgate, run by another vendor: python3-saml

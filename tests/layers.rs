@@ -56,26 +56,20 @@ const FLOORS: &[(&str, &[&str])] = &[
             "idp_http",
         ],
     ),
+    // Verification of what a school's IdP sends: SAML responses and metadata, OIDC ID tokens and
+    // keys, and the verified identity only they can build (its constructors are private to
+    // `verify`). Below the pseudonymizer, which takes what they return.
+    ("verify", &["verify"]),
     // What a verified identity becomes: account numbers, the keyring, the claim policy; the
     // separate store of retained values.
     ("pseudonym", &["pseudonym", "retention"]),
-    // Verification of what a school's IdP sends: SAML responses and metadata, OIDC ID tokens and
-    // keys (issue 30's `verify/`, still inside `login/`).
-    (
-        "verify",
-        &[
-            "login::saml_acs",
-            "login::xml_bounds",
-            "login::saml_metadata",
-            "login::oidc_rp",
-            "login::jwks",
-            "login::key_cache",
-        ],
-    ),
     // The login flows and what nymgate mints for the platform.
     ("login", &["login", "mint"]),
     // The request pipeline and the server around it.
-    ("pipeline", &["proxy", "upstream", "upgrade", "echo", "parking", "listener", "reload", "server"]),
+    (
+        "pipeline",
+        &["gateway", "pipeline", "upstream", "upgrade", "echo", "parking", "listener", "reload", "server"],
+    ),
     // Commands built on the whole gateway: the demo and the load test (the CLI's own commands
     // live in the binary, src/cli/).
     ("tools", &["demo", "loadtest"]),

@@ -209,7 +209,7 @@ fn open_loop_over_http2_runs_at_the_offered_rate() {
     ]);
     assert_eq!(code, 0, "{report:#}");
     // The ordinary requests cycled through both paths (nymgate logs a path's first segment when
-    // it is a route word, src/proxy.rs).
+    // it is a route word, src/telemetry.rs).
     let log = rig.log();
     assert!(log.contains("\"path\":\"/api\"") && log.contains("\"path\":\"/course\""), "{log}");
     assert_eq!(report["mode"], "open");

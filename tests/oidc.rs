@@ -16,7 +16,7 @@ fn expected_account_number(world: &World) -> String {
     let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
     let key = ring.scope("school-a").unwrap().current();
     let sub = ALICE.iter().find(|(k, _)| *k == "sub").unwrap().1;
-    nymgate::pseudonym::derive_account_number(key, &world.idp.url, sub).to_string()
+    common::account_number::primary(key, &world.idp.url, sub)
 }
 
 fn assert_pseudonymous(claims: &Value, world: &World) {

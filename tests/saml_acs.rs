@@ -27,7 +27,7 @@ fn alice(kind: &str) -> &'static str {
 fn account_number(world: &World, subject: &str) -> String {
     let ring = nymgate::pseudonym::keyring::Keyring::load(&world.dir.path().join("keyring.toml")).unwrap();
     let key = ring.scope("school-s").unwrap().current();
-    nymgate::pseudonym::derive_account_number(key, SAMLIFY_ENTITY, subject).to_string()
+    common::account_number::primary(key, SAMLIFY_ENTITY, subject)
 }
 
 /// A login flow and alice's correct answer to it, signed as asked.
@@ -762,7 +762,7 @@ fn weak_algorithm_allowed_by_the_tenant_is_accepted_and_logged() {
 
 #[test]
 fn weak_algorithm_short_rsa_key_is_refused_at_start() {
-    let trust = nymgate::login::saml_acs::IdpTrust::new(
+    let trust = nymgate::verify::saml_acs::IdpTrust::new(
         "https://idp.example",
         &[include_bytes!("fixtures/rsa1024-cert.pem").to_vec()],
         Default::default(),
@@ -772,7 +772,7 @@ fn weak_algorithm_short_rsa_key_is_refused_at_start() {
     );
     let error = trust.unwrap_err();
     assert!(error.contains("1024 bits is too weak"), "{error}");
-    let allowed = nymgate::login::saml_acs::IdpTrust::new(
+    let allowed = nymgate::verify::saml_acs::IdpTrust::new(
         "https://idp.example",
         &[include_bytes!("fixtures/rsa1024-cert.pem").to_vec()],
         Default::default(),

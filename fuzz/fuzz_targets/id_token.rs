@@ -9,8 +9,8 @@ use std::sync::LazyLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use nymgate::login::jwks::IdpKeys;
-use nymgate::login::oidc_rp::{check_id_token, IdTokenRules};
+use nymgate::verify::jwks::IdpKeys;
+use nymgate::verify::oidc_rp::{check_id_token, IdTokenRules};
 use openidconnect::core::{CoreIdToken, CoreJwsSigningAlgorithm};
 
 const ALGORITHMS: [CoreJwsSigningAlgorithm; 2] =

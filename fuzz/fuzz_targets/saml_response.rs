@@ -1,13 +1,13 @@
 //! What an IdP, or anyone, can post to nymgate's ACS: the SAMLResponse field and the XML inside
-//! it, through the whole strict profile and signature check (src/login/saml_acs.rs), and the
+//! it, through the whole strict profile and signature check (src/verify/saml_acs.rs), and the
 //! same bytes as IdP metadata (saml_metadata.rs). Nothing may panic or hang; anything accepted
 //! must be what the pinned key signed. Seeds: responses samlify signed with fuzz/saml-idp.pem.
 #![no_main]
 use std::sync::LazyLock;
 
 use libfuzzer_sys::fuzz_target;
-use nymgate::login::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
-use nymgate::login::saml_metadata;
+use nymgate::verify::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
+use nymgate::verify::saml_metadata;
 
 const IDP: &str = "https://idp.school-s.example/saml";
 

@@ -1,4 +1,4 @@
-//! The XML bounds pass (src/login/xml_bounds.rs) that every SAML document crosses before the
+//! The XML bounds pass (src/verify/xml_bounds.rs) that every SAML document crosses before the
 //! parser: it must never panic, whatever it reads; what it accepts is within every bound; and
 //! where the parser then parses the document too, the tree is within the bounds and has the
 //! elements and per-element maxima the pass counted (a pass that could be talked out of
@@ -6,8 +6,8 @@
 //! set of bounds as well, so that the fuzzer's short inputs reach every refusal.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nymgate::login::saml_acs;
-use nymgate::login::xml_bounds::{self, Counts, Limits};
+use nymgate::verify::saml_acs;
+use nymgate::verify::xml_bounds::{self, Counts, Limits};
 
 const SMALL: Limits = Limits {
     bytes: 4096,

@@ -9,12 +9,11 @@
 //! older number says whether nymgate holds a record under it. A retired version gives no number
 //! any more (docs/PSEUDONYMS.md says when to retire).
 //!
-//! Why here, in the binary, and not in the library: only this command uses it; the server has
-//! no lookup by subject (a DPO's request is answered from a shell on the host, where the
-//! subject never crosses the network). The pseudonymizer's own entry for it,
-//! `Pseudonymizer::lookup_every_version`, stays in the library; this module adds what makes it
-//! a DPO's answer: the config and keyring read, the audit lines, the retained-record marks and
-//! the printed text. Exit 0 with the numbers (the first line is the current primary number
+//! The lookup itself is the pseudonymizer's second entry, `Pseudonymizer::subject_access`, which
+//! writes the audit line of every number it answers before it answers (so no caller can forget
+//! them). The server has no lookup by subject (a DPO's request is answered from a shell on the
+//! host, where the subject never crosses the network); this module adds the config and keyring
+//! read (their failures audited here), the retained-record marks and the printed text. Exit 0 with the numbers (the first line is the current primary number
 //! alone, for scripts), 1 with the reason.
 
 use std::path::Path;
@@ -23,7 +22,7 @@ use std::process::ExitCode;
 use nymgate::audit::{AuditEvent, AuditSink};
 use nymgate::config::Config;
 use nymgate::pseudonym::keyring::Keyring;
-use nymgate::pseudonym::{KeyState, KnownNumber, Pseudonymizer, Sector};
+use nymgate::pseudonym::{KeyState, KnownNumber, Pseudonymizer, Sector, SubjectAccessError, SubjectRequest};
 use nymgate::retention::{RetentionError, RetentionStore, WrapKeys};
 
 /// Reads the subject (`-`: one line of standard input), looks it up and prints the numbers.
@@ -93,36 +92,25 @@ fn lookup(
             return failed("config_invalid", message);
         }
     };
-    let answers = match answers(&config, &pseudonymizer, tenant, subject, issuer, now) {
-        Ok(answers) => answers,
-        Err(error) => return failed(error.reason(), error.to_string()),
-    };
-    let events: Vec<AuditEvent<'_>> = answers
-        .iter()
-        .map(|answer| AuditEvent {
-            tenant: Some(tenant),
-            account_number: Some(answer.known.number.as_str()),
-            key_version: Some(answer.known.version),
-            ..AuditEvent::admin("pseudonym_lookup", "ok")
-        })
-        .collect();
-    sink.record_all(&events)
-        .map_err(|e| format!("the audit line could not be written, so no answer is given: {e}"))?;
+    // The pseudonymizer's DPO entry writes the lines of its answer or refusal itself.
+    let answers =
+        answers(&config, &pseudonymizer, &sink, tenant, subject, issuer, now).map_err(|e| e.to_string())?;
     Ok(answers.iter().map(describe).collect::<Vec<_>>().join("\n"))
 }
 
-/// The numbers in every sector the config names, each under every key version.
+/// The numbers in every sector the config names, each under every key version, audited.
 fn answers(
     config: &Config,
     pseudonymizer: &Pseudonymizer,
+    sink: &AuditSink,
     tenant: &str,
     subject: &str,
     issuer: Option<&str>,
     now: u64,
-) -> Result<Vec<Answer>, nymgate::pseudonym::PseudonymError> {
+) -> Result<Vec<Answer>, SubjectAccessError> {
     // Each named sector's platforms know the person by another number (docs/PSEUDONYMS.md,
     // "Sectors"): a DPO's answer lists them all.
-    let mut sectors: Vec<String> = config
+    let mut names: Vec<String> = config
         .login
         .iter()
         .flat_map(|login| {
@@ -132,18 +120,23 @@ fn answers(
         .filter_map(|sector| sector.clone())
         .filter(|sector| Sector::of(Some(sector)) != Sector::Primary)
         .collect();
-    sectors.sort();
-    sectors.dedup();
-    let mut answers = Vec::new();
-    for sector in std::iter::once(None).chain(sectors.into_iter().map(Some)) {
-        let in_sector = match &sector {
-            None => Sector::Primary,
-            Some(name) => Sector::Named(name),
-        };
-        for known in pseudonymizer.lookup_every_version(tenant, issuer, subject, in_sector, now)? {
-            answers.push(Answer { sector: sector.clone(), known, retained: None });
-        }
-    }
+    names.sort();
+    names.dedup();
+    let sectors: Vec<Sector<'_>> =
+        std::iter::once(Sector::Primary).chain(names.iter().map(|name| Sector::Named(name))).collect();
+    let request = SubjectRequest { tenant, issuer, subject, sectors: &sectors, now };
+    let mut answers: Vec<Answer> = pseudonymizer
+        .subject_access(sink, &request)?
+        .into_iter()
+        .map(|(sector, known)| Answer {
+            sector: match sector {
+                Sector::Primary => None,
+                Sector::Named(name) => Some(name.to_owned()),
+            },
+            known,
+            retained: None,
+        })
+        .collect();
     mark_retained(config, pseudonymizer, tenant, &mut answers);
     Ok(answers)
 }

@@ -260,7 +260,7 @@ fn act(config_path: &Path, action: &Action, now: u64) -> Result<String, String> 
     };
     let store = match RetentionStore::from_config(settings) {
         Ok(store) => store,
-        Err(message) => return shell.fail("retention_unavailable", message),
+        Err(problem) => return shell.fail("retention_unavailable", problem.to_string()),
     };
     let keys = |tenant: &nymgate::config::TenantConfig| -> Result<WrapKeys, String> {
         let ring = Keyring::load(keyring_file).map_err(|e| e.to_string())?;

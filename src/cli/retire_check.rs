@@ -44,7 +44,8 @@ pub fn prepare(
     if tenants.is_empty() {
         return Ok(0);
     }
-    let store = RetentionStore::from_config(settings).map_err(KeyringError::RetentionUnavailable)?;
+    let store = RetentionStore::from_config(settings)
+        .map_err(|e| KeyringError::RetentionUnavailable(e.to_string()))?;
     match store.prepare_retire(scope, version, tenants, now) {
         Ok(Ok(rewrapped)) => Ok(rewrapped),
         Ok(Err(reasons)) => Err(KeyringError::InUse { scope: scope.to_owned(), version, reasons }),

@@ -1,5 +1,5 @@
 //! A pinned signing certificate (a SAML IdP's, a platform's AuthnRequest signer) judged as
-//! `serve` judges it when it builds the trust (src/login/saml_acs.rs `IdpTrust::new`): an RSA
+//! `serve` judges it when it builds the trust (src/verify/saml_acs.rs `IdpTrust::new`): an RSA
 //! key under 2048 bits is refused unless the field's `allow_weak_algorithms` says otherwise
 //! (NIST SP 800-131A Rev. 2 §3: RSA under 2048 bits is disallowed for signatures). `check` had
 //! passed a 1024-bit platform certificate that `serve` then refused (issue 29).

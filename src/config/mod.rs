@@ -128,6 +128,35 @@ impl fmt::Display for ConfigProblem {
     }
 }
 
+/// Building (gateway.rs, the login face, the stores) reports what only building finds (a file
+/// that can't be read, a secret that does not load) as a problem of the field that named it,
+/// typed as `check` reports its own.
+impl std::error::Error for ConfigProblem {}
+
+impl ConfigProblem {
+    pub fn new(field: impl Into<String>, message: impl fmt::Display) -> Self {
+        ConfigProblem { field: field.into(), message: message.to_string() }
+    }
+}
+
+/// So that a builder returning every problem (`Vec`) can `?` a step that has one.
+impl From<ConfigProblem> for Vec<ConfigProblem> {
+    fn from(problem: ConfigProblem) -> Self {
+        vec![problem]
+    }
+}
+
+impl Config {
+    /// The dotted path of a tenant's field, as `check` names it: `tenants[3].saml.ca_file`.
+    /// A tenant id not in this config (it can't happen for a built tenant) gives `tenants`.
+    pub fn tenant_field(&self, tenant: &str, field: &str) -> String {
+        match self.tenants.iter().position(|t| t.id == tenant) {
+            Some(index) => format!("tenants[{index}].{field}"),
+            None => "tenants".to_owned(),
+        }
+    }
+}
+
 /// Why a config could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {

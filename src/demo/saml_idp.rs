@@ -86,7 +86,7 @@ impl SamlIdp {
             .take(64 * 1024)
             .read_to_string(&mut xml)
             .map_err(|_| "SAMLRequest is not DEFLATE of UTF-8")?;
-        let doc = crate::login::saml_acs::parse(&xml).map_err(|_| "SAMLRequest is not XML")?;
+        let doc = crate::verify::saml_acs::parse(&xml).map_err(|_| "SAMLRequest is not XML")?;
         let root = doc.document_element().ok_or("SAMLRequest is empty")?;
         let element = doc.element(root).ok_or("SAMLRequest is empty")?;
         if !element.matches_name_ns("urn:oasis:names:tc:SAML:2.0:protocol", "AuthnRequest") {
@@ -159,8 +159,8 @@ impl SamlIdp {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::login::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
     use crate::login::saml_sp::{self, SamlSp};
+    use crate::verify::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
 
     const SP: &str = "https://localhost:8443/nymgate/saml";
     const ACS: &str = "https://localhost:8443/nymgate/saml/acs";
@@ -221,7 +221,7 @@ mod tests {
         };
         let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
         // The persistent NameID is what the account number is derived from.
-        let rules = crate::pseudonym::identity::SubjectRules::default();
+        let rules = crate::verify::identity::SubjectRules::default();
         let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
         assert_eq!((subject.issuer, subject.subject), (IDP, user.subject));
         assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["student"]);

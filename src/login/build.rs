@@ -4,6 +4,7 @@
 //! config field they are about.
 
 use super::*;
+use crate::config::ConfigProblem;
 
 /// Loads a PKCS#8 PEM signing key.
 pub(super) fn load_signing_key(alg: Algorithm, path: &std::path::Path) -> Result<SigningKey, String> {
@@ -19,7 +20,7 @@ impl Login {
         config: &Config,
         metrics: Arc<Metrics>,
         alerts: Arc<Alerts>,
-    ) -> Result<Option<Arc<Login>>, String> {
+    ) -> Result<Option<Arc<Login>>, Vec<ConfigProblem>> {
         Self::new_after(config, metrics, alerts, None)
     }
 
@@ -31,14 +32,17 @@ impl Login {
         metrics: Arc<Metrics>,
         alerts: Arc<Alerts>,
         carried: Option<&Login>,
-    ) -> Result<Option<Arc<Login>>, String> {
+    ) -> Result<Option<Arc<Login>>, Vec<ConfigProblem>> {
         let Some(login) = &config.login else { return Ok(None) };
         let public_url = login.public_url.trim_end_matches('/').to_owned();
         let issuer = format!("{public_url}{PREFIX}");
         let callback_url = format!("{issuer}/callback");
 
         let seal_secret = match &login.seal_secret {
-            Some(source) => Some(Secret::load(source).map_err(|e| format!("login.seal_secret: {e}"))?),
+            Some(source) => Some(
+                Secret::load(source)
+                    .map_err(|e| crate::config::ConfigProblem::new("login.seal_secret", e))?,
+            ),
             None => None,
         };
         let sealer = match &seal_secret {
@@ -48,15 +52,19 @@ impl Login {
                 Sealer::new(&process_seal_secret(), &[])
             }
         };
-        let keyring_file =
-            &config.pseudonyms.as_ref().ok_or("pseudonyms.keyring_file is required")?.keyring_file;
-        let keyring = Keyring::load(keyring_file).map_err(|e| format!("pseudonyms.keyring_file: {e}"))?;
-        let pseudonymizer = Pseudonymizer::new(config, keyring)
-            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))?;
+        let keyring_file = &config
+            .pseudonyms
+            .as_ref()
+            .ok_or(ConfigProblem::new("pseudonyms.keyring_file", "is required"))?
+            .keyring_file;
+        let keyring = Keyring::load(keyring_file)
+            .map_err(|e| crate::config::ConfigProblem::new("pseudonyms.keyring_file", e))?;
+        let pseudonymizer = Pseudonymizer::new(config, keyring)?;
 
         let signing = &login.signing;
         let current = match &signing.key_file {
-            Some(path) => load_signing_key(signing.alg, path)?,
+            Some(path) => load_signing_key(signing.alg, path)
+                .map_err(|e| ConfigProblem::new("login.signing.key_file", e))?,
             None => {
                 tracing::warn!("login.signing.key_file is not set: tokens are signed with a key drawn at start, published only by this process");
                 process_signing_key(signing.alg)
@@ -66,21 +74,26 @@ impl Login {
             .previous_key_files
             .iter()
             .map(|path| load_signing_key(signing.alg, path))
-            .collect::<Result<Vec<_>, _>>()?;
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigProblem::new("login.signing.previous_key_files", e))?;
         let minter = Minter::new(&issuer, current, previous);
 
         // One JWKS cache per IdP, shared by the tenants that trust it (key_cache.rs).
-        let key_caches = Arc::new(key_cache::KeyCaches::default());
+        let key_caches = Arc::new(crate::verify::key_cache::KeyCaches::default());
         let mut oidc = HashMap::new();
         let mut saml = HashMap::new();
         let mut email_domains = HashMap::new();
         let mut tenants = Vec::new();
         for tenant in &config.tenants {
             if let Some(settings) = &tenant.oidc {
-                oidc.insert(tenant.id.clone(), OidcIdp::new(tenant, settings, &callback_url, &key_caches)?);
+                let idp = OidcIdp::new(tenant, settings, &callback_url, &key_caches)
+                    .map_err(|(field, e)| ConfigProblem::new(config.tenant_field(&tenant.id, field), e))?;
+                oidc.insert(tenant.id.clone(), idp);
             }
             if let Some(settings) = &tenant.saml {
-                saml.insert(tenant.id.clone(), saml_tenant::SamlTenant::new(tenant, settings)?);
+                let trust = saml_tenant::SamlTenant::new(tenant, settings)
+                    .map_err(|(field, e)| ConfigProblem::new(config.tenant_field(&tenant.id, field), e))?;
+                saml.insert(tenant.id.clone(), trust);
             }
             for domain in &tenant.email_domains {
                 email_domains.insert(domain.to_ascii_lowercase(), tenant.id.clone());
@@ -93,9 +106,9 @@ impl Login {
         tenants.sort_by(|a, b| a.name.cmp(&b.name));
 
         let mut clients = HashMap::new();
-        for client in &login.clients {
+        for (index, client) in login.clients.iter().enumerate() {
             let secret = Secret::load(&client.client_secret)
-                .map_err(|e| format!("login.clients {}: client_secret: {e}", client.client_id))?;
+                .map_err(|e| ConfigProblem::new(format!("login.clients[{index}].client_secret"), e))?;
             clients.insert(
                 client.client_id.clone(),
                 provider::PlatformClient {
@@ -109,13 +122,21 @@ impl Login {
 
         let saml_sp = match &login.saml {
             Some(saml) => {
-                let read = |path: &std::path::Path| {
-                    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+                let read = |field: &'static str, path: &std::path::Path| {
+                    std::fs::read(path).map_err(|e| {
+                        ConfigProblem::new(field, format!("cannot read {}: {e}", path.display()))
+                    })
                 };
                 let entity_id =
                     saml.entity_id.clone().unwrap_or_else(|| saml_sp::default_entity_id(&public_url));
                 let acs = saml_sp::acs_url(&public_url);
-                Some(saml_sp::SamlSp::new(&entity_id, &acs, &read(&saml.cert_file)?, &read(&saml.key_file)?)?)
+                let cert = read("login.saml.cert_file", &saml.cert_file)?;
+                let key = read("login.saml.key_file", &saml.key_file)?;
+                // The pair is judged together: a key that is not the certificate's is the key's.
+                Some(
+                    saml_sp::SamlSp::new(&entity_id, &acs, &cert, &key)
+                        .map_err(|e| ConfigProblem::new("login.saml.key_file", e))?,
+                )
             }
             None => None,
         };
@@ -177,7 +198,7 @@ impl Login {
                             .as_ref()
                             .map(|s| {
                                 Secret::load_bearer_token(s)
-                                    .map_err(|e| format!("retention.api.{field}: {e}"))
+                                    .map_err(|e| ConfigProblem::new(format!("retention.api.{field}"), e))
                             })
                             .transpose()
                     };
@@ -218,7 +239,7 @@ impl Login {
             code_lifetime: login.code_lifetime.as_secs(),
             assertion: AssertionSettings {
                 header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
-                    .map_err(|_| "login.assertion.header is not a header name")?,
+                    .map_err(|_| ConfigProblem::new("login.assertion.header", "is not a header name"))?,
                 audience: login.assertion.audience.clone(),
                 lifetime_secs: login.assertion.lifetime.as_secs(),
                 require_login: login.assertion.require_login,
@@ -244,20 +265,30 @@ impl Login {
 pub(super) fn build_saml_idp(
     settings: &crate::config::login::SamlIdpConfig,
     public_url: &str,
-) -> Result<saml_idp::SamlIdp, String> {
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+) -> Result<saml_idp::SamlIdp, ConfigProblem> {
+    let read = |field: &str, path: &std::path::Path| {
+        std::fs::read(path)
+            .map_err(|e| ConfigProblem::new(field, format!("cannot read {}: {e}", path.display())))
     };
-    let algorithm = saml_idp::SignatureAlgorithm::from_name(&settings.signature_algorithm)
-        .ok_or("login.saml_idp.signature_algorithm: use rsa-sha256, rsa-sha512 or ecdsa-sha256")?;
+    let algorithm =
+        saml_idp::SignatureAlgorithm::from_name(&settings.signature_algorithm).ok_or(ConfigProblem::new(
+            "login.saml_idp.signature_algorithm",
+            "use rsa-sha256, rsa-sha512 or ecdsa-sha256",
+        ))?;
     let sps = settings
         .service_providers
         .iter()
-        .map(|sp| {
+        .enumerate()
+        .map(|(index, sp)| {
+            let field = format!("login.saml_idp.service_providers[{index}].certificate_files");
             Ok(saml_idp::SpSettings {
                 entity_id: sp.entity_id.clone(),
                 acs_url: sp.acs_url.clone(),
-                certificates: sp.certificate_files.iter().map(|p| read(p)).collect::<Result<_, String>>()?,
+                certificates: sp
+                    .certificate_files
+                    .iter()
+                    .map(|p| read(&field, p))
+                    .collect::<Result<_, _>>()?,
                 idp_initiated: sp.idp_initiated,
                 tenant: sp.tenant.clone(),
                 sector: sp.sector.clone(),
@@ -267,16 +298,18 @@ pub(super) fn build_saml_idp(
                     .flatten(),
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, ConfigProblem>>()?;
     saml_idp::SamlIdp::new(
         settings.entity_id.clone().unwrap_or_else(|| format!("{public_url}{PREFIX}/idp")),
         format!("{public_url}{PREFIX}/idp/sso"),
-        &read(&settings.cert_file)?,
-        &read(&settings.key_file)?,
+        &read("login.saml_idp.cert_file", &settings.cert_file)?,
+        &read("login.saml_idp.key_file", &settings.key_file)?,
         algorithm,
         settings.assertion_lifetime.as_secs(),
         sps,
     )
+    // The pair is judged together: a key that is not the certificate's is the key's problem.
+    .map_err(|e| ConfigProblem::new("login.saml_idp.key_file", e))
 }
 
 /// The seal secret when `login.seal_secret` is not set: drawn once per process, so that a

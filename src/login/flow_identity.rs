@@ -6,9 +6,11 @@
 
 use std::sync::Arc;
 
-use super::oidc_rp::OidcError;
-use super::{saml_acs, saml_tenant, FlowError, Login, Next, ISSUER_CHECK_WITHIN};
+use super::{saml_tenant, FlowError, Login, Next, ISSUER_CHECK_WITHIN};
+use crate::config::Config;
 use crate::pseudonym::Sector;
+use crate::verify::oidc_rp::OidcError;
+use crate::verify::saml_acs;
 
 impl Login {
     /// At start and at a reload: every OIDC tenant's IdP is asked for its discovery document at
@@ -16,7 +18,7 @@ impl Login {
     /// tenant's configured one refuses the start or the reload (docs/PSEUDONYMS.md, "A stable
     /// issuer"). An IdP that does not answer in time is logged and retried at the first login:
     /// a school's outage must not stop every other school's logins.
-    pub async fn check_issuers(&self) -> Result<(), String> {
+    pub async fn check_issuers(&self, config: &Config) -> Result<(), Vec<crate::config::ConfigProblem>> {
         let checks = self.oidc.iter().map(|(tenant, idp)| async move {
             (tenant, tokio::time::timeout(ISSUER_CHECK_WITHIN, idp.check_issuer()).await)
         });
@@ -24,10 +26,12 @@ impl Login {
         for (tenant, outcome) in futures_util::future::join_all(checks).await {
             match outcome {
                 Ok(Ok(())) => {}
-                Ok(Err(OidcError::DiscoveryIssuerMismatch)) => problems.push(format!(
-                    "tenant {tenant}: the IdP's discovery document names another issuer than the tenant's \
-                     `issuer` (in any spelling); account numbers are made from the configured issuer, so \
-                     correct the config or the IdP"
+                Ok(Err(OidcError::DiscoveryIssuerMismatch)) => problems
+                    .push(crate::config::ConfigProblem::new(
+                    config.tenant_field(tenant, "issuer"),
+                    "the IdP's discovery document names another issuer than the tenant's `issuer` (in any \
+                     spelling); account numbers are made from the configured issuer, so correct the config \
+                     or the IdP",
                 )),
                 Ok(Err(error)) => {
                     tracing::warn!(
@@ -42,11 +46,11 @@ impl Login {
                 ),
             }
         }
-        problems.sort();
+        problems.sort_by(|a, b| a.field.cmp(&b.field));
         if problems.is_empty() {
             Ok(())
         } else {
-            Err(problems.join("; "))
+            Err(problems)
         }
     }
 

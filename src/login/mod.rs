@@ -25,17 +25,14 @@
 //! - `web.rs`, `pages.rs`: cookies, forms and pages; `errors.rs`: reason codes and blocking;
 //! - `offboarding.rs`, `retention_api.rs`: when a school has ended, and the DPO's API.
 //!
-//! The verifiers (`oidc_rp.rs`/`jwks.rs`, `saml_acs.rs`/`saml_metadata.rs`) are the only code
-//! that builds a verified identity; the flows hand it to the pseudonymizer and nothing else.
+//! The verifiers live on the floor below, in `src/verify/`: they are the only code that can build
+//! a verified identity; the flows hand it to the pseudonymizer and nothing else.
 
 pub mod admin_refusals;
 pub mod blocking;
 mod commit;
 mod offboarding;
 pub use offboarding::announce_replica;
-pub mod jwks;
-pub mod key_cache;
-pub mod oidc_rp;
 pub mod pages;
 mod provider;
 pub mod retention_api;
@@ -46,10 +43,8 @@ mod flow_identity;
 mod observe;
 mod oidc_flow;
 mod outcome;
-pub mod saml_acs;
 mod saml_flow;
 pub mod saml_idp;
-pub mod saml_metadata;
 mod saml_out;
 pub mod saml_sp;
 mod saml_tenant;
@@ -58,10 +53,9 @@ mod sso;
 mod tenant_choice;
 use errors::*;
 mod web;
+pub use provider::basic_credentials;
 use web::*;
 pub use web::{cookie_value, form, safe_return_to};
-pub mod xml_bounds;
-pub use provider::basic_credentials;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -85,16 +79,17 @@ use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
 use crate::metrics_login::Step;
 use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
-use crate::pseudonym::identity::VerifiedIdentity;
 use crate::pseudonym::keyring::Keyring;
 use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin, Sector};
 use crate::seal::Sealer;
 use crate::secret::Secret;
 use crate::store::{Space, Store, StoreError};
 use crate::target::SAML_MESSAGES;
+use crate::verify::identity::VerifiedIdentity;
+use crate::verify::oidc_rp::{OidcError, OidcIdp, PendingOidc};
+use crate::verify::saml_acs;
 use commit::{Decided, PendingRecord, ProbeGate};
 use observe::StepClock;
-use oidc_rp::{OidcError, OidcIdp, PendingOidc};
 pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
 

@@ -14,9 +14,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::pages::escape;
-use super::saml_acs;
 use crate::audit::rfc3339;
 use crate::pseudonym::PseudonymousLogin;
+use crate::verify::saml_acs;
 
 #[path = "saml_idp_request.rs"]
 mod request;

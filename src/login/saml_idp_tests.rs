@@ -1,8 +1,8 @@
 //! Unit tests of src/login/saml_idp.rs and saml_idp_request.rs.
 
 use super::*;
-use crate::login::saml_acs::{Expected, IdpTrust, RequiredSignatures};
 use crate::pseudonym::policy::Role;
+use crate::verify::saml_acs::{Expected, IdpTrust, RequiredSignatures};
 
 const IDP: &str = "https://learn.example/nymgate/idp";
 const SSO: &str = "https://learn.example/nymgate/idp/sso";
@@ -82,7 +82,7 @@ fn response_carries_two_signatures_and_only_pseudonymous_values() {
         relay_in_response_to: false,
     };
     let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
-    let rules = crate::pseudonym::identity::SubjectRules::default();
+    let rules = crate::verify::identity::SubjectRules::default();
     let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
     assert_eq!(subject.subject, login.sub.as_str());
     assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["faculty"]);
@@ -178,10 +178,10 @@ fn the_idp_metadata_is_signed_and_a_changed_copy_is_refused() {
     let trust =
         IdpTrust::new(IDP, &[cert.as_bytes().to_vec()], RequiredSignatures::Response, false, 60, false)
             .unwrap();
-    let read = crate::login::saml_metadata::read(&xml, IDP, Some(&trust), now());
+    let read = crate::verify::saml_metadata::read(&xml, IDP, Some(&trust), now());
     assert!(read.is_ok(), "{:?}", read.err());
     let changed = xml.replace(SSO, "https://attacker.example/sso");
-    assert!(crate::login::saml_metadata::read(&changed, IDP, Some(&trust), now()).is_err());
+    assert!(crate::verify::saml_metadata::read(&changed, IDP, Some(&trust), now()).is_err());
 }
 
 /// The public metadata endpoint signs once an hour, not once per request: the same copy within

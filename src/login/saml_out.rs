@@ -6,10 +6,11 @@
 use http::Response;
 
 use super::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
-use super::{pages, saml_acs, saml_sp, FlowError, LoginContext, Next};
+use super::{pages, saml_sp, FlowError, LoginContext, Next};
 use crate::body::Body;
 use crate::clock::unix_now;
 use crate::store::Space;
+use crate::verify::saml_acs;
 
 /// OIDC errors with which an IdP says that a `prompt=none` request needs the user (OIDC Core
 /// §3.1.2.6): the answer to a passive SAML request is then NoPassive.

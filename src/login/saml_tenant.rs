@@ -9,13 +9,13 @@ use std::time::Instant;
 
 use arc_swap::ArcSwapOption;
 
-use super::saml_acs::{IdpTrust, RequiredSignatures};
-use super::saml_metadata;
 use super::saml_sp::SamlIdp;
 use crate::clock::unix_now;
 use crate::config::login::SamlTenantConfig;
 use crate::config::TenantConfig;
 use crate::idp_http::IdpHttp;
+use crate::verify::saml_acs::{IdpTrust, RequiredSignatures};
+use crate::verify::saml_metadata;
 
 /// What a login uses: the IdP as of the last (re)load.
 pub struct Trusted {
@@ -48,34 +48,34 @@ pub struct SamlTenant {
     loading: tokio::sync::Mutex<()>,
 }
 
-fn read_all(paths: &[PathBuf], field: &str) -> Result<Vec<Vec<u8>>, String> {
+/// Every file of a list, or the field's problem: (the tenant's field, what is wrong).
+fn read_all(paths: &[PathBuf], field: &'static str) -> Result<Vec<Vec<u8>>, (&'static str, String)> {
     paths
         .iter()
-        .map(|path| std::fs::read(path).map_err(|e| format!("{field}: cannot read {}: {e}", path.display())))
+        .map(|path| std::fs::read(path).map_err(|e| (field, format!("cannot read {}: {e}", path.display()))))
         .collect()
 }
 
 impl SamlTenant {
     /// From the config. Pinned certificates and metadata files are read now, so a broken one
     /// stops `nymgate serve` with a clear error; a metadata URL is fetched at first use.
-    pub fn new(tenant: &TenantConfig, settings: &SamlTenantConfig) -> Result<Self, String> {
-        let field = |name: &str| format!("tenants {}: saml.{name}", tenant.id);
-        let pinned = read_all(&settings.certificate_files, &field("certificate_files"))?;
+    /// A problem is given as the tenant's field (`saml.ca_file`) and what is wrong with it.
+    pub fn new(tenant: &TenantConfig, settings: &SamlTenantConfig) -> Result<Self, (&'static str, String)> {
+        let pinned = read_all(&settings.certificate_files, "saml.certificate_files")?;
         let federation_certs = read_all(
             &settings.metadata_signing_certificate_files,
-            &field("metadata_signing_certificate_files"),
+            "saml.metadata_signing_certificate_files",
         )?;
         let federation = (!federation_certs.is_empty())
             .then(|| IdpTrust::new("", &federation_certs, RequiredSignatures::Either, false, 0, false))
             .transpose()
-            .map_err(|e| format!("{}: {e}", field("metadata_signing_certificate_files")))?;
+            .map_err(|e| ("saml.metadata_signing_certificate_files", e.to_string()))?;
         let source = match (&settings.metadata_file, &settings.metadata_url) {
             (Some(path), _) => Source::File(path.clone()),
             (None, Some(url)) => Source::Url {
                 url: url.clone(),
                 http: Box::new(
-                    IdpHttp::new(settings.ca_file.as_deref())
-                        .map_err(|e| format!("{}: {e}", field("ca_file")))?,
+                    IdpHttp::new(settings.ca_file.as_deref()).map_err(|e| ("saml.ca_file", e.to_string()))?,
                 ),
             },
             (None, None) => Source::Config,
@@ -91,14 +91,16 @@ impl SamlTenant {
             loading: tokio::sync::Mutex::new(()),
         };
         if let Source::Config | Source::File(_) = this.source {
-            let text = match &this.source {
-                Source::File(path) => Some(std::fs::read_to_string(path).map_err(|e| {
-                    format!("{}: cannot read {}: {e}", field("metadata_file"), path.display())
-                })?),
-                _ => None,
-            };
-            let trusted =
-                this.build(text.as_deref()).map_err(|e| format!("tenants {}: saml: {e}", tenant.id))?;
+            let text =
+                match &this.source {
+                    Source::File(path) => Some(std::fs::read_to_string(path).map_err(|e| {
+                        ("saml.metadata_file", format!("cannot read {}: {e}", path.display()))
+                    })?),
+                    _ => None,
+                };
+            // Metadata from a file is the file's problem; without one, the section's.
+            let field = if text.is_some() { "saml.metadata_file" } else { "saml" };
+            let trusted = this.build(text.as_deref()).map_err(|e| (field, e))?;
             this.current.store(Some(Arc::new(trusted)));
         }
         Ok(this)

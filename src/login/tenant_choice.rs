@@ -10,7 +10,7 @@
 use crate::config::identity::canonical_select_value;
 use crate::config::issuer::canonical_issuer;
 use crate::config::Config;
-use crate::pseudonym::identity::VerifiedIdentity;
+use crate::verify::identity::VerifiedIdentity;
 
 /// Why a login is not filed under a tenant. Each is a refusal the client is answerable for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]

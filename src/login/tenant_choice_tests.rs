@@ -1,7 +1,7 @@
 //! Tenant choice over shared issuers: every order of the config gives every login one answer.
 
 use super::*;
-use crate::pseudonym::identity::Attribute;
+use crate::verify::identity::Attribute;
 use proptest::prelude::*;
 
 const SERVER: &str = "[server]\nlisten = \"127.0.0.1:8443\"\nadmin_listen = \"127.0.0.1:9090\"\n\
@@ -26,7 +26,7 @@ fn choice(tenants: &[String]) -> TenantChoice {
 
 fn login(issuer: &str, affiliations: &[&str]) -> VerifiedIdentity {
     let values = affiliations.iter().map(|v| v.to_string()).collect();
-    VerifiedIdentity::from_saml(
+    VerifiedIdentity::test_saml(
         issuer,
         None,
         vec![Attribute {

@@ -23,7 +23,7 @@ fn pseudonymizer(issuer: &str, account_issuer: Option<&str>) -> Pseudonymizer {
 
 /// An OIDC login whose `iss` the verifier took from the IdP's discovery document.
 fn login_from(advertised: &str) -> VerifiedIdentity {
-    VerifiedIdentity::from_oidc(advertised, json!({"sub": "pupil-17"}).as_object().unwrap())
+    VerifiedIdentity::test_oidc(advertised, json!({"sub": "pupil-17"}).as_object().unwrap())
 }
 
 /// Computed with Python's `hmac` over the layout of the module doc, "Sectors".

@@ -49,7 +49,7 @@ pub const STEPS_AFTER_RENAME: &[&str] = &["renamed", "dir_synced"];
 
 /// Stops the process at `step` when the test build asks for it: it says so on stderr, then
 /// waits to be killed. Only built with the `keyring-crash-points` feature, which a shipped build
-/// never enables (as `unverified-identity`).
+/// never enables.
 #[cfg(feature = "keyring-crash-points")]
 fn crash_point(step: &'static str) {
     debug_assert!(CRASH_STEPS.contains(&step));

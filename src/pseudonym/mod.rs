@@ -33,6 +33,12 @@
 //! key), not reversible without the key, rotatable (a new version gives new numbers; during the
 //! migration window tokens carry `sub_prev` too) and erasable (delete the scope's keys).
 //!
+//! # The two entries
+//! [`Pseudonymizer::pseudonymize`], every login's, takes only a [`VerifiedIdentity`], which only
+//! a verifier can build (src/verify/). [`Pseudonymizer::subject_access`], a DPO's, takes a
+//! subject someone typed, so it is audited by construction (subject_access.rs). Nothing else
+//! public derives a number: the derivation itself is crate-private.
+//!
 //! # The pipeline
 //! [`Pseudonymizer::pseudonymize`] takes only a [`VerifiedIdentity`]: stable subject (ladder per
 //! IdP kind) → account number(s) → claim policy (explicit maps) → guard on every outgoing value,
@@ -40,12 +46,12 @@
 //! attributes the policy reads (guard.rs, "Identifying values").
 
 pub mod guard;
-pub mod identity;
 pub mod keyring;
 pub mod keyring_backup;
 pub mod keyring_write;
 pub mod policy;
-pub mod vocabulary;
+mod subject_access;
+pub use subject_access::{KeyState, KnownNumber, SubjectAccessError, SubjectRequest};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -53,8 +59,9 @@ use std::fmt;
 use hmac::Mac;
 
 use crate::config::{Config, ConfigProblem, IdpKind};
+use crate::verify::identity::{self, SubjectError, SubjectRules, SubjectSource, VerifiedIdentity};
+use crate::verify::vocabulary;
 use guard::{Guard, GuardTrip};
-use identity::{SubjectError, SubjectRules, SubjectSource, VerifiedIdentity};
 use keyring::{Keyring, ScopeKey};
 use policy::{Policy, Role};
 
@@ -128,12 +135,17 @@ impl<'a> Sector<'a> {
 }
 
 /// Derives the account number of (issuer, subject) under one scope key. See the module doc.
-pub fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> AccountNumber {
+pub(crate) fn derive_account_number(key: &ScopeKey, issuer: &str, subject: &str) -> AccountNumber {
     derive_in_sector(key, Sector::Primary, issuer, subject)
 }
 
 /// Derives the account number of (issuer, subject) for a platform in `sector`.
-pub fn derive_in_sector(key: &ScopeKey, sector: Sector<'_>, issuer: &str, subject: &str) -> AccountNumber {
+pub(crate) fn derive_in_sector(
+    key: &ScopeKey,
+    sector: Sector<'_>,
+    issuer: &str,
+    subject: &str,
+) -> AccountNumber {
     let mut mac = key.mac();
     let fields: &[&[u8]] = match sector {
         Sector::Primary => {
@@ -240,33 +252,6 @@ impl PseudonymousLogin {
         }
         map
     }
-}
-
-/// The account numbers of one person for a data-subject request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lookup {
-    pub current: AccountNumber,
-    pub previous: Option<AccountNumber>,
-}
-
-/// One number a person has under one key version still in the keyring (the DPO's lookup).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KnownNumber {
-    pub version: u32,
-    pub number: AccountNumber,
-    pub key: KeyState,
-}
-
-/// What a key version is to logins now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum KeyState {
-    /// Logins get this number.
-    Current,
-    /// Tokens carry this number as `sub_prev` until the migration window ends.
-    Previous,
-    /// Not used by logins any more, but not retired: records kept under its number (the
-    /// retention store's, or the platform's) still exist until they are culled or erased.
-    Older,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -448,85 +433,6 @@ impl Pseudonymizer {
             municipality: mapped.municipality,
             removed,
         })
-    }
-
-    /// The account numbers a known person has in a tenant for a platform in `sector`, for a
-    /// data-subject request (`nymgate pseudonym`). `issuer` defaults to the tenant's; any
-    /// spelling of the tenant's issuer gives the numbers its logins got, and another issuer
-    /// (a school's former IdP) is taken in its own canonical form, as a login from it was.
-    pub fn lookup(
-        &self,
-        tenant_id: &str,
-        issuer: Option<&str>,
-        subject: &str,
-        sector: Sector<'_>,
-        now: u64,
-    ) -> Result<Lookup, PseudonymError> {
-        // The current and previous of every version's numbers: one derivation for both lookups.
-        let mut current = None;
-        let mut previous = None;
-        for known in self.lookup_every_version(tenant_id, issuer, subject, sector, now)? {
-            match known.key {
-                KeyState::Current => current = Some(known.number),
-                KeyState::Previous => previous = Some(known.number),
-                KeyState::Older => {}
-            }
-        }
-        let current = current.ok_or_else(|| PseudonymError::NoKeys(tenant_id.to_owned()))?;
-        Ok(Lookup { current, previous })
-    }
-
-    /// Every number of the person under every key version the scope still holds, newest
-    /// first: after a rotation window has closed, records made under the older number stay
-    /// until culled (docs/PSEUDONYMS.md, "Data-subject requests"), and an erasure by number
-    /// must reach them too. [`Pseudonymizer::lookup`] picks its current and previous ones.
-    pub fn lookup_every_version(
-        &self,
-        tenant_id: &str,
-        issuer: Option<&str>,
-        subject: &str,
-        sector: Sector<'_>,
-        now: u64,
-    ) -> Result<Vec<KnownNumber>, PseudonymError> {
-        let (keys, issuer) = self.lookup_inputs(tenant_id, issuer)?;
-        let (current, previous) = (keys.current().version, keys.previous(now).map(|key| key.version));
-        Ok(keys
-            .keys
-            .iter()
-            .rev()
-            .map(|key| KnownNumber {
-                version: key.version,
-                number: derive_in_sector(key, sector, &issuer, subject),
-                key: if key.version == current {
-                    KeyState::Current
-                } else if Some(key.version) == previous {
-                    KeyState::Previous
-                } else {
-                    KeyState::Older
-                },
-            })
-            .collect())
-    }
-
-    /// The scope keys and the issuer a lookup derives with: `issuer` defaults to the tenant's;
-    /// any spelling of the tenant's issuer gives what its logins got, another issuer is taken
-    /// in its own canonical form.
-    fn lookup_inputs(
-        &self,
-        tenant_id: &str,
-        issuer: Option<&str>,
-    ) -> Result<(&keyring::ScopeKeys, String), PseudonymError> {
-        let tenant = self.tenant(tenant_id)?;
-        let keys =
-            self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
-        let canonical = match issuer {
-            None => tenant.issuer.clone(),
-            Some(issuer) => {
-                crate::config::issuer::canonical_issuer(issuer).map_err(|_| PseudonymError::IssuerMismatch)?
-            }
-        };
-        let issuer = if canonical == tenant.issuer { tenant.account_issuer.clone() } else { canonical };
-        Ok((keys, issuer))
     }
 }
 

@@ -143,10 +143,10 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pseudonym::identity::Attribute;
+    use crate::verify::identity::Attribute;
 
     fn saml(attrs: &[(&str, Option<&str>, &[&str])]) -> VerifiedIdentity {
-        VerifiedIdentity::from_saml(
+        VerifiedIdentity::test_saml(
             "https://idp.school",
             None,
             attrs
@@ -215,9 +215,9 @@ mod tests {
         };
         let policy = Policy::new(&config);
         let claims = serde_json::json!({"groups": ["lärare"], "roles": ["Student"]});
-        let id = VerifiedIdentity::from_oidc("https://x", claims.as_object().unwrap());
+        let id = VerifiedIdentity::test_oidc("https://x", claims.as_object().unwrap());
         assert_eq!(policy.apply(&id).role, Role::Teacher);
-        let none = VerifiedIdentity::from_oidc(
+        let none = VerifiedIdentity::test_oidc(
             "https://x",
             serde_json::json!({"roles": ["Student"]}).as_object().unwrap(),
         );

@@ -144,7 +144,7 @@ fn saml_alice() -> VerifiedIdentity {
         friendly_name: Some(friendly.into()),
         values: values.iter().map(|v| (*v).into()).collect(),
     };
-    VerifiedIdentity::from_saml(
+    VerifiedIdentity::test_saml(
         "https://idp.school-a.example",
         Some(NameId {
             value: "AAdzZWNyZXQx".into(),
@@ -204,14 +204,14 @@ fn a_shared_scope_gives_the_same_number_in_each_school() {
 fn guard_trips_on_a_smuggled_email_and_names_only_the_claim() {
     // school-b's (mis)configured map turns B1 into an email address.
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
-    let smuggled = VerifiedIdentity::from_oidc(
+    let smuggled = VerifiedIdentity::test_oidc(
         "https://idp.school-b.example",
         json!({"sub": "s-1", "role": "pupil", "school": "B1"}).as_object().unwrap(),
     );
     let err = p.pseudonymize("school-b", &smuggled, Sector::Primary, 0).unwrap_err();
     assert_eq!(err, PseudonymError::Guard(GuardTrip { claim: "school", detector: "email" }));
     assert!(!err.to_string().contains("alice"));
-    let fine = VerifiedIdentity::from_oidc(
+    let fine = VerifiedIdentity::test_oidc(
         "https://idp.school-b.example",
         json!({"sub": "s-1", "role": "pupil", "school": "B2"}).as_object().unwrap(),
     );
@@ -234,7 +234,7 @@ policy = { school_from = ["school"], school_map = { "D1" = "811218-9876", "D2" =
     );
     let p = Pseudonymizer::new(&config, keyring_with(&["school-d"])).unwrap();
     let id = |school: &str| {
-        VerifiedIdentity::from_oidc(
+        VerifiedIdentity::test_oidc(
             "https://idp.d.example",
             json!({"sub": "pupil-1234", "school": school}).as_object().unwrap(),
         )
@@ -256,7 +256,7 @@ fn email_subject_only_with_opt_in_and_recorded() {
     let login = p
         .pseudonymize(
             "school-c",
-            &VerifiedIdentity::from_oidc("https://accounts.google.com", no_sub.as_object().unwrap()),
+            &VerifiedIdentity::test_oidc("https://accounts.google.com", no_sub.as_object().unwrap()),
             Sector::Primary,
             0,
         )
@@ -267,7 +267,7 @@ fn email_subject_only_with_opt_in_and_recorded() {
     let err = p
         .pseudonymize(
             "school-b",
-            &VerifiedIdentity::from_oidc("https://idp.school-b.example", no_sub.as_object().unwrap()),
+            &VerifiedIdentity::test_oidc("https://idp.school-b.example", no_sub.as_object().unwrap()),
             Sector::Primary,
             0,
         )
@@ -332,7 +332,7 @@ policy = { role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], role_map = { "stude
         let login = p
             .pseudonymize(
                 "school-a",
-                &VerifiedIdentity::from_oidc("https://idp.school-a.example", claims.as_object().unwrap()),
+                &VerifiedIdentity::test_oidc("https://idp.school-a.example", claims.as_object().unwrap()),
                 Sector::Primary,
                 0,
             )
@@ -373,7 +373,7 @@ policy = { role_from = ["urn:oid:1.3.6.1.4.1.5923.1.1.1.1"], role_map = { "stude
         friendly_name: Some(friendly.into()),
         values: vec![value.into()],
     };
-    let saml = VerifiedIdentity::from_saml(
+    let saml = VerifiedIdentity::test_saml(
         "https://idp.school-s.example",
         Some(NameId {
             value: "idp-subject-alice-7f3a9c".into(),
@@ -416,7 +416,7 @@ policy = { school_from = ["school"], school_map = { "holmskolan" = "holmskolan",
     let login = |claims: serde_json::Value| {
         p.pseudonymize(
             "school-e",
-            &VerifiedIdentity::from_oidc("https://idp.e.example", claims.as_object().unwrap()),
+            &VerifiedIdentity::test_oidc("https://idp.e.example", claims.as_object().unwrap()),
             Sector::Primary,
             0,
         )

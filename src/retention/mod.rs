@@ -240,24 +240,29 @@ impl RetentionStore {
     }
 
     /// The store `[retention]` names.
-    pub fn from_config(settings: &crate::config::RetentionConfig) -> Result<RetentionStore, String> {
+    pub fn from_config(
+        settings: &crate::config::RetentionConfig,
+    ) -> Result<RetentionStore, crate::config::ConfigProblem> {
         use crate::config::RetentionBackend;
         let mut store = match (settings.backend, &settings.sqlite_file, &settings.postgres_url) {
-            (RetentionBackend::Sqlite, Some(file), _) => {
-                RetentionStore::open(file).map_err(|e| format!("retention.sqlite_file: {e}"))
-            }
+            (RetentionBackend::Sqlite, Some(file), _) => RetentionStore::open(file)
+                .map_err(|e| crate::config::ConfigProblem::new("retention.sqlite_file", e)),
             (RetentionBackend::Postgres, _, Some(url)) => {
                 let password = settings
                     .postgres_password
                     .as_ref()
                     .map(|source| {
                         crate::secret::Secret::load(source)
-                            .map_err(|e| format!("retention.postgres_password: {e}"))
+                            .map_err(|e| crate::config::ConfigProblem::new("retention.postgres_password", e))
                     })
                     .transpose()?;
-                RetentionStore::postgres(url, password).map_err(|e| format!("retention.postgres_url: {e}"))
+                RetentionStore::postgres(url, password)
+                    .map_err(|e| crate::config::ConfigProblem::new("retention.postgres_url", e))
             }
-            _ => Err("retention: the backend's sqlite_file or postgres_url is missing".into()),
+            _ => Err(crate::config::ConfigProblem::new(
+                "retention.backend",
+                "the backend's sqlite_file or postgres_url is missing",
+            )),
         }?;
         store.location = Self::location(settings);
         Ok(store)

@@ -154,7 +154,7 @@ pub(super) async fn serve_redirect(
 pub(super) fn redirect_response(
     req: &Request<Incoming>,
     https_port: u16,
-    hosts: &crate::proxy::PublicHosts,
+    hosts: &crate::gateway::PublicHosts,
 ) -> Response<Body> {
     if req.uri().path() == "/healthz" {
         return text_response(StatusCode::OK, "ok\n");

@@ -26,19 +26,19 @@ use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use crate::body::{self, Body, BoxError};
 use crate::client_ip::IpReducer;
 use crate::config::capacity::{H2_CONNECTION_WINDOW, H2_SEND_BUFFER, H2_STREAM_WINDOW};
-use crate::config::{Config, LimitsConfig};
+use crate::config::{Config, ConfigProblem, LimitsConfig};
 use crate::conn_bounds::{ResponseWatch, StallRegistry, Tunnel, CLOSE_GRACE, RECLAIM_AFTER};
 use crate::conn_io::{Activity, ClientIo, CountedBody, ParkGate};
 use crate::framing::FramingWatch;
-use crate::login::Login;
+use crate::gateway::Generation;
+use crate::gateway::{build_generation, Gateway, ProcessParts};
 use crate::metrics::{Metrics, RouteClass};
 use crate::parking::{Parked, ParkingLot};
-use crate::proxy::{self, ConnInfo, Gateway};
-use crate::reload::{GatewaySlot, Generation, ReloadError, Reloader};
+use crate::pipeline::{self, ConnInfo};
+use crate::reload::{GatewaySlot, ReloadError, Reloader};
 use crate::secret::Secret;
 use crate::tls::{self, ReloadOutcome, ReloadingCertResolver, TlsError};
 use crate::tls_stream::{self, TlsStream};
-use crate::upstream::Upstream;
 
 /// How many over-cap connections may be in the middle of getting their 503 at once. Past this,
 /// new connections are closed without an answer: shedding must stay cheaper than serving.
@@ -61,10 +61,21 @@ pub enum StartError {
     /// A TLS file, named by its field as `check` names it (issue 29: one message for both).
     #[error("{field}: {source}")]
     Tls { field: &'static str, source: TlsError },
-    #[error("client_ip.hash_secret: {0}")]
-    Secret(String),
-    #[error("login: {0}")]
-    Login(String),
+    /// What building found (gateway.rs), each problem by its field as `check` names it.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Build(Vec<ConfigProblem>),
+}
+
+impl From<Vec<ConfigProblem>> for StartError {
+    fn from(problems: Vec<ConfigProblem>) -> Self {
+        StartError::Build(problems)
+    }
+}
+
+impl From<ConfigProblem> for StartError {
+    fn from(problem: ConfigProblem) -> Self {
+        StartError::Build(vec![problem])
+    }
 }
 
 /// A started nymgate: its bound addresses and the handles to reload and stop it.
@@ -97,33 +108,21 @@ impl RunningServer {
         );
         let tls_config = tls::server_config(certs.clone());
         let secret = match &config.client_ip.hash_secret {
-            Some(source) => Some(Secret::load(source).map_err(StartError::Secret)?),
+            Some(source) => {
+                Some(Secret::load(source).map_err(|e| ConfigProblem::new("client_ip.hash_secret", e))?)
+            }
             None => None,
         };
         let reducer = Arc::new(IpReducer::new(&config.client_ip, secret));
-        // This gateway serves the admin listener and the upstream probe; each worker builds its
-        // own (with its own connection pool to the platform) from the same parts.
-        let upstream = config
-            .upstream
-            .as_ref()
-            .map(Upstream::new)
-            .transpose()
-            .map_err(|source| StartError::Tls { field: source.upstream_field(), source })?;
-        // One login face for the whole process: its single-use stores must be shared.
-        let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone()).map_err(StartError::Login)?;
-        let login = Login::new(&config, metrics.clone(), alerts).map_err(StartError::Login)?;
-        if let Some(login) = &login {
-            login.check_issuers().await.map_err(StartError::Login)?;
-        }
-        let gateway = GatewaySlot::new(Gateway::new(
-            &config,
-            metrics.clone(),
-            reducer.clone(),
-            upstream,
-            login.clone(),
-            &certs,
-        ));
-        let reloader = Reloader::new(Generation::new(config.clone(), login), metrics.clone());
+        let process =
+            ProcessParts { metrics: metrics.clone(), reducer: reducer.clone(), certs: certs.clone() };
+        // The composition root (gateway.rs): one generation (one login face for the whole
+        // process: its single-use stores must be shared), then this gateway, which serves the
+        // admin listener and the upstream probe; each worker builds its own (with its own
+        // connection pool to the platform) from the same generation.
+        let generation = build_generation(config.clone(), &metrics, None).await?;
+        let gateway = GatewaySlot::new(Gateway::build(&generation, &process)?);
+        let reloader = Reloader::new(generation, metrics.clone());
 
         let bind = |field: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| StartError::Bind { field, addr, source })
@@ -156,9 +155,7 @@ impl RunningServer {
                 generations: reloader.subscribe(),
                 listener,
                 tls_config: tls_config.clone(),
-                certs: certs.clone(),
-                metrics: metrics.clone(),
-                reducer: reducer.clone(),
+                process: process.clone(),
                 connections: connections.clone(),
                 shed: shed.clone(),
                 phase: phase.subscribe(),
@@ -197,26 +194,13 @@ impl RunningServer {
         }));
         // The admin listener's gateway follows reloads too, keeping what the probe knew.
         let admin_slot = gateway.clone();
-        let (admin_metrics, admin_reducer, admin_certs) = (metrics.clone(), reducer.clone(), certs.clone());
+        let admin_process = process.clone();
         tasks.push(tokio::spawn(gateway.clone().follow(reloader.subscribe(), move |generation| {
-            let upstream = generation
-                .config
-                .upstream
-                .as_ref()
-                .map(Upstream::new)
-                .transpose()
-                .map_err(|e| e.to_string())?;
-            if let (Some(new), Some(old)) = (&upstream, &admin_slot.current().upstream) {
+            let gateway = Gateway::build(generation, &admin_process)?;
+            if let (Some(new), Some(old)) = (&gateway.upstream, &admin_slot.current().upstream) {
                 new.assume_reachable(old.is_reachable());
             }
-            Ok(Gateway::new(
-                &generation.config,
-                admin_metrics.clone(),
-                admin_reducer.clone(),
-                upstream,
-                generation.login.clone(),
-                &admin_certs,
-            ))
+            Ok(gateway)
         })));
         let watch_phase = phase.subscribe();
         tasks.push(tokio::spawn(crate::reload::watch_file(

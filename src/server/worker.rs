@@ -10,10 +10,9 @@ pub(super) struct Worker {
     pub(super) generations: watch::Receiver<Arc<Generation>>,
     pub(super) listener: std::net::TcpListener,
     pub(super) tls_config: Arc<rustls::ServerConfig>,
-    /// The certificate in service, whose names are the public hosts when none are configured.
-    pub(super) certs: Arc<ReloadingCertResolver>,
-    pub(super) metrics: Arc<Metrics>,
-    pub(super) reducer: Arc<IpReducer>,
+    /// What every gateway of the process shares: metrics, the client-IP reducer, the
+    /// certificate in service (gateway.rs).
+    pub(super) process: ProcessParts,
     pub(super) connections: Arc<Semaphore>,
     pub(super) shed: Arc<Semaphore>,
     pub(super) phase: watch::Receiver<Phase>,
@@ -28,42 +27,23 @@ impl Worker {
                 return;
             }
         };
-        let Worker {
-            generations,
-            listener,
-            tls_config,
-            certs,
-            metrics,
-            reducer,
-            connections,
-            shed,
-            mut phase,
-        } = self;
+        let Worker { generations, listener, tls_config, process, connections, shed, mut phase } = self;
         runtime.block_on(async move {
             // The worker's responses in flight, from which its platform pool reclaims at the bound.
             let stalls = StallRegistry::default();
             let reclaim_from = stalls.clone();
             // This worker's gateway, with its own connection pool to the platform, rebuilt for
             // each reloaded generation.
-            let build = move |generation: &Generation| -> Result<Gateway, String> {
-                let config = &generation.config;
-                let upstream =
-                    config.upstream.as_ref().map(Upstream::new).transpose().map_err(|e| e.to_string())?;
-                if let Some(upstream) = &upstream {
+            let build = move |generation: &Generation| -> Result<Gateway, ConfigProblem> {
+                let gateway = Gateway::build(generation, &process)?;
+                if let Some(upstream) = &gateway.upstream {
                     let stalls = reclaim_from.clone();
                     upstream
                         .client
                         .pool_set()
                         .reclaim_with(Box::new(move || stalls.reclaim_one(RECLAIM_AFTER)));
                 }
-                Ok(Gateway::new(
-                    config,
-                    metrics.clone(),
-                    reducer.clone(),
-                    upstream,
-                    generation.login.clone(),
-                    &certs,
-                ))
+                Ok(gateway)
             };
             let first = generations.borrow().clone();
             let gateway = match build(&first) {
@@ -215,7 +195,7 @@ impl Connection {
     /// Over the connection cap: every request gets 503 with Retry-After, then the connection ends.
     pub(super) async fn serve_shed(self, tls: Box<TlsStream>, is_h2: bool) {
         let service = service_fn(|_req: Request<Incoming>| async {
-            let mut response = proxy::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
+            let mut response = pipeline::error_response(StatusCode::SERVICE_UNAVAILABLE, "-", true);
             response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             Ok::<_, std::convert::Infallible>(response)
         });
@@ -245,7 +225,7 @@ impl Connection {
         let watch = ResponseWatch::new(Some(self.stalls.clone()));
         let responses = watch.clone();
         let service = service_fn(move |req| {
-            let response = proxy::handle(gateway.current(), info.clone(), req);
+            let response = pipeline::handle(gateway.current(), info.clone(), req);
             let watch = responses.clone();
             async move {
                 let _awaiting = watch.request_started();
@@ -302,7 +282,7 @@ impl Connection {
         let bodies = watch.clone();
         let metrics = gateway.current().metrics.clone();
         let service = service_fn(move |req| {
-            let response = proxy::handle(gateway.current(), info.clone(), req);
+            let response = pipeline::handle(gateway.current(), info.clone(), req);
             let responses = responses.clone();
             let watch = bodies.clone();
             async move {

@@ -100,24 +100,28 @@ impl Store {
     }
 
     /// The store `[store]` describes (config validated already).
-    pub fn from_config(config: &crate::config::StoreConfig, memory_capacity: usize) -> Result<Store, String> {
+    pub fn from_config(
+        config: &crate::config::StoreConfig,
+        memory_capacity: usize,
+    ) -> Result<Store, crate::config::ConfigProblem> {
         use crate::config::{RedisUrl, StoreBackend};
         if config.backend == StoreBackend::Memory {
             return Ok(Store::memory(memory_capacity));
         }
-        let url =
-            RedisUrl::parse(config.url.as_deref().unwrap_or("")).map_err(|e| format!("store.url: {e}"))?;
+        let url = RedisUrl::parse(config.url.as_deref().unwrap_or(""))
+            .map_err(|e| crate::config::ConfigProblem::new("store.url", e))?;
         let tls = if url.tls {
             let roots = crate::tls::upstream_roots(config.ca_file.as_deref())
-                .map_err(|e| format!("store.ca_file: {e}"))?;
+                .map_err(|e| crate::config::ConfigProblem::new("store.ca_file", e))?;
             Some(std::sync::Arc::new(crate::tls::client_config(roots)))
         } else {
             None
         };
         let password = match &config.password {
-            Some(source) => {
-                Some(crate::secret::Secret::load(source).map_err(|e| format!("store.password: {e}"))?)
-            }
+            Some(source) => Some(
+                crate::secret::Secret::load(source)
+                    .map_err(|e| crate::config::ConfigProblem::new("store.password", e))?,
+            ),
             None => None,
         };
         let target = redis::RedisTarget {

@@ -115,7 +115,7 @@ fn host_and_port(target: &UpstreamTarget) -> (String, u16) {
 }
 
 /// The platform connections of one client connection, with `upstream.pool_per_client_connection`:
-/// kept by the client connection's state (`proxy::ConnInfo`) and dropped with it, so that no
+/// kept by the client connection's state (`pipeline::ConnInfo`) and dropped with it, so that no
 /// other client's request is ever sent on them and a platform's late or extra answer can only
 /// reach the client whose connection it came on. The pool is made at the first request that
 /// goes to the platform, and made again if a config reload brought a new platform client.

@@ -19,7 +19,7 @@
 //!   wait is closed instead of kept.
 //!
 //! Then it fails with [`SendError::Saturated`](super::client::SendError::Saturated): 503 with
-//! Retry-After (proxy.rs).
+//! Retry-After (pipeline.rs).
 //!
 //! Outside the bound: the readiness probe's plain connect (one every few seconds, closed at
 //! once, upstream/mod.rs), and, for the moments of a config reload, the old generation's

@@ -2,6 +2,7 @@
 //! HTTP server (hyper), and TLS clients (HTTP/1.1, HTTP/2 and raw bytes).
 #![allow(dead_code)]
 
+pub mod account_number;
 pub mod h2raw;
 pub mod login;
 pub mod nginx;

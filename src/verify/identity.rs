@@ -1,8 +1,9 @@
 //! The verified identity: what a school's IdP said about a person, after nymgate verified it.
 //!
-//! Only the OIDC and SAML verifiers construct one (the constructors are `pub(crate)`), and the
-//! pseudonymizer accepts nothing else, so an unverified claim can't become an account number by
-//! accident. Its `Debug` prints attribute names, never values.
+//! Only the OIDC and SAML verifiers construct one (the constructors are `pub(in crate::verify)`,
+//! the fields private, and nothing derives `Deserialize` or `Default`), and the pseudonymizer
+//! accepts nothing else, so an unverified claim can't become an account number: the compiler
+//! refuses the code that would try. Its `Debug` prints attribute names, never values.
 
 use std::fmt;
 
@@ -299,6 +300,20 @@ pub struct VerifiedIdentity {
     name_id: Option<NameId>,
 }
 
+/// The crate's own unit tests of the floors above (the policy, the guard, the chooser) build
+/// identities directly. Only under `cfg(test)`, which is the library's unit-test build alone: no
+/// binary, benchmark, fuzz target or integration test can reach these.
+#[cfg(test)]
+impl VerifiedIdentity {
+    pub(crate) fn test_oidc(issuer: &str, claims: &serde_json::Map<String, serde_json::Value>) -> Self {
+        Self::from_oidc(issuer, claims)
+    }
+
+    pub(crate) fn test_saml(entity_id: &str, name_id: Option<NameId>, attributes: Vec<Attribute>) -> Self {
+        Self::from_saml(entity_id, name_id, attributes)
+    }
+}
+
 impl fmt::Debug for VerifiedIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VerifiedIdentity")
@@ -311,8 +326,10 @@ impl fmt::Debug for VerifiedIdentity {
 impl VerifiedIdentity {
     /// From a verified ID token's (and userinfo's) claims. Strings, numbers and booleans become
     /// text; arrays become several values; objects are kept out (no policy reads them).
-    #[cfg_attr(not(test), allow(dead_code))] // called by the OIDC verifier (oidc_rp.rs `finish`)
-    pub(crate) fn from_oidc(issuer: &str, claims: &serde_json::Map<String, serde_json::Value>) -> Self {
+    pub(in crate::verify) fn from_oidc(
+        issuer: &str,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Self {
         use serde_json::Value;
         let text = |v: &Value| match v {
             Value::String(s) => Some(s.clone()),
@@ -335,18 +352,12 @@ impl VerifiedIdentity {
     }
 
     /// From a verified SAML assertion's NameID and attributes.
-    #[cfg_attr(not(test), allow(dead_code))] // called by the SAML verifier
-    pub(crate) fn from_saml(entity_id: &str, name_id: Option<NameId>, attributes: Vec<Attribute>) -> Self {
-        Self { issuer: entity_id.to_owned(), attributes, name_id }
-    }
-
-    /// For benchmarks and tests outside the crate only: an identity nobody verified.
-    #[cfg(feature = "unverified-identity")]
-    pub fn unverified_for_benchmarks(
-        issuer: &str,
-        claims: &serde_json::Map<String, serde_json::Value>,
+    pub(in crate::verify) fn from_saml(
+        entity_id: &str,
+        name_id: Option<NameId>,
+        attributes: Vec<Attribute>,
     ) -> Self {
-        Self::from_oidc(issuer, claims)
+        Self { issuer: entity_id.to_owned(), attributes, name_id }
     }
 
     pub fn issuer(&self) -> &str {

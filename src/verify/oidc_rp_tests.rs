@@ -1,7 +1,7 @@
 //! Unit tests of oidc_rp.rs that need no IdP.
 
 use super::*;
-use crate::login::jwks::IdpKeys;
+use crate::verify::jwks::IdpKeys;
 
 /// The id_token fuzz target's seeds: the valid ones pass every check at the seeds' time, so
 /// the fuzzer starts from accepted tokens; the expired and unsigned ones do not.

@@ -27,12 +27,13 @@ use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
 use crate::idp_http::IdpHttp;
 use crate::secret::Secret;
+use crate::verify::identity::VerifiedIdentity;
 
 #[path = "id_token.rs"]
 mod id_token;
 use id_token::decode_part;
 pub(crate) use id_token::json_fault;
-pub use id_token::{check_id_token, IdTokenRules};
+pub use id_token::{check_id_token, verify_id_token, IdTokenRules};
 
 type RpClient = CoreClient<EndpointSet, EndpointNotSet, EndpointNotSet, EndpointNotSet, EndpointSet>;
 
@@ -201,7 +202,7 @@ impl OidcIdp {
         oidc: &OidcTenantConfig,
         redirect_uri: &str,
         key_caches: &Arc<KeyCaches>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, (&'static str, String)> {
         let discovery_url = match (&oidc.discovery_url, tenant.idp) {
             (Some(url), _) => url.clone(),
             (None, IdpKind::Entra) => format!("https://login.microsoftonline.com/{}/v2.0", tenant.issuer),
@@ -213,12 +214,12 @@ impl OidcIdp {
             .iter()
             .map(|name| {
                 serde_json::from_value(Value::from(name.as_str()))
-                    .map_err(|_| format!("tenants.oidc.algorithms: {name:?} is not a JWS algorithm"))
+                    .map_err(|_| ("oidc.algorithms", format!("{name:?} is not a JWS algorithm")))
             })
-            .collect::<Result<Vec<CoreJwsSigningAlgorithm>, String>>()?;
-        let client_secret = Secret::load(&oidc.client_secret)
-            .map_err(|e| format!("tenant {}: oidc.client_secret: {e}", tenant.id))?;
-        let http = IdpHttp::new(oidc.ca_file.as_deref()).map_err(|e| format!("tenant {}: {e}", tenant.id))?;
+            .collect::<Result<Vec<CoreJwsSigningAlgorithm>, _>>()?;
+        let client_secret =
+            Secret::load(&oidc.client_secret).map_err(|e| ("oidc.client_secret", e.to_string()))?;
+        let http = IdpHttp::new(oidc.ca_file.as_deref()).map_err(|e| ("oidc.ca_file", e.to_string()))?;
         key_caches.register(oidc.ca_file.as_deref(), &algorithms);
         Ok(Self {
             tenant: tenant.id.clone(),
@@ -237,7 +238,7 @@ impl OidcIdp {
             jwks_refresh: oidc.jwks_refresh,
             jwks_refetch_interval: oidc.jwks_refetch_interval,
             metadata_ttl: oidc.metadata_ttl,
-            redirect_uri: RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| e.to_string())?,
+            redirect_uri: RedirectUrl::new(redirect_uri.to_owned()).map_err(|e| ("oidc", e.to_string()))?,
             http,
             ca_file: oidc.ca_file.clone(),
             key_caches: key_caches.clone(),
@@ -463,9 +464,9 @@ impl OidcIdp {
         pending: &PendingOidc,
         code: &str,
         iss_parameter: Option<&str>,
-    ) -> Result<crate::pseudonym::identity::VerifiedIdentity, OidcError> {
+    ) -> Result<VerifiedIdentity, OidcError> {
         let claims = self.finish_claims(pending, code, iss_parameter).await?;
-        Ok(crate::pseudonym::identity::VerifiedIdentity::from_oidc(&pending.issuer, &claims))
+        Ok(VerifiedIdentity::from_oidc(&pending.issuer, &claims))
     }
 
     /// [`OidcIdp::finish`] up to the verified claims.
@@ -627,9 +628,9 @@ fn token_error<RE: std::error::Error + 'static, T: openidconnect::ErrorResponse 
             let code = serde_json::to_value(response)
                 .ok()
                 .and_then(|v| {
-                    v.get("error").and_then(Value::as_str).map(crate::pseudonym::vocabulary::oauth_error)
+                    v.get("error").and_then(Value::as_str).map(crate::verify::vocabulary::oauth_error)
                 })
-                .unwrap_or(crate::pseudonym::vocabulary::OTHER);
+                .unwrap_or(crate::verify::vocabulary::OTHER);
             format!("error response: {code}")
         }
         openidconnect::RequestTokenError::Request(e) => e.to_string(),

@@ -1,7 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
-use crate::login::saml_acs::{self, SamlError};
+use crate::verify::saml_acs::{self, SamlError};
 
 /// Real documents: what samlify, pysaml2 and the SAML output tests' platforms sign and send
 /// (the fuzz seeds), and metadata as the IdPs publish it.

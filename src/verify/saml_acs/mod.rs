@@ -27,7 +27,7 @@ use bergshamra::{DsigContext, KeysManager, VerifyResult};
 use uppsala::{Document, NodeId, NodeKind};
 
 use super::xml_bounds;
-use crate::pseudonym::identity::{Attribute, NameId, VerifiedIdentity};
+use crate::verify::identity::{Attribute, NameId, VerifiedIdentity};
 
 pub const SAMLP: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 pub const SAML: &str = "urn:oasis:names:tc:SAML:2.0:assertion";

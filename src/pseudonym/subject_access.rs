@@ -1,0 +1,203 @@
+//! The pseudonymizer's second entry: a data-subject request (GDPR Art. 15 and 17), answered from
+//! a shell on the host by `nymgate pseudonym` (docs/PSEUDONYMS.md, "Data-subject requests").
+//!
+//! The first entry, [`Pseudonymizer::pseudonymize`], takes only a verified identity. This one
+//! takes a subject a DPO typed, so it is audited by construction rather than by its caller: it
+//! takes the audit sink, writes one `pseudonym_lookup` line per number (or one `failed` line
+//! with the reason), and answers nothing unless those lines are on disk. The subject itself is
+//! never written: the lines carry the tenant, the numbers and their key versions.
+
+use super::*;
+use crate::audit::{AuditEvent, AuditSink};
+
+/// The account numbers of one person for a data-subject request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg(test)]
+pub(crate) struct Lookup {
+    pub current: AccountNumber,
+    pub previous: Option<AccountNumber>,
+}
+
+/// One number a person has under one key version still in the keyring (the DPO's lookup).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownNumber {
+    pub version: u32,
+    pub number: AccountNumber,
+    pub key: KeyState,
+}
+
+/// What a key version is to logins now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Logins get this number.
+    Current,
+    /// Tokens carry this number as `sub_prev` until the migration window ends.
+    Previous,
+    /// Not used by logins any more, but not retired: records kept under its number (the
+    /// retention store's, or the platform's) still exist until they are culled or erased.
+    Older,
+}
+
+/// What a DPO asks: one person's numbers in one tenant, in each of `sectors`.
+pub struct SubjectRequest<'a> {
+    /// The configured tenant the person signs in through.
+    pub tenant: &'a str,
+    /// The IdP that knows the person by `subject`: the tenant's when `None`; any spelling of
+    /// it gives the numbers its logins got (config/issuer.rs); another issuer (a school's
+    /// former IdP) is taken in its own canonical form, as a login from it was.
+    pub issuer: Option<&'a str>,
+    /// The stable subject the IdP sends (never written anywhere).
+    pub subject: &'a str,
+    /// The sectors to answer for: the primary one and every named one the platforms use.
+    pub sectors: &'a [Sector<'a>],
+    /// Unix seconds: which key is current and which previous.
+    pub now: u64,
+}
+
+/// Why a data-subject request got no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SubjectAccessError {
+    /// The lookup was refused (unknown tenant, no keys, another issuer's spelling); its
+    /// `failed` line is written, or the second field says why not.
+    #[error("{error}{}", audit_note(.audit))]
+    Refused { error: PseudonymError, audit: Option<std::io::Error> },
+    /// The numbers were found but their audit lines could not be written: no answer.
+    #[error("the audit line could not be written, so no answer is given: {0}")]
+    Unaudited(std::io::Error),
+}
+
+fn audit_note(audit: &Option<std::io::Error>) -> String {
+    audit.as_ref().map(|e| format!(" (and its audit line could not be written: {e})")).unwrap_or_default()
+}
+
+impl SubjectAccessError {
+    /// A reason code for the caller's messages (the audit line is already written).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            SubjectAccessError::Refused { error, .. } => error.reason(),
+            SubjectAccessError::Unaudited(_) => "audit_failed",
+        }
+    }
+}
+
+impl Pseudonymizer {
+    /// Every number the person has in each requested sector, under every key version the scope
+    /// still holds, newest first; written to the audit log before it is returned.
+    pub fn subject_access<'a>(
+        &self,
+        audit: &AuditSink,
+        request: &SubjectRequest<'a>,
+    ) -> Result<Vec<(Sector<'a>, KnownNumber)>, SubjectAccessError> {
+        let mut answers = Vec::new();
+        for sector in request.sectors {
+            match self.lookup_every_version(
+                request.tenant,
+                request.issuer,
+                request.subject,
+                *sector,
+                request.now,
+            ) {
+                Ok(known) => answers.extend(known.into_iter().map(|k| (*sector, k))),
+                Err(error) => {
+                    // A refusal names no tenant (it may be what was typed), never the subject.
+                    let line = AuditEvent {
+                        reason: Some(error.reason()),
+                        ..AuditEvent::admin("pseudonym_lookup", "failed")
+                    };
+                    return Err(SubjectAccessError::Refused { error, audit: audit.record(&line).err() });
+                }
+            }
+        }
+        let lines: Vec<AuditEvent<'_>> = answers
+            .iter()
+            .map(|(_, known)| AuditEvent {
+                tenant: Some(request.tenant),
+                account_number: Some(known.number.as_str()),
+                key_version: Some(known.version),
+                ..AuditEvent::admin("pseudonym_lookup", "ok")
+            })
+            .collect();
+        audit.record_all(&lines).map_err(SubjectAccessError::Unaudited)?;
+        Ok(answers)
+    }
+
+    /// The account numbers a known person has in a tenant for a platform in `sector`, for a
+    /// data-subject request (`nymgate pseudonym`). `issuer` defaults to the tenant's; any
+    /// spelling of the tenant's issuer gives the numbers its logins got, and another issuer
+    /// (a school's former IdP) is taken in its own canonical form, as a login from it was.
+    #[cfg(test)]
+    pub(crate) fn lookup(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+        subject: &str,
+        sector: Sector<'_>,
+        now: u64,
+    ) -> Result<Lookup, PseudonymError> {
+        // The current and previous of every version's numbers: one derivation for both lookups.
+        let mut current = None;
+        let mut previous = None;
+        for known in self.lookup_every_version(tenant_id, issuer, subject, sector, now)? {
+            match known.key {
+                KeyState::Current => current = Some(known.number),
+                KeyState::Previous => previous = Some(known.number),
+                KeyState::Older => {}
+            }
+        }
+        let current = current.ok_or_else(|| PseudonymError::NoKeys(tenant_id.to_owned()))?;
+        Ok(Lookup { current, previous })
+    }
+
+    /// Every number of the person under every key version the scope still holds, newest
+    /// first: after a rotation window has closed, records made under the older number stay
+    /// until culled (docs/PSEUDONYMS.md, "Data-subject requests"), and an erasure by number
+    /// must reach them too. [`Pseudonymizer::lookup`] picks its current and previous ones.
+    fn lookup_every_version(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+        subject: &str,
+        sector: Sector<'_>,
+        now: u64,
+    ) -> Result<Vec<KnownNumber>, PseudonymError> {
+        let (keys, issuer) = self.lookup_inputs(tenant_id, issuer)?;
+        let (current, previous) = (keys.current().version, keys.previous(now).map(|key| key.version));
+        Ok(keys
+            .keys
+            .iter()
+            .rev()
+            .map(|key| KnownNumber {
+                version: key.version,
+                number: derive_in_sector(key, sector, &issuer, subject),
+                key: if key.version == current {
+                    KeyState::Current
+                } else if Some(key.version) == previous {
+                    KeyState::Previous
+                } else {
+                    KeyState::Older
+                },
+            })
+            .collect())
+    }
+
+    /// The scope keys and the issuer a lookup derives with: `issuer` defaults to the tenant's;
+    /// any spelling of the tenant's issuer gives what its logins got, another issuer is taken
+    /// in its own canonical form.
+    fn lookup_inputs(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+    ) -> Result<(&keyring::ScopeKeys, String), PseudonymError> {
+        let tenant = self.tenant(tenant_id)?;
+        let keys =
+            self.keyring.scope(&tenant.scope).map_err(|_| PseudonymError::NoKeys(tenant.scope.clone()))?;
+        let canonical = match issuer {
+            None => tenant.issuer.clone(),
+            Some(issuer) => {
+                crate::config::issuer::canonical_issuer(issuer).map_err(|_| PseudonymError::IssuerMismatch)?
+            }
+        };
+        let issuer = if canonical == tenant.issuer { tenant.account_issuer.clone() } else { canonical };
+        Ok((keys, issuer))
+    }
+}
