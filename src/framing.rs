@@ -8,7 +8,7 @@
 //! smuggling starts when a front end in front of nymgate reads the same bytes the other way. So
 //! the connection's bytes pass through a [`FramingWatch`] on their way into hyper. It follows the
 //! whole byte stream (heads, fixed-length and chunked bodies, trailers) and gives each request
-//! head a [`HeadVerdict`]; the pipeline (pipeline.rs) refuses every verdict but `Clean` with 400
+//! head a [`HeadVerdict`]; the pipeline (pipeline/mod.rs) refuses every verdict but `Clean` with 400
 //! and closes the connection. It never changes a byte and never frames for hyper.
 //!
 //! Deny by default: the watcher accepts only the canonical subset (CRLF line ends, at most one

@@ -15,7 +15,7 @@
 //!    its own platform client, the sanitize policy and the public hosts.
 //!
 //! Nothing is put in service until all of it was built: `reload.rs` swaps whole generations,
-//! and the pipeline (pipeline.rs) reads one gateway per request.
+//! and the pipeline (pipeline/mod.rs) reads one gateway per request.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -69,6 +69,9 @@ fi
 
 echo "==> tests"
 cargo test --locked --all-targets --all-features
+# `--all-targets` leaves out documentation tests; the library's are the compiler's proof that
+# only a verifier can build a VerifiedIdentity (src/verify/identity.rs, compile_fail examples).
+cargo test --locked --doc --all-features
 
 # In CI the test build is done with: free its disk before the fuzz build (its own target dir,
 # instrumented), so that the peak is the larger of the two builds, not their sum.

@@ -19,7 +19,7 @@
 //!   wait is closed instead of kept.
 //!
 //! Then it fails with [`SendError::Saturated`](super::client::SendError::Saturated): 503 with
-//! Retry-After (pipeline.rs).
+//! Retry-After (pipeline/answers.rs).
 //!
 //! Outside the bound: the readiness probe's plain connect (one every few seconds, closed at
 //! once, upstream/mod.rs), and, for the moments of a config reload, the old generation's

@@ -293,6 +293,34 @@ pub struct NameId {
 }
 
 /// An identity that nymgate verified. See the module doc.
+///
+/// The door is the compiler's: outside `verify`, neither constructor nor a struct literal
+/// compiles (`cargo test --doc`, run by tests/run.sh, checks both; error codes are checked only
+/// by a nightly rustdoc, so the first example is the control that everything else compiles).
+///
+/// ```
+/// // Everything the refused examples need, without the refused step.
+/// let claims = serde_json::Map::new();
+/// let read = |id: &nymgate::verify::identity::VerifiedIdentity| id.issuer().len();
+/// let _ = (claims, read);
+/// ```
+///
+/// ```compile_fail,E0624
+/// let claims = serde_json::Map::new();
+/// let id = nymgate::verify::identity::VerifiedIdentity::from_oidc("https://idp.example", &claims);
+/// ```
+///
+/// ```compile_fail,E0624
+/// let id = nymgate::verify::identity::VerifiedIdentity::from_saml("https://idp.example", None, vec![]);
+/// ```
+///
+/// ```compile_fail,E0451
+/// let id = nymgate::verify::identity::VerifiedIdentity {
+///     issuer: String::new(),
+///     attributes: vec![],
+///     name_id: None,
+/// };
+/// ```
 pub struct VerifiedIdentity {
     /// OIDC `iss`, or the SAML IdP's entity id.
     issuer: String,
