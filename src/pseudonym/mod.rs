@@ -101,6 +101,15 @@ impl AccountNumber {
             && parts.iter().all(|g| g.len() == 4 && g.bytes().all(|b| CROCKFORD.contains(&b)));
         (number > 0 && well_formed).then(|| AccountNumber(text.to_owned()))
     }
+
+    /// Whether this is the primary-sector number of (issuer, subject) under `key`: for a caller
+    /// that holds the keyring and a number it was given (the load test checks every login's).
+    /// It answers yes or no, never a number: numbers are made only from a verified identity
+    /// ([`Pseudonymizer::pseudonymize`]) or by the audited DPO lookup
+    /// ([`Pseudonymizer::subject_access`]).
+    pub fn is_primary_for(&self, key: &ScopeKey, issuer: &str, subject: &str) -> bool {
+        crate::secret::ct_eq_str(derive_account_number(key, issuer, subject).as_str(), self.as_str())
+    }
 }
 
 impl fmt::Display for AccountNumber {

@@ -36,6 +36,20 @@ proptest! {
         );
     }
 
+    /// The yes-or-no check the load test uses says yes for the person's own primary number
+    /// only: not for another subject, another issuer, another scope or a named sector's number.
+    #[test]
+    fn a_number_is_primary_for_its_own_person_only(subject in ".{1,40}", other in ".{1,40}") {
+        let ring = keyring_with(&["a", "b"]);
+        let number = derive_account_number(key(&ring, "a"), "iss", &subject);
+        prop_assert!(number.is_primary_for(key(&ring, "a"), "iss", &subject));
+        prop_assert_eq!(number.is_primary_for(key(&ring, "a"), "iss", &other), other == subject);
+        prop_assert!(!number.is_primary_for(key(&ring, "a"), "iss2", &subject));
+        prop_assert!(!number.is_primary_for(key(&ring, "b"), "iss", &subject));
+        let sector = derive_in_sector(key(&ring, "a"), Sector::Named("vendor-b"), "iss", &subject);
+        prop_assert!(!sector.is_primary_for(key(&ring, "a"), "iss", &subject));
+    }
+
     /// Different scopes give unrelated numbers (their keys are independent).
     #[test]
     fn scopes_are_unlinkable(subject in ".{1,40}") {
