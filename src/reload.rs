@@ -76,8 +76,11 @@ pub enum ReloadError {
 
 /// Builds and publishes generations.
 pub struct Reloader {
+    /// The config file read again at each reload (none: started from a value, no reload).
     path: Option<PathBuf>,
+    /// Counts reloads by outcome.
     metrics: Arc<Metrics>,
+    /// Publishes each new generation to every gateway that follows.
     sender: watch::Sender<Arc<Generation>>,
     /// Gateways following the generations (the workers' and the admin listener's).
     followers: AtomicUsize,

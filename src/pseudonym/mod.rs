@@ -189,13 +189,17 @@ pub(crate) fn derive_in_sector(
 /// One tenant's pseudonym settings, compiled.
 #[derive(Debug, Clone)]
 pub struct TenantPseudonyms {
+    /// The keyring scope whose keys make this tenant's numbers (shared by tenants that share one).
     pub scope: String,
+    /// Which ladder finds the stable subject (identity.rs, `stable_subject`).
     pub idp: IdpKind,
     /// The configured issuer in canonical form: a verified login's issuer must be this one.
     pub issuer: String,
     /// The issuer that enters the account number: `issuer`, or `TenantConfig::account_issuer`.
     pub account_issuer: String,
+    /// The tenant's choices for that ladder (email opt-in, the SAML attributes to read).
     pub subject: SubjectRules,
+    /// What may leave with the number: roles, school and municipality by explicit maps.
     pub policy: Policy,
 }
 
@@ -205,6 +209,7 @@ pub struct TenantPseudonyms {
 pub struct PseudonymousLogin {
     /// The tenant id from nymgate's config, never a value from the IdP.
     pub tenant: String,
+    /// The account number: the only identifier the platform gets.
     pub sub: AccountNumber,
     /// The key version that made `sub`.
     pub nym_ver: u32,
@@ -212,8 +217,11 @@ pub struct PseudonymousLogin {
     pub sub_prev: Option<AccountNumber>,
     /// `Some("email")` when the tenant opted in to email as the subject (PRODUCT.md).
     pub nym_src: Option<&'static str>,
+    /// The role the tenant's policy mapped (student, teacher, ...), or none.
     pub role: Role,
+    /// The school code the policy mapped, never the IdP's raw value.
     pub school: Option<String>,
+    /// The municipality code the policy mapped, never the IdP's raw value.
     pub municipality: Option<String>,
     /// Names (never values) of what the IdP sent and the platform does not get, for the
     /// transparency page.
@@ -293,7 +301,9 @@ impl PseudonymError {
 /// The keyring and every tenant's settings.
 #[derive(Debug)]
 pub struct Pseudonymizer {
+    /// Every scope's keys, current and previous: the HMAC keys of the numbers.
     keyring: Keyring,
+    /// Each configured tenant's compiled settings, by tenant id.
     tenants: HashMap<String, TenantPseudonyms>,
 }
 

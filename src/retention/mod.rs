@@ -44,7 +44,9 @@ use seal::RecordBinding;
 pub struct WrapKeys {
     /// The pseudonym scope the keys are of: which replicas' holdings matter (replicas.rs).
     scope: String,
+    /// The key version new data keys are wrapped under.
     current: u32,
+    /// Every version's wrap key, to open data keys wrapped under older ones.
     by_version: Vec<(u32, [u8; 32])>,
 }
 
@@ -195,8 +197,11 @@ pub type Values = std::collections::BTreeMap<String, Vec<String>>;
 /// One record as the admin API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Record {
+    /// The configured tenant the record belongs to.
     pub tenant: String,
+    /// The number it is kept under: the only key the platform and a DPO know.
     pub account_number: String,
+    /// The values the tenant's `retention.attributes` keep, by name.
     pub values: Values,
     /// Unix seconds of the last login that wrote it.
     pub last_seen: u64,
@@ -206,6 +211,7 @@ pub struct Record {
 
 /// The store.
 pub struct RetentionStore {
+    /// SQLite or PostgreSQL, opened.
     backend: Backend,
     /// Which database this is (`location` of its config), to know whether a reload keeps it.
     location: String,

@@ -80,16 +80,27 @@ impl From<ConfigProblem> for StartError {
 
 /// A started nymgate: its bound addresses and the handles to reload and stop it.
 pub struct RunningServer {
+    /// Where the public listener is bound (port 0 resolved): tests and the demo connect here.
     pub public_addr: SocketAddr,
+    /// Where /healthz, /readyz, /metrics and the admin API answer.
     pub admin_addr: SocketAddr,
+    /// The plain-HTTP redirect listener, when `server.redirect_listen` is set.
     pub redirect_addr: Option<SocketAddr>,
+    /// The process's counters, for a caller that reads them without HTTP (tests, the demo).
     pub metrics: Arc<Metrics>,
+    /// The certificate in service: `reload_certs` swaps it without a restart.
     certs: Arc<ReloadingCertResolver>,
+    /// Builds and publishes config generations (SIGHUP, the file watch, `reload`).
     reloader: Arc<Reloader>,
+    /// Serving, draining or closing: every listener and connection watches it.
     phase: watch::Sender<Phase>,
+    /// The connection cap; draining waits until every permit is back.
     connections: Arc<Semaphore>,
+    /// The cap's size, to know when every permit is back.
     max_connections: usize,
+    /// `server.shutdown_grace`: how long draining waits before closing what is left.
     shutdown_grace: Duration,
+    /// The admin listener, the redirect listener and the background jobs, ended at shutdown.
     tasks: Vec<tokio::task::JoinHandle<()>>,
     /// The public-listener workers; they end when the phase reaches `Closing`.
     threads: Vec<std::thread::JoinHandle<()>>,

@@ -82,6 +82,7 @@ enum Backend {
 }
 
 pub struct Store {
+    /// Memory (one replica) or Redis (every replica shares the claims).
     backend: Backend,
     /// The last Redis call's outcome, for `/readyz` and the `nymgate_store_up` gauge.
     up: AtomicBool,

@@ -21,9 +21,13 @@ use crate::tls::{self, TlsError};
 
 /// The platform: where requests go, and the pool that takes them there.
 pub struct Upstream {
+    /// The platform's address and TLS settings (`upstream.url`).
     pub target: UpstreamTarget,
+    /// nymgate's HTTP/1.1 client and its pool of platform connections.
     pub client: client::Client,
+    /// `upstream.response_timeout`: a platform slower than this gets 504.
     pub response_timeout: Duration,
+    /// `upstream.connect_timeout`, for the reachability probe's own connection.
     connect_timeout: Duration,
     /// `upstream.pool_per_client_connection`.
     pool_per_client: bool,

@@ -282,13 +282,16 @@ pub struct Attribute {
     pub name: String,
     /// SAML `FriendlyName`, if given.
     pub friendly_name: Option<String>,
+    /// Every value, as text, in the order the IdP sent them.
     pub values: Vec<String>,
 }
 
 /// A SAML NameID.
 #[derive(Clone)]
 pub struct NameId {
+    /// The NameID as sent (personal: never logged).
     pub value: String,
+    /// Its `Format` (SAML Core §8.3): a transient one is no stable subject.
     pub format: Option<String>,
 }
 
@@ -324,7 +327,9 @@ pub struct NameId {
 pub struct VerifiedIdentity {
     /// OIDC `iss`, or the SAML IdP's entity id.
     issuer: String,
+    /// Every claim or attribute of the verified token or assertion, nothing else.
     attributes: Vec<Attribute>,
+    /// The verified assertion's Subject NameID (SAML only).
     name_id: Option<NameId>,
 }
 
@@ -469,7 +474,9 @@ pub struct StableSubject<'a> {
     /// The issuer component of the HMAC input: the Entra directory id, the OIDC `iss`, or the
     /// SAML entity id.
     pub issuer: &'a str,
+    /// The stable subject itself (personal: only ever an HMAC input).
     pub subject: &'a str,
+    /// Which rung of the ladder gave it: an email subject is recorded in the token (`nym_src`).
     pub source: SubjectSource,
 }
 
