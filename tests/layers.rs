@@ -237,6 +237,63 @@ fn every_floor_entry_is_a_module_that_exists() {
     }
 }
 
+/// The tools (`demo`, `loadtest`) stand where an outside user of the library stands: no item the
+/// library keeps crate-private may be named from them (the account-number derivation is
+/// crate-private so that numbers come only from a verified identity or the audited DPO lookup;
+/// the load test checks numbers through `AccountNumber::is_primary_for`). A textual check: every
+/// `pub(crate)` item's name, against each `crate::…::name` path the tools write.
+#[test]
+fn the_tools_name_no_crate_private_item() {
+    let src = src_dir();
+    let mut private = BTreeSet::new();
+    let mut tools = Vec::new();
+    let mut paths = Vec::new();
+    collect(&src, &mut paths);
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let rel = path.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        if rel.starts_with("demo/") || rel.starts_with("loadtest/") {
+            tools.push((rel, text));
+            continue;
+        }
+        for line in text.lines() {
+            let Some(rest) = line.trim_start().strip_prefix("pub(crate) ") else { continue };
+            let rest =
+                rest.trim_start_matches("async ").trim_start_matches("const ").trim_start_matches("unsafe ");
+            for kind in ["fn ", "struct ", "enum ", "const ", "static ", "type ", "trait "] {
+                if let Some(name) = rest.strip_prefix(kind) {
+                    let name: String =
+                        name.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                    private.insert(name);
+                }
+            }
+        }
+    }
+    assert!(private.contains("derive_account_number"), "the scan read the library: {private:?}");
+    let mut named = Vec::new();
+    for (rel, text) in &tools {
+        for (at, _) in text.match_indices("crate::") {
+            let path: String =
+                text[at..].chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == ':').collect();
+            if let Some(last) = path.rsplit("::").next().filter(|last| private.contains(*last)) {
+                named.push(format!("{rel}: {path} ({last} is pub(crate))"));
+            }
+        }
+    }
+    assert!(named.is_empty(), "{named:#?}");
+
+    fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                collect(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The scanner itself
 
