@@ -201,3 +201,72 @@ impl Pseudonymizer {
         Ok((keys, issuer))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pseudonymizer() -> Pseudonymizer {
+        let config = Config::parse(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+cert_file = "unused"
+key_file = "unused"
+[pseudonyms]
+keyring_file = "unused"
+[[tenants]]
+id = "school-a"
+idp = "oidc"
+issuer = "https://idp.school-a.example"
+"#,
+        )
+        .unwrap();
+        let mut ring = Keyring::default();
+        ring.new_scope("school-a", 0).unwrap();
+        Pseudonymizer::new(&config, ring).unwrap()
+    }
+
+    fn request<'a>(tenant: &'a str, sectors: &'a [Sector<'a>]) -> SubjectRequest<'a> {
+        SubjectRequest { tenant, issuer: None, subject: "pupil-17@school-a.example", sectors, now: 0 }
+    }
+
+    #[test]
+    fn every_number_answered_has_its_audit_line_and_the_subject_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let audit = AuditSink::file(&file, 0, 0);
+        let sectors = [Sector::Primary, Sector::Named("vendor-b")];
+        let answers = pseudonymizer().subject_access(&audit, &request("school-a", &sectors)).unwrap();
+        assert_eq!(answers.len(), 2, "one key version, two sectors");
+        let log = std::fs::read_to_string(&file).unwrap();
+        for (_, known) in &answers {
+            assert!(log.contains(known.number.as_str()), "{log}");
+        }
+        assert_eq!(log.lines().filter(|l| l.contains("\"pseudonym_lookup\"")).count(), 2, "{log}");
+        assert!(!log.contains("pupil-17"), "the subject is never written: {log}");
+    }
+
+    #[test]
+    fn a_refused_lookup_writes_its_reason_and_names_no_tenant() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("audit.log");
+        let audit = AuditSink::file(&file, 0, 0);
+        let typed = "alice@school-a.example";
+        let error = pseudonymizer().subject_access(&audit, &request(typed, &[Sector::Primary])).unwrap_err();
+        assert_eq!(error.reason(), "unknown_tenant");
+        let log = std::fs::read_to_string(&file).unwrap();
+        assert!(log.contains("\"failed\"") && log.contains("unknown_tenant"), "{log}");
+        assert!(!log.contains(typed), "what was typed as a tenant is not written: {log}");
+    }
+
+    #[test]
+    fn no_number_is_answered_when_its_audit_line_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // A folder where the file should be: every write fails.
+        let audit = AuditSink::file(dir.path(), 0, 0);
+        let outcome = pseudonymizer().subject_access(&audit, &request("school-a", &[Sector::Primary]));
+        assert!(matches!(outcome, Err(SubjectAccessError::Unaudited(_))), "{outcome:?}");
+    }
+}
