@@ -652,3 +652,22 @@ fn guard_national_ids_in_every_separator_form_through_the_real_idp() {
     }
     world.assert_no_personal_values(&[]);
 }
+
+/// The pipeline's answer phase: a request refused by any phase is counted and logged as
+/// `rejected` (route class), with its status, in the one request line; never as the route it
+/// was on (a refused SAML message outside the ACS is on the proxy route when refused).
+#[test]
+fn a_refused_request_is_logged_and_counted_as_rejected() {
+    let world = World::start(Options::default());
+    let url = format!("https://localhost:{}/course/7?SAMLResponse=PHNhbWw%2B", world.port);
+    assert_eq!(world.get_with_jar(&url, &json!({})), 400);
+    let log = world.log();
+    let line = log
+        .lines()
+        .find(|l| l.contains("\"message\":\"request\"") && l.contains("\"status\":400"))
+        .unwrap_or_else(|| panic!("no request line for the 400:\n{log}"));
+    assert!(line.contains("\"route\":\"rejected\""), "{line}");
+    assert!(world.metrics().lines().any(|l| l.starts_with("nymgate_requests_total{")
+        && l.contains("route=\"rejected\"")
+        && l.contains("status=\"400\"")));
+}

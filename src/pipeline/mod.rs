@@ -138,7 +138,7 @@ pub async fn handle(
         Err(Stop::Answered(response)) => Ok(*response),
         Err(Stop::Refused(error)) => Err(error),
     };
-    let response = answer(&gateway, &conn, &ctx, version, result);
+    let response = answer(&gateway, &conn, &mut ctx, version, result);
     // The path's first segment only: later segments and the query can carry personal values.
     tracing::info!(
         request_id = ctx.id(),
@@ -369,11 +369,10 @@ async fn send(
 fn answer(
     gateway: &Gateway,
     conn: &ConnInfo,
-    ctx: &RequestCtx<'_>,
+    ctx: &mut RequestCtx<'_>,
     version: Version,
     result: Result<Response<Body>, ProxyError>,
 ) -> Response<Body> {
-    let mut route = ctx.route;
     let mut response = match result {
         Ok(response) => response,
         Err(error) => {
@@ -386,10 +385,11 @@ fn answer(
                 tracing::info!(request_id, reason = error.reason(), detail = %error, "request refused");
             }
             let close = error.closes_connection() && version != Version::HTTP_2;
-            if status.is_client_error() {
-                route = RouteClass::Rejected;
-            }
             let mut response = error_response(status, request_id, close);
+            // Counted and logged as refused, whichever phase refused it.
+            if status.is_client_error() {
+                ctx.route = RouteClass::Rejected;
+            }
             if matches!(error, ProxyError::UpstreamSaturated) {
                 // A platform connection frees up within seconds, or the bound is too low.
                 response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
@@ -406,7 +406,7 @@ fn answer(
         }
     }
     response.headers_mut().insert(X_REQUEST_ID, ctx.id.clone());
-    gateway.metrics.request(route, response.status());
+    gateway.metrics.request(ctx.route, response.status());
     response
 }
 
