@@ -4,17 +4,23 @@
 //! decide is removed (hop-by-hop headers, forwarding headers, identity headers), then the
 //! configured drops and pseudonyms are applied, and only then does nymgate write its own
 //! forwarding headers. Nothing the client sent can survive under a name nymgate sets.
+//!
+//! Before any of this, whether a request head is admitted at all (its framing, its header count,
+//! its Host) is decided in a room of its own, sanitize_admit.rs (issue 30).
 
 use std::collections::HashSet;
 
 use bytes::BytesMut;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
-use http::Version;
 
 use crate::client_ip::{IpReducer, ReducedIp};
 use crate::config::{PrivacyConfig, ALWAYS_REMOVED_IDENTITY_HEADERS};
 use crate::target::{canonical_param, canonical_rule_name, query_pairs};
+
+#[path = "sanitize_admit.rs"]
+mod admit;
+pub use admit::{check_framing, check_request, validated_host, RequestFault};
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1, plus the legacy `keep-alive` and `proxy-connection`).
 /// They describe one connection and never cross the proxy in either direction.
@@ -52,200 +58,6 @@ pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-
-/// Why a request is refused before it is routed. Each maps to 400 and to a metric reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum RequestFault {
-    #[error("request has no Host")]
-    MissingHost,
-    #[error("request has more than one Host line")]
-    DuplicateHost,
-    #[error("Host is not a valid host[:port]")]
-    BadHost,
-    #[error("Host and the request target's authority differ")]
-    HostMismatch,
-    #[error("Transfer-Encoding repeated or not exactly \"chunked\"")]
-    BadTransferEncoding,
-    #[error("both Content-Length and Transfer-Encoding")]
-    LengthAndChunked,
-    #[error("Content-Length repeated, a list, or not one decimal number")]
-    BadContentLength,
-    #[error("a request head line ended by LF alone, or a CR not before LF")]
-    BareLineEnd,
-    #[error("a request head with obs-fold, NUL, or that does not parse")]
-    MalformedHead,
-    #[error("an earlier message on the connection could not be followed; its requests are refused")]
-    UnfollowableFraming,
-    #[error("more header fields than limits.max_headers")]
-    TooManyHeaders,
-    #[error("CONNECT or an asterisk-form target: no resource of the platform")]
-    UnsupportedTarget,
-    #[error("the path is percent-encoded too many times over to be read")]
-    UnsettledPath,
-    #[error("a SAML response or artifact in the query of a path that is not an intercepted ACS")]
-    SamlMessage,
-    #[error("Host is not one of nymgate's public hosts")]
-    UnknownHost,
-    #[error("an Upgrade to a protocol not in upstream.upgrade_protocols, or asked for ambiguously")]
-    UpgradeRefused,
-}
-
-impl RequestFault {
-    /// The metric label and log reason.
-    pub fn reason(self) -> &'static str {
-        match self {
-            RequestFault::MissingHost => "missing_host",
-            RequestFault::DuplicateHost => "duplicate_host",
-            RequestFault::BadHost => "bad_host",
-            RequestFault::HostMismatch => "host_mismatch",
-            RequestFault::BadTransferEncoding => "bad_transfer_encoding",
-            RequestFault::LengthAndChunked => "length_and_chunked",
-            RequestFault::BadContentLength => "bad_content_length",
-            RequestFault::BareLineEnd => "bare_line_end",
-            RequestFault::MalformedHead => "malformed_head",
-            RequestFault::UnfollowableFraming => "unfollowable_framing",
-            RequestFault::TooManyHeaders => "too_many_headers",
-            RequestFault::UnsupportedTarget => "unsupported_target",
-            RequestFault::UnsettledPath => "unsettled_path",
-            RequestFault::SamlMessage => "saml_message_outside_acs",
-            RequestFault::UnknownHost => "unknown_host",
-            RequestFault::UpgradeRefused => "upgrade_refused",
-        }
-    }
-}
-
-/// The checks every request gets, whatever its HTTP version, on the head the handler sees. For
-/// HTTP/1.1 the framing watcher (framing.rs) has judged the bytes already; HTTP/2 requests get
-/// the same limits and normalizations here (RFC 9113 §8.2.3, §8.3), so that the platform, which
-/// always gets HTTP/1.1, never sees a request from an HTTP/2 client that an HTTP/1.1 client
-/// could not have sent.
-pub fn check_request(parts: &mut Parts, max_headers: usize) -> Result<(), RequestFault> {
-    // CONNECT (authority form, RFC 9112 §3.2.3) asks for a tunnel and `*` (asterisk form,
-    // §3.2.4) asks about the server itself: neither names a resource of the platform, and
-    // neither has a path for the checks below to decide on. 400, not 405: a 405 must list the
-    // methods the resource allows (RFC 9110 §15.5.6), which only the platform knows.
-    if parts.method == http::Method::CONNECT || parts.uri.path() == "*" {
-        return Err(RequestFault::UnsupportedTarget);
-    }
-    check_framing(parts)?;
-    join_cookies(&mut parts.headers);
-    // Counted after the cookie crumbs are joined: an HTTP/2 browser's crumbs are the one Cookie
-    // line it sends over HTTP/1.1, where hyper counts `limits.max_headers` on the lines read.
-    if parts.headers.len() > max_headers {
-        return Err(RequestFault::TooManyHeaders);
-    }
-    Ok(())
-}
-
-/// Framing checks on the head (request smuggling). A Transfer-Encoding repeated or listing more
-/// than `chunked` is refused, since nymgate supports no other transfer coding and a list is how
-/// obfuscation hides. Content-Length must be one field of one decimal number: RFC 9110 §8.6 lets a
-/// recipient collapse repeated equal values, but a front end that reads the first of `5` and
-/// `5, 6` differently is how smuggling starts, and no client needs to repeat it. hyper keeps one
-/// of several equal HTTP/1.1 lines (the watcher refuses those, framing.rs), and HTTP/2 passes them
-/// all on: refused here for both.
-pub fn check_framing(parts: &Parts) -> Result<(), RequestFault> {
-    let mut te = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
-    if let Some(first) = te.next() {
-        let only_chunked = first.as_bytes().trim_ascii().eq_ignore_ascii_case(b"chunked");
-        if !only_chunked || te.next().is_some() {
-            return Err(RequestFault::BadTransferEncoding);
-        }
-        if parts.headers.contains_key(header::CONTENT_LENGTH) {
-            return Err(RequestFault::LengthAndChunked);
-        }
-    }
-    let mut lengths = parts.headers.get_all(header::CONTENT_LENGTH).iter();
-    if let Some(first) = lengths.next() {
-        let digits = first.as_bytes();
-        if lengths.next().is_some() || digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-            return Err(RequestFault::BadContentLength);
-        }
-    }
-    Ok(())
-}
-
-/// Several `cookie` fields become one, joined with `; ` (RFC 9113 §8.2.3: HTTP/2 clients may
-/// split cookies into crumbs, and they must be joined before an HTTP/1.1 hop; RFC 6265 §5.4: an
-/// HTTP/1.1 client sends one line). The platform and nymgate's own cookie reading then see one
-/// value, whatever the client sent.
-fn join_cookies(headers: &mut HeaderMap) {
-    let mut crumbs = headers.get_all(header::COOKIE).iter();
-    if crumbs.next().is_none() || crumbs.next().is_none() {
-        return;
-    }
-    let mut joined = BytesMut::new();
-    for crumb in headers.get_all(header::COOKIE) {
-        if !joined.is_empty() {
-            joined.extend_from_slice(b"; ");
-        }
-        joined.extend_from_slice(crumb.as_bytes());
-    }
-    // Valid field values joined by "; " are a valid field value.
-    if let Ok(value) = HeaderValue::from_maybe_shared(joined.freeze()) {
-        headers.insert(header::COOKIE, value);
-    }
-}
-
-/// The request's host (`host[:port]`), checked: exactly one Host line, the same as the target's
-/// authority when both are present, and only characters a host can have (RFC 3986 §3.2.2), so
-/// that no path separator, `..`, `@` or control character reaches the platform's routing.
-pub fn validated_host(parts: &Parts) -> Result<String, RequestFault> {
-    let mut lines = parts.headers.get_all(header::HOST).iter();
-    let host_line = lines.next();
-    if lines.next().is_some() {
-        return Err(RequestFault::DuplicateHost);
-    }
-    let authority = parts.uri.authority().map(|a| a.as_str());
-    let host = match (host_line, authority) {
-        (Some(line), Some(auth)) => {
-            let line = line.to_str().map_err(|_| RequestFault::BadHost)?;
-            if !line.eq_ignore_ascii_case(auth) {
-                return Err(RequestFault::HostMismatch);
-            }
-            line
-        }
-        (Some(line), None) => line.to_str().map_err(|_| RequestFault::BadHost)?,
-        (None, Some(auth)) if parts.version == Version::HTTP_2 || parts.version == Version::HTTP_3 => auth,
-        _ => return Err(RequestFault::MissingHost),
-    };
-    if is_valid_host(host) {
-        Ok(host.to_ascii_lowercase())
-    } else {
-        Err(RequestFault::BadHost)
-    }
-}
-
-fn is_valid_host(host: &str) -> bool {
-    if host.is_empty() || host.len() > 255 {
-        return false;
-    }
-    let (name, port) = if let Some(rest) = host.strip_prefix('[') {
-        let Some((literal, after)) = rest.split_once(']') else { return false };
-        if literal.parse::<std::net::Ipv6Addr>().is_err() {
-            return false;
-        }
-        (None, after.strip_prefix(':').map(Some).unwrap_or(if after.is_empty() { None } else { Some("x") }))
-    } else {
-        match host.rsplit_once(':') {
-            Some((n, p)) => (Some(n), Some(p)),
-            None => (Some(host), None),
-        }
-    };
-    if let Some(port) = port {
-        if port.is_empty() || port.len() > 5 || !port.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-    }
-    match name {
-        None => true,
-        Some(name) => {
-            !name.is_empty()
-                && !name.contains("..")
-                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b'_')
-        }
-    }
-}
 
 /// Identity header families, by prefix of the canonical name: whatever follows the prefix, a
 /// header of the family asserts who the user is (or carries their token or certificate) to the

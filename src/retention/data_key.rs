@@ -23,12 +23,18 @@ pub(super) fn stored(
 /// 1, is wrapped again, so that retiring old versions after a rotation (docs/PSEUDONYMS.md)
 /// loses nothing and no replica in a rolling reload is left with a key it cannot unwrap; in
 /// format 1 the tenant's records move to format 2 in the same transaction. An offboarded tenant
-/// gets nothing: `Offboarded`, before anything is written.
-pub(super) fn writable(db: &mut dyn Db, tenant: &str, keys: &WrapKeys) -> Result<[u8; 32], RetentionError> {
+/// gets nothing: `Offboarded`, before anything is written. `now` (unix seconds) judges which
+/// replicas are live; the caller reads the clock (clock.rs: one read per operation, passed in).
+pub(super) fn writable(
+    db: &mut dyn Db,
+    tenant: &str,
+    keys: &WrapKeys,
+    now: u64,
+) -> Result<[u8; 32], RetentionError> {
     if db.offboarded(tenant)? {
         return Err(RetentionError::Offboarded);
     }
-    let live = replicas::live(db, crate::clock::unix_now())?;
+    let live = replicas::live(db, now)?;
     let target = replicas::wrap_version(keys, &live);
     let Some((version, nonce, wrapped)) = db.data_key_row(tenant)? else {
         // No version every replica holds: the current one (a replica that can't unwrap it

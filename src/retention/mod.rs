@@ -333,9 +333,10 @@ impl RetentionStore {
         forgotten.map_err(|e| RetentionError::NotForgotten(e.to_string()))
     }
 
-    /// Writes (or replaces) `account_number`'s record at a login, with `last_seen = now`. A
-    /// restriction stays as it was; a stored record that fails its integrity check is refused
-    /// (its restriction can't be trusted, so the login must not launder it into a new record).
+    /// Writes (or replaces) `account_number`'s record at a login, with `last_seen = now`; the
+    /// replicas live at `now` decide the data key's wrapping (data_key.rs). A restriction stays
+    /// as it was; a stored record that fails its integrity check is refused (its restriction
+    /// can't be trusted, so the login must not launder it into a new record).
     pub fn remember(
         &self,
         tenant: &str,
@@ -347,7 +348,7 @@ impl RetentionStore {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
         self.transact(false, move |db| {
-            let key = data_key::writable(db, &tenant, &keys)?;
+            let key = data_key::writable(db, &tenant, &keys, now)?;
             let restricted = verified(db, &tenant, &account, &key, false)?.is_some_and(|r| r.restricted);
             seal_and_put(db, &key, &tenant, &account, &plain, restricted, now as i64)
         })
@@ -389,8 +390,10 @@ impl RetentionStore {
     ) -> Result<bool, RetentionError> {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
         let plain = serde_json::to_vec(values).expect("strings serialize");
+        // Which replicas are live is judged at this one reading of the clock (data_key.rs).
+        let now = crate::clock::unix_now();
         self.transact(true, move |db| {
-            let key = data_key::writable(db, &tenant, &keys)?;
+            let key = data_key::writable(db, &tenant, &keys, now)?;
             let Some(old) = verified(db, &tenant, &account, &key, false)? else { return Ok(false) };
             seal_and_put(db, &key, &tenant, &account, &plain, old.restricted, old.last_seen as i64)?;
             Ok(true)
@@ -408,8 +411,10 @@ impl RetentionStore {
         restricted: bool,
     ) -> Result<bool, RetentionError> {
         let (tenant, keys, account) = (tenant.to_owned(), keys.clone(), account_number.to_owned());
+        // Which replicas are live is judged at this one reading of the clock (data_key.rs).
+        let now = crate::clock::unix_now();
         self.transact(false, move |db| {
-            let key = data_key::writable(db, &tenant, &keys)?;
+            let key = data_key::writable(db, &tenant, &keys, now)?;
             let Some(old) = verified(db, &tenant, &account, &key, false)? else { return Ok(false) };
             let plain = serde_json::to_vec(&old.values).expect("strings serialize");
             seal_and_put(db, &key, &tenant, &account, &plain, restricted, old.last_seen as i64)?;
@@ -486,11 +491,13 @@ impl RetentionStore {
     /// are not yet. Returns the version it is wrapped under, `None` without a data key.
     pub fn rewrap(&self, tenant: &str, keys: &WrapKeys) -> Result<Option<u32>, RetentionError> {
         let (tenant, keys) = (tenant.to_owned(), keys.clone());
+        // Which replicas are live is judged at this one reading of the clock (data_key.rs).
+        let now = crate::clock::unix_now();
         self.transact(false, move |db| {
             if db.data_key_row(&tenant)?.is_none() {
                 return Ok(None);
             }
-            data_key::writable(db, &tenant, &keys)?;
+            data_key::writable(db, &tenant, &keys, now)?;
             Ok(db.data_key_row(&tenant)?.map(|(version, _, _)| version))
         })
     }

@@ -181,7 +181,7 @@ impl super::RetentionStore {
             for (tenant, keys) in &tenants {
                 match db.data_key_row(tenant)? {
                     Some((v, _, _)) if v == version => {
-                        super::data_key::writable(db, tenant, keys)?;
+                        super::data_key::writable(db, tenant, keys, now)?;
                         match db.data_key_row(tenant)? {
                             Some((v, _, _)) if v == version => left.push(format!(
                                 "tenant {tenant}'s data key is still wrapped under version {version}"

@@ -5,32 +5,35 @@
 //! keys from the JWKS cache its tenants share (key_cache.rs: a refresh schedule and a bounded
 //! refetch on an unknown `kid`), RFC 9207 `iss`, `nbf`, `azp`, `iat`, the userinfo `sub`
 //! match, required claims, and Entra ID's multi-tenant issuer form.
+//!
+//! Rooms (issue 30): oidc_discovery.rs reads what the IdP publishes (discovery, its keys) and
+//! caches it; id_token.rs checks an ID token alone, for the fuzz target and the benchmark.
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
-use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
+use openidconnect::core::{CoreAuthenticationFlow, CoreClient, CoreIdToken, CoreJwsSigningAlgorithm};
 use openidconnect::{
-    AccessToken, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse, TokenUrl,
+    AccessToken, AuthorizationCode, CsrfToken, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::key_cache::{FetchedKeys, JwksCache, KeyCaches};
+use super::key_cache::{JwksCache, KeyCaches};
 use crate::config::issuer::same_issuer;
 use crate::config::{IdpKind, OidcTenantConfig, TenantConfig};
 use crate::idp_http::IdpHttp;
 use crate::secret::Secret;
 use crate::verify::identity::VerifiedIdentity;
 
+#[path = "oidc_discovery.rs"]
+mod discovery;
 #[path = "id_token.rs"]
 mod id_token;
+use discovery::Discovered;
 use id_token::decode_part;
 pub(crate) use id_token::json_fault;
 pub use id_token::{check_id_token, verify_id_token, IdTokenRules};
@@ -120,35 +123,6 @@ pub struct PendingOidc {
     /// platform's ForceAuthn): the ID token's `auth_time` must be this late (unix seconds).
     #[serde(default)]
     pub fresh_since: Option<i64>,
-}
-
-/// The IdP's discovery document: only the members nymgate uses (OIDC Discovery §3, RFC 9207
-/// §3, RP-Initiated Logout §2.1).
-#[derive(Debug, Clone, Deserialize)]
-struct Metadata {
-    issuer: String,
-    authorization_endpoint: String,
-    token_endpoint: String,
-    #[serde(default)]
-    userinfo_endpoint: Option<String>,
-    jwks_uri: String,
-    #[serde(default)]
-    end_session_endpoint: Option<String>,
-    #[serde(default)]
-    authorization_response_iss_parameter_supported: bool,
-}
-
-/// Discovery as fetched, with the client built from it.
-struct Discovered {
-    /// The exact `iss` expected in ID tokens and RFC 9207 parameters.
-    issuer: String,
-    client: RpClient,
-    /// The IdP's keys, shared with every tenant of the same JWKS (key_cache.rs).
-    jwks: Arc<JwksCache>,
-    userinfo_endpoint: Option<String>,
-    end_session_endpoint: Option<String>,
-    iss_parameter_supported: bool,
-    fetched: Instant,
 }
 
 /// One tenant's OIDC IdP.
@@ -247,145 +221,6 @@ impl OidcIdp {
         })
     }
 
-    /// The issuer ID tokens must carry: the discovered one, with Entra's `{tenantid}` template
-    /// filled with this tenant's directory id (the multi-tenant endpoints advertise the template).
-    fn expected_issuer(&self, advertised: &str) -> Result<String, OidcError> {
-        if advertised.contains("{tenantid}") {
-            let tid = self.entra_tid.as_deref().ok_or(OidcError::DiscoveryIssuerMismatch)?;
-            return Ok(advertised.replace("{tenantid}", tid));
-        }
-        // OIDC Discovery §4.3: the issuer in the document must be the one discovered, here in
-        // the canonical form (config/issuer.rs): an IdP that adds a trailing slash or writes
-        // its host in capitals is still this IdP. The advertised spelling is kept, and ID
-        // tokens and RFC 9207 parameters must carry it byte for byte (OIDC Core §3.1.3.7).
-        if !same_issuer(advertised, &self.discovery_url) {
-            return Err(OidcError::DiscoveryIssuerMismatch);
-        }
-        // And it must be the tenant's configured issuer, whose canonical form makes the account
-        // numbers: a `discovery_url` that names itself elsewhere is refused here, at the start,
-        // not at every pupil's login (Entra's tenant issuer is its directory id, pinned by `tid`).
-        if self.kind != IdpKind::Entra && !same_issuer(advertised, &self.explicit_issuer) {
-            return Err(OidcError::DiscoveryIssuerMismatch);
-        }
-        Ok(advertised.to_owned())
-    }
-
-    /// `what` names the document for the log: never its URL, which (for the JWKS) the IdP chose.
-    async fn fetch_json(&self, url: &str, what: &'static str) -> Result<Vec<u8>, OidcError> {
-        let response =
-            self.http.get(url, "application/json").await.map_err(|e| OidcError::Metadata(e.to_string()))?;
-        if !response.status().is_success() {
-            return Err(OidcError::Metadata(format!("the {what} answered {}", response.status().as_u16())));
-        }
-        Ok(response.into_body())
-    }
-
-    /// The IdP's keys for this tenant, no older than `jwks_refresh` (key_cache.rs).
-    async fn keys(&self, jwks: &JwksCache) -> Result<Arc<FetchedKeys>, OidcError> {
-        let keys =
-            jwks.fresh(self.jwks_refresh, self.jwks_refetch_interval).await.map_err(OidcError::Metadata)?;
-        // The set may be shared with tenants that allow other algorithms.
-        if !keys.keys.usable_with(&self.algorithms) {
-            return Err(OidcError::Metadata(
-                "JWKS: no signing key for the algorithms tenants.oidc.algorithms allows".into(),
-            ));
-        }
-        Ok(keys)
-    }
-
-    /// The discovery document (OIDC Discovery §4), and the issuer it names once checked
-    /// against the tenant's (`expected_issuer`).
-    async fn read_discovery(&self) -> Result<(Metadata, String), OidcError> {
-        let url = format!("{}/.well-known/openid-configuration", self.discovery_url.trim_end_matches('/'));
-        let body = self.fetch_json(&url, "discovery document").await?;
-        let metadata: Metadata = serde_json::from_slice(&body)
-            .map_err(|e| OidcError::Metadata(format!("discovery: {}", json_fault(&e))))?;
-        let issuer = self.expected_issuer(&metadata.issuer)?;
-        Ok((metadata, issuer))
-    }
-
-    async fn discover(&self) -> Result<Discovered, OidcError> {
-        let (metadata, issuer) = match &self.endpoints {
-            Some(endpoints) => (
-                Metadata {
-                    issuer: self.explicit_issuer.clone(),
-                    authorization_endpoint: endpoints.authorization.clone(),
-                    token_endpoint: endpoints.token.clone(),
-                    userinfo_endpoint: endpoints.userinfo.clone(),
-                    jwks_uri: endpoints.jwks.clone(),
-                    end_session_endpoint: endpoints.end_session.clone(),
-                    authorization_response_iss_parameter_supported: endpoints.iss_parameter,
-                },
-                self.explicit_issuer.clone(),
-            ),
-            None => self.read_discovery().await?,
-        };
-        let http = self.http.clone();
-        let jwks =
-            self.key_caches
-                .cache_for(&metadata.jwks_uri, self.ca_file.as_deref(), &self.tenant, || Arc::new(http));
-        // The keys are fetched with discovery (or found in the shared cache), so an IdP whose
-        // JWKS is unusable fails the login at its start, not after the person signed in.
-        self.keys(&jwks).await?;
-        let bad = |what: &str| OidcError::Metadata(format!("discovery: {what} is not a URL"));
-        let client = CoreClient::new(
-            ClientId::new(self.client_id.clone()),
-            IssuerUrl::new(issuer.clone()).map_err(|_| bad("issuer"))?,
-            CoreJsonWebKeySet::new(Vec::new()),
-        )
-        .set_client_secret(ClientSecret::new(
-            String::from_utf8_lossy(self.client_secret.expose()).into_owned(),
-        ))
-        .set_auth_uri(
-            AuthUrl::new(metadata.authorization_endpoint).map_err(|_| bad("authorization_endpoint"))?,
-        )
-        .set_token_uri(TokenUrl::new(metadata.token_endpoint).map_err(|_| bad("token_endpoint"))?)
-        .set_redirect_uri(self.redirect_uri.clone());
-        Ok(Discovered {
-            issuer,
-            client,
-            jwks,
-            userinfo_endpoint: metadata.userinfo_endpoint,
-            end_session_endpoint: metadata.end_session_endpoint,
-            iss_parameter_supported: metadata.authorization_response_iss_parameter_supported,
-            fetched: Instant::now(),
-        })
-    }
-
-    /// Discovery, cached for `metadata_ttl` (the keys have their own schedule, key_cache.rs).
-    /// When a refresh fails the stale copy serves on (an IdP blip must not stop logins).
-    async fn discovered(&self) -> Result<Arc<Discovered>, OidcError> {
-        if let Some(current) = self.cached.load_full() {
-            if current.fetched.elapsed() < self.metadata_ttl {
-                return Ok(current);
-            }
-        }
-        let _one_at_a_time = self.fetching.lock().await;
-        let stale = self.cached.load_full();
-        if let Some(current) = &stale {
-            if current.fetched.elapsed() < self.metadata_ttl {
-                return Ok(current.clone());
-            }
-        }
-        match self.discover().await {
-            Ok(fresh) => {
-                let fresh = Arc::new(fresh);
-                self.cached.store(Some(fresh.clone()));
-                Ok(fresh)
-            }
-            Err(error) => match stale {
-                // An IdP that now names another issuer is not having a blip: the cached copy
-                // would keep logins going under an issuer the IdP no longer claims.
-                Some(_) if error == OidcError::DiscoveryIssuerMismatch => Err(error),
-                Some(stale) => {
-                    tracing::warn!(tenant = self.tenant, reason = error.reason(), detail = %error, "IdP metadata refresh failed; using the cached copy");
-                    Ok(stale)
-                }
-                None => Err(error),
-            },
-        }
-    }
-
     /// Starts a login: the IdP's authorization URL and what the flow cookie must remember.
     /// `state` is chosen by the caller (it also names the flow cookie).
     pub async fn start(
@@ -441,18 +276,6 @@ impl OidcIdp {
 
     pub fn client_id(&self) -> &str {
         &self.client_id
-    }
-
-    /// At start and at a reload: whether the IdP's discovery document names this tenant's
-    /// issuer. An IdP that names another is refused then, with a clear error, rather than at the
-    /// first pupil's login; one that does not answer is retried at the first login.
-    /// Nothing is cached or fetched beyond the document: the first login still reads the
-    /// metadata and keys as it always does.
-    pub async fn check_issuer(&self) -> Result<(), OidcError> {
-        match &self.endpoints {
-            Some(_) => Ok(()),
-            None => self.read_discovery().await.map(|_| ()),
-        }
     }
 
     /// Finishes a login: checks the RFC 9207 `iss`, redeems the code with the PKCE verifier,
