@@ -18,7 +18,8 @@
 //!   framing), [`sanitize`], [`form_scan`], [`body`], [`client_ip`] (reduced at once),
 //!   [`store`] (single-use claims, memory or Redis), [`audit`], [`metrics`],
 //!   [`metrics_format`], [`metrics_login`], [`metrics_process`], [`telemetry`], [`alert`],
-//!   [`idp_http`] (the outbound HTTPS client), [`admin_address`].
+//!   [`idp_http`] (the outbound HTTPS client), [`admin_address`], [`web`] (the responses,
+//!   cookies and escaping nymgate's own endpoints share).
 //! - **Verify**: [`verify`], the only door: the SAML verifier (`saml_acs`, with `xml_bounds`
 //!   and `saml_metadata`) and the OIDC verifier (`oidc_rp`, with `jwks` and `key_cache`), and
 //!   the [`verify::identity::VerifiedIdentity`] only they can build; `vocabulary` spells what
@@ -100,3 +101,4 @@ pub mod tls_stream;
 pub mod upgrade;
 pub mod upstream;
 pub mod verify;
+pub mod web;

@@ -54,6 +54,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "conn_bounds",
             "store",
             "idp_http",
+            "web",
         ],
     ),
     // Verification of what a school's IdP sends: SAML responses and metadata, OIDC ID tokens and

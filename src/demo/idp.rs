@@ -25,7 +25,7 @@ use serde_json::{json, Map, Value};
 use super::saml_idp::SamlIdp;
 use super::{School, User, PASSWORD, USERS};
 use crate::clock::unix_now;
-use crate::login::pages::escape;
+use crate::web::escape;
 use crate::mint::{Algorithm, SigningKey};
 
 /// How long a code may wait for its redemption.

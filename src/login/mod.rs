@@ -55,7 +55,9 @@ use errors::*;
 mod web;
 pub use provider::basic_credentials;
 use web::*;
-pub use web::{cookie_value, form, safe_return_to};
+pub use crate::web::cookie_value;
+use crate::web::{clear_cookie, flow_cookie, json_response, redirect, set_cookie, strip_own_cookies, SameSite};
+pub use web::{form, safe_return_to};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -469,26 +471,6 @@ fn metadata_response(xml: String) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
-    response
-}
-
-fn redirect(location: &str) -> Response<Body> {
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = StatusCode::SEE_OTHER;
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
-    let mut response = Response::new(body::full(serde_json::to_vec(value).expect("JSON")));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
 }
 

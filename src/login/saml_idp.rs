@@ -13,7 +13,7 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use super::pages::escape;
+use crate::web::escape;
 use crate::audit::rfc3339;
 use crate::pseudonym::PseudonymousLogin;
 use crate::verify::saml_acs;
