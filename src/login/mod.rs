@@ -44,8 +44,9 @@ mod observe;
 mod oidc_flow;
 mod outcome;
 mod saml_flow;
-pub mod saml_idp;
 mod saml_out;
+#[cfg(test)]
+mod saml_platform_tests;
 pub mod saml_sp;
 mod saml_tenant;
 mod session;
@@ -80,6 +81,7 @@ use crate::clock::unix_now;
 use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
 use crate::metrics_login::Step;
+use crate::mint::saml_idp::{self, MAX_RELAY_STATE};
 use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use crate::pseudonym::keyring::Keyring;
 use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin, Sector};
@@ -115,9 +117,6 @@ enum Next {
     /// SAML output: a signed Response posted to the platform's ACS (saml_idp.rs).
     SamlSp(saml_idp::SpRequest),
 }
-
-/// SAML Bindings §3.5.3: RelayState "MUST NOT exceed 80 bytes".
-const MAX_RELAY_STATE: usize = 80;
 
 /// An xsd:ID (an NCName, XML Schema Part 2 §3.3.8), bounded: what an ID or InResponseTo may
 /// be. ASCII only, which every SAML library's generated IDs are.

@@ -5,7 +5,7 @@
 
 use http::Response;
 
-use super::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
+use crate::mint::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
 use super::{pages, saml_sp, FlowError, LoginContext, Next};
 use crate::body::Body;
 use crate::clock::unix_now;

@@ -8,6 +8,8 @@
 //! always has the same `kid` on every replica. Rotation: a new current key signs; previous keys
 //! stay in the JWKS until every token they signed has expired.
 
+pub mod saml_idp;
+
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
