@@ -25,8 +25,8 @@ use serde_json::{json, Map, Value};
 use super::saml_idp::SamlIdp;
 use super::{School, User, PASSWORD, USERS};
 use crate::clock::unix_now;
-use crate::web::escape;
 use crate::mint::{Algorithm, SigningKey};
+use crate::web::escape;
 
 /// How long a code may wait for its redemption.
 const CODE_LIFETIME: u64 = 60;

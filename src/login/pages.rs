@@ -355,7 +355,6 @@ pub fn transparency(
 mod tests {
     use super::*;
 
-
     /// Every page that ends a sign-in offers a way back to the start, in the page's language.
     #[test]
     fn the_failed_and_signed_out_pages_offer_a_way_to_start_again() {

@@ -95,7 +95,6 @@ fn response_carries_two_signatures_and_only_pseudonymous_values() {
     assert!(!xml.contains("email") && !xml.contains("<?xml"), "{xml}");
 }
 
-
 #[test]
 fn authn_requests_are_checked_against_the_registered_sp() {
     let (idp, _, sp) = parties(true);
@@ -119,7 +118,6 @@ fn authn_requests_are_checked_against_the_registered_sp() {
         assert!(idp.read_redirect(junk, now()).is_err(), "{junk}");
     }
 }
-
 
 #[test]
 fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {

@@ -13,10 +13,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use crate::web::escape;
 use crate::audit::rfc3339;
 use crate::pseudonym::PseudonymousLogin;
 use crate::verify::saml_acs;
+use crate::web::escape;
 
 #[path = "saml_idp_request.rs"]
 mod request;
