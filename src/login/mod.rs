@@ -33,16 +33,15 @@ pub mod blocking;
 mod commit;
 mod offboarding;
 pub use offboarding::announce_replica;
-pub mod pages;
-mod provider;
-pub mod retention_api;
-pub use provider::pkce_s256;
 mod build;
 mod errors;
 mod flow_identity;
 mod observe;
 mod oidc_flow;
 mod outcome;
+pub mod pages;
+mod provider;
+pub mod retention_api;
 mod saml_flow;
 mod saml_out;
 #[cfg(test)]
@@ -54,10 +53,11 @@ mod sso;
 mod tenant_choice;
 use errors::*;
 mod web;
-pub use provider::basic_credentials;
-use web::*;
 pub use crate::web::cookie_value;
-use crate::web::{clear_cookie, flow_cookie, json_response, redirect, set_cookie, strip_own_cookies, SameSite};
+use crate::web::{
+    clear_cookie, flow_cookie, json_response, redirect, set_cookie, strip_own_cookies, SameSite,
+};
+use web::*;
 pub use web::{form, safe_return_to};
 
 use std::collections::HashMap;
@@ -81,6 +81,9 @@ use crate::clock::unix_now;
 use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
 use crate::metrics_login::Step;
+/// The provider face's pieces under their old paths (the fuzz targets, the demo and the load test).
+pub use crate::mint::provider::{basic_credentials, pkce_s256, IssuedCode};
+use crate::mint::provider::{oauth_error, Provider};
 use crate::mint::saml_idp::{self, MAX_RELAY_STATE};
 use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
 use crate::pseudonym::keyring::Keyring;
@@ -94,7 +97,6 @@ use crate::verify::oidc_rp::{OidcError, OidcIdp, PendingOidc};
 use crate::verify::saml_acs;
 use commit::{Decided, PendingRecord, ProbeGate};
 use observe::StepClock;
-pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
 
 /// Every nymgate endpoint starts with this (the config refuses paths under it, so it lives there).
@@ -111,7 +113,7 @@ const STORE_CAPACITY: usize = 1_000_000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Next {
     /// Provider output: answer the platform's authorization request with a code.
-    Platform(provider::AuthorizeRequest),
+    Platform(crate::mint::provider::AuthorizeRequest),
     /// Assertion output: a session cookie, then back to where the browser was going.
     Session { return_to: String },
     /// SAML output: a signed Response posted to the platform's ACS (saml_idp.rs).
@@ -206,9 +208,11 @@ pub struct Login {
     /// `{public_url}/nymgate`: the issuer of nymgate's tokens.
     issuer: String,
     output: LoginOutput,
-    sealer: Sealer,
+    /// Seals flow cookies and checked platform requests; shared with the provider and sessions.
+    sealer: Arc<Sealer>,
     pseudonymizer: Pseudonymizer,
-    minter: Minter,
+    /// nymgate's token signer, whose keys `/jwks` publishes; the provider and sessions sign with it.
+    minter: Arc<Minter>,
     tenants: Vec<Tenant>,
     oidc: HashMap<String, OidcIdp>,
     email_domains: HashMap<String, String>,
@@ -216,11 +220,10 @@ pub struct Login {
     store: Arc<Store>,
     /// What `store` was built from, to know on reload whether it can be kept.
     store_config: crate::config::StoreConfig,
-    clients: HashMap<String, provider::PlatformClient>,
+    /// nymgate as the platform's OIDC provider (mint/provider.rs): its clients, codes, tokens.
+    provider: Provider,
     flow_lifetime: u64,
     session_lifetime: u64,
-    token_lifetime: u64,
-    code_lifetime: u64,
     assertion: AssertionSettings,
     /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
@@ -386,14 +389,14 @@ impl Login {
             (&Method::GET, "/jwks") => {
                 json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
             }
-            (&Method::GET, "/.well-known/openid-configuration") if provider => self.discovery(),
+            (&Method::GET, "/.well-known/openid-configuration") if provider => self.provider.discovery(),
             (&Method::GET, "/authorize") if provider => self.authorize(query, &parts.headers, ctx).await,
             (&Method::POST, "/token") if provider => match read_form(incoming, ctx).await {
-                Ok(body) => self.token(&parts.headers, &body).await,
-                Err(status) => provider::oauth_error(status, "invalid_request", "unreadable request body"),
+                Ok(body) => self.provider.token(&parts.headers, &body, &self.store, &self.metrics).await,
+                Err(status) => oauth_error(status, "invalid_request", "unreadable request body"),
             },
-            (&Method::GET, "/userinfo") if provider => self.userinfo(&parts.headers),
-            (&Method::POST, "/userinfo") if provider => self.userinfo(&parts.headers),
+            (&Method::GET, "/userinfo") if provider => self.provider.userinfo(&parts.headers),
+            (&Method::POST, "/userinfo") if provider => self.provider.userinfo(&parts.headers),
             _ => {
                 let mut response = Response::new(body::full("404 Not Found\n"));
                 *response.status_mut() = StatusCode::NOT_FOUND;

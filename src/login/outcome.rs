@@ -118,7 +118,7 @@ impl Login {
     ) -> Result<(Response<Body>, PseudonymousLogin), FlowError> {
         match next {
             Next::Platform(request) => {
-                let response = self.issue_code(&request, &login, now)?;
+                let response = self.provider.issue_code(&request, &login, now);
                 Ok((response, login))
             }
             Next::SamlSp(request) => {

@@ -8,6 +8,7 @@
 //! always has the same `kid` on every replica. Rotation: a new current key signs; previous keys
 //! stay in the JWKS until every token they signed has expired.
 
+pub mod provider;
 pub mod saml_idp;
 
 use aws_lc_rs::rand::SystemRandom;

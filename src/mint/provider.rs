@@ -1,7 +1,15 @@
 //! nymgate as the platform's OIDC provider (OIDC Core §3.1, RFC 6749 §4.1, RFC 7636, RFC 9207):
-//! discovery, authorize, token, userinfo. Codes are single-use, short-lived, bound to client,
-//! redirect URI and PKCE challenge; access tokens are sealed values that only carry the
-//! pseudonymous claims, so `/userinfo` needs no store and any replica answers it.
+//! discovery, the authorization request's checks, token, userinfo. Codes are single-use,
+//! short-lived, bound to client, redirect URI and PKCE challenge; access tokens are sealed values
+//! that only carry the pseudonymous claims, so `/userinfo` needs no store and any replica
+//! answers it.
+//!
+//! [`Provider`] holds what this face needs and nothing of a login flow: which school, the
+//! chooser and the login at the school are the flows' (login/provider.rs), which hand it the
+//! platform's request to check and, after the login, the pseudonymous login to issue a code for.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
@@ -10,13 +18,15 @@ use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{form, json_response, redirect, FlowError, Login, LoginContext, Next, PREFIX};
+use super::{Minter, TokenRequest};
 use crate::body::Body;
 use crate::clock::unix_now;
-use crate::mint::TokenRequest;
+use crate::metrics::Metrics;
 use crate::pseudonym::PseudonymousLogin;
+use crate::seal::Sealer;
 use crate::secret::Secret;
-use crate::store::Space;
+use crate::store::{Space, Store};
+use crate::web::{json_response, redirect};
 
 /// A registered platform client.
 pub struct PlatformClient {
@@ -29,7 +39,7 @@ pub struct PlatformClient {
 
 impl AuthorizeRequest {
     /// The platform client that asked, whose sector the login's number is made for.
-    pub(super) fn client_id(&self) -> &str {
+    pub fn client_id(&self) -> &str {
         &self.client_id
     }
 }
@@ -114,9 +124,50 @@ fn with_params(uri: &str, params: &[(&str, &str)]) -> String {
     format!("{uri}{sep}{}", query.finish())
 }
 
-impl Login {
+/// Why an authorization request is not taken on (RFC 6749 §4.1.2.1).
+pub enum AuthorizeRefusal {
+    /// The client or its redirect URI is not registered: an error page, never a redirect; the
+    /// reason code for the page, the audit and the metrics.
+    Page(&'static str),
+    /// Any other error: the answer that takes it back to the platform's redirect URI.
+    Redirect(Box<Response<Body>>),
+}
+
+/// nymgate's OIDC provider face toward the platform (`login.output = "provider"`).
+pub struct Provider {
+    /// `{public_url}/nymgate`: named in discovery and as `iss` in every answer (RFC 9207).
+    issuer: String,
+    /// The registered platform clients (`[[login.clients]]`), by client id.
+    clients: HashMap<String, PlatformClient>,
+    /// Signs the ID tokens; shared with the sessions, and published at `/jwks`.
+    minter: Arc<Minter>,
+    /// Seals codes and access tokens, so that any replica redeems and answers them.
+    sealer: Arc<Sealer>,
+    /// How long a code waits for `/token`, in seconds (`login.code_lifetime`).
+    code_lifetime: u64,
+    /// How long ID and access tokens are valid, in seconds (`login.token_lifetime`).
+    token_lifetime: u64,
+}
+
+impl Provider {
+    pub fn new(
+        issuer: &str,
+        clients: HashMap<String, PlatformClient>,
+        minter: Arc<Minter>,
+        sealer: Arc<Sealer>,
+        code_lifetime: u64,
+        token_lifetime: u64,
+    ) -> Self {
+        Self { issuer: issuer.to_owned(), clients, minter, sealer, code_lifetime, token_lifetime }
+    }
+
+    /// A registered platform client.
+    pub fn client(&self, id: &str) -> Option<&PlatformClient> {
+        self.clients.get(id)
+    }
+
     /// `/nymgate/.well-known/openid-configuration` (OIDC Discovery §3).
-    pub(super) fn discovery(&self) -> Response<Body> {
+    pub fn discovery(&self) -> Response<Body> {
         let issuer = &self.issuer;
         let document = json!({
             "issuer": issuer,
@@ -139,23 +190,21 @@ impl Login {
         json_response(StatusCode::OK, &document, "public, max-age=300")
     }
 
-    /// `/nymgate/authorize`. An unknown client or unregistered redirect URI gets an error page,
-    /// never a redirect (RFC 6749 §4.1.2.1); other errors go back to the platform.
-    pub(super) async fn authorize(
+    /// `/nymgate/authorize`'s parameters checked: the platform's request to carry through the
+    /// school login. An unknown client or unregistered redirect URI gets an error page, never a
+    /// redirect (RFC 6749 §4.1.2.1); other errors go back to the platform.
+    pub fn authorize_request(
         &self,
-        query: &str,
-        headers: &HeaderMap,
-        ctx: &LoginContext<'_>,
-    ) -> Response<Body> {
-        let params = form(query);
+        params: &HashMap<String, String>,
+    ) -> Result<AuthorizeRequest, AuthorizeRefusal> {
         let get = |name: &str| params.get(name).map(String::as_str);
         let Some(client) = get("client_id").and_then(|id| self.clients.get(id)) else {
-            return self.failed(None, FlowError::BadRequest("unknown_client"), ctx, None).await;
+            return Err(AuthorizeRefusal::Page("unknown_client"));
         };
         let Some(redirect_uri) =
             get("redirect_uri").filter(|uri| client.redirect_uris.iter().any(|r| r == uri))
         else {
-            return self.failed(None, FlowError::BadRequest("unregistered_redirect_uri"), ctx, None).await;
+            return Err(AuthorizeRefusal::Page("unregistered_redirect_uri"));
         };
         let state = get("state");
         let back = |error: &str, description: &str| {
@@ -164,7 +213,7 @@ impl Login {
                 list.push(("state", state));
             }
             list.push(("iss", &self.issuer));
-            redirect(&with_params(redirect_uri, &list))
+            Err(AuthorizeRefusal::Redirect(Box::new(redirect(&with_params(redirect_uri, &list)))))
         };
         if get("response_type") != Some("code") {
             return back("unsupported_response_type", "only response_type=code");
@@ -177,46 +226,22 @@ impl Login {
             (Some(c), Some("S256")) if c.len() == 43 && URL_SAFE_NO_PAD.decode(c).is_ok() => c,
             _ => return back("invalid_request", "PKCE with code_challenge_method=S256 is required"),
         };
-        let request = AuthorizeRequest {
+        Ok(AuthorizeRequest {
             client_id: client.id.clone(),
             redirect_uri: redirect_uri.to_owned(),
             state: state.map(str::to_owned),
             nonce: get("nonce").map(str::to_owned),
             code_challenge: challenge.to_owned(),
-        };
-        // Which school: `tenant` (nymgate's parameter), a login_hint domain, or the chooser.
-        let hint = get("login_hint");
-        let tenant =
-            get("tenant").map(str::to_owned).or_else(|| self.tenant_for_hint(params.get("login_hint")));
-        match tenant {
-            Some(tenant) => self.start_or_fail(&tenant, hint, Next::Platform(request), ctx).await,
-            None => {
-                // The platform's authorization request rides along: in each school's link, and
-                // in the search form.
-                let hidden: Vec<(String, String)> =
-                    openidconnect::url::form_urlencoded::parse(query.as_bytes())
-                        .filter(|(k, _)| k != "q")
-                        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                        .collect();
-                let href = |id: &str| {
-                    let request: String = openidconnect::url::form_urlencoded::Serializer::new(String::new())
-                        .extend_pairs(hidden.iter())
-                        .append_pair("tenant", id)
-                        .finish();
-                    format!("{PREFIX}/authorize?{request}")
-                };
-                self.chooser(headers, ctx, &href, &hidden, &params)
-            }
-        }
+        })
     }
 
     /// After the school login: a fresh code, stored until `/token`, and back to the platform.
-    pub(super) fn issue_code(
+    pub fn issue_code(
         &self,
         request: &AuthorizeRequest,
         login: &PseudonymousLogin,
         now: u64,
-    ) -> Result<Response<Body>, FlowError> {
+    ) -> Response<Body> {
         let issued = IssuedCode {
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
@@ -231,7 +256,7 @@ impl Login {
             params.push(("state", state));
         }
         params.push(("iss", &self.issuer));
-        Ok(redirect(&with_params(&request.redirect_uri, &params)))
+        redirect(&with_params(&request.redirect_uri, &params))
     }
 
     /// The client's credentials: HTTP Basic (with form-urlencoded parts, RFC 6749 §2.3.1) or
@@ -239,7 +264,7 @@ impl Login {
     fn authenticate_client(
         &self,
         headers: &HeaderMap,
-        body: &std::collections::HashMap<String, String>,
+        body: &HashMap<String, String>,
     ) -> Result<&PlatformClient, Box<Response<Body>>> {
         let basic =
             headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(basic_credentials);
@@ -273,11 +298,14 @@ impl Login {
         }
     }
 
-    /// `/nymgate/token`: redeems a code once (RFC 6749 §4.1.3, RFC 7636 §4.6).
-    pub(super) async fn token(
+    /// `/nymgate/token`: redeems a code once (RFC 6749 §4.1.3, RFC 7636 §4.6). Its single use
+    /// is a claim in the login face's shared `store`; refusals are counted in `metrics`.
+    pub async fn token(
         &self,
         headers: &HeaderMap,
-        body: &std::collections::HashMap<String, String>,
+        body: &HashMap<String, String>,
+        store: &Store,
+        metrics: &Metrics,
     ) -> Response<Body> {
         let client = match self.authenticate_client(headers, body) {
             Ok(client) => client,
@@ -289,7 +317,7 @@ impl Login {
         let now = unix_now();
         let invalid_grant = |why: &'static str| {
             tracing::info!(reason = why, "authorization code refused");
-            self.metrics.rejected("token_invalid_grant");
+            metrics.rejected("token_invalid_grant");
             oauth_error(
                 StatusCode::BAD_REQUEST,
                 "invalid_grant",
@@ -307,12 +335,12 @@ impl Login {
         };
         // Spent before any other check: a code that fails a check is spent all the same.
         // Claimed until its sealed expiry, after which opening it fails anyway.
-        match self.store.claim(Space::Code, code, now + self.code_lifetime, now).await {
+        match store.claim(Space::Code, code, now + self.code_lifetime, now).await {
             Ok(true) => {}
             Ok(false) => return invalid_grant("unknown_or_used_code"),
             Err(error) => {
                 tracing::warn!(%error, "authorization code not redeemed: the store did not answer");
-                self.metrics.rejected("token_store_unavailable");
+                metrics.rejected("token_store_unavailable");
                 return oauth_error(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
@@ -363,7 +391,7 @@ impl Login {
     }
 
     /// `/nymgate/userinfo` (OIDC Core §5.3): the same pseudonymous claims as the ID token.
-    pub(super) fn userinfo(&self, headers: &HeaderMap) -> Response<Body> {
+    pub fn userinfo(&self, headers: &HeaderMap) -> Response<Body> {
         let token = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
