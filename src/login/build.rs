@@ -185,6 +185,20 @@ impl Login {
         });
         let audit = Arc::new(AuditSink::from_config(&config.audit));
         let admin_refusals = admin_refusals::AdminRefusals::new(audit.clone(), metrics.clone());
+        let assertion = AssertionSettings {
+            header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
+                .map_err(|_| ConfigProblem::new("login.assertion.header", "is not a header name"))?,
+            audience: login.assertion.audience.clone(),
+            lifetime_secs: login.assertion.lifetime.as_secs(),
+            require_login: login.assertion.require_login,
+        };
+        let sessions = Sessions::new(
+            sealer.clone(),
+            minter.clone(),
+            login.session_lifetime.as_secs(),
+            login.output == LoginOutput::AssertionHeader,
+            assertion,
+        );
         let provider = Provider::new(
             &issuer,
             clients,
@@ -242,14 +256,7 @@ impl Login {
             store_config: config.store.clone(),
             provider,
             flow_lifetime: login.flow_lifetime.as_secs(),
-            session_lifetime: login.session_lifetime.as_secs(),
-            assertion: AssertionSettings {
-                header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
-                    .map_err(|_| ConfigProblem::new("login.assertion.header", "is not a header name"))?,
-                audience: login.assertion.audience.clone(),
-                lifetime_secs: login.assertion.lifetime.as_secs(),
-                require_login: login.assertion.require_login,
-            },
+            sessions,
             audit,
             admin_refusals,
             audit_probe: ProbeGate::default(),

@@ -54,9 +54,7 @@ mod tenant_choice;
 use errors::*;
 mod web;
 pub use crate::web::cookie_value;
-use crate::web::{
-    clear_cookie, flow_cookie, json_response, redirect, set_cookie, strip_own_cookies, SameSite,
-};
+use crate::web::{clear_cookie, flow_cookie, json_response, redirect, set_cookie, SameSite};
 use web::*;
 pub use web::{form, safe_return_to};
 
@@ -71,7 +69,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::alert::{AlertKind, Alerts};
 use crate::audit::{AuditEvent, AuditSink};
@@ -85,7 +83,8 @@ use crate::metrics_login::Step;
 pub use crate::mint::provider::{basic_credentials, pkce_s256, IssuedCode};
 use crate::mint::provider::{oauth_error, Provider};
 use crate::mint::saml_idp::{self, MAX_RELAY_STATE};
-use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
+use crate::mint::session::{AssertionSettings, Sessions};
+use crate::mint::{Algorithm, Minter, SigningKey};
 use crate::pseudonym::keyring::Keyring;
 use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin, Sector};
 use crate::seal::Sealer;
@@ -102,7 +101,6 @@ use tenant_choice::{ChoiceError, TenantChoice};
 /// Every nymgate endpoint starts with this (the config refuses paths under it, so it lives there).
 pub use crate::config::PREFIX;
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
-const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.
 const SCHOOL_COOKIE: &str = "__Host-nymgate-school";
 const SCHOOL_COOKIE_LIFETIME: u64 = 365 * 24 * 3600;
@@ -180,27 +178,10 @@ struct Flow {
     next: Next,
 }
 
-/// What a session cookie holds: the pseudonymous claims and nothing else.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Session {
-    claims: Map<String, Value>,
-    /// Names (never values) of what the IdP sent and the platform does not get.
-    #[serde(default)]
-    removed: Vec<String>,
-}
-
 /// One tenant as the login face knows it.
 struct Tenant {
     id: String,
     name: String,
-}
-
-/// `[login.assertion]`, compiled.
-struct AssertionSettings {
-    header: http::HeaderName,
-    audience: String,
-    lifetime_secs: u64,
-    require_login: bool,
 }
 
 /// The login face, shared by every worker (its stores must be one per process).
@@ -223,8 +204,8 @@ pub struct Login {
     /// nymgate as the platform's OIDC provider (mint/provider.rs): its clients, codes, tokens.
     provider: Provider,
     flow_lifetime: u64,
-    session_lifetime: u64,
-    assertion: AssertionSettings,
+    /// The assertion output's sessions and signed header (mint/session.rs).
+    sessions: Sessions,
     /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
     /// nymgate as the platform's SAML IdP, when `[login.saml_idp]` is configured.
@@ -342,7 +323,7 @@ impl Login {
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
             (&Method::GET, "/logged-out") => pages::logged_out(ctx.lang, &self.branding),
             (&Method::GET, "/me") => {
-                let session = self.session_with_removed(&parts.headers);
+                let session = self.sessions.read(&parts.headers);
                 let tenant = session.as_ref().and_then(|s| s.claims.get("tenant")?.as_str());
                 let shown = session.as_ref().map(|s| (&s.claims, s.removed.as_slice()));
                 pages::transparency(ctx.lang, self.branding_for(tenant), shown)

@@ -10,6 +10,7 @@
 
 pub mod provider;
 pub mod saml_idp;
+pub mod session;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
