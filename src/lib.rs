@@ -27,7 +27,9 @@
 //! - **Pseudonym**: [`pseudonym`] (account numbers, the keyring, the claim policy and the guard;
 //!   its only login entry takes a verified identity) and [`retention`] (the few values a
 //!   customer requires kept, sealed and bound, with replicas' key versions and offboarding).
-//! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (tokens).
+//! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (what the
+//!   platform receives, below the flows: the token signer, the OIDC provider face, the SAML IdP
+//!   face, the sessions and their signed header; its `mod.rs` maps its rooms).
 //! - **Pipeline**: [`gateway`] (the composition root: everything below built from a config, at
 //!   start and per reload, errors naming their field), [`pipeline`] (the request path top to
 //!   bottom: a per-request context, then admit, nymgate's own endpoint, interception or the

@@ -18,15 +18,22 @@
 //! - `oidc_flow.rs`: the start at the school's IdP and the OIDC callback;
 //! - `saml_flow.rs`: a school's SAML Response at the ACS or at an intercepted platform ACS, one
 //!   sequence for both;
-//! - `sso.rs`, `saml_out.rs`: nymgate as a platform's SAML IdP;
+//! - `provider.rs`: the platform's OIDC authorization request, once mint's provider checked it;
+//! - `sso.rs`, `saml_out.rs`: the flows around nymgate's SAML IdP face toward a platform;
 //! - `outcome.rs`: the steps every verified login shares (pseudonymize, deliver) and how an
 //!   attempt ends (`finish`, `failed`); `commit.rs`: audit line, record, response, in that order;
-//! - `session.rs`: the assertion output's session and signed header;
-//! - `web.rs`, `pages.rs`: cookies, forms and pages; `errors.rs`: reason codes and blocking;
+//! - `session.rs`: logout, and the doors to the assertion output's sessions and header;
+//! - `web.rs`, `pages.rs`: return paths, forms and pages; `errors.rs`: reason codes and blocking;
 //! - `offboarding.rs`, `retention_api.rs`: when a school has ended, and the DPO's API.
 //!
 //! The verifiers live on the floor below, in `src/verify/`: they are the only code that can build
 //! a verified identity; the flows hand it to the pseudonymizer and nothing else.
+//!
+//! What the platform receives is made beside the flows, in `src/mint/` (its `mod.rs` maps its
+//! rooms): the token signer, the OIDC provider face ([`Provider`]), the SAML IdP face and the
+//! sessions with their signed header ([`Sessions`]). `Login` holds each as a field and calls
+//! into it; mint names nothing of login. Responses, cookies and escaping both use are in
+//! `src/web.rs`.
 
 pub mod admin_refusals;
 pub mod blocking;
