@@ -4,7 +4,7 @@
 //! HTTP-Redirect AuthnRequest.
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use nymgate::login::saml_idp::{SamlIdp, SignatureAlgorithm, SpRequest, SpSettings};
+use nymgate::mint::saml_idp::{SamlIdp, SignatureAlgorithm, SpRequest, SpSettings};
 use nymgate::pseudonym::policy::Role;
 use nymgate::pseudonym::PseudonymousLogin;
 

@@ -112,7 +112,7 @@ fn wants_html(accept: &str) -> bool {
 }
 
 fn html(echo: &Echo) -> String {
-    use crate::login::pages::escape;
+    use crate::web::escape;
     let assertion =
         echo.headers.iter().find(|(name, _)| name == "x-nymgate-assertion").map(|(_, v)| v.as_str());
     let mut signed_in = String::new();

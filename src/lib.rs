@@ -18,7 +18,8 @@
 //!   framing), [`sanitize`], [`form_scan`], [`body`], [`client_ip`] (reduced at once),
 //!   [`store`] (single-use claims, memory or Redis), [`audit`], [`metrics`],
 //!   [`metrics_format`], [`metrics_login`], [`metrics_process`], [`telemetry`], [`alert`],
-//!   [`idp_http`] (the outbound HTTPS client), [`admin_address`].
+//!   [`idp_http`] (the outbound HTTPS client), [`admin_address`], [`web`] (the responses,
+//!   cookies and escaping nymgate's own endpoints share).
 //! - **Verify**: [`verify`], the only door: the SAML verifier (`saml_acs`, with `xml_bounds`
 //!   and `saml_metadata`) and the OIDC verifier (`oidc_rp`, with `jwks` and `key_cache`), and
 //!   the [`verify::identity::VerifiedIdentity`] only they can build; `vocabulary` spells what
@@ -26,7 +27,9 @@
 //! - **Pseudonym**: [`pseudonym`] (account numbers, the keyring, the claim policy and the guard;
 //!   its only login entry takes a verified identity) and [`retention`] (the few values a
 //!   customer requires kept, sealed and bound, with replicas' key versions and offboarding).
-//! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (tokens).
+//! - **Login**: [`login`] (the flows; its `mod.rs` maps its rooms) and [`mint`] (what the
+//!   platform receives, below the flows: the token signer, the OIDC provider face, the SAML IdP
+//!   face, the sessions and their signed header; its `mod.rs` maps its rooms).
 //! - **Pipeline**: [`gateway`] (the composition root: everything below built from a config, at
 //!   start and per reload, errors naming their field), [`pipeline`] (the request path top to
 //!   bottom: a per-request context, then admit, nymgate's own endpoint, interception or the
@@ -100,3 +103,4 @@ pub mod tls_stream;
 pub mod upgrade;
 pub mod upstream;
 pub mod verify;
+pub mod web;

@@ -305,7 +305,7 @@ fn every_documented_reason_code_has_an_audit_test() {
     // OIDC nor SAML settings, and a tenant whose scope has no keys (the config check, the start
     // and a reload all refuse both).
     // Nor is a failure to sign nymgate's own SAML Response: its key and algorithm are checked
-    // at start and at every reload (src/login/saml_idp.rs unit-tests a mismatched key).
+    // at start and at every reload (src/mint/saml_idp.rs unit-tests a mismatched key).
     // And `issuer_mismatch`: every verifier refuses a login from another issuer first
     // (`bad_issuer`, `discovery_issuer_mismatch`, `saml_wrong_issuer`); the pseudonymizer's own
     // check behind them is unit-tested (src/pseudonym/drift_tests.rs).

@@ -54,6 +54,7 @@ const FLOORS: &[(&str, &[&str])] = &[
             "conn_bounds",
             "store",
             "idp_http",
+            "web",
         ],
     ),
     // Verification of what a school's IdP sends: SAML responses and metadata, OIDC ID tokens and
@@ -63,7 +64,10 @@ const FLOORS: &[(&str, &[&str])] = &[
     // What a verified identity becomes: account numbers, the keyring, the claim policy; the
     // separate store of retained values.
     ("pseudonym", &["pseudonym", "retention"]),
-    // The login flows and what nymgate mints for the platform.
+    // The login flows and what nymgate mints for the platform: the token signer, the OIDC
+    // provider face, the SAML IdP face and the sessions with their signed header (src/mint/).
+    // Within the floor mint is below the flows: login calls into it, and mint names nothing of
+    // login (`mint_names_nothing_of_the_flows` below).
     ("login", &["login", "mint"]),
     // The request pipeline and the server around it.
     (
@@ -218,6 +222,16 @@ fn config_names_only_itself_and_the_leaves_which_name_nothing() {
     }
     assert!(all.contains_key(&("config", "clock")), "the scan sees config's own imports");
     assert!(EXCEPTIONS.iter().all(|(from, _, _)| *from != "config" && !leaves.contains(from)));
+}
+
+#[test]
+fn mint_names_nothing_of_the_flows() {
+    // Stated outright, since FLOORS puts both on one floor: the flows hand mint's rooms what they
+    // need (a checked request, a pseudonymous login, the store), and mint never reaches back.
+    let (all, _) = edges(&source_tree(&src_dir()));
+    let back: Vec<_> = all.iter().filter(|((from, to), _)| *from == "mint" && *to == "login").collect();
+    assert!(back.is_empty(), "mint names login: {back:?}");
+    assert!(all.contains_key(&("login", "mint")), "the scan sees the flows' calls into mint");
 }
 
 #[test]

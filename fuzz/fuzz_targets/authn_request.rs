@@ -1,4 +1,4 @@
-//! What a platform, or anyone, can send to nymgate's SAML IdP face (src/login/saml_idp.rs): an
+//! What a platform, or anyone, can send to nymgate's SAML IdP face (src/mint/saml_idp.rs): an
 //! AuthnRequest over HTTP-Redirect (the raw query: SAMLRequest, RelayState, SigAlg, Signature)
 //! or HTTP-POST. The first byte picks the form: 0, the bytes are the query as received; 1, the
 //! POST field as received; 2 and 3, the bytes are AuthnRequest XML, wrapped in the Redirect
@@ -13,7 +13,7 @@ use std::sync::LazyLock;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
-use nymgate::login::saml_idp::{SamlIdp, SignatureAlgorithm, SpSettings};
+use nymgate::mint::saml_idp::{SamlIdp, SignatureAlgorithm, SpSettings};
 
 const OPEN_SP: &str = "https://open.example/saml";
 const SIGNING_SP: &str = "https://signing.example/saml";

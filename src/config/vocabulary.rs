@@ -4,7 +4,7 @@
 //!
 //! They live here, on the ground floor, because the config file spells them (issue 30: config
 //! imports nothing from the rest of nymgate). Their behaviour stays upstairs: `mint` signs with
-//! an [`Algorithm`], `login::saml_idp` gives a [`SignatureAlgorithm`] its XML-DSig URI (an
+//! an [`Algorithm`], `mint::saml_idp` gives a [`SignatureAlgorithm`] its XML-DSig URI (an
 //! inherent impl there), `login::saml_acs` enforces [`RequiredSignatures`], `pseudonym::policy`
 //! maps attributes to a [`Role`]. Each re-exports its type under its old path.
 
@@ -30,7 +30,7 @@ pub enum Algorithm {
 }
 
 /// The signature algorithms nymgate signs SAML responses with
-/// (`login.saml_idp.signature_algorithm`; `login::saml_idp` re-exports it and knows its URI).
+/// (`login.saml_idp.signature_algorithm`; `mint::saml_idp` re-exports it and knows its URI).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SignatureAlgorithm {
     RsaSha256,

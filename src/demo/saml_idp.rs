@@ -16,7 +16,7 @@ use base64::Engine;
 use super::idp::Person;
 use crate::audit::rfc3339;
 use crate::clock::unix_now;
-use crate::login::pages::escape;
+use crate::web::escape;
 
 const ASSERTION_LIFETIME: u64 = 300;
 

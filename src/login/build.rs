@@ -45,13 +45,13 @@ impl Login {
             ),
             None => None,
         };
-        let sealer = match &seal_secret {
+        let sealer = Arc::new(match &seal_secret {
             Some(secret) => Sealer::new(secret, &[]),
             None => {
                 tracing::warn!("login.seal_secret is not set: a random one drawn at start is used, so replicas can't share logins and pending logins end at a restart");
                 Sealer::new(&process_seal_secret(), &[])
             }
-        };
+        });
         let keyring_file = &config
             .pseudonyms
             .as_ref()
@@ -76,7 +76,7 @@ impl Login {
             .map(|path| load_signing_key(signing.alg, path))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigProblem::new("login.signing.previous_key_files", e))?;
-        let minter = Minter::new(&issuer, current, previous);
+        let minter = Arc::new(Minter::new(&issuer, current, previous));
 
         // One JWKS cache per IdP, shared by the tenants that trust it (key_cache.rs).
         let key_caches = Arc::new(crate::verify::key_cache::KeyCaches::default());
@@ -111,7 +111,7 @@ impl Login {
                 .map_err(|e| ConfigProblem::new(format!("login.clients[{index}].client_secret"), e))?;
             clients.insert(
                 client.client_id.clone(),
-                provider::PlatformClient {
+                crate::mint::provider::PlatformClient {
                     id: client.client_id.clone(),
                     secret,
                     redirect_uris: client.redirect_uris.clone(),
@@ -185,6 +185,28 @@ impl Login {
         });
         let audit = Arc::new(AuditSink::from_config(&config.audit));
         let admin_refusals = admin_refusals::AdminRefusals::new(audit.clone(), metrics.clone());
+        let assertion = AssertionSettings {
+            header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
+                .map_err(|_| ConfigProblem::new("login.assertion.header", "is not a header name"))?,
+            audience: login.assertion.audience.clone(),
+            lifetime_secs: login.assertion.lifetime.as_secs(),
+            require_login: login.assertion.require_login,
+        };
+        let sessions = Sessions::new(
+            sealer.clone(),
+            minter.clone(),
+            login.session_lifetime.as_secs(),
+            login.output == LoginOutput::AssertionHeader,
+            assertion,
+        );
+        let provider = Provider::new(
+            &issuer,
+            clients,
+            minter.clone(),
+            sealer.clone(),
+            login.code_lifetime.as_secs(),
+            login.token_lifetime.as_secs(),
+        );
         let built = Arc::new(Login {
             blocker,
             saml_sp,
@@ -232,18 +254,9 @@ impl Login {
             email_domains,
             store,
             store_config: config.store.clone(),
-            clients,
+            provider,
             flow_lifetime: login.flow_lifetime.as_secs(),
-            session_lifetime: login.session_lifetime.as_secs(),
-            token_lifetime: login.token_lifetime.as_secs(),
-            code_lifetime: login.code_lifetime.as_secs(),
-            assertion: AssertionSettings {
-                header: http::HeaderName::from_bytes(login.assertion.header.as_bytes())
-                    .map_err(|_| ConfigProblem::new("login.assertion.header", "is not a header name"))?,
-                audience: login.assertion.audience.clone(),
-                lifetime_secs: login.assertion.lifetime.as_secs(),
-                require_login: login.assertion.require_login,
-            },
+            sessions,
             audit,
             admin_refusals,
             audit_probe: ProbeGate::default(),

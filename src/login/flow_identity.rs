@@ -59,7 +59,7 @@ impl Login {
     pub(super) fn sector(&self, next: &Next) -> Sector<'_> {
         let configured = match next {
             Next::Platform(request) => {
-                self.clients.get(request.client_id()).and_then(|c| c.sector.as_deref())
+                self.provider.client(request.client_id()).and_then(|c| c.sector.as_deref())
             }
             Next::SamlSp(request) => return self.sp_sector(&request.sp),
             Next::Session { .. } => None,

@@ -18,34 +18,41 @@
 //! - `oidc_flow.rs`: the start at the school's IdP and the OIDC callback;
 //! - `saml_flow.rs`: a school's SAML Response at the ACS or at an intercepted platform ACS, one
 //!   sequence for both;
-//! - `sso.rs`, `saml_out.rs`: nymgate as a platform's SAML IdP;
+//! - `provider.rs`: the platform's OIDC authorization request, once mint's provider checked it;
+//! - `sso.rs`, `saml_out.rs`: the flows around nymgate's SAML IdP face toward a platform;
 //! - `outcome.rs`: the steps every verified login shares (pseudonymize, deliver) and how an
 //!   attempt ends (`finish`, `failed`); `commit.rs`: audit line, record, response, in that order;
-//! - `session.rs`: the assertion output's session and signed header;
-//! - `web.rs`, `pages.rs`: cookies, forms and pages; `errors.rs`: reason codes and blocking;
+//! - `session.rs`: logout, and the doors to the assertion output's sessions and header;
+//! - `web.rs`, `pages.rs`: return paths, forms and pages; `errors.rs`: reason codes and blocking;
 //! - `offboarding.rs`, `retention_api.rs`: when a school has ended, and the DPO's API.
 //!
 //! The verifiers live on the floor below, in `src/verify/`: they are the only code that can build
 //! a verified identity; the flows hand it to the pseudonymizer and nothing else.
+//!
+//! What the platform receives is made beside the flows, in `src/mint/` (its `mod.rs` maps its
+//! rooms): the token signer, the OIDC provider face ([`Provider`]), the SAML IdP face and the
+//! sessions with their signed header ([`Sessions`]). `Login` holds each as a field and calls
+//! into it; mint names nothing of login. Responses, cookies and escaping both use are in
+//! `src/web.rs`.
 
 pub mod admin_refusals;
 pub mod blocking;
 mod commit;
 mod offboarding;
 pub use offboarding::announce_replica;
-pub mod pages;
-mod provider;
-pub mod retention_api;
-pub use provider::pkce_s256;
 mod build;
 mod errors;
 mod flow_identity;
 mod observe;
 mod oidc_flow;
 mod outcome;
+pub mod pages;
+mod provider;
+pub mod retention_api;
 mod saml_flow;
-pub mod saml_idp;
 mod saml_out;
+#[cfg(test)]
+mod saml_platform_tests;
 pub mod saml_sp;
 mod saml_tenant;
 mod session;
@@ -53,9 +60,10 @@ mod sso;
 mod tenant_choice;
 use errors::*;
 mod web;
-pub use provider::basic_credentials;
+pub use crate::web::cookie_value;
+use crate::web::{clear_cookie, flow_cookie, json_response, redirect, set_cookie, SameSite};
 use web::*;
-pub use web::{cookie_value, form, safe_return_to};
+pub use web::{form, safe_return_to};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -68,7 +76,7 @@ use http::{Method, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::alert::{AlertKind, Alerts};
 use crate::audit::{AuditEvent, AuditSink};
@@ -78,7 +86,12 @@ use crate::clock::unix_now;
 use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
 use crate::metrics_login::Step;
-use crate::mint::{Algorithm, Minter, SigningKey, TokenRequest};
+/// The provider face's pieces under their old paths (the fuzz targets, the demo and the load test).
+pub use crate::mint::provider::{basic_credentials, pkce_s256, IssuedCode};
+use crate::mint::provider::{oauth_error, Provider};
+use crate::mint::saml_idp::{self, MAX_RELAY_STATE};
+use crate::mint::session::{AssertionSettings, Sessions};
+use crate::mint::{Algorithm, Minter, SigningKey};
 use crate::pseudonym::keyring::Keyring;
 use crate::pseudonym::{PseudonymError, Pseudonymizer, PseudonymousLogin, Sector};
 use crate::seal::Sealer;
@@ -90,13 +103,11 @@ use crate::verify::oidc_rp::{OidcError, OidcIdp, PendingOidc};
 use crate::verify::saml_acs;
 use commit::{Decided, PendingRecord, ProbeGate};
 use observe::StepClock;
-pub use provider::IssuedCode;
 use tenant_choice::{ChoiceError, TenantChoice};
 
 /// Every nymgate endpoint starts with this (the config refuses paths under it, so it lives there).
 pub use crate::config::PREFIX;
 const FLOW_COOKIE_PREFIX: &str = "__Host-nymgate-flow-";
-const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// The chooser's memory of the last school chosen: a tenant id, nothing else.
 const SCHOOL_COOKIE: &str = "__Host-nymgate-school";
 const SCHOOL_COOKIE_LIFETIME: u64 = 365 * 24 * 3600;
@@ -107,15 +118,12 @@ const STORE_CAPACITY: usize = 1_000_000;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 enum Next {
     /// Provider output: answer the platform's authorization request with a code.
-    Platform(provider::AuthorizeRequest),
+    Platform(crate::mint::provider::AuthorizeRequest),
     /// Assertion output: a session cookie, then back to where the browser was going.
     Session { return_to: String },
     /// SAML output: a signed Response posted to the platform's ACS (saml_idp.rs).
     SamlSp(saml_idp::SpRequest),
 }
-
-/// SAML Bindings §3.5.3: RelayState "MUST NOT exceed 80 bytes".
-const MAX_RELAY_STATE: usize = 80;
 
 /// An xsd:ID (an NCName, XML Schema Part 2 §3.3.8), bounded: what an ID or InResponseTo may
 /// be. ASCII only, which every SAML library's generated IDs are.
@@ -177,27 +185,10 @@ struct Flow {
     next: Next,
 }
 
-/// What a session cookie holds: the pseudonymous claims and nothing else.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Session {
-    claims: Map<String, Value>,
-    /// Names (never values) of what the IdP sent and the platform does not get.
-    #[serde(default)]
-    removed: Vec<String>,
-}
-
 /// One tenant as the login face knows it.
 struct Tenant {
     id: String,
     name: String,
-}
-
-/// `[login.assertion]`, compiled.
-struct AssertionSettings {
-    header: http::HeaderName,
-    audience: String,
-    lifetime_secs: u64,
-    require_login: bool,
 }
 
 /// The login face, shared by every worker (its stores must be one per process).
@@ -205,9 +196,11 @@ pub struct Login {
     /// `{public_url}/nymgate`: the issuer of nymgate's tokens.
     issuer: String,
     output: LoginOutput,
-    sealer: Sealer,
+    /// Seals flow cookies and checked platform requests; shared with the provider and sessions.
+    sealer: Arc<Sealer>,
     pseudonymizer: Pseudonymizer,
-    minter: Minter,
+    /// nymgate's token signer, whose keys `/jwks` publishes; the provider and sessions sign with it.
+    minter: Arc<Minter>,
     tenants: Vec<Tenant>,
     oidc: HashMap<String, OidcIdp>,
     email_domains: HashMap<String, String>,
@@ -215,12 +208,11 @@ pub struct Login {
     store: Arc<Store>,
     /// What `store` was built from, to know on reload whether it can be kept.
     store_config: crate::config::StoreConfig,
-    clients: HashMap<String, provider::PlatformClient>,
+    /// nymgate as the platform's OIDC provider (mint/provider.rs): its clients, codes, tokens.
+    provider: Provider,
     flow_lifetime: u64,
-    session_lifetime: u64,
-    token_lifetime: u64,
-    code_lifetime: u64,
-    assertion: AssertionSettings,
+    /// The assertion output's sessions and signed header (mint/session.rs).
+    sessions: Sessions,
     /// nymgate's SAML SP, when `[login.saml]` is configured.
     saml_sp: Option<saml_sp::SamlSp>,
     /// nymgate as the platform's SAML IdP, when `[login.saml_idp]` is configured.
@@ -338,7 +330,7 @@ impl Login {
             (&Method::GET, "/logout") => self.logout(&parts.headers).await,
             (&Method::GET, "/logged-out") => pages::logged_out(ctx.lang, &self.branding),
             (&Method::GET, "/me") => {
-                let session = self.session_with_removed(&parts.headers);
+                let session = self.sessions.read(&parts.headers);
                 let tenant = session.as_ref().and_then(|s| s.claims.get("tenant")?.as_str());
                 let shown = session.as_ref().map(|s| (&s.claims, s.removed.as_slice()));
                 pages::transparency(ctx.lang, self.branding_for(tenant), shown)
@@ -385,14 +377,14 @@ impl Login {
             (&Method::GET, "/jwks") => {
                 json_response(StatusCode::OK, &self.minter.jwks(), "public, max-age=300")
             }
-            (&Method::GET, "/.well-known/openid-configuration") if provider => self.discovery(),
+            (&Method::GET, "/.well-known/openid-configuration") if provider => self.provider.discovery(),
             (&Method::GET, "/authorize") if provider => self.authorize(query, &parts.headers, ctx).await,
             (&Method::POST, "/token") if provider => match read_form(incoming, ctx).await {
-                Ok(body) => self.token(&parts.headers, &body).await,
-                Err(status) => provider::oauth_error(status, "invalid_request", "unreadable request body"),
+                Ok(body) => self.provider.token(&parts.headers, &body, &self.store, &self.metrics).await,
+                Err(status) => oauth_error(status, "invalid_request", "unreadable request body"),
             },
-            (&Method::GET, "/userinfo") if provider => self.userinfo(&parts.headers),
-            (&Method::POST, "/userinfo") if provider => self.userinfo(&parts.headers),
+            (&Method::GET, "/userinfo") if provider => self.provider.userinfo(&parts.headers),
+            (&Method::POST, "/userinfo") if provider => self.provider.userinfo(&parts.headers),
             _ => {
                 let mut response = Response::new(body::full("404 Not Found\n"));
                 *response.status_mut() = StatusCode::NOT_FOUND;
@@ -469,26 +461,6 @@ fn metadata_response(xml: String) -> Response<Body> {
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/samlmetadata+xml"));
-    response
-}
-
-fn redirect(location: &str) -> Response<Body> {
-    let mut response = Response::new(body::empty());
-    *response.status_mut() = StatusCode::SEE_OTHER;
-    let headers = response.headers_mut();
-    if let Ok(value) = HeaderValue::from_str(location) {
-        headers.insert(header::LOCATION, value);
-    }
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    response
-}
-
-fn json_response(status: StatusCode, value: &Value, cache: &'static str) -> Response<Body> {
-    let mut response = Response::new(body::full(serde_json::to_vec(value).expect("JSON")));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(cache));
     response
 }
 

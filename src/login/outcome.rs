@@ -118,7 +118,7 @@ impl Login {
     ) -> Result<(Response<Body>, PseudonymousLogin), FlowError> {
         match next {
             Next::Platform(request) => {
-                let response = self.issue_code(&request, &login, now)?;
+                let response = self.provider.issue_code(&request, &login, now);
                 Ok((response, login))
             }
             Next::SamlSp(request) => {
@@ -135,15 +135,8 @@ impl Login {
                 Ok((response, login))
             }
             Next::Session { return_to } => {
-                let session = Session { claims: login.claims(), removed: login.removed.clone() };
-                let sealed = self.sealer.seal(
-                    "session",
-                    &serde_json::to_vec(&session).expect("JSON"),
-                    now + self.session_lifetime,
-                );
                 let mut response = redirect(&return_to);
-                let cookie = set_cookie(SESSION_COOKIE, &sealed, self.session_lifetime);
-                response.headers_mut().append(header::SET_COOKIE, cookie);
+                response.headers_mut().append(header::SET_COOKIE, self.sessions.start(&login, now));
                 Ok((response, login))
             }
         }

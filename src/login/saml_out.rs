@@ -5,10 +5,10 @@
 
 use http::Response;
 
-use super::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
 use super::{pages, saml_sp, FlowError, LoginContext, Next};
 use crate::body::Body;
 use crate::clock::unix_now;
+use crate::mint::saml_idp::{ReadRequest, SamlOutError, SpRequest, StatusAnswer};
 use crate::store::Space;
 use crate::verify::saml_acs;
 

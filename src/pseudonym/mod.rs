@@ -204,7 +204,7 @@ pub struct TenantPseudonyms {
 }
 
 /// What the platform may learn about one login. Nothing else exists to leak. Serializable
-/// only to travel sealed (inside an authorization code, login/provider.rs).
+/// only to travel sealed (inside an authorization code, mint/provider.rs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PseudonymousLogin {
     /// The tenant id from nymgate's config, never a value from the IdP.

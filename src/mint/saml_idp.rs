@@ -13,10 +13,10 @@
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
-use super::pages::escape;
 use crate::audit::rfc3339;
 use crate::pseudonym::PseudonymousLogin;
 use crate::verify::saml_acs;
+use crate::web::escape;
 
 #[path = "saml_idp_request.rs"]
 mod request;
@@ -31,6 +31,9 @@ const PROTOCOL: &str = "urn:oasis:names:tc:SAML:2.0:protocol";
 const ASSERTION: &str = "urn:oasis:names:tc:SAML:2.0:assertion";
 /// The prefix of every status code URI (SAML Core §3.2.2.2).
 const STATUS: &str = "urn:oasis:names:tc:SAML:2.0:status:";
+/// SAML Bindings §3.5.3: RelayState "MUST NOT exceed 80 bytes" (the flows hold a school's
+/// RelayState to it too).
+pub const MAX_RELAY_STATE: usize = 80;
 
 /// The signature algorithms nymgate signs responses with (`signature_algorithm`): the config
 /// names them, so the type and its parsing live there; the URI is this module's business.

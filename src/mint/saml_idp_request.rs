@@ -9,10 +9,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 
 use super::{
-    ReadRequest, SamlIdp, SamlOutError, ServiceProvider, SpRequest, StatusAnswer, ASSERTION, PERSISTENT,
-    POST_BINDING, PROTOCOL,
+    ReadRequest, SamlIdp, SamlOutError, ServiceProvider, SpRequest, StatusAnswer, ASSERTION, MAX_RELAY_STATE,
+    PERSISTENT, POST_BINDING, PROTOCOL,
 };
-use crate::login::MAX_RELAY_STATE;
 use crate::verify::saml_acs;
 
 /// An AuthnRequest is a few hundred bytes; this bounds the inflated XML (a DEFLATE bomb stops

@@ -1,4 +1,6 @@
-//! Unit tests of src/login/saml_idp.rs and saml_idp_request.rs.
+//! Unit tests of src/mint/saml_idp.rs and saml_idp_request.rs. The tests in which nymgate's own
+//! SAML SP stands in for a platform live with that SP, in src/login/saml_platform_tests.rs (mint
+//! is below the flows and imports nothing of login).
 
 use super::*;
 use crate::pseudonym::policy::Role;
@@ -35,25 +37,10 @@ fn build(sp_signs: bool, idp_initiated: bool) -> (SamlIdp, String, String, Strin
     (idp, cert, sp_cert, sp_key)
 }
 
-/// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
-/// (nymgate's SAML SP code stands in for a platform that signs its requests).
-fn parties(sp_signs: bool) -> (SamlIdp, String, crate::login::saml_sp::SamlSp) {
-    let (idp, cert, sp_cert, sp_key) = build(sp_signs, false);
-    let sp = crate::login::saml_sp::SamlSp::new(SP, ACS, sp_cert.as_bytes(), sp_key.as_bytes()).unwrap();
-    (idp, cert, sp)
-}
-
-/// The platform's signed AuthnRequest over HTTP-Redirect, as its query string, and its ID.
-fn redirect_query(sp: &crate::login::saml_sp::SamlSp, sign: bool) -> (String, String) {
-    let target = crate::login::saml_sp::SamlIdp {
-        tenant: "t".into(),
-        entity_id: IDP.into(),
-        sso_url: SSO.into(),
-        name_id_format: None,
-        sign_requests: sign,
-    };
-    let (url, id) = sp.login_url(&target, "platform-relay", crate::clock::unix_now());
-    (url.split_once('?').unwrap().1.to_owned(), id)
+/// nymgate's IdP (RSA) and the certificate an SP pins for it (requests signed when `sp_signs`).
+fn idp_and_cert(sp_signs: bool) -> (SamlIdp, String) {
+    let (idp, cert, _, _) = build(sp_signs, false);
+    (idp, cert)
 }
 
 fn now() -> u64 {
@@ -61,39 +48,8 @@ fn now() -> u64 {
 }
 
 #[test]
-fn response_carries_two_signatures_and_only_pseudonymous_values() {
-    let (idp, cert, sp) = parties(true);
-    let (query, id) = redirect_query(&sp, true);
-    let read = idp.read_redirect(&query, now()).unwrap();
-    assert_eq!(read.answer, None);
-    assert_eq!(read.single_use.as_ref().map(|(key, _)| key.as_str()), Some(&*format!("{SP}\n{id}")));
-    let request = read.request;
-    assert_eq!(request, SpRequest::new(SP, Some(id.clone()), Some("platform-relay".into())));
-    let login = login();
-    let (xml, acs) = idp.response(&login, &request, now()).unwrap();
-    assert_eq!(acs, ACS);
-    // nymgate's own strict ACS profile, requiring both signatures, accepts it.
-    let trust = IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
-    let expected = Expected {
-        sp_entity_id: SP,
-        acs_url: ACS,
-        request_id: Some(&id),
-        now: now(),
-        relay_in_response_to: false,
-    };
-    let verified = saml_acs::verify(&xml, &trust, &expected).unwrap();
-    let rules = crate::verify::identity::SubjectRules::default();
-    let subject = verified.identity.stable_subject(crate::config::IdpKind::Saml, &rules).unwrap();
-    assert_eq!(subject.subject, login.sub.as_str());
-    assert_eq!(verified.identity.values(&["eduPersonAffiliation".to_owned()]), ["faculty"]);
-    assert_eq!(verified.identity.values(&["role".to_owned()]), ["teacher"]);
-    assert_eq!(verified.identity.values(&["school".to_owned()]), ["SCH-A"]);
-    assert!(!xml.contains("email") && !xml.contains("<?xml"), "{xml}");
-}
-
-#[test]
 fn a_response_changed_after_signing_is_refused() {
-    let (idp, cert, _) = parties(false);
+    let (idp, cert) = idp_and_cert(false);
     let request = SpRequest::new(SP, Some("_req1".into()), None);
     let (xml, _) = idp.response(&login(), &request, now()).unwrap();
     let trust = IdpTrust::new(IDP, &[cert.into_bytes()], RequiredSignatures::Both, false, 60, false).unwrap();
@@ -110,51 +66,8 @@ fn a_response_changed_after_signing_is_refused() {
 }
 
 #[test]
-fn authn_requests_are_checked_against_the_registered_sp() {
-    let (idp, _, sp) = parties(true);
-    // Unsigned, from an SP that signs: refused.
-    let (unsigned, _) = redirect_query(&sp, false);
-    assert_eq!(idp.read_redirect(&unsigned, now()), Err(SamlOutError::Unsigned));
-    // A changed RelayState breaks the signature.
-    let (query, _) = redirect_query(&sp, true);
-    let forged = query.replace("platform-relay", "other-relay");
-    assert_eq!(idp.read_redirect(&forged, now()), Err(SamlOutError::BadSignature));
-    // Signed by another key.
-    let (_, _, stranger) = parties(true);
-    let (foreign, _) = redirect_query(&stranger, true);
-    assert_eq!(idp.read_redirect(&foreign, now()), Err(SamlOutError::BadSignature));
-    // A duplicated signed parameter is ambiguous.
-    assert_eq!(idp.read_redirect(&format!("{query}&RelayState=x"), now()), Err(SamlOutError::Encoding));
-    // Too old.
-    assert_eq!(idp.read_redirect(&query, now() + 3600), Err(SamlOutError::Stale));
-    // Garbage of every kind is an error, not a panic.
-    for junk in ["", "SAMLRequest=%%%", "SAMLRequest=aGVsbG8=", "SAMLRequest="] {
-        assert!(idp.read_redirect(junk, now()).is_err(), "{junk}");
-    }
-}
-
-#[test]
-fn an_sp_that_does_not_sign_may_send_unsigned_requests_for_its_own_acs_only() {
-    let (idp, _, sp) = parties(false);
-    let (query, _) = redirect_query(&sp, false);
-    assert!(idp.read_redirect(&query, now()).is_ok());
-    // The same request naming another ACS (the SP code builds it for nymgate's SP ACS).
-    let other = crate::login::saml_sp::SamlSp::new(
-        SP,
-        "https://evil.example/acs",
-        crate::certs::generate_saml_signing_cert(SP).unwrap().0.as_bytes(),
-        crate::certs::generate_saml_signing_cert(SP).unwrap().1.as_bytes(),
-    )
-    .unwrap();
-    let (query, _) = redirect_query(&other, false);
-    assert_eq!(idp.read_redirect(&query, now()), Err(SamlOutError::WrongAcs));
-    assert_eq!(idp.unsolicited(SP, None), Err(SamlOutError::NoIdpInitiated));
-    assert_eq!(idp.unsolicited("https://unknown.example", None), Err(SamlOutError::UnknownSp));
-}
-
-#[test]
 fn metadata_names_the_sso_service_and_the_signing_certificate() {
-    let (idp, cert, _) = parties(true);
+    let (idp, cert) = idp_and_cert(true);
     let xml = idp.metadata(now()).unwrap();
     assert!(xml.contains(&format!(r#"entityID="{IDP}""#)));
     assert!(xml.contains(&format!(r#"Location="{SSO}""#)));
@@ -173,7 +86,7 @@ fn metadata_names_the_sso_service_and_the_signing_certificate() {
 /// opensaml's samlsign too.)
 #[test]
 fn the_idp_metadata_is_signed_and_a_changed_copy_is_refused() {
-    let (idp, cert, _) = parties(true);
+    let (idp, cert) = idp_and_cert(true);
     let xml = idp.metadata(now()).unwrap();
     let trust =
         IdpTrust::new(IDP, &[cert.as_bytes().to_vec()], RequiredSignatures::Response, false, 60, false)
@@ -188,7 +101,7 @@ fn the_idp_metadata_is_signed_and_a_changed_copy_is_refused() {
 /// the hour, a fresh one after it (and after a clock step back).
 #[test]
 fn the_metadata_is_signed_once_an_hour_not_per_request() {
-    let (idp, _, _) = parties(true);
+    let (idp, _) = idp_and_cert(true);
     let first = idp.metadata(now()).unwrap();
     assert_eq!(idp.metadata(now() + 3599).unwrap(), first);
     let later = idp.metadata(now() + 3600).unwrap();
@@ -201,9 +114,9 @@ fn the_metadata_is_signed_once_an_hour_not_per_request() {
 /// requests must be signed.
 #[test]
 fn want_authn_requests_signed_is_true_only_when_every_platform_must_sign() {
-    let (open, _, _) = parties(false);
+    let (open, _) = idp_and_cert(false);
     assert!(open.metadata(now()).unwrap().contains(r#"WantAuthnRequestsSigned="false""#));
-    let (signing, _, _) = parties(true);
+    let (signing, _) = idp_and_cert(true);
     assert!(signing.metadata(now()).unwrap().contains(r#"WantAuthnRequestsSigned="true""#));
 }
 
@@ -507,7 +420,7 @@ fn no_name_id_policy_or_one_without_format_is_honoured_and_two_are_malformed() {
 /// RelayState's request, to the configured ACS.
 #[test]
 fn a_status_answer_is_a_signed_response_without_an_assertion() {
-    let (idp, cert, _) = parties(false);
+    let (idp, cert) = idp_and_cert(false);
     let request = SpRequest::new(SP, Some("_req9".into()), None);
     for (answer, top, second) in [
         (StatusAnswer::InvalidNameIdPolicy, "Requester", "InvalidNameIDPolicy"),

@@ -7,6 +7,24 @@
 //! every call; shared/DEPENDENCIES.md). Key ids are RFC 7638 JWK thumbprints, so the same key
 //! always has the same `kid` on every replica. Rotation: a new current key signs; previous keys
 //! stay in the JWKS until every token they signed has expired.
+//!
+//! # Rooms
+//! Everything nymgate hands the platform about a login is made here, each face a type holding
+//! what it needs; the login flows (`login/`) decide when, and pass in the pseudonymous login:
+//! - `mod.rs`: the token signer ([`Minter`], [`SigningKey`], [`TokenRequest`]) and the JWKS;
+//! - `provider.rs`: the OIDC provider face ([`provider::Provider`]): discovery, the platform's
+//!   authorization request checked, client authentication, PKCE, codes, tokens, userinfo;
+//! - `saml_idp.rs` (with `saml_idp_request.rs`, `saml_idp_tests.rs`): the SAML IdP face toward a
+//!   SAML-only platform ([`saml_idp::SamlIdp`]): metadata, AuthnRequests, signed Responses;
+//! - `session.rs`: the assertion output's sessions and signed header ([`session::Sessions`]).
+//!
+//! mint shares login's floor but sits below the flows: it imports nothing of `login`
+//! (tests/layers.rs checks it). What the faces share with the flows (responses, cookies,
+//! escaping) is one floor down, in `web.rs`.
+
+pub mod provider;
+pub mod saml_idp;
+pub mod session;
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, Ed25519KeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
