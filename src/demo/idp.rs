@@ -27,7 +27,6 @@ use super::saml_idp::SamlIdp;
 use super::{School, User, PASSWORD, USERS};
 use crate::clock::unix_now;
 use crate::mint::{Algorithm, SigningKey};
-use crate::web::escape;
 
 #[path = "idp_pages.rs"]
 mod pages;

@@ -7,7 +7,7 @@
 //! routing of requests) stays there.
 
 use super::*;
-use crate::login::pages::escape;
+use crate::web::escape;
 
 pub(super) const WRONG_PASSWORD: &str = "Fel användarnamn eller lösenord. / Wrong username or password.";
 
