@@ -52,7 +52,7 @@ pub async fn build_generation(
 ) -> Result<Generation, Vec<ConfigProblem>> {
     let alerts = crate::alert::Alerts::new(&config.alerts, metrics.clone())?;
     let carried_login = carried.and_then(|old| old.login.as_deref());
-    let login = Login::new_after(&config, metrics.clone(), alerts, carried_login)?;
+    let login = Login::build(&config, metrics.clone(), alerts, carried_login)?;
     if let Some(login) = &login {
         login.check_issuers(&config).await?;
     }

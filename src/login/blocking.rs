@@ -57,7 +57,7 @@ struct Entry {
 
 pub struct Blocker {
     settings: Settings,
-    /// The key and the counts, kept across config reloads (login/mod.rs `new_after`).
+    /// The key and the counts, kept across config reloads (login/build.rs `Login::build`).
     state: Arc<State>,
 }
 

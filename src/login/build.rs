@@ -15,19 +15,12 @@ pub(super) fn load_signing_key(alg: Algorithm, path: &std::path::Path) -> Result
 }
 
 impl Login {
-    /// Builds the login face from a validated config, or `None` when `[login]` is absent.
-    pub fn new(
-        config: &Config,
-        metrics: Arc<Metrics>,
-        alerts: Arc<Alerts>,
-    ) -> Result<Option<Arc<Login>>, Vec<ConfigProblem>> {
-        Self::new_after(config, metrics, alerts, None)
-    }
-
-    /// As [`Login::new`], for a config reload: the single-use store and the failed-login counts
-    /// of `carried` carry over (a fresh store would forget spent states and codes), unless
-    /// `[store]` itself changed.
-    pub fn new_after(
+    /// Builds the login face from a validated config, or `None` when `[login]` is absent; called
+    /// by the composition root (gateway.rs `build_generation`) at start and at every reload. At
+    /// a reload, the single-use store and the failed-login counts of `carried` carry over (a
+    /// fresh store would forget spent states and codes), unless `[store]` itself changed. Every
+    /// problem names its config field.
+    pub fn build(
         config: &Config,
         metrics: Arc<Metrics>,
         alerts: Arc<Alerts>,

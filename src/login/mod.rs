@@ -195,14 +195,19 @@ struct Tenant {
 pub struct Login {
     /// `{public_url}/nymgate`: the issuer of nymgate's tokens.
     issuer: String,
+    /// Where a finished login goes: the provider's code, or the assertion header's session.
     output: LoginOutput,
     /// Seals flow cookies and checked platform requests; shared with the provider and sessions.
     sealer: Arc<Sealer>,
+    /// The only place a verified identity becomes an account number (pseudonym/).
     pseudonymizer: Pseudonymizer,
     /// nymgate's token signer, whose keys `/jwks` publishes; the provider and sessions sign with it.
     minter: Arc<Minter>,
+    /// The schools the chooser lists, by display name.
     tenants: Vec<Tenant>,
+    /// Each OIDC tenant's relying party (verify/oidc_rp.rs), by tenant id.
     oidc: HashMap<String, OidcIdp>,
+    /// Which tenant an email domain typed in the chooser belongs to (lowercase).
     email_domains: HashMap<String, String>,
     /// Single-use claims (states, codes, SAML assertions) and, with Redis, failure counts.
     store: Arc<Store>,
@@ -210,6 +215,7 @@ pub struct Login {
     store_config: crate::config::StoreConfig,
     /// nymgate as the platform's OIDC provider (mint/provider.rs): its clients, codes, tokens.
     provider: Provider,
+    /// `login.flow_lifetime`, in seconds: how long a started login may take.
     flow_lifetime: u64,
     /// The assertion output's sessions and signed header (mint/session.rs).
     sessions: Sessions,
@@ -219,6 +225,7 @@ pub struct Login {
     saml_idp: Option<saml_idp::SamlIdp>,
     /// The retention store and each retaining tenant's rules (docs/RETENTION.md).
     retention: Option<Arc<crate::retention::RetentionStore>>,
+    /// Each retaining tenant's rules: the roles and attributes it keeps.
     retention_rules: HashMap<String, crate::config::TenantRetentionConfig>,
     /// `retention.cull_after` and `cull_interval`, in seconds.
     retention_cull: Option<(u64, u64)>,
@@ -245,8 +252,11 @@ pub struct Login {
     audit_probe: ProbeGate,
     /// The deployment's `[branding]`, and each tenant's merged over it.
     branding: crate::config::BrandingConfig,
+    /// Each tenant's branding merged over the deployment's, for its pages.
     tenant_branding: HashMap<String, crate::config::BrandingConfig>,
+    /// Raised on signature failures, replays, guard trips and blocked clients.
     alerts: Arc<Alerts>,
+    /// The login counters and step histograms (metrics_login.rs).
     metrics: Arc<Metrics>,
 }
 
@@ -259,11 +269,15 @@ const ACS_FORM_LIMIT: usize = 192 * 1024;
 
 /// What a login request carries besides the request itself.
 pub struct LoginContext<'a> {
+    /// The reduced client IP: the only form of it a login's log and audit lines carry.
     pub client: &'a ReducedIp,
     /// The client for failed-attempt blocking (`None`: allowlisted or blocking off).
     pub client_key: Option<blocking::ClientKey>,
+    /// The request's reference, on its audit line and error page.
     pub request_id: &'a str,
+    /// `limits.max_body_bytes`: the largest form a login reads.
     pub max_body_bytes: usize,
+    /// `limits.body_read_timeout`: how long a login waits for a form.
     pub body_read_timeout: std::time::Duration,
     /// The pages' language, from `Accept-Language`.
     pub lang: pages::Lang,

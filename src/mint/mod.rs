@@ -50,8 +50,11 @@ enum Pair {
 
 /// One signing key with its public JWK and key id.
 pub struct SigningKey {
+    /// The private key, parsed once (aws-lc-rs): signing re-parses nothing.
     pair: Pair,
+    /// Its RFC 7638 thumbprint: the same key has the same `kid` on every replica.
     kid: String,
+    /// Its public half as a JWK, for `/jwks`.
     jwk: Value,
     /// The pre-encoded JWS header, `{"alg":…,"kid":…,"typ":"JWT"}`.
     header_b64: String,
@@ -162,7 +165,9 @@ pub fn pkcs8_pem(der: &[u8]) -> String {
 pub struct Minter {
     /// nymgate's issuer URL (`iss`).
     issuer: String,
+    /// The key that signs every new token.
     current: SigningKey,
+    /// Keys kept in the JWKS until every token they signed has expired (rotation).
     previous: Vec<SigningKey>,
 }
 
@@ -174,6 +179,7 @@ pub struct TokenRequest<'a> {
     pub nonce: Option<&'a str>,
     /// Unix seconds.
     pub now: u64,
+    /// How long the token is good for (`exp` = `now` + this).
     pub lifetime_secs: u64,
 }
 

@@ -30,8 +30,11 @@ use crate::web::{json_response, redirect};
 
 /// A registered platform client.
 pub struct PlatformClient {
+    /// Its `client_id` (`login.clients.client_id`).
     pub id: String,
+    /// Its client secret, compared in constant time (RFC 6749 §2.3.1).
     pub secret: Secret,
+    /// The only redirect URIs it may use, compared exactly (RFC 9700 §4.1.3).
     pub redirect_uris: Vec<String>,
     /// Its pseudonym sector (`login.clients.sector`): `None` is the primary one.
     pub sector: Option<String>,
@@ -47,10 +50,15 @@ impl AuthorizeRequest {
 /// The platform's authorization request, carried through the school login in the flow cookie.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizeRequest {
+    /// The platform client that asked.
     client_id: String,
+    /// Where the code goes: one of the client's registered URIs, checked.
     redirect_uri: String,
+    /// The platform's state, returned as it came (RFC 6749 §4.1.2).
     state: Option<String>,
+    /// The platform's nonce, put in its ID token (OIDC Core §3.1.2.1).
     nonce: Option<String>,
+    /// The PKCE S256 challenge the code's verifier must meet (RFC 7636).
     code_challenge: String,
 }
 
@@ -60,10 +68,15 @@ pub struct AuthorizeRequest {
 /// is written anywhere but in the code the platform holds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct IssuedCode {
+    /// Only this client may redeem it.
     client_id: String,
+    /// And only with the redirect URI it was issued for (RFC 6749 §4.1.3).
     redirect_uri: String,
+    /// The PKCE challenge the token request's verifier must meet.
     code_challenge: String,
+    /// The platform's nonce, for the ID token.
     nonce: Option<String>,
+    /// What the platform learns: the pseudonymous login, nothing else.
     login: PseudonymousLogin,
 }
 

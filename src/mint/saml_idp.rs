@@ -110,12 +110,15 @@ impl SamlOutError {
 
 /// One platform that takes nymgate's responses.
 pub struct ServiceProvider {
+    /// Its entity ID: the Audience of nymgate's responses to it.
     pub entity_id: String,
+    /// The only place its responses are posted to (SAML Profiles §4.1.4.5).
     pub acs_url: String,
     /// Keys its AuthnRequests must be signed with; empty: it does not sign them.
     request_keys: Vec<RequestKey>,
     /// The same keys for XML signatures (HTTP-POST binding).
     request_trust: Option<saml_acs::IdpTrust>,
+    /// Whether it takes unsolicited responses (off by default: no InResponseTo binds them).
     pub idp_initiated: bool,
     /// The school to send its users to without the chooser (a platform of one school).
     pub tenant: Option<String>,
@@ -173,6 +176,7 @@ impl SpRequest {
 /// be answered with a login, the status it is answered with instead.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadRequest {
+    /// What the platform asked for: its ACS, ID, RelayState, ForceAuthn, IsPassive.
     pub request: SpRequest,
     /// The key its ID is claimed under (the SP's entity ID and the ID) and until when: while it
     /// could still pass the IssueInstant check, on any replica. `None`: IdP-initiated, no ID.
@@ -228,13 +232,21 @@ const METADATA_CACHE: &str = "PT6H";
 
 /// nymgate's SAML IdP face.
 pub struct SamlIdp {
+    /// nymgate's IdP entity ID: the Issuer of every response.
     pub entity_id: String,
+    /// Where platforms send their AuthnRequests (the SSO service in the metadata).
     pub sso_url: String,
+    /// The signing certificate, for the metadata's KeyDescriptor.
     cert_b64: String,
+    /// The signing key, loaded once into bergshamra.
     signer: bergshamra::DsigContext,
+    /// The signature algorithm (`signature_algorithm`).
     algorithm: SignatureAlgorithm,
+    /// How long an assertion is good for (`assertion_lifetime`, seconds).
     lifetime: u64,
+    /// The tolerance on a platform request's IssueInstant, seconds.
     clock_skew: u64,
+    /// The platforms it answers, by entity ID.
     sps: Vec<ServiceProvider>,
     /// nymgate's own certificate as a verifier: an intercepted ACS passes a Response of
     /// nymgate's own IdP through only when it verifies.
@@ -253,11 +265,17 @@ impl std::fmt::Debug for SamlIdp {
 
 /// One `[[login.saml_idp.service_providers]]`, with its certificates read.
 pub struct SpSettings {
+    /// `entity_id`.
     pub entity_id: String,
+    /// `acs_url`.
     pub acs_url: String,
+    /// The files of `certificate_files`, read: its request-signing keys.
     pub certificates: Vec<Vec<u8>>,
+    /// `idp_initiated`.
     pub idp_initiated: bool,
+    /// `tenant`: the school its users go to without the chooser.
     pub tenant: Option<String>,
+    /// `sector`: its pseudonym sector.
     pub sector: Option<String>,
     /// Interception mode: the path of `acs_url` on nymgate's public listener.
     pub intercept_path: Option<String>,

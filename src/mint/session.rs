@@ -26,6 +26,7 @@ const SESSION_COOKIE: &str = "__Host-nymgate-session";
 /// What a session cookie holds: the pseudonymous claims and nothing else.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Session {
+    /// The pseudonymous claims the signed header carries; nothing personal.
     pub claims: Map<String, Value>,
     /// Names (never values) of what the IdP sent and the platform does not get.
     #[serde(default)]
