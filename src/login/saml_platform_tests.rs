@@ -4,40 +4,9 @@
 //! mint is below the flows and imports nothing of login; the IdP's own unit tests are in
 //! src/mint/saml_idp_tests.rs.
 
-use crate::mint::saml_idp::{SamlIdp, SamlOutError, SignatureAlgorithm, SpRequest, SpSettings};
-use crate::pseudonym::policy::Role;
-use crate::pseudonym::PseudonymousLogin;
+use crate::mint::saml_idp::tests::{build, login, ACS, IDP, SP, SSO};
+use crate::mint::saml_idp::{SamlIdp, SamlOutError, SpRequest};
 use crate::verify::saml_acs::{self, Expected, IdpTrust, RequiredSignatures};
-
-const IDP: &str = "https://learn.example/nymgate/idp";
-const SSO: &str = "https://learn.example/nymgate/idp/sso";
-const SP: &str = "https://platform.example/saml";
-const ACS: &str = "https://platform.example/saml/acs";
-
-/// A teacher's login (the role's two names differ: `faculty` and `teacher`).
-fn login() -> PseudonymousLogin {
-    PseudonymousLogin { role: Role::Teacher, school: Some("SCH-A".into()), ..PseudonymousLogin::example() }
-}
-
-/// nymgate's IdP (RSA) with `SP` as its one platform (requests signed when `sp_signs`): the
-/// IdP, its certificate, and the SP's signing certificate and key (PEM).
-fn build(sp_signs: bool, idp_initiated: bool) -> (SamlIdp, String, String, String) {
-    let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
-    let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
-    let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
-    let settings = SpSettings { certificates, idp_initiated, ..SpSettings::new(SP, ACS) };
-    let idp = SamlIdp::new(
-        IDP.into(),
-        SSO.into(),
-        cert.as_bytes(),
-        key.as_bytes(),
-        SignatureAlgorithm::RsaSha256,
-        300,
-        vec![settings],
-    )
-    .unwrap();
-    (idp, cert, sp_cert, sp_key)
-}
 
 /// nymgate's IdP (RSA), the certificate an SP pins for it, and the SP's own signing pair
 /// (nymgate's SAML SP code stands in for a platform that signs its requests).

@@ -22,7 +22,7 @@ use crate::web::escape;
 mod request;
 #[cfg(test)]
 #[path = "saml_idp_tests.rs"]
-mod tests;
+pub(crate) mod tests;
 
 const POST_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST";
 const REDIRECT_BINDING: &str = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect";

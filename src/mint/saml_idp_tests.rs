@@ -1,25 +1,26 @@
 //! Unit tests of src/mint/saml_idp.rs and saml_idp_request.rs. The tests in which nymgate's own
 //! SAML SP stands in for a platform live with that SP, in src/login/saml_platform_tests.rs (mint
-//! is below the flows and imports nothing of login).
+//! is below the flows and imports nothing of login); they build their parties with the fixtures
+//! here (`build`, `login`, the URLs), which is why those are `pub(crate)`.
 
 use super::*;
 use crate::pseudonym::policy::Role;
 use crate::verify::saml_acs::{Expected, IdpTrust, RequiredSignatures};
 
-const IDP: &str = "https://learn.example/nymgate/idp";
-const SSO: &str = "https://learn.example/nymgate/idp/sso";
-const SP: &str = "https://platform.example/saml";
-const ACS: &str = "https://platform.example/saml/acs";
+pub(crate) const IDP: &str = "https://learn.example/nymgate/idp";
+pub(crate) const SSO: &str = "https://learn.example/nymgate/idp/sso";
+pub(crate) const SP: &str = "https://platform.example/saml";
+pub(crate) const ACS: &str = "https://platform.example/saml/acs";
 
 /// A teacher's login (the role's two names differ: `faculty` and `teacher`).
-fn login() -> PseudonymousLogin {
+pub(crate) fn login() -> PseudonymousLogin {
     PseudonymousLogin { role: Role::Teacher, school: Some("SCH-A".into()), ..PseudonymousLogin::example() }
 }
 
 /// nymgate's IdP (RSA) with `SP` as its one platform (requests signed when `sp_signs`,
 /// IdP-initiated logins when `idp_initiated`): the IdP, its certificate, and the SP's signing
 /// certificate and key (PEM).
-fn build(sp_signs: bool, idp_initiated: bool) -> (SamlIdp, String, String, String) {
+pub(crate) fn build(sp_signs: bool, idp_initiated: bool) -> (SamlIdp, String, String, String) {
     let (cert, key) = crate::certs::generate_saml_signing_cert(IDP).unwrap();
     let (sp_cert, sp_key) = crate::certs::generate_saml_signing_cert(SP).unwrap();
     let certificates = if sp_signs { vec![sp_cert.clone().into_bytes()] } else { vec![] };
