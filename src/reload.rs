@@ -141,7 +141,7 @@ impl Reloader {
         warn_about_restart_only_changes(&old.config, &config);
         build_generation(config, &self.metrics, Some(&old))
             .await
-            .map_err(|problems| problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))
+            .map_err(|problems| crate::config::ConfigProblem::join(&problems))
     }
 }
 

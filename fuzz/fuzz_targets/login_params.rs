@@ -3,7 +3,9 @@
 //! never leaves the site.
 #![no_main]
 use libfuzzer_sys::fuzz_target;
-use nymgate::login::{basic_credentials, cookie_value, form, safe_return_to};
+use nymgate::login::{form, safe_return_to};
+use nymgate::mint::provider::basic_credentials;
+use nymgate::web::cookie_value;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };

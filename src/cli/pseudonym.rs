@@ -13,16 +13,19 @@
 //! writes the audit line of every number it answers before it answers (so no caller can forget
 //! them). The server has no lookup by subject (a DPO's request is answered from a shell on the
 //! host, where the subject never crosses the network); this module adds the config and keyring
-//! read (their failures audited here), the retained-record marks and the printed text. Exit 0 with the numbers (the first line is the current primary number
-//! alone, for scripts), 1 with the reason.
+//! read (their failures audited here), the retained-record marks and the printed text. Exit 0
+//! with the numbers (the first line is the current primary number alone, for scripts), 1 with
+//! the reason.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use nymgate::audit::{AuditEvent, AuditSink};
-use nymgate::config::Config;
+use nymgate::audit::AuditSink;
+use nymgate::config::{Config, ConfigProblem};
 use nymgate::pseudonym::keyring::Keyring;
-use nymgate::pseudonym::{KeyState, KnownNumber, Pseudonymizer, Sector, SubjectAccessError, SubjectRequest};
+use nymgate::pseudonym::{
+    record_refusal, KeyState, KnownNumber, Pseudonymizer, Sector, SubjectAccessError, SubjectRequest,
+};
 use nymgate::retention::{RetentionError, RetentionStore, WrapKeys};
 
 /// Reads the subject (`-`: one line of standard input), looks it up and prints the numbers.
@@ -69,11 +72,10 @@ fn lookup(
 ) -> Result<String, String> {
     let config = Config::load(config_path).map_err(|e| e.to_string())?;
     let sink = AuditSink::from_config(&config.audit);
-    // A failure names no tenant (it may be what was typed) and never the subject.
+    // A failure names no tenant (it may be what was typed) and never the subject: the same
+    // line the pseudonymizer writes for a refused lookup.
     let failed = |reason: &'static str, message: String| -> Result<String, String> {
-        match sink
-            .record(&AuditEvent { reason: Some(reason), ..AuditEvent::admin("pseudonym_lookup", "failed") })
-        {
+        match record_refusal(&sink, reason) {
             Ok(()) => Err(message),
             Err(e) => Err(format!("{message} (and its audit line could not be written: {e})")),
         }
@@ -88,8 +90,7 @@ fn lookup(
     let pseudonymizer = match Pseudonymizer::new(&config, keyring) {
         Ok(p) => p,
         Err(problems) => {
-            let message = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-            return failed("config_invalid", message);
+            return failed("config_invalid", ConfigProblem::join(&problems));
         }
     };
     // The pseudonymizer's DPO entry writes the lines of its answer or refusal itself.

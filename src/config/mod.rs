@@ -137,6 +137,12 @@ impl ConfigProblem {
     pub fn new(field: impl Into<String>, message: impl fmt::Display) -> Self {
         ConfigProblem { field: field.into(), message: message.to_string() }
     }
+
+    /// Every problem on one line, `field: message; field: message`: how a reload's log line,
+    /// a start error and a CLI refusal report them alike.
+    pub fn join(problems: &[ConfigProblem]) -> String {
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    }
 }
 
 /// So that a builder returning every problem (`Vec`) can `?` a step that has one.

@@ -26,10 +26,7 @@ impl std::fmt::Display for ParseError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ParseError::Syntax(message) => f.write_str(message),
-            ParseError::Fields { problems, .. } => {
-                let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                f.write_str(&lines.join("; "))
-            }
+            ParseError::Fields { problems, .. } => f.write_str(&ConfigProblem::join(problems)),
         }
     }
 }

@@ -355,7 +355,7 @@ impl DemoIdp {
             return oauth_error("invalid_grant");
         };
         let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
-        let challenge = crate::login::pkce_s256(verifier);
+        let challenge = crate::mint::provider::pkce_s256(verifier);
         if grant.client_id != *client_id
             || form.get("redirect_uri") != Some(&grant.redirect_uri)
             || !crate::secret::ct_eq_str(&challenge, &grant.code_challenge)

@@ -106,7 +106,7 @@ pub async fn login(
             format!("{}/nymgate/login/{}?return_to={}", target.base, target.tenant, encode(&target.paths[0]))
         }
         Output::Provider { client_id, redirect_uri, .. } => {
-            let challenge = crate::login::pkce_s256(&pkce_verifier);
+            let challenge = crate::mint::provider::pkce_s256(&pkce_verifier);
             format!(
                 "{}/nymgate/authorize?response_type=code&scope=openid&client_id={}&redirect_uri={}&state=s{person}&nonce={nonce}&code_challenge={challenge}&code_challenge_method=S256&tenant={}",
                 target.base,

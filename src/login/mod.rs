@@ -60,8 +60,7 @@ mod sso;
 mod tenant_choice;
 use errors::*;
 mod web;
-pub use crate::web::cookie_value;
-use crate::web::{clear_cookie, flow_cookie, json_response, redirect, set_cookie, SameSite};
+use crate::web::{clear_cookie, cookie_value, flow_cookie, json_response, redirect, set_cookie, SameSite};
 use web::*;
 pub use web::{form, safe_return_to};
 
@@ -86,8 +85,6 @@ use crate::clock::unix_now;
 use crate::config::{Config, LoginOutput};
 use crate::metrics::Metrics;
 use crate::metrics_login::Step;
-/// The provider face's pieces under their old paths (the fuzz targets, the demo and the load test).
-pub use crate::mint::provider::{basic_credentials, pkce_s256, IssuedCode};
 use crate::mint::provider::{oauth_error, Provider};
 use crate::mint::saml_idp::{self, MAX_RELAY_STATE};
 use crate::mint::session::{AssertionSettings, Sessions};

@@ -51,7 +51,7 @@ pub mod keyring_backup;
 pub mod keyring_write;
 pub mod policy;
 mod subject_access;
-pub use subject_access::{KeyState, KnownNumber, SubjectAccessError, SubjectRequest};
+pub use subject_access::{record_refusal, KeyState, KnownNumber, SubjectAccessError, SubjectRequest};
 
 use std::collections::HashMap;
 use std::fmt;

@@ -10,14 +10,6 @@
 use super::*;
 use crate::audit::{AuditEvent, AuditSink};
 
-/// The account numbers of one person for a data-subject request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg(test)]
-pub(crate) struct Lookup {
-    pub current: AccountNumber,
-    pub previous: Option<AccountNumber>,
-}
-
 /// One number a person has under one key version still in the keyring (the DPO's lookup).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KnownNumber {
@@ -80,6 +72,13 @@ impl SubjectAccessError {
     }
 }
 
+/// The audit line of a data-subject request that got no answer, here or before the lookup
+/// could run (`nymgate pseudonym` when the config or keyring can't be read): its reason only.
+/// It names no tenant (what was typed may be anything) and never the subject.
+pub fn record_refusal(audit: &AuditSink, reason: &'static str) -> std::io::Result<()> {
+    audit.record(&AuditEvent { reason: Some(reason), ..AuditEvent::admin("pseudonym_lookup", "failed") })
+}
+
 impl Pseudonymizer {
     /// Every number the person has in each requested sector, under every key version the scope
     /// still holds, newest first; written to the audit log before it is returned.
@@ -99,12 +98,8 @@ impl Pseudonymizer {
             ) {
                 Ok(known) => answers.extend(known.into_iter().map(|k| (*sector, k))),
                 Err(error) => {
-                    // A refusal names no tenant (it may be what was typed), never the subject.
-                    let line = AuditEvent {
-                        reason: Some(error.reason()),
-                        ..AuditEvent::admin("pseudonym_lookup", "failed")
-                    };
-                    return Err(SubjectAccessError::Refused { error, audit: audit.record(&line).err() });
+                    let audit = record_refusal(audit, error.reason()).err();
+                    return Err(SubjectAccessError::Refused { error, audit });
                 }
             }
         }
@@ -121,38 +116,12 @@ impl Pseudonymizer {
         Ok(answers)
     }
 
-    /// The account numbers a known person has in a tenant for a platform in `sector`, for a
-    /// data-subject request (`nymgate pseudonym`). `issuer` defaults to the tenant's; any
-    /// spelling of the tenant's issuer gives the numbers its logins got, and another issuer
-    /// (a school's former IdP) is taken in its own canonical form, as a login from it was.
-    #[cfg(test)]
-    pub(crate) fn lookup(
-        &self,
-        tenant_id: &str,
-        issuer: Option<&str>,
-        subject: &str,
-        sector: Sector<'_>,
-        now: u64,
-    ) -> Result<Lookup, PseudonymError> {
-        // The current and previous of every version's numbers: one derivation for both lookups.
-        let mut current = None;
-        let mut previous = None;
-        for known in self.lookup_every_version(tenant_id, issuer, subject, sector, now)? {
-            match known.key {
-                KeyState::Current => current = Some(known.number),
-                KeyState::Previous => previous = Some(known.number),
-                KeyState::Older => {}
-            }
-        }
-        let current = current.ok_or_else(|| PseudonymError::NoKeys(tenant_id.to_owned()))?;
-        Ok(Lookup { current, previous })
-    }
-
     /// Every number of the person under every key version the scope still holds, newest
     /// first: after a rotation window has closed, records made under the older number stay
     /// until culled (docs/PSEUDONYMS.md, "Data-subject requests"), and an erasure by number
-    /// must reach them too. [`Pseudonymizer::lookup`] picks its current and previous ones.
-    fn lookup_every_version(
+    /// must reach them too. Visible to the module's tests, which compare its current number
+    /// with a login's.
+    pub(super) fn lookup_every_version(
         &self,
         tenant_id: &str,
         issuer: Option<&str>,

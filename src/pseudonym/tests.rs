@@ -6,6 +6,26 @@ use serde_json::json;
 use super::identity::{Attribute, NameId};
 use super::*;
 
+impl Pseudonymizer {
+    /// The number the person's logins get now, by the DPO lookup's derivation without its audit
+    /// (subject_access.rs audits every answer it gives a DPO): what these tests, and the drift
+    /// tests, compare a login's number with.
+    pub(super) fn current_number(
+        &self,
+        tenant_id: &str,
+        issuer: Option<&str>,
+        subject: &str,
+        sector: Sector<'_>,
+        now: u64,
+    ) -> Result<AccountNumber, PseudonymError> {
+        self.lookup_every_version(tenant_id, issuer, subject, sector, now)?
+            .into_iter()
+            .find(|known| known.key == KeyState::Current)
+            .map(|known| known.number)
+            .ok_or_else(|| PseudonymError::NoKeys(tenant_id.to_owned()))
+    }
+}
+
 fn keyring_with(scopes: &[&str]) -> Keyring {
     let mut ring = Keyring::default();
     for scope in scopes {
@@ -194,24 +214,43 @@ fn saml_login_keeps_only_the_number_and_mapped_claims() {
         login.removed.contains(&"mail".to_owned()) && login.removed.contains(&"norEduPersonNIN".to_owned())
     );
     // The same person through the DPO lookup gets the same number.
-    let lookup = p.lookup("school-a", None, "alice@school-a.example", Sector::Primary, 2_000).unwrap();
-    assert_eq!(lookup.current, login.sub);
+    let number =
+        p.current_number("school-a", None, "alice@school-a.example", Sector::Primary, 2_000).unwrap();
+    assert_eq!(number, login.sub);
 }
 
 #[test]
 fn a_shared_scope_gives_the_same_number_in_each_school() {
     let p = Pseudonymizer::new(&config_with(TENANTS), keyring_with(&["municipality-x", "school-c"])).unwrap();
     let a = p
-        .lookup("school-a", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .current_number(
+            "school-a",
+            Some("https://idp.municipality-x.example"),
+            "pupil-17",
+            Sector::Primary,
+            0,
+        )
         .unwrap();
     let b = p
-        .lookup("school-b", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .current_number(
+            "school-b",
+            Some("https://idp.municipality-x.example"),
+            "pupil-17",
+            Sector::Primary,
+            0,
+        )
         .unwrap();
     assert_eq!(a, b);
     let c = p
-        .lookup("school-c", Some("https://idp.municipality-x.example"), "pupil-17", Sector::Primary, 0)
+        .current_number(
+            "school-c",
+            Some("https://idp.municipality-x.example"),
+            "pupil-17",
+            Sector::Primary,
+            0,
+        )
         .unwrap();
-    assert_ne!(a.current, c.current, "another scope, another number");
+    assert_ne!(a, c, "another scope, another number");
 }
 
 #[test]

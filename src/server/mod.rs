@@ -62,7 +62,7 @@ pub enum StartError {
     #[error("{field}: {source}")]
     Tls { field: &'static str, source: TlsError },
     /// What building found (gateway.rs), each problem by its field as `check` names it.
-    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    #[error("{}", ConfigProblem::join(.0))]
     Build(Vec<ConfigProblem>),
 }
 
